@@ -1,0 +1,137 @@
+package manifest
+
+import (
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+
+	yaml "go.yaml.in/yaml/v3"
+	k8syaml "sigs.k8s.io/yaml"
+)
+
+// Parse reads a courses.yaml. file names it in messages. It returns the
+// config with defaults merged into every course and the warnings; the error,
+// when not nil, is an Errors listing every problem found, each with its
+// line, column and field path.
+func Parse(file string, data []byte) (*Config, []Problem, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, nil, Errors{syntaxProblem(file, err)}
+	}
+	w := &walker{file: file, pos: map[string]position{}}
+	if len(root.Content) == 0 {
+		return nil, nil, Errors{{File: file, Line: 1, Message: "the file is empty; it needs at least version: 1 and courses:"}}
+	}
+	w.walk(root.Content[0], reflect.TypeFor[Config](), "")
+	if len(w.probs) > 0 {
+		return nil, nil, sorted(w.probs)
+	}
+	var c Config
+	if err := k8syaml.UnmarshalStrict(data, &c); err != nil {
+		// The walk accepts exactly what the strict decoding accepts, so
+		// this is a bug in the walk; still, say what the decoder said.
+		return nil, nil, Errors{{File: file, Message: err.Error()}}
+	}
+	v := &validator{walker: w, c: &c}
+	v.check()
+	var errs, warns []Problem
+	for _, p := range v.probs {
+		if p.Warning {
+			warns = append(warns, p)
+		} else {
+			errs = append(errs, p)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, sorted(warns), sorted(errs)
+	}
+	c.mergeDefaults()
+	c.file, c.pos = file, w.pos
+	return &c, sorted(warns), nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func syntaxProblem(file string, err error) Problem {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return Problem{File: file, Line: line, Message: "YAML syntax: " + m[2]}
+	}
+	return Problem{File: file, Message: "YAML syntax: " + msg}
+}
+
+func sorted(ps []Problem) Errors {
+	slices.SortStableFunc(ps, func(a, b Problem) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Col - b.Col
+	})
+	return ps
+}
+
+// mergeDefaults fills every course field left unset from defaults:, and
+// defaults: itself from the built-in values.
+func (c *Config) mergeDefaults() {
+	d := &c.Defaults
+	d.Branch = or(d.Branch, DefaultBranch)
+	d.Idle = or(d.Idle, Duration(DefaultIdle))
+	d.Lingering = or(d.Lingering, Duration(DefaultLingering))
+	d.RetireLimit = or(d.RetireLimit, DefaultRetireLimit)
+	d.Container.Port = or(d.Container.Port, DefaultPort)
+	if d.Container.Command == nil {
+		d.Container.Command = DefaultCommand
+	}
+	if d.Container.Mounts == nil {
+		d.Container.Mounts = DefaultMounts
+	}
+	c.Build.Concurrency = or(c.Build.Concurrency, DefaultConcurrency)
+	c.Build.Keep = or(c.Build.Keep, DefaultKeep)
+	c.Build.Timeout = or(c.Build.Timeout, Duration(DefaultBuildTO))
+	for name, co := range c.Courses {
+		co.Name = name
+		co.Branch = or(co.Branch, d.Branch)
+		co.Idle = or(co.Idle, d.Idle)
+		co.Lingering = or(co.Lingering, d.Lingering)
+		co.RetireLimit = or(co.RetireLimit, d.RetireLimit)
+		if co.Freeze == nil {
+			co.Freeze = d.Freeze
+		}
+		co.Container = mergeContainer(co.Container, d.Container)
+		c.Courses[name] = co
+	}
+}
+
+func mergeContainer(c, d Container) Container {
+	c.Port = or(c.Port, d.Port)
+	c.Memory = or(c.Memory, d.Memory)
+	c.CPUs = or(c.CPUs, d.CPUs)
+	c.Token = or(c.Token, d.Token)
+	if c.Command == nil {
+		c.Command = d.Command
+	}
+	if c.Mounts == nil {
+		c.Mounts = d.Mounts
+	}
+	if len(d.Env) > 0 {
+		env := make(map[string]string, len(d.Env)+len(c.Env))
+		for k, v := range d.Env {
+			env[k] = v
+		}
+		for k, v := range c.Env {
+			env[k] = v
+		}
+		c.Env = env
+	}
+	return c
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

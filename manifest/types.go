@@ -1,0 +1,159 @@
+// Package manifest defines the desired state of a course site — the
+// courses.yaml file of the config repo — and parses and validates it.
+//
+// It is pure: it imports neither git nor Docker. Whatever it needs to know
+// about repository contents (does images/x.dockerfile exist?) it asks through
+// the Sources interface.
+package manifest
+
+import "time"
+
+// FileName is the name of the desired-state file inside the config repo.
+const FileName = "courses.yaml"
+
+// Config is a parsed and validated courses.yaml, with defaults merged into
+// every course.
+type Config struct {
+	Version   int               `json:"version"`
+	Defaults  Defaults          `json:"defaults,omitempty"`
+	Schedules Schedules         `json:"schedules,omitempty"`
+	Build     Build             `json:"build,omitempty"`
+	Images    map[string]Image  `json:"images,omitempty"`
+	Courses   map[string]Course `json:"courses"`
+	Notify    []Notifier        `json:"notify,omitempty"`
+
+	// file and pos say where each field path was written, for messages
+	// about this config after Parse.
+	file string
+	pos  map[string]position
+}
+
+// Defaults apply to every course that does not set the field itself.
+type Defaults struct {
+	Branch      string    `json:"branch,omitempty"`
+	Idle        Duration  `json:"idle,omitempty"`
+	Lingering   Duration  `json:"lingering,omitempty"`
+	RetireLimit int       `json:"retire-limit,omitempty"`
+	Container   Container `json:"container,omitempty"`
+	Freeze      []Freeze  `json:"freeze,omitempty"`
+}
+
+// Container says how a student's container is made. Strings may hold the
+// placeholders {root}, {course}, {student}, {uid} and {port}.
+type Container struct {
+	// Port is the server's port inside the container.
+	Port    int               `json:"port,omitempty"`
+	Memory  ByteSize          `json:"memory,omitempty"`
+	CPUs    float64           `json:"cpus,omitempty"`
+	Command []string          `json:"command,omitempty"`
+	Mounts  []string          `json:"mounts,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	// Token is the Jupyter token the server is started with, if any; the
+	// activity probe sends it. It may hold placeholders.
+	Token string `json:"token,omitempty"`
+}
+
+// Freeze is a window, starting at each activation of Cron and lasting For,
+// during which no container of the course is stopped or removed for
+// staleness or lingering.
+type Freeze struct {
+	Cron string   `json:"cron"`
+	For  Duration `json:"for"`
+}
+
+// Schedules are robfig/cron expressions (descriptors such as "@every 1m"
+// allowed). An empty schedule is off.
+type Schedules struct {
+	Pull      string `json:"pull,omitempty"`
+	Reconcile string `json:"reconcile,omitempty"`
+	Rebuild   string `json:"rebuild,omitempty"`
+}
+
+// Build tunes image building for the whole site.
+type Build struct {
+	// Concurrency bounds the number of builds running at once.
+	Concurrency int `json:"concurrency,omitempty"`
+	// Keep is how many builds of each image are kept; older ones are removed
+	// once no container uses them.
+	Keep int `json:"keep,omitempty"`
+	// Timeout bounds one build, smoke test included.
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Image is an explicit image definition from the images: section.
+type Image struct {
+	// Dockerfile is a path in the config repo.
+	Dockerfile string            `json:"dockerfile,omitempty"`
+	BuildArgs  map[string]string `json:"build-args,omitempty"`
+	// Smoke is a command run in a throwaway container of a new build; it
+	// must exit 0 for the build to be published.
+	Smoke []string `json:"smoke,omitempty"`
+	// Pin names the build key of an earlier build to serve instead of the
+	// newest one.
+	Pin string `json:"pin,omitempty"`
+}
+
+// Course is one course of the site, with defaults merged in.
+type Course struct {
+	// Name is the key of the course in courses:, filled in by Parse.
+	Name   string `json:"-"`
+	Repo   string `json:"repo"`
+	Branch string `json:"branch,omitempty"`
+	// Path is the course root inside its repo ("" for the repo root).
+	Path string `json:"path,omitempty"`
+	// Image defaults to the course name.
+	Image       string    `json:"image,omitempty"`
+	Idle        Duration  `json:"idle,omitempty"`
+	Lingering   Duration  `json:"lingering,omitempty"`
+	RetireLimit int       `json:"retire-limit,omitempty"`
+	Container   Container `json:"container,omitempty"`
+	Freeze      []Freeze  `json:"freeze,omitempty"`
+	// Archived courses get no new containers; existing ones are removed
+	// once idle.
+	Archived bool `json:"archived,omitempty"`
+	// Credentials are how to reach Repo, when it is not public.
+	Credentials *Credentials `json:"credentials,omitempty"`
+}
+
+// Credentials name where secrets are read from; the secrets themselves never
+// appear in courses.yaml.
+type Credentials struct {
+	Username string `json:"username,omitempty"`
+	// PasswordFile or PasswordEnv hold an https password or token.
+	PasswordFile string `json:"password-file,omitempty"`
+	PasswordEnv  string `json:"password-env,omitempty"`
+	// SSHKeyFile and KnownHostsFile are for ssh:// and scp-like URLs.
+	SSHKeyFile     string `json:"ssh-key-file,omitempty"`
+	KnownHostsFile string `json:"known-hosts-file,omitempty"`
+}
+
+// Notifier is a destination for notifications (build failed or recovered,
+// config rejected, remote unreachable).
+type Notifier struct {
+	// Kind is "json" (a generic JSON POST) or "slack" (Slack-compatible).
+	Kind string `json:"kind"`
+	// URLFile or URLEnv hold the URL: webhook URLs are secrets.
+	URLFile string `json:"url-file,omitempty"`
+	URLEnv  string `json:"url-env,omitempty"`
+}
+
+// Built-in defaults, used where courses.yaml says nothing (nbhosting-like).
+const (
+	DefaultBranch      = "main"
+	DefaultIdle        = 2 * time.Hour
+	DefaultLingering   = 48 * time.Hour
+	DefaultRetireLimit = 50
+	DefaultPort        = 8888
+	DefaultConcurrency = 2
+	DefaultKeep        = 3
+	DefaultBuildTO     = time.Hour
+)
+
+// DefaultCommand and DefaultMounts are the container settings of a course
+// that says nothing about them.
+var (
+	DefaultCommand = []string{"start-in-dir-as-uid.sh", "/home/jovyan", "{uid}", "jupyter", "lab",
+		"--ip=0.0.0.0", "--no-browser", "--ServerApp.base_url=/{port}/", "--ServerApp.root_dir=/home/jovyan/work"}
+	DefaultMounts = []string{"{root}/students/{student}/{course}:/home/jovyan/work",
+		"{root}/courses/{course}:/home/jovyan/course:ro"}
+)

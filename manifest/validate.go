@@ -1,0 +1,332 @@
+package manifest
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/robfig/cron/v3"
+)
+
+// MaxNameLen bounds course and image names: they become parts of container
+// names, image names and paths.
+const MaxNameLen = 63
+
+var (
+	// courseName follows SPEC §2: lowercase letters, digits, -, _, .; no
+	// leading . or -.
+	courseName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
+	// imageName is a Docker repository path component.
+	imageName   = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	placeholder = regexp.MustCompile(`\{[^{}]*\}`)
+	hexKey      = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+	// scpLike is git's user@host:path form.
+	scpLike = regexp.MustCompile(`^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^/]`)
+)
+
+// Placeholders are the names a container setting may use in braces.
+var Placeholders = []string{"root", "course", "student", "uid", "port"}
+
+// CronParser is the parser for every cron expression of courses.yaml: five
+// fields, or a descriptor such as @every 1m or @daily.
+var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// validator runs the checks that need values, not just shapes.
+type validator struct {
+	*walker
+	c *Config
+}
+
+// at reports a problem at the place path (or its nearest written parent)
+// was written.
+func (v *validator) at(path string, warning bool, format string, args ...any) {
+	p := Problem{File: v.file, Path: path, Message: fmt.Sprintf(format, args...), Warning: warning}
+	for q := path; ; {
+		if pos, ok := v.pos[q]; ok {
+			p.Line, p.Col = pos.line, pos.col
+			break
+		}
+		i := strings.LastIndexAny(q, ".[")
+		if i < 0 {
+			break
+		}
+		q = q[:i]
+	}
+	v.probs = append(v.probs, p)
+}
+
+func (v *validator) errorf(path, format string, args ...any) { v.at(path, false, format, args...) }
+func (v *validator) warnf(path, format string, args ...any)  { v.at(path, true, format, args...) }
+
+func (v *validator) check() {
+	c := v.c
+	switch c.Version {
+	case 1:
+	case 0:
+		v.errorf("version", "missing; start the file with version: 1")
+	default:
+		v.errorf("version", "unsupported version %d (this nbh-sync reads version 1)", c.Version)
+	}
+	v.defaults("defaults", c.Defaults)
+	v.cronExpr("schedules.pull", c.Schedules.Pull)
+	v.cronExpr("schedules.reconcile", c.Schedules.Reconcile)
+	v.cronExpr("schedules.rebuild", c.Schedules.Rebuild)
+	if c.Build.Concurrency < 0 || c.Build.Concurrency > 64 {
+		v.errorf("build.concurrency", "must be between 1 and 64, got %d", c.Build.Concurrency)
+	}
+	if c.Build.Keep < 0 {
+		v.errorf("build.keep", "must be 1 or more, got %d", c.Build.Keep)
+	}
+	for _, name := range sortedKeys(c.Images) {
+		v.image("images."+name, name, c.Images[name])
+	}
+	if len(c.Courses) == 0 {
+		v.warnf("courses", "no courses: every managed container will be retired when idle")
+	}
+	used := map[string]bool{}
+	for _, name := range sortedKeys(c.Courses) {
+		co := c.Courses[name]
+		co.Name = name
+		used[co.ImageOf()] = true
+		v.course("courses."+name, co)
+	}
+	for _, name := range sortedKeys(c.Images) {
+		if !used[name] {
+			v.warnf("images."+name, "no course uses image %s; it is built all the same", name)
+		}
+	}
+	for i, n := range c.Notify {
+		p := fmt.Sprintf("notify[%d]", i)
+		if n.Kind != "json" && n.Kind != "slack" {
+			v.errorf(p+".kind", "unknown kind %q (want json or slack)", n.Kind)
+		}
+		if (n.URLFile == "") == (n.URLEnv == "") {
+			v.errorf(p, "set exactly one of url-file and url-env")
+		}
+	}
+}
+
+func (v *validator) defaults(p string, d Defaults) {
+	if d.Branch != "" {
+		v.branch(p+".branch", d.Branch)
+	}
+	v.limits(p, d.Idle, d.Lingering, d.RetireLimit)
+	v.container(p+".container", d.Container)
+	v.freeze(p+".freeze", d.Freeze)
+}
+
+func (v *validator) course(p string, co Course) {
+	v.name(p, co.Name, "course", courseName)
+	if strings.Contains(co.Name, "-x-") {
+		v.errorf(p, "course name %q must not contain -x-: it separates course and student in container names", co.Name)
+	}
+	if co.Image != "" {
+		v.name(p+".image", co.Image, "image", imageName)
+	} else if len(co.Name) <= MaxNameLen && courseName.MatchString(co.Name) && !imageName.MatchString(co.Name) {
+		v.errorf(p, "course name %q is not a valid image name; set image: to one (lowercase letters and digits joined by ., _, __ or -)", co.Name)
+	}
+	v.repo(p+".repo", co.Repo)
+	if co.Branch != "" {
+		v.branch(p+".branch", co.Branch)
+	}
+	if co.Path != "" {
+		v.relPath(p+".path", co.Path)
+	}
+	v.limits(p, co.Idle, co.Lingering, co.RetireLimit)
+	v.container(p+".container", co.Container)
+	v.freeze(p+".freeze", co.Freeze)
+	if cr := co.Credentials; cr != nil {
+		if cr.PasswordFile != "" && cr.PasswordEnv != "" {
+			v.errorf(p+".credentials", "set one of password-file and password-env, not both")
+		}
+		if (cr.SSHKeyFile == "") != (cr.KnownHostsFile == "") {
+			v.errorf(p+".credentials", "ssh-key-file and known-hosts-file go together: host keys are never trusted blindly")
+		}
+	}
+}
+
+func (v *validator) name(p, name, what string, re *regexp.Regexp) {
+	switch {
+	case len(name) > MaxNameLen:
+		v.errorf(p, "%s name %q is too long (%d characters, at most %d)", what, name, len(name), MaxNameLen)
+	case !re.MatchString(name):
+		if what == "image" {
+			v.errorf(p, "invalid image name %q: lowercase letters and digits, joined by ., _, __ or -", name)
+		} else {
+			v.errorf(p, "invalid course name %q: lowercase letters, digits, -, _ and ., not starting with . or -", name)
+		}
+	}
+}
+
+func (v *validator) repo(p, repo string) {
+	if repo == "" {
+		v.errorf(p, "missing: the course's git URL or local path")
+		return
+	}
+	if strings.HasPrefix(repo, "/") || repo == "." || scpLike.MatchString(repo) {
+		return
+	}
+	u, err := url.Parse(repo)
+	if err != nil {
+		v.errorf(p, "invalid repo %q: %v", repo, err)
+		return
+	}
+	switch u.Scheme {
+	case "https", "http", "ssh", "git", "file":
+		if u.User != nil {
+			if _, hasPassword := u.User.Password(); hasPassword {
+				v.errorf(p, "a password in the URL would be shown and logged; use credentials.password-file instead")
+			}
+		}
+	default:
+		v.errorf(p, "invalid repo %q: want an https://, ssh://, git:// or file:// URL, user@host:path, an absolute path, or . for the config repo", repo)
+	}
+}
+
+func (v *validator) branch(p, b string) {
+	if strings.HasPrefix(b, "-") || strings.Contains(b, "..") || strings.ContainsAny(b, " ~^:?*[\\") || strings.HasSuffix(b, "/") || strings.HasSuffix(b, ".lock") {
+		v.errorf(p, "invalid branch name %q", b)
+	}
+}
+
+func (v *validator) relPath(p, s string) {
+	if path.IsAbs(s) || path.Clean(s) != strings.TrimSuffix(s, "/") || s == ".." || strings.HasPrefix(s, "../") {
+		v.errorf(p, "invalid path %q: want a clean relative path inside the repo, such as intro or courses/intro", s)
+	}
+}
+
+func (v *validator) limits(p string, idle, lingering Duration, retire int) {
+	if idle != 0 && idle.Std() < 60e9 {
+		v.errorf(p+".idle", "%s is too short: at least 1m, or students lose their server while reading", idle)
+	}
+	if lingering != 0 && idle != 0 && lingering < idle {
+		v.warnf(p+".lingering", "%s is shorter than idle (%s): containers will be stopped for age before they are ever idle", lingering, idle)
+	}
+	if retire < 0 {
+		v.errorf(p+".retire-limit", "must be 1 or more, got %d", retire)
+	}
+}
+
+func (v *validator) container(p string, c Container) {
+	if c.Port < 0 || c.Port > 65535 {
+		v.errorf(p+".port", "invalid port %d", c.Port)
+	}
+	if c.Memory != 0 && c.Memory < 6<<20 {
+		v.errorf(p+".memory", "%s is below the engine's minimum of 6m", c.Memory)
+	}
+	if c.CPUs < 0 {
+		v.errorf(p+".cpus", "must not be negative")
+	}
+	for i, arg := range c.Command {
+		v.placeholders(fmt.Sprintf("%s.command[%d]", p, i), arg)
+	}
+	if c.Command != nil && len(c.Command) == 0 {
+		v.errorf(p+".command", "must not be empty")
+	}
+	for i, m := range c.Mounts {
+		q := fmt.Sprintf("%s.mounts[%d]", p, i)
+		v.placeholders(q, m)
+		parts := strings.Split(m, ":")
+		if len(parts) < 2 || len(parts) > 3 || (len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw") {
+			v.errorf(q, "invalid mount %q: want HOST:CONTAINER or HOST:CONTAINER:ro", m)
+			continue
+		}
+		if !strings.HasPrefix(parts[0], "/") && !strings.HasPrefix(parts[0], "{root}") {
+			v.errorf(q, "mount source %q must be an absolute host path or start with {root}", parts[0])
+		}
+		if !strings.HasPrefix(parts[1], "/") {
+			v.errorf(q, "mount target %q must be an absolute path in the container", parts[1])
+		}
+	}
+	for _, k := range sortedKeys(c.Env) {
+		if !envName.MatchString(k) {
+			v.errorf(p+".env."+k, "invalid environment variable name %q", k)
+		}
+		v.placeholders(p+".env."+k, c.Env[k])
+	}
+	v.placeholders(p+".token", c.Token)
+}
+
+func (v *validator) placeholders(p, s string) {
+	for _, m := range placeholder.FindAllString(s, -1) {
+		if !slices.Contains(Placeholders, m[1:len(m)-1]) {
+			v.errorf(p, "unknown placeholder %s (known: {root}, {course}, {student}, {uid}, {port})", m)
+		}
+	}
+}
+
+func (v *validator) freeze(p string, fs []Freeze) {
+	for i, f := range fs {
+		q := fmt.Sprintf("%s[%d]", p, i)
+		if f.Cron == "" {
+			v.errorf(q+".cron", "missing: when the window starts, as a cron expression")
+		} else {
+			v.cronExpr(q+".cron", f.Cron)
+		}
+		if f.For <= 0 {
+			v.errorf(q+".for", "missing: how long the window lasts, e.g. 4h")
+		}
+	}
+}
+
+func (v *validator) cronExpr(p, expr string) {
+	if expr == "" {
+		return
+	}
+	if _, err := CronParser.Parse(expr); err != nil {
+		v.errorf(p, "invalid cron expression %q: %v", expr, err)
+	}
+}
+
+func (v *validator) image(p, name string, img Image) {
+	v.name(p, name, "image", imageName)
+	if img.Dockerfile != "" {
+		v.relPath(p+".dockerfile", img.Dockerfile)
+	}
+	for _, k := range sortedKeys(img.BuildArgs) {
+		if !envName.MatchString(k) {
+			v.errorf(p+".build-args."+k, "invalid build argument name %q", k)
+		}
+	}
+	if img.Smoke != nil && (len(img.Smoke) == 0 || img.Smoke[0] == "") {
+		v.errorf(p+".smoke", "must name a command")
+	}
+	if img.Pin != "" && !hexKey.MatchString(img.Pin) {
+		v.errorf(p+".pin", "invalid build key %q: want the hex digest shown by nbh-sync status (12 to 64 characters)", img.Pin)
+	}
+}
+
+// CheckImages resolves every image of the site against src (SPEC §3) and
+// reports an image nobody can build as an error at the course that uses it
+// (or at its images: entry), and an assumed source as a warning.
+func (c *Config) CheckImages(src Sources) []Problem {
+	v := &validator{walker: &walker{file: c.file, pos: c.pos}, c: c}
+	add := func(path string, warning bool, msg string) { v.at(path, warning, "%s", msg) }
+	for _, name := range c.ImageNames() {
+		where := "images." + name
+		if _, ok := c.Images[name]; !ok {
+			where = "courses." + c.CoursesUsing(name)[0]
+		}
+		s, err := c.ResolveImage(name, src)
+		switch {
+		case err != nil:
+			add(where, false, err.Error())
+		case s.Assumed:
+			add(where, true, fmt.Sprintf("image %s: expects %s in course %s (its repo is not fetched; not checked)", name, CourseDockerfile, name))
+		}
+	}
+	return v.probs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

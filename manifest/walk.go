@@ -1,0 +1,283 @@
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// position is where a field path was written.
+type position struct{ line, col int }
+
+// walker checks a yaml.Node tree against the Go type it will be decoded
+// into, so that unknown keys, duplicate keys and wrong types are reported
+// with their line and column — sigs.k8s.io/yaml reports none of that. It
+// also records where each field path was written, for later checks.
+type walker struct {
+	file  string
+	probs []Problem
+	pos   map[string]position
+}
+
+var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+func (w *walker) errorf(n *yaml.Node, path, format string, args ...any) {
+	w.probs = append(w.probs, Problem{File: w.file, Line: n.Line, Col: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// valueErrorf reports a bad value at the place its key was written, as
+// SPEC §2's example does (the key is what the reader looks for).
+func (w *walker) valueErrorf(n *yaml.Node, path, format string, args ...any) {
+	if p, ok := w.pos[path]; ok {
+		n = &yaml.Node{Line: p.line, Column: p.col}
+	}
+	w.errorf(n, path, format, args...)
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // an empty value leaves the field unset
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(jsonUnmarshaler) {
+		w.custom(n, t, path)
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		w.mapping(n, path, func(key *yaml.Node) (reflect.Type, string, bool) {
+			f, ok := fieldByTag(t, key.Value)
+			if !ok {
+				msg := fmt.Sprintf("unknown field %q", key.Value)
+				if s := suggest(key.Value, tagsOf(t)); s != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				w.errorf(key, join(path, key.Value), "%s", msg)
+				return nil, "", false
+			}
+			return f.Type, join(path, key.Value), true
+		})
+	case reflect.Map:
+		w.mapping(n, path, func(key *yaml.Node) (reflect.Type, string, bool) {
+			return t.Elem(), join(path, key.Value), true
+		})
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			w.valueErrorf(n, path, "want a list, got %s", describe(n))
+			return
+		}
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			w.pos[p] = position{item.Line, item.Column}
+			w.walk(item, t.Elem(), p)
+		}
+	default:
+		w.scalar(n, t, path)
+	}
+}
+
+// mapping walks the pairs of a mapping node; field resolves a key to the
+// type and path of its value, or reports it and returns false.
+func (w *walker) mapping(n *yaml.Node, path string, field func(key *yaml.Node) (reflect.Type, string, bool)) {
+	if n.Kind != yaml.MappingNode {
+		w.valueErrorf(n, path, "want a mapping (key: value), got %s", describe(n))
+		return
+	}
+	seen := map[string]*yaml.Node{}
+	w.pairs(n, path, seen, field, false)
+}
+
+func (w *walker) pairs(n *yaml.Node, path string, seen map[string]*yaml.Node, field func(*yaml.Node) (reflect.Type, string, bool), merged bool) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		if key.Kind == yaml.ScalarNode && key.Tag == "!!merge" {
+			w.merge(val, path, seen, field)
+			continue
+		}
+		if key.Kind != yaml.ScalarNode {
+			w.errorf(key, path, "a key must be a plain string, got %s", describe(key))
+			continue
+		}
+		if prev, dup := seen[key.Value]; dup {
+			if !merged {
+				w.errorf(key, join(path, key.Value), "duplicate key %q (first at line %d)", key.Value, prev.Line)
+			}
+			continue
+		}
+		seen[key.Value] = key
+		t, p, ok := field(key)
+		if !ok {
+			continue
+		}
+		w.pos[p] = position{key.Line, key.Column}
+		w.walk(val, t, p)
+	}
+}
+
+// merge handles YAML merge keys (<<: *anchor): keys written in the mapping
+// itself win, as in the YAML spec.
+func (w *walker) merge(val *yaml.Node, path string, seen map[string]*yaml.Node, field func(*yaml.Node) (reflect.Type, string, bool)) {
+	if val.Kind == yaml.AliasNode {
+		val = val.Alias
+	}
+	switch val.Kind {
+	case yaml.MappingNode:
+		w.pairs(val, path, seen, field, true)
+	case yaml.SequenceNode:
+		for _, m := range val.Content {
+			w.merge(m, path, seen, field)
+		}
+	default:
+		w.errorf(val, path, "a merge key (<<) needs a mapping, got %s", describe(val))
+	}
+}
+
+func (w *walker) scalar(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind != yaml.ScalarNode {
+		w.valueErrorf(n, path, "want %s, got %s", kindName(t), describe(n))
+		return
+	}
+	switch t.Kind() {
+	case reflect.String:
+		if n.Tag == "!!float" {
+			if f, err := strconv.ParseFloat(n.Value, 64); err == nil && strconv.FormatFloat(f, 'f', -1, 64) != n.Value {
+				w.valueErrorf(n, path, "%s is read as the number %v; quote it (\"%s\") to keep it as written", n.Value, f, n.Value)
+			}
+		}
+	case reflect.Bool:
+		if n.Tag != "!!bool" {
+			w.valueErrorf(n, path, "want true or false, got %q", n.Value)
+		}
+	case reflect.Int, reflect.Int64:
+		if n.Tag != "!!int" {
+			w.valueErrorf(n, path, "want a whole number, got %q", n.Value)
+		}
+	case reflect.Float64:
+		if n.Tag != "!!int" && n.Tag != "!!float" {
+			w.valueErrorf(n, path, "want a number, got %q", n.Value)
+		}
+	}
+}
+
+// custom checks a scalar for a type with its own JSON decoding (Duration,
+// ByteSize) by running that decoding on it.
+func (w *walker) custom(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind != yaml.ScalarNode {
+		w.valueErrorf(n, path, "want %s, got %s", kindName(t), describe(n))
+		return
+	}
+	raw, _ := json.Marshal(n.Value)
+	if n.Tag == "!!int" || n.Tag == "!!float" {
+		raw = []byte(n.Value)
+	}
+	v := reflect.New(t).Interface().(json.Unmarshaler)
+	if err := v.UnmarshalJSON(raw); err != nil {
+		w.valueErrorf(n, path, "%v", err)
+	}
+}
+
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tagName(f) == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func tagName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "-" {
+		return ""
+	}
+	return name
+}
+
+func tagsOf(t reflect.Type) []string {
+	var names []string
+	for i := range t.NumField() {
+		if n := tagName(t.Field(i)); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "something else"
+}
+
+func kindName(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[Duration]():
+		return "a duration"
+	case reflect.TypeFor[ByteSize]():
+		return "a memory size"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Float64:
+		return "a number"
+	}
+	return t.String()
+}
+
+// suggest returns the candidate closest to s, if it is a likely typo.
+func suggest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := distance(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance of a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
