@@ -19,19 +19,23 @@ func Parse(file string, data []byte) (*Config, []Problem, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, nil, Errors{syntaxProblem(file, err)}
 	}
-	w := &walker{file: file, pos: map[string]position{}}
 	if len(root.Content) == 0 {
 		return nil, nil, Errors{{File: file, Line: 1, Message: "the file is empty; it needs at least version: 1 and courses:"}}
 	}
-	w.walk(root.Content[0], reflect.TypeFor[Config](), "")
-	if len(w.probs) > 0 {
-		return nil, nil, sorted(w.probs)
+	w := &walker{file: file, pos: map[string]position{}, drop: map[*yaml.Node]bool{}, bad: map[string]bool{}}
+	doc := root.Content[0]
+	w.pos[""] = position{doc.Line, doc.Column}
+	w.walk(doc, reflect.TypeFor[Config](), "")
+	w.prune(&root)
+	clean, err := yaml.Marshal(&root)
+	if err != nil {
+		return nil, nil, Errors{{File: file, Message: "re-encode: " + err.Error()}}
 	}
 	var c Config
-	if err := k8syaml.UnmarshalStrict(data, &c); err != nil {
+	if err := k8syaml.UnmarshalStrict(clean, &c); err != nil {
 		// The walk accepts exactly what the strict decoding accepts, so
 		// this is a bug in the walk; still, say what the decoder said.
-		return nil, nil, Errors{{File: file, Message: err.Error()}}
+		return nil, nil, append(sorted(w.probs), Problem{File: file, Message: err.Error()})
 	}
 	v := &validator{walker: w, c: &c}
 	v.check()

@@ -23,6 +23,9 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()
 
 // UnmarshalJSON reads a duration string.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("want a duration such as \"30m\" or \"2h\", got %s", b)
@@ -103,6 +106,9 @@ func (b ByteSize) MarshalJSON() ([]byte, error) { return json.Marshal(b.String()
 
 // UnmarshalJSON reads a size string, or a plain number of bytes.
 func (b *ByteSize) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(data, &s); err != nil {
 		var n json.Number

@@ -44,17 +44,18 @@ type validator struct {
 // at reports a problem at the place path (or its nearest written parent)
 // was written.
 func (v *validator) at(path string, warning bool, format string, args ...any) {
+	if v.bad[path] {
+		return // the walk has reported it; its value was blanked
+	}
 	p := Problem{File: v.file, Path: path, Message: fmt.Sprintf(format, args...), Warning: warning}
-	for q := path; ; {
+	for q := path; ; q = q[:max(strings.LastIndexAny(q, ".["), 0)] {
 		if pos, ok := v.pos[q]; ok {
 			p.Line, p.Col = pos.line, pos.col
 			break
 		}
-		i := strings.LastIndexAny(q, ".[")
-		if i < 0 {
+		if q == "" {
 			break
 		}
-		q = q[:i]
 	}
 	v.probs = append(v.probs, p)
 }
@@ -304,7 +305,7 @@ func (v *validator) image(p, name string, img Image) {
 // reports an image nobody can build as an error at the course that uses it
 // (or at its images: entry), and an assumed source as a warning.
 func (c *Config) CheckImages(src Sources) []Problem {
-	v := &validator{walker: &walker{file: c.file, pos: c.pos}, c: c}
+	v := &validator{walker: &walker{file: c.file, pos: c.pos, bad: map[string]bool{}}, c: c}
 	add := func(path string, warning bool, msg string) { v.at(path, warning, "%s", msg) }
 	for _, name := range c.ImageNames() {
 		where := "images." + name

@@ -17,25 +17,101 @@ type position struct{ line, col int }
 // into, so that unknown keys, duplicate keys and wrong types are reported
 // with their line and column — sigs.k8s.io/yaml reports none of that. It
 // also records where each field path was written, for later checks.
+//
+// A bad value is blanked (made null) and a bad key dropped once reported,
+// so that what remains can still be decoded and checked: every problem of
+// the file is reported at once.
 type walker struct {
 	file  string
 	probs []Problem
 	pos   map[string]position
+	drop  map[*yaml.Node]bool // keys whose pair is to be removed
+	bad   map[string]bool     // paths already reported
 }
 
 var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 
 func (w *walker) errorf(n *yaml.Node, path, format string, args ...any) {
+	w.bad[path] = true
 	w.probs = append(w.probs, Problem{File: w.file, Line: n.Line, Col: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
 // valueErrorf reports a bad value at the place its key was written, as
 // SPEC §2's example does (the key is what the reader looks for).
+// The value is then blanked.
 func (w *walker) valueErrorf(n *yaml.Node, path, format string, args ...any) {
+	at := n
 	if p, ok := w.pos[path]; ok {
-		n = &yaml.Node{Line: p.line, Column: p.col}
+		at = &yaml.Node{Line: p.line, Column: p.col}
 	}
-	w.errorf(n, path, format, args...)
+	w.errorf(at, path, format, args...)
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
+// keyErrorf reports a bad key; its pair is then dropped.
+func (w *walker) keyErrorf(key *yaml.Node, path, format string, args ...any) {
+	w.errorf(key, path, format, args...)
+	w.drop[key] = true
+}
+
+// prune removes the dropped pairs from the tree and expands merge keys in
+// place: the strict decoder refuses a merged key that the mapping sets too,
+// which YAML allows.
+func (w *walker) prune(n *yaml.Node) {
+	for _, c := range n.Content {
+		w.prune(c)
+	}
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	var kept, merges []*yaml.Node
+	own := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		switch {
+		case w.drop[key]:
+		case key.Tag == "!!merge":
+			merges = append(merges, val)
+		default:
+			own[key.Value] = true
+			kept = append(kept, key, val)
+		}
+	}
+	var expand func(m *yaml.Node)
+	expand = func(m *yaml.Node) {
+		if m.Kind == yaml.AliasNode {
+			m = m.Alias
+		}
+		if m.Kind == yaml.SequenceNode {
+			for _, item := range m.Content {
+				expand(item)
+			}
+			return
+		}
+		w.prune(m) // an anchored mapping may not have been visited yet
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if k := m.Content[i]; !own[k.Value] {
+				own[k.Value] = true
+				kept = append(kept, k, unanchored(m.Content[i+1]))
+			}
+		}
+	}
+	for _, m := range merges {
+		expand(m)
+	}
+	n.Content = kept
+}
+
+// unanchored copies n without anchors, so that a merged copy does not
+// define an anchor twice.
+func unanchored(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.Anchor = ""
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, x := range n.Content {
+		c.Content[i] = unanchored(x)
+	}
+	return &c
 }
 
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
@@ -61,7 +137,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 				if s := suggest(key.Value, tagsOf(t)); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)
 				}
-				w.errorf(key, join(path, key.Value), "%s", msg)
+				w.keyErrorf(key, join(path, key.Value), "%s", msg)
 				return nil, "", false
 			}
 			return f.Type, join(path, key.Value), true
@@ -96,20 +172,24 @@ func (w *walker) mapping(n *yaml.Node, path string, field func(key *yaml.Node) (
 	w.pairs(n, path, seen, field, false)
 }
 
+// pairs walks the mapping's own keys first and its merge keys (<<) last, so
+// that, as in the YAML spec, a key written in the mapping beats a merged one
+// wherever the << stands.
 func (w *walker) pairs(n *yaml.Node, path string, seen map[string]*yaml.Node, field func(*yaml.Node) (reflect.Type, string, bool), merged bool) {
+	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		if key.Kind == yaml.ScalarNode && key.Tag == "!!merge" {
-			w.merge(val, path, seen, field)
+			merges = append(merges, val)
 			continue
 		}
 		if key.Kind != yaml.ScalarNode {
-			w.errorf(key, path, "a key must be a plain string, got %s", describe(key))
+			w.keyErrorf(key, path, "a key must be a plain string, got %s", describe(key))
 			continue
 		}
 		if prev, dup := seen[key.Value]; dup {
 			if !merged {
-				w.errorf(key, join(path, key.Value), "duplicate key %q (first at line %d)", key.Value, prev.Line)
+				w.keyErrorf(key, join(path, key.Value), "duplicate key %q (first at line %d)", key.Value, prev.Line)
 			}
 			continue
 		}
@@ -120,6 +200,9 @@ func (w *walker) pairs(n *yaml.Node, path string, seen map[string]*yaml.Node, fi
 		}
 		w.pos[p] = position{key.Line, key.Column}
 		w.walk(val, t, p)
+	}
+	for _, val := range merges {
+		w.merge(val, path, seen, field)
 	}
 }
 
@@ -137,7 +220,7 @@ func (w *walker) merge(val *yaml.Node, path string, seen map[string]*yaml.Node, 
 			w.merge(m, path, seen, field)
 		}
 	default:
-		w.errorf(val, path, "a merge key (<<) needs a mapping, got %s", describe(val))
+		w.valueErrorf(val, path, "a merge key (<<) needs a mapping, got %s", describe(val))
 	}
 }
 
