@@ -1,0 +1,125 @@
+package manifest
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+)
+
+// SchemaFile is where the JSON Schema of courses.yaml is kept in the
+// repository, for editors (see the README). A test fails when it no longer
+// matches Schema().
+const SchemaFile = "courses.schema.json"
+
+// docs describe fields in the schema, by Go type and JSON name; editors show
+// them on hover.
+var docs = map[string]string{
+	"Config.version":        "Format version of this file; always 1.",
+	"Config.defaults":       "Settings every course inherits unless it sets them itself.",
+	"Config.schedules":      "Cron schedules (robfig/cron syntax; descriptors such as @every 1m allowed).",
+	"Config.build":          "Image building, site-wide.",
+	"Config.images":         "Images defined by the admin; the key is the image name.",
+	"Config.courses":        "The courses of the site; the key is the course name (lowercase letters, digits, -, _, .).",
+	"Config.notify":         "Where notifications go (build failed or recovered, config rejected, remote unreachable).",
+	"Defaults.branch":       "Git branch of every course repo.",
+	"Defaults.idle":         "A running container idle this long is stopped (removed if its image is stale).",
+	"Defaults.lingering":    "A container older than this is stopped even if active.",
+	"Defaults.retire-limit": "At most this many containers of a course stopped or removed per pass.",
+	"Defaults.container":    "How a student's container is made.",
+	"Defaults.freeze":       "Windows during which no container is stopped or removed for staleness or lingering.",
+	"Container.port":        "The Jupyter server's port inside the container.",
+	"Container.memory":      "Memory limit, e.g. 2g or 512m.",
+	"Container.cpus":        "CPU limit, in CPUs (e.g. 1.5).",
+	"Container.command":     "Command of the container; placeholders {root} {course} {student} {uid} {port}.",
+	"Container.mounts":      "Bind mounts HOST:CONTAINER[:ro]; HOST absolute or under {root}.",
+	"Container.env":         "Environment variables; values may use placeholders.",
+	"Container.token":       "Jupyter token the server is started with; the activity probe sends it.",
+	"Freeze.cron":           "When the window starts (cron expression).",
+	"Freeze.for":            "How long the window lasts, e.g. 4h.",
+	"Schedules.pull":        "Fetch the config repo and every course repo.",
+	"Schedules.reconcile":   "Run a container pass.",
+	"Schedules.rebuild":     "Forced, no-cache rebuild of every image.",
+	"Build.concurrency":     "Builds running at once, site-wide.",
+	"Build.keep":            "Builds kept per image (for pin: roll-backs).",
+	"Build.timeout":         "Longest a build (smoke test included) may take.",
+	"Image.dockerfile":      "Path of the Dockerfile in the config repo.",
+	"Image.build-args":      "Docker build arguments.",
+	"Image.smoke":           "Command that must exit 0 in a throwaway container before a new build is published.",
+	"Image.pin":             "Serve this earlier build (its build key, 12 to 64 hex digits) instead of the newest.",
+	"Course.repo":           "Git URL (https, ssh, git, file), user@host:path, an absolute path, or . for the config repo.",
+	"Course.path":           "The course root inside its repo.",
+	"Course.image":          "Image of the course; defaults to the course name.",
+	"Course.archived":       "No new containers; existing ones are removed once idle.",
+	"Course.credentials":    "Where to read the secrets that reach the repo.",
+	"Notifier.kind":         "json (generic webhook) or slack (Slack-compatible).",
+	"Notifier.url-file":     "File holding the webhook URL.",
+	"Notifier.url-env":      "Environment variable holding the webhook URL.",
+}
+
+// Schema returns the JSON Schema (draft 2020-12) of courses.yaml, derived
+// from the Go types so that the two cannot drift apart.
+func Schema() []byte {
+	s := schemaOf(reflect.TypeFor[Config]())
+	s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+	s["$id"] = "https://github.com/nbhosting/nbh-sync/manifest/courses.schema.json"
+	s["title"] = "nbh-sync courses.yaml"
+	s["required"] = []string{"version", "courses"}
+	props := s["properties"].(map[string]any)
+	props["courses"].(map[string]any)["propertyNames"] = map[string]any{"pattern": courseName.String(), "maxLength": MaxNameLen}
+	props["images"].(map[string]any)["propertyNames"] = map[string]any{"pattern": imageName.String(), "maxLength": MaxNameLen}
+	out, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		panic(err) // the schema is made of maps, slices and strings only
+	}
+	return append(out, '\n')
+}
+
+func schemaOf(t reflect.Type) map[string]any {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t {
+	case reflect.TypeFor[Duration]():
+		return map[string]any{"type": "string", "pattern": `^([0-9]+d|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`}
+	case reflect.TypeFor[ByteSize]():
+		return map[string]any{"type": []string{"string", "integer"}, "pattern": `^[0-9.]+\s*([bkmgtBKMGT]([bB]|[iI][bB]?)?)?$`}
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		props := map[string]any{}
+		var required []string
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name := tagName(f)
+			if name == "" || !f.IsExported() {
+				continue
+			}
+			p := schemaOf(f.Type)
+			if d, ok := docs[t.Name()+"."+name]; ok {
+				p["description"] = d
+			}
+			props[name] = p
+			if !strings.Contains(f.Tag.Get("json"), "omitempty") && t != reflect.TypeFor[Config]() {
+				required = append(required, name)
+			}
+		}
+		s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+		if len(required) > 0 {
+			s["required"] = required
+		}
+		return s
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": schemaOf(t.Elem())}
+	case reflect.Slice:
+		return map[string]any{"type": "array", "items": schemaOf(t.Elem())}
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int64:
+		return map[string]any{"type": "integer"}
+	case reflect.Float64:
+		return map[string]any{"type": "number"}
+	}
+	panic("schema: unsupported type " + t.String())
+}
