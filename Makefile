@@ -1,0 +1,43 @@
+# nbh-sync — make help lists the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN := bin/nbh-sync
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Tests never read the developer's git configuration.
+export GIT_CONFIG_GLOBAL := /dev/null
+export GIT_CONFIG_NOSYSTEM := 1
+
+# make run: the daemon on examples/, dashboard on localhost.
+RUN_ROOT ?= $(CURDIR)/.run
+LISTEN ?= 127.0.0.1:8787
+
+.PHONY: help build test lint verify run bench e2e fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/nbh-sync, version stamped
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nbh-sync
+
+test: ## unit and integration tests, race detector on (needs the Docker engine)
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+lint: ## go vet and staticcheck
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+verify: ## gofmt and go mod tidy leave no diff
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: run gofmt -w on the files above'; exit 1; }
+	$(GO) mod tidy
+	@git diff --exit-code go.mod go.sum || { echo 'go mod tidy changed go.mod/go.sum: commit the result'; exit 1; }
+
+run: build ## the daemon on examples/, dashboard on http://$(LISTEN)
+	mkdir -p $(RUN_ROOT)
+	$(BIN) run --config examples --root $(RUN_ROOT) --listen $(LISTEN)
+
+fuzz: ## fuzz the courses.yaml parser for FUZZTIME (default 60s)
+	$(GO) test ./manifest -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s}
+
+clean: ## remove build output
+	rm -rf bin .run

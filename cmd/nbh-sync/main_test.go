@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the program in-process and returns its exit status and output.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(t.Context(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"example dir", []string{"validate", "../../examples"}, 0, "valid: 5 courses, 3 images"},
+		{"example file", []string{"validate", "../../examples/courses.yaml"}, 0, "valid: 5 courses"},
+		{"broken", []string{"validate", "../../manifest/testdata/bad/many-problems.yaml"}, 1, "many-problems.yaml:9:5: courses.Bad Name.lingering: invalid duration \"1 day\""},
+		{"--config used without PATH", []string{"validate", "--config", "../../examples"}, 0, "valid"},
+		{"no courses.yaml", []string{"validate", "../../manifest"}, 1, "no courses.yaml in this directory"},
+		{"missing path", []string{"validate", "/nonexistent/x"}, 1, "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
+			}
+			if !strings.Contains(out+errOut, tt.contains) {
+				t.Errorf("output lacks %q:\n%s%s", tt.contains, out, errOut)
+			}
+		})
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	code, out, _ := runCLI(t, "validate", "--json", "../../manifest/testdata/bad/many-problems.yaml")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	var rep validateReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not one JSON document: %v\n%s", err, out)
+	}
+	if rep.Valid || len(rep.Errors) != 7 || rep.Errors[0].Line != 1 || rep.Errors[0].Path != "version" {
+		t.Errorf("report = %+v", rep)
+	}
+}
+
+func TestGlobalFlags(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"--log-level", "loud", "validate", "../../examples"}, 1, `--log-level "loud"`},
+		{[]string{"--log-format", "xml", "validate", "../../examples"}, 1, `--log-format "xml"`},
+		{[]string{"--log-format", "json", "--log-level", "debug", "validate", "../../examples"}, 0, "valid"},
+		{[]string{"nosuchcommand"}, 1, "unknown command"},
+		{[]string{"--version"}, 0, "nbh-sync version"},
+		{[]string{"completion", "bash"}, 0, "bash completion"},
+	}
+	for _, tt := range tests {
+		code, out, errOut := runCLI(t, tt.args...)
+		if code != tt.code || !strings.Contains(out+errOut, tt.contains) {
+			t.Errorf("%v: exit %d (want %d), output lacks %q?\n%s%s", tt.args, code, tt.code, tt.contains, out, errOut)
+		}
+	}
+}
+
+// TestHelpEverywhere checks that every command explains itself.
+func TestHelpEverywhere(t *testing.T) {
+	root := newRootCmd(&globals{})
+	for _, c := range root.Commands() {
+		if c.Short == "" || (c.Long == "" && c.Name() != "help" && c.Name() != "completion") {
+			t.Errorf("%s: missing help text", c.Name())
+		}
+		code, out, _ := runCLI(t, c.Name(), "--help")
+		if code != 0 || !strings.Contains(out, "Usage:") {
+			t.Errorf("%s --help: exit %d\n%s", c.Name(), code, out)
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nbhosting/nbh-sync/manifest"
+)
+
+// validateReport is the JSON document of validate --json.
+type validateReport struct {
+	Valid    bool               `json:"valid"`
+	File     string             `json:"file"`
+	Courses  int                `json:"courses"`
+	Images   []string           `json:"images"`
+	Errors   []manifest.Problem `json:"errors"`
+	Warnings []manifest.Problem `json:"warnings"`
+}
+
+func newValidateCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "validate [PATH]",
+		Short: "Check courses.yaml and the Dockerfiles it uses, with line-numbered errors",
+		Long: `Validate checks a config repo the way the daemon will before applying it:
+courses.yaml strictly (unknown fields, duplicate keys, bad durations, memory sizes
+and cron expressions, invalid names), that every image can be built from somewhere,
+and the lint of every Dockerfile of the config repo.
+
+PATH is a config directory (the one holding courses.yaml), a courses.yaml file,
+or a git URL / bare repo (its committed state on the default branch). A directory
+is checked as it is on disk, so you can validate before committing. Without PATH,
+--config is used.
+
+Every problem is printed as FILE:LINE:COL: field.path: message. The exit status
+is 0 when the config is valid (warnings are printed but do not fail it), 1 when
+it is not.`,
+		Example: `  nbh-sync validate examples/
+  nbh-sync validate ./courses.yaml --json | jq .errors
+  nbh-sync validate https://git.example.org/site/config.git`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := g.config
+			if len(args) == 1 {
+				path = args[0]
+			}
+			rep, err := validatePath(cmd, g, path)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range append(rep.Errors, rep.Warnings...) {
+					fmt.Fprintln(g.stdout, p)
+				}
+				if rep.Valid {
+					fmt.Fprintf(g.stdout, "%s: valid: %d courses, %d images, %d warnings\n", rep.File, rep.Courses, len(rep.Images), len(rep.Warnings))
+				} else {
+					fmt.Fprintf(g.stdout, "%s: invalid: %d errors, %d warnings\n", rep.File, len(rep.Errors), len(rep.Warnings))
+				}
+			}
+			if !rep.Valid {
+				return exitCode(exitError)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {valid, file, courses, images, errors, warnings}")
+	return cmd
+}
+
+// validatePath validates the config found at path.
+func validatePath(cmd *cobra.Command, g *globals, path string) (*validateReport, error) {
+	dir, file, err := localConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	return check(file, data, dirSources{dir: dir}), nil
+}
+
+// localConfig finds courses.yaml at a local path: the file itself or the
+// directory holding it.
+func localConfig(path string) (dir, file string, err error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", "", fmt.Errorf("config %s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		return filepath.Dir(path), path, nil
+	}
+	file = filepath.Join(path, manifest.FileName)
+	if _, err := os.Stat(file); err != nil {
+		return "", "", fmt.Errorf("config %s: no %s in this directory; give the directory that holds it, or the file", path, manifest.FileName)
+	}
+	return path, file, nil
+}
+
+// check parses data and resolves every image against src.
+func check(file string, data []byte, src manifest.Sources) *validateReport {
+	rep := &validateReport{File: file, Errors: []manifest.Problem{}, Warnings: []manifest.Problem{}, Images: []string{}}
+	c, warns, err := manifest.Parse(file, data)
+	rep.Warnings = append(rep.Warnings, warns...)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.(manifest.Errors)...)
+		return rep
+	}
+	rep.Courses, rep.Images = len(c.Courses), c.ImageNames()
+	for _, p := range c.CheckImages(src) {
+		if p.Warning {
+			rep.Warnings = append(rep.Warnings, p)
+		} else {
+			rep.Errors = append(rep.Errors, p)
+		}
+	}
+	rep.Valid = len(rep.Errors) == 0
+	return rep
+}
+
+// dirSources answers manifest.Sources from a config directory on disk;
+// course repos are not looked at.
+type dirSources struct{ dir string }
+
+func (d dirSources) ConfigFile(p string) bool {
+	fi, err := os.Stat(filepath.Join(d.dir, filepath.FromSlash(p)))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+func (dirSources) CourseFile(string, string) (exists, known bool) { return false, false }
