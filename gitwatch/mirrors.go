@@ -428,4 +428,3 @@ func isAncestor(repo *git.Repository, old, head plumbing.Hash) bool {
 	ok, err := oc.IsAncestor(hc)
 	return err == nil && ok
 }
-
