@@ -209,3 +209,18 @@ func TestNormalizeURL(t *testing.T) {
 		t.Error("two remotes, one mirror name")
 	}
 }
+
+// TestFileTransportNeedsNoGit proves file:// is served in-process: with no
+// git binary on PATH, clone, no-change poll and a new fetch all work.
+func TestFileTransportNeedsNoGit(t *testing.T) {
+	f := newFixture(t)
+	f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{})
+	t.Setenv("PATH", t.TempDir())
+	if _, err := m.Update(t.Context(), f.url(), "main", nil); err != nil {
+		t.Fatalf("clone without git on PATH: %v", err)
+	}
+	if h, err := m.Update(t.Context(), f.bare, "main", nil); err != nil || h.Fetched {
+		t.Fatalf("poll without git on PATH: %+v %v", h, err)
+	}
+}
