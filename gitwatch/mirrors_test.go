@@ -224,3 +224,38 @@ func TestFileTransportNeedsNoGit(t *testing.T) {
 		t.Fatalf("poll without git on PATH: %+v %v", h, err)
 	}
 }
+
+func TestShallowThenDeepenHTTP(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t)
+	c1 := f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	f.commit(t, map[string]string{"a.txt": "two"}, "two")
+	runGit(t, dir, "clone", "-q", "--bare", f.bare, filepath.Join(dir, "course.git"))
+	srv := httpRemote(t, dir, "", "")
+	url := srv.URL + "/course.git"
+
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{Depth: 1, Timeout: 10 * time.Second})
+	if _, err := m.Update(t.Context(), url, "main", nil); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := m.Repository(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(c1)); err == nil {
+		t.Fatal("shallow fetch brought the whole history")
+	}
+	// A later push is fetched on top of the shallow mirror.
+	f.commit(t, map[string]string{"a.txt": "three"}, "three")
+	c3 := runGit(t, f.work, "rev-parse", "HEAD")
+	runGit(t, f.work, "push", "-q", filepath.Join(dir, "course.git"), "HEAD:refs/heads/main")
+	if h, err := m.Update(t.Context(), url, "main", nil); err != nil || h.Commit.String() != c3 {
+		t.Fatalf("update of a shallow mirror: %+v %v", h, err)
+	}
+	if err := m.Deepen(t.Context(), url, "main", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(c1)); err != nil {
+		t.Fatalf("after Deepen, first commit missing: %v", err)
+	}
+}
