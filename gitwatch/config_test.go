@@ -1,0 +1,149 @@
+package gitwatch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func courseYAML(courseURL, idle string) string {
+	return fmt.Sprintf(`version: 1
+defaults:
+  idle: %s
+courses:
+  intro:
+    repo: %s
+    path: intro
+  local:
+    repo: .
+    path: local-course
+    image: intro
+`, idle, courseURL)
+}
+
+func TestConfigLoaderAndSyncer(t *testing.T) {
+	course := newFixture(t)
+	cc1 := course.commit(t, map[string]string{"intro/nb.ipynb": "v1", "other/x": "x"}, "course v1")
+
+	// The config lives in a subfolder of a work tree: its committed state
+	// is used, not the files on disk.
+	conf := newFixture(t)
+	conf.commit(t, map[string]string{
+		"site/courses.yaml":            courseYAML(course.url(), "2h"),
+		"site/images/intro.dockerfile": "FROM scratch\n",
+		"site/local-course/hello.txt":  "hello",
+	}, "good config")
+	loc, err := LocateConfig(filepath.Join(conf.work, "site"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc.URL != conf.work || loc.Branch != "main" || loc.Dir != "site" {
+		t.Fatalf("LocateConfig: got %+v", loc)
+	}
+	// An uncommitted edit is not seen.
+	if err := os.WriteFile(filepath.Join(conf.work, "site/courses.yaml"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	root := t.TempDir()
+	m := NewMirrors(root, testLogger(t), Options{})
+	l := NewConfigLoader(m, root, loc, nil, testLogger(t))
+	res, err := l.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Current == nil || !res.Changed || res.Rejected != nil {
+		t.Fatalf("first load: got %+v", res)
+	}
+	good1 := res.Current.Commit
+
+	s := NewSyncer(m, root, testLogger(t), 2)
+	st, err := s.Sync(t.Context(), res.Current)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intro, _ := st.Course("intro")
+	if intro.Commit.String() != cc1 || intro.Error != "" || intro.FetchedAt.IsZero() {
+		t.Fatalf("intro status: %+v", intro)
+	}
+	equalTree(t, "intro", readTree(t, CourseDir(root, "intro")), map[string]string{"nb.ipynb": "v1"})
+	equalTree(t, "local", readTree(t, CourseDir(root, "local")), map[string]string{"hello.txt": "hello"})
+
+	// A bad commit (bad duration) is rejected; the good one stays.
+	runGit(t, conf.work, "checkout", "-q", "--", "site/courses.yaml")
+	conf.commit(t, map[string]string{"site/courses.yaml": courseYAML(course.url(), "2 hours")}, "bad config")
+	res, err = l.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Current == nil || res.Current.Commit != good1 || res.Changed || res.Rejected == nil {
+		t.Fatalf("bad commit: got %+v", res)
+	}
+	if !strings.Contains(fmt.Sprint(res.Rejected.Problems), "site/courses.yaml:3") {
+		t.Fatalf("rejection problems lack the line: %v", res.Rejected.Problems)
+	}
+
+	// After a restart, the last good revision is still in force.
+	m2 := NewMirrors(root, testLogger(t), Options{})
+	l2 := NewConfigLoader(m2, root, loc, nil, testLogger(t))
+	res, err = l2.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Current == nil || res.Current.Commit != good1 || res.Rejected == nil {
+		t.Fatalf("after restart: got %+v", res)
+	}
+	if _, good, rej, err := ReadConfigState(root); err != nil || good != good1 || rej == nil {
+		t.Fatalf("config state: %s %v %v", good, rej, err)
+	}
+
+	// An image nobody can build rejects the commit as a whole too.
+	runGit(t, conf.work, "rm", "-q", "site/images/intro.dockerfile")
+	conf.commit(t, map[string]string{"site/courses.yaml": courseYAML(course.url(), "3h")}, "no dockerfile")
+	res, err = l2.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Current.Commit != good1 || res.Rejected == nil || !strings.Contains(fmt.Sprint(res.Rejected.Problems), "cannot be built") {
+		t.Fatalf("unbuildable image: got %+v", res.Rejected)
+	}
+
+	// A good commit replaces it; the course moves on too.
+	good3 := conf.commit(t, map[string]string{"site/images/intro.dockerfile": "FROM scratch\n", "site/local-course/hello.txt": "hello 2"}, "good again")
+	cc2 := course.commit(t, map[string]string{"intro/nb.ipynb": "v2", "intro/new.py": "print()"}, "course v2")
+	res, err = l2.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Current.Commit.String() != good3 || !res.Changed || res.Rejected != nil {
+		t.Fatalf("good again: got %+v", res)
+	}
+	st, err = NewSyncer(m2, root, testLogger(t), 2).Sync(t.Context(), res.Current)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.Course("intro"); c.Commit.String() != cc2 || !c.Changed {
+		t.Fatalf("intro after push: %+v", c)
+	}
+	equalTree(t, "intro v2", readTree(t, CourseDir(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
+	equalTree(t, "local v2", readTree(t, CourseDir(root, "local")), map[string]string{"hello.txt": "hello 2"})
+
+	// A course whose branch is deleted keeps its work tree and reports it.
+	runGit(t, course.bare, "update-ref", "-d", "refs/heads/main")
+	st, err = NewSyncer(m2, root, testLogger(t), 2).Sync(t.Context(), res.Current)
+	if !errors.Is(err, ErrBranchNotFound) && (err == nil || !strings.Contains(err.Error(), "course intro")) {
+		t.Fatalf("sync error: %v", err)
+	}
+	c, _ := st.Course("intro")
+	if c.Error == "" || c.Commit.String() != cc2 {
+		t.Fatalf("deleted branch: %+v", c)
+	}
+	read, err := ReadStatus(root)
+	if err != nil || len(read.Courses) != 2 {
+		t.Fatalf("ReadStatus: %+v %v", read, err)
+	}
+	equalTree(t, "intro kept", readTree(t, CourseDir(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
+}

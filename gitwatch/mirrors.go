@@ -1,0 +1,430 @@
+// Package gitwatch keeps on-disk mirrors of the config repo and of the
+// course repos, checks course work trees out of them, loads the config repo
+// revision in force, and turns file-system events and webhooks into "this
+// remote may have changed" hints. All git work goes through go-git: the
+// product never runs the git binary.
+package gitwatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/nbhosting/nbh-sync/manifest"
+)
+
+// Defaults of Options.
+const (
+	DefaultTimeout     = time.Minute
+	DefaultBackoffBase = 10 * time.Second
+	DefaultBackoffMax  = 15 * time.Minute
+)
+
+// Options tune Mirrors. The zero value is usable.
+type Options struct {
+	// Timeout bounds every network call (listing refs, one fetch).
+	Timeout time.Duration
+	// BackoffBase is the wait after the first failure of a remote; it
+	// doubles with each further failure up to BackoffMax, with jitter.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// Depth, when positive, makes the first fetch of a branch from a
+	// network remote shallow (that many commits). Later fetches add to it;
+	// Deepen fetches the full history when something needs it. Local
+	// remotes are always fetched in full: that is cheap.
+	Depth int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = DefaultBackoffBase
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = DefaultBackoffMax
+	}
+	o.BackoffMax = max(o.BackoffMax, o.BackoffBase)
+	return o
+}
+
+// Head is where a branch of a remote stands after Update.
+type Head struct {
+	// Commit is the branch head, present in the mirror.
+	Commit plumbing.Hash `json:"commit"`
+	// Fetched is true when Update had to fetch (the head moved).
+	Fetched bool `json:"fetched"`
+	// Forced is true when the new head does not descend from the previous
+	// one: the branch was force-pushed.
+	Forced bool `json:"forced,omitempty"`
+	// Previous is the head the mirror had before, if any.
+	Previous plumbing.Hash `json:"previous,omitzero"`
+	// At is when the remote was checked.
+	At time.Time `json:"at"`
+}
+
+// ErrBranchNotFound is wrapped by the error of Update when the remote has no
+// such branch (never pushed, or deleted). The mirror keeps what it had.
+var ErrBranchNotFound = errors.New("branch not found on the remote")
+
+// BackoffError is returned, without any network call, for a remote that
+// failed recently and is waiting before the next try.
+type BackoffError struct {
+	URL      string
+	Until    time.Time
+	Failures int
+	// Err is the last failure.
+	Err error
+}
+
+func (e *BackoffError) Error() string {
+	return fmt.Sprintf("remote %s backing off until %s after %d failure(s): %v",
+		e.URL, e.Until.Format(time.RFC3339), e.Failures, e.Err)
+}
+
+func (e *BackoffError) Unwrap() error { return e.Err }
+
+// Mirrors keeps one bare mirror per distinct remote under {root}/mirrors,
+// shared by every course that uses the remote. It is safe for concurrent
+// use: calls on one remote are serialized, calls on different remotes run
+// in parallel, and a remote in backoff does not delay the others.
+type Mirrors struct {
+	dir  string
+	log  *slog.Logger
+	opts Options
+
+	mu      sync.Mutex
+	remotes map[string]*remote
+}
+
+// remote is the state of one mirror.
+type remote struct {
+	key, dir string
+
+	// work serializes network and writes on this mirror.
+	work sync.Mutex
+	repo *git.Repository
+
+	// guarded by Mirrors.mu, so that a backoff check never waits for a
+	// fetch in progress.
+	failures int
+	until    time.Time
+	lastErr  error
+}
+
+// NewMirrors returns the mirrors kept under {root}/mirrors.
+func NewMirrors(root string, log *slog.Logger, opts Options) *Mirrors {
+	installLocalTransport()
+	return &Mirrors{
+		dir:     filepath.Join(root, "mirrors"),
+		log:     log,
+		opts:    opts.withDefaults(),
+		remotes: map[string]*remote{},
+	}
+}
+
+func (m *Mirrors) remote(url string) *remote {
+	key := NormalizeURL(url)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.remotes[key]
+	if !ok {
+		r = &remote{key: key, dir: filepath.Join(m.dir, mirrorName(url))}
+		m.remotes[key] = r
+	}
+	return r
+}
+
+// Dir returns the directory of the mirror of url.
+func (m *Mirrors) Dir(url string) string { return m.remote(url).dir }
+
+// Update brings the mirror of url up to date for branch and returns the
+// branch head. It first lists the remote's refs and fetches only when the
+// head differs from the mirror's. Errors: *BackoffError (no network call
+// made) while the remote waits after a failure; ErrBranchNotFound when the
+// remote lacks the branch; otherwise the failure, secrets redacted, which
+// starts or extends the remote's backoff.
+func (m *Mirrors) Update(ctx context.Context, url, branch string, creds *manifest.Credentials) (Head, error) {
+	heads, err := m.UpdateBranches(ctx, url, []string{branch}, creds)
+	return heads[branch], err
+}
+
+// UpdateBranches is Update for several branches of one remote, with one
+// listing of its refs and at most one fetch. It returns the heads of the
+// branches it could update; the error joins the failures of the others.
+func (m *Mirrors) UpdateBranches(ctx context.Context, url string, branches []string, creds *manifest.Credentials) (map[string]Head, error) {
+	r := m.remote(url)
+	if err := m.checkBackoff(r, url); err != nil {
+		return nil, err
+	}
+	r.work.Lock()
+	defer r.work.Unlock()
+	heads, err := m.update(ctx, r, url, branches, creds)
+	var bnf *branchError
+	if err != nil && !(errors.As(err, &bnf) && len(heads)+countBranchErrors(err) == len(branches)) {
+		m.fail(r, err)
+		return heads, err
+	}
+	m.succeed(r)
+	return heads, err
+}
+
+// branchError says a branch is missing; it is not a failure of the remote.
+type branchError struct{ url, branch string }
+
+func (e *branchError) Error() string {
+	return fmt.Sprintf("remote %s: branch %s: %v", e.url, e.branch, ErrBranchNotFound)
+}
+func (e *branchError) Unwrap() error { return ErrBranchNotFound }
+
+func countBranchErrors(err error) int {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		n := 0
+		for _, e := range j.Unwrap() {
+			var be *branchError
+			if errors.As(e, &be) {
+				n++
+			}
+		}
+		return n
+	}
+	var be *branchError
+	if errors.As(err, &be) {
+		return 1
+	}
+	return 0
+}
+
+func (m *Mirrors) checkBackoff(r *remote, url string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r.failures > 0 && time.Now().Before(r.until) {
+		return &BackoffError{URL: url, Until: r.until, Failures: r.failures, Err: r.lastErr}
+	}
+	return nil
+}
+
+func (m *Mirrors) fail(r *remote, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.failures++
+	d := m.opts.BackoffBase << min(r.failures-1, 20)
+	if d <= 0 || d > m.opts.BackoffMax {
+		d = m.opts.BackoffMax
+	}
+	// Full jitter on the upper half: remotes that failed together do not
+	// retry together.
+	d = d/2 + rand.N(d/2+1)
+	r.until = time.Now().Add(d)
+	r.lastErr = err
+	m.log.Warn("remote failed, backing off", "remote", r.key, "failures", r.failures, "retry_in", d.Round(time.Millisecond), "err", err)
+}
+
+func (m *Mirrors) succeed(r *remote) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r.failures > 0 {
+		m.log.Info("remote recovered", "remote", r.key, "failures", r.failures)
+	}
+	r.failures, r.until, r.lastErr = 0, time.Time{}, nil
+}
+
+// Reset forgets the backoff of url, so that the next Update tries at once
+// (a webhook said the remote changed, or an operator asked).
+func (m *Mirrors) Reset(url string) {
+	r := m.remote(url)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.failures, r.until, r.lastErr = 0, time.Time{}, nil
+}
+
+func (m *Mirrors) update(ctx context.Context, r *remote, url string, branches []string, creds *manifest.Credentials) (map[string]Head, error) {
+	furl := fetchURL(url)
+	auth, secrets, err := authFor(furl, creds)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: credentials: %w", url, redact(err, secrets))
+	}
+	now := time.Now()
+	refs, err := m.list(ctx, furl, auth)
+	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return nil, redact(fmt.Errorf("list refs of %s: %w", url, err), secrets)
+	}
+	repo, err := r.open()
+	if err != nil {
+		return nil, fmt.Errorf("mirror of %s: %w", url, err)
+	}
+	heads := map[string]Head{}
+	var errs []error
+	var specs []config.RefSpec
+	shallow := false
+	for _, b := range branches {
+		name := plumbing.NewBranchReferenceName(b)
+		want, ok := refs[name]
+		if !ok {
+			errs = append(errs, &branchError{url: url, branch: b})
+			continue
+		}
+		h := Head{Commit: want, At: now}
+		if old, err := repo.Reference(name, false); err == nil {
+			h.Previous = old.Hash()
+		}
+		if h.Previous == want && hasCommit(repo, want) {
+			heads[b] = h
+			continue
+		}
+		h.Fetched = true
+		heads[b] = h
+		specs = append(specs, config.RefSpec(fmt.Sprintf("+%s:%s", name, name)))
+		if h.Previous.IsZero() && m.opts.Depth > 0 && !strings.HasPrefix(furl, "file://") {
+			shallow = true
+		}
+	}
+	if len(specs) > 0 {
+		depth := 0
+		if shallow {
+			depth = m.opts.Depth
+		}
+		if err := m.fetch(ctx, repo, furl, specs, auth, depth); err != nil {
+			return nil, redact(fmt.Errorf("fetch %s: %w", url, err), secrets)
+		}
+		for b, h := range heads {
+			if !h.Fetched {
+				continue
+			}
+			ref, err := repo.Reference(plumbing.NewBranchReferenceName(b), false)
+			if err != nil {
+				return nil, fmt.Errorf("fetch %s: branch %s missing after fetch: %w", url, b, err)
+			}
+			h.Commit = ref.Hash()
+			if !h.Previous.IsZero() && h.Previous != h.Commit {
+				h.Forced = !isAncestor(repo, h.Previous, h.Commit)
+			}
+			if h.Forced {
+				m.log.Warn("branch was force-pushed", "remote", r.key, "branch", b, "previous", h.Previous.String(), "commit", h.Commit.String())
+			}
+			heads[b] = h
+		}
+		m.log.Debug("fetched", "remote", r.key, "branches", len(specs))
+	}
+	return heads, errors.Join(errs...)
+}
+
+// list returns the branch heads of the remote at furl.
+func (m *Mirrors) list(ctx context.Context, furl string, auth transport.AuthMethod) (map[plumbing.ReferenceName]plumbing.Hash, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
+	defer cancel()
+	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{furl}})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[plumbing.ReferenceName]plumbing.Hash, len(refs))
+	for _, ref := range refs {
+		if ref.Type() == plumbing.HashReference && ref.Name().IsBranch() {
+			out[ref.Name()] = ref.Hash()
+		}
+	}
+	return out, nil
+}
+
+func (m *Mirrors) fetch(ctx context.Context, repo *git.Repository, furl string, specs []config.RefSpec, auth transport.AuthMethod, depth int) error {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
+	defer cancel()
+	rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: "origin", URLs: []string{furl}})
+	err := rem.FetchContext(ctx, &git.FetchOptions{RefSpecs: specs, Auth: auth, Depth: depth, Tags: git.NoTags, Force: true})
+	if errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil
+	}
+	return err
+}
+
+// Deepen fetches the full history of branch into the mirror of url, for a
+// caller that needs more than a shallow first fetch gave.
+func (m *Mirrors) Deepen(ctx context.Context, url, branch string, creds *manifest.Credentials) error {
+	r := m.remote(url)
+	if err := m.checkBackoff(r, url); err != nil {
+		return err
+	}
+	r.work.Lock()
+	defer r.work.Unlock()
+	repo, err := r.open()
+	if err != nil {
+		return fmt.Errorf("mirror of %s: %w", url, err)
+	}
+	furl := fetchURL(url)
+	auth, secrets, err := authFor(furl, creds)
+	if err != nil {
+		return fmt.Errorf("remote %s: credentials: %w", url, redact(err, secrets))
+	}
+	name := plumbing.NewBranchReferenceName(branch)
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, name))
+	const all = 1<<31 - 1 // git's own --unshallow depth
+	if err := m.fetch(ctx, repo, furl, []config.RefSpec{spec}, auth, all); err != nil {
+		return redact(fmt.Errorf("deepen %s: %w", url, err), secrets)
+	}
+	return nil
+}
+
+// Repository returns the mirror of url for reading trees and commits. It
+// fails if the mirror was never fetched.
+func (m *Mirrors) Repository(url string) (*git.Repository, error) {
+	r := m.remote(url)
+	if _, err := os.Stat(filepath.Join(r.dir, "HEAD")); err != nil {
+		return nil, fmt.Errorf("mirror of %s: not fetched yet", url)
+	}
+	r.work.Lock()
+	defer r.work.Unlock()
+	return r.open()
+}
+
+// open opens or creates the bare mirror; the caller holds r.work.
+func (r *remote) open() (*git.Repository, error) {
+	if r.repo != nil {
+		return r.repo, nil
+	}
+	repo, err := git.PlainOpen(r.dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(filepath.Dir(r.dir), 0o755); err != nil {
+			return nil, err
+		}
+		repo, err = git.PlainInit(r.dir, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.repo = repo
+	return repo, nil
+}
+
+func hasCommit(repo *git.Repository, h plumbing.Hash) bool {
+	_, err := repo.CommitObject(h)
+	return err == nil
+}
+
+// isAncestor reports whether old is reachable from head.
+func isAncestor(repo *git.Repository, old, head plumbing.Hash) bool {
+	oc, err := repo.CommitObject(old)
+	if err != nil {
+		return false
+	}
+	hc, err := repo.CommitObject(head)
+	if err != nil {
+		return false
+	}
+	ok, err := oc.IsAncestor(hc)
+	return err == nil && ok
+}

@@ -1,0 +1,261 @@
+package gitwatch
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/nbhosting/nbh-sync/manifest"
+)
+
+func TestUpdateFileRemote(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{})
+	ctx := t.Context()
+
+	h, err := m.Update(ctx, f.url(), "main", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Commit.String() != c1 || !h.Fetched || h.Forced {
+		t.Fatalf("first update: got %+v, want %s fetched", h, c1)
+	}
+	h, err = m.Update(ctx, f.url(), "main", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Commit.String() != c1 || h.Fetched {
+		t.Fatalf("no-change poll: got %+v, want %s not fetched", h, c1)
+	}
+
+	c2 := f.commit(t, map[string]string{"b.txt": "two"}, "two")
+	h, err = m.Update(ctx, f.url(), "main", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Commit.String() != c2 || !h.Fetched || h.Forced || h.Previous.String() != c1 {
+		t.Fatalf("after push: got %+v, want %s fetched from %s", h, c2, c1)
+	}
+
+	// Force-push: c2 is replaced by c3, which does not descend from it.
+	runGit(t, f.work, "reset", "-q", "--hard", c1)
+	c3 := f.commit(t, map[string]string{"c.txt": "three"}, "three")
+	h, err = m.Update(ctx, f.url(), "main", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Commit.String() != c3 || !h.Fetched || !h.Forced {
+		t.Fatalf("after force-push: got %+v, want %s forced", h, c3)
+	}
+	repo, err := m.Repository(f.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(c3)); err != nil {
+		t.Fatalf("mirror lacks the new head: %v", err)
+	}
+}
+
+func TestUpdateLocalPaths(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{})
+	// A bare repo by path, and a work tree by path: both are served
+	// in-process, and map to distinct mirrors.
+	for _, url := range []string{f.bare, f.work} {
+		h, err := m.Update(t.Context(), url, "main", nil)
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		if h.Commit.String() != c1 {
+			t.Fatalf("%s: got %s, want %s", url, h.Commit, c1)
+		}
+	}
+	if m.Dir(f.bare) == m.Dir(f.work) || m.Dir(f.bare) != m.Dir(f.url()) {
+		t.Fatalf("mirror dirs: bare %s, work %s, url %s", m.Dir(f.bare), m.Dir(f.work), m.Dir(f.url()))
+	}
+}
+
+func TestUpdateDeletedBranch(t *testing.T) {
+	f := newFixture(t)
+	f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	runGit(t, f.work, "push", "-q", "origin", "HEAD:refs/heads/feature")
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{BackoffBase: time.Hour})
+	if _, err := m.Update(t.Context(), f.url(), "feature", nil); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, f.work, "push", "-q", "origin", ":refs/heads/feature")
+	for i := range 2 {
+		_, err := m.Update(t.Context(), f.url(), "feature", nil)
+		if !errors.Is(err, ErrBranchNotFound) {
+			t.Fatalf("try %d: got %v, want ErrBranchNotFound", i, err)
+		}
+		// A missing branch is not a failing remote: no backoff.
+		var be *BackoffError
+		if errors.As(err, &be) {
+			t.Fatalf("try %d: remote backed off for a missing branch: %v", i, err)
+		}
+	}
+	// Other branches of the remote are still served.
+	if _, err := m.Update(t.Context(), f.url(), "main", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpdateUnreachableBacksOff(t *testing.T) {
+	good := newFixture(t)
+	good.commit(t, map[string]string{"a.txt": "one"}, "one")
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{BackoffBase: time.Hour, Timeout: 5 * time.Second})
+	bad := "http://127.0.0.1:1/nowhere.git"
+
+	_, err := m.Update(t.Context(), bad, "main", nil)
+	var be *BackoffError
+	if err == nil || errors.As(err, &be) {
+		t.Fatalf("first try: got %v, want a network error", err)
+	}
+	// While the bad remote backs off, calls on it return at once and the
+	// good remote is served concurrently.
+	var wg sync.WaitGroup
+	var badErr, goodErr error
+	wg.Go(func() { _, badErr = m.Update(t.Context(), bad, "main", nil) })
+	wg.Go(func() { _, goodErr = m.Update(t.Context(), good.url(), "main", nil) })
+	wg.Wait()
+	if !errors.As(badErr, &be) || be.Failures != 1 || time.Until(be.Until) < 20*time.Minute {
+		t.Fatalf("second try: got %v, want a BackoffError of about an hour", badErr)
+	}
+	if goodErr != nil {
+		t.Fatalf("good remote: %v", goodErr)
+	}
+	m.Reset(bad)
+	if _, err := m.Update(t.Context(), bad, "main", nil); err == nil || errors.As(err, &be) {
+		t.Fatalf("after Reset: got %v, want a network error", err)
+	}
+}
+
+func TestUpdateHTTPAuth(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t)
+	c1 := f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	runGit(t, dir, "clone", "-q", "--bare", f.bare, filepath.Join(dir, "course.git"))
+	const secret = "s3cr3t-t0ken"
+	srv := httpRemote(t, dir, "alice", secret)
+	url := srv.URL + "/course.git"
+
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NBH_TEST_WRONG_PW", "wrong-"+secret)
+	tests := []struct {
+		name  string
+		creds *manifest.Credentials
+		ok    bool
+	}{
+		{"password file", &manifest.Credentials{Username: "alice", PasswordFile: pwFile}, true},
+		{"wrong password", &manifest.Credentials{Username: "alice", PasswordEnv: "NBH_TEST_WRONG_PW"}, false},
+		{"no credentials", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMirrors(t.TempDir(), testLogger(t), Options{Timeout: 10 * time.Second})
+			h, err := m.Update(t.Context(), url, "main", tt.creds)
+			if tt.ok {
+				if err != nil || h.Commit.String() != c1 {
+					t.Fatalf("got %+v, %v; want %s", h, err, c1)
+				}
+				if h, err = m.Update(t.Context(), url, "main", tt.creds); err != nil || h.Fetched {
+					t.Fatalf("no-change poll: got %+v, %v", h, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("got no error, want an auth failure")
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("error shows the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestNormalizeURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://GitHub.com/Foo/Bar.git", "github.com/Foo/Bar"},
+		{"https://github.com/Foo/Bar", "github.com/Foo/Bar"},
+		{"https://github.com/Foo/Bar/", "github.com/Foo/Bar"},
+		{"ssh://git@github.com:22/Foo/Bar.git", "github.com/Foo/Bar"},
+		{"git@github.com:Foo/Bar.git", "github.com/Foo/Bar"},
+		{"git://github.com/Foo/Bar.git", "github.com/Foo/Bar"},
+		{"https://user@gitlab.example.org:8443/g/sub/p.git", "gitlab.example.org/g/sub/p"},
+		{"file:///srv/git/x.git", "/srv/git/x.git"},
+		{"/srv/git/x.git/", "/srv/git/x.git"},
+	}
+	for _, tt := range tests {
+		if got := NormalizeURL(tt.in); got != tt.want {
+			t.Errorf("NormalizeURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if mirrorName("https://github.com/a/b.git") != mirrorName("git@github.com:a/b") {
+		t.Error("one remote, two mirror names")
+	}
+	if mirrorName("https://github.com/a/b") == mirrorName("https://github.com/a/c") {
+		t.Error("two remotes, one mirror name")
+	}
+}
+
+// TestFileTransportNeedsNoGit proves file:// is served in-process: with no
+// git binary on PATH, clone, no-change poll and a new fetch all work.
+func TestFileTransportNeedsNoGit(t *testing.T) {
+	f := newFixture(t)
+	f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{})
+	t.Setenv("PATH", t.TempDir())
+	if _, err := m.Update(t.Context(), f.url(), "main", nil); err != nil {
+		t.Fatalf("clone without git on PATH: %v", err)
+	}
+	if h, err := m.Update(t.Context(), f.bare, "main", nil); err != nil || h.Fetched {
+		t.Fatalf("poll without git on PATH: %+v %v", h, err)
+	}
+}
+
+func TestShallowThenDeepenHTTP(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t)
+	c1 := f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	f.commit(t, map[string]string{"a.txt": "two"}, "two")
+	runGit(t, dir, "clone", "-q", "--bare", f.bare, filepath.Join(dir, "course.git"))
+	srv := httpRemote(t, dir, "", "")
+	url := srv.URL + "/course.git"
+
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{Depth: 1, Timeout: 10 * time.Second})
+	if _, err := m.Update(t.Context(), url, "main", nil); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := m.Repository(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(c1)); err == nil {
+		t.Fatal("shallow fetch brought the whole history")
+	}
+	// A later push is fetched on top of the shallow mirror.
+	f.commit(t, map[string]string{"a.txt": "three"}, "three")
+	c3 := runGit(t, f.work, "rev-parse", "HEAD")
+	runGit(t, f.work, "push", "-q", filepath.Join(dir, "course.git"), "HEAD:refs/heads/main")
+	if h, err := m.Update(t.Context(), url, "main", nil); err != nil || h.Commit.String() != c3 {
+		t.Fatalf("update of a shallow mirror: %+v %v", h, err)
+	}
+	if err := m.Deepen(t.Context(), url, "main", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(c1)); err != nil {
+		t.Fatalf("after Deepen, first commit missing: %v", err)
+	}
+}

@@ -1,0 +1,244 @@
+package gitwatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/nbhosting/nbh-sync/manifest"
+)
+
+// DefaultConcurrency bounds the remotes a Syncer updates at once.
+const DefaultConcurrency = 4
+
+// CourseStatus is the pull state of one course, as persisted for status.
+type CourseStatus struct {
+	Course string `json:"course"`
+	Repo   string `json:"repo"`
+	Branch string `json:"branch"`
+	Path   string `json:"path,omitempty"`
+	// Commit is the revision checked out in {root}/courses/{course}.
+	Commit plumbing.Hash `json:"commit,omitzero"`
+	// Forced is true when the last change of Commit was a force-push.
+	Forced bool `json:"forced,omitempty"`
+	// CheckedAt is the last successful check of the remote; FetchedAt the
+	// last time it brought a new head.
+	CheckedAt time.Time `json:"checked_at,omitzero"`
+	FetchedAt time.Time `json:"fetched_at,omitzero"`
+	// Error is the last pass's failure for this course, if any; the work
+	// tree then stays at Commit.
+	Error   string    `json:"error,omitempty"`
+	ErrorAt time.Time `json:"error_at,omitzero"`
+	// Changed is true when this pass checked out a new revision.
+	Changed bool `json:"-"`
+}
+
+// Status is the pull state of every course, persisted in
+// {root}/state/courses.json.
+type Status struct {
+	// ConfigCommit is the config revision the pass applied.
+	ConfigCommit plumbing.Hash  `json:"config_commit,omitzero"`
+	Courses      []CourseStatus `json:"courses"`
+	At           time.Time      `json:"at"`
+}
+
+// Course returns the status of course, if any.
+func (s Status) Course(name string) (CourseStatus, bool) {
+	for _, c := range s.Courses {
+		if c.Course == name {
+			return c, true
+		}
+	}
+	return CourseStatus{}, false
+}
+
+// Syncer does the pulling part of a pass: it updates every distinct remote
+// of the config once and checks each course out into {root}/courses.
+type Syncer struct {
+	m           *Mirrors
+	root        string
+	log         *slog.Logger
+	concurrency int
+
+	// pass serializes passes, hence all work on one course.
+	pass sync.Mutex
+}
+
+// NewSyncer returns a syncer of the work trees under root. concurrency
+// bounds the remotes updated at once (DefaultConcurrency if 0).
+func NewSyncer(m *Mirrors, root string, log *slog.Logger, concurrency int) *Syncer {
+	if concurrency <= 0 {
+		concurrency = DefaultConcurrency
+	}
+	return &Syncer{m: m, root: root, log: log, concurrency: concurrency}
+}
+
+// CourseDir is the work tree of course under root.
+func CourseDir(root, course string) string { return filepath.Join(root, "courses", course) }
+
+// Sync updates the remotes of rev's courses and their work trees, records
+// the status and returns it. One course's failure does not stop the others;
+// the error joins them all. A failed course keeps its previous work tree.
+func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) {
+	s.pass.Lock()
+	defer s.pass.Unlock()
+	start := time.Now()
+	prev, _ := ReadStatus(s.root)
+	cfg := rev.Config
+
+	type group struct {
+		url      string
+		creds    *manifest.Credentials
+		branches []string
+		courses  []string
+	}
+	groups := map[string]*group{}
+	var keys []string
+	for _, name := range cfg.CourseNames() {
+		co := cfg.Courses[name]
+		url := co.Repo
+		if url == "." {
+			url = rev.Location.URL
+		}
+		k := NormalizeURL(url)
+		g, ok := groups[k]
+		if !ok {
+			g = &group{url: url}
+			groups[k] = g
+			keys = append(keys, k)
+		}
+		if g.creds == nil {
+			g.creds = co.Credentials
+		}
+		if co.Repo != "." && !slices.Contains(g.branches, co.Branch) {
+			g.branches = append(g.branches, co.Branch)
+		}
+		g.courses = append(g.courses, name)
+	}
+
+	results := make(map[string]CourseStatus, len(cfg.Courses))
+	var mu sync.Mutex
+	sem := make(chan struct{}, s.concurrency)
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		g := groups[k]
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			var heads map[string]Head
+			var err error
+			if len(g.branches) > 0 {
+				heads, err = s.m.UpdateBranches(ctx, g.url, g.branches, g.creds)
+			}
+			for _, name := range g.courses {
+				old, _ := prev.Course(name)
+				st := s.course(ctx, rev, cfg.Courses[name], old, heads, err)
+				mu.Lock()
+				results[name] = st
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+
+	out := Status{ConfigCommit: rev.Commit, At: time.Now()}
+	var errs []error
+	for _, name := range cfg.CourseNames() {
+		st := results[name]
+		out.Courses = append(out.Courses, st)
+		if st.Error != "" && !st.ErrorAt.Before(start) {
+			errs = append(errs, fmt.Errorf("course %s: %s", name, st.Error))
+		}
+	}
+	if err := writeJSON(s.statusPath(), out); err != nil {
+		errs = append(errs, fmt.Errorf("write status: %w", err))
+	}
+	return out, errors.Join(errs...)
+}
+
+// course brings one course's work tree to its head and returns its status.
+func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Course, old CourseStatus, heads map[string]Head, updateErr error) CourseStatus {
+	now := time.Now()
+	st := CourseStatus{Course: co.Name, Repo: co.Repo, Branch: co.Branch, Path: co.Path,
+		Commit: old.Commit, Forced: old.Forced, CheckedAt: old.CheckedAt, FetchedAt: old.FetchedAt}
+	log := s.log.With("course", co.Name)
+	fail := func(err error) CourseStatus {
+		st.Error, st.ErrorAt = err.Error(), now
+		log.Warn("course not updated", "err", err)
+		return st
+	}
+	var commit plumbing.Hash
+	url := co.Repo
+	if co.Repo == "." {
+		// A course in the config repo follows the config revision in force.
+		url, commit = rev.Location.URL, rev.Commit
+		st.Branch = rev.Location.Branch
+		st.CheckedAt = now
+	} else {
+		h, ok := heads[co.Branch]
+		if !ok {
+			if updateErr == nil {
+				updateErr = fmt.Errorf("branch %s: %w", co.Branch, ErrBranchNotFound)
+			}
+			return fail(updateErr)
+		}
+		commit = h.Commit
+		st.CheckedAt = h.At
+		if h.Fetched {
+			st.FetchedAt = h.At
+		}
+	}
+	dest := CourseDir(s.root, co.Name)
+	if commit == old.Commit && co.Path == old.Path && old.Error == "" {
+		if _, err := os.Stat(dest); err == nil {
+			return st
+		}
+	}
+	repo, err := s.m.Repository(url)
+	if err != nil {
+		return fail(err)
+	}
+	subpath := co.Path
+	if co.Repo == "." && rev.Location.Dir != "" {
+		subpath = filepath.ToSlash(filepath.Join(rev.Location.Dir, co.Path))
+	}
+	if err := Checkout(ctx, repo, commit, subpath, dest); err != nil {
+		return fail(err)
+	}
+	if commit != old.Commit {
+		st.Forced = !old.Commit.IsZero() && !isAncestor(repo, old.Commit, commit)
+		st.Changed = true
+		log.Info("course checked out", "commit", commit.String(), "forced", st.Forced)
+	}
+	st.Commit = commit
+	return st
+}
+
+func (s *Syncer) statusPath() string { return filepath.Join(s.root, "state", "courses.json") }
+
+// ReadStatus returns the status last recorded under root; an empty one if
+// none was.
+func ReadStatus(root string) (Status, error) {
+	b, err := os.ReadFile(filepath.Join(root, "state", "courses.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Status{}, nil
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	var st Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		return Status{}, fmt.Errorf("read status: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,96 @@
+package gitwatch
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// scpLike is git's user@host:path form (no scheme, a colon before the first
+// slash).
+var scpLike = regexp.MustCompile(`^(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9.-]+):([^/].*)$`)
+
+// NormalizeURL maps the many spellings of one remote to one key, so that a
+// webhook push names the mirrors it affects and courses that spell their
+// repo differently share one mirror: scheme, user, port and a .git suffix
+// are dropped, the host is lowercased, and a local path or file:// URL
+// becomes a clean absolute path. https://GitHub.com/a/b.git,
+// ssh://git@github.com:22/a/b and git@github.com:a/b all give
+// "github.com/a/b". The path keeps its case: most servers are
+// case-sensitive.
+func NormalizeURL(raw string) string {
+	s := strings.TrimSpace(raw)
+	if isLocal(s) {
+		return localPath(s)
+	}
+	var host, p string
+	if m := scpLike.FindStringSubmatch(s); m != nil && !strings.Contains(s, "://") {
+		host, p = m[2], m[3]
+	} else if u, err := url.Parse(s); err == nil && u.Host != "" {
+		host, p = u.Hostname(), u.Path
+	} else {
+		return s
+	}
+	p = strings.Trim(p, "/")
+	p = strings.TrimSuffix(p, ".git")
+	p = strings.TrimSuffix(p, "/")
+	return strings.ToLower(host) + "/" + p
+}
+
+// isLocal reports whether s names a repository on this machine: an absolute
+// or relative path, or a file:// URL.
+func isLocal(s string) bool {
+	if strings.HasPrefix(s, "file://") || strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") || s == "." {
+		return true
+	}
+	return !strings.Contains(s, "://") && !scpLike.MatchString(s)
+}
+
+// localPath turns a path or file:// URL into a clean absolute path.
+func localPath(s string) string {
+	if rest, ok := strings.CutPrefix(s, "file://"); ok {
+		if u, err := url.Parse(s); err == nil {
+			rest = u.Path
+		}
+		s = rest
+	}
+	if abs, err := filepath.Abs(s); err == nil {
+		s = abs
+	}
+	return filepath.Clean(s)
+}
+
+// fetchURL is the URL handed to go-git: local paths become file:// URLs so
+// that they go through the in-process transport.
+func fetchURL(raw string) string {
+	s := strings.TrimSpace(raw)
+	if isLocal(s) {
+		return "file://" + localPath(s)
+	}
+	return s
+}
+
+// mirrorName is a stable directory name for the mirror of a remote: a
+// readable part of the normalized URL plus a hash of all of it, so two
+// remotes never share a name by accident.
+func mirrorName(raw string) string {
+	key := NormalizeURL(raw)
+	sum := sha256.Sum256([]byte(key))
+	var b strings.Builder
+	for _, r := range key {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	readable := strings.Trim(b.String(), "_.")
+	if len(readable) > 60 {
+		readable = readable[len(readable)-60:]
+	}
+	return readable + "-" + hex.EncodeToString(sum[:6])
+}

@@ -1,0 +1,108 @@
+package gitwatch
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// quickCommit commits in-process, much faster than the CLI, so that a
+// burst of commits is closer together than the debounce.
+func quickCommit(t *testing.T, work string, n int) {
+	t.Helper()
+	repo, err := git.PlainOpen(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		name := fmt.Sprintf("f%d.txt", i)
+		if err := os.WriteFile(filepath.Join(work, name), []byte(time.Now().String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wt.Add(name); err != nil {
+			t.Fatal(err)
+		}
+		sig := &object.Signature{Name: "t", Email: "t@example.org", When: time.Now()}
+		if _, err := wt.Commit("c", &git.CommitOptions{Author: sig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWatchHintsOnCommit(t *testing.T) {
+	f := newFixture(t)
+	f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	hints := make(chan string, 100)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- Watch(ctx, []string{f.work, f.bare}, 300*time.Millisecond, func(p string) { hints <- p })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+
+	// The watcher starts asynchronously: commit until it answers.
+	var latency time.Duration
+	for try := 0; ; try++ {
+		start := time.Now()
+		quickCommit(t, f.work, 1)
+		select {
+		case p := <-hints:
+			if p != f.work {
+				t.Fatalf("hint for %s, want %s", p, f.work)
+			}
+			latency = time.Since(start)
+		case <-time.After(2 * time.Second):
+			if try == 5 {
+				t.Fatal("no hint after a commit")
+			}
+			continue
+		}
+		break
+	}
+	if latency > time.Second {
+		t.Errorf("hint came %s after the commit, want within a second", latency)
+	}
+
+	// A burst of 50 commits (as a rebase makes) is one hint.
+	quickCommit(t, f.work, 50)
+	select {
+	case <-hints:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no hint after 50 commits")
+	}
+	select {
+	case p := <-hints:
+		t.Fatalf("second hint for one burst: %s", p)
+	case <-time.After(time.Second):
+	}
+
+	// A push to the bare repo hints for the bare repo (and for the work
+	// tree, whose remote-tracking ref moves).
+	runGit(t, f.work, "push", "-q", "origin", "HEAD")
+	deadline := time.After(3 * time.Second)
+	for {
+		select {
+		case p := <-hints:
+			if p == f.bare {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no hint after a push to the bare repo")
+		}
+	}
+}
