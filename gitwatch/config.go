@@ -330,6 +330,14 @@ func NewSources(m *Mirrors, cfg *manifest.Config, loc ConfigLocation, configTree
 	return &Sources{m: m, cfg: cfg, loc: loc, configTree: configTree, configHash: configCommit, courses: map[string]courseTree{}}
 }
 
+// Refresh forgets the course trees read so far, so that the next question
+// sees the heads the mirrors hold now (after a Syncer pass fetched them).
+func (s *Sources) Refresh() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.courses)
+}
+
 // ConfigFile implements manifest.Sources.
 func (s *Sources) ConfigFile(p string) bool {
 	_, err := s.configTree.File(path.Clean(p))
