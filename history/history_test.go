@@ -24,7 +24,7 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func open(t *testing.T, opt Options) (*Store, string) {
+func open(t testing.TB, opt Options) (*Store, string) {
 	t.Helper()
 	path := Path(t.TempDir())
 	s, err := Open(path, opt)

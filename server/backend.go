@@ -181,3 +181,31 @@ type SyncRequest struct {
 type SyncResult struct {
 	Courses []string `json:"courses"`
 }
+
+// BuildViews turns build records of the history store (queried WithLog)
+// into the builds of a Status.
+func BuildViews(recs []history.Record) []BuildView {
+	out := []BuildView{}
+	for _, r := range recs {
+		if r.Kind != history.KindBuild {
+			continue
+		}
+		out = append(out, BuildView{Image: r.Image, BuildKey: r.BuildKey, Commit: r.Commit, Result: r.Result,
+			Time: r.Time, Duration: r.Duration, Message: r.Message, Log: r.Log})
+	}
+	return out
+}
+
+// ActionViews turns action records of the history store into the actions
+// of a Status.
+func ActionViews(recs []history.Record) []ActionView {
+	out := []ActionView{}
+	for _, r := range recs {
+		if r.Kind != history.KindAction {
+			continue
+		}
+		out = append(out, ActionView{Kind: r.Action, Course: r.Course, Student: r.Student, Reason: r.Message,
+			Result: r.Result, Time: r.Time})
+	}
+	return out
+}

@@ -369,3 +369,19 @@ func TestNewNeedsBackend(t *testing.T) {
 		t.Error("New without backend succeeded")
 	}
 }
+
+func TestViewsFromHistory(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	recs := []history.Record{
+		{Kind: history.KindBuild, Image: "ds", BuildKey: "k1", Result: "failed", Time: at, Log: "boom", Message: "exit 1"},
+		{Kind: history.KindAction, Course: "c", Student: "s", Action: "stop", Message: "idle 3h", Result: "ok", Time: at},
+		{Kind: history.KindPull, Course: "c"},
+	}
+	b, a := server.BuildViews(recs), server.ActionViews(recs)
+	if len(b) != 1 || b[0].Log != "boom" || b[0].Result != "failed" || b[0].Image != "ds" {
+		t.Errorf("builds = %+v", b)
+	}
+	if len(a) != 1 || a[0].Kind != "stop" || a[0].Reason != "idle 3h" || a[0].Student != "s" {
+		t.Errorf("actions = %+v", a)
+	}
+}
