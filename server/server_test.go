@@ -385,3 +385,20 @@ func TestViewsFromHistory(t *testing.T) {
 		t.Errorf("actions = %+v", a)
 	}
 }
+
+func BenchmarkDashboard(b *testing.B) {
+	st := servertest.SampleStatus(time.Now())
+	be := &servertest.Backend{StatusFunc: func(context.Context) (server.Status, error) { return st, nil }}
+	s, err := server.New(server.Config{Backend: be})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	for b.Loop() {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, httptest.NewRequest("GET", "/", nil))
+		if rr.Code != 200 {
+			b.Fatal(rr.Code)
+		}
+	}
+}

@@ -362,3 +362,13 @@ func TestRunTwice(t *testing.T) {
 		t.Error("second Run succeeded")
 	}
 }
+
+// BenchmarkTriggerCoalesced measures a trigger that joins a pending pass,
+// the common case of a burst.
+func BenchmarkTriggerCoalesced(b *testing.B) {
+	q := New(func(context.Context, Pass) error { return nil }, Options{})
+	q.Trigger("a", Pull, "x")
+	for b.Loop() {
+		q.Trigger("a", Pull, "x")
+	}
+}
