@@ -1,0 +1,404 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/metrics"
+	"github.com/nbhosting/nbh-sync/server"
+	"github.com/nbhosting/nbh-sync/server/servertest"
+)
+
+const token = "s3cr3t-token"
+
+// calls records what the fake backend was asked.
+type calls struct {
+	mu    sync.Mutex
+	syncs []server.SyncRequest
+	query history.Query
+	hooks int
+}
+
+func newServer(t *testing.T, be *servertest.Backend, hooks server.HookVerifier) *httptest.Server {
+	t.Helper()
+	m := metrics.New()
+	m.CountAction("stop", "flotpython")
+	s, err := server.New(server.Config{Backend: be, Hooks: hooks, Metrics: m.Handler(), Token: token, MaxHookBody: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func fakeBackend(c *calls) *servertest.Backend {
+	return &servertest.Backend{
+		ReadyFunc:  func() error { return nil },
+		StatusFunc: func(context.Context) (server.Status, error) { return servertest.SampleStatus(time.Now()), nil },
+		HistoryFunc: func(_ context.Context, q history.Query) ([]history.Record, error) {
+			c.mu.Lock()
+			c.query = q
+			c.mu.Unlock()
+			return []history.Record{{ID: 2, Kind: history.KindBuild, Image: "x"}}, nil
+		},
+		PlanFunc: func(context.Context) (any, error) {
+			return map[string]any{"actions": []string{"remove flotpython-x-alice"}}, nil
+		},
+		SpawnFunc: func(_ context.Context, req server.SpawnRequest) (server.SpawnResult, error) {
+			switch req.Course {
+			case "nope":
+				return server.SpawnResult{}, fmt.Errorf("spawn: course %q: %w", req.Course, server.ErrNotFound)
+			case "old":
+				return server.SpawnResult{}, fmt.Errorf("spawn: course old is archived: %w", server.ErrConflict)
+			case "slow":
+				return server.SpawnResult{}, fmt.Errorf("spawn: wait for server: %w", context.DeadlineExceeded)
+			}
+			return server.SpawnResult{Name: req.Course + "-x-" + req.Student, State: "created", Port: 32001, URL: "/32001/"}, nil
+		},
+		SyncFunc: func(_ context.Context, req server.SyncRequest) (server.SyncResult, error) {
+			c.mu.Lock()
+			c.syncs = append(c.syncs, req)
+			c.mu.Unlock()
+			if req.Course == "nope" {
+				return server.SyncResult{}, fmt.Errorf("sync %s: %w", req.Course, server.ErrNotFound)
+			}
+			if req.Course != "" {
+				return server.SyncResult{Courses: []string{req.Course}}, nil
+			}
+			return server.SyncResult{Courses: []string{"flotpython", "ds-handbook"}}, nil
+		},
+		ConfirmPruneFunc: func(_ context.Context, rev string) error {
+			if rev == "stale" {
+				return fmt.Errorf("confirm prune: nothing held at %s: %w", rev, server.ErrConflict)
+			}
+			return nil
+		},
+	}
+}
+
+type req struct {
+	method, path, body string
+	auth               string
+}
+
+func do(t *testing.T, ts *httptest.Server, r req) (int, http.Header, string) {
+	t.Helper()
+	hr, err := http.NewRequestWithContext(t.Context(), r.method, ts.URL+r.path, strings.NewReader(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.auth != "" {
+		hr.Header.Set("Authorization", r.auth)
+	}
+	resp, err := ts.Client().Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func TestAPI(t *testing.T) {
+	c := &calls{}
+	ts := newServer(t, fakeBackend(c), nil)
+	bearer := "Bearer " + token
+	tests := []struct {
+		name     string
+		r        req
+		code     int
+		contains string
+	}{
+		{"healthz", req{"GET", "/healthz", "", ""}, 200, `"ok"`},
+		{"readyz", req{"GET", "/readyz", "", ""}, 200, `"ready"`},
+		{"metrics", req{"GET", "/metrics", "", ""}, 200, `nbh_sync_actions_total{course="flotpython",kind="stop"} 1`},
+		{"status", req{"GET", "/api/status", "", ""}, 200, `"build_key": "sha256:9e1c`},
+		{"plan", req{"GET", "/api/plan", "", ""}, 200, `remove flotpython-x-alice`},
+		{"history", req{"GET", "/api/history?kind=build,pull&course=a&limit=5&since=1h&log=1", "", ""}, 200, `"records"`},
+		{"history bad kind", req{"GET", "/api/history?kind=nap", "", ""}, 400, `"error": "kind \"nap\"`},
+		{"history bad limit", req{"GET", "/api/history?limit=-1", "", ""}, 400, `limit`},
+		{"history bad since", req{"GET", "/api/history?since=yesterday", "", ""}, 400, `since`},
+		{"spawn without token", req{"POST", "/api/spawn", `{"course":"a","student":"b"}`, ""}, 401, `"error"`},
+		{"spawn wrong token", req{"POST", "/api/spawn", `{"course":"a","student":"b"}`, "Bearer nope"}, 401, `bearer token`},
+		{"spawn token prefix only", req{"POST", "/api/spawn", `{"course":"a","student":"b"}`, "Bearer " + token[:4]}, 401, `bearer token`},
+		{"spawn basic auth", req{"POST", "/api/spawn", `{}`, "Basic " + token}, 401, `bearer token`},
+		{"spawn ok", req{"POST", "/api/spawn", `{"course":"flotpython","student":"alice","uid":1001}`, bearer}, 200, `"name": "flotpython-x-alice"`},
+		{"spawn lowercase scheme", req{"POST", "/api/spawn", `{"course":"a","student":"b"}`, "bearer " + token}, 200, `"state": "created"`},
+		{"spawn unknown course", req{"POST", "/api/spawn", `{"course":"nope","student":"b"}`, bearer}, 404, `course \"nope\": not found`},
+		{"spawn archived", req{"POST", "/api/spawn", `{"course":"old","student":"b"}`, bearer}, 409, `archived`},
+		{"spawn timeout", req{"POST", "/api/spawn", `{"course":"slow","student":"b"}`, bearer}, 504, `deadline`},
+		{"spawn missing student", req{"POST", "/api/spawn", `{"course":"a"}`, bearer}, 400, `required`},
+		{"spawn unknown field", req{"POST", "/api/spawn", `{"course":"a","student":"b","x":1}`, bearer}, 400, `unknown field`},
+		{"spawn not JSON", req{"POST", "/api/spawn", `course=a`, bearer}, 400, `bad JSON`},
+		{"spawn too large", req{"POST", "/api/spawn", `{"course":"` + strings.Repeat("a", 70<<10) + `"}`, bearer}, 413, `too large`},
+		{"spawn GET", req{"GET", "/api/spawn", "", bearer}, 405, ``},
+		{"sync all", req{"POST", "/api/sync", "", bearer}, 202, `"ds-handbook"`},
+		{"sync course by query", req{"POST", "/api/sync?course=flotpython", "", bearer}, 202, `"flotpython"`},
+		{"sync course by body", req{"POST", "/api/sync", `{"course":"ds-handbook","kinds":["rebuild"]}`, bearer}, 202, `"ds-handbook"`},
+		{"sync unknown course", req{"POST", "/api/sync?course=nope", "", bearer}, 404, `not found`},
+		{"sync repos refused", req{"POST", "/api/sync", `{"repos":["x"]}`, bearer}, 400, `webhooks`},
+		{"sync without token", req{"POST", "/api/sync", "", ""}, 401, `bearer`},
+		{"confirm prune", req{"POST", "/api/confirm-prune", `{"revision":"abc"}`, bearer}, 200, `confirmed`},
+		{"confirm prune stale", req{"POST", "/api/confirm-prune", `{"revision":"stale"}`, bearer}, 409, `nothing held`},
+		{"confirm prune without token", req{"POST", "/api/confirm-prune", "", ""}, 401, `bearer`},
+		{"hooks disabled", req{"POST", "/hooks/github", "{}", ""}, 404, `not enabled`},
+		{"unknown path", req{"GET", "/nope", "", ""}, 404, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, h, body := do(t, ts, tt.r)
+			if code != tt.code || !strings.Contains(body, tt.contains) {
+				t.Fatalf("%s %s = %d %s, want %d containing %q", tt.r.method, tt.r.path, code, body, tt.code, tt.contains)
+			}
+			if code == 401 && (h.Get("WWW-Authenticate") == "" || h.Get("Content-Type") != "application/json") {
+				t.Errorf("401 headers = %v", h)
+			}
+		})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.query
+	if len(q.Kinds) != 2 || q.Course != "a" || q.Limit != 5 || !q.WithLog || time.Since(q.Since) < 59*time.Minute {
+		t.Errorf("history query = %+v", q)
+	}
+	for _, s := range c.syncs {
+		if s.Source != "api" {
+			t.Errorf("sync source = %q", s.Source)
+		}
+	}
+	if len(c.syncs) != 4 || c.syncs[2].Kinds[0] != "rebuild" {
+		t.Errorf("syncs = %+v", c.syncs)
+	}
+}
+
+func TestStatusJSONShape(t *testing.T) {
+	be := fakeBackend(&calls{})
+	be.StatusFunc = func(context.Context) (server.Status, error) { return server.Status{}, nil }
+	ts := newServer(t, be, nil)
+	_, _, body := do(t, ts, req{"GET", "/api/status", "", ""})
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"courses", "images", "builds", "actions", "errors"} {
+		if _, ok := m[k].([]any); !ok {
+			t.Errorf("%s is %T, want an array even when empty", k, m[k])
+		}
+	}
+}
+
+func TestNotReady(t *testing.T) {
+	be := fakeBackend(&calls{})
+	be.ReadyFunc = func() error { return errors.New("waiting for the first pass") }
+	ts := newServer(t, be, nil)
+	code, _, body := do(t, ts, req{"GET", "/readyz", "", ""})
+	if code != 503 || !strings.Contains(body, "first pass") {
+		t.Errorf("readyz = %d %s", code, body)
+	}
+}
+
+func TestNoTokenConfiguredRefusesMutations(t *testing.T) {
+	s, err := server.New(server.Config{Backend: fakeBackend(&calls{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	for _, auth := range []string{"", "Bearer ", "Bearer x"} {
+		if code, _, _ := do(t, ts, req{"POST", "/api/sync", "", auth}); code != 401 {
+			t.Errorf("auth %q: %d, want 401", auth, code)
+		}
+	}
+}
+
+func TestHooks(t *testing.T) {
+	c := &calls{}
+	verify := server.HookFunc(func(ctx context.Context, provider string, r *http.Request, body []byte) ([]string, error) {
+		c.mu.Lock()
+		c.hooks++
+		c.mu.Unlock()
+		switch {
+		case provider == "bitbucket":
+			return nil, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
+		case r.Header.Get("X-Hub-Signature-256") != "sha256=good":
+			return nil, errors.New("signature mismatch")
+		case string(body) == `{"zen":"ping"}`:
+			return nil, nil
+		}
+		return []string{"https://github.com/parmentelat/flotpython.git"}, nil
+	})
+	ts := newServer(t, fakeBackend(c), verify)
+	post := func(provider, sig, body string) (int, string) {
+		r, _ := http.NewRequestWithContext(t.Context(), "POST", ts.URL+"/hooks/"+provider, strings.NewReader(body))
+		if sig != "" {
+			r.Header.Set("X-Hub-Signature-256", sig)
+		}
+		resp, err := ts.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tests := []struct {
+		name, provider, sig, body string
+		code                      int
+		contains                  string
+		verified, synced          int // cumulative counts
+	}{
+		{"bad signature", "github", "sha256=bad", `{"ref":"refs/heads/main"}`, 401, "verification failed", 1, 0},
+		{"missing signature", "github", "", `{}`, 401, "verification failed", 2, 0},
+		{"too large", "github", "sha256=good", strings.Repeat("x", 2048), 413, "larger than 1024", 2, 0},
+		{"unknown provider", "bitbucket", "sha256=good", `{}`, 404, "unknown webhook provider", 3, 0},
+		{"ping", "github", "sha256=good", `{"zen":"ping"}`, 202, `"courses": []`, 4, 0},
+		{"push", "github", "sha256=good", `{"ref":"refs/heads/master"}`, 202, `"flotpython"`, 5, 1},
+	}
+	for _, tt := range tests {
+		code, body := post(tt.provider, tt.sig, tt.body)
+		if code != tt.code || !strings.Contains(body, tt.contains) {
+			t.Fatalf("%s: %d %s, want %d with %q", tt.name, code, body, tt.code, tt.contains)
+		}
+		c.mu.Lock()
+		v, s := c.hooks, len(c.syncs)
+		c.mu.Unlock()
+		if v != tt.verified || s != tt.synced {
+			t.Fatalf("%s: verified %d synced %d, want %d %d", tt.name, v, s, tt.verified, tt.synced)
+		}
+	}
+	sr := c.syncs[0]
+	if sr.Source != "hook:github" || len(sr.Repos) != 1 || sr.Course != "" {
+		t.Errorf("hook sync request = %+v", sr)
+	}
+}
+
+func TestDashboardHTML(t *testing.T) {
+	ts := newServer(t, fakeBackend(&calls{}), nil)
+	code, h, body := do(t, ts, req{"GET", "/", "", ""})
+	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+		t.Fatalf("dashboard = %d %v", code, h)
+	}
+	csp := h.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'nonce-") {
+		t.Errorf("CSP = %q", csp)
+	}
+	for _, want := range []string{
+		`<meta name="viewport"`, `data-course="flotpython"`, `data-course="ds-handbook"`,
+		`style="width: 75%"`, `style="width: 100%"`, `style="width: 0%"`, `3/4 on the current image`,
+		`a1b2c3d4e5`, `sha256:9e1c`, `No matching distribution found for numpyy`,
+		`&lt;script&gt;alert(&#39;not run&#39;)&lt;/script&gt;`, `idle 31m ≥ 30m`, `connection refused`,
+		`<details class="build">`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "http://") || strings.Contains(body, "https://cdn") || strings.Contains(body, `src="http`) {
+		t.Error("dashboard refers to an outside asset")
+	}
+	if strings.Count(body, "<script") != 1 {
+		t.Errorf("want exactly the one refresh script, found %d", strings.Count(body, "<script"))
+	}
+}
+
+func TestDashboardBackendError(t *testing.T) {
+	be := fakeBackend(&calls{})
+	be.StatusFunc = func(context.Context) (server.Status, error) { return server.Status{}, errors.New("engine down") }
+	ts := newServer(t, be, nil)
+	code, _, body := do(t, ts, req{"GET", "/", "", ""})
+	if code != 503 || !strings.Contains(body, "status unavailable: engine down") {
+		t.Errorf("dashboard = %d, %s", code, body)
+	}
+}
+
+func TestServeAndShutdown(t *testing.T) {
+	s, err := server.New(server.Config{Backend: fakeBackend(&calls{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx, ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cancel()
+	if err := <-errc; err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+}
+
+func TestLoadToken(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "token")
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(good, []byte("  abc\n"), 0o600)
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	if tok, err := server.LoadToken(good); err != nil || tok != "abc" {
+		t.Errorf("LoadToken = %q, %v", tok, err)
+	}
+	for _, p := range []string{empty, filepath.Join(dir, "missing")} {
+		if _, err := server.LoadToken(p); err == nil {
+			t.Errorf("LoadToken(%s) succeeded", p)
+		}
+	}
+}
+
+func TestNewNeedsBackend(t *testing.T) {
+	if _, err := server.New(server.Config{}); err == nil {
+		t.Error("New without backend succeeded")
+	}
+}
+
+func TestViewsFromHistory(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	recs := []history.Record{
+		{Kind: history.KindBuild, Image: "ds", BuildKey: "k1", Result: "failed", Time: at, Log: "boom", Message: "exit 1"},
+		{Kind: history.KindAction, Course: "c", Student: "s", Action: "stop", Message: "idle 3h", Result: "ok", Time: at},
+		{Kind: history.KindPull, Course: "c"},
+	}
+	b, a := server.BuildViews(recs), server.ActionViews(recs)
+	if len(b) != 1 || b[0].Log != "boom" || b[0].Result != "failed" || b[0].Image != "ds" {
+		t.Errorf("builds = %+v", b)
+	}
+	if len(a) != 1 || a[0].Kind != "stop" || a[0].Reason != "idle 3h" || a[0].Student != "s" {
+		t.Errorf("actions = %+v", a)
+	}
+}
+
+func BenchmarkDashboard(b *testing.B) {
+	st := servertest.SampleStatus(time.Now())
+	be := &servertest.Backend{StatusFunc: func(context.Context) (server.Status, error) { return st, nil }}
+	s, err := server.New(server.Config{Backend: be})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	for b.Loop() {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, httptest.NewRequest("GET", "/", nil))
+		if rr.Code != 200 {
+			b.Fatal(rr.Code)
+		}
+	}
+}
