@@ -12,7 +12,7 @@ export GIT_CONFIG_NOSYSTEM := 1
 RUN_ROOT ?= $(CURDIR)/.run
 LISTEN ?= 127.0.0.1:8787
 
-.PHONY: help build test lint verify run bench e2e fuzz clean
+.PHONY: help build test lint verify run bench e2e fuzz image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -35,6 +35,10 @@ verify: ## gofmt and go mod tidy leave no diff
 run: build ## the daemon on examples/, dashboard on http://$(LISTEN)
 	mkdir -p $(RUN_ROOT)
 	$(BIN) run --config examples --root $(RUN_ROOT) --listen $(LISTEN)
+
+image: build ## the daemon's own image, nbh-sync:latest (see Dockerfile)
+	cp /etc/ssl/certs/ca-certificates.crt bin/
+	docker build -t nbh-sync:$(VERSION) -t nbh-sync:latest .
 
 fuzz: ## fuzz the courses.yaml parser for FUZZTIME (default 60s)
 	$(GO) test ./manifest -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s}
