@@ -54,8 +54,8 @@ type Container struct {
 	Course  string `json:"course"`
 	Student string `json:"student"`
 	// ImageID is the ID of the image the container was created from.
-	ImageID string `json:"image_id"`
-	State   State  `json:"state"`
+	ImageID string    `json:"image_id"`
+	State   State     `json:"state"`
 	Created time.Time `json:"created"`
 	// StartedAt is when the container last started (zero if never). From
 	// a list it is derived from the engine's status text, rounded down, so
@@ -167,15 +167,15 @@ type Raw struct {
 
 // Spec is what Create needs to make a container.
 type Spec struct {
-	Name    string
-	Image   string
-	Cmd     []string
-	Env     []string // KEY=value
-	Binds   []string // host:container[:ro]
-	Labels  map[string]string
-	Port    int // container port, tcp
-	HostIP  string
+	Name     string
+	Image    string
+	Cmd      []string
+	Env      []string // KEY=value
+	Binds    []string // host:container[:ro]
+	Labels   map[string]string
+	Port     int // container port, tcp
+	HostIP   string
 	HostPort int
-	Memory  int64   // bytes, 0 = no limit
-	CPUs    float64 // 0 = no limit
+	Memory   int64   // bytes, 0 = no limit
+	CPUs     float64 // 0 = no limit
 }

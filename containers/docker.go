@@ -153,7 +153,7 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (string, error) {
 		ExposedPorts: nat.PortSet{port: {}},
 	}
 	hc := &container.HostConfig{
-		Binds: spec.Binds,
+		Binds:        spec.Binds,
 		PortBindings: nat.PortMap{port: {{HostIP: spec.HostIP, HostPort: strconv.Itoa(spec.HostPort)}}},
 		Resources: container.Resources{
 			Memory:   spec.Memory,
@@ -207,4 +207,3 @@ func (d *Docker) Remove(ctx context.Context, id string) error {
 	}
 	return fmt.Errorf("remove container %s: %w", id, err)
 }
-

@@ -87,7 +87,7 @@ func TestStartedFromStatus(t *testing.T) {
 		want    time.Time
 	}{
 		{"Up 3 hours", now.Add(-3*time.Hour - 10*time.Minute), now.Add(-3*time.Hour - 10*time.Minute)}, // created in bracket: exact
-		{"Up 3 hours", now.Add(-50 * time.Hour), now.Add(-150 * time.Minute)},                           // restarted later: latest possible
+		{"Up 3 hours", now.Add(-50 * time.Hour), now.Add(-150 * time.Minute)},                          // restarted later: latest possible
 		{"Up 2 days", now.Add(-60 * time.Hour), now.Add(-60 * time.Hour)},
 		{"Up 2 days", now.Add(-10 * 24 * time.Hour), now.Add(-48 * time.Hour)},
 		{"Up About a minute", time.Time{}, now.Add(-time.Minute)},
@@ -106,10 +106,10 @@ func TestExpand(t *testing.T) {
 	v := Vars{Root: "/srv/nbh", Course: "flot", Student: "alice", UID: "1001", Port: 30123}
 	for in, want := range map[string]string{
 		"{root}/students/{student}/{course}:/home/jovyan/work": "/srv/nbh/students/alice/flot:/home/jovyan/work",
-		"--ServerApp.base_url=/{port}/":                          "--ServerApp.base_url=/30123/",
-		"{uid}":                                                  "1001",
-		"plain":                                                  "plain",
-		"{unknown}":                                              "{unknown}",
+		"--ServerApp.base_url=/{port}/":                        "--ServerApp.base_url=/30123/",
+		"{uid}":                                                "1001",
+		"plain":                                                "plain",
+		"{unknown}":                                            "{unknown}",
 	} {
 		if got := v.Expand(in); got != want {
 			t.Errorf("Expand(%q) = %q, want %q", in, got, want)

@@ -134,8 +134,16 @@ func TestSpawnStaleIsRecreated(t *testing.T) {
 			return managedRaw("old", "exited", "sha256:v1", 1), nil
 		},
 		RemoveFn: func(_ context.Context, id string) error { calls = append(calls, "remove "+id); gone = true; return nil },
-		CreateFn: func(_ context.Context, s Spec) (string, error) { spec = s; calls = append(calls, "create "+s.Image); return "new", nil },
-		StartFn:  func(_ context.Context, id string) error { calls = append(calls, "start "+id); serveFake(t, spec.HostPort); return nil },
+		CreateFn: func(_ context.Context, s Spec) (string, error) {
+			spec = s
+			calls = append(calls, "create "+s.Image)
+			return "new", nil
+		},
+		StartFn: func(_ context.Context, id string) error {
+			calls = append(calls, "start "+id)
+			serveFake(t, spec.HostPort)
+			return nil
+		},
 	}
 	got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"})
 	if err != nil || got.State != Created || got.ID != "new" {
