@@ -66,7 +66,19 @@ func LookupCourse(cfg *manifest.Config, name string) (manifest.Course, error) {
 
 // maxAttempts bounds the re-reads after losing a race (a name conflict with
 // another process, a port taken between choice and bind).
-const maxAttempts = 5
+const maxAttempts = 8
+
+// pause waits a little longer at each attempt (10ms, 20ms, ... 640ms).
+func pause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(10 * time.Millisecond << min(attempt, 6))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // Spawn makes sure the student's container of course co runs and answers,
 // and returns it (SPEC §4): a running container is used as is; a stopped one
@@ -117,7 +129,13 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 		case errors.Is(err, ErrNotFound):
 			id, port, err := m.create(ctx, co, student, imageID, opts)
 			if errors.Is(err, ErrConflict) {
-				continue // another process made it: use theirs
+				// Another process is making it: use theirs. The engine
+				// reserves the name before the container can be
+				// inspected, so give it a moment.
+				if err := pause(ctx, attempt); err != nil {
+					return fail(err)
+				}
+				continue
 			}
 			if err != nil {
 				return fail(err)
@@ -127,7 +145,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			return fail(err)
 		case c.State == Running:
 			res = Spawned{ID: c.ID, State: Existing, Port: c.Port}
-		case c.ImageID == imageID:
+		case c.ImageID == imageID && c.Port != 0:
 			if err := m.eng.Start(ctx, c.ID); err != nil {
 				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
 					// Its port went to someone else while it slept
@@ -143,7 +161,10 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			}
 			res = Spawned{ID: c.ID, State: Started, Port: c.Port}
 		default:
-			m.log.Info("removing stale container", "container", c.Name, "image", c.ImageID, "current", imageID)
+			// Stale, or with no published port to reach it by (made by
+			// nbhosting): make it again; the student's files are on the
+			// host.
+			m.log.Info("removing stopped container to recreate it", "container", c.Name, "image", c.ImageID, "current", imageID, "port", c.Port)
 			if err := m.eng.Remove(ctx, c.ID); err != nil {
 				return fail(err)
 			}
