@@ -205,4 +205,3 @@ func find(cs []Container, name string) *Container {
 	}
 	return nil
 }
-
