@@ -199,7 +199,12 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 		err = fmt.Errorf("probe %s: read kernels: %w", url, err)
 		return Result{State: Unknown, Err: err.Error()}, err
 	}
-	r := Result{State: Answered, Kernels: len(ks), LastActivity: t.StartedAt}
+	r := Result{State: Answered, Kernels: len(ks)}
+	if len(ks) == 0 {
+		r.LastActivity = t.StartedAt
+	}
+	// A kernel's last_activity is never older than its server, so the
+	// kernels alone say when the server was last used.
 	for _, k := range ks {
 		if k.ExecutionState == "busy" {
 			r.Busy = true
