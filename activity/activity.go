@@ -1,0 +1,217 @@
+// Package activity reads whether student servers are in use, from each
+// Jupyter server's REST API (GET {base}api/kernels: each kernel's
+// last_activity and execution_state).
+//
+// Only per-kernel fields are read. The server's global last_activity (in
+// /api/status) is moved by API requests themselves — the probe's included —
+// so reading it would make every probed server look busy forever. Listing
+// kernels does not touch any kernel's last_activity.
+package activity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Target is one running server to probe.
+type Target struct {
+	// ID keys the result (the container ID).
+	ID string
+	// URL is the server's base URL, ending in "/".
+	URL string
+	// Token is sent as "Authorization: token X" when not empty.
+	Token string
+	// StartedAt is when the container started: a server without kernels
+	// has been idle since then, and one that does not answer yet is only
+	// starting while it is recent.
+	StartedAt time.Time
+}
+
+// State says how much a probe could tell.
+type State string
+
+// Probe outcomes.
+const (
+	// Answered: the server listed its kernels; Busy and LastActivity hold.
+	Answered State = "answered"
+	// Starting: the server did not answer, but its container started
+	// within the grace period. Not idle.
+	Starting State = "starting"
+	// Unreachable: no answer at two looks, after the grace period. Counted
+	// as idle since the container started (LastActivity).
+	Unreachable State = "unreachable"
+	// Unknown: the server answered but not with its kernels (a refused
+	// token, an error status). Nothing can be concluded: not idle.
+	Unknown State = "unknown"
+)
+
+// Result is what a probe learnt about one server.
+type Result struct {
+	State State `json:"state"`
+	// Busy is true when some kernel is executing.
+	Busy bool `json:"busy,omitempty"`
+	// Kernels is the number of kernels.
+	Kernels int `json:"kernels"`
+	// LastActivity is the latest kernel activity, or the container's start
+	// when there is no kernel (or no answer, once Unreachable).
+	LastActivity time.Time `json:"last_activity,omitzero"`
+	// Err says why the server could not be read.
+	Err string `json:"error,omitempty"`
+}
+
+// Idle reports whether the server has been idle for at least d at now.
+// Only Answered and Unreachable servers can be idle; a busy one never is.
+func (r Result) Idle(now time.Time, d time.Duration) bool {
+	if r.Busy || (r.State != Answered && r.State != Unreachable) {
+		return false
+	}
+	return !r.LastActivity.IsZero() && now.Sub(r.LastActivity) >= d
+}
+
+// Prober probes servers. Its fields may be changed before the first Probe.
+type Prober struct {
+	// Client makes the requests; each one is also bounded by Timeout.
+	Client *http.Client
+	// Concurrency bounds the probes in flight.
+	Concurrency int
+	// Timeout bounds one request.
+	Timeout time.Duration
+	// Grace is how long after its start a server may fail to answer and
+	// still be only starting.
+	Grace time.Duration
+	// SecondLook is how long to wait before looking again at a server that
+	// did not answer.
+	SecondLook time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// New returns a Prober with defaults for a real site.
+func New() *Prober {
+	return &Prober{Client: &http.Client{}, Concurrency: 8, Timeout: 5 * time.Second,
+		Grace: 2 * time.Minute, SecondLook: 3 * time.Second}
+}
+
+// Probe probes every target, at most Concurrency at once, and returns one
+// Result per target ID. It never fails as a whole: what could not be read
+// is in each Result.
+func (p *Prober) Probe(ctx context.Context, targets []Target) map[string]Result {
+	out := make(map[string]Result, len(targets))
+	var mu sync.Mutex
+	sem := make(chan struct{}, max(p.Concurrency, 1))
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				mu.Lock()
+				out[t.ID] = Result{State: Unknown, Err: ctx.Err().Error()}
+				mu.Unlock()
+				return
+			}
+			r := p.one(ctx, t)
+			<-sem
+			mu.Lock()
+			out[t.ID] = r
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (p *Prober) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// errNoAnswer marks transport failures (nothing listening, timeout), as
+// opposed to a server that answered something unexpected.
+var errNoAnswer = errors.New("no answer")
+
+func (p *Prober) one(ctx context.Context, t Target) Result {
+	r, err := p.kernels(ctx, t)
+	if err == nil || !errors.Is(err, errNoAnswer) {
+		return r
+	}
+	if !t.StartedAt.IsZero() && p.now().Sub(t.StartedAt) < p.Grace {
+		return Result{State: Starting, Err: err.Error()}
+	}
+	// A second look, so that one lost request does not make a server idle.
+	timer := time.NewTimer(p.SecondLook)
+	select {
+	case <-ctx.Done():
+		timer.Stop()
+		return Result{State: Unknown, Err: ctx.Err().Error()}
+	case <-timer.C:
+	}
+	r, err = p.kernels(ctx, t)
+	if err == nil || !errors.Is(err, errNoAnswer) {
+		return r
+	}
+	return Result{State: Unreachable, LastActivity: t.StartedAt, Err: err.Error()}
+}
+
+type kernel struct {
+	ID             string    `json:"id"`
+	LastActivity   time.Time `json:"last_activity"`
+	ExecutionState string    `json:"execution_state"`
+}
+
+// kernels reads {base}api/kernels once.
+func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	url := t.URL + "api/kernels"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return Result{State: Unknown, Err: err.Error()}, err
+	}
+	if t.Token != "" {
+		req.Header.Set("Authorization", "token "+t.Token)
+	}
+	client := p.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		err = fmt.Errorf("probe %s: %w: %v", url, errNoAnswer, err)
+		return Result{State: Unknown, Err: err.Error()}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		err := fmt.Errorf("probe %s: status %s", url, resp.Status)
+		return Result{State: Unknown, Err: err.Error()}, err
+	}
+	var ks []kernel
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&ks); err != nil {
+		err = fmt.Errorf("probe %s: read kernels: %w", url, err)
+		return Result{State: Unknown, Err: err.Error()}, err
+	}
+	r := Result{State: Answered, Kernels: len(ks)}
+	if len(ks) == 0 {
+		r.LastActivity = t.StartedAt
+	}
+	// A kernel's last_activity is never older than its server, so the
+	// kernels alone say when the server was last used.
+	for _, k := range ks {
+		if k.ExecutionState == "busy" {
+			r.Busy = true
+		}
+		if k.LastActivity.After(r.LastActivity) {
+			r.LastActivity = k.LastActivity
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,181 @@
+// Package containers manages student containers on the Docker engine: it
+// reads which containers nbh-sync manages (one list call per pass), and
+// spawns a student's container the way SPEC §4 says.
+//
+// The engine is reached through the small Engine interface; docker.go is the
+// only file that imports the Docker SDK, and no SDK type leaves it.
+package containers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Labels set on every container nbh-sync creates.
+const (
+	LabelCourse    = "org.nbhosting.course"
+	LabelStudent   = "org.nbhosting.student"
+	LabelManagedBy = "org.nbhosting.managed-by"
+	// LabelPort records the published host port, which also names the
+	// server's URL prefix (/{port}/).
+	LabelPort = "org.nbhosting.port"
+	// LabelUID records the uid the server runs as, so that placeholders
+	// (a token with {uid}, say) can be expanded again later.
+	LabelUID = "org.nbhosting.uid"
+	// ManagedBy is the value of LabelManagedBy.
+	ManagedBy = "nbh-sync"
+)
+
+// NameSep joins course and student in a container name, as nbhosting does.
+const NameSep = "-x-"
+
+// Name returns the container name of a student in a course.
+func Name(course, student string) string { return course + NameSep + student }
+
+// State is the coarse state of a container.
+type State string
+
+// The states a Container can be in. Paused and restarting containers count
+// as running (their server decides whether they are idle); created, exited
+// and dead ones as stopped.
+const (
+	Running State = "running"
+	Stopped State = "stopped"
+)
+
+// Container is a managed student container, as observed on the engine.
+type Container struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Course  string `json:"course"`
+	Student string `json:"student"`
+	// ImageID is the ID of the image the container was created from.
+	ImageID string    `json:"image_id"`
+	State   State     `json:"state"`
+	Created time.Time `json:"created"`
+	// StartedAt is when the container last started (zero if never). From
+	// a list it is derived from the engine's status text, rounded down, so
+	// it never makes a container look older than it is; from an inspect it
+	// is exact.
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// Port is the published host port of the server (0 if none).
+	Port int `json:"port,omitempty"`
+	// UID is the uid recorded at creation ("" for adopted containers).
+	UID string `json:"uid,omitempty"`
+	// Adopted is true for a container made by nbhosting itself: it has the
+	// name pattern but not our labels.
+	Adopted bool `json:"adopted,omitempty"`
+}
+
+// Errors callers branch on (with errors.Is).
+var (
+	// ErrNotFound: no such container (or image).
+	ErrNotFound = errors.New("not found")
+	// ErrNotManaged: a container has the student's name but is not one
+	// nbh-sync manages (someone else's labels); it is never touched.
+	ErrNotManaged = errors.New("container not managed by nbh-sync")
+	// ErrConflict: the container name is already in use.
+	ErrConflict = errors.New("name already in use")
+	// ErrPortInUse: the chosen host port was taken before the engine
+	// could bind it.
+	ErrPortInUse = errors.New("host port already in use")
+	// ErrUnknownCourse: the course is not in courses.yaml.
+	ErrUnknownCourse = errors.New("unknown course")
+	// ErrArchived: the course is archived; it gets no new containers.
+	ErrArchived = errors.New("course is archived")
+	// ErrImageNotBuilt: the course's image has no :latest tag yet.
+	ErrImageNotBuilt = errors.New("image not built yet")
+	// ErrBadStudent: the student name is not acceptable.
+	ErrBadStudent = errors.New("invalid student name")
+	// ErrTimeout: the server did not answer in time.
+	ErrTimeout = errors.New("server did not answer in time")
+)
+
+// MaxStudentLen bounds student names: they become container names and path
+// components.
+const MaxStudentLen = 63
+
+var namePart = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
+
+// CheckStudent returns an ErrBadStudent error unless s is a usable student
+// name: lowercase letters, digits, -, _ and ., not starting with . or -,
+// no "..", at most MaxStudentLen characters.
+func CheckStudent(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: empty", ErrBadStudent)
+	case len(s) > MaxStudentLen:
+		return fmt.Errorf("%w %q: longer than %d characters", ErrBadStudent, s, MaxStudentLen)
+	case !namePart.MatchString(s) || strings.Contains(s, ".."):
+		return fmt.Errorf("%w %q: want lowercase letters, digits, -, _ and ., not starting with . or - and without ..", ErrBadStudent, s)
+	}
+	return nil
+}
+
+// SplitName splits an nbhosting container name into course and student. ok
+// is false when name does not have the pattern <course>-x-<student> with two
+// valid parts.
+func SplitName(name string) (course, student string, ok bool) {
+	course, student, ok = strings.Cut(strings.TrimPrefix(name, "/"), NameSep)
+	if !ok || len(course) > 63 || !namePart.MatchString(course) || CheckStudent(student) != nil {
+		return "", "", false
+	}
+	return course, student, true
+}
+
+// Engine is what this package needs from the container engine. Contracts:
+// methods that name a container accept an ID or a name; Inspect returns an
+// error wrapping ErrNotFound when there is no such container; Create returns
+// ErrConflict when the name is taken; Start returns ErrPortInUse when the
+// published port is taken; Stop and Remove succeed on a missing container,
+// and Remove never removes volumes.
+type Engine interface {
+	// List returns every container, running or not, in one engine call.
+	List(ctx context.Context) ([]Raw, error)
+	// Images maps each reference (name:tag) that exists to its image ID,
+	// in one engine call; missing references are absent.
+	Images(ctx context.Context, refs []string) (map[string]string, error)
+	// Inspect returns one container, with exact StartedAt.
+	Inspect(ctx context.Context, name string) (Raw, error)
+	Create(ctx context.Context, spec Spec) (id string, err error)
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	Remove(ctx context.Context, id string) error
+}
+
+// Raw is a container as the engine reports it, before classification.
+type Raw struct {
+	ID      string
+	Name    string // without the leading /
+	ImageID string
+	// EngineState is the engine's state word: created, running, paused,
+	// restarting, removing, exited, dead.
+	EngineState string
+	// Status is the engine's status text ("Up 3 hours"), list only.
+	Status  string
+	Created time.Time
+	// StartedAt is exact from Inspect, zero from List.
+	StartedAt time.Time
+	Labels    map[string]string
+	// Ports maps a container port (tcp) to its published host port.
+	Ports map[int]int
+}
+
+// Spec is what Create needs to make a container.
+type Spec struct {
+	Name     string
+	Image    string
+	Cmd      []string
+	Env      []string // KEY=value
+	Binds    []string // host:container[:ro]
+	Labels   map[string]string
+	Port     int // container port, tcp
+	HostIP   string
+	HostPort int
+	Memory   int64   // bytes, 0 = no limit
+	CPUs     float64 // 0 = no limit
+}

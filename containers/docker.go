@@ -1,0 +1,209 @@
+package containers
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+)
+
+// Docker is the Engine of a real Docker engine. It is the only user of the
+// Docker SDK in this package.
+type Docker struct {
+	cli *client.Client
+}
+
+var _ Engine = (*Docker)(nil)
+
+// NewDocker wraps an SDK client (made with client.FromEnv and
+// client.WithAPIVersionNegotiation()).
+func NewDocker(cli *client.Client) *Docker { return &Docker{cli: cli} }
+
+// DialDocker connects to the engine of the environment (DOCKER_HOST or the
+// local socket), with API version negotiation on. opts come after, so a
+// caller may swap the HTTP client (client.WithHTTPClient).
+func DialDocker(opts ...client.Opt) (*Docker, error) {
+	cli, err := client.NewClientWithOpts(append([]client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to docker engine: %w", err)
+	}
+	return NewDocker(cli), nil
+}
+
+// Close releases the client's connections.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+// List returns every container in one ContainerList call.
+func (d *Docker) List(ctx context.Context) ([]Raw, error) {
+	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]Raw, 0, len(cs))
+	for _, c := range cs {
+		r := Raw{
+			ID: c.ID, ImageID: c.ImageID, EngineState: string(c.State), Status: c.Status,
+			Created: time.Unix(c.Created, 0), Labels: c.Labels,
+		}
+		if len(c.Names) > 0 {
+			r.Name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		for _, p := range c.Ports {
+			if p.Type == "tcp" && p.PublicPort != 0 {
+				if r.Ports == nil {
+					r.Ports = map[int]int{}
+				}
+				r.Ports[int(p.PrivatePort)] = int(p.PublicPort)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Images resolves refs in one ImageList call (reference filters are ORed).
+func (d *Docker) Images(ctx context.Context, refs []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(refs) == 0 {
+		return out, nil
+	}
+	f := filters.NewArgs()
+	for _, r := range refs {
+		f.Add("reference", r)
+	}
+	imgs, err := d.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list images %s: %w", strings.Join(refs, " "), err)
+	}
+	want := map[string]bool{}
+	for _, r := range refs {
+		want[r] = true
+	}
+	for _, img := range imgs {
+		for _, tag := range img.RepoTags {
+			if want[tag] {
+				out[tag] = img.ID
+			}
+		}
+	}
+	return out, nil
+}
+
+// Inspect returns one container with its exact start time.
+func (d *Docker) Inspect(ctx context.Context, name string) (Raw, error) {
+	c, err := d.cli.ContainerInspect(ctx, name)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return Raw{}, fmt.Errorf("inspect container %s: %w", name, ErrNotFound)
+		}
+		return Raw{}, fmt.Errorf("inspect container %s: %w", name, err)
+	}
+	r := Raw{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), ImageID: c.Image}
+	if c.State != nil {
+		r.EngineState = string(c.State.Status)
+		if t, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil && t.Year() > 1 {
+			r.StartedAt = t
+		}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, c.Created); err == nil {
+		r.Created = t
+	}
+	if c.Config != nil {
+		r.Labels = c.Config.Labels
+	}
+	// A stopped container has no live bindings; its configured ones say
+	// which port it will get back when started.
+	var pm nat.PortMap
+	if c.HostConfig != nil {
+		pm = c.HostConfig.PortBindings
+	}
+	if c.NetworkSettings != nil && len(c.NetworkSettings.Ports) > 0 {
+		pm = c.NetworkSettings.Ports
+	}
+	for p, bs := range pm {
+		if p.Proto() != "tcp" {
+			continue
+		}
+		for _, b := range bs {
+			if hp, err := strconv.Atoi(b.HostPort); err == nil && hp != 0 {
+				if r.Ports == nil {
+					r.Ports = map[int]int{}
+				}
+				r.Ports[p.Int()] = hp
+				break
+			}
+		}
+	}
+	return r, nil
+}
+
+// Create makes a container, publishing spec.Port on spec.HostIP:HostPort.
+func (d *Docker) Create(ctx context.Context, spec Spec) (string, error) {
+	port := nat.Port(strconv.Itoa(spec.Port) + "/tcp")
+	cfg := &container.Config{
+		Image: spec.Image, Cmd: spec.Cmd, Env: spec.Env, Labels: spec.Labels,
+		ExposedPorts: nat.PortSet{port: {}},
+	}
+	hc := &container.HostConfig{
+		Binds:        spec.Binds,
+		PortBindings: nat.PortMap{port: {{HostIP: spec.HostIP, HostPort: strconv.Itoa(spec.HostPort)}}},
+		Resources: container.Resources{
+			Memory:   spec.Memory,
+			NanoCPUs: int64(spec.CPUs * 1e9),
+		},
+	}
+	res, err := d.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
+	if err != nil {
+		if cerrdefs.IsConflict(err) {
+			return "", fmt.Errorf("create container %s: %w", spec.Name, ErrConflict)
+		}
+		if cerrdefs.IsNotFound(err) {
+			return "", fmt.Errorf("create container %s: image %s: %w", spec.Name, spec.Image, ErrNotFound)
+		}
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	return res.ID, nil
+}
+
+// Start starts a container; starting a running one is a no-op.
+func (d *Docker) Start(ctx context.Context, id string) error {
+	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		msg := err.Error()
+		if strings.Contains(msg, "port is already allocated") || strings.Contains(msg, "address already in use") {
+			return fmt.Errorf("start container %s: %w: %v", id, ErrPortInUse, err)
+		}
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Stop stops a container, killing it after timeout; missing or already
+// stopped is success.
+func (d *Docker) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	secs := int(timeout / time.Second)
+	if err := d.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Remove removes a container (forcing a running one), never its volumes;
+// missing is success, and so is a removal already in progress.
+func (d *Docker) Remove(ctx context.Context, id string) error {
+	err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: false})
+	if err == nil || cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress") {
+		return nil
+	}
+	return fmt.Errorf("remove container %s: %w", id, err)
+}

@@ -1,0 +1,220 @@
+package containers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Manager reads and spawns student containers. Its zero value is not
+// usable; make one with New.
+type Manager struct {
+	eng   Engine
+	locks *Locks
+	log   *slog.Logger
+	now   func() time.Time
+	// HostIP is the address ports are published on (127.0.0.1).
+	HostIP string
+	// ReadyTimeout bounds the wait for a spawned server to answer.
+	ReadyTimeout time.Duration
+	// StopTimeout is how long a stopping server gets before it is killed.
+	StopTimeout time.Duration
+}
+
+// New returns a Manager over eng. locks is shared with the container pass
+// (reconcile) so that the pass never removes a container being handed out;
+// nil makes a private registry.
+func New(eng Engine, locks *Locks, log *slog.Logger) *Manager {
+	if locks == nil {
+		locks = NewLocks()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{eng: eng, locks: locks, log: log, now: time.Now,
+		HostIP: "127.0.0.1", ReadyTimeout: 2 * time.Minute, StopTimeout: 10 * time.Second}
+}
+
+// Locks returns the registry shared by spawns and passes.
+func (m *Manager) Locks() *Locks { return m.locks }
+
+// List returns the managed containers, sorted by name, from one engine list
+// call: those labelled managed-by=nbh-sync, and those with the nbhosting
+// name pattern and no labels of ours (adopted). Any other container is left
+// out, so nothing downstream can touch it.
+func (m *Manager) List(ctx context.Context) ([]Container, error) {
+	raws, err := m.eng.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := m.now()
+	var out []Container
+	for _, r := range raws {
+		if c, ok := classify(r, now); ok {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b Container) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Get returns the managed container of a student, from an inspect (exact
+// start time). It returns an error wrapping ErrNotFound when there is none,
+// and one wrapping ErrNotManaged when the container of that name is not one
+// nbh-sync may touch.
+func (m *Manager) Get(ctx context.Context, course, student string) (Container, error) {
+	name := Name(course, student)
+	r, err := m.eng.Inspect(ctx, name)
+	if err != nil {
+		return Container{}, err
+	}
+	c, ok := classify(r, m.now())
+	if !ok || c.Course != course || c.Student != student {
+		return Container{}, fmt.Errorf("container %s: %w", name, ErrNotManaged)
+	}
+	return c, nil
+}
+
+// CurrentImages maps each image name to the ID its :latest tag resolves to,
+// in one engine call; images not built yet are absent.
+func (m *Manager) CurrentImages(ctx context.Context, names []string) (map[string]string, error) {
+	refs := make([]string, 0, len(names))
+	for _, n := range names {
+		refs = append(refs, n+":latest")
+	}
+	slices.Sort(refs)
+	refs = slices.Compact(refs)
+	ids, err := m.eng.Images(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(ids))
+	for ref, id := range ids {
+		out[strings.TrimSuffix(ref, ":latest")] = id
+	}
+	return out, nil
+}
+
+// Stop stops a container (idempotent).
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	return m.eng.Stop(ctx, id, m.StopTimeout)
+}
+
+// Remove stops and removes a container, never its volumes (idempotent).
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	if err := m.eng.Stop(ctx, id, m.StopTimeout); err != nil {
+		return err
+	}
+	return m.eng.Remove(ctx, id)
+}
+
+// classify turns an engine container into a managed one; ok is false for a
+// container nbh-sync must never touch.
+func classify(r Raw, now time.Time) (Container, bool) {
+	c := Container{ID: r.ID, Name: r.Name, ImageID: r.ImageID, Created: r.Created}
+	if r.Labels[LabelManagedBy] == ManagedBy {
+		c.Course, c.Student = r.Labels[LabelCourse], r.Labels[LabelStudent]
+		if c.Course == "" || c.Student == "" {
+			return Container{}, false
+		}
+		c.UID = r.Labels[LabelUID]
+		c.Port, _ = strconv.Atoi(r.Labels[LabelPort])
+	} else {
+		if r.Labels[LabelCourse] != "" || r.Labels[LabelStudent] != "" || r.Labels[LabelManagedBy] != "" {
+			// Someone else's labels: not ours, not nbhosting's.
+			return Container{}, false
+		}
+		course, student, ok := SplitName(r.Name)
+		if !ok {
+			return Container{}, false
+		}
+		c.Course, c.Student, c.Adopted = course, student, true
+	}
+	switch r.EngineState {
+	case "running", "paused", "restarting":
+		c.State = Running
+	default:
+		c.State = Stopped
+	}
+	// A live binding wins over the label: it is what the engine has.
+	for _, hp := range r.Ports {
+		c.Port = hp
+		break
+	}
+	if len(r.Ports) > 1 && c.Port != 0 {
+		// Several published ports: prefer the recorded one if live.
+		if lp, _ := strconv.Atoi(r.Labels[LabelPort]); lp != 0 && slices.Contains(mapValues(r.Ports), lp) {
+			c.Port = lp
+		}
+	}
+	c.StartedAt = r.StartedAt
+	if c.StartedAt.IsZero() && c.State == Running {
+		c.StartedAt = startedFromStatus(r.Status, r.Created, now)
+	}
+	return c, true
+}
+
+func mapValues(m map[int]int) []int {
+	var v []int
+	for _, x := range m {
+		v = append(v, x)
+	}
+	return v
+}
+
+var upFor = regexp.MustCompile(`^Up (Less than a second|About a minute|About an hour|(\d+) (second|minute|hour|day|week|month|year)s?)`)
+
+// startedFromStatus derives when a running container started from the list's
+// status text ("Up 3 hours"), without an inspect per container. The text is
+// rounded (docker's HumanDuration), so the start is bracketed: when the
+// creation time falls in the bracket — the usual case, a container started
+// right after it was made — it is taken as the start (exact then); otherwise
+// the latest possible start is, so that the error is bounded by the rounding
+// and leans towards a container looking younger (less idle) than it is.
+// Zero when the text cannot be read.
+func startedFromStatus(status string, created, now time.Time) time.Time {
+	m := upFor.FindStringSubmatch(status)
+	if m == nil {
+		return time.Time{}
+	}
+	var lo, hi time.Duration // the container has been up between lo and hi
+	switch m[1] {
+	case "Less than a second":
+		lo, hi = 0, time.Second
+	case "About a minute":
+		lo, hi = time.Minute, 2*time.Minute
+	case "About an hour":
+		lo, hi = 30*time.Minute, 90*time.Minute
+	default:
+		n, _ := strconv.Atoi(m[2])
+		d := time.Duration(n)
+		switch m[3] {
+		case "second":
+			lo, hi = d*time.Second, (d+1)*time.Second
+		case "minute":
+			lo, hi = d*time.Minute, (d+1)*time.Minute
+		case "hour":
+			lo, hi = d*time.Hour-30*time.Minute, d*time.Hour+30*time.Minute
+		case "day":
+			lo, hi = d*24*time.Hour, (d+1)*24*time.Hour
+		case "week":
+			lo, hi = d*7*24*time.Hour, (d+1)*7*24*time.Hour
+		case "month":
+			lo, hi = d*30*24*time.Hour, (d+1)*30*24*time.Hour
+		case "year":
+			lo, hi = d*365*24*time.Hour, (d+1)*365*24*time.Hour
+		}
+	}
+	// Allow a few seconds of slack for the clock between the engine's
+	// status and our now, and for create-to-start delays.
+	const slack = 5 * time.Second
+	if !created.IsZero() && !created.Before(now.Add(-hi-slack)) && !created.After(now.Add(-lo+slack)) {
+		return created
+	}
+	return now.Add(-lo)
+}

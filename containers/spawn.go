@@ -1,0 +1,375 @@
+package containers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/manifest"
+)
+
+// SpawnState says what Spawn had to do.
+type SpawnState string
+
+// The outcomes of a Spawn (SPEC §4).
+const (
+	Existing SpawnState = "existing" // it was running: used as is
+	Started  SpawnState = "started"  // it was stopped, on the current image: started
+	Created  SpawnState = "created"  // it was missing or stale: created
+)
+
+// SpawnOptions are the per-site inputs of a spawn.
+type SpawnOptions struct {
+	// Root is the data directory that {root} stands for (absolute).
+	Root string
+	// UID is the uid the server runs as ({uid}); empty means the uid of
+	// the host account named like the student.
+	UID string
+}
+
+// Spawned is the result of a Spawn, ready for JSON.
+type Spawned struct {
+	Name  string     `json:"name"`
+	ID    string     `json:"id"`
+	State SpawnState `json:"state"`
+	Port  int        `json:"port"`
+	URL   string     `json:"url"`
+}
+
+// BasePath is the URL prefix of a student's server, as in nbhosting: the
+// host port names it.
+func BasePath(port int) string { return "/" + strconv.Itoa(port) + "/" }
+
+// URL returns the base URL of a server published on hostIP:port.
+func URL(hostIP string, port int) string {
+	return "http://" + net.JoinHostPort(hostIP, strconv.Itoa(port)) + BasePath(port)
+}
+
+// LookupCourse returns the course named name, or an ErrUnknownCourse error.
+func LookupCourse(cfg *manifest.Config, name string) (manifest.Course, error) {
+	co, ok := cfg.Courses[name]
+	if !ok {
+		return manifest.Course{}, fmt.Errorf("course %q: %w (known: %s)", name, ErrUnknownCourse, strings.Join(cfg.CourseNames(), ", "))
+	}
+	co.Name = name
+	return co, nil
+}
+
+// maxAttempts bounds the re-reads after losing a race (a name conflict with
+// another process, a port taken between choice and bind).
+const maxAttempts = 8
+
+// pause waits a little longer at each attempt (10ms, 20ms, ... 640ms).
+func pause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(10 * time.Millisecond << min(attempt, 6))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Spawn makes sure the student's container of course co runs and answers,
+// and returns it (SPEC §4): a running container is used as is; a stopped one
+// on the current image is started; a stopped stale one is removed and made
+// again; a missing one is created from the image :latest resolves to now.
+//
+// Concurrent spawns of one student in this process are serialized by the
+// shared Locks; across processes, the engine's name uniqueness decides and
+// the loser uses the winner's container.
+func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string, opts SpawnOptions) (Spawned, error) {
+	fail := func(err error) (Spawned, error) {
+		return Spawned{}, fmt.Errorf("spawn %s for %s: %w", co.Name, student, err)
+	}
+	switch {
+	case co.Name == "":
+		return fail(ErrUnknownCourse)
+	case co.Archived:
+		return fail(ErrArchived)
+	case !filepath.IsAbs(opts.Root):
+		return fail(fmt.Errorf("root %q is not an absolute path", opts.Root))
+	}
+	if err := CheckStudent(student); err != nil {
+		return fail(err)
+	}
+	unlock, err := m.locks.Lock(ctx, co.Name, student)
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
+
+	img := co.ImageOf()
+	cur, err := m.CurrentImages(ctx, []string{img})
+	if err != nil {
+		return fail(err)
+	}
+	imageID, ok := cur[img]
+	if !ok {
+		return fail(fmt.Errorf("%w: no image %s:latest", ErrImageNotBuilt, img))
+	}
+
+	var res Spawned
+	for attempt := 0; ; attempt++ {
+		if attempt == maxAttempts {
+			return fail(fmt.Errorf("gave up after %d attempts racing other writers", maxAttempts))
+		}
+		c, err := m.Get(ctx, co.Name, student)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			id, port, err := m.create(ctx, co, student, imageID, opts)
+			if errors.Is(err, ErrConflict) {
+				// Another process is making it: use theirs. The engine
+				// reserves the name before the container can be
+				// inspected, so give it a moment.
+				if err := pause(ctx, attempt); err != nil {
+					return fail(err)
+				}
+				continue
+			}
+			if err != nil {
+				return fail(err)
+			}
+			res = Spawned{ID: id, State: Created, Port: port}
+		case err != nil:
+			return fail(err)
+		case c.State == Running:
+			res = Spawned{ID: c.ID, State: Existing, Port: c.Port}
+		case c.ImageID == imageID && c.Port != 0:
+			if err := m.eng.Start(ctx, c.ID); err != nil {
+				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
+					// Its port went to someone else while it slept
+					// (or it vanished): make it again, the student's
+					// files are on the host.
+					m.log.Info("recreating container", "container", c.Name, "reason", err.Error())
+					if err := m.eng.Remove(ctx, c.ID); err != nil {
+						return fail(err)
+					}
+					continue
+				}
+				return fail(err)
+			}
+			res = Spawned{ID: c.ID, State: Started, Port: c.Port}
+		default:
+			// Stale, or with no published port to reach it by (made by
+			// nbhosting): make it again; the student's files are on the
+			// host.
+			m.log.Info("removing stopped container to recreate it", "container", c.Name, "image", c.ImageID, "current", imageID, "port", c.Port)
+			if err := m.eng.Remove(ctx, c.ID); err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		break
+	}
+	res.Name = Name(co.Name, student)
+	if res.Port == 0 {
+		return fail(fmt.Errorf("container %s publishes no port", res.Name))
+	}
+	res.URL = URL(m.HostIP, res.Port)
+	if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
+		return fail(fmt.Errorf("container %s: %w", res.Name, err))
+	}
+	m.locks.MarkHandedOut(co.Name, student, m.now())
+	return res, nil
+}
+
+// create makes and starts the container on a free host port, choosing
+// another port if the chosen one is taken before the engine binds it.
+func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (string, int, error) {
+	uid, gid, err := resolveUID(co.Container, student, opts.UID)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := workDir(opts.Root, co.Name, student, uid, gid); err != nil {
+		return "", 0, err
+	}
+	for try := 0; ; try++ {
+		port, err := freePort(m.HostIP)
+		if err != nil {
+			return "", 0, err
+		}
+		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port}
+		spec := m.spec(co, student, imageID, v)
+		id, err := m.eng.Create(ctx, spec)
+		if err != nil {
+			return "", 0, err
+		}
+		err = m.eng.Start(ctx, id)
+		if err == nil {
+			m.log.Info("created container", "container", spec.Name, "image", imageID, "port", port)
+			return id, port, nil
+		}
+		// Never leave a half-made container behind to be mistaken for a
+		// stopped one.
+		if rerr := m.eng.Remove(context.WithoutCancel(ctx), id); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		if !errors.Is(err, ErrPortInUse) || try+1 >= maxAttempts {
+			return "", 0, err
+		}
+	}
+}
+
+func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars) Spec {
+	cc := co.Container
+	s := Spec{
+		Name:  Name(co.Name, student),
+		Image: imageID,
+		Labels: map[string]string{
+			LabelCourse: co.Name, LabelStudent: student, LabelManagedBy: ManagedBy,
+			LabelPort: strconv.Itoa(v.Port),
+		},
+		Port:     cc.Port,
+		HostIP:   m.HostIP,
+		HostPort: v.Port,
+		Memory:   int64(cc.Memory),
+		CPUs:     cc.CPUs,
+	}
+	if s.Port == 0 {
+		s.Port = manifest.DefaultPort
+	}
+	if v.UID != "" {
+		s.Labels[LabelUID] = v.UID
+	}
+	for _, a := range cc.Command {
+		s.Cmd = append(s.Cmd, v.Expand(a))
+	}
+	for _, b := range cc.Mounts {
+		s.Binds = append(s.Binds, v.Expand(b))
+	}
+	for k, val := range cc.Env {
+		s.Env = append(s.Env, k+"="+v.Expand(val))
+	}
+	slices.Sort(s.Env)
+	return s
+}
+
+// Vars are the values of the placeholders of container settings.
+type Vars struct {
+	Root, Course, Student, UID string
+	Port                       int
+}
+
+// Expand replaces {root}, {course}, {student}, {uid} and {port} in s.
+func (v Vars) Expand(s string) string {
+	if !strings.Contains(s, "{") {
+		return s
+	}
+	return strings.NewReplacer("{root}", v.Root, "{course}", v.Course, "{student}", v.Student,
+		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port)).Replace(s)
+}
+
+// resolveUID returns the uid (and gid) a student's server runs as: the one
+// given, or that of the host account named like the student. It fails only
+// when the settings need {uid} and neither is there.
+func resolveUID(cc manifest.Container, student, given string) (uid, gid string, err error) {
+	if given != "" {
+		if n, err := strconv.Atoi(given); err != nil || n < 0 {
+			return "", "", fmt.Errorf("uid %q is not a number", given)
+		}
+		return given, given, nil
+	}
+	u, err := user.Lookup(student)
+	if err == nil {
+		return u.Uid, u.Gid, nil
+	}
+	if usesUID(cc) {
+		return "", "", fmt.Errorf("no host account named %s to take {uid} from (%v); give a uid", student, err)
+	}
+	return "", "", nil
+}
+
+func usesUID(cc manifest.Container) bool {
+	all := append(append(slices.Clone(cc.Command), cc.Mounts...), cc.Token)
+	for _, v := range cc.Env {
+		all = append(all, v)
+	}
+	return slices.ContainsFunc(all, func(s string) bool { return strings.Contains(s, "{uid}") })
+}
+
+// workDir creates {root}/students/{student}/{course}, owned by uid:gid when
+// a uid is known. Existing content is never touched.
+func workDir(root, course, student, uid, gid string) error {
+	sdir := filepath.Join(root, "students", student)
+	dir := filepath.Join(sdir, course)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create work directory: %w", err)
+	}
+	if uid == "" {
+		return nil
+	}
+	u, _ := strconv.Atoi(uid)
+	g, err := strconv.Atoi(gid)
+	if err != nil {
+		g = u
+	}
+	for _, d := range []string{sdir, dir} {
+		if err := os.Chown(d, u, g); err != nil {
+			return fmt.Errorf("give work directory to uid %s: %w", uid, err)
+		}
+	}
+	return nil
+}
+
+// freePort asks the kernel for a free TCP port on ip. Another process may
+// take it before the engine binds it; Start then reports ErrPortInUse and
+// the caller picks again.
+func freePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("choose a host port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+var readyClient = &http.Client{Timeout: 2 * time.Second}
+
+// WaitReady polls GET {base}api until the server answers 200, ctx ends or
+// timeout passes (ErrTimeout). Polling starts fast, since a fresh server
+// usually answers within tens of milliseconds, and backs off to 100ms.
+func WaitReady(ctx context.Context, base string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := base + "api"
+	delay := 5 * time.Millisecond
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", url, err)
+		}
+		resp, err := readyClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("status %s", resp.Status)
+		} else {
+			last = err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w: %s after %s (last: %v)", ErrTimeout, url, timeout, last)
+			}
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}

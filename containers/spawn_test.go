@@ -1,0 +1,290 @@
+package containers
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
+	"github.com/nbhosting/nbh-sync/manifest"
+)
+
+// serveFake serves a fake Jupyter on 127.0.0.1:port under /{port}/ until
+// the test ends.
+func serveFake(t *testing.T, port int) {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("serve fake on %d: %v", port, err)
+	}
+	srv := &http.Server{Handler: fakejupyter.New(BasePath(port), "", nil)}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+}
+
+func testCourse() manifest.Course {
+	return manifest.Course{Name: "flot", Container: manifest.Container{
+		Port:    8888,
+		Memory:  512 << 20,
+		Command: []string{"/fakejupyter", "--base-url=/{port}/", "--uid={uid}"},
+		Mounts:  []string{"{root}/students/{student}/{course}:/home/jovyan/work"},
+		Env:     map[string]string{"WHO": "{student}@{course}"},
+	}}
+}
+
+func images(id string) func(context.Context, []string) (map[string]string, error) {
+	return func(_ context.Context, refs []string) (map[string]string, error) {
+		if !slices.Equal(refs, []string{"flot:latest"}) {
+			return nil, errors.New("unexpected refs")
+		}
+		if id == "" {
+			return map[string]string{}, nil
+		}
+		return map[string]string{"flot:latest": id}, nil
+	}
+}
+
+func managedRaw(id, state, image string, port int) Raw {
+	return Raw{ID: id, Name: "flot-x-alice", ImageID: image, EngineState: state,
+		Labels: map[string]string{LabelManagedBy: ManagedBy, LabelCourse: "flot", LabelStudent: "alice", LabelPort: strconv.Itoa(port)},
+		Ports:  map[int]int{8888: port}}
+}
+
+func notFound(context.Context, string) (Raw, error) { return Raw{}, ErrNotFound }
+
+func TestSpawnCreates(t *testing.T) {
+	root := t.TempDir()
+	var spec Spec
+	eng := &fakeEngine{
+		ImagesFn:  images("sha256:v1"),
+		InspectFn: notFound,
+		CreateFn:  func(_ context.Context, s Spec) (string, error) { spec = s; return "new", nil },
+		StartFn:   func(context.Context, string) error { serveFake(t, spec.HostPort); return nil },
+	}
+	m := New(eng, nil, nil)
+	got, err := m.Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: root, UID: "1234"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := spec.HostPort
+	want := Spawned{Name: "flot-x-alice", ID: "new", State: Created, Port: p, URL: "http://127.0.0.1:" + strconv.Itoa(p) + "/" + strconv.Itoa(p) + "/"}
+	if got != want {
+		t.Errorf("Spawn = %+v, want %+v", got, want)
+	}
+	ps := strconv.Itoa(p)
+	if spec.Image != "sha256:v1" || spec.Name != "flot-x-alice" || spec.HostIP != "127.0.0.1" || spec.Memory != 512<<20 ||
+		!slices.Equal(spec.Cmd, []string{"/fakejupyter", "--base-url=/" + ps + "/", "--uid=1234"}) ||
+		!slices.Equal(spec.Binds, []string{root + "/students/alice/flot:/home/jovyan/work"}) ||
+		!slices.Equal(spec.Env, []string{"WHO=alice@flot"}) ||
+		spec.Labels[LabelPort] != ps || spec.Labels[LabelUID] != "1234" || spec.Labels[LabelManagedBy] != ManagedBy {
+		t.Errorf("spec = %+v", spec)
+	}
+	st, err := os.Stat(filepath.Join(root, "students", "alice", "flot"))
+	if err != nil || !st.IsDir() {
+		t.Fatalf("work dir: %v", err)
+	}
+	if uid := statUID(t, filepath.Join(root, "students", "alice", "flot")); uid != 1234 {
+		t.Errorf("work dir owned by %d, want 1234", uid)
+	}
+	if m.Locks().HandedOut("flot", "alice").IsZero() {
+		t.Error("hand-out not recorded")
+	}
+}
+
+func TestSpawnExistingAndStarted(t *testing.T) {
+	p := mustFreePort(t)
+	serveFake(t, p)
+	t.Run("running is used as is", func(t *testing.T) {
+		eng := &fakeEngine{ImagesFn: images("sha256:v2"),
+			InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "running", "sha256:v1", p), nil }}
+		got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir()})
+		if err != nil || got.State != Existing || got.ID != "c1" || got.Port != p {
+			t.Fatalf("Spawn = %+v, %v", got, err)
+		}
+	})
+	t.Run("stopped on current image is started", func(t *testing.T) {
+		var started []string
+		eng := &fakeEngine{ImagesFn: images("sha256:v1"),
+			InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "exited", "sha256:v1", p), nil },
+			StartFn:   func(_ context.Context, id string) error { started = append(started, id); return nil }}
+		got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir()})
+		if err != nil || got.State != Started || !slices.Equal(started, []string{"c1"}) {
+			t.Fatalf("Spawn = %+v, %v (started %v)", got, err, started)
+		}
+	})
+}
+
+func TestSpawnStaleIsRecreated(t *testing.T) {
+	var calls []string
+	gone := false
+	var spec Spec
+	eng := &fakeEngine{ImagesFn: images("sha256:v2"),
+		InspectFn: func(context.Context, string) (Raw, error) {
+			if gone {
+				return Raw{}, ErrNotFound
+			}
+			return managedRaw("old", "exited", "sha256:v1", 1), nil
+		},
+		RemoveFn: func(_ context.Context, id string) error { calls = append(calls, "remove "+id); gone = true; return nil },
+		CreateFn: func(_ context.Context, s Spec) (string, error) {
+			spec = s
+			calls = append(calls, "create "+s.Image)
+			return "new", nil
+		},
+		StartFn: func(_ context.Context, id string) error {
+			calls = append(calls, "start "+id)
+			serveFake(t, spec.HostPort)
+			return nil
+		},
+	}
+	got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"})
+	if err != nil || got.State != Created || got.ID != "new" {
+		t.Fatalf("Spawn = %+v, %v", got, err)
+	}
+	if want := []string{"remove old", "create sha256:v2", "start new"}; !slices.Equal(calls, want) {
+		t.Errorf("calls = %v, want %v", calls, want)
+	}
+}
+
+func TestSpawnLosesNameRace(t *testing.T) {
+	p := mustFreePort(t)
+	serveFake(t, p)
+	inspects := 0
+	eng := &fakeEngine{ImagesFn: images("sha256:v1"),
+		InspectFn: func(context.Context, string) (Raw, error) {
+			inspects++
+			if inspects == 1 {
+				return Raw{}, ErrNotFound
+			}
+			return managedRaw("theirs", "running", "sha256:v1", p), nil
+		},
+		CreateFn: func(context.Context, Spec) (string, error) { return "", ErrConflict },
+	}
+	got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"})
+	if err != nil || got.State != Existing || got.ID != "theirs" {
+		t.Fatalf("Spawn = %+v, %v", got, err)
+	}
+}
+
+func TestSpawnRetriesTakenPort(t *testing.T) {
+	var specs []Spec
+	var removed []string
+	eng := &fakeEngine{ImagesFn: images("sha256:v1"), InspectFn: notFound,
+		CreateFn: func(_ context.Context, s Spec) (string, error) {
+			specs = append(specs, s)
+			return "c" + strconv.Itoa(len(specs)), nil
+		},
+		StartFn: func(_ context.Context, id string) error {
+			if id == "c1" {
+				return ErrPortInUse
+			}
+			serveFake(t, specs[len(specs)-1].HostPort)
+			return nil
+		},
+		RemoveFn: func(_ context.Context, id string) error { removed = append(removed, id); return nil },
+	}
+	got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"})
+	if err != nil || got.ID != "c2" || !slices.Equal(removed, []string{"c1"}) {
+		t.Fatalf("Spawn = %+v, %v; removed %v", got, err, removed)
+	}
+	if specs[1].Labels[LabelPort] != strconv.Itoa(got.Port) || specs[1].Cmd[1] != "--base-url=/"+strconv.Itoa(got.Port)+"/" {
+		t.Errorf("second spec does not use the new port %d: %+v", got.Port, specs[1])
+	}
+}
+
+func TestSpawnErrors(t *testing.T) {
+	archived := testCourse()
+	archived.Archived = true
+	noUID := testCourse()
+	for _, tc := range []struct {
+		desc    string
+		co      manifest.Course
+		student string
+		opts    SpawnOptions
+		eng     *fakeEngine
+		want    error
+	}{
+		{"unknown course", manifest.Course{}, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrUnknownCourse},
+		{"archived", archived, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrArchived},
+		{"path escape", testCourse(), "../root", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
+		{"not built", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: images("")}, ErrImageNotBuilt},
+		{"foreign container", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: images("sha256:v1"),
+			InspectFn: func(context.Context, string) (Raw, error) {
+				return Raw{ID: "x", Name: "flot-x-alice", Labels: map[string]string{LabelManagedBy: "other"}}, nil
+			}}, ErrNotManaged},
+		{"no uid", noUID, "nbh-no-such-user", SpawnOptions{Root: t.TempDir()}, &fakeEngine{ImagesFn: images("sha256:v1"), InspectFn: notFound}, nil},
+	} {
+		_, err := New(tc.eng, nil, nil).Spawn(t.Context(), tc.co, tc.student, tc.opts)
+		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+			t.Errorf("%s: err = %v, want %v", tc.desc, err, tc.want)
+		}
+	}
+}
+
+func TestSpawnTimeout(t *testing.T) {
+	p := mustFreePort(t) // nothing listens there
+	eng := &fakeEngine{ImagesFn: images("sha256:v1"),
+		InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "running", "sha256:v1", p), nil }}
+	m := New(eng, nil, nil)
+	m.ReadyTimeout = 200 * time.Millisecond
+	_, err := m.Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir()})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+}
+
+func TestLocksSerialize(t *testing.T) {
+	l := NewLocks()
+	var mu sync.Mutex
+	inside, maxInside := 0, 0
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			unlock, err := l.Lock(t.Context(), "c", "s")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			inside++
+			maxInside = max(maxInside, inside)
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			inside--
+			mu.Unlock()
+			unlock()
+		})
+	}
+	wg.Wait()
+	if maxInside != 1 {
+		t.Errorf("%d holders at once", maxInside)
+	}
+	unlock, _ := l.Lock(t.Context(), "c", "s")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := l.Lock(ctx, "c", "s"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Lock on a held key = %v, want deadline exceeded", err)
+	}
+	if _, err := l.Lock(t.Context(), "c", "other"); err != nil {
+		t.Errorf("another key is blocked: %v", err)
+	}
+	unlock()
+}
+
+func mustFreePort(t *testing.T) int {
+	t.Helper()
+	p, err := freePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

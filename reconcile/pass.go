@@ -1,0 +1,72 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/activity"
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/manifest"
+)
+
+// Pass runs the container pass: observe (one container list, one image
+// list), probe the running servers, plan, apply.
+type Pass struct {
+	Containers *containers.Manager
+	Prober     *activity.Prober
+	// Root is the data directory, for {root} in course tokens.
+	Root string
+	// Concurrency bounds the actions applied at once.
+	Concurrency int
+	Log         *slog.Logger
+}
+
+// Observed is everything a plan is made from.
+type Observed struct {
+	Desired    Desired                    `json:"-"`
+	Containers []containers.Container     `json:"containers"`
+	Activity   map[string]activity.Result `json:"activity"`
+}
+
+// Observe reads the engine and probes every running managed container.
+func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune bool) (Observed, error) {
+	cur, err := p.Containers.CurrentImages(ctx, cfg.ImageNames())
+	if err != nil {
+		return Observed{}, fmt.Errorf("observe images: %w", err)
+	}
+	d := NewDesired(cfg, cur)
+	d.AllowMassPrune = allowMassPrune
+	cs, err := p.Containers.List(ctx)
+	if err != nil {
+		return Observed{}, fmt.Errorf("observe containers: %w", err)
+	}
+	var targets []activity.Target
+	for _, c := range cs {
+		if c.State != containers.Running || c.Port == 0 {
+			continue
+		}
+		t := activity.Target{ID: c.ID, URL: containers.URL(p.Containers.HostIP, c.Port), StartedAt: c.StartedAt}
+		if st, ok := d.Courses[c.Course]; ok && st.Course.Container.Token != "" {
+			v := containers.Vars{Root: p.Root, Course: c.Course, Student: c.Student, UID: c.UID, Port: c.Port}
+			t.Token = v.Expand(st.Course.Container.Token)
+		}
+		targets = append(targets, t)
+	}
+	act := p.Prober.Probe(ctx, targets)
+	return Observed{Desired: d, Containers: cs, Activity: act}, nil
+}
+
+// Run does one pass: observe, plan at now, apply. It returns the plan and
+// what became of each retirement.
+func (p *Pass) Run(ctx context.Context, cfg *manifest.Config, allowMassPrune bool) ([]Action, []Outcome, error) {
+	obs, err := p.Observe(ctx, cfg, allowMassPrune)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan := Plan(obs.Desired, obs.Containers, obs.Activity, time.Now())
+	ap := &Applier{Exec: p.Containers, Locks: p.Containers.Locks(), Concurrency: p.Concurrency, Log: p.Log}
+	out, err := ap.Apply(ctx, plan)
+	return plan, out, err
+}

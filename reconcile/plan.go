@@ -1,0 +1,327 @@
+// Package reconcile drives student containers toward the desired state:
+// it observes the engine, plans with a pure function, and applies the plan
+// (SPEC §4, the container pass).
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/activity"
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/manifest"
+)
+
+// Kind is what an action does.
+type Kind string
+
+// The kinds of action. Only Stop and Remove change anything.
+const (
+	Keep        Kind = "keep"
+	Stop        Kind = "stop"
+	Remove      Kind = "remove"
+	ReportStale Kind = "report-stale" // kept, but running a stale image
+	Hold        Kind = "hold"         // a Stop or Remove withheld by a guard
+)
+
+// Action is one decision about one container, with its reason.
+type Action struct {
+	Kind      Kind   `json:"kind"`
+	Course    string `json:"course"`
+	Student   string `json:"student"`
+	Container string `json:"container"`
+	ID        string `json:"id"`
+	Reason    string `json:"reason"`
+	// Held is what a Hold would have done without its guard.
+	Held Kind `json:"held,omitempty"`
+	// State and ImageID are what the plan saw; Apply re-checks them.
+	State   containers.State `json:"state"`
+	ImageID string           `json:"image_id"`
+	// At is the time of the plan: a container handed out after it is left
+	// alone by Apply.
+	At time.Time `json:"at"`
+}
+
+// Retires reports whether the action stops or removes a container.
+func (a Action) Retires() bool { return a.Kind == Stop || a.Kind == Remove }
+
+// CourseState is one course of the desired state.
+type CourseState struct {
+	Course manifest.Course
+	// ImageID is the course's current image (what <image>:latest resolves
+	// to); empty when it is not built yet, and then nothing is stale.
+	ImageID string
+}
+
+// Desired is the state the pass drives toward.
+type Desired struct {
+	Courses map[string]CourseState
+	// Defaults apply to containers of courses no longer in courses.yaml.
+	Defaults manifest.Defaults
+	// AllowMassPrune confirms a revision that removes more than half of
+	// the courses that have containers.
+	AllowMassPrune bool
+}
+
+// NewDesired builds the desired state from a config and the current image
+// ID of each image name.
+func NewDesired(cfg *manifest.Config, current map[string]string) Desired {
+	d := Desired{Courses: map[string]CourseState{}, Defaults: cfg.Defaults}
+	for name, co := range cfg.Courses {
+		co.Name = name
+		d.Courses[name] = CourseState{Course: co, ImageID: current[co.ImageOf()]}
+	}
+	return d
+}
+
+// Plan decides what to do with every observed container. It is pure:
+// the same inputs give the same sorted actions, one per container.
+//
+// The rules, in order: a container of a removed or archived course is
+// removed once idle; a stopped one is removed if its image is stale, kept
+// otherwise; a running one idle for the course's idle time is stopped, or
+// removed if stale; one older than lingering is stopped (or removed if
+// stale) even if active; an active one is kept, and reported if stale; one
+// whose activity cannot be read is kept. Then the guards: freeze windows
+// suspend retirement for staleness and lingering; the mass-prune guard holds
+// the removal of more than half of the courses; the per-course retire limit
+// holds the excess of a pass.
+func Plan(desired Desired, observed []containers.Container, act map[string]activity.Result, now time.Time) []Action {
+	cs := slices.Clone(observed)
+	slices.SortFunc(cs, func(a, b containers.Container) int {
+		return cmp.Or(cmp.Compare(a.Course, b.Course), cmp.Compare(a.Student, b.Student), cmp.Compare(a.Name, b.Name))
+	})
+	actions := make([]Action, 0, len(cs))
+	for _, c := range cs {
+		a := decide(desired, c, act, now)
+		a.Course, a.Student, a.Container, a.ID = c.Course, c.Student, c.Name, c.ID
+		a.State, a.ImageID, a.At = c.State, c.ImageID, now
+		actions = append(actions, a)
+	}
+	massPrune(desired, actions)
+	retireLimit(desired, cs, act, actions)
+	return actions
+}
+
+func decide(d Desired, c containers.Container, act map[string]activity.Result, now time.Time) Action {
+	st, known := d.Courses[c.Course]
+	co := st.Course
+	if !known {
+		co = manifest.Course{Name: c.Course, Idle: d.Defaults.Idle, Lingering: d.Defaults.Lingering, Freeze: d.Defaults.Freeze}
+	}
+	idleFor := or(co.Idle.Std(), manifest.DefaultIdle)
+	frozen, window := frozen(co.Freeze, now)
+	r, probed := act[c.ID]
+
+	if !known || co.Archived {
+		why := "course " + c.Course + " is no longer in courses.yaml"
+		if known {
+			why = "course " + c.Course + " is archived"
+		}
+		switch {
+		case c.State == containers.Stopped:
+			return Action{Kind: Remove, Reason: why + "; the container is stopped"}
+		case probed && r.Idle(now, idleFor):
+			return Action{Kind: Remove, Reason: why + "; " + idleText(r, now)}
+		case lingers(c, co, now):
+			if frozen {
+				return hold(Remove, why+"; "+lingerText(c, co, now)+", but "+window)
+			}
+			return Action{Kind: Remove, Reason: why + "; " + lingerText(c, co, now)}
+		default:
+			return Action{Kind: Keep, Reason: why + "; removed once idle (" + activityText(r, probed, now) + ")"}
+		}
+	}
+
+	stale := st.ImageID != "" && c.ImageID != st.ImageID
+	staleText := fmt.Sprintf("image %s is stale (current %s)", short(c.ImageID), short(st.ImageID))
+	if c.State == containers.Stopped {
+		switch {
+		case !stale:
+			return Action{Kind: Keep, Reason: "stopped, image current"}
+		case frozen:
+			return hold(Remove, "stopped, "+staleText+", but "+window)
+		default:
+			return Action{Kind: Remove, Reason: "stopped, " + staleText}
+		}
+	}
+
+	switch {
+	case probed && r.Idle(now, idleFor):
+		switch {
+		case !stale:
+			return Action{Kind: Stop, Reason: idleText(r, now) + " (idle: " + idleFor.String() + "), image current"}
+		case frozen:
+			return Action{Kind: Stop, Reason: idleText(r, now) + ", " + staleText + "; stopped, not removed: " + window}
+		default:
+			return Action{Kind: Remove, Reason: idleText(r, now) + ", " + staleText}
+		}
+	case lingers(c, co, now):
+		k, text := Stop, lingerText(c, co, now)
+		if stale {
+			k, text = Remove, text+", "+staleText
+		}
+		if frozen {
+			return hold(k, text+", but "+window)
+		}
+		return Action{Kind: k, Reason: text}
+	case stale:
+		return Action{Kind: ReportStale, Reason: activityText(r, probed, now) + ", " + staleText + "; removed once idle"}
+	default:
+		return Action{Kind: Keep, Reason: activityText(r, probed, now) + ", image current"}
+	}
+}
+
+func hold(k Kind, reason string) Action { return Action{Kind: Hold, Held: k, Reason: reason} }
+
+// lingers reports whether a running container has been up longer than the
+// course's lingering limit.
+func lingers(c containers.Container, co manifest.Course, now time.Time) bool {
+	l := or(co.Lingering.Std(), manifest.DefaultLingering)
+	return !c.StartedAt.IsZero() && now.Sub(c.StartedAt) >= l
+}
+
+func lingerText(c containers.Container, co manifest.Course, now time.Time) string {
+	return fmt.Sprintf("running for %s, beyond lingering (%s)", round(now.Sub(c.StartedAt)), or(co.Lingering.Std(), manifest.DefaultLingering))
+}
+
+func idleText(r activity.Result, now time.Time) string {
+	if r.State == activity.Unreachable {
+		return fmt.Sprintf("server unreachable at two looks, up %s", round(now.Sub(r.LastActivity)))
+	}
+	if r.Kernels == 0 {
+		return fmt.Sprintf("no kernel, idle for %s", round(now.Sub(r.LastActivity)))
+	}
+	return fmt.Sprintf("idle for %s", round(now.Sub(r.LastActivity)))
+}
+
+func activityText(r activity.Result, probed bool, now time.Time) string {
+	switch {
+	case !probed:
+		return "activity not probed"
+	case r.Busy:
+		return "active (a kernel is busy)"
+	case r.State == activity.Answered:
+		return fmt.Sprintf("active (last activity %s ago)", round(now.Sub(r.LastActivity)))
+	case r.State == activity.Starting:
+		return "server starting"
+	default:
+		return fmt.Sprintf("activity unknown (%s)", r.Err)
+	}
+}
+
+// frozen reports whether one of the windows is open at now: some
+// activation t of its cron has t <= now < t+for. The first activation after
+// now-for is the only candidate.
+func frozen(fs []manifest.Freeze, now time.Time) (bool, string) {
+	for _, f := range fs {
+		sched, err := manifest.CronParser.Parse(f.Cron)
+		if err != nil || f.For <= 0 {
+			continue // validation rejects these; a plan never fails
+		}
+		if t := sched.Next(now.Add(-f.For.Std())); !t.After(now) {
+			return true, fmt.Sprintf("freeze window %q for %s open since %s", f.Cron, f.For, t.Format(time.RFC3339))
+		}
+	}
+	return false, ""
+}
+
+// massPrune holds the retirements of removed courses when more than half of
+// the courses that have containers are removed at once.
+func massPrune(d Desired, actions []Action) {
+	if d.AllowMassPrune {
+		return
+	}
+	with, removed := map[string]bool{}, map[string]bool{}
+	for _, a := range actions {
+		with[a.Course] = true
+		if _, ok := d.Courses[a.Course]; !ok {
+			removed[a.Course] = true
+		}
+	}
+	if 2*len(removed) <= len(with) {
+		return
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range removed {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	for i, a := range actions {
+		if removed[a.Course] && a.Retires() {
+			actions[i] = Action{Kind: Hold, Held: a.Kind, Course: a.Course, Student: a.Student, Container: a.Container, ID: a.ID,
+				State: a.State, ImageID: a.ImageID, At: a.At,
+				Reason: fmt.Sprintf("%s; held: this revision removes %d of the %d courses that have containers (%s), confirm with --allow-mass-prune",
+					a.Reason, len(removed), len(with), strings.Join(names, ", "))}
+		}
+	}
+}
+
+// retireLimit holds, per course, the retirements beyond its retire limit.
+// Stopped containers go first (retiring them interrupts nobody), then
+// running ones idle the longest.
+func retireLimit(d Desired, cs []containers.Container, act map[string]activity.Result, actions []Action) {
+	byCourse := map[string][]int{}
+	for i, a := range actions {
+		if a.Retires() {
+			byCourse[a.Course] = append(byCourse[a.Course], i)
+		}
+	}
+	for course, idx := range byCourse {
+		limit := d.Defaults.RetireLimit
+		if st, ok := d.Courses[course]; ok && st.Course.RetireLimit > 0 {
+			limit = st.Course.RetireLimit
+		}
+		limit = or(limit, manifest.DefaultRetireLimit)
+		if len(idx) <= limit {
+			continue
+		}
+		slices.SortStableFunc(idx, func(i, j int) int {
+			ci, cj := cs[i], cs[j]
+			if ci.State != cj.State {
+				return cmp.Compare(stateRank(ci.State), stateRank(cj.State))
+			}
+			return act[ci.ID].LastActivity.Compare(act[cj.ID].LastActivity)
+		})
+		for _, i := range idx[limit:] {
+			a := actions[i]
+			actions[i].Kind, actions[i].Held = Hold, a.Kind
+			actions[i].Reason = fmt.Sprintf("%s; held: retire-limit %d reached for course %s in this pass (%d due), next pass", a.Reason, limit, course, len(idx))
+		}
+	}
+}
+
+func stateRank(s containers.State) int {
+	if s == containers.Stopped {
+		return 0
+	}
+	return 1
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Minute {
+		return d.Round(time.Minute)
+	}
+	return d.Round(time.Second)
+}
+
+func short(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if id == "" {
+		return "(none)"
+	}
+	return id[:min(12, len(id))]
+}
