@@ -330,6 +330,10 @@ func NewSources(m *Mirrors, cfg *manifest.Config, loc ConfigLocation, configTree
 	return &Sources{m: m, cfg: cfg, loc: loc, configTree: configTree, configHash: configCommit, courses: map[string]courseTree{}}
 }
 
+// ConfigTree is the tree of the folder of courses.yaml at the config
+// commit.
+func (s *Sources) ConfigTree() *object.Tree { return s.configTree }
+
 // Refresh forgets the course trees read so far, so that the next question
 // sees the heads the mirrors hold now (after a Syncer pass fetched them).
 func (s *Sources) Refresh() {

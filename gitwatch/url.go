@@ -94,3 +94,16 @@ func mirrorName(raw string) string {
 	}
 	return readable + "-" + hex.EncodeToString(sum[:6])
 }
+
+// RedactURL returns raw without any password it carries, for labels, logs
+// and status pages. Local paths and scp-like URLs come back unchanged.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String()
+}

@@ -8,10 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
+	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/metrics"
+	"github.com/nbhosting/nbh-sync/notify"
+	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
 // Options say where the site's desired state is and where its data lives.
@@ -22,10 +32,17 @@ type Options struct {
 	// Root is the data directory: mirrors, course work trees, state.
 	Root string
 	Log  *slog.Logger
+	// History, Metrics are optional sinks of what passes do.
+	History *history.Store
+	Metrics *metrics.Metrics
+	// ImageEngine and ContainerEngine default to the local Docker engine
+	// (DOCKER_HOST or the socket); tests may swap them.
+	ImageEngine     images.Engine
+	ContainerEngine containers.Engine
 }
 
 // Site is one course site: its config repo, course repos, images and
-// student containers.
+// student containers. It is safe for concurrent use.
 type Site struct {
 	opts    Options
 	log     *slog.Logger
@@ -33,12 +50,20 @@ type Site struct {
 	mirrors *gitwatch.Mirrors
 	loader  *gitwatch.ConfigLoader
 	syncer  *gitwatch.Syncer
+	ctrs    *containers.Manager
+	prober  *activity.Prober
 
-	mu  sync.Mutex
-	rev *gitwatch.ConfigRevision // the config revision in force, once pulled
+	mu       sync.Mutex
+	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
+	rejected *gitwatch.Rejection
+	builder  *images.Builder // made from the first config's build: section
+	notifier *notify.Notifier
+	notifyOf []manifest.Notifier
+	lastPass *PassReport
 }
 
-// New opens the site described by opts. It does no network work.
+// New opens the site described by opts. It does no network work and does
+// not need the engine to be up.
 func New(opts Options) (*Site, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -46,6 +71,20 @@ func New(opts Options) (*Site, error) {
 	loc, err := gitwatch.LocateConfig(opts.Config, "")
 	if err != nil {
 		return nil, err
+	}
+	if opts.ImageEngine == nil {
+		e, err := images.NewDockerEngine()
+		if err != nil {
+			return nil, err
+		}
+		opts.ImageEngine = e
+	}
+	if opts.ContainerEngine == nil {
+		e, err := containers.DialDocker()
+		if err != nil {
+			return nil, err
+		}
+		opts.ContainerEngine = e
 	}
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
 	return &Site{
@@ -55,16 +94,29 @@ func New(opts Options) (*Site, error) {
 		mirrors: m,
 		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, nil, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
+		ctrs:    containers.New(opts.ContainerEngine, nil, opts.Log),
+		prober:  activity.New(),
 	}, nil
 }
 
 // Location is where the config repo is.
 func (s *Site) Location() gitwatch.ConfigLocation { return s.loc }
 
+// Root is the data directory.
+func (s *Site) Root() string { return s.opts.Root }
+
+// Mirrors are the site's git mirrors (for webhooks: Reset on a push).
+func (s *Site) Mirrors() *gitwatch.Mirrors { return s.mirrors }
+
 // PullReport is what a pull did.
 type PullReport struct {
-	Config  gitwatch.ConfigResult `json:"-"`
-	Courses gitwatch.Status       `json:"courses"`
+	// ConfigCommit is the config revision in force after the pull.
+	ConfigCommit string `json:"config_commit"`
+	// ConfigChanged is true when the pull applied a new config revision.
+	ConfigChanged bool `json:"config_changed"`
+	// Rejected is set when the config head failed validation.
+	Rejected *gitwatch.Rejection     `json:"rejected,omitempty"`
+	Courses  []gitwatch.CourseStatus `json:"courses"`
 }
 
 // NoConfigError says that no valid config revision was ever seen, so there
@@ -81,10 +133,7 @@ func (e *NoConfigError) Error() string {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
 	if e.Rejected != nil {
-		fmt.Fprintf(&b, "; commit %s was rejected:", e.Rejected.Commit.String()[:12])
-		for _, p := range e.Rejected.Problems {
-			b.WriteString("\n  " + p.String())
-		}
+		fmt.Fprintf(&b, "; commit %s was rejected:\n%s", short(e.Rejected.Commit.String()), problems(e.Rejected))
 	}
 	return b.String()
 }
@@ -96,9 +145,11 @@ func (e *NoConfigError) Unwrap() error { return e.Err }
 // courses out. Errors of single courses are joined in the error; the report
 // is valid beside them.
 func (s *Site) Pull(ctx context.Context) (PullReport, error) {
+	start := time.Now()
 	res, err := s.loader.Load(ctx)
+	s.configEvents(ctx, res, err)
 	if res.Current == nil {
-		return PullReport{Config: res}, &NoConfigError{Rejected: res.Rejected, Err: err}
+		return PullReport{Rejected: res.Rejected}, &NoConfigError{Rejected: res.Rejected, Err: err}
 	}
 	var errs []error
 	if err != nil {
@@ -108,15 +159,59 @@ func (s *Site) Pull(ctx context.Context) (PullReport, error) {
 		errs = append(errs, fmt.Errorf("config commit %s rejected, still applying %s:\n%s",
 			short(res.Rejected.Commit.String()), short(res.Current.Commit.String()), problems(res.Rejected)))
 	}
+	s.mu.Lock()
+	s.rev, s.rejected = res.Current, res.Rejected
+	s.refreshNotifier(res.Current.Config)
+	s.mu.Unlock()
+
 	st, err := s.syncer.Sync(ctx, res.Current)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	res.Current.Sources.Refresh()
+	s.pullEvents(ctx, st, start)
+	return PullReport{ConfigCommit: res.Current.Commit.String(), ConfigChanged: res.Changed, Rejected: res.Rejected, Courses: st.Courses}, errors.Join(errs...)
+}
+
+// revision returns the config revision in force, pulling first if none is
+// known yet in this process.
+func (s *Site) revision(ctx context.Context) (*gitwatch.ConfigRevision, error) {
 	s.mu.Lock()
-	s.rev = res.Current
+	rev := s.rev
 	s.mu.Unlock()
-	return PullReport{Config: res, Courses: st}, errors.Join(errs...)
+	if rev != nil {
+		return rev, nil
+	}
+	_, err := s.Pull(ctx)
+	s.mu.Lock()
+	rev = s.rev
+	s.mu.Unlock()
+	if rev == nil {
+		return nil, err
+	}
+	return rev, nil
+}
+
+// Config returns the config in force, pulling first if needed.
+func (s *Site) Config(ctx context.Context) (*manifest.Config, error) {
+	rev, err := s.revision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return rev.Config, nil
+}
+
+// refreshNotifier (re)makes the notifier when notify: changed. s.mu held.
+func (s *Site) refreshNotifier(cfg *manifest.Config) {
+	if s.notifier != nil && reflect.DeepEqual(s.notifyOf, cfg.Notify) {
+		return
+	}
+	n, err := notify.New(cfg.Notify, notify.Options{Logger: s.log})
+	if err != nil {
+		s.log.Error("notifications off", "err", err)
+		n = nil
+	}
+	s.notifier, s.notifyOf = n, cfg.Notify
 }
 
 func problems(r *gitwatch.Rejection) string {
@@ -133,3 +228,8 @@ func short(h string) string {
 	}
 	return h
 }
+
+// planAt is the clock of passes; a variable so tests can move it.
+var planAt = time.Now
+
+var _ = reconcile.Plan

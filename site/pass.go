@@ -1,0 +1,153 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/metrics"
+	"github.com/nbhosting/nbh-sync/reconcile"
+)
+
+// PassReport is what one container pass decided and did.
+type PassReport struct {
+	At       time.Time           `json:"at"`
+	Duration time.Duration       `json:"duration_ns"`
+	Actions  []reconcile.Action  `json:"actions"`
+	Outcomes []reconcile.Outcome `json:"outcomes"`
+	Error    string              `json:"error,omitempty"`
+}
+
+// PassOptions tune a container pass.
+type PassOptions struct {
+	// AllowMassPrune confirms a config revision that removes more than
+	// half of the courses that have containers.
+	AllowMassPrune bool
+}
+
+func (s *Site) pass() *reconcile.Pass {
+	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root, Log: s.log}
+}
+
+// Pass runs one container pass under the config in force: observe, plan,
+// apply. Old builds no container uses are pruned after it.
+func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
+	cfg, err := s.Config(ctx)
+	if err != nil {
+		return PassReport{}, err
+	}
+	start := planAt()
+	obs, err := s.pass().Observe(ctx, cfg, opts.AllowMassPrune)
+	if err != nil {
+		return PassReport{At: start}, err
+	}
+	actions := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, start)
+	ap := &reconcile.Applier{Exec: s.ctrs, Locks: s.ctrs.Locks(), Log: s.log}
+	outs, err := ap.Apply(ctx, actions)
+	s.actionEvents(ctx, outs)
+	s.containerMetrics(obs)
+
+	rep := PassReport{At: start, Duration: time.Since(start), Actions: actions, Outcomes: outs}
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	inUse := map[string]bool{}
+	for _, c := range obs.Containers {
+		inUse[c.ImageID] = true
+	}
+	if err := s.prune(ctx, cfg, inUse); err != nil {
+		errs = append(errs, fmt.Errorf("prune old builds: %w", err))
+	}
+	err = errors.Join(errs...)
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	s.mu.Lock()
+	s.lastPass = &rep
+	s.mu.Unlock()
+	return rep, err
+}
+
+func (s *Site) containerMetrics(obs reconcile.Observed) {
+	if s.opts.Metrics == nil {
+		return
+	}
+	type k struct {
+		course, state string
+		stale         bool
+	}
+	counts := map[k]int{}
+	for _, c := range obs.Containers {
+		cur := obs.Desired.Courses[c.Course].ImageID
+		counts[k{c.Course, string(c.State), cur != "" && c.ImageID != cur}]++
+	}
+	var out []metrics.ContainerCount
+	for key, n := range counts {
+		out = append(out, metrics.ContainerCount{Course: key.course, State: key.state, Stale: key.stale, Count: n})
+	}
+	s.opts.Metrics.SetContainers(out)
+}
+
+// SyncOptions tune a full pass.
+type SyncOptions struct {
+	// Force rebuilds every image without cache (the rebuild schedule).
+	Force bool
+	PassOptions
+}
+
+// SyncReport is what a full pass did.
+type SyncReport struct {
+	Pull   PullReport      `json:"pull"`
+	Builds []images.Result `json:"builds"`
+	Pass   PassReport      `json:"pass"`
+}
+
+// Sync runs one full pass: pull, build what changed, container pass. A
+// failed pull of one course or a failed build still lets the rest go on: a
+// failed build keeps its previous image serving and so retires nothing.
+func (s *Site) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) {
+	var rep SyncReport
+	var errs []error
+	var err error
+	rep.Pull, err = s.Pull(ctx)
+	if err != nil {
+		var nc *NoConfigError
+		if errors.As(err, &nc) {
+			return rep, err
+		}
+		errs = append(errs, err)
+	}
+	rep.Builds, err = s.BuildAll(ctx, opts.Force)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	rep.Pass, err = s.Pass(ctx, opts.PassOptions)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return rep, errors.Join(errs...)
+}
+
+// Spawn ensures student's container for course (SPEC §4) under the config
+// in force. An empty uid means the uid of the host account named student.
+func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containers.Spawned, error) {
+	cfg, err := s.Config(ctx)
+	if err != nil {
+		return containers.Spawned{}, err
+	}
+	co, err := containers.LookupCourse(cfg, course)
+	if err != nil {
+		return containers.Spawned{}, err
+	}
+	sp, err := s.ctrs.Spawn(ctx, co, student, containers.SpawnOptions{Root: s.opts.Root, UID: uid})
+	if err == nil && sp.State != containers.Existing {
+		s.record(ctx, history.Record{Kind: history.KindAction, Course: course, Student: student,
+			Action: "spawn", Result: string(sp.State), Message: fmt.Sprintf("%s on port %d", sp.Name, sp.Port)})
+	}
+	return sp, err
+}
