@@ -27,7 +27,7 @@ const (
 	// LabelSmoke is set only by the commit step that follows a passed smoke
 	// test: an image with the key label but without this one is a build
 	// that was interrupted or failed, never a build to serve.
-	LabelSmoke = "org.nbhosting.smoke"
+	LabelSmoke  = "org.nbhosting.smoke"
 	smokePassed = "passed"
 	// LabelBuilt is the commit time (RFC 3339, nanoseconds): it orders
 	// builds finer than the engine's creation time, in seconds.

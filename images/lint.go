@@ -125,7 +125,7 @@ func Lint(file string, dockerfile []byte) []manifest.Problem {
 		add(ins[final].line, false, "the final stage must COPY %s into /usr/local/bin (e.g. COPY %s /usr/local/bin/)", manifest.StartScript, manifest.StartScript)
 	}
 	if user != "" {
-		u, _, _ := strings.Cut(user, ":")
+		u, _, _ := strings.Cut(strings.Fields(user)[0], ":")
 		switch {
 		case u == "root" || u == "0":
 		case strings.Contains(u, "$"):
