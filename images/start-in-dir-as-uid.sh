@@ -92,8 +92,9 @@ if [ "$(id -u)" = "$uid" ]; then
     exec "$@"
 fi
 # Tools that keep the environment first; the others reset HOME, so env
-# puts it back.
-if have setpriv; then
+# puts it back. busybox's setpriv cannot change uids: ask for util-linux's.
+setpriv_uid() { have setpriv && case $(setpriv --help 2>&1) in *--reuid*) true ;; *) false ;; esac; }
+if setpriv_uid; then
     exec setpriv --reuid="$uid" --regid="$gid" --init-groups "$@"
 elif have su-exec; then
     exec su-exec "$uid:$gid" "$@"
