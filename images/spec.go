@@ -1,0 +1,347 @@
+// Package images builds course images: the build spec taken from git
+// objects, its content-addressed build key, Dockerfile lint, and a Builder
+// that builds, smoke-tests and publishes images through a small Engine
+// interface. docker.go is the only file that imports the Docker SDK.
+package images
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/nbhosting/nbh-sync/manifest"
+)
+
+// keyFormat versions the build key: bump it whenever what goes into the key
+// or into the context changes, so that every image is rebuilt once.
+const keyFormat = "nbh-sync build key v1"
+
+// ShortKeyLen is the length of the build-key tag (I:<first 12 hex>).
+const ShortKeyLen = 12
+
+// Trees is what NewSpec reads: git trees at exact commits, never a working
+// copy. It implements manifest.Sources.
+type Trees struct {
+	// Config is the config repo's tree at its commit.
+	Config *object.Tree
+	// ConfigDir is the directory of courses.yaml inside Config ("" for the
+	// root); config paths of courses.yaml are relative to it.
+	ConfigDir string
+	// ConfigSource names the config commit as repo@commit; the Dockerfile's
+	// path in the repo is appended for the org.nbhosting.source label.
+	ConfigSource string
+	// Course returns a course repo's tree at its branch head, the course
+	// root inside it (its path:) and the label repo@commit:path. A nil tree
+	// with a nil error means the repo has not been fetched yet.
+	Course func(course string) (tree *object.Tree, root, source string, err error)
+}
+
+var _ manifest.Sources = Trees{}
+
+// ConfigFile reports whether p (relative to ConfigDir) is a file of the
+// config tree.
+func (t Trees) ConfigFile(p string) bool {
+	if t.Config == nil {
+		return false
+	}
+	_, err := t.Config.File(path.Join(t.ConfigDir, p))
+	return err == nil
+}
+
+// CourseFile reports whether p (relative to the course root) is a file of
+// the course's tree; known is false when the tree is not available.
+func (t Trees) CourseFile(course, p string) (exists, known bool) {
+	if t.Course == nil {
+		return false, false
+	}
+	tree, root, _, err := t.Course(course)
+	if err != nil || tree == nil {
+		return false, false
+	}
+	_, err = tree.File(path.Join(root, p))
+	return err == nil, true
+}
+
+// Spec is everything one build of one image needs, taken from git objects.
+type Spec struct {
+	// Image is the image name I (the repository of its tags).
+	Image string
+	// Origin is where the Dockerfile was found (SPEC §3 lookup).
+	Origin manifest.ImageSource
+	// Source is the org.nbhosting.source label: repo@commit:path.
+	Source string
+	// Dockerfile is the Dockerfile's content and DockerfileName its path in
+	// the build context; File is its path for lint messages.
+	Dockerfile     []byte
+	DockerfileName string
+	File           string
+	// BuildArgs are passed to the engine as --build-arg.
+	BuildArgs map[string]string
+	// Smoke is the image's smoke command; empty means the default check.
+	Smoke []string
+	// Pin, when set, is the build-key prefix of the build to serve.
+	Pin string
+	// Key is the hex sha256 build key of every build input.
+	Key string
+
+	entries []entry
+}
+
+// entry is one file of the build context.
+type entry struct {
+	name string // slash path in the context
+	mode filemode.FileMode
+	hash plumbing.Hash // git blob hash (zero for data)
+	blob *object.Blob  // content from git (nil for data)
+	data []byte        // content not from a blob (start script)
+}
+
+// ShortKey is the key's tag: its first ShortKeyLen hex digits.
+func (s *Spec) ShortKey() string { return s.Key[:ShortKeyLen] }
+
+// KeyTag is the image reference I:<short key>.
+func (s *Spec) KeyTag() string { return s.Image + ":" + s.ShortKey() }
+
+// Files returns the context's paths, sorted, for display and tests.
+func (s *Spec) Files() []string {
+	names := make([]string, len(s.entries))
+	for i, e := range s.entries {
+		names[i] = e.name
+	}
+	return names
+}
+
+// NewSpec resolves image name with cfg and collects its build inputs from
+// trees: the Dockerfile, the course's docker-image/ folder when the
+// Dockerfile comes from there, the build args and the start script.
+func NewSpec(cfg *manifest.Config, name string, trees Trees) (*Spec, error) {
+	origin, err := cfg.ResolveImage(name, trees)
+	if err != nil {
+		return nil, err
+	}
+	img := cfg.Images[name]
+	s := &Spec{Image: name, Origin: origin, BuildArgs: img.BuildArgs, Smoke: img.Smoke, Pin: img.Pin}
+
+	switch origin.Kind {
+	case manifest.FromCourse:
+		tree, root, source, err := trees.Course(origin.Course)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: course %s: %w", name, origin.Course, err)
+		}
+		if tree == nil {
+			return nil, fmt.Errorf("image %s: course %s: repo not fetched yet", name, origin.Course)
+		}
+		s.Source = source
+		dir := path.Join(root, manifest.CourseImageDir)
+		s.File = path.Join(root, origin.Dockerfile)
+		s.DockerfileName = path.Base(manifest.CourseDockerfile)
+		if err := s.addDir(tree, dir); err != nil {
+			return nil, fmt.Errorf("image %s: %w", name, err)
+		}
+		i := slices.IndexFunc(s.entries, func(e entry) bool { return e.name == s.DockerfileName })
+		if i < 0 || !s.entries[i].mode.IsRegular() {
+			return nil, fmt.Errorf("image %s: %s is not a regular file", name, s.File)
+		}
+		if s.Dockerfile, err = blobBytes(s.entries[i].blob); err != nil {
+			return nil, fmt.Errorf("image %s: read %s: %w", name, s.File, err)
+		}
+	default:
+		p := path.Join(trees.ConfigDir, origin.Dockerfile)
+		f, err := trees.Config.File(p)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %s: %w", name, p, err)
+		}
+		content, err := blobBytes(&f.Blob)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: read %s: %w", name, p, err)
+		}
+		s.Source = trees.ConfigSource + ":" + p
+		s.File = p
+		s.Dockerfile = content
+		s.DockerfileName = "Dockerfile"
+		s.entries = append(s.entries, entry{name: "Dockerfile", mode: filemode.Regular, data: content})
+	}
+
+	script := StartScript
+	if trees.Config != nil {
+		p := path.Join(trees.ConfigDir, manifest.ConfigImagesDir, manifest.StartScript)
+		if f, err := trees.Config.File(p); err == nil {
+			if script, err = blobBytes(&f.Blob); err != nil {
+				return nil, fmt.Errorf("image %s: read %s: %w", name, p, err)
+			}
+		}
+	}
+	// The site's start script wins over a course's file of the same name:
+	// every image must carry the one the admins vouch for.
+	s.entries = slices.DeleteFunc(s.entries, func(e entry) bool { return e.name == manifest.StartScript })
+	s.entries = append(s.entries, entry{name: manifest.StartScript, mode: filemode.Executable, data: script})
+	slices.SortFunc(s.entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	s.Key = s.key()
+	return s, nil
+}
+
+// addDir adds every file under dir of tree, with paths relative to dir.
+// Submodules have no content in the tree and are skipped.
+func (s *Spec) addDir(tree *object.Tree, dir string) error {
+	sub, err := tree.Tree(dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	walker := object.NewTreeWalker(sub, true, nil)
+	defer walker.Close()
+	for {
+		name, te, err := walker.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("walk %s: %w", dir, err)
+		}
+		switch te.Mode {
+		case filemode.Regular, filemode.Deprecated, filemode.Executable, filemode.Symlink:
+		default:
+			continue // directories are implied, submodules have no content
+		}
+		f, err := sub.TreeEntryFile(&te)
+		if err != nil {
+			return fmt.Errorf("read %s/%s: %w", dir, name, err)
+		}
+		mode := te.Mode
+		if mode == filemode.Deprecated {
+			mode = filemode.Regular
+		}
+		s.entries = append(s.entries, entry{name: name, mode: mode, hash: te.Hash, blob: &f.Blob})
+	}
+}
+
+// key digests every build input: the format version, the Dockerfile's name,
+// every context entry (path, mode, content hash; the Dockerfile and start
+// script are entries) and the sorted build args. The commit is not an
+// input, so a commit that changes nothing here changes no key.
+func (s *Spec) key() string {
+	h := sha256.New()
+	field := func(parts ...string) {
+		for _, p := range parts {
+			fmt.Fprintf(h, "%d:%s", len(p), p)
+		}
+		h.Write([]byte{'\n'})
+	}
+	field(keyFormat)
+	field("dockerfile", s.DockerfileName)
+	for _, e := range s.entries {
+		hash := e.hash.String()
+		if e.blob == nil {
+			hash = plumbing.ComputeHash(plumbing.BlobObject, e.data).String()
+		}
+		field("entry", e.name, e.mode.String(), hash)
+	}
+	keys := make([]string, 0, len(s.BuildArgs))
+	for k := range s.BuildArgs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		field("arg", k, s.BuildArgs[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// contextTime is the modification time of every context entry: fixed, so
+// the same inputs make the same tar (and the engine's cache can match).
+var contextTime = time.Unix(0, 0).UTC()
+
+// WriteContext writes the build context as a tar stream to w. Contents come
+// from git blobs and embedded data only; a symlink is written as a symlink
+// entry whose target is the blob's text, never followed.
+func (s *Spec) WriteContext(w io.Writer) error {
+	tw := tar.NewWriter(w)
+	dirs := map[string]bool{}
+	for _, e := range s.entries {
+		if err := writeParents(tw, dirs, e.name); err != nil {
+			return err
+		}
+		hdr := &tar.Header{Name: e.name, ModTime: contextTime, Format: tar.FormatPAX}
+		switch e.mode {
+		case filemode.Symlink:
+			target, err := blobBytes(e.blob)
+			if err != nil {
+				return fmt.Errorf("context %s: %w", e.name, err)
+			}
+			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, string(target), 0o777
+			if err := tw.WriteHeader(hdr); err != nil {
+				return fmt.Errorf("context %s: %w", e.name, err)
+			}
+			continue
+		case filemode.Executable:
+			hdr.Mode = 0o755
+		default:
+			hdr.Mode = 0o644
+		}
+		hdr.Typeflag = tar.TypeReg
+		if err := writeFile(tw, hdr, e); err != nil {
+			return fmt.Errorf("context %s: %w", e.name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("context: %w", err)
+	}
+	return nil
+}
+
+func writeParents(tw *tar.Writer, dirs map[string]bool, name string) error {
+	dir := path.Dir(name)
+	if dir == "." || dirs[dir] {
+		return nil
+	}
+	if err := writeParents(tw, dirs, dir); err != nil {
+		return err
+	}
+	dirs[dir] = true
+	hdr := &tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: contextTime, Format: tar.FormatPAX}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("context %s: %w", dir, err)
+	}
+	return nil
+}
+
+func writeFile(tw *tar.Writer, hdr *tar.Header, e entry) error {
+	if e.blob == nil {
+		hdr.Size = int64(len(e.data))
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		_, err := tw.Write(e.data)
+		return err
+	}
+	hdr.Size = e.blob.Size
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	r, err := e.blob.Reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = io.Copy(tw, r)
+	return err
+}
+
+func blobBytes(b *object.Blob) ([]byte, error) {
+	r, err := b.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
