@@ -155,6 +155,46 @@ func NewConfigLoader(m *Mirrors, root string, loc ConfigLocation, creds *manifes
 func (l *ConfigLoader) Load(ctx context.Context) (ConfigResult, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	res, err := l.next(ctx)
+	switch {
+	case err != nil || (!res.Changed && res.Rejected == nil):
+		return res, err
+	case res.Rejected != nil:
+		if l.rejected == nil || l.rejected.Commit != res.Rejected.Commit {
+			l.log.Warn("config commit rejected", "commit", res.Rejected.Commit.String(), "problems", len(res.Rejected.Problems))
+		}
+		l.rejected = res.Rejected
+		return res, l.save()
+	}
+	l.current, l.rejected = res.Current, nil
+	l.log.Info("config applied", "commit", res.Current.Commit.String(), "warnings", len(res.Current.Warnings))
+	return res, l.save()
+}
+
+// Peek fetches the config repo and evaluates its head like Load, but
+// applies nothing and persists nothing: it is what plan shows.
+func (l *ConfigLoader) Peek(ctx context.Context) (ConfigResult, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next(ctx)
+}
+
+// Restored returns the revision in force without any network: the one
+// loaded in this process, or the last good one recorded under root; nil
+// when none is known.
+func (l *ConfigLoader) Restored() *ConfigRevision {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.restored {
+		l.restored = true
+		l.restore()
+	}
+	return l.current
+}
+
+// next fetches the config repo and evaluates its head against the revision
+// in force. l.mu is held.
+func (l *ConfigLoader) next(ctx context.Context) (ConfigResult, error) {
 	if !l.restored {
 		l.restored = true
 		l.restore()
@@ -171,16 +211,9 @@ func (l *ConfigLoader) Load(ctx context.Context) (ConfigResult, error) {
 		return ConfigResult{Current: l.current, Rejected: l.rejected}, err
 	}
 	if rev == nil {
-		rej := &Rejection{Commit: head.Commit, Problems: probs, At: time.Now()}
-		if l.rejected == nil || l.rejected.Commit != rej.Commit {
-			l.log.Warn("config commit rejected", "commit", head.Commit.String(), "problems", len(probs))
-		}
-		l.rejected = rej
-		return ConfigResult{Current: l.current, Rejected: rej}, l.save()
+		return ConfigResult{Current: l.current, Rejected: &Rejection{Commit: head.Commit, Problems: probs, At: time.Now()}}, nil
 	}
-	l.current, l.rejected = rev, nil
-	l.log.Info("config applied", "commit", rev.Commit.String(), "warnings", len(rev.Warnings))
-	return ConfigResult{Current: rev, Changed: true}, l.save()
+	return ConfigResult{Current: rev, Changed: true}, nil
 }
 
 // restore brings back the last good revision from the state file, from the

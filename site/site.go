@@ -21,7 +21,6 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
-	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
 // Options say where the site's desired state is and where its data lives.
@@ -173,13 +172,22 @@ func (s *Site) Pull(ctx context.Context) (PullReport, error) {
 	return PullReport{ConfigCommit: res.Current.Commit.String(), ConfigChanged: res.Changed, Rejected: res.Rejected, Courses: st.Courses}, errors.Join(errs...)
 }
 
-// revision returns the config revision in force, pulling first if none is
-// known yet in this process.
+// revision returns the config revision in force: the one of this process,
+// else the last good one recorded under root, else it pulls.
 func (s *Site) revision(ctx context.Context) (*gitwatch.ConfigRevision, error) {
 	s.mu.Lock()
 	rev := s.rev
 	s.mu.Unlock()
 	if rev != nil {
+		return rev, nil
+	}
+	if rev = s.loader.Restored(); rev != nil {
+		s.mu.Lock()
+		if s.rev == nil {
+			s.rev = rev
+			s.refreshNotifier(rev.Config)
+		}
+		s.mu.Unlock()
 		return rev, nil
 	}
 	_, err := s.Pull(ctx)
@@ -231,5 +239,3 @@ func short(h string) string {
 
 // planAt is the clock of passes; a variable so tests can move it.
 var planAt = time.Now
-
-var _ = reconcile.Plan

@@ -1,0 +1,142 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/reconcile"
+	"github.com/nbhosting/nbh-sync/server"
+)
+
+// recentLimit is how many builds and actions status shows.
+const recentLimit = 20
+
+// Status reads the site's state without network or change: the config in
+// force, each course's checkout, each image's current build, the
+// containers (one list call), recent builds and actions, and errors. It is
+// the document of `nbh-sync status --json`, /api/status and the dashboard.
+func (s *Site) Status(ctx context.Context) (server.Status, error) {
+	st := server.Status{Courses: []server.CourseView{}, Images: []server.ImageView{}, Builds: []server.BuildView{},
+		Actions: []server.ActionView{}, Errors: []string{}}
+	s.mu.Lock()
+	rev, rejected, last := s.rev, s.rejected, s.lastPass
+	s.mu.Unlock()
+	if rev == nil {
+		rev = s.loader.Restored()
+	}
+	if rejected == nil {
+		_, _, rejected, _ = gitwatch.ReadConfigState(s.opts.Root)
+	}
+	if rejected != nil && (rev == nil || rejected.At.After(rev.At)) {
+		st.ConfigError = fmt.Sprintf("commit %s rejected:\n%s", short(rejected.Commit.String()), problems(rejected))
+		st.Errors = append(st.Errors, "config "+st.ConfigError)
+	}
+	if rev == nil {
+		st.Errors = append(st.Errors, "no valid config applied yet: run nbh-sync sync")
+		return st, nil
+	}
+	st.Revision = rev.Commit.String()
+	cfg := rev.Config
+	if last != nil {
+		st.LastPass = last.At.Add(last.Duration)
+		if last.Error != "" {
+			st.Errors = append(st.Errors, "last pass: "+last.Error)
+		}
+		st.HeldPrune = heldPrune(last.Actions)
+	}
+
+	pulls, err := gitwatch.ReadStatus(s.opts.Root)
+	if err != nil {
+		st.Errors = append(st.Errors, err.Error())
+	}
+	current, err := s.ctrs.CurrentImages(ctx, cfg.ImageNames())
+	if err != nil {
+		st.Errors = append(st.Errors, "engine: "+err.Error())
+	}
+	ctrs, err := s.ctrs.List(ctx)
+	if err != nil && !strings.Contains(strings.Join(st.Errors, "\n"), "engine:") {
+		st.Errors = append(st.Errors, "engine: "+err.Error())
+	}
+
+	b := s.imageBuilder(cfg)
+	keys := map[string]string{}
+	for _, name := range cfg.ImageNames() {
+		v := server.ImageView{Name: name, Courses: cfg.CoursesUsing(name), Pinned: cfg.Images[name].Pin != ""}
+		cur, err := b.Current(ctx, name)
+		switch {
+		case err == nil:
+			v.BuildKey, v.Source, v.Built = cur.Key, cur.Source, cur.Created
+			if len(cur.Key) >= images.ShortKeyLen {
+				v.Tag = name + ":" + cur.Key[:images.ShortKeyLen]
+			}
+			keys[name] = cur.Key
+		case errors.Is(err, images.ErrNoImage):
+			v.Error = "not built yet"
+		default:
+			v.Error = err.Error()
+		}
+		if r, ok := b.Last(name); ok && r.Err != "" {
+			v.Error = r.Err
+			st.Errors = append(st.Errors, r.Err)
+		}
+		st.Images = append(st.Images, v)
+	}
+
+	for _, name := range cfg.CourseNames() {
+		co := cfg.Courses[name]
+		v := server.CourseView{Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
+			BuildKey: keys[co.ImageOf()], Archived: co.Archived}
+		if p, ok := pulls.Course(name); ok {
+			v.Commit, v.Error = p.Commit.String(), p.Error
+			if p.Commit.IsZero() {
+				v.Commit = ""
+			}
+			if p.Error != "" {
+				st.Errors = append(st.Errors, fmt.Sprintf("course %s: %s", name, p.Error))
+			}
+		}
+		cur := current[co.ImageOf()]
+		for _, c := range ctrs {
+			if c.Course != name {
+				continue
+			}
+			v.Containers++
+			if c.State == "running" {
+				v.Running++
+			}
+			if cur == "" || c.ImageID == cur { // nothing is stale before a first build
+				v.OnCurrent++
+			} else {
+				v.Stale++
+			}
+		}
+		st.Courses = append(st.Courses, v)
+	}
+
+	if s.opts.History != nil {
+		recs, err := s.opts.History.Query(ctx, history.Query{Kinds: []history.Kind{history.KindBuild}, Limit: recentLimit, WithLog: true})
+		if err == nil {
+			st.Builds = server.BuildViews(recs)
+		}
+		recs, err = s.opts.History.Query(ctx, history.Query{Kinds: []history.Kind{history.KindAction}, Limit: recentLimit})
+		if err == nil {
+			st.Actions = server.ActionViews(recs)
+		}
+	}
+	return st, nil
+}
+
+// heldPrune describes the mass-prune guard's hold in a plan, if any.
+func heldPrune(actions []reconcile.Action) string {
+	for _, a := range actions {
+		if a.Kind == reconcile.Hold && strings.Contains(a.Reason, "--allow-mass-prune") {
+			return a.Reason
+		}
+	}
+	return ""
+}
