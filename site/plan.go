@@ -40,7 +40,9 @@ type PlanPull struct {
 // PlanBuild is one image and what a sync would do about it.
 type PlanBuild struct {
 	Image string `json:"image"`
-	Key   string `json:"key,omitempty"`
+	// Courses are the courses that run the image.
+	Courses []string `json:"courses"`
+	Key     string   `json:"key,omitempty"`
 	// Action is "build", "none" (a passed build of the key exists), "pin"
 	// or "error" (the spec cannot be made: see Reason).
 	Action string `json:"action"`
@@ -80,7 +82,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 	rev.Sources.Refresh()
 	b := s.imageBuilder(rev.Config)
 	for _, name := range rev.Config.ImageNames() {
-		pb := PlanBuild{Image: name}
+		pb := PlanBuild{Image: name, Courses: rev.Config.CoursesUsing(name)}
 		spec, err := images.NewSpec(rev.Config, name, s.trees(rev))
 		switch {
 		case err != nil:

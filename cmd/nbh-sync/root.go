@@ -33,15 +33,24 @@ type globals struct {
 	root      string
 	logLevel  string
 	logFormat string
-	stdin     io.Reader
-	stdout    io.Writer
-	stderr    io.Writer
-	log       *slog.Logger
+	// api is the daemon's base URL; apiTokenFile holds its bearer token.
+	api          string
+	apiTokenFile string
+	stdin        io.Reader
+	stdout       io.Writer
+	stderr       io.Writer
+	log          *slog.Logger
 }
 
 // defaultRoot is where nbh-sync keeps clones, work trees and its history
 // when --root and NBH_ROOT say nothing.
 const defaultRoot = "/var/lib/nbh-sync"
+
+// defaultListen is where the daemon's HTTP server listens by default.
+const defaultListen = "127.0.0.1:8787"
+
+// defaultTokenFile holds the API's bearer token by default.
+const defaultTokenFile = "/etc/nbh-sync/api-token"
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -109,6 +118,8 @@ data directory). Both may also come from NBH_CONFIG and NBH_ROOT.`,
 	f := root.PersistentFlags()
 	f.StringVar(&g.config, "config", envOr("NBH_CONFIG", "."), "config repo: git URL, bare repo, or a directory inside a git work tree (env NBH_CONFIG)")
 	f.StringVar(&g.root, "root", envOr("NBH_ROOT", defaultRoot), "data directory: clones, course work trees, history (env NBH_ROOT)")
+	f.StringVar(&g.api, "api", envOr("NBH_API", "http://"+defaultListen), `a running daemon's API, used when it answers ("none": always work directly) (env NBH_API)`)
+	f.StringVar(&g.apiTokenFile, "api-token-file", envOr("NBH_API_TOKEN_FILE", defaultTokenFile), "file holding the bearer token of the daemon's mutating API calls (env NBH_API_TOKEN_FILE)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
