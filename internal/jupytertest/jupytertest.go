@@ -7,6 +7,31 @@
 // talk to the Jupyter REST API (and, for Execute, the kernel websocket) the
 // way a browser or an activity probe would.
 //
+// Facts established by this package's tests, identical for jupyter_server
+// 1.23 (FlavorServer) and notebook 6.4 (FlavorNotebook):
+//
+//   - GET /api/status never moves the global last_activity it reports.
+//   - Every other authenticated API request (GET /api/kernels,
+//     /api/kernels/ID, /api/sessions, /api/kernelspecs, /api/contents,
+//     /api/terminals, /api) sets the global last_activity to its own time;
+//     adding the query parameter no_track_activity=1 prevents that.
+//     Requests rejected for lack of a token (403) do not move it.
+//   - No REST read moves a kernel's last_activity or execution_state: those
+//     follow only the kernel's own IOPub messages (running a cell, the
+//     kernel_info exchange when a websocket opens, interrupt, restart).
+//   - /api/status's last_activity is the newest of started, the last
+//     tracked request and every kernel's last_activity; a fresh server
+//     reports last_activity == started.
+//   - A new kernel is listed "starting", and stays so until the server sees
+//     one of its status messages; right after start the server can miss the
+//     kernel's first messages, so the listed state may lag the truth.
+//   - Timestamps are ISO 8601 UTC with a "Z" and microseconds (Python's
+//     isoformat: the fraction is left out when it is zero).
+//
+// So an activity probe should read GET /api/kernels?no_track_activity=1
+// (or use per-kernel timestamps only) and GET /api/status freely.
+// testdata/<flavor>/ holds verbatim answers for fakes to replay.
+//
 // Tests that use it skip when the image is missing, unless
 // NBH_REQUIRE_JUPYTER=1 is set: then they fail, so CI cannot pass silently
 // without the real server.

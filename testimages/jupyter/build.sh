@@ -25,6 +25,11 @@ for arg in "$@"; do
   esac
 done
 
+if ! command -v docker >/dev/null 2>&1; then
+  echo "build.sh: the docker command-line client is needed (for docker import)" >&2
+  exit 1
+fi
+
 if [[ $force == 0 ]] && docker image inspect "$image" >/dev/null 2>&1; then
   echo "build.sh: $image exists (use --force to rebuild)"
   exit 0
