@@ -1,0 +1,96 @@
+package jupytertest
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+)
+
+// requireDocker returns a client for the local engine. Without an engine the
+// test skips, unless NBH_REQUIRE_DOCKER=1 or NBH_REQUIRE_JUPYTER=1 asks for
+// a failure.
+func requireDocker(t *testing.T) *client.Client {
+	t.Helper()
+	fail := os.Getenv("NBH_REQUIRE_DOCKER") == "1" || os.Getenv(RequireEnv) == "1"
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		_, err = cli.Ping(ctx)
+	}
+	if err != nil {
+		if fail {
+			t.Fatalf("docker engine unreachable: %v", err)
+		}
+		t.Skipf("docker engine unreachable: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// waitPast waits until the wall clock is clearly after ts, so that any
+// timestamp the server takes from now on differs from ts. The server's
+// clock is the host's (containers share the kernel clock), and its
+// timestamps have microsecond resolution; 2ms of margin is plenty.
+func waitPast(t *testing.T, ts time.Time) {
+	t.Helper()
+	deadline := ts.Add(2 * time.Millisecond)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case <-t.Context().Done():
+			t.Fatal("context ended while waiting for the clock")
+		case <-tick.C:
+		}
+	}
+}
+
+// eventually polls cond every 50ms until it returns true or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s (last error: %v)", timeout, what, lastErr)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("context ended waiting for %s", what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func mustStatus(t *testing.T, s *Server) Status {
+	t.Helper()
+	st, err := s.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func mustKernel(t *testing.T, s *Server, id string) Kernel {
+	t.Helper()
+	ks, err := s.KernelsUntracked(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range ks {
+		if k.ID == id {
+			return k
+		}
+	}
+	t.Fatalf("kernel %s not listed in %+v", id, ks)
+	return Kernel{}
+}

@@ -1,0 +1,126 @@
+package jupytertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/websocket"
+)
+
+// message is a Jupyter kernel message as the server's kernel websocket
+// carries it (JSON text frames, one message each, with its channel).
+type message struct {
+	Header       header         `json:"header"`
+	ParentHeader header         `json:"parent_header"`
+	Metadata     map[string]any `json:"metadata"`
+	Content      map[string]any `json:"content"`
+	Channel      string         `json:"channel"`
+	Buffers      []any          `json:"buffers"`
+}
+
+type header struct {
+	MsgID    string `json:"msg_id,omitempty"`
+	MsgType  string `json:"msg_type,omitempty"`
+	Session  string `json:"session,omitempty"`
+	Username string `json:"username,omitempty"`
+	Version  string `json:"version,omitempty"`
+	Date     string `json:"date,omitempty"`
+}
+
+// Execute runs code in a kernel through its websocket, as a student running
+// a notebook cell does, and waits until the kernel is idle again. It returns
+// what the code printed on stdout, or an error naming the Python exception.
+// Opening the websocket is itself activity: the server asks the kernel for
+// its info, which moves the kernel's last_activity.
+func (s *Server) Execute(ctx context.Context, kernelID, code string) (string, error) {
+	out, err := s.execute(ctx, kernelID, code, false)
+	if err != nil {
+		return "", fmt.Errorf("execute in kernel %s: %w", kernelID, err)
+	}
+	return out, nil
+}
+
+// StartExecution submits code to a kernel and returns once the kernel
+// reports itself busy with it; the kernel goes on running the code after
+// this returns (e.g. "import time; time.sleep(600)" makes a kernel that stays
+// busy, which an activity probe must treat as active).
+func (s *Server) StartExecution(ctx context.Context, kernelID, code string) error {
+	if _, err := s.execute(ctx, kernelID, code, true); err != nil {
+		return fmt.Errorf("start execution in kernel %s: %w", kernelID, err)
+	}
+	return nil
+}
+
+func (s *Server) execute(ctx context.Context, kernelID, code string, returnWhenBusy bool) (string, error) {
+	session := randomHex(16)
+	origin := "http://127.0.0.1:" + strconv.Itoa(s.HostPort)
+	loc := "ws://127.0.0.1:" + strconv.Itoa(s.HostPort) + s.BaseURL + "api/kernels/" + kernelID + "/channels?session_id=" + session
+	cfg, err := websocket.NewConfig(loc, origin)
+	if err != nil {
+		return "", fmt.Errorf("websocket config: %w", err)
+	}
+	cfg.Header = http.Header{"Authorization": {"token " + s.Token}}
+	conn, err := cfg.DialContext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("open websocket: %w", err)
+	}
+	defer conn.Close()
+	// Unblock reads when ctx ends: websocket.Conn reads ignore contexts.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+
+	msgID := randomHex(16)
+	req := message{
+		Header: header{
+			MsgID: msgID, MsgType: "execute_request", Session: session,
+			Username: "student", Version: "5.3", Date: time.Now().UTC().Format(time.RFC3339Nano),
+		},
+		Metadata: map[string]any{},
+		Content: map[string]any{
+			"code": code, "silent": false, "store_history": true,
+			"user_expressions": map[string]any{}, "allow_stdin": false, "stop_on_error": true,
+		},
+		Channel: "shell",
+		Buffers: []any{},
+	}
+	if err := websocket.JSON.Send(conn, req); err != nil {
+		return "", fmt.Errorf("send execute_request: %w", err)
+	}
+
+	var stdout strings.Builder
+	var execErr error
+	for {
+		var m message
+		if err := websocket.JSON.Receive(conn, &m); err != nil {
+			return "", errors.Join(fmt.Errorf("read reply: %w", err), ctx.Err())
+		}
+		if m.ParentHeader.MsgID != msgID {
+			continue
+		}
+		switch m.Header.MsgType {
+		case "stream":
+			if m.Content["name"] == "stdout" {
+				text, _ := m.Content["text"].(string)
+				stdout.WriteString(text)
+			}
+		case "error":
+			execErr = fmt.Errorf("python %v: %v", m.Content["ename"], m.Content["evalue"])
+		case "status":
+			// The kernel's IOPub "idle" for our request is the last message
+			// it sends about it; by then execute_reply has been sent too.
+			switch m.Content["execution_state"] {
+			case "busy":
+				if returnWhenBusy {
+					return "", nil
+				}
+			case "idle":
+				return stdout.String(), execErr
+			}
+		}
+	}
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Builds nbhtest-jupyter:latest, a real Jupyter server image for nbh-sync's
+# integration tests, without any container registry: the root file system is
+# made by mmdebstrap from the machine's Debian mirror and imported into the
+# engine with `docker import`.
+#
+# Usage: testimages/jupyter/build.sh [--force]
+#   Exits 0 at once when the image exists (unless --force).
+#   Needs root, a running Docker engine, and apt access to a Debian mirror.
+#
+# Environment:
+#   NBH_JUPYTER_IMAGE   image reference to create (default nbhtest-jupyter:latest)
+#   NBH_DEBIAN_SOURCES  a sources.list / deb822 .sources file to use instead of
+#                       the host's Debian entries under /etc/apt
+#   NBH_DEBIAN_SUITE    suite to bootstrap (default: the host's codename, else bookworm)
+set -euo pipefail
+
+image=${NBH_JUPYTER_IMAGE:-nbhtest-jupyter:latest}
+force=0
+for arg in "$@"; do
+  case $arg in
+    --force) force=1 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+if ! command -v docker >/dev/null 2>&1; then
+  echo "build.sh: the docker command-line client is needed (for docker import)" >&2
+  exit 1
+fi
+
+if [[ $force == 0 ]] && docker image inspect "$image" >/dev/null 2>&1; then
+  echo "build.sh: $image exists (use --force to rebuild)"
+  exit 0
+fi
+
+start=$(date +%s)
+old_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+
+if ! command -v mmdebstrap >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
+fi
+
+# Use the mirror(s) this machine is configured with: they are the ones known
+# to be reachable. Only Debian entries are kept (third-party repos such as
+# cloud SDKs are neither needed nor necessarily reachable).
+mirrors=()
+if [[ -n ${NBH_DEBIAN_SOURCES:-} ]]; then
+  mirrors+=("$NBH_DEBIAN_SOURCES")
+else
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [[ -s $f ]] || continue
+    if grep -qE '^[^#]*(/debian(-security)?/?([[:space:]]|$))' "$f"; then
+      mirrors+=("$f")
+    fi
+  done
+fi
+suite=${NBH_DEBIAN_SUITE:-}
+if [[ -z $suite ]]; then
+  suite=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+  suite=${suite:-bookworm}
+fi
+
+# jupyter-server: `jupyter server` (ServerApp, the backend of JupyterLab, which
+#   is what course images run); python3-ipykernel: it is not a dependency of
+#   jupyter-server, and kernels need it;
+# jupyter-notebook: `jupyter notebook` (classic NotebookApp 6.x, still common
+#   in nbhosting images) so both servers' activity semantics can be checked;
+# util-linux (setpriv), passwd (useradd), procps (ps): what
+#   start-in-dir-as-uid.sh and debugging need;
+# usr-is-merged + "usrmerge-" (apt's "not this one"): satisfies
+#   init-system-helpers' "usrmerge | usr-is-merged" without usrmerge; the
+#   essential stage still installs usrmerge and perl (~50 MB), which nothing
+#   here needs, so a customize hook purges them.
+packages=jupyter-server,python3-ipykernel,jupyter-notebook,util-linux,passwd,procps,usr-is-merged,usrmerge-
+
+tmp=$(mktemp -d /tmp/nbhtest-jupyter-build.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+mmdebstrap --mode=root --variant=apt --include="$packages" \
+  --dpkgopt='path-exclude=/usr/share/man/*' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' \
+  --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+  --dpkgopt='path-exclude=/usr/share/doc/*' \
+  --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+  --dpkgopt='path-exclude=/usr/share/info/*' \
+  --dpkgopt='path-exclude=/usr/share/javascript/mathjax/*' \
+  --dpkgopt='path-exclude=/usr/share/fonts/truetype/mathjax/*' \
+  --dpkgopt='path-exclude=/usr/share/fonts/opentype/mathjax/*' \
+  --dpkgopt='path-exclude=/usr/bin/gdb*' \
+  --dpkgopt='path-exclude=/usr/share/gdb/*' \
+  --customize-hook='chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash jovyan' \
+  --customize-hook='chroot "$1" apt-get -qq -y purge --autoremove perl libperl5.36 perl-modules-5.36 libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl' \
+  --customize-hook='chroot "$1" dpkg --purge usrmerge' \
+  --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/log/* "$1"/var/cache/* "$1"/tmp/*' \
+  "$suite" "$tmp/rootfs.tar" ${mirrors[@]+"${mirrors[@]}"}
+
+# Files excluded above (dpkg path-exclude keeps the package database
+# consistent): MathJax (browser-side math rendering, ~45 MB) and the gdb
+# binary (pulled in by ipykernel's debugger), neither used by the tests.
+# Compiled __pycache__ files are kept: without them every start recompiles.
+#
+# The image runs as root by default, as the product's lint requires of course
+# images; tests choose the user (jovyan, uid 1000) when they run it.
+docker import \
+  --change 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'WORKDIR /home/jovyan' \
+  --change 'EXPOSE 8888' \
+  --change 'CMD ["jupyter", "server", "--ip=0.0.0.0", "--port=8888", "--no-browser"]' \
+  --change 'LABEL org.nbhosting.test-image=jupyter' \
+  "$tmp/rootfs.tar" "$image" >/dev/null
+
+# A forced rebuild leaves the previous image untagged: drop it unless a
+# container still uses it.
+new_id=$(docker image inspect --format '{{.Id}}' "$image")
+if [[ -n $old_id && $old_id != "$new_id" ]]; then
+  docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
+size=$(docker image inspect --format '{{.Size}}' "$image")
+echo "build.sh: built $image in $(( $(date +%s) - start ))s, $(( size / 1024 / 1024 )) MiB"
