@@ -56,6 +56,11 @@ func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 	return s, closeAll, nil
 }
 
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

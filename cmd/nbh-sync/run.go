@@ -1,0 +1,53 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nbhosting/nbh-sync/daemon"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	var o daemon.Options
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon: watch git, build images, reconcile containers",
+		Long: `Run starts the daemon. It runs level-triggered passes — pull, build what
+changed, container pass — whenever something may have changed:
+
+  polling      schedules.pull of courses.yaml (default @every 5m)
+  passes       schedules.reconcile (default @every 5m) runs a container pass
+  rebuilds     schedules.rebuild forces a no-cache rebuild of every image
+  webhooks     POST /hooks/{github,gitlab,gitea,forgejo,generic} (signed)
+  file watch   a config or course repo given as a local path: a commit there
+               triggers a pass within a second
+  manual       nbh-sync sync, POST /api/sync
+
+A burst of triggers becomes one pending pass. It serves, on --listen (localhost
+by default): the dashboard at /, /api/... (status, history, plan, spawn, sync),
+/metrics for Prometheus, /healthz and /readyz. Mutating API calls need the bearer
+token of --api-token-file; webhooks need the secret of --webhook-secret-file.
+
+SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
+--grace to finish, then is cancelled at a safe point.`,
+		Example: `  nbh-sync run --config https://git.example.org/site/config.git --root /var/lib/nbh-sync
+  nbh-sync run --config ./examples --root ./.run --listen 127.0.0.1:8787`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Config, o.Root, o.Log = g.config, g.root, g.log
+			if !cmd.Flags().Changed("api-token-file") && !fileExists(g.apiTokenFile) {
+				g.log.Warn("no API token: mutating API calls are refused", "file", g.apiTokenFile)
+			} else {
+				o.TokenFile = g.apiTokenFile
+			}
+			return daemon.Run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", defaultListen, "HTTP address of the dashboard, API and metrics")
+	f.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (without it, webhooks are refused)")
+	f.DurationVar(&o.PassTimeout, "pass-timeout", time.Hour, "longest a pass may run")
+	f.DurationVar(&o.Grace, "grace", 30*time.Second, "how long SIGTERM lets a running pass finish")
+	return cmd
+}

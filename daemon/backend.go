@@ -1,0 +1,158 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
+	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/server"
+	"github.com/nbhosting/nbh-sync/site"
+	"github.com/nbhosting/nbh-sync/trigger"
+)
+
+// backend maps the site onto the HTTP server's Backend.
+type backend struct{ d *daemon }
+
+var _ server.Backend = backend{}
+
+func (b backend) Ready() error {
+	if !b.d.ready.Load() {
+		return fmt.Errorf("%w: the first pass has not finished", server.ErrNotReady)
+	}
+	return nil
+}
+
+func (b backend) Status(ctx context.Context) (server.Status, error) {
+	st, err := b.d.site.Status(ctx)
+	st.Schedules = b.d.sched.Next()
+	return st, err
+}
+
+func (b backend) History(ctx context.Context, q history.Query) ([]history.Record, error) {
+	return b.d.hist.Query(ctx, q)
+}
+
+func (b backend) Plan(ctx context.Context) (any, error) {
+	rep, err := b.d.site.Plan(ctx, site.PassOptions{})
+	var nc *site.NoConfigError
+	if errors.As(err, &nc) {
+		return nil, fmt.Errorf("%w: %w", server.ErrNotReady, err)
+	}
+	return rep, nil // a partial plan is still worth showing; errors are in the log
+}
+
+func (b backend) Spawn(ctx context.Context, req server.SpawnRequest) (server.SpawnResult, error) {
+	sp, err := b.d.site.Spawn(ctx, req.Course, req.Student, uidString(req.UID))
+	if err != nil {
+		return server.SpawnResult{}, spawnError(err)
+	}
+	return server.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL}, nil
+}
+
+func (b backend) Sync(ctx context.Context, req server.SyncRequest) (server.SyncResult, error) {
+	kinds := trigger.Sync
+	if len(req.Kinds) > 0 {
+		kinds = 0
+		for _, k := range req.Kinds {
+			kk, err := trigger.ParseKind(k)
+			if err != nil {
+				return server.SyncResult{}, fmt.Errorf("%w: %w", server.ErrInvalid, err)
+			}
+			kinds |= kk
+		}
+	}
+	cfg, err := b.d.site.Config(ctx)
+	if err != nil {
+		return server.SyncResult{}, fmt.Errorf("%w: %w", server.ErrNotReady, err)
+	}
+	courses := cfg.CourseNames()
+	if req.Course != "" {
+		if _, ok := cfg.Courses[req.Course]; !ok {
+			return server.SyncResult{}, fmt.Errorf("%w: no course %s", server.ErrNotFound, req.Course)
+		}
+		courses = []string{req.Course}
+	}
+	if len(req.Repos) > 0 { // a webhook: the courses of the pushed repos
+		courses = coursesOf(b.d.site, cfg.CourseNames(), req.Repos)
+	}
+	b.d.queue.Trigger(siteKey, kinds, req.Source)
+	return server.SyncResult{Courses: courses}, nil
+}
+
+func (b backend) ConfirmPrune(ctx context.Context, revision string) error {
+	st, err := b.d.site.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if revision != "" && revision != st.Revision {
+		return fmt.Errorf("%w: revision %s is not the one in force (%s)", server.ErrConflict, revision, st.Revision)
+	}
+	b.d.allowPrune.Store(true)
+	b.d.queue.Trigger(siteKey, trigger.Reconcile, "confirm-prune")
+	return nil
+}
+
+// verifyHook checks a webhook and returns the site's repos it pushed to; a
+// push to a repo the site does not use triggers nothing.
+func (d *daemon) verifyHook(ctx context.Context, provider string, r *http.Request, body []byte) ([]string, error) {
+	if !slices.Contains([]webhook.Provider{webhook.GitHub, webhook.GitLab, webhook.Gitea, webhook.Forgejo, webhook.Generic}, webhook.Provider(provider)) {
+		return nil, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
+	}
+	if _, err := webhook.Verify(r.Header, body, d.secret); err != nil {
+		return nil, err
+	}
+	push, err := webhook.Parse(webhook.Provider(provider), r.Header, body)
+	if err != nil {
+		return nil, err
+	}
+	if !push.IsPush {
+		return nil, nil
+	}
+	cfg, err := d.site.Config(ctx)
+	if err != nil {
+		return nil, nil
+	}
+	var repos []string
+	keys := push.Keys()
+	consider := func(url string) {
+		if slices.Contains(keys, gitwatch.NormalizeURL(url)) && !slices.Contains(repos, url) {
+			repos = append(repos, url)
+			d.site.Mirrors().Reset(url) // a push ends any backoff at once
+		}
+	}
+	consider(d.site.Location().URL)
+	for _, name := range cfg.CourseNames() {
+		if co := cfg.Courses[name]; co.Repo != "." {
+			consider(co.Repo)
+		}
+	}
+	if len(repos) == 0 {
+		d.log.Info("webhook push for a repo the site does not use", "provider", provider, "repos", keys)
+	}
+	return repos, nil
+}
+
+// coursesOf returns the courses whose repo is one of repos (or that live in
+// the config repo, when it is one of them).
+func coursesOf(s *site.Site, names []string, repos []string) []string {
+	cfg, err := s.Config(context.Background())
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, name := range names {
+		repo := cfg.Courses[name].Repo
+		if repo == "." {
+			repo = s.Location().URL
+		}
+		if slices.Contains(repos, repo) {
+			out = append(out, name)
+		}
+	}
+	return out
+}

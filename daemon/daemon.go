@@ -1,0 +1,303 @@
+// Package daemon is `nbh-sync run`: one process that wires every trigger —
+// polling and the other cron schedules, fsnotify on local repos, webhooks,
+// the API — into level-triggered passes over the site, and serves the
+// dashboard, the JSON API and /metrics.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/metrics"
+	"github.com/nbhosting/nbh-sync/server"
+	"github.com/nbhosting/nbh-sync/site"
+	"github.com/nbhosting/nbh-sync/trigger"
+)
+
+// Defaults of the schedules the daemon runs when courses.yaml sets none:
+// without them nothing would notice a push made without a webhook, or a
+// student gone idle.
+const (
+	DefaultPull      = "@every 5m"
+	DefaultReconcile = "@every 5m"
+)
+
+// siteKey is the queue key of site passes. A pass covers the whole site:
+// work for one course is serialized by it, and the courses proceed
+// concurrently inside it (fetches, builds and container actions are each
+// bounded).
+const siteKey = "site"
+
+// Options configure the daemon.
+type Options struct {
+	Config string
+	Root   string
+	// Listen is the HTTP address (host:port; port 0 picks one).
+	Listen string
+	// TokenFile holds the bearer token of mutating API calls; without it
+	// they are all refused.
+	TokenFile string
+	// WebhookSecretFile holds the webhook secret; without it /hooks/
+	// refuses every request.
+	WebhookSecretFile string
+	// PassTimeout bounds one pass; Grace is how long SIGTERM lets a running
+	// pass finish before cancelling it.
+	PassTimeout time.Duration
+	Grace       time.Duration
+	// Debounce groups file-system events of a local repo into one pass.
+	Debounce time.Duration
+	Log      *slog.Logger
+	// OnListen, when set, is told the address the server listens on.
+	OnListen func(addr string)
+}
+
+// daemon is the running process's state.
+type daemon struct {
+	opts    Options
+	log     *slog.Logger
+	site    *site.Site
+	hist    *history.Store
+	metrics *metrics.Metrics
+	queue   *trigger.Queue
+	sched   *trigger.Scheduler
+	secret  []byte
+
+	ready      atomic.Bool
+	allowPrune atomic.Bool // one-shot confirmation of a mass prune
+
+	mu       sync.Mutex
+	watching []string           // local repo paths watched
+	stopWalk context.CancelFunc // stops the current watcher
+}
+
+// Run runs the daemon until ctx ends, then stops gracefully: no new pass
+// starts, a running one gets Options.Grace to finish (then is cancelled;
+// every step of a pass is safe to abandon), the HTTP server drains.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return err
+	}
+	opts.Root = root
+	if err := os.MkdirAll(filepath.Join(root, "state"), 0o755); err != nil {
+		return fmt.Errorf("--root: %w", err)
+	}
+	hist, err := history.Open(history.Path(root), history.Options{})
+	if err != nil {
+		return fmt.Errorf("open history (is another daemon running on %s?): %w", root, err)
+	}
+	defer hist.Close()
+
+	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New()}
+	if opts.WebhookSecretFile != "" {
+		b, err := server.LoadToken(opts.WebhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("webhook secret: %w", err)
+		}
+		d.secret = []byte(b)
+	}
+	var token string
+	if opts.TokenFile != "" {
+		if token, err = server.LoadToken(opts.TokenFile); err != nil {
+			return err
+		}
+	}
+	d.site, err = site.New(site.Options{Config: opts.Config, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics})
+	if err != nil {
+		return err
+	}
+	d.queue = trigger.New(d.pass, trigger.Options{Concurrency: 1, Timeout: opts.PassTimeout, Grace: opts.Grace, Logger: opts.Log, Done: d.passDone})
+	d.sched = trigger.NewScheduler(func(k trigger.Kinds) { d.queue.Trigger(siteKey, k, "schedule") }, nil, opts.Log)
+
+	srv, err := server.New(server.Config{Addr: opts.Listen, Backend: backend{d}, Hooks: server.HookFunc(d.verifyHook),
+		Metrics: d.metrics.Handler(), Token: token, Logger: opts.Log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	opts.Log.Info("listening", "addr", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/")
+	if opts.OnListen != nil {
+		opts.OnListen(ln.Addr().String())
+	}
+
+	var wg sync.WaitGroup
+	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() {
+		if err := srv.Serve(srvCtx, ln); err != nil {
+			opts.Log.Error("http server", "err", err)
+		}
+	})
+	wg.Go(func() { d.sched.Run(ctx) })
+
+	d.queue.Trigger(siteKey, trigger.Sync, "startup")
+	err = d.queue.Run(ctx) // returns once passes are done or abandoned
+	d.stopWatching()
+	stopServer()
+	wg.Wait()
+	opts.Log.Info("stopped")
+	return err
+}
+
+// pass runs one site pass of the given kinds. A pull is always followed by
+// builds and a container pass: what was pulled is brought into service.
+func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
+	log := d.log.With("pass", p.ID)
+	log.Info("pass", "kinds", p.Kinds.String(), "reasons", p.Reasons)
+	var errs []error
+	pull := p.Kinds.Has(trigger.Pull) || p.Kinds.Has(trigger.Rebuild)
+	if pull {
+		if _, err := d.site.Pull(ctx); err != nil {
+			var nc *site.NoConfigError
+			if errors.As(err, &nc) {
+				return err // nothing to apply: wait for a valid config
+			}
+			errs = append(errs, err)
+		}
+		d.configured(ctx)
+		if _, err := d.site.BuildAll(ctx, p.Kinds.Has(trigger.Rebuild)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if pull || p.Kinds.Has(trigger.Reconcile) {
+		allow := d.allowPrune.Swap(false)
+		if _, err := d.site.Pass(ctx, site.PassOptions{AllowMassPrune: allow}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *daemon) passDone(p trigger.Pass, err error, dur time.Duration) {
+	d.metrics.ObservePass(p.Kinds.String(), dur, err, time.Now())
+	if err != nil {
+		d.log.Warn("pass finished with errors", "pass", p.ID, "duration", dur.Round(time.Millisecond), "err", err)
+	} else {
+		d.log.Info("pass finished", "pass", p.ID, "duration", dur.Round(time.Millisecond))
+	}
+	d.ready.Store(true)
+}
+
+// configured applies the config in force to the daemon itself: schedules
+// and the set of local repos watched.
+func (d *daemon) configured(ctx context.Context) {
+	cfg, err := d.site.Config(ctx)
+	if err != nil {
+		return
+	}
+	sch := cfg.Schedules
+	if sch.Pull == "" {
+		sch.Pull = DefaultPull
+	}
+	if sch.Reconcile == "" {
+		sch.Reconcile = DefaultReconcile
+	}
+	if err := d.sched.Update(sch); err != nil {
+		d.log.Error("schedules not updated", "err", err)
+	}
+	d.watch(ctx, localRepos(d.site.Location(), cfg))
+}
+
+// localRepos returns the repos of the site given as local paths, which
+// fsnotify can watch.
+func localRepos(loc gitwatch.ConfigLocation, cfg *manifest.Config) []string {
+	var paths []string
+	add := func(p string) {
+		if filepath.IsAbs(p) {
+			paths = append(paths, p)
+		} else if u, ok := strings.CutPrefix(p, "file://"); ok {
+			paths = append(paths, u)
+		}
+	}
+	add(loc.URL)
+	for _, co := range cfg.Courses {
+		if co.Repo != "." {
+			add(co.Repo)
+		}
+	}
+	slices.Sort(paths)
+	return slices.Compact(paths)
+}
+
+// watch (re)starts the watcher of local repos when their set changed.
+func (d *daemon) watch(ctx context.Context, paths []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if slices.Equal(paths, d.watching) {
+		return
+	}
+	if d.stopWalk != nil {
+		d.stopWalk()
+		d.stopWalk = nil
+	}
+	d.watching = paths
+	if len(paths) == 0 {
+		return
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopWalk = cancel
+	debounce := d.opts.Debounce
+	if debounce <= 0 {
+		debounce = 300 * time.Millisecond
+	}
+	go func() {
+		err := gitwatch.Watch(wctx, paths, debounce, func(path string) {
+			d.log.Info("local repo changed", "path", path)
+			d.queue.Trigger(siteKey, trigger.Sync, "fsnotify:"+path)
+		})
+		if err != nil && wctx.Err() == nil {
+			d.log.Error("watching local repos stopped", "err", err)
+		}
+	}()
+	d.log.Info("watching local repos", "paths", paths)
+}
+
+func (d *daemon) stopWatching() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopWalk != nil {
+		d.stopWalk()
+	}
+}
+
+// spawnError maps a spawn failure onto the HTTP status the API answers.
+func spawnError(err error) error {
+	switch {
+	case errors.Is(err, containers.ErrUnknownCourse):
+		return fmt.Errorf("%w: %w", server.ErrNotFound, err)
+	case errors.Is(err, containers.ErrBadStudent):
+		return fmt.Errorf("%w: %w", server.ErrInvalid, err)
+	case errors.Is(err, containers.ErrArchived), errors.Is(err, containers.ErrNotManaged):
+		return fmt.Errorf("%w: %w", server.ErrConflict, err)
+	case errors.Is(err, containers.ErrImageNotBuilt):
+		return fmt.Errorf("%w: %w", server.ErrNotReady, err)
+	}
+	return err
+}
+
+func uidString(uid *int) string {
+	if uid == nil {
+		return ""
+	}
+	return strconv.Itoa(*uid)
+}
