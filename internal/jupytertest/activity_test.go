@@ -25,7 +25,7 @@ func settledKernel(t *testing.T, s *Server) Kernel {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "kernel listed idle after a cell", func() (bool, error) {
+	eventually(t, 60*time.Second, "kernel listed idle after a cell", func() (bool, error) {
 		if out, err := s.Execute(t.Context(), k.ID, "print(6*7)"); err != nil || out != "42\n" {
 			return false, fmt.Errorf("execute: out %q, err %w", out, err)
 		}
@@ -175,7 +175,7 @@ func TestKernelActivityFromStudentActions(t *testing.T) {
 				if err := s.StartExecution(t.Context(), k.ID, "import time; time.sleep(120)"); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 10*time.Second, "kernel busy", func() (bool, error) {
+				eventually(t, 60*time.Second, "kernel busy", func() (bool, error) {
 					return mustKernel(t, s, k.ID).ExecutionState == "busy", nil
 				})
 			})
@@ -185,7 +185,7 @@ func TestKernelActivityFromStudentActions(t *testing.T) {
 				if err := s.InterruptKernel(t.Context(), k.ID); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 10*time.Second, "kernel idle after interrupt", func() (bool, error) {
+				eventually(t, 60*time.Second, "kernel idle after interrupt", func() (bool, error) {
 					after := mustKernel(t, s, k.ID)
 					return after.ExecutionState == "idle" && after.LastActivity.After(before.LastActivity), nil
 				})
@@ -196,7 +196,7 @@ func TestKernelActivityFromStudentActions(t *testing.T) {
 				if _, err := s.RestartKernel(t.Context(), k.ID); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 20*time.Second, "kernel activity after restart", func() (bool, error) {
+				eventually(t, 60*time.Second, "kernel activity after restart", func() (bool, error) {
 					return mustKernel(t, s, k.ID).LastActivity.After(before.LastActivity), nil
 				})
 			})

@@ -74,7 +74,7 @@ func TestSampleResponses(t *testing.T) {
 			if err := s.StartExecution(ctx, k.ID, "import time; time.sleep(120)"); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, "kernel busy", func() (bool, error) {
+			eventually(t, 60*time.Second, "kernel busy", func() (bool, error) {
 				return mustKernel(t, s, k.ID).ExecutionState == "busy", nil
 			})
 			get("api_kernels_busy.json", "api/kernels")
