@@ -18,12 +18,12 @@ import (
 // answers — except under NBH_REQUIRE_DOCKER=1, where it fails.
 func requireDocker(t *testing.T) *DockerEngine {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: -short")
+	}
 	fail := t.Skipf
 	if os.Getenv("NBH_REQUIRE_DOCKER") == "1" {
 		fail = t.Fatalf
-	}
-	if testing.Short() {
-		fail("integration test: -short")
 	}
 	eng, err := NewDockerEngine()
 	if err != nil {
