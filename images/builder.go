@@ -24,15 +24,10 @@ const (
 	LabelImage    = "org.nbhosting.image"
 	LabelBuildKey = "org.nbhosting.build-key"
 	LabelSource   = "org.nbhosting.source"
-	// LabelSmoke is set only by the commit step that follows a passed smoke
-	// test: an image with the key label but without this one is a build
-	// that was interrupted or failed, never a build to serve.
-	LabelSmoke  = "org.nbhosting.smoke"
-	smokePassed = "passed"
-	// LabelBuilt is the commit time (RFC 3339, nanoseconds): it orders
-	// builds finer than the engine's creation time, in seconds.
-	LabelBuilt = "org.nbhosting.built"
 )
+
+// smokePassed is Build.Smoke of a passed build.
+const smokePassed = "passed"
 
 // LatestTag is the tag that serves an image.
 const LatestTag = "latest"
@@ -41,7 +36,7 @@ const LatestTag = "latest"
 type Options struct {
 	// Concurrency bounds the builds running at once (≥ 1).
 	Concurrency int
-	// Timeout bounds one build, smoke test and commit included.
+	// Timeout bounds one build, smoke test and tagging included.
 	Timeout time.Duration
 	// Keep is how many passed builds of each image Prune keeps.
 	Keep int
@@ -132,7 +127,7 @@ type Result struct {
 type BuildError struct {
 	Image string
 	Key   string
-	// Stage is "lint", "build", "smoke", "commit" or "pin".
+	// Stage is "lint", "build", "smoke", "publish" or "pin".
 	Stage string
 	// Log is the log up to the failure.
 	Log string
@@ -191,15 +186,15 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 		return res, err
 	}
 
-	builds, err := b.engine.ImageList(ctx, LabelImage+"="+spec.Image, LabelBuildKey+"="+spec.Key, LabelSmoke+"="+smokePassed)
+	builds, err := b.passed(ctx, spec.Image, LabelBuildKey+"="+spec.Key)
 	if err != nil {
 		return res, fmt.Errorf("image %s: %w", spec.Image, err)
 	}
 	if len(builds) > 0 && !opts.Force {
-		newest := newestFirst(builds)[0]
+		newest := builds[0]
 		res.ImageID = newest.ID
 		if err := b.publish(ctx, spec, newest); err != nil {
-			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: "commit", Err: err}
+			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: "publish", Err: err}
 		}
 		res.Duration = time.Since(res.Started)
 		return res, nil
@@ -236,12 +231,16 @@ func (b *Builder) record(r Result) {
 	b.last[r.Image] = r
 }
 
-// build runs lint, the build, the smoke test and the commit, then moves
-// I:latest. Tags at each step, so that a crash anywhere leaves nothing
+// build runs lint, the build and the smoke test, then publishes. The tags
+// at each step are such that a process killed anywhere leaves nothing
 // servable that has not passed:
-//  1. build: only I:<key> on an image without LabelSmoke (not "built");
-//  2. commit: a LABEL-only build on top adds LabelSmoke; I:<key> moves to it;
-//  3. I:latest moves to it, last.
+//  1. the build is tagged I:build-<key> only: a scratch tag, and no
+//     image with it counts as built;
+//  2. after the smoke test, I:<key> — the mark of a passed build — then the
+//     scratch tag goes;
+//  3. I:latest moves, last.
+//
+// A build the engine did not finish is never tagged at all.
 func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writer) (string, error) {
 	fail := func(stage string, err error) error {
 		return &BuildError{Image: spec.Image, Key: spec.Key, Stage: stage, Err: err}
@@ -269,16 +268,7 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		defer cancel()
 	}
 
-	// A forced rebuild of a key that has a passed build must not take its
-	// key tag before passing; the first tag is then a scratch one.
-	prev, err := b.engine.ImageList(ctx, LabelImage+"="+spec.Image, LabelBuildKey+"="+spec.Key, LabelSmoke+"="+smokePassed)
-	if err != nil {
-		return "", fail("build", err)
-	}
-	firstTag := spec.KeyTag()
-	if len(prev) > 0 {
-		firstTag = spec.Image + ":" + spec.ShortKey() + "-rebuild"
-	}
+	firstTag := spec.buildTag()
 	fmt.Fprintf(out, "building %s (key %s, source %s)\n", spec.Image, spec.Key, spec.Source)
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(spec.WriteContext(pw)) }()
@@ -286,8 +276,10 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		Tags:       []string{firstTag},
 		Dockerfile: spec.DockerfileName,
 		BuildArgs:  spec.BuildArgs,
-		Labels:     map[string]string{LabelImage: spec.Image, LabelBuildKey: spec.Key, LabelSource: spec.Source},
-		NoCache:    force,
+		// Each label is one more step of the classic builder (a container
+		// commit): keep them to the three of SPEC §3.
+		Labels:  map[string]string{LabelImage: spec.Image, LabelBuildKey: spec.Key, LabelSource: spec.Source},
+		NoCache: force,
 	}, out)
 	pr.Close()
 	if err != nil {
@@ -309,36 +301,43 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 	}
 	fmt.Fprintln(out, "smoke test passed")
 
-	committed, err := b.commit(ctx, spec, id, out)
+	if err := b.engine.ImageTag(ctx, id, spec.KeyTag()); err != nil {
+		drop()
+		return "", fail("publish", err)
+	}
+	drop() // only untags: the key tag holds the image now
+	if err := b.engine.ImageTag(ctx, id, spec.Image+":"+LatestTag); err != nil {
+		return "", fail("publish", err)
+	}
+	fmt.Fprintf(out, "published %s and %s:%s = %s\n", spec.KeyTag(), spec.Image, LatestTag, id)
+	return id, nil
+}
+
+// buildTag is the scratch tag of a build not yet smoke-tested.
+func (s *Spec) buildTag() string { return s.Image + ":build-" + s.ShortKey() }
+
+// isPassed reports whether im is a passed build of image: it carries the
+// tag of its own build key, which only a passed smoke test puts on it.
+func isPassed(image string, im ImageInfo) bool {
+	k := im.Labels[LabelBuildKey]
+	return len(k) >= ShortKeyLen && slices.Contains(im.Tags, image+":"+k[:ShortKeyLen])
+}
+
+// passed lists the passed builds of image with the extra labels, newest
+// first.
+func (b *Builder) passed(ctx context.Context, image string, labels ...string) ([]ImageInfo, error) {
+	list, err := b.engine.ImageList(ctx, append([]string{LabelImage + "=" + image}, labels...)...)
 	if err != nil {
-		drop()
-		return "", fail("commit", err)
+		return nil, err
 	}
-	if firstTag != spec.KeyTag() {
-		drop()
-	}
-	if err := b.engine.ImageTag(ctx, committed, spec.Image+":"+LatestTag); err != nil {
-		return "", fail("commit", err)
-	}
-	fmt.Fprintf(out, "published %s:%s = %s\n", spec.Image, LatestTag, committed)
-	return committed, nil
+	list = slices.DeleteFunc(list, func(im ImageInfo) bool { return !isPassed(image, im) })
+	return newestFirst(list), nil
 }
 
-// commit records the passed smoke test: a LABEL-only build on top of id
-// (no new layer) tagged I:<key>.
-func (b *Builder) commit(ctx context.Context, spec *Spec, id string, out io.Writer) (string, error) {
-	df := fmt.Sprintf("FROM %s\nLABEL %s=%s %s=%s\n", id, LabelSmoke, smokePassed, LabelBuilt, time.Now().UTC().Format(time.RFC3339Nano))
-	var buf bytes.Buffer
-	if err := tarOne(&buf, "Dockerfile", []byte(df)); err != nil {
-		return "", err
-	}
-	return b.runBuild(ctx, &buf, BuildOptions{Tags: []string{spec.KeyTag()}, Dockerfile: "Dockerfile"}, io.Discard)
-}
-
-// publish makes the key tag and I:latest point at a passed build (both are
-// no-ops when they already do).
+// publish makes I:latest point at a passed build (a no-op when it does):
+// the process may have been killed between the key tag and this one.
 func (b *Builder) publish(ctx context.Context, spec *Spec, im ImageInfo) error {
-	for _, tag := range []string{spec.KeyTag(), spec.Image + ":" + LatestTag} {
+	for _, tag := range []string{spec.Image + ":" + LatestTag} {
 		if !slices.Contains(im.Tags, tag) {
 			if err := b.engine.ImageTag(ctx, im.ID, tag); err != nil {
 				return err
@@ -352,13 +351,13 @@ func (b *Builder) publish(ctx context.Context, spec *Spec, im ImageInfo) error {
 // pin points I:latest at the passed build whose key starts with spec.Pin.
 func (b *Builder) pin(ctx context.Context, spec *Spec) (string, error) {
 	fail := func(err error) error { return &BuildError{Image: spec.Image, Key: spec.Key, Stage: "pin", Err: err} }
-	all, err := b.engine.ImageList(ctx, LabelImage+"="+spec.Image, LabelSmoke+"="+smokePassed)
+	all, err := b.passed(ctx, spec.Image)
 	if err != nil {
 		return "", fail(err)
 	}
 	var match []ImageInfo
 	keys := map[string]bool{}
-	for _, im := range newestFirst(all) {
+	for _, im := range all {
 		k := im.Labels[LabelBuildKey]
 		if strings.HasPrefix(k, strings.ToLower(spec.Pin)) && !keys[k] {
 			match = append(match, im)
@@ -531,20 +530,12 @@ func (b *Builder) runBuild(ctx context.Context, buildContext io.Reader, opts Bui
 func newestFirst(list []ImageInfo) []ImageInfo {
 	list = slices.Clone(list)
 	slices.SortFunc(list, func(a, b ImageInfo) int {
-		if c := builtAt(b).Compare(builtAt(a)); c != 0 {
+		if c := b.Created.Compare(a.Created); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
 	return list
-}
-
-// builtAt is when a build was committed, or else created.
-func builtAt(im ImageInfo) time.Time {
-	if t, err := time.Parse(time.RFC3339Nano, im.Labels[LabelBuilt]); err == nil {
-		return t
-	}
-	return im.Created
 }
 
 func randHex(n int) string {

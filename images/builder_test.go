@@ -60,27 +60,27 @@ func TestEnsureBuildsOnlyNewKeys(t *testing.T) {
 	if n, nc := st.counts(); n != 2 || nc != 1 {
 		t.Errorf("builds %d nocache %d, want 2 1", n, nc)
 	}
-	if st.tagged("i:latest") != res3.ImageID || st.tagged("i:aaaaaaaaaaaa") != res3.ImageID || st.tagged("i:aaaaaaaaaaaa-rebuild") != "" {
+	if st.tagged("i:latest") != res3.ImageID || st.tagged("i:aaaaaaaaaaaa") != res3.ImageID || st.tagged("i:build-aaaaaaaaaaaa") != "" {
 		t.Error("forced rebuild: tags not moved")
 	}
 }
 
-// An image with the key but no passed smoke test (a process killed between
-// build and commit) is not a build: Ensure builds again.
+// An image with the key label but only the scratch tag (a process killed
+// before the smoke test passed) is not a build: Ensure builds again.
 func TestEnsureIgnoresUncommitted(t *testing.T) {
 	st, eng := newStore()
-	st.add([]string{"i:aaaaaaaaaaaa"}, map[string]string{LabelImage: "i", LabelBuildKey: keyA})
+	st.add([]string{"i:build-aaaaaaaaaaaa"}, map[string]string{LabelImage: "i", LabelBuildKey: keyA})
 	b := NewBuilder(eng, Options{})
 	res, err := b.Ensure(t.Context(), testSpec("i", keyA, goodDockerfile), EnsureOptions{})
 	if err != nil || !res.Built {
 		t.Fatalf("built %v err %v", res.Built, err)
 	}
-	// And a passed build that lost its tags (killed before tagging latest)
-	// gets them back without a build.
+	// And a passed build without I:latest (killed before that last tag)
+	// gets it without a build.
 	st2, eng2 := newStore()
-	id := st2.add(nil, map[string]string{LabelImage: "i", LabelBuildKey: keyA, LabelSmoke: smokePassed})
+	id := st2.add([]string{"i:aaaaaaaaaaaa"}, map[string]string{LabelImage: "i", LabelBuildKey: keyA})
 	res, err = NewBuilder(eng2, Options{}).Ensure(t.Context(), testSpec("i", keyA, goodDockerfile), EnsureOptions{})
-	if err != nil || res.Built || st2.tagged("i:latest") != id || st2.tagged("i:aaaaaaaaaaaa") != id {
+	if err != nil || res.Built || st2.tagged("i:latest") != id {
 		t.Fatalf("re-tag: built %v err %v latest %s", res.Built, err, st2.tagged("i:latest"))
 	}
 }
@@ -98,7 +98,7 @@ func TestEnsureFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, eng := newStore()
-			old := st.add([]string{"i:latest", "i:bbbbbbbbbbbb"}, map[string]string{LabelImage: "i", LabelBuildKey: keyB, LabelSmoke: smokePassed})
+			old := st.add([]string{"i:latest", "i:bbbbbbbbbbbb"}, map[string]string{LabelImage: "i", LabelBuildKey: keyB})
 			if tc.mode.Mode != 0 {
 				st.scriptMode = tc.mode
 			}

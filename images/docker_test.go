@@ -18,12 +18,12 @@ import (
 // answers — except under NBH_REQUIRE_DOCKER=1, where it fails.
 func requireDocker(t *testing.T) *DockerEngine {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: -short")
+	}
 	fail := t.Skipf
 	if os.Getenv("NBH_REQUIRE_DOCKER") == "1" {
 		fail = t.Fatalf
-	}
-	if testing.Short() {
-		fail("integration test: -short")
 	}
 	eng, err := NewDockerEngine()
 	if err != nil {
@@ -99,11 +99,12 @@ func tarFiles(t *testing.T, files map[string]ctxFile) *bytes.Buffer {
 }
 
 // engineBuild builds a context directly on the engine (no Builder) and
-// returns the image ID; the image and its tag go at cleanup.
+// returns the image ID; the image and its tag go at cleanup. No cache: the
+// engine is shared, and a cached layer may vanish with another test's clean-up.
 func engineBuild(t *testing.T, eng *DockerEngine, tag string, files map[string]ctxFile, labels map[string]string) string {
 	t.Helper()
 	b := NewBuilder(eng, Options{})
-	id, err := b.runBuild(t.Context(), tarFiles(t, files), BuildOptions{Tags: []string{tag}, Dockerfile: "Dockerfile", Labels: labels}, testLog(t))
+	id, err := b.runBuild(t.Context(), tarFiles(t, files), BuildOptions{Tags: []string{tag}, Dockerfile: "Dockerfile", Labels: labels, NoCache: true}, testLog(t))
 	if err != nil {
 		t.Fatalf("build %s: %v", tag, err)
 	}

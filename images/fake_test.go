@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -104,8 +103,6 @@ type imageStore struct {
 	scriptMode FileStat
 	seq        int
 }
-
-var labelRE = regexp.MustCompile(`(\S+)=(\S+)`)
 
 func newStore() (*imageStore, *fakeEngine) {
 	s := &imageStore{images: map[string]*ImageInfo{}, scriptMode: FileStat{Mode: 0o755}}
@@ -215,25 +212,12 @@ func (s *imageStore) build(_ context.Context, r io.Reader, o BuildOptions) (io.R
 		return io.NopCloser(strings.NewReader(`{"stream":"Step 1/2 : RUN FAIL\n"}` + "\n" + `{"errorDetail":{"message":"FAIL: exit 1"},"error":"FAIL: exit 1"}` + "\n")), nil
 	}
 	labels := maps.Clone(o.Labels)
-	if parent, ok := strings.CutPrefix(strings.SplitN(df, "\n", 2)[0], "FROM "); ok && strings.HasPrefix(parent, "sha256:") {
-		s.mu.Lock()
-		labels = maps.Clone(s.images[parent].Labels)
-		s.mu.Unlock()
-		for _, m := range labelRE.FindAllStringSubmatch(strings.SplitN(df, "\n", 2)[1], -1) {
-			labels[m[1]] = m[2]
-		}
-		// The engine lists only heads: a parent image leaves the list.
-		s.mu.Lock()
-		delete(s.images, parent)
-		s.mu.Unlock()
-	} else {
-		s.mu.Lock()
-		s.builds++
-		if o.NoCache {
-			s.noCache++
-		}
-		s.mu.Unlock()
+	s.mu.Lock()
+	s.builds++
+	if o.NoCache {
+		s.noCache++
 	}
+	s.mu.Unlock()
 	id := s.add(o.Tags, labels)
 	return io.NopCloser(strings.NewReader(`{"stream":"Step 1/1 : built\n"}` + "\n" + `{"aux":{"ID":"` + id + `"}}` + "\n")), nil
 }

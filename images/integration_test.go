@@ -102,16 +102,22 @@ func TestIntegrationAdminDockerfileSharedByCourses(t *testing.T) {
 	b := NewBuilder(eng, Options{Concurrency: 2})
 
 	// Each course asks for its image at once, as a pass does: one build.
+	// Specs are made first: go-git trees are not safe for concurrent use.
+	trees := s.trees(t)
+	var specs []*Spec
+	for _, course := range []string{"c1", "c2"} {
+		c := cfg.Courses[course]
+		spec, err := NewSpec(cfg, c.ImageOf(), trees)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, spec)
+	}
 	var wg sync.WaitGroup
 	results := make([]Result, 2)
-	for i, course := range []string{"c1", "c2"} {
+	for i, spec := range specs {
 		wg.Go(func() {
-			c := cfg.Courses[course]
-			spec, err := NewSpec(cfg, c.ImageOf(), s.trees(t))
-			if err != nil {
-				t.Error(err)
-				return
-			}
+			var err error
 			if results[i], err = b.Ensure(t.Context(), spec, EnsureOptions{}); err != nil {
 				t.Error(err)
 			}
@@ -300,19 +306,19 @@ func TestIntegrationInterruptedBuild(t *testing.T) {
 		t.Errorf("latest moved: %+v %v", cur, err)
 	}
 
-	// A process killed after its build but before the smoke test left
-	// I:<key> on an image without the smoke label: it is rebuilt.
+	// A process killed after its build but before the smoke test passed
+	// left the scratch tag I:build-<key>: that is no build, it is rebuilt.
 	s.courses[name]["docker-image/nbhosting.Dockerfile"] = file{data: "FROM " + base + "\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\nENV STEP=2\n"}
 	spec, err = NewSpec(parseConfig(t, yaml), name, s.trees(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	half := engineBuild(t, eng, spec.KeyTag(), map[string]ctxFile{
+	half := engineBuild(t, eng, spec.buildTag(), map[string]ctxFile{
 		"Dockerfile": {data: "FROM " + base + "\n"},
 	}, map[string]string{LabelImage: name, LabelBuildKey: spec.Key, LabelSource: spec.Source})
 	res, err := bl.Ensure(t.Context(), spec, EnsureOptions{Log: testLog(t)})
 	if err != nil || !res.Built || res.ImageID == half {
-		t.Fatalf("after a half build: %+v %v", res, err)
+		t.Fatalf("after a half build: built %v id %s (half %s): %v", res.Built, res.ImageID, half, err)
 	}
 }
 

@@ -31,7 +31,9 @@ const keyFormat = "nbh-sync build key v1"
 const ShortKeyLen = 12
 
 // Trees is what NewSpec reads: git trees at exact commits, never a working
-// copy. It implements manifest.Sources.
+// copy. It implements manifest.Sources. Like the go-git trees it holds
+// (they cache lookups), it is not safe for concurrent use: make the specs,
+// then build them concurrently.
 type Trees struct {
 	// Config is the config repo's tree at its commit.
 	Config *object.Tree

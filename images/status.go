@@ -35,12 +35,12 @@ func (b *Builder) Builds(ctx context.Context, image string) ([]Build, error) {
 	out := make([]Build, 0, len(list))
 	for _, im := range newestFirst(list) {
 		smoke := "pending"
-		if im.Labels[LabelSmoke] == smokePassed {
+		if isPassed(image, im) {
 			smoke = smokePassed
 		}
 		out = append(out, Build{
 			Image: image, Key: im.Labels[LabelBuildKey], Source: im.Labels[LabelSource],
-			ImageID: im.ID, Created: builtAt(im), Tags: im.Tags, Smoke: smoke,
+			ImageID: im.ID, Created: im.Created, Tags: im.Tags, Smoke: smoke,
 			Latest: slices.Contains(im.Tags, image+":"+LatestTag),
 		})
 	}
