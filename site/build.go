@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
@@ -63,22 +64,38 @@ func (s *Site) Spec(ctx context.Context, image string) (*images.Spec, error) {
 // Build makes image serve its current inputs: built when its build key has
 // no passed build yet, or always with force. The log streams to out.
 func (s *Site) Build(ctx context.Context, image string, force bool, out io.Writer) (images.Result, error) {
-	rev, err := s.revision(ctx)
+	spec, err := s.Spec(ctx, image)
+	if err != nil {
+		return images.Result{Image: image, Err: err.Error()}, err
+	}
+	return s.ensure(ctx, spec, force, out)
+}
+
+func (s *Site) ensure(ctx context.Context, spec *images.Spec, force bool, out io.Writer) (images.Result, error) {
+	cfg, err := s.Config(ctx)
 	if err != nil {
 		return images.Result{}, err
 	}
-	spec, err := s.Spec(ctx, image)
-	if err != nil {
-		return images.Result{Image: image}, err
+	res, err := s.imageBuilder(cfg).Ensure(ctx, spec, images.EnsureOptions{Force: force, Log: out})
+	s.mu.Lock()
+	switch {
+	case err == nil:
+		delete(s.failed, spec.Image)
+	case ctx.Err() == nil: // a cancelled build did not fail: it is retried
+		s.failed[spec.Image] = failure{key: spec.Key, at: time.Now()}
 	}
-	res, err := s.imageBuilder(rev.Config).Ensure(ctx, spec, images.EnsureOptions{Force: force, Log: out})
+	s.mu.Unlock()
+	if err != nil {
+		res.Err = err.Error()
+	}
 	s.buildEvents(ctx, res, err)
 	return res, err
 }
 
-// BuildAll ensures every image of the config in force, concurrently (the
-// builder bounds how many run at once). One image's failure does not stop
-// the others; the previous build of a failed image keeps serving.
+// BuildAll ensures every image of the config in force. The specs are made
+// one after the other (git trees are not safe for concurrent use), then
+// the builds run concurrently, bounded by the builder. One image's failure
+// does not stop the others; a failed image keeps its previous build.
 func (s *Site) BuildAll(ctx context.Context, force bool) ([]images.Result, error) {
 	rev, err := s.revision(ctx)
 	if err != nil {
@@ -87,20 +104,47 @@ func (s *Site) BuildAll(ctx context.Context, force bool) ([]images.Result, error
 	names := rev.Config.ImageNames()
 	results := make([]images.Result, len(names))
 	errs := make([]error, len(names))
-	var wg sync.WaitGroup
+	specs := make([]*images.Spec, len(names))
+	trees := s.trees(rev)
 	for i, name := range names {
-		wg.Go(func() {
-			results[i], errs[i] = s.Build(ctx, name, force, nil)
-			if results[i].Image == "" {
-				results[i].Image = name
-			}
-			if errs[i] != nil {
-				results[i].Err = errs[i].Error()
-			}
-		})
+		if specs[i], errs[i] = images.NewSpec(rev.Config, name, trees); errs[i] != nil {
+			results[i] = images.Result{Image: name, Err: errs[i].Error()}
+			s.buildEvents(ctx, results[i], errs[i])
+		}
+	}
+	var wg sync.WaitGroup
+	for i, spec := range specs {
+		if spec == nil {
+			continue
+		}
+		if err := s.failedRecently(spec, force); err != nil {
+			results[i], errs[i] = images.Result{Image: spec.Image, Key: spec.Key, Err: err.Error()}, err
+			continue
+		}
+		wg.Go(func() { results[i], errs[i] = s.ensure(ctx, spec, force, nil) })
 	}
 	wg.Wait()
 	return results, errors.Join(errs...)
+}
+
+// retryFailedAfter is how long passes leave a build key that failed alone;
+// a new commit (a new key), --force or nbh-sync build retries at once.
+const retryFailedAfter = 30 * time.Minute
+
+// failedRecently returns an error when spec's key failed to build less
+// than retryFailedAfter ago: a broken Dockerfile is not rebuilt every pass.
+func (s *Site) failedRecently(spec *images.Spec, force bool) error {
+	if force {
+		return nil
+	}
+	s.mu.Lock()
+	f, ok := s.failed[spec.Image]
+	s.mu.Unlock()
+	if !ok || f.key != spec.Key || time.Since(f.at) >= retryFailedAfter {
+		return nil
+	}
+	return fmt.Errorf("image %s: build %s failed at %s; retried at %s, on a new commit, or with nbh-sync build --force",
+		spec.Image, spec.ShortKey(), f.at.Format(time.TimeOnly), f.at.Add(retryFailedAfter).Format(time.TimeOnly))
 }
 
 // prune removes old builds of every image beyond build.keep, sparing any

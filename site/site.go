@@ -55,7 +55,8 @@ type Site struct {
 	mu       sync.Mutex
 	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
 	rejected *gitwatch.Rejection
-	builder  *images.Builder // made from the first config's build: section
+	builder  *images.Builder    // made from the first config's build: section
+	failed   map[string]failure // image → its last failed build
 	notifier *notify.Notifier
 	notifyOf []manifest.Notifier
 	lastPass *PassReport
@@ -95,6 +96,7 @@ func New(opts Options) (*Site, error) {
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    containers.New(opts.ContainerEngine, nil, opts.Log),
 		prober:  activity.New(),
+		failed:  map[string]failure{},
 	}, nil
 }
 
@@ -116,6 +118,12 @@ type PullReport struct {
 	// Rejected is set when the config head failed validation.
 	Rejected *gitwatch.Rejection     `json:"rejected,omitempty"`
 	Courses  []gitwatch.CourseStatus `json:"courses"`
+}
+
+// failure is a build key that failed, and when.
+type failure struct {
+	key string
+	at  time.Time
 }
 
 // NoConfigError says that no valid config revision was ever seen, so there
