@@ -231,9 +231,16 @@ func (w *walker) scalar(n *yaml.Node, t reflect.Type, path string) {
 	}
 	switch t.Kind() {
 	case reflect.String:
-		if n.Tag == "!!float" {
-			if f, err := strconv.ParseFloat(n.Value, 64); err == nil && strconv.FormatFloat(f, 'f', -1, 64) != n.Value {
-				w.valueErrorf(n, path, "%s is read as the number %v; quote it (\"%s\") to keep it as written", n.Value, f, n.Value)
+		// A number where a string is wanted is taken as written only when
+		// YAML's reading of it prints back the same: 3.10 reads as 3.1,
+		// 0123 as 123 (a build key prefix, a version).
+		if n.Tag == "!!float" || n.Tag == "!!int" {
+			var canon string
+			if f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64); err == nil {
+				canon = strconv.FormatFloat(f, 'f', -1, 64)
+			}
+			if canon != n.Value {
+				w.valueErrorf(n, path, "%s is read as a number (%s); quote it (\"%s\") to keep it as written", n.Value, orText(canon, "not a plain number"), n.Value)
 			}
 		}
 	case reflect.Bool:
@@ -266,6 +273,13 @@ func (w *walker) custom(n *yaml.Node, t reflect.Type, path string) {
 	if err := v.UnmarshalJSON(raw); err != nil {
 		w.valueErrorf(n, path, "%v", err)
 	}
+}
+
+func orText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
