@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/cgi"
@@ -286,31 +285,20 @@ func cleanupContainers(t *testing.T, cli *client.Client, prefix string) {
 
 // --- the daemon as a process ---
 
-var nbhSync struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// nbhSyncBinary compiles ./cmd/nbh-sync once per test run.
+// nbhSyncBinary compiles ./cmd/nbh-sync, with the race detector when the
+// test has it.
 func nbhSyncBinary(t *testing.T) string {
 	t.Helper()
-	nbhSync.once.Do(func() {
-		dir, err := os.MkdirTemp("", "nbhtest-dt-bin")
-		if err != nil {
-			nbhSync.err = err
-			return
-		}
-		nbhSync.path = filepath.Join(dir, "nbh-sync")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", nbhSync.path, "../cmd/nbh-sync")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			nbhSync.err = fmt.Errorf("go build ./cmd/nbh-sync: %v\n%s", err, out)
-		}
-	})
-	if nbhSync.err != nil {
-		t.Fatal(nbhSync.err)
+	out := filepath.Join(t.TempDir(), "nbh-sync")
+	args := []string{"build", "-o", out}
+	if raceEnabled {
+		args = append(args, "-race")
 	}
-	return nbhSync.path
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, "../cmd/nbh-sync")...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/nbh-sync: %v\n%s", err, b)
+	}
+	return out
 }
 
 // logLine is one JSON log line of the daemon, with the time it was read.
@@ -387,6 +375,9 @@ func startDaemon(t *testing.T, bin string, args ...string) *proc {
 		default:
 			_ = p.cmd.Process.Kill()
 			<-p.exited
+		}
+		if n := p.count(0, func(l logLine) bool { return strings.Contains(l.Raw, "WARNING: DATA RACE") }); n > 0 {
+			t.Errorf("the daemon reported %d data races", n)
 		}
 		if t.Failed() {
 			p.mu.Lock()

@@ -201,6 +201,10 @@ courses:
 	})
 	seen := time.Now()
 	p.waitLog(5*time.Second, "fsnotify's log line", func(l logLine) bool { return l.str("msg") == "local repo changed" && l.str("path") == local.dir })
+	fsPass := p.waitLog(5*time.Second, "the pass of fsnotify", func(l logLine) bool { return l.str("msg") == "pass" && hasReason(l, "fsnotify:"+local.dir) })
+	p.waitLog(30*time.Second, "the end of the pass of fsnotify", func(l logLine) bool {
+		return strings.HasPrefix(l.str("msg"), "pass finished") && l.Fields["pass"] == fsPass.Fields["pass"]
+	})
 	if c := p.courseCommit(localCourse); c != lc {
 		t.Errorf("status of %s: commit %s, want %s", localCourse, c, lc)
 	}
