@@ -230,6 +230,8 @@ courses:
 		t.Errorf("daemon did not exit by itself: %v", state)
 	}
 	p.waitLog(time.Second, "the graceful stop", func(l logLine) bool { return l.str("msg") == "grace period over, cancelling passes" })
+	cut := p.waitLog(time.Second, "the cancelled pass", func(l logLine) bool { return l.str("msg") == "pass failed" })
+	t.Logf("cancelled pass: %s", cut.str("err"))
 
 	// The state left: latest unmoved, the interrupted build recorded as
 	// failed, no tag on anything that did not pass its smoke test, and the
