@@ -178,6 +178,11 @@ func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
 		if _, err := d.site.BuildAll(ctx, p.Kinds.Has(trigger.Rebuild)); err != nil {
 			errs = append(errs, err)
 		}
+		if ctx.Err() != nil {
+			// Stopped (SIGTERM past the grace, or the pass timeout): a
+			// container pass now would only fail on the dead context.
+			return errors.Join(append(errs, context.Cause(ctx))...)
+		}
 	}
 	if pull || p.Kinds.Has(trigger.Reconcile) {
 		allow := d.allowPrune.Swap(false)

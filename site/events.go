@@ -20,6 +20,10 @@ func (s *Site) record(ctx context.Context, r history.Record) {
 	if s.opts.History == nil {
 		return
 	}
+	// What a cancelled pass did (a build interrupted by SIGTERM) is worth
+	// recording most of all: the record must not share the pass's fate.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	if _, err := s.opts.History.Append(ctx, r); err != nil {
 		s.log.Warn("history not recorded", "kind", r.Kind, "err", err)
 	}

@@ -1,0 +1,509 @@
+package daemon
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+)
+
+// testPrefix names every image and container the daemon tests make.
+const testPrefix = "nbhtest-dt-"
+
+// requireDocker returns a client of the real engine. Without one the test
+// is skipped — or fails when NBH_REQUIRE_DOCKER=1.
+func requireDocker(t *testing.T) *client.Client {
+	t.Helper()
+	fail := t.Skipf
+	if os.Getenv("NBH_REQUIRE_DOCKER") == "1" {
+		fail = t.Fatalf
+	}
+	if testing.Short() {
+		fail("integration test: -short")
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		_, err = cli.Ping(ctx)
+	}
+	if err != nil {
+		fail("no docker engine: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("test ended waiting for %s", what)
+		case <-time.After(100 * time.Millisecond): // poll interval
+		}
+	}
+}
+
+// --- git fixtures (the git CLI is fine in tests; the product uses go-git) ---
+
+var gitEnv = []string{
+	"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+	"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
+	"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org",
+}
+
+func runGit(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), gitEnv...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// workTree is a git work tree, optionally pushing to a bare remote.
+type workTree struct {
+	dir  string
+	push bool
+}
+
+func newWorkTree(t *testing.T, dir, bare string) *workTree {
+	t.Helper()
+	runGit(t, filepath.Dir(dir), "init", "-q", "-b", "main", dir)
+	w := &workTree{dir: dir}
+	if bare != "" {
+		runGit(t, filepath.Dir(bare), "init", "-q", "--bare", "-b", "main", bare)
+		runGit(t, dir, "remote", "add", "origin", bare)
+		w.push = true
+	}
+	return w
+}
+
+// commit writes files, commits them (and pushes) and returns the commit.
+func (w *workTree) commit(t *testing.T, files map[string]string, msg string) string {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(w.dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runGit(t, w.dir, "add", name)
+	}
+	runGit(t, w.dir, "commit", "-q", "-m", msg)
+	if w.push {
+		runGit(t, w.dir, "push", "-q", "origin", "HEAD")
+	}
+	return runGit(t, w.dir, "rev-parse", "HEAD")
+}
+
+// httpRemote serves the bare repos under dir with git http-backend.
+func httpRemote(t *testing.T, dir string) *httptest.Server {
+	t.Helper()
+	execPath := runGit(t, dir, "--exec-path")
+	backend := &cgi.Handler{
+		Path: filepath.Join(execPath, "git-http-backend"),
+		Env:  append([]string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1"}, gitEnv...),
+	}
+	srv := httptest.NewServer(backend)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// --- images ---
+
+// buildImage builds a context of files (name → content; names ending in
+// "busybox" are executable) on the engine, tagged tag; it returns the ID.
+func buildImage(t *testing.T, cli *client.Client, tag string, files map[string][]byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for n := range files {
+			if !yield(n) {
+				return
+			}
+		}
+	}) {
+		mode := int64(0o644)
+		if strings.HasSuffix(name, "busybox") {
+			mode = 0o755
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(files[name])
+	}
+	tw.Close()
+	resp, err := cli.ImageBuild(t.Context(), &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	if err != nil {
+		t.Fatalf("build %s: %v", tag, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("build %s: %v", tag, err)
+		}
+		if m.Error != "" {
+			t.Fatalf("build %s: %s", tag, m.Error)
+		}
+	}
+	insp, err := cli.ImageInspect(t.Context(), tag)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", tag, err)
+	}
+	return insp.ID
+}
+
+// busyboxBase builds, FROM scratch, an image with Debian's static busybox
+// as /bin/busybox and its applets (/bin/sh, sleep, ...), so that course
+// Dockerfiles can RUN shell commands. Everything built on it — the
+// daemon's builds, their intermediate images, any container of them — is
+// removed at cleanup.
+func busyboxBase(t *testing.T, cli *client.Client) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("need a static /bin/busybox (Debian package busybox-static): %v", err)
+	}
+	tag := testPrefix + "base-" + randHex(4) + ":v1"
+	id := buildImage(t, cli, tag, map[string][]byte{
+		"Dockerfile": []byte("FROM scratch\nCOPY busybox /bin/busybox\n" + `RUN ["/bin/busybox", "--install", "-s", "/bin"]` + "\n"),
+		"busybox":    bb,
+	})
+	t.Cleanup(func() { removeImageTree(t, cli, id) })
+	return tag
+}
+
+// removeImageTree removes the containers of root and of every image built
+// on it, then those images, children first.
+func removeImageTree(t *testing.T, cli *client.Client, root string) {
+	ctx := context.Background()
+	all, err := cli.ImageList(ctx, image.ListOptions{All: true})
+	if err != nil {
+		t.Logf("cleanup: list images: %v", err)
+		return
+	}
+	parent := map[string]string{}
+	for _, im := range all {
+		parent[im.ID] = im.ParentID
+	}
+	depth := func(id string) int { // ≥ 0 inside the tree, -1 outside
+		for d := 0; id != "" && d < 1000; d++ {
+			if id == root {
+				return d
+			}
+			id = parent[id]
+		}
+		return -1
+	}
+	var tree []string
+	for id := range parent {
+		if depth(id) >= 0 {
+			tree = append(tree, id)
+		}
+	}
+	slices.SortFunc(tree, func(a, b string) int { return depth(b) - depth(a) })
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err == nil {
+		for _, c := range cs {
+			if slices.Contains(tree, c.ImageID) {
+				_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			}
+		}
+	}
+	for _, id := range tree {
+		if _, err := cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !strings.Contains(err.Error(), "No such image") {
+			t.Logf("cleanup: remove image %s: %v", id, err)
+		}
+	}
+}
+
+// cleanupContainers removes, at cleanup, the containers named with prefix.
+func cleanupContainers(t *testing.T, cli *client.Client, prefix string) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", prefix))})
+		if err != nil {
+			return
+		}
+		for _, c := range cs {
+			for _, n := range c.Names {
+				if strings.HasPrefix(strings.TrimPrefix(n, "/"), prefix) {
+					_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+				}
+			}
+		}
+	})
+}
+
+// --- the daemon as a process ---
+
+// nbhSyncBinary compiles ./cmd/nbh-sync, with the race detector when the
+// test has it.
+func nbhSyncBinary(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "nbh-sync")
+	args := []string{"build", "-o", out}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, "../cmd/nbh-sync")...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/nbh-sync: %v\n%s", err, b)
+	}
+	return out
+}
+
+// logLine is one JSON log line of the daemon, with the time it was read.
+type logLine struct {
+	Read   time.Time
+	Fields map[string]any
+	Raw    string
+}
+
+func (l logLine) str(key string) string {
+	s, _ := l.Fields[key].(string)
+	return s
+}
+
+// time is the time the daemon wrote on the line.
+func (l logLine) time() time.Time {
+	tm, _ := time.Parse(time.RFC3339Nano, l.str("time"))
+	return tm
+}
+
+// proc is a running `nbh-sync run`.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+
+	mu    sync.Mutex
+	lines []logLine
+	more  chan struct{} // closed and replaced at each new line
+
+	exited chan struct{}
+	state  *os.ProcessState
+}
+
+// startDaemon runs nbh-sync with args and waits for its listening line.
+func startDaemon(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(bin, args...), more: make(chan struct{}), exited: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), gitEnv...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout = io.Discard
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			l := logLine{Read: time.Now(), Raw: sc.Text()}
+			_ = json.Unmarshal(sc.Bytes(), &l.Fields)
+			p.mu.Lock()
+			p.lines = append(p.lines, l)
+			close(p.more)
+			p.more = make(chan struct{})
+			p.mu.Unlock()
+		}
+	}()
+	go func() {
+		<-read // Wait must follow the last read of the pipe
+		_ = p.cmd.Wait()
+		p.mu.Lock()
+		p.state = p.cmd.ProcessState
+		p.mu.Unlock()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if n := p.count(0, func(l logLine) bool { return strings.Contains(l.Raw, "WARNING: DATA RACE") }); n > 0 {
+			t.Errorf("the daemon reported %d data races", n)
+		}
+		if t.Failed() {
+			p.mu.Lock()
+			for _, l := range p.lines {
+				t.Log("daemon: " + l.Raw)
+			}
+			p.mu.Unlock()
+		}
+	})
+	l := p.waitLog(30*time.Second, "listening line", func(l logLine) bool { return l.str("msg") == "listening" })
+	p.addr = l.str("addr")
+	if p.addr == "" {
+		t.Fatalf("listening line without addr: %s", l.Raw)
+	}
+	return p
+}
+
+// waitLog returns the first log line since the start that matches, waiting
+// for it up to timeout.
+func (p *proc) waitLog(timeout time.Duration, what string, match func(logLine) bool) logLine {
+	p.t.Helper()
+	return p.waitLogFrom(0, timeout, what, match)
+}
+
+// mark is the number of lines read so far: waitLogFrom(mark, ...) looks
+// only at lines written after it.
+func (p *proc) mark() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.lines)
+}
+
+func (p *proc) waitLogFrom(from int, timeout time.Duration, what string, match func(logLine) bool) logLine {
+	p.t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		for ; from < len(p.lines); from++ {
+			if match(p.lines[from]) {
+				l := p.lines[from]
+				p.mu.Unlock()
+				return l
+			}
+		}
+		more := p.more
+		p.mu.Unlock()
+		select {
+		case <-more:
+		case <-p.exited:
+			p.mu.Lock()
+			n := len(p.lines)
+			p.mu.Unlock()
+			if from == n {
+				p.t.Fatalf("daemon exited (%v) while waiting for %s", p.state, what)
+			}
+		case <-deadline.C:
+			p.t.Fatalf("timed out after %s waiting for %s in the daemon's log", timeout, what)
+		}
+	}
+}
+
+// count returns how many lines since from match.
+func (p *proc) count(from int, match func(logLine) bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, l := range p.lines[from:] {
+		if match(l) {
+			n++
+		}
+	}
+	return n
+}
+
+// terminate sends SIGTERM and waits up to timeout for the process to exit,
+// returning how long it took.
+func (p *proc) terminate(timeout time.Duration) (time.Duration, *os.ProcessState) {
+	p.t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		p.t.Fatalf("daemon still running %s after SIGTERM", timeout)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(start), p.state
+}
+
+func (p *proc) url(path string) string { return "http://" + p.addr + path }
+
+// getJSON GETs path into v and returns the status.
+func (p *proc) getJSON(path string, v any) int {
+	p.t.Helper()
+	resp, err := http.Get(p.url(path))
+	if err != nil {
+		p.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if v != nil && resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			p.t.Fatalf("GET %s: decode: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// post POSTs body to path with headers and returns the status and body.
+func (p *proc) post(path string, body []byte, headers map[string]string) (int, string) {
+	p.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, p.url(path), bytes.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
