@@ -26,6 +26,9 @@ const (
 	// LabelUID records the uid the server runs as, so that placeholders
 	// (a token with {uid}, say) can be expanded again later.
 	LabelUID = "org.nbhosting.uid"
+	// LabelSite records the site (its data directory) a container belongs
+	// to, so that sites sharing an engine leave each other alone.
+	LabelSite = "org.nbhosting.site"
 	// ManagedBy is the value of LabelManagedBy.
 	ManagedBy = "nbh-sync"
 )

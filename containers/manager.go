@@ -24,6 +24,10 @@ type Manager struct {
 	ReadyTimeout time.Duration
 	// StopTimeout is how long a stopping server gets before it is killed.
 	StopTimeout time.Duration
+	// Site, when set, is recorded on the containers this Manager creates
+	// (LabelSite), and containers recorded for another site are left out
+	// of List: several sites (or test runs) may share one engine.
+	Site string
 }
 
 // New returns a Manager over eng. locks is shared with the container pass
@@ -55,7 +59,7 @@ func (m *Manager) List(ctx context.Context) ([]Container, error) {
 	now := m.now()
 	var out []Container
 	for _, r := range raws {
-		if c, ok := classify(r, now); ok {
+		if c, ok := classify(r, now); ok && m.ours(r) {
 			out = append(out, c)
 		}
 	}
@@ -74,6 +78,7 @@ func (m *Manager) Get(ctx context.Context, course, student string) (Container, e
 		return Container{}, err
 	}
 	c, ok := classify(r, m.now())
+	ok = ok && m.ours(r)
 	if !ok || c.Course != course || c.Student != student {
 		return Container{}, fmt.Errorf("container %s: %w", name, ErrNotManaged)
 	}
@@ -115,6 +120,12 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 
 // classify turns an engine container into a managed one; ok is false for a
 // container nbh-sync must never touch.
+// ours reports whether r is not recorded as another site's.
+func (m *Manager) ours(r Raw) bool {
+	site := r.Labels[LabelSite]
+	return m.Site == "" || site == "" || site == m.Site
+}
+
 func classify(r Raw, now time.Time) (Container, bool) {
 	c := Container{ID: r.ID, Name: r.Name, ImageID: r.ImageID, Created: r.Created}
 	if r.Labels[LabelManagedBy] == ManagedBy {

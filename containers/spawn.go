@@ -236,6 +236,9 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars) Spec
 		Memory:   int64(cc.Memory),
 		CPUs:     cc.CPUs,
 	}
+	if m.Site != "" {
+		s.Labels[LabelSite] = m.Site
+	}
 	if s.Port == 0 {
 		s.Port = manifest.DefaultPort
 	}

@@ -155,6 +155,12 @@ func Run(ctx context.Context, opts Options) error {
 	d.stopWatching()
 	stopServer()
 	wg.Wait()
+	if err != nil && ctx.Err() != nil {
+		// Asked to stop: a pass cut short is expected, and safe (every step
+		// can be abandoned; the next start converges). Not a failure.
+		opts.Log.Warn("stopped; a pass was cut short and will be redone at the next start", "err", err)
+		return nil
+	}
 	opts.Log.Info("stopped")
 	return err
 }

@@ -87,6 +87,8 @@ func New(opts Options) (*Site, error) {
 		opts.ContainerEngine = e
 	}
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
+	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
+	ctrs.Site = opts.Root
 	return &Site{
 		opts:    opts,
 		log:     opts.Log,
@@ -94,7 +96,7 @@ func New(opts Options) (*Site, error) {
 		mirrors: m,
 		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, nil, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
-		ctrs:    containers.New(opts.ContainerEngine, nil, opts.Log),
+		ctrs:    ctrs,
 		prober:  activity.New(),
 		failed:  map[string]failure{},
 	}, nil
