@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/cgi"
@@ -33,29 +34,7 @@ import (
 // testPrefix names every image and container the daemon tests make.
 const testPrefix = "nbhtest-dt-"
 
-// requireDocker returns a client of the real engine. Without one the test
-// is skipped — or fails when NBH_REQUIRE_DOCKER=1.
-func requireDocker(t *testing.T) *client.Client {
-	t.Helper()
-	fail := t.Skipf
-	if os.Getenv("NBH_REQUIRE_DOCKER") == "1" {
-		fail = t.Fatalf
-	}
-	if testing.Short() {
-		fail("integration test: -short")
-	}
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		defer cancel()
-		_, err = cli.Ping(ctx)
-	}
-	if err != nil {
-		fail("no docker engine: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
+func requireDocker(t *testing.T) *client.Client { return testenv.RequireDocker(t) }
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -81,23 +60,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 // --- git fixtures (the git CLI is fine in tests; the product uses go-git) ---
 
-var gitEnv = []string{
-	"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-	"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-	"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org",
-}
-
-func runGit(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), gitEnv...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+func runGit(t *testing.T, dir string, args ...string) string { return testenv.Git(t, dir, args...) }
 
 // workTree is a git work tree, optionally pushing to a bare remote.
 type workTree struct {
@@ -143,7 +106,7 @@ func httpRemote(t *testing.T, dir string) *httptest.Server {
 	execPath := runGit(t, dir, "--exec-path")
 	backend := &cgi.Handler{
 		Path: filepath.Join(execPath, "git-http-backend"),
-		Env:  append([]string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1"}, gitEnv...),
+		Env:  append([]string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1"}, testenv.GitEnv...),
 	}
 	srv := httptest.NewServer(backend)
 	t.Cleanup(srv.Close)
@@ -337,7 +300,7 @@ type proc struct {
 func startDaemon(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(bin, args...), more: make(chan struct{}), exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), gitEnv...)
+	p.cmd.Env = append(os.Environ(), testenv.GitEnv...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"io"
 	"os"
 	"os/exec"
@@ -22,25 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
-// requireDocker returns a client of the local engine. Without one, the test
-// is skipped, or fails when NBH_REQUIRE_DOCKER=1.
-func requireDocker(t *testing.T) *client.Client {
-	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		defer cancel()
-		_, err = cli.Ping(ctx)
-	}
-	if err != nil {
-		if os.Getenv("NBH_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("docker engine required (NBH_REQUIRE_DOCKER=1) but unreachable: %v", err)
-		}
-		t.Skipf("no docker engine: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
+func requireDocker(t *testing.T) *client.Client { return testenv.RequireDocker(t) }
 
 // readerSource prints the content of /course/version.txt each time it
 // changes, and of any file it finds half-written (empty).

@@ -1,37 +1,18 @@
 package gitwatch
 
 import (
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
-// gitEnv isolates the git CLI (used only to make fixtures) from the user's
-// configuration.
-var gitEnv = []string{
-	"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-	"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-	"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org",
-}
-
-func runGit(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), gitEnv...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+func runGit(t testing.TB, dir string, args ...string) string { return testenv.Git(t, dir, args...) }
 
 // fixture is a bare repo (the remote) and a work tree that pushes to it.
 type fixture struct {
@@ -87,7 +68,7 @@ func httpRemote(t testing.TB, dir, user, password string) *httptest.Server {
 	execPath := runGit(t, dir, "--exec-path")
 	backend := &cgi.Handler{
 		Path: filepath.Join(execPath, "git-http-backend"),
-		Env:  append([]string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1"}, gitEnv...),
+		Env:  append([]string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1"}, testenv.GitEnv...),
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if user != "" {

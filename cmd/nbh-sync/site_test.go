@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,35 +16,9 @@ import (
 	"github.com/docker/docker/client"
 )
 
-// requireDocker returns an engine client, or skips — fails under
-// NBH_REQUIRE_DOCKER=1 — when none answers.
-func requireDocker(t *testing.T) *client.Client {
-	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		_, err = cli.Ping(t.Context())
-	}
-	if err != nil {
-		if os.Getenv("NBH_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("Docker engine required (NBH_REQUIRE_DOCKER=1): %v", err)
-		}
-		t.Skipf("no Docker engine: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
+func requireDocker(t *testing.T) *client.Client { return testenv.RequireDocker(t) }
 
-// git runs the git CLI in dir to make fixtures, isolated from user config.
-func git(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-}
+func git(t *testing.T, dir string, args ...string) { testenv.Git(t, dir, args...) }
 
 func write(t *testing.T, path, content string) {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"io"
 	"os"
 	"os/exec"
@@ -17,7 +18,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
@@ -26,24 +26,11 @@ import (
 	"github.com/docker/docker/client"
 )
 
-// RequireDocker returns a client of the real engine. Without an engine the
-// test is skipped — or fails when NBH_REQUIRE_DOCKER=1.
+// RequireDocker returns a client of the real engine; see
+// testenv.RequireDocker.
 func RequireDocker(t testing.TB, opts ...client.Opt) *client.Client {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(append([]client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}, opts...)...)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err = cli.Ping(ctx)
-	}
-	if err != nil {
-		if os.Getenv("NBH_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("docker engine required (NBH_REQUIRE_DOCKER=1) but unreachable: %v", err)
-		}
-		t.Skipf("no docker engine: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return testenv.RequireDocker(t, opts...)
 }
 
 // Suffix returns a random suffix for test resource names.
