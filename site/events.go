@@ -70,16 +70,14 @@ func (s *Site) configEvents(ctx context.Context, res gitwatch.ConfigResult, err 
 }
 
 func (s *Site) pullEvents(ctx context.Context, st gitwatch.Status, start time.Time) {
-	failed := map[string]string{}
+	remotes := map[string]string{} // remote → this pass's error, "" when fine
 	for _, c := range st.Courses {
 		key := gitwatch.NormalizeURL(c.Repo)
+		failed := c.Error != "" && !c.ErrorAt.Before(start)
 		switch {
-		case c.Error != "" && !c.ErrorAt.Before(start):
+		case failed:
 			s.record(ctx, history.Record{Kind: history.KindPull, Course: c.Course, Commit: c.Commit.String(), Result: "failed", Message: c.Error})
-			if s.opts.Metrics != nil {
-				s.opts.Metrics.GitError(c.Repo)
-			}
-			failed[key] = c.Error
+			remotes[key] = c.Error
 		case c.Changed:
 			msg := "checked out"
 			if c.Forced {
@@ -87,17 +85,21 @@ func (s *Site) pullEvents(ctx context.Context, st gitwatch.Status, start time.Ti
 			}
 			s.record(ctx, history.Record{Kind: history.KindPull, Course: c.Course, Commit: c.Commit.String(), Result: "ok", Message: msg})
 		}
+		if _, seen := remotes[key]; !seen {
+			remotes[key] = ""
+		}
 	}
-	for _, c := range st.Courses {
-		key := gitwatch.NormalizeURL(c.Repo)
-		if msg, bad := failed[key]; bad {
-			// A deleted branch is the instructor's doing, not an outage.
-			if !strings.Contains(msg, gitwatch.ErrBranchNotFound.Error()) {
-				s.notify(ctx, notify.Event{Kind: notify.RemoteUnreachable, Subject: key, Message: msg})
-			}
-			delete(failed, key) // once per remote
-		} else if c.Error == "" {
+	for key, msg := range remotes {
+		switch {
+		case msg == "":
 			s.notify(ctx, notify.Event{Kind: notify.RemoteRecovered, Subject: key})
+		case strings.Contains(msg, gitwatch.ErrBranchNotFound.Error()):
+			// A deleted branch is the instructor's doing, not an outage.
+		default:
+			if s.opts.Metrics != nil {
+				s.opts.Metrics.GitError(key)
+			}
+			s.notify(ctx, notify.Event{Kind: notify.RemoteUnreachable, Subject: key, Message: msg})
 		}
 	}
 }
