@@ -1,11 +1,21 @@
 // Package activity reads whether student servers are in use, from each
-// Jupyter server's REST API (GET {base}api/kernels: each kernel's
-// last_activity and execution_state).
+// Jupyter server's REST API (GET {base}api/kernels?no_track_activity=1:
+// each kernel's last_activity and execution_state).
 //
-// Only per-kernel fields are read. The server's global last_activity (in
-// /api/status) is moved by API requests themselves — the probe's included —
-// so reading it would make every probed server look busy forever. Listing
-// kernels does not touch any kernel's last_activity.
+// The probe must not count as activity (SPEC §4). Against jupyter_server
+// 1.23 and notebook 6.4 (see internal/jupytertest and this package's
+// real-server tests): every authenticated API GET, /api/kernels included,
+// moves the server's global last_activity (the one /api/status reports and
+// Jupyter's own culler reads) unless it carries no_track_activity=1; no REST
+// read moves a kernel's own last_activity or execution_state. So the probe
+// asks with no_track_activity=1, which leaves both untouched, and decides
+// from the per-kernel fields only.
+//
+// Kernel states: only "busy" is busy. A kernel listed "starting" (a new one,
+// or one no client ever connected to: the listed state can stay "starting"
+// for good) is activity at its last_activity — its creation — and no more,
+// so a server with only starting kernels becomes idle once that is old
+// enough; likewise "restarting", "dead" and any other state.
 package activity
 
 import (
@@ -15,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -58,8 +69,13 @@ type Result struct {
 	Busy bool `json:"busy,omitempty"`
 	// Kernels is the number of kernels.
 	Kernels int `json:"kernels"`
-	// LastActivity is the latest kernel activity, or the container's start
-	// when there is no kernel (or no answer, once Unreachable).
+	// Starting is how many of them are listed "starting" (counted as
+	// activity at their creation, not as busy).
+	Starting int `json:"starting,omitempty"`
+	// LastActivity is the latest of the kernels' activity and the
+	// container's start (a server cannot have been idle longer than it has
+	// been up); the start alone when there is no kernel, or no answer once
+	// Unreachable.
 	LastActivity time.Time `json:"last_activity,omitzero"`
 	// Err says why the server could not be read.
 	Err string `json:"error,omitempty"`
@@ -161,21 +177,56 @@ func (p *Prober) one(ctx context.Context, t Target) Result {
 	return Result{State: Unreachable, LastActivity: t.StartedAt, Err: err.Error()}
 }
 
+// KernelsPath is what the probe requests, relative to a server's base URL.
+// no_track_activity=1 keeps the request out of the server's global
+// last_activity, so the probe does not keep Jupyter's own idle culling (or
+// anyone reading /api/status) from seeing an idle server.
+const KernelsPath = "api/kernels?no_track_activity=1"
+
+// kernel is one entry of GET /api/kernels. Timestamps are read as strings
+// and parsed by parseTime, which accepts more than encoding/json's strict
+// RFC 3339 (Python's isoformat variants).
 type kernel struct {
-	ID             string    `json:"id"`
-	LastActivity   time.Time `json:"last_activity"`
-	ExecutionState string    `json:"execution_state"`
+	ID             string `json:"id"`
+	LastActivity   string `json:"last_activity"`
+	ExecutionState string `json:"execution_state"`
 }
 
-// kernels reads {base}api/kernels once.
+// timeLayouts are the timestamp forms accepted, tried in order: RFC 3339
+// with optional fraction (what jupyter_server and notebook 6 send: UTC with
+// "Z", microseconds left out when zero), then Python isoformat variants
+// without a zone (naive UTC, as older servers wrote) or with a space.
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999",
+}
+
+// parseTime parses a Jupyter timestamp; one without a zone is UTC.
+func parseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, errors.New("no timestamp")
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unreadable timestamp %q", s)
+}
+
+// kernels reads {base}api/kernels?no_track_activity=1 once.
 func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
-	url := t.URL + "api/kernels"
+	url := t.URL + KernelsPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return Result{State: Unknown, Err: err.Error()}, err
 	}
+	req.Header.Set("Accept", "application/json")
 	if t.Token != "" {
 		req.Header.Set("Authorization", "token "+t.Token)
 	}
@@ -199,18 +250,23 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 		err = fmt.Errorf("probe %s: read kernels: %w", url, err)
 		return Result{State: Unknown, Err: err.Error()}, err
 	}
-	r := Result{State: Answered, Kernels: len(ks)}
-	if len(ks) == 0 {
-		r.LastActivity = t.StartedAt
-	}
-	// A kernel's last_activity is never older than its server, so the
-	// kernels alone say when the server was last used.
+	r := Result{State: Answered, Kernels: len(ks), LastActivity: t.StartedAt}
 	for _, k := range ks {
-		if k.ExecutionState == "busy" {
-			r.Busy = true
+		// A kernel whose activity cannot be read could be the active one:
+		// nothing can be concluded about the server.
+		at, err := parseTime(k.LastActivity)
+		if err != nil {
+			err = fmt.Errorf("probe %s: kernel %s: last_activity: %w", url, k.ID, err)
+			return Result{State: Unknown, Kernels: len(ks), Err: err.Error()}, err
 		}
-		if k.LastActivity.After(r.LastActivity) {
-			r.LastActivity = k.LastActivity
+		switch k.ExecutionState {
+		case "busy":
+			r.Busy = true
+		case "starting":
+			r.Starting++
+		}
+		if at.After(r.LastActivity) {
+			r.LastActivity = at
 		}
 	}
 	return r, nil
