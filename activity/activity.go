@@ -72,10 +72,8 @@ type Result struct {
 	// Starting is how many of them are listed "starting" (counted as
 	// activity at their creation, not as busy).
 	Starting int `json:"starting,omitempty"`
-	// LastActivity is the latest of the kernels' activity and the
-	// container's start (a server cannot have been idle longer than it has
-	// been up); the start alone when there is no kernel, or no answer once
-	// Unreachable.
+	// LastActivity is the latest kernel activity, or the container's start
+	// when there is no kernel (or no answer, once Unreachable).
 	LastActivity time.Time `json:"last_activity,omitzero"`
 	// Err says why the server could not be read.
 	Err string `json:"error,omitempty"`
@@ -250,7 +248,12 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 		err = fmt.Errorf("probe %s: read kernels: %w", url, err)
 		return Result{State: Unknown, Err: err.Error()}, err
 	}
-	r := Result{State: Answered, Kernels: len(ks), LastActivity: t.StartedAt}
+	r := Result{State: Answered, Kernels: len(ks)}
+	if len(ks) == 0 {
+		r.LastActivity = t.StartedAt
+	}
+	// A kernel's last_activity is never older than its server, so the
+	// kernels alone say when the server was last used.
 	for _, k := range ks {
 		// A kernel whose activity cannot be read could be the active one:
 		// nothing can be concluded about the server.
