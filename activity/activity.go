@@ -1,6 +1,8 @@
 // Package activity reads whether student servers are in use, from each
 // Jupyter server's REST API (GET {base}api/kernels?no_track_activity=1:
-// each kernel's last_activity and execution_state).
+// each kernel's last_activity and execution_state; then
+// {base}api/terminals?no_track_activity=1: each terminal's last_activity,
+// so that a student working in a terminal only is not taken for idle).
 //
 // The probe must not count as activity (SPEC §4). Against jupyter_server
 // 1.23 and notebook 6.4 (see internal/jupytertest and this package's
@@ -15,7 +17,11 @@
 // or one no client ever connected to: the listed state can stay "starting"
 // for good) is activity at its last_activity — its creation — and no more,
 // so a server with only starting kernels becomes idle once that is old
-// enough; likewise "restarting", "dead" and any other state.
+// enough; likewise "restarting", "dead" and any other state. (A kernel's
+// last_activity moves once more when it has come up and announces itself.)
+// Terminals have no busy state: their last_activity moves with their input
+// and output. A server without terminals support answers 404 there, which
+// means no terminal.
 package activity
 
 import (
@@ -72,8 +78,12 @@ type Result struct {
 	// Starting is how many of them are listed "starting" (counted as
 	// activity at their creation, not as busy).
 	Starting int `json:"starting,omitempty"`
-	// LastActivity is the latest kernel activity, or the container's start
-	// when there is no kernel (or no answer, once Unreachable).
+	// Terminals is the number of terminals (not read when a kernel is
+	// busy: that settles it).
+	Terminals int `json:"terminals,omitempty"`
+	// LastActivity is the latest kernel or terminal activity, or the
+	// container's start when there is neither (or no answer, once
+	// Unreachable).
 	LastActivity time.Time `json:"last_activity,omitzero"`
 	// Err says why the server could not be read.
 	Err string `json:"error,omitempty"`
@@ -175,11 +185,14 @@ func (p *Prober) one(ctx context.Context, t Target) Result {
 	return Result{State: Unreachable, LastActivity: t.StartedAt, Err: err.Error()}
 }
 
-// KernelsPath is what the probe requests, relative to a server's base URL.
-// no_track_activity=1 keeps the request out of the server's global
-// last_activity, so the probe does not keep Jupyter's own idle culling (or
-// anyone reading /api/status) from seeing an idle server.
-const KernelsPath = "api/kernels?no_track_activity=1"
+// KernelsPath and TerminalsPath are what the probe requests, relative to a
+// server's base URL. no_track_activity=1 keeps the requests out of the
+// server's global last_activity, so the probe does not keep Jupyter's own
+// idle culling (or anyone reading /api/status) from seeing an idle server.
+const (
+	KernelsPath   = "api/kernels?no_track_activity=1"
+	TerminalsPath = "api/terminals?no_track_activity=1"
+)
 
 // kernel is one entry of GET /api/kernels. Timestamps are read as strings
 // and parsed by parseTime, which accepts more than encoding/json's strict
@@ -188,6 +201,12 @@ type kernel struct {
 	ID             string `json:"id"`
 	LastActivity   string `json:"last_activity"`
 	ExecutionState string `json:"execution_state"`
+}
+
+// terminal is one entry of GET /api/terminals.
+type terminal struct {
+	Name         string `json:"name"`
+	LastActivity string `json:"last_activity"`
 }
 
 // timeLayouts are the timestamp forms accepted, tried in order: RFC 3339
@@ -215,14 +234,18 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("unreadable timestamp %q", s)
 }
 
-// kernels reads {base}api/kernels?no_track_activity=1 once.
-func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
+// errNotFound marks a 404 answer (terminals not enabled on the server).
+var errNotFound = errors.New("not found")
+
+// get reads {base}path once into out. Transport failures wrap errNoAnswer,
+// a 404 wraps errNotFound.
+func (p *Prober) get(ctx context.Context, t Target, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
-	url := t.URL + KernelsPath
+	url := t.URL + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return Result{State: Unknown, Err: err.Error()}, err
+		return fmt.Errorf("probe %s: %w", url, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if t.Token != "" {
@@ -234,33 +257,38 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		err = fmt.Errorf("probe %s: %w: %v", url, errNoAnswer, err)
-		return Result{State: Unknown, Err: err.Error()}, err
+		return fmt.Errorf("probe %s: %w: %v", url, errNoAnswer, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		err := fmt.Errorf("probe %s: status %s", url, resp.Status)
-		return Result{State: Unknown, Err: err.Error()}, err
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("probe %s: status %s: %w", url, resp.Status, errNotFound)
+		}
+		return fmt.Errorf("probe %s: status %s", url, resp.Status)
 	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(out); err != nil {
+		return fmt.Errorf("probe %s: read answer: %w", url, err)
+	}
+	return nil
+}
+
+// kernels reads the server's kernels, then its terminals, once each.
+func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
+	unknown := func(err error) (Result, error) { return Result{State: Unknown, Err: err.Error()}, err }
 	var ks []kernel
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&ks); err != nil {
-		err = fmt.Errorf("probe %s: read kernels: %w", url, err)
-		return Result{State: Unknown, Err: err.Error()}, err
+	if err := p.get(ctx, t, KernelsPath, &ks); err != nil {
+		return unknown(err)
 	}
 	r := Result{State: Answered, Kernels: len(ks)}
-	if len(ks) == 0 {
-		r.LastActivity = t.StartedAt
-	}
-	// A kernel's last_activity is never older than its server, so the
-	// kernels alone say when the server was last used.
+	// A kernel's (or terminal's) last_activity is never older than its
+	// server, so they alone say when the server was last used.
 	for _, k := range ks {
 		// A kernel whose activity cannot be read could be the active one:
 		// nothing can be concluded about the server.
 		at, err := parseTime(k.LastActivity)
 		if err != nil {
-			err = fmt.Errorf("probe %s: kernel %s: last_activity: %w", url, k.ID, err)
-			return Result{State: Unknown, Kernels: len(ks), Err: err.Error()}, err
+			return unknown(fmt.Errorf("probe %s: kernel %s: last_activity: %w", t.URL, k.ID, err))
 		}
 		switch k.ExecutionState {
 		case "busy":
@@ -271,6 +299,29 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 		if at.After(r.LastActivity) {
 			r.LastActivity = at
 		}
+	}
+	// A busy kernel settles it; otherwise a terminal may be in use.
+	if !r.Busy {
+		var ts []terminal
+		err := p.get(ctx, t, TerminalsPath, &ts)
+		if err != nil && !errors.Is(err, errNotFound) { // 404: terminals disabled
+			// Flattened: a server that answered a moment ago is not
+			// down, so no failure here may lead to Unreachable (idle).
+			return unknown(errors.New(err.Error()))
+		}
+		r.Terminals = len(ts)
+		for _, tm := range ts {
+			at, err := parseTime(tm.LastActivity)
+			if err != nil {
+				return unknown(fmt.Errorf("probe %s: terminal %s: last_activity: %w", t.URL, tm.Name, err))
+			}
+			if at.After(r.LastActivity) {
+				r.LastActivity = at
+			}
+		}
+	}
+	if r.Kernels == 0 && r.Terminals == 0 {
+		r.LastActivity = t.StartedAt
 	}
 	return r, nil
 }

@@ -5,14 +5,21 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// rawServer answers every request with status and body, and records the
-// requests it got.
-func rawServer(t *testing.T, status int, body string) (*httptest.Server, func() []*http.Request) {
+// answer is a canned HTTP answer.
+type answer struct {
+	status int
+	body   string
+}
+
+// apiServer answers the paths (after the base "/", query left out) it is
+// given, 404 to any other, and records the requests it got.
+func apiServer(t *testing.T, answers map[string]answer) (*httptest.Server, func() []*http.Request) {
 	t.Helper()
 	var mu sync.Mutex
 	var reqs []*http.Request
@@ -20,9 +27,13 @@ func rawServer(t *testing.T, status int, body string) (*httptest.Server, func() 
 		mu.Lock()
 		reqs = append(reqs, r.Clone(r.Context()))
 		mu.Unlock()
+		a, ok := answers[strings.TrimPrefix(r.URL.Path, "/")]
+		if !ok {
+			a = answer{http.StatusNotFound, `{"message": "Not Found", "reason": null}`}
+		}
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = w.Write([]byte(body))
+		w.WriteHeader(a.status)
+		_, _ = w.Write([]byte(a.body))
 	}))
 	t.Cleanup(srv.Close)
 	return srv, func() []*http.Request {
@@ -32,21 +43,96 @@ func rawServer(t *testing.T, status int, body string) (*httptest.Server, func() 
 	}
 }
 
-// The probe asks for the kernels with no_track_activity=1 (so that Jupyter
-// does not count it as activity), sends the token, and nothing else.
+// rawServer answers GET api/kernels with status and body, and 404
+// elsewhere (a server without terminals).
+func rawServer(t *testing.T, status int, body string) (*httptest.Server, func() []*http.Request) {
+	t.Helper()
+	return apiServer(t, map[string]answer{"api/kernels": {status, body}})
+}
+
+// The probe asks for the kernels, then the terminals, with
+// no_track_activity=1 (so that Jupyter does not count it as activity),
+// sends the token, and nothing else.
 func TestProbeRequest(t *testing.T) {
-	srv, reqs := rawServer(t, http.StatusOK, `[]`)
+	srv, reqs := apiServer(t, map[string]answer{"30001/api/kernels": {200, `[]`}, "30001/api/terminals": {200, `[]`}})
 	testProber().Probe(t.Context(), []Target{{ID: "c", URL: srv.URL + "/30001/", Token: "tok", StartedAt: t0.Add(-time.Hour)}})
 	got := reqs()
-	if len(got) != 1 {
-		t.Fatalf("%d requests, want 1", len(got))
+	if len(got) != 2 {
+		t.Fatalf("%d requests, want 2", len(got))
 	}
-	r := got[0]
-	if r.Method != http.MethodGet || r.URL.Path != "/30001/api/kernels" || r.URL.RawQuery != "no_track_activity=1" {
-		t.Errorf("request %s %s, want GET /30001/api/kernels?no_track_activity=1", r.Method, r.URL)
+	for i, path := range []string{"/30001/api/kernels", "/30001/api/terminals"} {
+		r := got[i]
+		if r.Method != http.MethodGet || r.URL.Path != path || r.URL.RawQuery != "no_track_activity=1" {
+			t.Errorf("request %d: %s %s, want GET %s?no_track_activity=1", i, r.Method, r.URL, path)
+		}
+		if h := r.Header.Get("Authorization"); h != "token tok" {
+			t.Errorf("request %d: Authorization %q, want %q", i, h, "token tok")
+		}
 	}
-	if h := r.Header.Get("Authorization"); h != "token tok" {
-		t.Errorf("Authorization %q, want %q", h, "token tok")
+}
+
+// Terminals count as activity too: a student may work in one only.
+func TestProbeTerminals(t *testing.T) {
+	started := t0.Add(-5 * time.Hour)
+	idleKernel := answer{200, `[{"id":"k","last_activity":"2025-03-01T09:00:00Z","execution_state":"idle"}]`}
+	busyKernel := answer{200, `[{"id":"k","last_activity":"2025-03-01T09:00:00Z","execution_state":"busy"}]`}
+	for _, tc := range []struct {
+		desc      string
+		kernels   answer
+		terminals *answer // nil: 404, terminals disabled
+		want      Result
+		requests  int
+	}{
+		{"a terminal newer than the kernels", idleKernel, &answer{200, `[{"name":"1","last_activity":"2025-03-01T11:30:00.5Z"}]`},
+			Result{State: Answered, Kernels: 1, Terminals: 1, LastActivity: t0.Add(-30*time.Minute + 500*time.Millisecond)}, 2},
+		{"a terminal older than the kernels", idleKernel, &answer{200, `[{"name":"1","last_activity":"2025-03-01T08:00:00Z"}]`},
+			Result{State: Answered, Kernels: 1, Terminals: 1, LastActivity: t0.Add(-3 * time.Hour)}, 2},
+		{"terminals only: their activity, not the start", answer{200, `[]`}, &answer{200, `[{"name":"1","last_activity":"2025-03-01T10:00:00Z"},{"name":"2","last_activity":"2025-03-01T08:00:00Z"}]`},
+			Result{State: Answered, Terminals: 2, LastActivity: t0.Add(-2 * time.Hour)}, 2},
+		{"no kernel, no terminal: idle since start", answer{200, `[]`}, &answer{200, `[]`},
+			Result{State: Answered, LastActivity: started}, 2},
+		{"terminals disabled (404)", idleKernel, nil,
+			Result{State: Answered, Kernels: 1, LastActivity: t0.Add(-3 * time.Hour)}, 2},
+		{"a busy kernel settles it: terminals not read", busyKernel, &answer{200, `[{"name":"1","last_activity":"2025-03-01T11:30:00Z"}]`},
+			Result{State: Answered, Kernels: 1, Busy: true, LastActivity: t0.Add(-3 * time.Hour)}, 1},
+		{"terminals refused: unknown", idleKernel, &answer{403, `{"message": "Forbidden"}`}, Result{State: Unknown}, 2},
+		{"terminals unreadable: unknown", idleKernel, &answer{200, `[{"name":"1","last_activity":"soon"}]`}, Result{State: Unknown}, 2},
+	} {
+		answers := map[string]answer{"api/kernels": tc.kernels}
+		if tc.terminals != nil {
+			answers["api/terminals"] = *tc.terminals
+		}
+		srv, reqs := apiServer(t, answers)
+		got := testProber().Probe(t.Context(), []Target{{ID: "c", URL: srv.URL + "/", StartedAt: started}})["c"]
+		if (got.Err != "") != (tc.want.State == Unknown) {
+			t.Errorf("%s: error %q", tc.desc, got.Err)
+		}
+		got.Err = ""
+		if got != tc.want {
+			t.Errorf("%s: got %+v, want %+v", tc.desc, got, tc.want)
+		}
+		if n := len(reqs()); n != tc.requests {
+			t.Errorf("%s: %d requests, want %d", tc.desc, n, tc.requests)
+		}
+	}
+}
+
+// A server that answers for its kernels but drops the terminals request is
+// not down: unknown, never unreachable (which would count as idle).
+func TestTerminalsNoAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/api/terminals") {
+			hj, _ := w.(http.Hijacker)
+			c, _, _ := hj.Hijack()
+			c.Close()
+			return
+		}
+		_, _ = w.Write([]byte(`[]`))
+	}))
+	defer srv.Close()
+	got := testProber().Probe(t.Context(), []Target{{ID: "c", URL: srv.URL + "/", StartedAt: t0.Add(-5 * time.Hour)}})["c"]
+	if got.State != Unknown || got.Idle(t0, time.Minute) {
+		t.Errorf("got %+v, want unknown, not idle", got)
 	}
 }
 
@@ -111,14 +197,14 @@ func TestProbeKernels(t *testing.T) {
 			Result{State: Answered, Kernels: 1, LastActivity: t0.Add(-2 * time.Hour)}},
 		{"no last_activity: unknown", 200,
 			`[{"id":"k","execution_state":"idle"}]`,
-			Result{State: Unknown, Kernels: 1}},
+			Result{State: Unknown}},
 		{"null last_activity: unknown", 200,
 			`[{"id":"k","last_activity":null,"execution_state":"idle"}]`,
-			Result{State: Unknown, Kernels: 1}},
+			Result{State: Unknown}},
 		{"unreadable last_activity: unknown", 200,
 			`[{"id":"k1","last_activity":"2025-03-01T10:00:00Z","execution_state":"idle"},
 			  {"id":"k2","last_activity":"noon","execution_state":"idle"}]`,
-			Result{State: Unknown, Kernels: 2}},
+			Result{State: Unknown}},
 		{"a login page: unknown", 200, `<!DOCTYPE html><html>login</html>`, Result{State: Unknown}},
 		{"an object, not a list: unknown", 200, `{"message":"hi"}`, Result{State: Unknown}},
 		{"forbidden: unknown", 403, `{"message": "Forbidden", "reason": null}`, Result{State: Unknown}},

@@ -309,3 +309,36 @@ func TestRealJupyterUnreachable(t *testing.T) {
 	}
 	t.Logf("unreachable verdict after %v (second look after %v)", took, p.SecondLook)
 }
+
+// A student working in a terminal only (no kernel) is seen: the terminal's
+// last_activity counts, and probing does not move it.
+func TestRealJupyterTerminal(t *testing.T) {
+	for _, flavor := range jupytertest.Flavors {
+		t.Run(string(flavor), func(t *testing.T) {
+			t.Parallel()
+			cli := requireDocker(t)
+			s, tg := realServer(t, cli, flavor)
+			p := realProber()
+			var term struct {
+				Name         string    `json:"name"`
+				LastActivity time.Time `json:"last_activity"`
+			}
+			if err := s.Do(t.Context(), "POST", "api/terminals", nil, &term); err != nil {
+				t.Fatal(err)
+			}
+			r := probesLeaveNoTrace(t, s, p, tg, 3, true)
+			if r.Kernels != 0 || r.Terminals != 1 || !r.LastActivity.Equal(term.LastActivity) || !r.LastActivity.After(tg.StartedAt) {
+				t.Errorf("terminal %+v: probe %+v, want its last activity", term, r)
+			}
+			var ts []struct {
+				LastActivity time.Time `json:"last_activity"`
+			}
+			if err := s.Do(t.Context(), "GET", activity.TerminalsPath, nil, &ts); err != nil {
+				t.Fatal(err)
+			}
+			if len(ts) != 1 || !ts[0].LastActivity.Equal(term.LastActivity) {
+				t.Errorf("probes moved the terminal: %+v, created %+v", ts, term)
+			}
+		})
+	}
+}
