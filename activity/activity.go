@@ -1,11 +1,27 @@
 // Package activity reads whether student servers are in use, from each
-// Jupyter server's REST API (GET {base}api/kernels: each kernel's
-// last_activity and execution_state).
+// Jupyter server's REST API (GET {base}api/kernels?no_track_activity=1:
+// each kernel's last_activity and execution_state; then
+// {base}api/terminals?no_track_activity=1: each terminal's last_activity,
+// so that a student working in a terminal only is not taken for idle).
 //
-// Only per-kernel fields are read. The server's global last_activity (in
-// /api/status) is moved by API requests themselves — the probe's included —
-// so reading it would make every probed server look busy forever. Listing
-// kernels does not touch any kernel's last_activity.
+// The probe must not count as activity (SPEC §4). Against jupyter_server
+// 1.23 and notebook 6.4 (see internal/jupytertest and this package's
+// real-server tests): every authenticated API GET, /api/kernels included,
+// moves the server's global last_activity (the one /api/status reports and
+// Jupyter's own culler reads) unless it carries no_track_activity=1; no REST
+// read moves a kernel's own last_activity or execution_state. So the probe
+// asks with no_track_activity=1, which leaves both untouched, and decides
+// from the per-kernel fields only.
+//
+// Kernel states: only "busy" is busy. A kernel listed "starting" (a new one,
+// or one no client ever connected to: the listed state can stay "starting"
+// for good) is activity at its last_activity — its creation — and no more,
+// so a server with only starting kernels becomes idle once that is old
+// enough; likewise "restarting", "dead" and any other state. (A kernel's
+// last_activity moves once more when it has come up and announces itself.)
+// Terminals have no busy state: their last_activity moves with their input
+// and output. A server without terminals support answers 404 there, which
+// means no terminal.
 package activity
 
 import (
@@ -15,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -58,8 +75,15 @@ type Result struct {
 	Busy bool `json:"busy,omitempty"`
 	// Kernels is the number of kernels.
 	Kernels int `json:"kernels"`
-	// LastActivity is the latest kernel activity, or the container's start
-	// when there is no kernel (or no answer, once Unreachable).
+	// Starting is how many of them are listed "starting" (counted as
+	// activity at their creation, not as busy).
+	Starting int `json:"starting,omitempty"`
+	// Terminals is the number of terminals (not read when a kernel is
+	// busy: that settles it).
+	Terminals int `json:"terminals,omitempty"`
+	// LastActivity is the latest kernel or terminal activity, or the
+	// container's start when there is neither (or no answer, once
+	// Unreachable).
 	LastActivity time.Time `json:"last_activity,omitzero"`
 	// Err says why the server could not be read.
 	Err string `json:"error,omitempty"`
@@ -161,21 +185,69 @@ func (p *Prober) one(ctx context.Context, t Target) Result {
 	return Result{State: Unreachable, LastActivity: t.StartedAt, Err: err.Error()}
 }
 
+// KernelsPath and TerminalsPath are what the probe requests, relative to a
+// server's base URL. no_track_activity=1 keeps the requests out of the
+// server's global last_activity, so the probe does not keep Jupyter's own
+// idle culling (or anyone reading /api/status) from seeing an idle server.
+const (
+	KernelsPath   = "api/kernels?no_track_activity=1"
+	TerminalsPath = "api/terminals?no_track_activity=1"
+)
+
+// kernel is one entry of GET /api/kernels. Timestamps are read as strings
+// and parsed by parseTime, which accepts more than encoding/json's strict
+// RFC 3339 (Python's isoformat variants).
 type kernel struct {
-	ID             string    `json:"id"`
-	LastActivity   time.Time `json:"last_activity"`
-	ExecutionState string    `json:"execution_state"`
+	ID             string `json:"id"`
+	LastActivity   string `json:"last_activity"`
+	ExecutionState string `json:"execution_state"`
 }
 
-// kernels reads {base}api/kernels once.
-func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
+// terminal is one entry of GET /api/terminals.
+type terminal struct {
+	Name         string `json:"name"`
+	LastActivity string `json:"last_activity"`
+}
+
+// timeLayouts are the timestamp forms accepted, tried in order: RFC 3339
+// with optional fraction (what jupyter_server and notebook 6 send: UTC with
+// "Z", microseconds left out when zero), then Python isoformat variants
+// without a zone (naive UTC, as older servers wrote) or with a space.
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999",
+}
+
+// parseTime parses a Jupyter timestamp; one without a zone is UTC.
+func parseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, errors.New("no timestamp")
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unreadable timestamp %q", s)
+}
+
+// errNotFound marks a 404 answer (terminals not enabled on the server).
+var errNotFound = errors.New("not found")
+
+// get reads {base}path once into out. Transport failures wrap errNoAnswer,
+// a 404 wraps errNotFound.
+func (p *Prober) get(ctx context.Context, t Target, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
-	url := t.URL + "api/kernels"
+	url := t.URL + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return Result{State: Unknown, Err: err.Error()}, err
+		return fmt.Errorf("probe %s: %w", url, err)
 	}
+	req.Header.Set("Accept", "application/json")
 	if t.Token != "" {
 		req.Header.Set("Authorization", "token "+t.Token)
 	}
@@ -185,33 +257,71 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		err = fmt.Errorf("probe %s: %w: %v", url, errNoAnswer, err)
-		return Result{State: Unknown, Err: err.Error()}, err
+		return fmt.Errorf("probe %s: %w: %v", url, errNoAnswer, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		err := fmt.Errorf("probe %s: status %s", url, resp.Status)
-		return Result{State: Unknown, Err: err.Error()}, err
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("probe %s: status %s: %w", url, resp.Status, errNotFound)
+		}
+		return fmt.Errorf("probe %s: status %s", url, resp.Status)
 	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(out); err != nil {
+		return fmt.Errorf("probe %s: read answer: %w", url, err)
+	}
+	return nil
+}
+
+// kernels reads the server's kernels, then its terminals, once each.
+func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
+	unknown := func(err error) (Result, error) { return Result{State: Unknown, Err: err.Error()}, err }
 	var ks []kernel
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&ks); err != nil {
-		err = fmt.Errorf("probe %s: read kernels: %w", url, err)
-		return Result{State: Unknown, Err: err.Error()}, err
+	if err := p.get(ctx, t, KernelsPath, &ks); err != nil {
+		return unknown(err)
 	}
 	r := Result{State: Answered, Kernels: len(ks)}
-	if len(ks) == 0 {
-		r.LastActivity = t.StartedAt
-	}
-	// A kernel's last_activity is never older than its server, so the
-	// kernels alone say when the server was last used.
+	// A kernel's (or terminal's) last_activity is never older than its
+	// server, so they alone say when the server was last used.
 	for _, k := range ks {
-		if k.ExecutionState == "busy" {
+		// A kernel whose activity cannot be read could be the active one:
+		// nothing can be concluded about the server.
+		at, err := parseTime(k.LastActivity)
+		if err != nil {
+			return unknown(fmt.Errorf("probe %s: kernel %s: last_activity: %w", t.URL, k.ID, err))
+		}
+		switch k.ExecutionState {
+		case "busy":
 			r.Busy = true
+		case "starting":
+			r.Starting++
 		}
-		if k.LastActivity.After(r.LastActivity) {
-			r.LastActivity = k.LastActivity
+		if at.After(r.LastActivity) {
+			r.LastActivity = at
 		}
+	}
+	// A busy kernel settles it; otherwise a terminal may be in use.
+	if !r.Busy {
+		var ts []terminal
+		err := p.get(ctx, t, TerminalsPath, &ts)
+		if err != nil && !errors.Is(err, errNotFound) { // 404: terminals disabled
+			// Flattened: a server that answered a moment ago is not
+			// down, so no failure here may lead to Unreachable (idle).
+			return unknown(errors.New(err.Error()))
+		}
+		r.Terminals = len(ts)
+		for _, tm := range ts {
+			at, err := parseTime(tm.LastActivity)
+			if err != nil {
+				return unknown(fmt.Errorf("probe %s: terminal %s: last_activity: %w", t.URL, tm.Name, err))
+			}
+			if at.After(r.LastActivity) {
+				r.LastActivity = at
+			}
+		}
+	}
+	if r.Kernels == 0 && r.Terminals == 0 {
+		r.LastActivity = t.StartedAt
 	}
 	return r, nil
 }

@@ -44,6 +44,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -51,6 +52,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -93,16 +95,25 @@ type Options struct {
 	Token string
 	// BaseURL is the server's URL prefix, e.g. "/8123/" as nbhosting uses;
 	// "/" when empty. Slashes are added at both ends when missing.
+	// "{port}" in it stands for the published host port: "/{port}/" is
+	// nbhosting's convention, which nbh-sync's containers package follows.
 	BaseURL string
 	// Name is the container name; NamePrefix plus a random suffix when empty.
 	Name string
 	// Labels are added to the container (e.g. the org.nbhosting.* labels
-	// that make it look like a student container).
+	// that make it look like a student container). "{port}" in a value
+	// stands for the published host port (org.nbhosting.port: "{port}").
 	Labels map[string]string
+	// HostPort is the port published on 127.0.0.1; when zero the engine
+	// picks one, unless "{port}" appears in BaseURL, Labels or Args: then
+	// Start picks a free one itself (it must know it before the container
+	// is made) and picks again if another process takes it first.
+	HostPort int
 	// User runs the server; "jovyan" (uid 1000, present in the image) when
 	// empty.
 	User string
-	// Args are extra command-line arguments for the server.
+	// Args are extra command-line arguments for the server; "{port}"
+	// stands for the published host port.
 	Args []string
 	// ReadyTimeout bounds the wait for the server to answer; 60s when zero.
 	ReadyTimeout time.Duration
@@ -142,7 +153,44 @@ func Start(t testing.TB, cli *client.Client, opts Options) *Server {
 		t.Skip(msg)
 	}
 	opts = withDefaults(opts)
+	pick := opts.HostPort == 0 && usesPort(opts)
+	var s *Server
+	for attempt := 1; ; attempt++ {
+		o := opts
+		if pick {
+			port, err := freePort()
+			if err != nil {
+				t.Fatalf("jupytertest: %v", err)
+			}
+			o.HostPort = port
+		}
+		var err error
+		s, err = create(ctx, t, cli, expandPort(o))
+		if err == nil {
+			break
+		}
+		if pick && errors.Is(err, errPortInUse) && attempt < 5 {
+			t.Logf("jupytertest: %v; choosing another port", err)
+			continue
+		}
+		t.Fatalf("jupytertest: %v", err)
+	}
 
+	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
+	defer cancel()
+	if err := s.waitReady(readyCtx, cli); err != nil {
+		t.Fatalf("jupytertest: server %s not ready: %v\n%s", opts.Name, err, s.logs(context.WithoutCancel(ctx), cli))
+	}
+	return s
+}
+
+// errPortInUse: the chosen host port was taken before the engine bound it.
+var errPortInUse = errors.New("host port already in use")
+
+// create makes and starts the container of o (placeholders expanded), and
+// arranges for its removal when the test ends. A container that fails to
+// start is removed at once (so that Start can try another port).
+func create(ctx context.Context, t testing.TB, cli *client.Client, opts Options) (*Server, error) {
 	cfg := &container.Config{
 		Image:        Image,
 		User:         opts.User,
@@ -152,12 +200,16 @@ func Start(t testing.TB, cli *client.Client, opts Options) *Server {
 		Labels:       opts.Labels,
 		WorkingDir:   "/home/jovyan",
 	}
+	hostPortText := ""
+	if opts.HostPort != 0 {
+		hostPortText = strconv.Itoa(opts.HostPort)
+	}
 	hostCfg := &container.HostConfig{
-		PortBindings: nat.PortMap{containerPort: {{HostIP: "127.0.0.1", HostPort: ""}}},
+		PortBindings: nat.PortMap{containerPort: {{HostIP: "127.0.0.1", HostPort: hostPortText}}},
 	}
 	created, err := cli.ContainerCreate(ctx, cfg, hostCfg, nil, nil, opts.Name)
 	if err != nil {
-		t.Fatalf("jupytertest: create container %s: %v", opts.Name, err)
+		return nil, fmt.Errorf("create container %s: %w", opts.Name, err)
 	}
 	s := &Server{
 		Flavor:        opts.Flavor,
@@ -167,6 +219,15 @@ func Start(t testing.TB, cli *client.Client, opts Options) *Server {
 		ContainerName: opts.Name,
 		http:          &http.Client{Timeout: 30 * time.Second},
 	}
+	if err := cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = cli.ContainerRemove(rmCtx, created.ID, container.RemoveOptions{Force: true})
+		if msg := err.Error(); strings.Contains(msg, "port is already allocated") || strings.Contains(msg, "address already in use") {
+			return nil, fmt.Errorf("start container %s: %w: %v", opts.Name, errPortInUse, err)
+		}
+		return nil, fmt.Errorf("start container %s: %w", opts.Name, err)
+	}
 	t.Cleanup(func() {
 		// t.Context() is already cancelled when cleanups run.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -174,27 +235,70 @@ func Start(t testing.TB, cli *client.Client, opts Options) *Server {
 		if t.Failed() {
 			t.Logf("jupytertest: log of %s:\n%s", opts.Name, s.logs(ctx, cli))
 		}
-		if err := cli.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true}); err != nil {
+		if err := cli.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			t.Errorf("jupytertest: remove container %s: %v", opts.Name, err)
 		}
 	})
-
-	if err := cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		t.Fatalf("jupytertest: start container %s: %v", opts.Name, err)
-	}
 	port, err := hostPort(ctx, cli, created.ID)
 	if err != nil {
-		t.Fatalf("jupytertest: %v", err)
+		return nil, err
 	}
 	s.HostPort = port
 	s.URL = "http://127.0.0.1:" + strconv.Itoa(port) + opts.BaseURL
+	return s, nil
+}
 
-	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
-	defer cancel()
-	if err := s.waitReady(readyCtx, cli); err != nil {
-		t.Fatalf("jupytertest: server %s not ready: %v\n%s", opts.Name, err, s.logs(context.WithoutCancel(ctx), cli))
+// portPlaceholder stands for the published host port in Options.
+const portPlaceholder = "{port}"
+
+// usesPort reports whether o refers to the host port.
+func usesPort(o Options) bool {
+	if strings.Contains(o.BaseURL, portPlaceholder) {
+		return true
 	}
-	return s
+	for _, v := range o.Labels {
+		if strings.Contains(v, portPlaceholder) {
+			return true
+		}
+	}
+	for _, a := range o.Args {
+		if strings.Contains(a, portPlaceholder) {
+			return true
+		}
+	}
+	return false
+}
+
+// expandPort replaces {port} with o.HostPort in BaseURL, Labels and Args,
+// without touching the caller's map or slice.
+func expandPort(o Options) Options {
+	if !usesPort(o) {
+		return o
+	}
+	p := strconv.Itoa(o.HostPort)
+	o.BaseURL = strings.ReplaceAll(o.BaseURL, portPlaceholder, p)
+	labels := make(map[string]string, len(o.Labels))
+	for k, v := range o.Labels {
+		labels[k] = strings.ReplaceAll(v, portPlaceholder, p)
+	}
+	o.Labels = labels
+	args := make([]string, len(o.Args))
+	for i, a := range o.Args {
+		args[i] = strings.ReplaceAll(a, portPlaceholder, p)
+	}
+	o.Args = args
+	return o
+}
+
+// freePort asks the kernel for a free TCP port on 127.0.0.1. Another
+// process may take it before the engine binds it; Start then picks again.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("choose a host port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func withDefaults(o Options) Options {
