@@ -37,7 +37,10 @@ func (r *recorder) rec(s string) {
 
 var errRecorder = errors.New("recorder: no engine")
 
-func (r *recorder) List(context.Context) ([]containers.Raw, error) { r.rec("list"); return nil, errRecorder }
+func (r *recorder) List(context.Context) ([]containers.Raw, error) {
+	r.rec("list")
+	return nil, errRecorder
+}
 func (r *recorder) Images(context.Context, []string) (map[string]string, error) {
 	r.rec("images")
 	return map[string]string{}, nil
@@ -50,12 +53,18 @@ func (r *recorder) Create(_ context.Context, s containers.Spec) (string, error) 
 	r.rec("create " + s.Name)
 	return "", errRecorder
 }
-func (r *recorder) Start(_ context.Context, id string) error { r.rec("start " + id); return errRecorder }
+func (r *recorder) Start(_ context.Context, id string) error {
+	r.rec("start " + id)
+	return errRecorder
+}
 func (r *recorder) Stop(_ context.Context, id string, _ time.Duration) error {
 	r.rec("stop " + id)
 	return errRecorder
 }
-func (r *recorder) Remove(_ context.Context, id string) error { r.rec("remove " + id); return errRecorder }
+func (r *recorder) Remove(_ context.Context, id string) error {
+	r.rec("remove " + id)
+	return errRecorder
+}
 
 // Hostile student names are refused by CheckStudent, and by Spawn before
 // any engine call, lock or directory.
