@@ -1,0 +1,540 @@
+// Command pass measures the observe-and-plan half of a container pass over
+// many containers on the real engine, with the engine API calls counted,
+// side by side with what a naive tool does: `docker ps -a` and one
+// `docker inspect` per container. See README.md.
+//
+//	go run ./bench/pass -n 1000 -running 50 -rounds 3
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/nbhosting/nbh-sync/activity"
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/reconcile"
+)
+
+func main() {
+	n := flag.Int("n", 1000, "managed containers to create (created, not started)")
+	running := flag.Int("running", 50, "of which running fake Jupyter servers")
+	courses := flag.Int("courses", 10, "courses the containers are spread over")
+	rounds := flag.Int("rounds", 3, "timed rounds of each side, interleaved")
+	workers := flag.Int("workers", 8, "concurrent engine calls while setting up and cleaning up")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *n, min(*running, *n), max(*courses, 1), max(*rounds, 1), max(*workers, 1)); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/pass:", err)
+		os.Exit(1)
+	}
+}
+
+// counter is an http.RoundTripper that counts engine API calls by method
+// and path (version prefix dropped).
+type counter struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	n    map[string]int
+}
+
+func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.count(r)
+	return c.base.RoundTrip(r)
+}
+
+func (c *counter) count(r *http.Request) {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/v1.") {
+		if i := strings.Index(p[1:], "/"); i > 0 {
+			p = p[i+1:]
+		}
+	}
+	// One inspect per container: group by the path's shape, not its ID.
+	if strings.HasPrefix(p, "/containers/") && strings.HasSuffix(p, "/json") && p != "/containers/json" {
+		p = "/containers/{id}/json"
+	}
+	c.mu.Lock()
+	c.n[r.Method+" "+p]++
+	c.mu.Unlock()
+}
+
+func (c *counter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = map[string]int{}
+	return n
+}
+
+func total(m map[string]int) int {
+	t := 0
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+func format(m map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		parts = append(parts, fmt.Sprintf("%s ×%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func socketPath() (string, error) {
+	h := os.Getenv("DOCKER_HOST")
+	if h == "" {
+		return "/var/run/docker.sock", nil
+	}
+	if p, ok := strings.CutPrefix(h, "unix://"); ok {
+		return p, nil
+	}
+	return "", fmt.Errorf("DOCKER_HOST=%s: counting needs the engine on a unix socket", h)
+}
+
+func unixTransport(sock string) *http.Transport {
+	return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}, MaxIdleConnsPerHost: 16}
+}
+
+func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
+	if _, err := exec.LookPath("docker"); err != nil {
+		return errors.New("the baseline needs the docker CLI on PATH")
+	}
+	sock, err := socketPath()
+	if err != nil {
+		return err
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ver, err := cli.ServerVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	prefix := "nbhtest-prv-pass" + hex.EncodeToString(b)
+	tmp, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	// Whatever happens from here on, clean up: containers first, then the
+	// images they use.
+	var tags []string
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+		defer cancel()
+		t0 := time.Now()
+		removed := cleanup(cctx, cli, prefix, workers)
+		for _, tag := range tags {
+			_, _ = cli.ImageRemove(cctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
+		}
+		fmt.Printf("cleanup: %d containers removed in %s\n", removed, time.Since(t0).Round(time.Millisecond))
+	}()
+
+	fmt.Printf("setup: building the fake Jupyter server and two images FROM scratch (%s)\n", prefix)
+	bin := filepath.Join(tmp, "fakejupyter")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./internal/fakejupyter/cmd/fakejupyter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build fakejupyter (run from the module root): %v\n%s", err, out)
+	}
+	img := prefix + "-img"
+	tags = append(tags, img+":old", img+":latest")
+	old, err := buildImage(ctx, cli, bin, img+":old")
+	if err != nil {
+		return err
+	}
+	cur, err := buildImage(ctx, cli, bin, img+":latest")
+	if err != nil {
+		return err
+	}
+
+	courseName := func(i int) string { return fmt.Sprintf("%s-c%d", prefix, i%nCourses) }
+	cfg := &manifest.Config{Version: 1, Courses: map[string]manifest.Course{}}
+	for i := range nCourses {
+		cfg.Courses[courseName(i)] = manifest.Course{Name: courseName(i), Image: img, Idle: manifest.Duration(2 * time.Hour),
+			Lingering: manifest.Duration(48 * time.Hour), RetireLimit: 50}
+	}
+
+	fmt.Printf("setup: creating %d containers (%d running), %d workers\n", n, running, workers)
+	t0 := time.Now()
+	var made atomic.Int64
+	err = parallel(ctx, n, workers, func(i int) error {
+		student := fmt.Sprintf("s%04d", i)
+		course := courseName(i)
+		id := old
+		if i%2 == 0 {
+			id = cur // half stale, half current
+		}
+		labels := map[string]string{containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: course, containers.LabelStudent: student}
+		cc := &container.Config{Image: id, Cmd: []string{"/fakejupyter"}, Labels: labels}
+		var hc *container.HostConfig
+		if i < running {
+			port, err := freePort()
+			if err != nil {
+				return err
+			}
+			labels[containers.LabelPort] = strconv.Itoa(port)
+			cc.Cmd = []string{"/fakejupyter", "--port=8888", "--base-url=/" + strconv.Itoa(port) + "/"}
+			cc.ExposedPorts = nat.PortSet{"8888/tcp": {}}
+			hc = &container.HostConfig{PortBindings: nat.PortMap{"8888/tcp": {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(port)}}},
+				Resources: container.Resources{Memory: 32 << 20}}
+		}
+		res, err := cli.ContainerCreate(ctx, cc, hc, nil, nil, containers.Name(course, student))
+		if err != nil {
+			return fmt.Errorf("create container %d: %w", i, err)
+		}
+		if i < running {
+			if err := cli.ContainerStart(ctx, res.ID, container.StartOptions{}); err != nil {
+				return fmt.Errorf("start container %d: %w", i, err)
+			}
+		}
+		if m := made.Add(1); m%200 == 0 {
+			fmt.Printf("  %d/%d\n", m, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("setup: %d containers in %s\n", n, time.Since(t0).Round(time.Millisecond))
+
+	// nbh-sync's side: the real Pass over a client whose transport counts.
+	ct := &counter{base: unixTransport(sock), n: map[string]int{}}
+	eng, err := containers.DialDocker(client.WithHTTPClient(&http.Client{Transport: ct}))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	probes := &counter{base: http.DefaultTransport, n: map[string]int{}}
+	prober := activity.New()
+	prober.Client = &http.Client{Transport: probes}
+	pass := &reconcile.Pass{Containers: containers.New(eng, nil, nil), Prober: prober, Root: tmp}
+	// Wait until the running servers answer, so that every round probes the
+	// same thing (a server still starting would be probed twice).
+	if err := waitServers(ctx, pass, cfg, running); err != nil {
+		return err
+	}
+
+	// The baseline: the docker CLI through a counting proxy of the socket.
+	proxySock := filepath.Join(tmp, "docker.sock")
+	pc := &counter{n: map[string]int{}}
+	stopProxy, err := countingProxy(proxySock, sock, pc)
+	if err != nil {
+		return err
+	}
+	defer stopProxy()
+	dockerCLI := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "docker", args...)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+proxySock)
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("docker %s: %w", args[0], err)
+		}
+		return out, nil
+	}
+	// What a naive tool does: list the managed containers, then inspect each
+	// one for its labels, state, start time and image.
+	naive := func(batch bool) (int, error) {
+		out, err := dockerCLI("ps", "-a", "-q", "--no-trunc", "--filter", "label="+containers.LabelManagedBy+"="+containers.ManagedBy)
+		if err != nil {
+			return 0, err
+		}
+		ids := strings.Fields(string(out))
+		if batch {
+			_, err := dockerCLI(append([]string{"inspect"}, ids...)...)
+			return len(ids), err
+		}
+		for _, id := range ids {
+			if _, err := dockerCLI("inspect", id); err != nil {
+				return 0, err
+			}
+		}
+		return len(ids), nil
+	}
+
+	var seen int
+	var syncT, planT, eachT, batchT []time.Duration
+	var syncCalls, probeCalls, eachCalls, batchCalls map[string]int
+	var actions map[reconcile.Kind]int
+	for r := range rounds {
+		fmt.Printf("round %d/%d\n", r+1, rounds)
+		ct.take()
+		probes.take()
+		t0 := time.Now()
+		obs, err := pass.Observe(ctx, cfg, false)
+		if err != nil {
+			return err
+		}
+		t1 := time.Now()
+		plan := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, t1)
+		syncT = append(syncT, time.Since(t0))
+		planT = append(planT, time.Since(t1))
+		syncCalls, probeCalls = ct.take(), probes.take()
+		actions = map[reconcile.Kind]int{}
+		mine := 0
+		for _, a := range plan {
+			if strings.HasPrefix(a.Course, prefix) {
+				actions[a.Kind]++
+				mine++
+			}
+		}
+		if mine != n {
+			return fmt.Errorf("the plan covers %d of our %d containers", mine, n)
+		}
+
+		pc.take()
+		t0 = time.Now()
+		seen, err = naive(false)
+		if err != nil {
+			return err
+		}
+		eachT = append(eachT, time.Since(t0))
+		eachCalls = pc.take()
+		if seen < n {
+			return fmt.Errorf("docker ps saw %d managed containers, want >= %d", seen, n)
+		}
+
+		t0 = time.Now()
+		if _, err := naive(true); err != nil {
+			return err
+		}
+		batchT = append(batchT, time.Since(t0))
+		batchCalls = pc.take()
+	}
+
+	med := func(ds []time.Duration) time.Duration {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	fmt.Printf("\npass (observe + plan) over %d managed containers (%d running, %d stale), %d courses; Docker %s (API %s); median of %d rounds\n",
+		n, running, n/2, nCourses, ver.Version, ver.APIVersion, rounds)
+	fmt.Printf("%-42s %10s %12s  %s\n", "", "wall", "engine calls", "detail")
+	fmt.Printf("%-42s %10s %12d  %s; plan alone %s; %d HTTP probes; actions %v\n", "nbh-sync Pass.Observe + Plan",
+		med(syncT).Round(time.Millisecond), total(syncCalls), format(syncCalls), med(planT).Round(time.Microsecond), total(probeCalls), actions)
+	fmt.Printf("%-42s %10s %12d  %s; %d CLI processes\n", "docker ps -a + docker inspect per container",
+		med(eachT).Round(time.Millisecond), total(eachCalls), format(eachCalls), seen+1)
+	fmt.Printf("%-42s %10s %12d  %s; 2 CLI processes\n", "docker ps -a + one docker inspect of all",
+		med(batchT).Round(time.Millisecond), total(batchCalls), format(batchCalls))
+	fmt.Printf("ratio nbh-sync/naive: wall %.4f, engine calls %.4f; nbh-sync/batched inspect: wall %.3f\n",
+		float64(med(syncT))/float64(med(eachT)), float64(total(syncCalls))/float64(total(eachCalls)),
+		float64(med(syncT))/float64(med(batchT)))
+	// One line for bench/run.sh's summary.
+	fmt.Printf("RESULT pass n=%d nbh=%s baseline=%s ratio=%.4f calls=%d baseline_calls=%d\n", n,
+		med(syncT).Round(time.Millisecond), med(eachT).Round(time.Millisecond), float64(med(syncT))/float64(med(eachT)),
+		total(syncCalls), total(eachCalls))
+	return nil
+}
+
+// waitServers polls until the running servers all answer their probe.
+func waitServers(ctx context.Context, pass *reconcile.Pass, cfg *manifest.Config, running int) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		obs, err := pass.Observe(ctx, cfg, false)
+		if err != nil {
+			return err
+		}
+		answered := 0
+		for _, r := range obs.Activity {
+			if r.State == activity.Answered {
+				answered++
+			}
+		}
+		if answered >= running {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d servers answer after 2m", answered, running)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// countingProxy serves the engine's API on a unix socket at path, counting
+// every request in c, for the CLI baseline. It returns a stop function.
+func countingProxy(path, engine string, c *counter) (func(), error) {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	target, _ := url.Parse("http://docker")
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = unixTransport(engine)
+	rp.FlushInterval = -1
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.count(r)
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
+}
+
+// parallel runs f(0..n-1) on workers goroutines and returns the first error.
+func parallel(ctx context.Context, n, workers int, f func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// cleanup removes every container whose name starts with prefix.
+func cleanup(ctx context.Context, cli *client.Client, prefix string, workers int) int {
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", prefix))})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cleanup: list containers:", err)
+		return 0
+	}
+	var ids []string
+	for _, c := range cs {
+		if len(c.Names) > 0 && strings.HasPrefix(strings.TrimPrefix(c.Names[0], "/"), prefix) {
+			ids = append(ids, c.ID)
+		}
+	}
+	var removed atomic.Int64
+	_ = parallel(ctx, len(ids), workers, func(i int) error {
+		if err := cli.ContainerRemove(ctx, ids[i], container.RemoveOptions{Force: true}); err != nil {
+			fmt.Fprintln(os.Stderr, "cleanup:", err)
+			return nil
+		}
+		removed.Add(1)
+		return nil
+	})
+	return int(removed.Load())
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// buildImage builds FROM scratch an image holding the fake server, with a
+// random label so that each call makes a distinct image ID.
+func buildImage(ctx context.Context, cli *client.Client, bin, tag string) (string, error) {
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", err
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL nbhtest.nonce=%x\nCMD [\"/fakejupyter\"]\n", b)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"fakejupyter", 0o755, data}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return "", err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", tag, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var msg struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			break
+		} else if err != nil {
+			return "", fmt.Errorf("build %s: %w", tag, err)
+		}
+		if msg.Error != "" {
+			return "", fmt.Errorf("build %s: %s", tag, msg.Error)
+		}
+	}
+	insp, err := cli.ImageInspect(ctx, tag)
+	if err != nil {
+		return "", err
+	}
+	return insp.ID, nil
+}

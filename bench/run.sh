@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# bench/run.sh — every benchmark of bench/README.md in sequence, then a
+# summary table of the ratios (nbh-sync / baseline; lower is better).
+# This is what `make bench` runs. Sizes come from the environment:
+#
+#   BENCH_REPOS=100        bench/gitpoll: course repos polled
+#   BENCH_ROUNDS=3         bench/gitpoll, bench/pass: timed rounds
+#   BENCH_SPAWN=10         bench/spawn: iterations (-benchtime Nx)
+#   BENCH_CONTAINERS=1000  bench/pass, bench/memory: containers (CI: 100)
+#   BENCH_RUNNING=50       bench/pass: of which running fake Jupyter servers
+#   BENCH_COURSES=100      bench/memory: courses
+#   BENCH_ONLY="pass spawn" run only these
+#   BENCH_OUT=DIR          where the full outputs go (default: a temp dir)
+#
+# A failing benchmark is reported and the others still run; the exit status
+# is 1 if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+GO=${GO:-go}
+OUT=${BENCH_OUT:-$(mktemp -d -t nbh-bench.XXXXXX)}
+mkdir -p "$OUT"
+ONLY=${BENCH_ONLY:-gitpoll spawn build pass memory}
+REPOS=${BENCH_REPOS:-100} ROUNDS=${BENCH_ROUNDS:-3} SPAWN=${BENCH_SPAWN:-10}
+CONTAINERS=${BENCH_CONTAINERS:-1000} RUNNING=${BENCH_RUNNING:-50} COURSES=${BENCH_COURSES:-100}
+
+rows=()
+failed=0
+row() { rows+=("$(printf '%-8s | %-30s | %-20s | %-36s | %s' "$@")"); }
+
+bench() { # name, command...
+	local name=$1; shift
+	case " $ONLY " in *" $name "*) ;; *) return 1 ;; esac
+	echo "=== $name: $*" >&2
+	local t0=$SECONDS
+	if "$@" >"$OUT/$name.txt" 2>&1; then
+		echo "    ok in $((SECONDS - t0))s ($OUT/$name.txt)" >&2
+		return 0
+	fi
+	echo "    FAILED in $((SECONDS - t0))s; last lines:" >&2
+	tail -n 15 "$OUT/$name.txt" | sed 's/^/    /' >&2
+	failed=1
+	row "$name" "FAILED" "" "" "see $OUT/$name.txt"
+	return 2
+}
+
+if bench gitpoll "$GO" run ./bench/gitpoll -repos "$REPOS" -rounds "$ROUNDS"; then
+	f=$OUT/gitpoll.txt
+	nbh=$(awk '/^gitwatch Mirrors.Update/ {print $NF}' "$f")
+	base=$(awk '/^git fetch/ {print $NF}' "$f")
+	ratio=$(sed -n 's/^ratio gitwatch\/git: CPU \([0-9.]*\), wall \([0-9.]*\).*/CPU \1, wall \2/p' "$f")
+	row gitpoll "no-change poll, $REPOS repos" "$nbh /poll" "$base /poll (git fetch)" "$ratio"
+fi
+
+if bench spawn "$GO" test -run XXX -bench SpawnVsDockerRun -benchtime "${SPAWN}x" -count 1 ./bench/spawn/; then
+	read -r nbh base ratio < <(awk '/^BenchmarkSpawnVsDockerRun/ {for (i=1;i<=NF;i++) {if ($i=="spawn-ms/op") s=$(i-1); if ($i=="dockerrun-ms/op") d=$(i-1); if ($i=="ratio") r=$(i-1)}; print s, d, r}' "$OUT/spawn.txt")
+	row spawn "new student, ${SPAWN}x" "${nbh} ms" "${base} ms (docker run -d)" "wall $ratio"
+fi
+
+if [ -d bench/build ]; then
+	# bench/build (from the images work): a Go program or a go test benchmark.
+	if ls bench/build/*_test.go >/dev/null 2>&1; then
+		cmd=("$GO" test -run XXX -bench . -count 1 ./bench/build/)
+	else
+		cmd=("$GO" run ./bench/build)
+	fi
+	if bench build "${cmd[@]}"; then
+		ratio=$(grep -iEo 'ratio[^0-9]*[0-9.]+' "$OUT/build.txt" | tail -n 1)
+		row build "image build" "" "(engine build)" "${ratio:-see $OUT/build.txt}"
+	fi
+else
+	case " $ONLY " in *" build "*) row build "not in this tree" "" "" "bench/build missing" ;; esac
+fi
+
+if bench pass "$GO" run ./bench/pass -n "$CONTAINERS" -running "$RUNNING" -rounds "$ROUNDS"; then
+	l=$(grep '^RESULT pass' "$OUT/pass.txt")
+	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
+	row pass "observe+plan, $CONTAINERS ctrs" "$(get nbh), $(get calls) calls" "$(get baseline), $(get baseline_calls) calls (ps+inspect)" "wall $(get ratio)"
+fi
+
+if bench memory "$GO" run ./bench/memory -courses "$COURSES" -containers "$CONTAINERS"; then
+	l=$(grep '^RESULT memory' "$OUT/memory.txt")
+	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
+	row memory "daemon, $COURSES courses, $CONTAINERS ctrs" "$(get rss_kb) kB RSS" "$(get floor_kb) kB (sleep)" "x$(get ratio) of the floor"
+fi
+
+echo
+printf '%-8s | %-30s | %-20s | %-36s | %s\n' bench "what" nbh-sync baseline ratio
+printf '%s\n' "--------------------------------------------------------------------------------------------------------"
+for r in "${rows[@]}"; do printf '%s\n' "$r"; done
+echo
+echo "full outputs: $OUT"
+exit $failed
