@@ -40,6 +40,27 @@ type site struct {
 	root   string
 }
 
+// ownContainers hides the student containers of other tests sharing the
+// engine (those of other courses): a pass here must neither count nor
+// touch them. Containers that are not student containers at all stay
+// visible, so that the product's own filtering is what leaves them alone.
+type ownContainers struct {
+	containers.Engine
+	prefix string // "<course>-x-"
+}
+
+func (o ownContainers) List(ctx context.Context) ([]containers.Raw, error) {
+	all, err := o.Engine.List(ctx)
+	var out []containers.Raw
+	for _, r := range all {
+		_, _, student := containers.SplitName(r.Name)
+		if strings.HasPrefix(r.Name, o.prefix) || (!student && r.Labels[containers.LabelManagedBy] == "") {
+			out = append(out, r)
+		}
+	}
+	return out, err
+}
+
 // newSite builds images v1 and v2 of a course, with v1 as :latest, and a
 // Pass over the real engine.
 func newSite(t *testing.T, cli *client.Client) *site {
@@ -59,7 +80,8 @@ func newSite(t *testing.T, cli *client.Client) *site {
 		}}
 	s.cfg = &manifest.Config{Version: 1, Courses: map[string]manifest.Course{name: s.co}, Defaults: manifest.Defaults{
 		Idle: manifest.Duration(2 * time.Hour), Lingering: manifest.Duration(48 * time.Hour), RetireLimit: 50}}
-	s.m = containers.New(containers.NewDocker(cli), nil, nil)
+	// Only this test's containers: the engine is shared with other tests.
+	s.m = containers.New(ownContainers{containers.NewDocker(cli), name + containers.NameSep}, nil, nil)
 	p := activity.New()
 	p.SecondLook = 50 * time.Millisecond
 	s.pass = &Pass{Containers: s.m, Prober: p, Root: s.root, Concurrency: 4}
@@ -284,7 +306,7 @@ func TestEngineCallsDoNotGrowWithContainers(t *testing.T) {
 	}
 	counted := requireDocker(t, client.WithHTTPClient(&http.Client{Transport: ct}))
 	s := newSite(t, requireDocker(t))
-	s.m = containers.New(containers.NewDocker(counted), nil, nil)
+	s.m = containers.New(ownContainers{containers.NewDocker(counted), s.co.Name + containers.NameSep}, nil, nil)
 	s.pass.Containers = s.m
 	ctx := t.Context()
 	made := 0
