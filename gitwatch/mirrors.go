@@ -17,10 +17,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/nbhosting/nbh-sync/manifest"
@@ -396,18 +399,28 @@ func (r *remote) open() (*git.Repository, error) {
 	if r.repo != nil {
 		return r.repo, nil
 	}
-	repo, err := git.PlainOpen(r.dir)
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return nil, err
+	}
+	st := storage(r.dir)
+	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(filepath.Dir(r.dir), 0o755); err != nil {
-			return nil, err
-		}
-		repo, err = git.PlainInit(r.dir, true)
+		repo, err = git.Init(st, nil)
 	}
 	if err != nil {
 		return nil, err
 	}
 	r.repo = repo
 	return repo, nil
+}
+
+// largeObject is the size above which a blob is streamed from its pack
+// rather than read whole: a course repo may hold big data files.
+const largeObject = 1 << 20
+
+// storage is the object storage of the git directory dir.
+func storage(dir string) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(), filesystem.Options{LargeObjectThreshold: largeObject})
 }
 
 func hasCommit(repo *git.Repository, h plumbing.Hash) bool {

@@ -9,9 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -19,7 +17,6 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/plumbing/transport/server"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
-	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/nbhosting/nbh-sync/manifest"
 )
@@ -85,7 +82,7 @@ func loadLocal(p string) (storer.Storer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return filesystem.NewStorage(osfs.New(gitDir), cache.NewObjectLRUDefault()), nil
+	return storage(gitDir), nil
 }
 
 // findGitDir returns the git directory of the repository at p.
