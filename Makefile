@@ -40,6 +40,9 @@ image: build ## the daemon's own image, nbh-sync:latest (see Dockerfile)
 	cp /etc/ssl/certs/ca-certificates.crt bin/
 	docker build -t nbh-sync:$(VERSION) -t nbh-sync:latest .
 
+bench: ## every performance figure, side by side with its baseline (see bench/README.md)
+	bash bench/run.sh
+
 fuzz: ## fuzz the courses.yaml parser for FUZZTIME (default 60s)
 	$(GO) test ./manifest -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s}
 

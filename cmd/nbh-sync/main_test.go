@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -26,8 +27,8 @@ func TestValidate(t *testing.T) {
 		{"example file", []string{"validate", "../../examples/courses.yaml"}, 0, "valid: 5 courses"},
 		{"broken", []string{"validate", "../../manifest/testdata/bad/many-problems.yaml"}, 1, "many-problems.yaml:9:5: courses.Bad Name.lingering: invalid duration \"1 day\""},
 		{"--config used without PATH", []string{"validate", "--config", "../../examples"}, 0, "valid"},
-		{"no courses.yaml", []string{"validate", "../../manifest"}, 1, "no courses.yaml in this directory"},
-		{"missing path", []string{"validate", "/nonexistent/x"}, 1, "no such file"},
+		{"no courses.yaml, no repo", []string{"validate", os.TempDir()}, 1, "not courses.yaml, nor a folder holding one, nor a git repo"},
+		{"missing path", []string{"validate", "/nonexistent/x"}, 1, "not courses.yaml, nor a folder holding one, nor a git repo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,5 +89,37 @@ func TestHelpEverywhere(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "Usage:") {
 			t.Errorf("%s --help: exit %d\n%s", c.Name(), code, out)
 		}
+	}
+}
+
+// TestValidateLintsDockerfiles: validate runs the Dockerfile lint on the
+// admin Dockerfiles, with file:line.
+func TestValidateLintsDockerfiles(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir+"/courses.yaml", "version: 1\ncourses:\n  intro:\n    repo: /srv/intro\n    image: base\n")
+	write(t, dir+"/images/base.dockerfile", "FROM debian:latest\nUSER jovyan\n")
+	code, out, _ := runCLI(t, "validate", dir)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{"images/base.dockerfile:1", "images/base.dockerfile:2", "start-in-dir-as-uid.sh"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestValidateGitRepo: a git URL is validated at its committed head.
+func TestValidateGitRepo(t *testing.T) {
+	work, bare := t.TempDir(), t.TempDir()
+	git(t, work, "init", "-q", "-b", "main")
+	write(t, work+"/courses.yaml", "version: 1\ncourses:\n  intro:\n    repo: .\n    idle: 2 hours\n")
+	git(t, work, "add", "-A")
+	git(t, work, "commit", "-qm", "bad")
+	git(t, bare, "init", "-q", "--bare", "-b", "main")
+	git(t, work, "push", "-q", bare, "main")
+	code, out, errOut := runCLI(t, "validate", "file://"+bare)
+	if code != 1 || !strings.Contains(out, `courses.yaml:5:5: courses.intro.idle: invalid duration "2 hours"`) {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -78,38 +82,86 @@ it is not.`,
 	return cmd
 }
 
-// validatePath validates the config found at path.
+// validatePath validates the config found at path: the files on disk when
+// path is courses.yaml or a folder holding it, else the committed state of
+// the git repo (URL, bare repo, or work tree) path names.
 func validatePath(cmd *cobra.Command, g *globals, path string) (*validateReport, error) {
-	dir, file, err := localConfig(path)
-	if err != nil {
-		return nil, err
+	if dir, file, ok := onDisk(path); ok {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", file, err)
+		}
+		return check(file, data, dirSources{dir: dir}, func(p string) ([]byte, error) {
+			return os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		}), nil
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", file, err)
-	}
-	return check(file, data, dirSources{dir: dir}), nil
+	return validateRepo(cmd.Context(), g, path)
 }
 
-// localConfig finds courses.yaml at a local path: the file itself or the
-// directory holding it.
-func localConfig(path string) (dir, file string, err error) {
+// onDisk finds courses.yaml at a local path: the file itself or the folder
+// holding it.
+func onDisk(path string) (dir, file string, ok bool) {
 	fi, err := os.Stat(path)
-	if err != nil {
-		return "", "", fmt.Errorf("config %s: %w", path, err)
-	}
-	if !fi.IsDir() {
-		return filepath.Dir(path), path, nil
+	switch {
+	case err != nil:
+		return "", "", false
+	case !fi.IsDir():
+		return filepath.Dir(path), path, true
 	}
 	file = filepath.Join(path, manifest.FileName)
 	if _, err := os.Stat(file); err != nil {
-		return "", "", fmt.Errorf("config %s: no %s in this directory; give the directory that holds it, or the file", path, manifest.FileName)
+		return "", "", false
 	}
-	return path, file, nil
+	return path, file, true
 }
 
-// check parses data and resolves every image against src.
-func check(file string, data []byte, src manifest.Sources) *validateReport {
+// validateRepo fetches the config repo at location into a scratch
+// directory and validates its head commit, as the daemon would.
+func validateRepo(ctx context.Context, g *globals, location string) (*validateReport, error) {
+	loc, err := gitwatch.LocateConfig(location, "")
+	if err != nil {
+		return nil, fmt.Errorf("config %s: not courses.yaml, nor a folder holding one, nor a git repo: %w", location, err)
+	}
+	tmp, err := os.MkdirTemp("", "nbh-sync-validate-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	m := gitwatch.NewMirrors(tmp, g.log, gitwatch.Options{})
+	res, err := gitwatch.NewConfigLoader(m, tmp, loc, nil, g.log).Peek(ctx)
+	if err != nil {
+		return nil, err
+	}
+	file := path.Join(loc.Dir, manifest.FileName)
+	rep := &validateReport{File: file, Errors: []manifest.Problem{}, Warnings: []manifest.Problem{}, Images: []string{}}
+	if res.Rejected != nil {
+		for _, p := range res.Rejected.Problems {
+			if p.Warning {
+				rep.Warnings = append(rep.Warnings, p)
+			} else {
+				rep.Errors = append(rep.Errors, p)
+			}
+		}
+		return rep, nil
+	}
+	rev := res.Current
+	rep.Valid, rep.Courses, rep.Images = true, len(rev.Config.Courses), rev.Config.ImageNames()
+	rep.Warnings = append(rep.Warnings, rev.Warnings...)
+	tree := rev.Sources.ConfigTree()
+	lint(rep, rev.Config, rev.Sources, func(p string) ([]byte, error) {
+		f, err := tree.File(p)
+		if err != nil {
+			return nil, err
+		}
+		s, err := f.Contents()
+		return []byte(s), err
+	})
+	return rep, nil
+}
+
+// check parses data and resolves every image against src; read reads a
+// file of the config repo, for the lint of admin Dockerfiles.
+func check(file string, data []byte, src manifest.Sources, read func(p string) ([]byte, error)) *validateReport {
 	rep := &validateReport{File: file, Errors: []manifest.Problem{}, Warnings: []manifest.Problem{}, Images: []string{}}
 	c, warns, err := manifest.Parse(file, data)
 	rep.Warnings = append(rep.Warnings, warns...)
@@ -125,8 +177,33 @@ func check(file string, data []byte, src manifest.Sources) *validateReport {
 			rep.Errors = append(rep.Errors, p)
 		}
 	}
+	lint(rep, c, src, read)
 	rep.Valid = len(rep.Errors) == 0
 	return rep
+}
+
+// lint runs the Dockerfile lint (SPEC §3) on every admin Dockerfile of the
+// config repo; course Dockerfiles are linted before each build, once their
+// repo is fetched.
+func lint(rep *validateReport, c *manifest.Config, src manifest.Sources, read func(p string) ([]byte, error)) {
+	for _, name := range c.ImageNames() {
+		s, err := c.ResolveImage(name, src)
+		if err != nil || s.Kind == manifest.FromCourse {
+			continue
+		}
+		data, err := read(s.Dockerfile)
+		if err != nil {
+			continue // CheckImages has said it is missing
+		}
+		for _, p := range images.Lint(s.Dockerfile, data) {
+			if p.Warning {
+				rep.Warnings = append(rep.Warnings, p)
+			} else {
+				rep.Errors = append(rep.Errors, p)
+				rep.Valid = false
+			}
+		}
+	}
 }
 
 // dirSources answers manifest.Sources from a config directory on disk;
