@@ -108,7 +108,7 @@ func (d *daemon) verifyHook(ctx context.Context, provider string, r *http.Reques
 	}
 	push, err := webhook.Parse(webhook.Provider(provider), r.Header, body)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", server.ErrInvalid, err)
 	}
 	if !push.IsPush {
 		return nil, nil

@@ -44,7 +44,8 @@ type HookVerifier interface {
 	// Verify returns the repos (URLs as in courses.yaml) a verified push
 	// names; an empty list with a nil error means a verified event that
 	// triggers nothing (a ping). An error wrapping ErrUnknownProvider is
-	// answered 404, any other error 401.
+	// answered 404, one wrapping ErrInvalid (a verified but unreadable
+	// payload) 400, any other error 401.
 	Verify(ctx context.Context, provider string, r *http.Request, body []byte) (repos []string, err error)
 }
 

@@ -380,6 +380,11 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err.Error())
 		return
 	}
+	if errors.Is(err, ErrInvalid) {
+		// Signed, hence from the forge, but unreadable: say so.
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if err != nil {
 		// The reason goes to the log, not to an unauthenticated caller.
 		s.log.Warn("webhook refused", "provider", provider, "remote", r.RemoteAddr, "err", err)

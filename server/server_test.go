@@ -238,6 +238,8 @@ func TestHooks(t *testing.T) {
 			return nil, errors.New("signature mismatch")
 		case string(body) == `{"zen":"ping"}`:
 			return nil, nil
+		case string(body) == `{"ref":`:
+			return nil, fmt.Errorf("%w: unreadable payload", server.ErrInvalid)
 		}
 		return []string{"https://github.com/parmentelat/flotpython.git"}, nil
 	})
@@ -266,7 +268,8 @@ func TestHooks(t *testing.T) {
 		{"too large", "github", "sha256=good", strings.Repeat("x", 2048), 413, "larger than 1024", 2, 0},
 		{"unknown provider", "bitbucket", "sha256=good", `{}`, 404, "unknown webhook provider", 3, 0},
 		{"ping", "github", "sha256=good", `{"zen":"ping"}`, 202, `"courses": []`, 4, 0},
-		{"push", "github", "sha256=good", `{"ref":"refs/heads/master"}`, 202, `"flotpython"`, 5, 1},
+		{"signed but unreadable", "github", "sha256=good", `{"ref":`, 400, "unreadable payload", 5, 0},
+		{"push", "github", "sha256=good", `{"ref":"refs/heads/master"}`, 202, `"flotpython"`, 6, 1},
 	}
 	for _, tt := range tests {
 		code, body := post(tt.provider, tt.sig, tt.body)
