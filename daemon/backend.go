@@ -10,6 +10,7 @@ import (
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 	"github.com/nbhosting/nbh-sync/trigger"
@@ -78,7 +79,7 @@ func (b backend) Sync(ctx context.Context, req server.SyncRequest) (server.SyncR
 		courses = []string{req.Course}
 	}
 	if len(req.Repos) > 0 { // a webhook: the courses of the pushed repos
-		courses = coursesOf(b.d.site, cfg.CourseNames(), req.Repos)
+		courses = coursesOf(b.d.site.Location().URL, cfg, req.Repos)
 	}
 	b.d.queue.Trigger(siteKey, kinds, req.Source)
 	return server.SyncResult{Courses: courses}, nil
@@ -137,18 +138,14 @@ func (d *daemon) verifyHook(ctx context.Context, provider string, r *http.Reques
 	return repos, nil
 }
 
-// coursesOf returns the courses whose repo is one of repos (or that live in
-// the config repo, when it is one of them).
-func coursesOf(s *site.Site, names []string, repos []string) []string {
-	cfg, err := s.Config(context.Background())
-	if err != nil {
-		return nil
-	}
+// coursesOf returns the courses whose repo is one of repos (those in the
+// config repo when it is one of them).
+func coursesOf(configURL string, cfg *manifest.Config, repos []string) []string {
 	var out []string
-	for _, name := range names {
+	for _, name := range cfg.CourseNames() {
 		repo := cfg.Courses[name].Repo
 		if repo == "." {
-			repo = s.Location().URL
+			repo = configURL
 		}
 		if slices.Contains(repos, repo) {
 			out = append(out, name)

@@ -82,7 +82,7 @@ type daemon struct {
 
 	mu       sync.Mutex
 	watching []string           // local repo paths watched
-	stopWalk context.CancelFunc // stops the current watcher
+	stopWatch context.CancelFunc // stops the current watcher
 }
 
 // Run runs the daemon until ctx ends, then stops gracefully: no new pass
@@ -257,16 +257,16 @@ func (d *daemon) watch(ctx context.Context, paths []string) {
 	if slices.Equal(paths, d.watching) {
 		return
 	}
-	if d.stopWalk != nil {
-		d.stopWalk()
-		d.stopWalk = nil
+	if d.stopWatch != nil {
+		d.stopWatch()
+		d.stopWatch = nil
 	}
 	d.watching = paths
 	if len(paths) == 0 {
 		return
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.stopWalk = cancel
+	d.stopWatch = cancel
 	debounce := d.opts.Debounce
 	if debounce <= 0 {
 		debounce = 300 * time.Millisecond
@@ -286,8 +286,8 @@ func (d *daemon) watch(ctx context.Context, paths []string) {
 func (d *daemon) stopWatching() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.stopWalk != nil {
-		d.stopWalk()
+	if d.stopWatch != nil {
+		d.stopWatch()
 	}
 }
 

@@ -58,7 +58,8 @@ type Site struct {
 	builder  *images.Builder    // made from the first config's build: section
 	failed   map[string]failure // image → its last failed build
 	notifier *notify.Notifier
-	notifyOf []manifest.Notifier
+	notifyOf []manifest.Notifier // the notify: section notifier was made from
+	notifyOK bool                // notifier was made (nil when notify: is broken)
 	lastPass *PassReport
 }
 
@@ -221,15 +222,15 @@ func (s *Site) Config(ctx context.Context) (*manifest.Config, error) {
 
 // refreshNotifier (re)makes the notifier when notify: changed. s.mu held.
 func (s *Site) refreshNotifier(cfg *manifest.Config) {
-	if s.notifier != nil && reflect.DeepEqual(s.notifyOf, cfg.Notify) {
+	if s.notifyOK && reflect.DeepEqual(s.notifyOf, cfg.Notify) {
 		return
 	}
 	n, err := notify.New(cfg.Notify, notify.Options{Logger: s.log})
 	if err != nil {
-		s.log.Error("notifications off", "err", err)
+		s.log.Error("notifications off until notify: changes", "err", err)
 		n = nil
 	}
-	s.notifier, s.notifyOf = n, cfg.Notify
+	s.notifier, s.notifyOf, s.notifyOK = n, cfg.Notify, true
 }
 
 func problems(r *gitwatch.Rejection) string {
