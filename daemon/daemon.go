@@ -80,8 +80,8 @@ type daemon struct {
 	ready      atomic.Bool
 	allowPrune atomic.Bool // one-shot confirmation of a mass prune
 
-	mu       sync.Mutex
-	watching []string           // local repo paths watched
+	mu        sync.Mutex
+	watching  []string           // local repo paths watched
 	stopWatch context.CancelFunc // stops the current watcher
 }
 
