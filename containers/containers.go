@@ -114,7 +114,7 @@ func CheckStudent(s string) error {
 	case len(s) > MaxStudentLen:
 		return fmt.Errorf("%w %q: longer than %d characters", ErrBadStudent, s, MaxStudentLen)
 	case !namePart.MatchString(s) || strings.Contains(s, ".."):
-		return fmt.Errorf("%w %q: want lowercase letters, digits, -, _ and ., not starting with . or - and without ..", ErrBadStudent, s)
+		return fmt.Errorf("%w %q: want lowercase letters, digits, -, _ and . (no leading . or -, no double dot)", ErrBadStudent, s)
 	}
 	return nil
 }

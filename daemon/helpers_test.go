@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	gobuild "go/build"
 	"io"
 	"net/http"
 	"net/http/cgi"
@@ -16,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -257,7 +257,7 @@ func nbhSyncBinary(t *testing.T) string {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, "../cmd/nbh-sync")...)
+	cmd := exec.Command(filepath.Join(gobuild.Default.GOROOT, "bin", "go"), append(args, "../cmd/nbh-sync")...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/nbh-sync: %v\n%s", err, b)
 	}

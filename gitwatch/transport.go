@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -219,13 +218,4 @@ func redact(err error, secrets []string) error {
 		}
 	}
 	return &redactedError{msg: msg, err: err}
-}
-
-// refName is the branch ref a mirror keeps for branch; "HEAD" stands for
-// whatever the remote's HEAD points to.
-func refName(branch string) plumbing.ReferenceName {
-	if branch == "HEAD" {
-		return plumbing.HEAD
-	}
-	return plumbing.NewBranchReferenceName(branch)
 }

@@ -4,10 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +55,7 @@ func toolBinary(t *testing.T) []byte {
 		}
 		defer os.RemoveAll(dir)
 		out := filepath.Join(dir, "tool")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./testdata/tool")
+		cmd := exec.Command(filepath.Join(build.Default.GOROOT, "bin", "go"), "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./testdata/tool")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			tool.err = &exec.ExitError{Stderr: b}

@@ -75,7 +75,9 @@ func TestCLIAgainstASite(t *testing.T) {
 	// A notebook-only commit: the checkout moves, nothing is built.
 	write(t, filepath.Join(cfg, "course/lesson.ipynb"), `{"cells": []}`+"\n")
 	git(t, cfg, "commit", "-qam", "notebook")
-	code, out = nbh("plan", "--json")
+	if code, out = nbh("plan", "--json"); code != 0 {
+		t.Fatalf("plan --json: exit %d\n%s", code, out)
+	}
 	var plan struct {
 		Pulls  []struct{ Course string }
 		Builds []struct{ Image, Action string }
@@ -124,7 +126,7 @@ func TestCLIAgainstASite(t *testing.T) {
 	if code, out = nbh("sync"); code != 1 || !strings.Contains(out, `courses.yaml:5:5: courses.`+course+`.idle: invalid duration "2 hours"`) {
 		t.Fatalf("sync of a bad config: exit %d\n%s", code, out)
 	}
-	if code, out = nbh("status"); !strings.Contains(out, "rejected") {
+	if code, out = nbh("status"); code != 0 || !strings.Contains(out, "rejected") {
 		t.Fatalf("status after a rejected config:\n%s", out)
 	}
 }
