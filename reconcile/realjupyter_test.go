@@ -119,11 +119,15 @@ func TestPassRealJupyter(t *testing.T) {
 	}
 	alice, bob := start("alice"), start("bob")
 
-	ka, err := alice.CreateKernel(ctx)
+	// A settled kernel first: the server's listing of a fresh one lags.
+	ka, err := alice.SettledKernel(ctx, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := alice.StartExecution(ctx, ka.ID, "import time; time.sleep(600)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.WaitKernelState(ctx, ka.ID, "busy", time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	kb, err := bob.CreateKernel(ctx)

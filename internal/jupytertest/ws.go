@@ -124,3 +124,50 @@ func (s *Server) execute(ctx context.Context, kernelID, code string, returnWhenB
 		}
 	}
 }
+
+// SettledKernel creates a kernel and runs a trivial cell in it until the
+// server lists it idle. The server's REST view of a fresh kernel can lag
+// (listed "starting", or a missed "busy"), which makes a first long cell
+// look idle; a test that needs a reliably busy kernel starts from here.
+func (s *Server) SettledKernel(ctx context.Context, timeout time.Duration) (Kernel, error) {
+	k, err := s.CreateKernel(ctx)
+	if err != nil {
+		return Kernel{}, err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		if out, err := s.Execute(ctx, k.ID, "print(6*7)"); err == nil && out == "42\n" {
+			if got, err := s.WaitKernelState(ctx, k.ID, "idle", time.Second); err == nil {
+				return got, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return Kernel{}, fmt.Errorf("kernel %s not listed idle after a cell within %s", k.ID, timeout)
+		}
+	}
+}
+
+// WaitKernelState polls the kernel (untracked) until the server lists it
+// in state, or timeout passes.
+func (s *Server) WaitKernelState(ctx context.Context, id, state string, timeout time.Duration) (Kernel, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ks, err := s.KernelsUntracked(ctx)
+		if err != nil {
+			return Kernel{}, err
+		}
+		for _, k := range ks {
+			if k.ID == id && k.ExecutionState == state {
+				return k, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return Kernel{}, fmt.Errorf("kernel %s not listed %s within %s", id, state, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return Kernel{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
