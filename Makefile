@@ -40,6 +40,9 @@ image: build ## the daemon's own image, nbh-sync:latest (see Dockerfile)
 	cp /etc/ssl/certs/ca-certificates.crt bin/
 	docker build -t nbh-sync:$(VERSION) -t nbh-sync:latest .
 
+e2e: ## end-to-end: the daemon as a process, real engine, real Jupyter (bash testimages/jupyter/build.sh first; see e2e/README.md)
+	$(GO) test -tags e2e -race -count=1 -timeout 30m ./e2e/...
+
 fuzz: ## fuzz the courses.yaml parser for FUZZTIME (default 60s)
 	$(GO) test ./manifest -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s}
 
