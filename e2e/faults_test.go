@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,8 @@ func TestEngineOutage(t *testing.T) {
 	tm := newTimings(t)
 	ctx := t.Context()
 	name := s.prefix + "-eng"
-	r := s.imageRepo("eng", "v1")
-	d, proxy := s.start(fakeCourse{name: name, repo: r.url, kernels: idleKernels})
+	r := s.imageRepo("eng", "v1", idleKernels)
+	d, proxy := s.start(fakeCourse{name: name, repo: r.url})
 	d.waitReady(3 * time.Minute)
 	key1 := imageView(d.mustStatus(), name).BuildKey
 	if key1 == "" {
@@ -101,7 +102,7 @@ func TestBadRemotes(t *testing.T) {
 	tm := newTimings(t)
 	ctx := t.Context()
 	good, hung, failing := s.prefix+"-good", s.prefix+"-hung", s.prefix+"-failing"
-	goodRepo := s.imageRepo("good", "v1")
+	goodRepo := s.imageRepo("good", "v1", "")
 	hungRepo := s.git.newRepo(t, "hung", map[string]string{"intro.md": "# hung\n"})
 	failRepo := s.git.newRepo(t, "failing", map[string]string{"intro.md": "# failing\n"})
 	s.git.set("hung.git", hang)
@@ -140,7 +141,6 @@ func TestBadRemotes(t *testing.T) {
 	tm.phase("errors and backoff visible in /api/status")
 
 	// The instructor of the good course pushes: it still gets built.
-	pushed := time.Now()
 	commit := goodRepo.commit(t, map[string]string{"docker-image/marker.txt": "v2\n"}, "v2")
 	d.hook(goodRepo.url)
 	waited := eventually(t, 4*time.Minute, "the good course built after its push", func() (bool, string) {
@@ -152,7 +152,6 @@ func TestBadRemotes(t *testing.T) {
 		return strings.Contains(im.Source, commit[:12]), im.Source
 	})
 	t.Logf("push to the good course built %s after the push (the hung remote's timeout can hold a pass)", waited.Round(100*time.Millisecond))
-	_ = pushed
 	tm.phase("push to the good course -> built despite the others")
 
 	// The failing forge is repaired; its webhook ends the backoff at once.
@@ -198,9 +197,13 @@ func checkEngineClean(t *testing.T, s *fakeSite, imageName string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An unsmoked build may stay as the (untagged) parent of the build
+	// that passed; one with a tag is a leftover of an interrupted build
+	// that prune missed.
 	for _, im := range ims {
-		if im.Labels["org.nbhosting.smoke"] != "passed" && len(im.RepoTags) > 0 {
-			t.Errorf("unsmoked build still tagged: %s %v", im.ID, im.RepoTags)
+		tags := slices.DeleteFunc(slices.Clone(im.RepoTags), func(s string) bool { return s == "<none>:<none>" })
+		if im.Labels["org.nbhosting.smoke"] != "passed" && len(tags) > 0 {
+			t.Errorf("unsmoked build still tagged: %s %v", im.ID, tags)
 		}
 	}
 }

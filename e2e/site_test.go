@@ -4,12 +4,14 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
+	"github.com/nbhosting/nbh-sync/server"
 )
 
 // Kernels the fake Jupyter server reports (FAKE_KERNELS): one idle since
@@ -43,10 +45,17 @@ func newFakeSite(t *testing.T) *fakeSite {
 }
 
 // imageRepo makes a course repo named name whose docker-image/ builds a
-// course image on the base image; marker tells versions apart.
-func (s *fakeSite) imageRepo(name, marker string) *repo {
+// course image on the base image; marker tells versions apart. kernels,
+// when set, are the kernels its servers start with (an ENV of the image:
+// courses.yaml refuses braces in container settings, they look like
+// placeholders).
+func (s *fakeSite) imageRepo(name, marker, kernels string) *repo {
+	df := "FROM " + s.base + "\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\nCOPY marker.txt /marker.txt\n"
+	if kernels != "" {
+		df += "ENV FAKE_KERNELS='" + kernels + "'\n"
+	}
 	return s.git.newRepo(s.t, name, map[string]string{
-		"docker-image/nbhosting.Dockerfile": "FROM " + s.base + "\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\nCOPY marker.txt /marker.txt\n",
+		"docker-image/nbhosting.Dockerfile": df,
 		"docker-image/marker.txt":           marker + "\n",
 		"notebooks/intro.md":                "# " + name + "\n",
 	})
@@ -56,7 +65,6 @@ func (s *fakeSite) imageRepo(name, marker string) *repo {
 type fakeCourse struct {
 	name, repo string
 	image      string // "" for the course's own
-	kernels    string // FAKE_KERNELS of its servers
 }
 
 // yaml is the courses.yaml of courses, with pulls and passes every second.
@@ -81,9 +89,6 @@ courses:
 		if c.image != "" {
 			fmt.Fprintf(&b, "    image: %s\n", c.image)
 		}
-		if c.kernels != "" {
-			fmt.Fprintf(&b, "    container:\n      env: {FAKE_KERNELS: '%s'}\n", c.kernels)
-		}
 	}
 	return b.String()
 }
@@ -97,4 +102,19 @@ func (s *fakeSite) start(courses ...fakeCourse) (*daemon, *engineProxy) {
 	d := newDaemon(s.t, s.config.url, proxy.host())
 	d.start()
 	return d, proxy
+}
+
+// setKernels replaces the kernels of a fake server (its control endpoint).
+func setKernels(t *testing.T, sp server.SpawnResult, token, kernels string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, sp.URL+"fake/kernels", strings.NewReader(kernels))
+	req.Header.Set("Authorization", "token "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("set kernels: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("set kernels: %s", resp.Status)
+	}
 }
