@@ -15,7 +15,7 @@ LISTEN ?= 127.0.0.1:8787
 .PHONY: help build test lint verify run bench e2e fuzz image clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/nbh-sync, version stamped
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nbh-sync
@@ -42,6 +42,9 @@ image: build ## the daemon's own image, nbh-sync:latest (see Dockerfile)
 
 bench: ## every performance figure, side by side with its baseline (see bench/README.md)
 	bash bench/run.sh
+
+e2e: ## end-to-end: the daemon as a process, real engine, real Jupyter (bash testimages/jupyter/build.sh first)
+	$(GO) test -tags e2e -race -count=1 -timeout 30m ./e2e/...
 
 fuzz: ## fuzz the courses.yaml parser for FUZZTIME (default 60s)
 	$(GO) test ./manifest -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s}

@@ -206,6 +206,29 @@ func TestEngineRollout(t *testing.T) {
 	}
 }
 
+// A course removed from courses.yaml keeps its servers' token only in the
+// defaults: the probe must send it, or the servers refuse it, never look
+// idle and are never removed.
+func TestEngineRemovedCourseProbedWithDefaultToken(t *testing.T) {
+	s := newSite(t, requireDocker(t))
+	bob := s.spawn(t, "bob")
+	setKernels(t, bob, "bob-tok", []fakejupyter.Kernel{{ID: "k", ExecutionState: "idle", LastActivity: time.Now().Add(-3 * time.Hour)}})
+	cfg := &manifest.Config{Version: 1, Courses: map[string]manifest.Course{}, Defaults: s.cfg.Defaults}
+	cfg.Defaults.Container.Token = s.co.Container.Token
+	// Only this test's containers count: the engine is shared.
+	obs, err := s.pass.Observe(t.Context(), cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := obs.Activity[bob.ID]; r.State != activity.Answered {
+		t.Fatalf("probe of a removed course's server: %+v, want answered", r)
+	}
+	a := byStudent(Plan(obs.Desired, obs.Containers, obs.Activity, time.Now()))["bob"]
+	if a.Kind != Remove {
+		t.Errorf("bob's container in a removed course, idle 3h: %s (%s), want remove", a.Kind, a.Reason)
+	}
+}
+
 // A spawn racing a pass never loses the container it hands out.
 func TestEngineSpawnRacesPass(t *testing.T) {
 	s := newSite(t, requireDocker(t))

@@ -48,9 +48,16 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 			continue
 		}
 		t := activity.Target{ID: c.ID, URL: containers.URL(p.Containers.HostIP, c.Port), StartedAt: c.StartedAt}
-		if st, ok := d.Courses[c.Course]; ok && st.Course.Container.Token != "" {
+		// A course gone from courses.yaml has only the defaults left to
+		// say its token; without one its servers refuse the probe, never
+		// look idle, and are never removed.
+		token := d.Defaults.Container.Token
+		if st, ok := d.Courses[c.Course]; ok {
+			token = st.Course.Container.Token
+		}
+		if token != "" {
 			v := containers.Vars{Root: p.Root, Course: c.Course, Student: c.Student, UID: c.UID, Port: c.Port}
-			t.Token = v.Expand(st.Course.Container.Token)
+			t.Token = v.Expand(token)
 		}
 		targets = append(targets, t)
 	}

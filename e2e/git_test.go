@@ -1,0 +1,136 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func runGit(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), gitEnv...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// remoteMode is how the git server answers for one repo.
+type remoteMode int
+
+const (
+	serve remoteMode = iota // git http-backend
+	hang                    // accept, read the request, never answer
+	fail                    // HTTP 500
+)
+
+// gitServer serves the bare repos under dir over HTTP with the real git
+// http-backend (as a forge would), each repo switchable to hang or fail.
+type gitServer struct {
+	dir  string
+	srv  *httptest.Server
+	stop chan struct{}
+
+	mu    sync.Mutex
+	modes map[string]remoteMode
+	hits  map[string]int
+}
+
+func newGitServer(t *testing.T) *gitServer {
+	t.Helper()
+	g := &gitServer{dir: t.TempDir(), stop: make(chan struct{}), modes: map[string]remoteMode{}, hits: map[string]int{}}
+	execPath := runGit(t, g.dir, "--exec-path")
+	backend := &cgi.Handler{
+		Path: filepath.Join(execPath, "git-http-backend"),
+		Env:  append([]string{"GIT_PROJECT_ROOT=" + g.dir, "GIT_HTTP_EXPORT_ALL=1"}, gitEnv...),
+	}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		g.mu.Lock()
+		mode := g.modes[name]
+		g.hits[name]++
+		g.mu.Unlock()
+		switch mode {
+		case hang:
+			select {
+			case <-r.Context().Done():
+			case <-g.stop:
+			}
+		case fail:
+			http.Error(w, "forge on fire", http.StatusInternalServerError)
+		default:
+			backend.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(func() {
+		close(g.stop)
+		g.srv.Close()
+	})
+	return g
+}
+
+// set switches how repo name (e.g. "course.git") is served.
+func (g *gitServer) set(name string, m remoteMode) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.modes[name] = m
+}
+
+// requests returns how many requests repo name received.
+func (g *gitServer) requests(name string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.hits[name]
+}
+
+// repo is a bare repo served by a gitServer and a work tree that pushes
+// to it.
+type repo struct {
+	name, bare, work, url string
+}
+
+// newRepo makes repo name.git on the server, with a first commit of files.
+func (g *gitServer) newRepo(t *testing.T, name string, files map[string]string) *repo {
+	t.Helper()
+	r := &repo{name: name + ".git", bare: filepath.Join(g.dir, name+".git"), work: filepath.Join(t.TempDir(), name)}
+	r.url = g.srv.URL + "/" + r.name
+	runGit(t, g.dir, "init", "-q", "--bare", "-b", "main", r.bare)
+	runGit(t, g.dir, "init", "-q", "-b", "main", r.work)
+	runGit(t, r.work, "remote", "add", "origin", r.bare)
+	r.commit(t, files, "first")
+	return r
+}
+
+// commit writes files (an empty content removes one), commits and pushes;
+// it returns the commit.
+func (r *repo) commit(t testing.TB, files map[string]string, msg string) string {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(r.work, name)
+		if content == "" {
+			runGit(t, r.work, "rm", "-q", name)
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runGit(t, r.work, "add", name)
+	}
+	runGit(t, r.work, "commit", "-q", "--allow-empty", "-m", msg)
+	runGit(t, r.work, "push", "-q", "-f", "origin", "HEAD")
+	return runGit(t, r.work, "rev-parse", "HEAD")
+}
