@@ -31,15 +31,20 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultTimeout     = time.Minute
-	DefaultBackoffBase = 10 * time.Second
-	DefaultBackoffMax  = 15 * time.Minute
+	DefaultTimeout      = time.Minute
+	DefaultCheckTimeout = 10 * time.Second
+	DefaultBackoffBase  = 10 * time.Second
+	DefaultBackoffMax   = 15 * time.Minute
 )
 
 // Options tune Mirrors. The zero value is usable.
 type Options struct {
-	// Timeout bounds every network call (listing refs, one fetch).
+	// Timeout bounds every fetch.
 	Timeout time.Duration
+	// CheckTimeout bounds the cheap remote-head check (listing refs). It
+	// is short so that a hanging remote holds a pass only that long, after
+	// which it backs off and the next passes skip it at once.
+	CheckTimeout time.Duration
 	// BackoffBase is the wait after the first failure of a remote; it
 	// doubles with each further failure up to BackoffMax, with jitter.
 	BackoffBase time.Duration
@@ -54,6 +59,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.CheckTimeout <= 0 {
+		o.CheckTimeout = min(DefaultCheckTimeout, o.Timeout)
 	}
 	if o.BackoffBase <= 0 {
 		o.BackoffBase = DefaultBackoffBase
@@ -328,7 +336,7 @@ func (m *Mirrors) update(ctx context.Context, r *remote, url string, branches []
 
 // list returns the branch heads of the remote at furl.
 func (m *Mirrors) list(ctx context.Context, furl string, auth transport.AuthMethod) (map[plumbing.ReferenceName]plumbing.Hash, error) {
-	ctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
 	defer cancel()
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{furl}})
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})

@@ -280,3 +280,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestBracesThatAreNotPlaceholders: only {name} is a placeholder; JSON in
+// an environment value is text.
+func TestBracesThatAreNotPlaceholders(t *testing.T) {
+	const src = `version: 1
+courses:
+  a:
+    repo: /srv/a
+    container:
+      env: {KERNELS: '{"python3": {"argv": []}}', WORK: "{root}/x"}
+`
+	c, _, err := Parse("courses.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Courses["a"].Container.Env["KERNELS"]; got != `{"python3": {"argv": []}}` {
+		t.Errorf("KERNELS = %q", got)
+	}
+}

@@ -20,9 +20,10 @@ var (
 	// leading . or -.
 	courseName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
 	// imageName is a Docker repository path component.
-	imageName   = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	placeholder = regexp.MustCompile(`\{[^{}]*\}`)
+	imageName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	envName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// placeholder is {name}; other braces (JSON in an env value) are text.
+	placeholder = regexp.MustCompile(`\{[A-Za-z_][A-Za-z0-9_]*\}`)
 	hexKey      = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
 	// scpLike is git's user@host:path form.
 	scpLike = regexp.MustCompile(`^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^/]`)
