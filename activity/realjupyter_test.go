@@ -1,11 +1,10 @@
 package activity_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"testing"
 	"time"
 
@@ -19,25 +18,8 @@ import (
 // probe's own requests must not count as activity, checked against a real
 // server), both jupyter_server and the classic notebook.
 
-// requireDocker returns a client of the real engine: it skips without one,
-// and fails instead when NBH_REQUIRE_DOCKER=1 or NBH_REQUIRE_JUPYTER=1.
 func requireDocker(t *testing.T) *client.Client {
-	t.Helper()
-	fail := os.Getenv("NBH_REQUIRE_DOCKER") == "1" || os.Getenv(jupytertest.RequireEnv) == "1"
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		defer cancel()
-		_, err = cli.Ping(ctx)
-	}
-	if err != nil {
-		if fail {
-			t.Fatalf("docker engine unreachable: %v", err)
-		}
-		t.Skipf("docker engine unreachable: %v", err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
+	return testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 }
 
 func testName() string {

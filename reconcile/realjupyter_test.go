@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,25 +19,8 @@ import (
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
-// requireEngine returns a client of the real engine: it skips without one,
-// and fails instead when NBH_REQUIRE_DOCKER=1 or NBH_REQUIRE_JUPYTER=1.
 func requireEngine(t *testing.T) *client.Client {
-	t.Helper()
-	fail := os.Getenv("NBH_REQUIRE_DOCKER") == "1" || os.Getenv(jupytertest.RequireEnv) == "1"
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		defer cancel()
-		_, err = cli.Ping(ctx)
-	}
-	if err != nil {
-		if fail {
-			t.Fatalf("docker engine unreachable: %v", err)
-		}
-		t.Skipf("docker engine unreachable: %v", err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
+	return testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 }
 
 // scoped is the real engine with List restricted to the containers whose

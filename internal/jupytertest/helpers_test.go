@@ -1,35 +1,14 @@
 package jupytertest
 
 import (
-	"context"
-	"os"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/client"
 )
 
-// requireDocker returns a client for the local engine. Without an engine the
-// test skips, unless NBH_REQUIRE_DOCKER=1 or NBH_REQUIRE_JUPYTER=1 asks for
-// a failure.
-func requireDocker(t *testing.T) *client.Client {
-	t.Helper()
-	fail := os.Getenv("NBH_REQUIRE_DOCKER") == "1" || os.Getenv(RequireEnv) == "1"
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		defer cancel()
-		_, err = cli.Ping(ctx)
-	}
-	if err != nil {
-		if fail {
-			t.Fatalf("docker engine unreachable: %v", err)
-		}
-		t.Skipf("docker engine unreachable: %v", err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
+func requireDocker(t *testing.T) *client.Client { return testenv.RequireDockerFor(t, RequireEnv) }
 
 // waitPast waits until the wall clock is clearly after ts, so that any
 // timestamp the server takes from now on differs from ts. The server's

@@ -24,8 +24,16 @@ const RequireDockerEnv = "NBH_REQUIRE_DOCKER"
 // NBH_REQUIRE_DOCKER=1.
 func RequireDocker(t testing.TB, opts ...client.Opt) *client.Client {
 	t.Helper()
+	return RequireDockerFor(t, RequireDockerEnv, opts...)
+}
+
+// RequireDockerFor is RequireDocker for a test that another part also
+// requires: it fails instead of skipping when NBH_REQUIRE_DOCKER=1 or
+// env=1 (e.g. NBH_REQUIRE_JUPYTER for the real-Jupyter tests).
+func RequireDockerFor(t testing.TB, env string, opts ...client.Opt) *client.Client {
+	t.Helper()
 	fail := t.Skipf
-	if os.Getenv(RequireDockerEnv) == "1" {
+	if os.Getenv(RequireDockerEnv) == "1" || os.Getenv(env) == "1" {
 		fail = t.Fatalf
 	}
 	if testing.Short() {
