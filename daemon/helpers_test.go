@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -11,6 +10,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	gobuild "go/build"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -24,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -119,49 +118,19 @@ func httpRemote(t *testing.T, dir string) *httptest.Server {
 // "busybox" are executable) on the engine, tagged tag; it returns the ID.
 func buildImage(t *testing.T, cli *client.Client, tag string, files map[string][]byte) string {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for n := range files {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
-		mode := int64(0o644)
+	var fs []testenv.File
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		f := testenv.File{Name: name, Data: files[name]}
 		if strings.HasSuffix(name, "busybox") {
-			mode = 0o755
+			f.Mode = 0o755
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(files[name])
+		fs = append(fs, f)
 	}
-	tw.Close()
-	resp, err := cli.ImageBuild(t.Context(), &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	id, err := testenv.BuildImage(t.Context(), cli, fs, tag)
 	if err != nil {
-		t.Fatalf("build %s: %v", tag, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var m struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&m); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("build %s: %v", tag, err)
-		}
-		if m.Error != "" {
-			t.Fatalf("build %s: %s", tag, m.Error)
-		}
-	}
-	insp, err := cli.ImageInspect(t.Context(), tag)
-	if err != nil {
-		t.Fatalf("inspect %s: %v", tag, err)
-	}
-	return insp.ID
+	return id
 }
 
 // busyboxBase builds, FROM scratch, an image with Debian's static busybox

@@ -11,16 +11,14 @@
 package main
 
 import (
-	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -36,7 +34,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -408,42 +405,7 @@ func freePort() (int, error) {
 
 // dummyImage builds FROM scratch an image holding one small file.
 func dummyImage(ctx context.Context, cli *client.Client, tag string) (string, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct{ name, data string }{{"Dockerfile", "FROM scratch\nCOPY none /none\n"}, {"none", "x"}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data))}); err != nil {
-			return "", err
-		}
-		if _, err := tw.Write([]byte(f.data)); err != nil {
-			return "", err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return "", err
-	}
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
-	if err != nil {
-		return "", fmt.Errorf("build %s: %w", tag, err)
-	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); err == io.EOF {
-			break
-		} else if err != nil {
-			return "", err
-		} else if msg.Error != "" {
-			return "", fmt.Errorf("build %s: %s", tag, msg.Error)
-		}
-	}
-	insp, err := cli.ImageInspect(ctx, tag)
-	if err != nil {
-		return "", err
-	}
-	return insp.ID, nil
+	return testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte("FROM scratch\nCOPY none /none\n")}, {Name: "none", Data: []byte("x")}}, tag)
 }
 
 // cleanup removes the containers named prefix* (the daemon's smoke

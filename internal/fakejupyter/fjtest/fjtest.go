@@ -3,15 +3,11 @@
 package fjtest
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +15,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -67,52 +62,16 @@ func Build(t testing.TB, cli *client.Client, bin string, tags ...string) string 
 		t.Fatal(err)
 	}
 	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL nbhtest.nonce=%s\nENTRYPOINT []\nCMD [\"/fakejupyter\"]\n", Suffix())
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"fakejupyter", 0o755, data}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: tags, Remove: true, ForceRemove: true})
+	id, err := testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(dockerfile)}, {Name: "fakejupyter", Mode: 0o755, Data: data}}, tags...)
 	if err != nil {
-		t.Fatalf("build image: %v", err)
-	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("build image: %v", err)
-		}
-		if msg.Error != "" {
-			t.Fatalf("build image: %s", msg.Error)
-		}
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		for _, tag := range tags {
 			_, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true})
 		}
 	})
-	insp, err := cli.ImageInspect(ctx, tags[0])
-	if err != nil {
-		t.Fatalf("inspect built image: %v", err)
-	}
-	return insp.ID
+	return id
 }
 
 // Tag points ref at image id (moving it if it exists); the tag is removed

@@ -1,0 +1,68 @@
+package testenv
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
+)
+
+// File is one file of a build context.
+type File struct {
+	Name string
+	Mode int64 // 0o644 when zero
+	Data []byte
+}
+
+// BuildImage builds files (a Dockerfile among them) on the engine, tagged
+// with tags, and returns the image ID. It is for tests and benchmarks that
+// need images of their own (nothing can be pulled); the product builds
+// through package images.
+func BuildImage(ctx context.Context, cli *client.Client, files []File, tags ...string) (string, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: f.Name, Mode: mode, Size: int64(len(f.Data)), Typeflag: tar.TypeReg}); err != nil {
+			return "", err
+		}
+		if _, err := tw.Write(f.Data); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: tags, Remove: true, ForceRemove: true})
+	if err != nil {
+		return "", fmt.Errorf("build %v: %w", tags, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var msg struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			break
+		} else if err != nil {
+			return "", fmt.Errorf("build %v: %w", tags, err)
+		}
+		if msg.Error != "" {
+			return "", fmt.Errorf("build %v: %s", tags, msg.Error)
+		}
+	}
+	insp, err := cli.ImageInspect(ctx, tags[0])
+	if err != nil {
+		return "", fmt.Errorf("inspect %s: %w", tags[0], err)
+	}
+	return insp.ID, nil
+}
