@@ -418,7 +418,7 @@ func inspect(t *testing.T, cli *client.Client, ref string) image.InspectResponse
 func checkServing(t *testing.T, cli *client.Client, name, key string) {
 	t.Helper()
 	insp := inspect(t, cli, name+":latest")
-	if got := insp.Config.Labels[images.LabelBuildKey]; got != key || !slices.Contains(insp.RepoTags, name+":"+key[:images.ShortKeyLen]) {
+	if got := insp.Config.Labels[images.LabelBuildKey]; got != key || !images.Passed(name, insp.RepoTags, key) {
 		t.Errorf("%s:latest has key %.12s and tags %v, want a passed build of key %.12s", name, got, insp.RepoTags, key)
 	}
 }
@@ -434,10 +434,7 @@ func checkNoHalfBuild(t *testing.T, cli *client.Client, name, interrupted string
 	}
 	for _, im := range list {
 		key := im.Labels[images.LabelBuildKey]
-		passed := len(key) >= images.ShortKeyLen && slices.Contains(im.RepoTags, name+":"+key[:images.ShortKeyLen])
-		served := slices.ContainsFunc(im.RepoTags, func(s string) bool {
-			return s != "<none>:<none>" && !strings.HasPrefix(s, name+":build-")
-		})
+		passed, served := images.Passed(name, im.RepoTags, key), images.Served(name, im.RepoTags)
 		if served && !passed {
 			t.Errorf("image %s is tagged %v but did not pass its smoke test", im.ID, im.RepoTags)
 		}

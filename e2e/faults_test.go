@@ -4,10 +4,10 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/nbhosting/nbh-sync/images"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,7 +190,7 @@ func checkEngineClean(t *testing.T, s *fakeSite, imageName string) {
 	if err != nil {
 		t.Fatalf("%s:latest: %v", imageName, err)
 	}
-	if latest.Config == nil || latest.Config.Labels["org.nbhosting.smoke"] != "passed" {
+	if latest.Config == nil || !images.Passed(imageName, latest.RepoTags, latest.Config.Labels[images.LabelBuildKey]) {
 		t.Errorf("%s:latest is not a build that passed its smoke test", imageName)
 	}
 	ims, err := s.cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "org.nbhosting.image="+imageName))})
@@ -201,9 +201,8 @@ func checkEngineClean(t *testing.T, s *fakeSite, imageName string) {
 	// that passed; one with a tag is a leftover of an interrupted build
 	// that prune missed.
 	for _, im := range ims {
-		tags := slices.DeleteFunc(slices.Clone(im.RepoTags), func(s string) bool { return s == "<none>:<none>" })
-		if im.Labels["org.nbhosting.smoke"] != "passed" && len(tags) > 0 {
-			t.Errorf("unsmoked build still tagged: %s %v", im.ID, tags)
+		if images.Served(imageName, im.RepoTags) && !images.Passed(imageName, im.RepoTags, im.Labels[images.LabelBuildKey]) {
+			t.Errorf("unsmoked build still tagged: %s %v", im.ID, im.RepoTags)
 		}
 	}
 }

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/nbhosting/nbh-sync/images"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -209,7 +210,7 @@ func checkInvariants(t *testing.T, s *fakeSite, idle, busy string, busyIDs, file
 			}
 		}
 	}
-	if im, err := s.cli.ImageInspect(ctx, idle+":latest"); err == nil && (im.Config == nil || im.Config.Labels["org.nbhosting.smoke"] != "passed") {
+	if im, err := s.cli.ImageInspect(ctx, idle+":latest"); err == nil && (im.Config == nil || !images.Passed(idle, im.RepoTags, im.Config.Labels[images.LabelBuildKey])) {
 		t.Errorf("%s:latest points at %s, a build that did not pass its smoke test", idle, im.ID)
 	}
 	for w, id := range busyIDs {

@@ -319,8 +319,22 @@ func (s *Spec) buildTag() string { return s.Image + ":build-" + s.ShortKey() }
 // isPassed reports whether im is a passed build of image: it carries the
 // tag of its own build key, which only a passed smoke test puts on it.
 func isPassed(image string, im ImageInfo) bool {
-	k := im.Labels[LabelBuildKey]
-	return len(k) >= ShortKeyLen && slices.Contains(im.Tags, image+":"+k[:ShortKeyLen])
+	return Passed(image, im.Tags, im.Labels[LabelBuildKey])
+}
+
+// Passed reports whether a build of image with these tags and build key
+// passed its smoke test: only then does it carry the tag of its own key
+// (I:<short key>). A build cut short carries at most its scratch tag.
+func Passed(image string, tags []string, key string) bool {
+	return len(key) >= ShortKeyLen && slices.Contains(tags, image+":"+key[:ShortKeyLen])
+}
+
+// Served reports whether any of tags serves image, that is any tag but the
+// scratch tag of a build in progress (I:build-<short key>).
+func Served(image string, tags []string) bool {
+	return slices.ContainsFunc(tags, func(t string) bool {
+		return strings.HasPrefix(t, image+":") && !strings.HasPrefix(t, image+":build-")
+	})
 }
 
 // passed lists the passed builds of image with the extra labels, newest

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,7 +82,7 @@ func (s *Site) ensure(ctx context.Context, spec *images.Spec, force bool, out io
 	switch {
 	case err == nil:
 		delete(s.failed, spec.Image)
-	case ctx.Err() == nil: // a cancelled build did not fail: it is retried
+	case inputsFailed(err) && ctx.Err() == nil:
 		s.failed[spec.Image] = failure{key: spec.Key, at: time.Now()}
 	}
 	s.mu.Unlock()
@@ -125,6 +126,23 @@ func (s *Site) BuildAll(ctx context.Context, force bool) ([]images.Result, error
 	}
 	wg.Wait()
 	return results, errors.Join(errs...)
+}
+
+// inputsFailed reports whether err says the build's inputs are at fault —
+// the lint, a build step or the smoke test failed — rather than the
+// engine being out of reach or the build cut short, which passes retry.
+func inputsFailed(err error) bool {
+	var be *images.BuildError
+	if !errors.As(err, &be) {
+		return false
+	}
+	switch be.Stage {
+	case "lint", "smoke":
+		return true
+	case "build":
+		return strings.Contains(be.Log, "Step ") // the engine ran the Dockerfile
+	}
+	return false
 }
 
 // retryFailedAfter is how long passes leave a build key that failed alone;
