@@ -27,7 +27,7 @@ func (s *Site) trees(rev *gitwatch.ConfigRevision) images.Trees {
 		Course: func(course string) (*object.Tree, string, string, error) {
 			tree, commit, err := src.CourseTree(course)
 			if err != nil {
-				return nil, "", "", nil // not fetched (yet): the build will say so
+				return nil, "", "", err // e.g. the branch is not in the mirror (yet)
 			}
 			co := rev.Config.Courses[course]
 			repo := co.Repo
@@ -39,7 +39,7 @@ func (s *Site) trees(rev *gitwatch.ConfigRevision) images.Trees {
 	}
 }
 
-// Builder returns the image builder, made from the build: section of the
+// imageBuilder returns the image builder, made from the build: section of the
 // first config seen (changing it takes a restart).
 func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 	s.mu.Lock()
