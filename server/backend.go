@@ -88,13 +88,17 @@ type Status struct {
 
 // CourseView is one course as the dashboard shows it.
 type CourseView struct {
-	Name     string `json:"name"`
-	Repo     string `json:"repo,omitempty"`
-	Branch   string `json:"branch"`
-	Commit   string `json:"commit,omitempty"`
-	Image    string `json:"image"`
-	BuildKey string `json:"build_key,omitempty"`
-	Archived bool   `json:"archived,omitempty"`
+	Name   string `json:"name"`
+	Repo   string `json:"repo,omitempty"`
+	Branch string `json:"branch"`
+	Commit string `json:"commit,omitempty"`
+	// Checked is the last successful check of the remote's head; Fetched
+	// the last time it brought new commits.
+	Checked  time.Time `json:"checked,omitzero"`
+	Fetched  time.Time `json:"fetched,omitzero"`
+	Image    string    `json:"image"`
+	BuildKey string    `json:"build_key,omitempty"`
+	Archived bool      `json:"archived,omitempty"`
 	// Containers counts the course's containers; OnCurrent those on the
 	// course's current image, Stale the others; Running those running.
 	Containers int `json:"containers"`

@@ -92,7 +92,7 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 		v := server.CourseView{Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
 			BuildKey: keys[co.ImageOf()], Archived: co.Archived}
 		if p, ok := pulls.Course(name); ok {
-			v.Commit, v.Error = p.Commit.String(), p.Error
+			v.Commit, v.Error, v.Checked, v.Fetched = p.Commit.String(), p.Error, p.CheckedAt, p.FetchedAt
 			if p.Commit.IsZero() {
 				v.Commit = ""
 			}

@@ -234,13 +234,20 @@ func printStatus(w io.Writer, st server.Status) {
 		fmt.Fprintf(w, "last pass %s ago\n", time.Since(st.LastPass).Round(time.Second))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nCOURSE\tBRANCH\tCOMMIT\tIMAGE\tCONTAINERS\tRUNNING\tSTALE\tROLLOUT")
+	fmt.Fprintln(tw, "\nCOURSE\tBRANCH\tCOMMIT\tCHECKED\tIMAGE\tCONTAINERS\tRUNNING\tSTALE\tROLLOUT")
 	for _, c := range st.Courses {
 		name := c.Name
+		if c.Error != "" {
+			name += " (error)"
+		}
 		if c.Archived {
 			name += " (archived)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d%%\n", name, c.Branch, orDash(shortID(c.Commit)), c.Image, c.Containers, c.Running, c.Stale, c.Rollout())
+		checked := "-"
+		if !c.Checked.IsZero() {
+			checked = time.Since(c.Checked).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d%%\n", name, c.Branch, orDash(shortID(c.Commit)), checked, c.Image, c.Containers, c.Running, c.Stale, c.Rollout())
 	}
 	fmt.Fprintln(tw, "\nIMAGE\tBUILD KEY\tBUILT\tSOURCE")
 	for _, im := range st.Images {
