@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -545,12 +546,16 @@ daemon's API).`,
 				}
 				root, _ := filepath.Abs(g.root)
 				st, err := history.Open(history.Path(root), history.Options{ReadOnly: true})
-				if err != nil {
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					g.log.Info("no history yet: nothing has run with this --root", "root", root)
+				case err != nil:
 					return err
-				}
-				defer st.Close()
-				if recs, err = st.Query(ctx, q); err != nil {
-					return err
+				default:
+					defer st.Close()
+					if recs, err = st.Query(ctx, q); err != nil {
+						return err
+					}
 				}
 			}
 			if recs == nil {
