@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -247,7 +246,7 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 
 	listen := "127.0.0.1:0"
 	if strings.Contains(cmdline, "{listen}") {
-		p, err := freePort()
+		p, err := testenv.FreePort()
 		if err != nil {
 			return err
 		}
@@ -392,15 +391,6 @@ func vm(pid int) (rss, hwm int, err error) {
 		}
 	}
 	return rss, hwm, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // dummyImage builds FROM scratch an image holding one small file.

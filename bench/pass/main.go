@@ -213,7 +213,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 		cc := &container.Config{Image: id, Cmd: []string{"/fakejupyter"}, Labels: labels}
 		var hc *container.HostConfig
 		if i < running {
-			port, err := freePort()
+			port, err := testenv.FreePort()
 			if err != nil {
 				return err
 			}
@@ -471,15 +471,6 @@ func cleanup(ctx context.Context, cli *client.Client, prefix string, workers int
 		return nil
 	})
 	return int(removed.Load())
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // buildImage builds FROM scratch an image holding the fake server, with a

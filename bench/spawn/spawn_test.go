@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"fmt"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -45,7 +46,7 @@ func BenchmarkSpawnVsDockerRun(b *testing.B) {
 	}
 	runOne := func(i int) time.Duration {
 		start := time.Now()
-		l, err := freePort()
+		l, err := testenv.FreePort()
 		if err != nil {
 			b.Fatal(err)
 		}
