@@ -107,6 +107,9 @@ func Run(ctx context.Context, opts Options) error {
 	defer hist.Close()
 
 	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New()}
+	for _, f := range []string{opts.WebhookSecretFile, opts.TokenFile} {
+		warnIfReadable(opts.Log, f)
+	}
 	if opts.WebhookSecretFile != "" {
 		b, err := server.LoadToken(opts.WebhookSecretFile)
 		if err != nil {
@@ -288,6 +291,16 @@ func (d *daemon) stopWatching() {
 	defer d.mu.Unlock()
 	if d.stopWatch != nil {
 		d.stopWatch()
+	}
+}
+
+// warnIfReadable warns when a secret file can be read by other users.
+func warnIfReadable(log *slog.Logger, path string) {
+	if path == "" {
+		return
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("secret file readable by others: chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
 	}
 }
 

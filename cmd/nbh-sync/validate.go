@@ -91,7 +91,7 @@ func validatePath(cmd *cobra.Command, g *globals, path string) (*validateReport,
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", file, err)
 		}
-		return check(file, data, dirSources{dir: dir}, func(p string) ([]byte, error) {
+		return check(file, data, func(c *manifest.Config) manifest.Sources { return dirSources{dir: dir, cfg: c} }, func(p string) ([]byte, error) {
 			return os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
 		}), nil
 	}
@@ -159,9 +159,10 @@ func validateRepo(ctx context.Context, g *globals, location string) (*validateRe
 	return rep, nil
 }
 
-// check parses data and resolves every image against src; read reads a
-// file of the config repo, for the lint of admin Dockerfiles.
-func check(file string, data []byte, src manifest.Sources, read func(p string) ([]byte, error)) *validateReport {
+// check parses data and resolves every image against the sources made for
+// it; read reads a file of the config repo, for the lint of admin
+// Dockerfiles.
+func check(file string, data []byte, sources func(*manifest.Config) manifest.Sources, read func(p string) ([]byte, error)) *validateReport {
 	rep := &validateReport{File: file, Errors: []manifest.Problem{}, Warnings: []manifest.Problem{}, Images: []string{}}
 	c, warns, err := manifest.Parse(file, data)
 	rep.Warnings = append(rep.Warnings, warns...)
@@ -170,6 +171,7 @@ func check(file string, data []byte, src manifest.Sources, read func(p string) (
 		return rep
 	}
 	rep.Courses, rep.Images = len(c.Courses), c.ImageNames()
+	src := sources(c)
 	for _, p := range c.CheckImages(src) {
 		if p.Warning {
 			rep.Warnings = append(rep.Warnings, p)
@@ -206,13 +208,23 @@ func lint(rep *validateReport, c *manifest.Config, src manifest.Sources, read fu
 	}
 }
 
-// dirSources answers manifest.Sources from a config directory on disk;
-// course repos are not looked at.
-type dirSources struct{ dir string }
+// dirSources answers manifest.Sources from a config directory on disk. A
+// course in the config repo itself (repo: .) is read there too, its path:
+// relative to the directory; other course repos are not looked at.
+type dirSources struct {
+	dir string
+	cfg *manifest.Config
+}
 
 func (d dirSources) ConfigFile(p string) bool {
 	fi, err := os.Stat(filepath.Join(d.dir, filepath.FromSlash(p)))
 	return err == nil && fi.Mode().IsRegular()
 }
 
-func (dirSources) CourseFile(string, string) (exists, known bool) { return false, false }
+func (d dirSources) CourseFile(course, p string) (exists, known bool) {
+	co, ok := d.cfg.Courses[course]
+	if !ok || co.Repo != "." {
+		return false, false
+	}
+	return d.ConfigFile(path.Join(co.Path, p)), true
+}
