@@ -2,8 +2,11 @@ package site
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/containers"
@@ -70,7 +73,49 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	s.mu.Lock()
 	s.lastPass = &rep
 	s.mu.Unlock()
+	if werr := writeLastPass(s.opts.Root, rep); werr != nil {
+		s.log.Warn("last pass not recorded", "err", werr)
+	}
 	return rep, err
+}
+
+// lastPassFile keeps the last container pass, so that a status from another
+// process (the CLI) can show it.
+func lastPassFile(root string) string { return filepath.Join(root, "state", "last-pass.json") }
+
+func writeLastPass(root string, rep PassReport) error {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(lastPassFile(root)), "last-pass-*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), lastPassFile(root))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// readLastPass returns the last pass recorded under root, or nil.
+func readLastPass(root string) *PassReport {
+	b, err := os.ReadFile(lastPassFile(root))
+	if err != nil {
+		return nil
+	}
+	var rep PassReport
+	if json.Unmarshal(b, &rep) != nil {
+		return nil
+	}
+	return &rep
 }
 
 func (s *Site) containerMetrics(obs reconcile.Observed) {

@@ -42,6 +42,9 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 	}
 	st.Revision = rev.Commit.String()
 	cfg := rev.Config
+	if last == nil {
+		last = readLastPass(s.opts.Root)
+	}
 	if last != nil {
 		st.LastPass = last.At.Add(last.Duration)
 		if last.Error != "" {
