@@ -81,7 +81,7 @@ func (b backend) Sync(ctx context.Context, req server.SyncRequest) (server.SyncR
 	if len(req.Repos) > 0 { // a webhook: the courses of the pushed repos
 		courses = coursesOf(b.d.site.Location().URL, cfg, req.Repos)
 	}
-	b.d.queue.Trigger(siteKey, kinds, req.Source)
+	b.d.trigger(kinds, req.Source)
 	return server.SyncResult{Courses: courses}, nil
 }
 
@@ -94,7 +94,7 @@ func (b backend) ConfirmPrune(ctx context.Context, revision string) error {
 		return fmt.Errorf("%w: revision %s is not the one in force (%s)", server.ErrConflict, revision, st.Revision)
 	}
 	b.d.allowPrune.Store(true)
-	b.d.queue.Trigger(siteKey, trigger.Reconcile, "confirm-prune")
+	b.d.trigger(trigger.Reconcile, "confirm-prune")
 	return nil
 }
 

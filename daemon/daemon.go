@@ -37,11 +37,15 @@ const (
 	DefaultReconcile = "@every 5m"
 )
 
-// siteKey is the queue key of site passes. A pass covers the whole site:
-// work for one course is serialized by it, and the courses proceed
-// concurrently inside it (fetches, builds and container actions are each
-// bounded).
-const siteKey = "site"
+// The queue keys of site passes. A pass covers the whole site: courses
+// proceed concurrently inside it (fetches, builds and container actions are
+// each bounded), and passes of one key are serialized. Pulls (with the
+// builds they bring) and container passes have keys of their own, so that
+// a long build never holds back the retirement of idle containers.
+const (
+	pullKey = "pull"       // pull, then build what changed
+	passKey = "containers" // container pass
+)
 
 // Options configure the daemon.
 type Options struct {
@@ -127,8 +131,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d.queue = trigger.New(d.pass, trigger.Options{Concurrency: 1, Timeout: opts.PassTimeout, Grace: opts.Grace, Logger: opts.Log, Done: d.passDone})
-	d.sched = trigger.NewScheduler(func(k trigger.Kinds) { d.queue.Trigger(siteKey, k, "schedule") }, nil, opts.Log)
+	d.queue = trigger.New(d.pass, trigger.Options{Concurrency: 2, Timeout: opts.PassTimeout, Grace: opts.Grace, Logger: opts.Log, Done: d.passDone})
+	d.sched = trigger.NewScheduler(func(k trigger.Kinds) { d.trigger(k, "schedule") }, nil, opts.Log)
 
 	srv, err := server.New(server.Config{Addr: opts.Listen, Backend: backend{d}, Hooks: server.HookFunc(d.verifyHook),
 		Metrics: d.metrics.Handler(), Token: token, Logger: opts.Log})
@@ -153,7 +157,7 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	wg.Go(func() { d.sched.Run(ctx) })
 
-	d.queue.Trigger(siteKey, trigger.Sync, "startup")
+	d.trigger(trigger.Sync, "startup")
 	err = d.queue.Run(ctx) // returns once passes are done or abandoned
 	d.stopWatching()
 	stopServer()
@@ -168,36 +172,41 @@ func Run(ctx context.Context, opts Options) error {
 	return err
 }
 
-// pass runs one site pass of the given kinds. A pull is always followed by
-// builds and a container pass: what was pulled is brought into service.
+// trigger asks for the passes that kinds need: a pull (or rebuild) pass,
+// which asks for a container pass when it is done, or a container pass.
+func (d *daemon) trigger(kinds trigger.Kinds, reason string) {
+	if pull := kinds & (trigger.Pull | trigger.Rebuild); pull != 0 {
+		d.queue.Trigger(pullKey, pull, reason)
+	} else if kinds.Has(trigger.Reconcile) {
+		d.queue.Trigger(passKey, trigger.Reconcile, reason)
+	}
+}
+
+// pass runs one pass: on pullKey a pull and the builds it calls for, then a
+// container pass is asked for to bring them into service; on passKey a
+// container pass.
 func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
 	log := d.log.With("pass", p.ID)
 	log.Info("pass", "kinds", p.Kinds.String(), "reasons", p.Reasons)
-	var errs []error
-	pull := p.Kinds.Has(trigger.Pull) || p.Kinds.Has(trigger.Rebuild)
-	if pull {
-		if _, err := d.site.Pull(ctx); err != nil {
-			var nc *site.NoConfigError
-			if errors.As(err, &nc) {
-				return err // nothing to apply: wait for a valid config
-			}
-			errs = append(errs, err)
-		}
-		d.configured(ctx)
-		if _, err := d.site.BuildAll(ctx, p.Kinds.Has(trigger.Rebuild)); err != nil {
-			errs = append(errs, err)
-		}
-		if ctx.Err() != nil {
-			// Stopped (SIGTERM past the grace, or the pass timeout): a
-			// container pass now would only fail on the dead context.
-			return errors.Join(append(errs, context.Cause(ctx))...)
-		}
-	}
-	if pull || p.Kinds.Has(trigger.Reconcile) {
+	if p.Key == passKey {
 		allow := d.allowPrune.Swap(false)
-		if _, err := d.site.Pass(ctx, site.PassOptions{AllowMassPrune: allow}); err != nil {
-			errs = append(errs, err)
+		_, err := d.site.Pass(ctx, site.PassOptions{AllowMassPrune: allow})
+		return err
+	}
+	var errs []error
+	if _, err := d.site.Pull(ctx); err != nil {
+		var nc *site.NoConfigError
+		if errors.As(err, &nc) {
+			return err // nothing to apply: wait for a valid config
 		}
+		errs = append(errs, err)
+	}
+	d.configured(ctx)
+	if _, err := d.site.BuildAll(ctx, p.Kinds.Has(trigger.Rebuild)); err != nil {
+		errs = append(errs, err)
+	}
+	if ctx.Err() == nil {
+		d.queue.Trigger(passKey, trigger.Reconcile, "after pull")
 	}
 	return errors.Join(errs...)
 }
@@ -277,7 +286,7 @@ func (d *daemon) watch(ctx context.Context, paths []string) {
 	go func() {
 		err := gitwatch.Watch(wctx, paths, debounce, func(path string) {
 			d.log.Info("local repo changed", "path", path)
-			d.queue.Trigger(siteKey, trigger.Sync, "fsnotify:"+path)
+			d.trigger(trigger.Sync, "fsnotify:"+path)
 		})
 		if err != nil && wctx.Err() == nil {
 			d.log.Error("watching local repos stopped", "err", err)
