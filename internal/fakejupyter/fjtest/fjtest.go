@@ -3,6 +3,7 @@
 package fjtest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,14 +63,26 @@ func Build(t testing.TB, cli *client.Client, bin string, tags ...string) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL nbhtest.nonce=%s\nENTRYPOINT []\nCMD [\"/fakejupyter\"]\n", Suffix())
+	nonce := Suffix()
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL nbhtest.nonce=%s\nENTRYPOINT []\nCMD [\"/fakejupyter\"]\n", nonce)
 	id, err := testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(dockerfile)}, {Name: "fakejupyter", Mode: 0o755, Data: data}}, tags...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		ctx := context.Background()
 		for _, tag := range tags {
-			_, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true})
+			_, _ = cli.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
+		}
+		// Images built FROM this one (course images, their untagged
+		// layers) inherit its label: remove them too, children first.
+		ims, err := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "nbhtest.nonce="+nonce))})
+		if err != nil {
+			return
+		}
+		slices.SortFunc(ims, func(a, b image.Summary) int { return cmp.Compare(b.Created, a.Created) })
+		for _, im := range ims {
+			_, _ = cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
 		}
 	})
 	return id
