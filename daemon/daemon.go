@@ -66,8 +66,6 @@ type Options struct {
 	// Debounce groups file-system events of a local repo into one pass.
 	Debounce time.Duration
 	Log      *slog.Logger
-	// OnListen, when set, is told the address the server listens on.
-	OnListen func(addr string)
 }
 
 // daemon is the running process's state.
@@ -143,10 +141,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Tests and scripts read the address (with --listen :0) from this line.
 	opts.Log.Info("listening", "addr", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/")
-	if opts.OnListen != nil {
-		opts.OnListen(ln.Addr().String())
-	}
 
 	var wg sync.WaitGroup
 	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
