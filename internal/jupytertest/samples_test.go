@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The files in testdata/<flavor>/ are verbatim answers of the real servers,
@@ -74,9 +73,7 @@ func TestSampleResponses(t *testing.T) {
 			if err := s.StartExecution(ctx, k.ID, "import time; time.sleep(120)"); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 60*time.Second, "kernel busy", func() (bool, error) {
-				return mustKernel(t, s, k.ID).ExecutionState == "busy", nil
-			})
+			listedBusy(t, s, k.ID)
 			get("api_kernels_busy.json", "api/kernels")
 			if err := s.InterruptKernel(ctx, k.ID); err != nil {
 				t.Fatal(err)
