@@ -7,24 +7,13 @@ import (
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-)
 
-func runGit(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), gitEnv...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+	"github.com/nbhosting/nbh-sync/internal/testenv"
+)
 
 // remoteMode is how the git server answers for one repo.
 type remoteMode int
@@ -50,10 +39,10 @@ type gitServer struct {
 func newGitServer(t *testing.T) *gitServer {
 	t.Helper()
 	g := &gitServer{dir: t.TempDir(), stop: make(chan struct{}), modes: map[string]remoteMode{}, hits: map[string]int{}}
-	execPath := runGit(t, g.dir, "--exec-path")
+	execPath := testenv.Git(t, g.dir, "--exec-path")
 	backend := &cgi.Handler{
 		Path: filepath.Join(execPath, "git-http-backend"),
-		Env:  append([]string{"GIT_PROJECT_ROOT=" + g.dir, "GIT_HTTP_EXPORT_ALL=1"}, gitEnv...),
+		Env:  append([]string{"GIT_PROJECT_ROOT=" + g.dir, "GIT_HTTP_EXPORT_ALL=1"}, testenv.GitEnv...),
 	}
 	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
@@ -105,9 +94,9 @@ func (g *gitServer) newRepo(t *testing.T, name string, files map[string]string) 
 	t.Helper()
 	r := &repo{name: name + ".git", bare: filepath.Join(g.dir, name+".git"), work: filepath.Join(t.TempDir(), name)}
 	r.url = g.srv.URL + "/" + r.name
-	runGit(t, g.dir, "init", "-q", "--bare", "-b", "main", r.bare)
-	runGit(t, g.dir, "init", "-q", "-b", "main", r.work)
-	runGit(t, r.work, "remote", "add", "origin", r.bare)
+	testenv.Git(t, g.dir, "init", "-q", "--bare", "-b", "main", r.bare)
+	testenv.Git(t, g.dir, "init", "-q", "-b", "main", r.work)
+	testenv.Git(t, r.work, "remote", "add", "origin", r.bare)
 	r.commit(t, files, "first")
 	return r
 }
@@ -119,7 +108,7 @@ func (r *repo) commit(t testing.TB, files map[string]string, msg string) string 
 	for name, content := range files {
 		p := filepath.Join(r.work, name)
 		if content == "" {
-			runGit(t, r.work, "rm", "-q", name)
+			testenv.Git(t, r.work, "rm", "-q", name)
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -128,9 +117,9 @@ func (r *repo) commit(t testing.TB, files map[string]string, msg string) string 
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		runGit(t, r.work, "add", name)
+		testenv.Git(t, r.work, "add", name)
 	}
-	runGit(t, r.work, "commit", "-q", "--allow-empty", "-m", msg)
-	runGit(t, r.work, "push", "-q", "-f", "origin", "HEAD")
-	return runGit(t, r.work, "rev-parse", "HEAD")
+	testenv.Git(t, r.work, "commit", "-q", "--allow-empty", "-m", msg)
+	testenv.Git(t, r.work, "push", "-q", "-f", "origin", "HEAD")
+	return testenv.Git(t, r.work, "rev-parse", "HEAD")
 }

@@ -13,14 +13,6 @@ import (
 // daemonBin is nbh-sync built from ./cmd/nbh-sync for this run.
 var daemonBin string
 
-// gitEnv isolates the git CLI (fixtures only) from the user's
-// configuration.
-var gitEnv = []string{
-	"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-	"GIT_AUTHOR_NAME=e2e", "GIT_AUTHOR_EMAIL=e2e@example.org",
-	"GIT_COMMITTER_NAME=e2e", "GIT_COMMITTER_EMAIL=e2e@example.org",
-}
-
 // TestMain builds the daemon once, with the race detector: a data race in
 // the real process prints "WARNING: DATA RACE" to its log, which every
 // test checks.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -31,24 +32,6 @@ import (
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 )
-
-var secretsGitEnv = []string{
-	"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-	"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-	"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org",
-}
-
-func secretsGit(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), secretsGitEnv...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // syncLog is a concurrency-safe log sink.
 type syncLog struct {
@@ -97,18 +80,18 @@ func TestHostileSecretsNeverShown(t *testing.T) {
 	repos := filepath.Join(dir, "repos")
 	for _, name := range []string{"a", "b", "c"} {
 		work := filepath.Join(dir, "work-"+name)
-		secretsGit(t, dir, "init", "-q", "--bare", "-b", "main", filepath.Join(repos, name+".git"))
-		secretsGit(t, dir, "init", "-q", "-b", "main", work)
+		testenv.Git(t, dir, "init", "-q", "--bare", "-b", "main", filepath.Join(repos, name+".git"))
+		testenv.Git(t, dir, "init", "-q", "-b", "main", work)
 		if err := os.WriteFile(filepath.Join(work, "README.md"), []byte("# "+name), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		secretsGit(t, work, "add", "-A")
-		secretsGit(t, work, "commit", "-q", "-m", "init")
-		secretsGit(t, work, "push", "-q", filepath.Join(repos, name+".git"), "main")
+		testenv.Git(t, work, "add", "-A")
+		testenv.Git(t, work, "commit", "-q", "-m", "init")
+		testenv.Git(t, work, "push", "-q", filepath.Join(repos, name+".git"), "main")
 	}
-	execPath := secretsGit(t, dir, "--exec-path")
+	execPath := testenv.Git(t, dir, "--exec-path")
 	gitCGI := &cgi.Handler{Path: filepath.Join(execPath, "git-http-backend"),
-		Env: append([]string{"GIT_PROJECT_ROOT=" + repos, "GIT_HTTP_EXPORT_ALL=1"}, secretsGitEnv...)}
+		Env: append([]string{"GIT_PROJECT_ROOT=" + repos, "GIT_HTTP_EXPORT_ALL=1"}, testenv.GitEnv...)}
 	gitSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != user || p != goodToken {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
@@ -153,9 +136,9 @@ courses:
 	if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	secretsGit(t, config, "init", "-q", "-b", "main")
-	secretsGit(t, config, "add", "-A")
-	secretsGit(t, config, "commit", "-q", "-m", "config")
+	testenv.Git(t, config, "init", "-q", "-b", "main")
+	testenv.Git(t, config, "add", "-A")
+	testenv.Git(t, config, "commit", "-q", "-m", "config")
 
 	logs := &syncLog{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -193,7 +176,7 @@ courses:
 	if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	secretsGit(t, config, "commit", "-q", "-am", "token in a URL")
+	testenv.Git(t, config, "commit", "-q", "-am", "token in a URL")
 	rep2, err := st.Pull(ctx)
 	if rep2.Rejected == nil {
 		t.Errorf("a config with a token in a repo URL was not rejected: %v", err)
