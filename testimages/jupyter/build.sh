@@ -4,8 +4,14 @@
 # made by mmdebstrap from the machine's Debian mirror and imported into the
 # engine with `docker import`.
 #
-# Usage: testimages/jupyter/build.sh [--force]
+# Usage: testimages/jupyter/build.sh [--force] [--gen 1|2]
 #   Exits 0 at once when the image exists (unless --force).
+#   --gen 1 (default): Debian bookworm, jupyter_server 1.23 and Notebook 6.4,
+#           image nbhtest-jupyter:latest.
+#   --gen 2: Debian trixie, jupyter_server 2.15 (python3-jupyter-server), with
+#           jupyter-lab / jupyter-server shims running `python3 -m
+#           jupyter_server` (Debian ships neither script), image
+#           nbhtest-jupyter2:latest.
 #   Needs root, a running Docker engine, and apt access to a Debian mirror.
 #
 # Environment:
@@ -15,15 +21,22 @@
 #   NBH_DEBIAN_SUITE    suite to bootstrap (default: the host's codename, else bookworm)
 set -euo pipefail
 
-image=${NBH_JUPYTER_IMAGE:-nbhtest-jupyter:latest}
 force=0
-for arg in "$@"; do
-  case $arg in
+gen=1
+while (($#)); do
+  case $1 in
     --force) force=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
+    --gen) gen=${2:-}; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
+  shift
 done
+case $gen in
+  1) image=${NBH_JUPYTER_IMAGE:-nbhtest-jupyter:latest} ;;
+  2) image=${NBH_JUPYTER_IMAGE:-nbhtest-jupyter2:latest} ;;
+  *) echo "build.sh: --gen is 1 or 2, not '$gen'" >&2; exit 2 ;;
+esac
 
 if ! command -v docker >/dev/null 2>&1; then
   echo "build.sh: the docker command-line client is needed (for docker import)" >&2
@@ -58,6 +71,14 @@ else
   done
 fi
 suite=${NBH_DEBIAN_SUITE:-}
+if [[ $gen == 2 ]]; then
+  # The host's entries name its own suite: give trixie a list of its own,
+  # on the host's first Debian mirror.
+  suite=trixie
+  uri=$(grep -hoE 'https?://[^ ]+/debian/?' ${mirrors[@]+"${mirrors[@]}"} /dev/null | head -1)
+  uri=${uri:-http://deb.debian.org/debian}
+  mirrors=("deb ${uri%/} trixie main")
+fi
 if [[ -z $suite ]]; then
   suite=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
   suite=${suite:-bookworm}
@@ -75,9 +96,26 @@ fi
 #   essential stage still installs usrmerge and perl (~50 MB), which nothing
 #   here needs, so a customize hook purges them.
 packages=jupyter-server,python3-ipykernel,jupyter-notebook,util-linux,passwd,procps,usr-is-merged,usrmerge-
+cmd='["jupyter", "server", "--ip=0.0.0.0", "--port=8888", "--no-browser"]'
+shims=true
+if [[ $gen == 2 ]]; then
+  packages=python3-jupyter-server,python3-ipykernel,util-linux,passwd,procps
+  cmd='["python3", "-m", "jupyter_server", "--ip=0.0.0.0", "--port=8888", "--no-browser"]'
+  shims='for s in jupyter-lab jupyter-server; do printf "#!/bin/sh\nexec python3 -m jupyter_server \"\$@\"\n" > "$1/usr/local/bin/$s"; chmod 755 "$1/usr/local/bin/$s"; done'
+fi
 
 tmp=$(mktemp -d /tmp/nbhtest-jupyter-build.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+
+# Purge what the essential stage installed and nothing here needs (perl of
+# whichever version the suite has, usrmerge); only installed ones are named.
+cat > "$tmp/slim.sh" <<'SH'
+root=$1
+pkgs=$(chroot "$root" dpkg-query -W -f='${Package} ${db:Status-Status}\n' |
+  awk '$2 == "installed" && $1 ~ /^(perl|libperl5[.0-9]*|perl-modules-5[.0-9]*|libfile-find-rule-perl|libnumber-compare-perl|libtext-glob-perl)$/ {print $1}')
+[ -z "$pkgs" ] || chroot "$root" apt-get -qq -y purge --autoremove $pkgs
+! chroot "$root" dpkg -s usrmerge >/dev/null 2>&1 || chroot "$root" dpkg --purge usrmerge
+SH
 
 mmdebstrap --mode=root --variant=apt --include="$packages" \
   --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -92,8 +130,8 @@ mmdebstrap --mode=root --variant=apt --include="$packages" \
   --dpkgopt='path-exclude=/usr/bin/gdb*' \
   --dpkgopt='path-exclude=/usr/share/gdb/*' \
   --customize-hook='chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash jovyan' \
-  --customize-hook='chroot "$1" apt-get -qq -y purge --autoremove perl libperl5.36 perl-modules-5.36 libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl' \
-  --customize-hook='chroot "$1" dpkg --purge usrmerge' \
+  --customize-hook="sh '$tmp/slim.sh' \"\$1\"" \
+  --customize-hook="$shims" \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/log/* "$1"/var/cache/* "$1"/tmp/*' \
   "$suite" "$tmp/rootfs.tar" ${mirrors[@]+"${mirrors[@]}"}
 
@@ -108,8 +146,8 @@ docker import \
   --change 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'WORKDIR /home/jovyan' \
   --change 'EXPOSE 8888' \
-  --change 'CMD ["jupyter", "server", "--ip=0.0.0.0", "--port=8888", "--no-browser"]' \
-  --change 'LABEL org.nbhosting.test-image=jupyter' \
+  --change "CMD $cmd" \
+  --change "LABEL org.nbhosting.test-image=jupyter$gen" \
   "$tmp/rootfs.tar" "$image" >/dev/null
 
 # A forced rebuild leaves the previous image untagged: drop it unless a
