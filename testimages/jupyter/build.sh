@@ -75,7 +75,8 @@ if [[ $gen == 2 ]]; then
   # The host's entries name its own suite: give trixie a list of its own,
   # on the host's first Debian mirror.
   suite=trixie
-  uri=$(grep -hoE 'https?://[^ ]+/debian/?' ${mirrors[@]+"${mirrors[@]}"} /dev/null | head -1)
+  uri=$(grep -hvE '^[[:space:]]*#' ${mirrors[@]+"${mirrors[@]}"} /dev/null | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -1)
+  uri=${uri% }
   uri=${uri:-http://deb.debian.org/debian}
   mirrors=("deb ${uri%/} trixie main")
 fi
