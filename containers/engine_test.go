@@ -61,7 +61,7 @@ func TestEngineSpawnLifecycle(t *testing.T) {
 		t.Fatalf("second spawn = %+v, %v", again, err)
 	}
 
-	cs, err := m.List(ctx)
+	cs, err := m.List(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestEngineSpawnLifecycle(t *testing.T) {
 	if err := m.Stop(ctx, got.ID); err != nil {
 		t.Fatalf("second stop: %v", err)
 	}
-	cs, _ = m.List(ctx)
+	cs, _ = m.List(ctx, nil)
 	if c := find(cs, got.Name); c == nil || c.State != Stopped || c.Port != got.Port {
 		t.Fatalf("after stop: %+v", c)
 	}
@@ -135,7 +135,7 @@ func TestEngineConcurrentSpawnsMakeOneContainer(t *testing.T) {
 	if created != 1 {
 		t.Errorf("%d spawns say created, want 1", created)
 	}
-	cs, err := m.List(t.Context())
+	cs, err := m.List(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,15 @@ func TestEngineAdoptsAndIgnores(t *testing.T) {
 	unrelatedID := mk(unrelated, nil)
 	foreign := mk(co.Name+"-x-dave", map[string]string{LabelManagedBy: "someone-else"})
 
-	cs, err := m.List(ctx)
+	// Not adopted unless its course is the site's.
+	cs, err := m.List(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := find(cs, co.Name+"-x-carol"); c != nil {
+		t.Errorf("adopted without its course being the site's: %+v", c)
+	}
+	cs, err = m.List(ctx, func(c string) bool { return c == co.Name })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,14 +110,21 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	defer unlock()
 
 	img := co.ImageOf()
-	cur, err := m.CurrentImages(ctx, []string{img})
+	cur, err := m.latest(ctx, []string{img})
 	if err != nil {
 		return fail(err)
 	}
-	imageID, ok := cur[img]
+	im, ok := cur[img]
 	if !ok {
 		return fail(fmt.Errorf("%w: no image %s:latest", ErrImageNotBuilt, img))
 	}
+	// Only what this site built runs as a student's server: an image of
+	// the same name from elsewhere runs someone else's code with the
+	// student's files mounted.
+	if err := BuiltHere(img, im); err != nil {
+		return fail(err)
+	}
+	imageID := im.ID
 
 	var res Spawned
 	for attempt := 0; ; attempt++ {
