@@ -283,7 +283,7 @@ func unsafeMount(src, dst string) string {
 	for _, side := range []struct{ what, p string }{{"source", src}, {"target", dst}} {
 		for _, x := range expansions(side.p) {
 			if slices.Contains(strings.Split(x, "/"), "..") {
-				return fmt.Sprintf("the %s has a .. component (%q): it may lead anywhere on the host", side.what, x)
+				return fmt.Sprintf("the %s has a .. component (%q): it may lead anywhere", side.what, x)
 			}
 		}
 	}
