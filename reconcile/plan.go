@@ -1,6 +1,6 @@
 // Package reconcile drives student containers toward the desired state:
 // it observes the engine, plans with a pure function, and applies the plan
-// (SPEC §4, the container pass).
+// (the container pass).
 package reconcile
 
 import (
