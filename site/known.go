@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,13 +67,7 @@ func (s *Site) knownCourses(cfg *manifest.Config, record bool) map[string]bool {
 		}
 	}
 	if grew && record {
-		rec := knownCourses{Courses: slices.Sorted(func(yield func(string) bool) {
-			for n := range had {
-				if !yield(n) {
-					return
-				}
-			}
-		})}
+		rec := knownCourses{Courses: slices.Sorted(maps.Keys(had))}
 		if err := atomicfile.WriteJSON(knownCoursesFile(s.opts.Root), rec, 0o600); err != nil {
 			s.log.Warn("known courses not recorded", "err", err)
 		}
