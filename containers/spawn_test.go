@@ -213,6 +213,8 @@ func TestSpawnErrors(t *testing.T) {
 	archived := testCourse()
 	archived.Archived = true
 	noUID := testCourse()
+	socketMount := testCourse()
+	socketMount.Container.Mounts = []string{"{root}/students/{student}/{course}:/home/jovyan/work", "/run/docker.sock:/var/run/docker.sock"}
 	for _, tc := range []struct {
 		desc    string
 		co      manifest.Course
@@ -235,6 +237,10 @@ func TestSpawnErrors(t *testing.T) {
 		// a-x + y are both a-x-x-y).
 		{"student starting x-", testCourse(), "x-y", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
 		{"student with -x-", testCourse(), "b-x-c", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
+		// A mount validation would refuse is refused once expanded too,
+		// before anything is made (the fake has no Create).
+		{"engine socket mount", socketMount, "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"},
+			&fakeEngine{ImagesFn: latestImage("sha256:v1"), InspectFn: notFound}, nil},
 		{"foreign container", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: latestImage("sha256:v1"),
 			InspectFn: func(context.Context, string) (Raw, error) {
 				return Raw{ID: "x", Name: "flot-x-alice", Labels: map[string]string{LabelManagedBy: "other"}}, nil

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -253,8 +254,8 @@ func (v *validator) container(p string, c Container) {
 		if !strings.HasPrefix(parts[1], "/") {
 			v.errorf(q, "mount target %q must be an absolute path in the container", parts[1])
 		}
-		if msg := unsafeMount(parts[0], parts[1]); msg != "" {
-			v.errorf(q, "mount %q: %s", m, msg)
+		if err := CheckMount(parts[0], parts[1]); err != nil {
+			v.errorf(q, "mount %q: %v", m, err)
 		}
 	}
 	for _, k := range sortedKeys(c.Env) {
@@ -274,11 +275,19 @@ var engineSockets = []string{
 	"/var/run/containerd/containerd.sock", "/run/containerd/containerd.sock",
 }
 
-// unsafeMount says why a mount is clearly wrong, or "": a source or target
-// with a .. component, in the template or once placeholders are filled in
-// (whatever their values); a source that is /, an engine socket, or a
-// directory holding one (/run, /var/run, a user's /run/user/UID). Admins
-// may mount what they like otherwise.
+// CheckMount says why a mount (its host source and container target, as
+// written in courses.yaml or once expanded) is clearly wrong: a source or
+// target with a .. component, in the template or once placeholders are
+// filled in (whatever their values); a source that is /, an engine socket,
+// or a directory holding one (/run, /var/run, a user's /run/user/UID).
+// Admins may mount what they like otherwise.
+func CheckMount(src, dst string) error {
+	if msg := unsafeMount(src, dst); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}
+
 func unsafeMount(src, dst string) string {
 	for _, side := range []struct{ what, p string }{{"source", src}, {"target", dst}} {
 		for _, x := range expansions(side.p) {
