@@ -169,7 +169,7 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 // course brings one course's work tree to its head and returns its status.
 func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Course, old CourseStatus, heads map[string]Head, updateErr error) CourseStatus {
 	now := time.Now()
-	st := CourseStatus{Course: co.Name, Repo: co.Repo, Branch: co.Branch, Path: co.Path,
+	st := CourseStatus{Course: co.Name, Repo: RedactURL(co.Repo), Branch: co.Branch, Path: co.Path,
 		Commit: old.Commit, Forced: old.Forced, CheckedAt: old.CheckedAt, FetchedAt: old.FetchedAt}
 	log := s.log.With("course", co.Name)
 	fail := func(err error) CourseStatus {

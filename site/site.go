@@ -28,6 +28,9 @@ type Options struct {
 	// Config is the --config flag: a git URL, a bare repo, or a folder
 	// inside a git work tree.
 	Config string
+	// ConfigCredentials authenticate to the config repo, as a course's
+	// credentials: do; nil for none.
+	ConfigCredentials *manifest.Credentials
 	// Root is the data directory: mirrors, course work trees, state.
 	Root string
 	Log  *slog.Logger
@@ -95,7 +98,7 @@ func New(opts Options) (*Site, error) {
 		log:     opts.Log,
 		loc:     loc,
 		mirrors: m,
-		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, nil, opts.Log),
+		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, opts.ConfigCredentials, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  activity.New(),

@@ -299,7 +299,8 @@ config revision it would apply (or reject), the courses whose checkout would
 move, the images that would be built (and why: inputs changed, no build yet),
 and every container action with its reason. To see remote heads it fetches into
 its mirrors under ROOT (a cache), but checks out, builds, stops and removes
-nothing.
+nothing. A running daemon answers from what its last pull fetched, with no
+network call.
 
 With --detailed-exitcode the exit status is 0 when nothing would change, 2 when
 something would, 1 on error (as terraform plan).`,
@@ -349,12 +350,15 @@ func (g *globals) plan(ctx context.Context, allowMassPrune bool) (*site.PlanRepo
 		return nil, err
 	}
 	defer done()
+	// Working directly, plan fetches first: no daemon keeps the mirrors
+	// fresh. A remote that cannot be reached is planned from its mirror.
+	ferr := s.Fetch(ctx)
 	rep, err := s.Plan(ctx, site.PassOptions{AllowMassPrune: allowMassPrune})
 	var nc *site.NoConfigError
 	if errors.As(err, &nc) {
-		return nil, err
+		return nil, errors.Join(ferr, err)
 	}
-	return &rep, err
+	return &rep, errors.Join(ferr, err)
 }
 
 func printPlan(w io.Writer, rep site.PlanReport) {
