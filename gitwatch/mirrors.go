@@ -151,7 +151,7 @@ type remote struct {
 	// open guards repo, so that readers of the mirror never wait for a
 	// fetch in progress (which holds work).
 	opening sync.Mutex
-	repo *git.Repository
+	repo    *git.Repository
 
 	// guarded by Mirrors.mu, so that a backoff check never waits for a
 	// fetch in progress.
