@@ -148,7 +148,7 @@ type remote struct {
 
 	// work serializes network and writes on this mirror.
 	work sync.Mutex
-	// open guards repo, so that readers of the mirror never wait for a
+	// opening guards repo, so that readers of the mirror never wait for a
 	// fetch in progress (which holds work).
 	opening sync.Mutex
 	repo    *git.Repository
