@@ -153,6 +153,9 @@ type ConfigLoader struct {
 // maxRefused bounds ConfigLoader.refused.
 const maxRefused = 16
 
+// parse is manifest.Parse; tests count its calls.
+var parse = manifest.Parse
+
 // NewConfigLoader returns a loader of the config repo at loc, keeping its
 // state in {root}/state/config.json. creds may be nil.
 func NewConfigLoader(m *Mirrors, root string, loc ConfigLocation, creds *manifest.Credentials, log *slog.Logger) *ConfigLoader {
@@ -298,7 +301,7 @@ func (l *ConfigLoader) evaluate(commit plumbing.Hash) (*ConfigRevision, []manife
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s at %s: %w", file, commit, err)
 	}
-	cfg, warns, err := manifest.Parse(file, []byte(data))
+	cfg, warns, err := parse(file, []byte(data))
 	if err != nil {
 		probs := []manifest.Problem{{File: file, Message: err.Error()}}
 		var errs manifest.Errors
