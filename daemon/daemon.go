@@ -50,7 +50,9 @@ const (
 // Options configure the daemon.
 type Options struct {
 	Config string
-	Root   string
+	// ConfigCredentials authenticate to the config repo; nil for none.
+	ConfigCredentials *manifest.Credentials
+	Root              string
 	// Listen is the HTTP address (host:port; port 0 picks one).
 	Listen string
 	// TokenFile holds the bearer token of mutating API calls; without it
@@ -99,8 +101,8 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	opts.Root = root
-	if err := os.MkdirAll(filepath.Join(root, "state"), 0o755); err != nil {
-		return fmt.Errorf("--root: %w", err)
+	if err := PrepareRoot(root, opts.Log); err != nil {
+		return err
 	}
 	hist, err := history.Open(history.Path(root), history.Options{})
 	if err != nil {
@@ -125,7 +127,7 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	d.site, err = site.New(site.Options{Config: opts.Config, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics})
+	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics})
 	if err != nil {
 		return err
 	}
@@ -143,14 +145,23 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	// Tests and scripts read the address (with --listen :0) from this line.
 	opts.Log.Info("listening", "addr", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/")
+	// The command line on this host talks to the daemon through its socket.
+	sock, err := server.ListenSocket(ctx, server.SocketPath(root))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	opts.Log.Info("API socket", "path", sock.Addr().String())
 
 	var wg sync.WaitGroup
 	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Go(func() {
-		if err := srv.Serve(srvCtx, ln); err != nil {
-			opts.Log.Error("http server", "err", err)
-		}
-	})
+	for _, l := range []net.Listener{ln, sock} {
+		wg.Go(func() {
+			if err := srv.Serve(srvCtx, l); err != nil {
+				opts.Log.Error("http server", "err", err)
+			}
+		})
+	}
 	wg.Go(func() { d.sched.Run(ctx) })
 
 	d.trigger(trigger.Sync, "startup")

@@ -1,6 +1,8 @@
 package gitwatch
 
 import (
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -44,5 +46,33 @@ func TestRejectedConfigParsedOnce(t *testing.T) {
 	}
 	if n := parses.Load(); n != 1 {
 		t.Errorf("the rejected courses.yaml was parsed %d times, want 1", n)
+	}
+}
+
+// State files name private repos and their errors: the daemon's user only.
+func TestStateFilesPrivate(t *testing.T) {
+	conf := newFixture(t)
+	conf.commit(t, map[string]string{"courses.yaml": "version: 1\ncourses:\n  a:\n    repo: .\n", "images/a.dockerfile": "FROM scratch\n"}, "good")
+	loc, err := LocateConfig(conf.bare, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	m := NewMirrors(root, testLogger(t), Options{})
+	res, err := NewConfigLoader(m, root, loc, nil, testLogger(t)).Load(t.Context())
+	if err != nil || res.Current == nil {
+		t.Fatalf("load: %+v, %v", res, err)
+	}
+	if _, err := NewSyncer(m, root, testLogger(t), 1).Sync(t.Context(), res.Current); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.json", "courses.json"} {
+		fi, err := os.Stat(filepath.Join(root, "state", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("state/%s: mode %s, want 0600", f, m)
+		}
 	}
 }

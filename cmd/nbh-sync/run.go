@@ -36,6 +36,11 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Config, o.Root, o.Log = g.config, g.root, g.log
+			creds, err := g.configCredentials()
+			if err != nil {
+				return err
+			}
+			o.ConfigCredentials = creds
 			if !cmd.Flags().Changed("api-token-file") && !fileExists(g.apiTokenFile) {
 				g.log.Warn("no API token: mutating API calls are refused", "file", g.apiTokenFile)
 			} else {
