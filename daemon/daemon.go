@@ -21,6 +21,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
@@ -67,6 +68,10 @@ type Options struct {
 	Grace       time.Duration
 	// Debounce groups file-system events of a local repo into one pass.
 	Debounce time.Duration
+	// AllowedHosts are host names, besides localhost and IP addresses,
+	// that the dashboard and the read-only API answer to (the names of a
+	// reverse proxy in front of the daemon).
+	AllowedHosts []string
 	Log      *slog.Logger
 }
 
@@ -80,6 +85,7 @@ type daemon struct {
 	queue   *trigger.Queue
 	sched   *trigger.Scheduler
 	secret  []byte
+	replays *webhook.Replays
 
 	ready      atomic.Bool
 	allowPrune atomic.Bool // one-shot confirmation of a mass prune
@@ -110,7 +116,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer hist.Close()
 
-	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New()}
+	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New(), replays: newReplays()}
 	for _, f := range []string{opts.WebhookSecretFile, opts.TokenFile} {
 		warnIfReadable(opts.Log, f)
 	}
@@ -135,7 +141,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.sched = trigger.NewScheduler(func(k trigger.Kinds) { d.trigger(k, "schedule") }, nil, opts.Log)
 
 	srv, err := server.New(server.Config{Addr: opts.Listen, Backend: backend{d}, Hooks: server.HookFunc(d.verifyHook),
-		Metrics: d.metrics.Handler(), Token: token, Logger: opts.Log})
+		HookHeaders: hookHeaders, AllowedHosts: opts.AllowedHosts, Metrics: d.metrics.Handler(), Token: token, Logger: opts.Log})
 	if err != nil {
 		return err
 	}
@@ -309,6 +315,15 @@ func (d *daemon) stopWatching() {
 		d.stopWatch()
 	}
 }
+
+// Signed webhooks are remembered this long, at most this many, to refuse
+// replays: a day of pushes on a busy site fits.
+const (
+	replayTTL = 24 * time.Hour
+	replayMax = 10000
+)
+
+func newReplays() *webhook.Replays { return webhook.NewReplays(replayTTL, replayMax) }
 
 // warnIfReadable warns when a secret file can be read by other users.
 func warnIfReadable(log *slog.Logger, path string) {

@@ -52,6 +52,7 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 	f := cmd.Flags()
 	f.StringVar(&o.Listen, "listen", defaultListen, "HTTP address of the dashboard, API and metrics")
 	f.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (without it, webhooks are refused)")
+	f.StringSliceVar(&o.AllowedHosts, "allowed-host", nil, "a host name the dashboard and read-only API answer to, besides localhost and IP addresses (a reverse proxy's name; repeatable)")
 	f.DurationVar(&o.PassTimeout, "pass-timeout", time.Hour, "longest a pass may run")
 	f.DurationVar(&o.Grace, "grace", 30*time.Second, "how long SIGTERM lets a running pass finish")
 	return cmd
