@@ -72,7 +72,7 @@ type Options struct {
 	// that the dashboard and the read-only API answer to (the names of a
 	// reverse proxy in front of the daemon).
 	AllowedHosts []string
-	Log      *slog.Logger
+	Log          *slog.Logger
 }
 
 // daemon is the running process's state.
