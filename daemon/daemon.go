@@ -53,7 +53,9 @@ type Options struct {
 	Config string
 	// ConfigCredentials authenticate to the config repo; nil for none.
 	ConfigCredentials *manifest.Credentials
-	Root              string
+	// SafeDirectories are local repositories trusted whatever their owner.
+	SafeDirectories []string
+	Root            string
 	// Listen is the HTTP address (host:port; port 0 picks one).
 	Listen string
 	// TokenFile holds the bearer token of mutating API calls; without it
@@ -133,7 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics})
+	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics})
 	if err != nil {
 		return err
 	}

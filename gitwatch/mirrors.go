@@ -57,6 +57,10 @@ type Options struct {
 	// fetches add to it; Deepen fetches the full history when something
 	// needs it. Local remotes are always fetched in full: that is cheap.
 	Depth int
+	// SafeDirectories are local repositories trusted whatever their owner
+	// ("*": all), like git's safe.directory; any other local repository
+	// must belong to the user nbh-sync runs as.
+	SafeDirectories []string
 }
 
 // DefaultDepth is the depth of the first fetch of a network remote.
@@ -330,6 +334,9 @@ func (m *Mirrors) Reset(url string) {
 func (m *Mirrors) update(ctx context.Context, r *remote, rawURL string, branches []string, creds *manifest.Credentials) (map[string]Head, error) {
 	furl := fetchURL(rawURL)
 	url := RedactURL(rawURL) // what errors show
+	if err := m.checkLocal(furl); err != nil {
+		return nil, err
+	}
 	auth, secrets, err := authFor(furl, creds)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: credentials: %w", url, redact(err, secrets))
@@ -399,6 +406,15 @@ func (m *Mirrors) update(ctx context.Context, r *remote, rawURL string, branches
 	return heads, errors.Join(errs...)
 }
 
+// checkLocal refuses a local remote another user owns (see checkOwner).
+func (m *Mirrors) checkLocal(furl string) error {
+	p, ok := strings.CutPrefix(furl, "file://")
+	if !ok {
+		return nil
+	}
+	return checkOwner(p, m.opts.SafeDirectories)
+}
+
 // list returns the branch heads of the remote at furl.
 func (m *Mirrors) list(ctx context.Context, furl string, auth transport.AuthMethod) (map[plumbing.ReferenceName]plumbing.Hash, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
@@ -439,6 +455,9 @@ func (m *Mirrors) Deepen(ctx context.Context, url, branch string, creds *manifes
 	defer r.work.Unlock()
 	furl := fetchURL(url)
 	url = RedactURL(url)
+	if err := m.checkLocal(furl); err != nil {
+		return err
+	}
 	repo, err := r.open()
 	if err != nil {
 		return fmt.Errorf("mirror of %s: %w", url, err)

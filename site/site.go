@@ -31,6 +31,9 @@ type Options struct {
 	// ConfigCredentials authenticate to the config repo, as a course's
 	// credentials: do; nil for none.
 	ConfigCredentials *manifest.Credentials
+	// SafeDirectories are local repositories trusted whatever their owner
+	// (gitwatch.Options.SafeDirectories).
+	SafeDirectories []string
 	// Root is the data directory: mirrors, course work trees, state.
 	Root string
 	Log  *slog.Logger
@@ -90,7 +93,7 @@ func New(opts Options) (*Site, error) {
 		}
 		opts.ContainerEngine = e
 	}
-	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
+	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
 	ctrs.Site = opts.Root
 	return &Site{

@@ -49,7 +49,7 @@ func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 			hist = nil
 		}
 	}
-	s, err := site.New(site.Options{Config: g.config, ConfigCredentials: creds, Root: root, Log: g.log, History: hist})
+	s, err := site.New(site.Options{Config: g.config, ConfigCredentials: creds, SafeDirectories: g.safeDirs, Root: root, Log: g.log, History: hist})
 	closeAll := func() {
 		if hist != nil {
 			hist.Close()

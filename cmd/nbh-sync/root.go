@@ -40,6 +40,8 @@ type globals struct {
 	configSet bool
 	// configCreds are the config repo's credentials, as a course's.
 	configCreds manifest.Credentials
+	// safeDirs are local repositories trusted whatever their owner.
+	safeDirs []string
 	// api names the daemon to talk to ("" its socket under root, "none"
 	// none); apiTokenFile holds its bearer token.
 	api          string
@@ -59,6 +61,14 @@ const defaultListen = "127.0.0.1:8787"
 
 // defaultTokenFile holds the API's bearer token by default.
 const defaultTokenFile = "/etc/nbh-sync/api-token"
+
+// envList is the comma-separated list in the environment variable key.
+func envList(key string) []string {
+	if v := os.Getenv(key); v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
+}
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -132,6 +142,7 @@ data directory). Both may also come from NBH_CONFIG and NBH_ROOT.`,
 	f.StringVar(&g.configCreds.PasswordEnv, "config-password-env", os.Getenv("NBH_CONFIG_PASSWORD_ENV"), "name of the environment variable holding the password or token of an https config repo")
 	f.StringVar(&g.configCreds.SSHKeyFile, "config-ssh-key-file", os.Getenv("NBH_CONFIG_SSH_KEY_FILE"), "private key for an ssh config repo (env NBH_CONFIG_SSH_KEY_FILE)")
 	f.StringVar(&g.configCreds.KnownHostsFile, "config-known-hosts-file", os.Getenv("NBH_CONFIG_KNOWN_HOSTS_FILE"), "known_hosts file for an ssh config repo, required with --config-ssh-key-file (env NBH_CONFIG_KNOWN_HOSTS_FILE)")
+	f.StringSliceVar(&g.safeDirs, "safe-directory", envList("NBH_SAFE_DIRECTORIES"), `a local repository trusted although another user owns it, as git's safe.directory ("*": all; repeatable) (env NBH_SAFE_DIRECTORIES, comma-separated)`)
 	f.StringVar(&g.api, "api", os.Getenv("NBH_API"), `the daemon to talk to: http://HOST:PORT or unix:PATH; by default the daemon whose socket is under --root, if one runs; "none": work directly (env NBH_API)`)
 	f.StringVar(&g.apiTokenFile, "api-token-file", envOr("NBH_API_TOKEN_FILE", defaultTokenFile), "file holding the bearer token of the daemon's mutating API calls (env NBH_API_TOKEN_FILE)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")

@@ -40,7 +40,7 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 			if err != nil {
 				return err
 			}
-			o.ConfigCredentials = creds
+			o.ConfigCredentials, o.SafeDirectories = creds, g.safeDirs
 			if !cmd.Flags().Changed("api-token-file") && !fileExists(g.apiTokenFile) {
 				g.log.Warn("no API token: mutating API calls are refused", "file", g.apiTokenFile)
 			} else {

@@ -127,7 +127,7 @@ func validateRepo(ctx context.Context, g *globals, location string) (*validateRe
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	m := gitwatch.NewMirrors(tmp, g.log, gitwatch.Options{})
+	m := gitwatch.NewMirrors(tmp, g.log, gitwatch.Options{SafeDirectories: g.safeDirs})
 	creds, err := g.configCredentials()
 	if err != nil {
 		return nil, err
