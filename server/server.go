@@ -505,7 +505,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	if res.Courses == nil {
 		res.Courses = []string{}
 	}
-	s.log.Info("webhook accepted", "provider", provider, "repos", repos, "courses", res.Courses)
+	s.log.Info("webhook accepted", "provider", provider, "repos", len(repos), "courses", res.Courses)
 	writeJSON(w, http.StatusAccepted, res)
 }
 

@@ -1,7 +1,9 @@
 package site_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -189,7 +192,19 @@ func TestConfigPasswordNeverShown(t *testing.T) {
 	if nerr == nil || !strings.Contains(nerr.Error(), "--config-password-file") {
 		t.Errorf("a password in --config: err = %v, want a refusal naming --config-password-file", nerr)
 	}
-	texts := map[string]string{"log": logs.String(), "plan": string(planJSON), "status": string(statusJSON)}
+	// The API's answers, of a plan and of a status, carry it neither.
+	srv, err := server.New(server.Config{Backend: planBackend{&backend{site: st}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	apiPlan, apiStatus := get(t, ts.URL+"/api/plan"), get(t, ts.URL+"/api/status")
+	if !strings.Contains(apiPlan, `"commit"`) {
+		t.Errorf("/api/plan: %s", apiPlan)
+	}
+	texts := map[string]string{"log": logs.String(), "plan": string(planJSON), "status": string(statusJSON),
+		"/api/plan": apiPlan, "/api/status": apiStatus}
 	if nerr != nil {
 		texts["refusal"] = nerr.Error()
 	}
@@ -212,4 +227,16 @@ func TestConfigPasswordNeverShown(t *testing.T) {
 			t.Errorf("the config repo's password appears in the %s", what)
 		}
 	}
+}
+
+// planBackend answers plans from the site, as the daemon does.
+type planBackend struct{ *backend }
+
+func (b planBackend) Plan(ctx context.Context) (any, error) {
+	rep, err := b.site.Plan(ctx, site.PassOptions{})
+	var nc *site.NoConfigError
+	if errors.As(err, &nc) {
+		return nil, fmt.Errorf("%w: %w", server.ErrNotReady, err)
+	}
+	return rep, nil
 }
