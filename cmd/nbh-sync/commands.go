@@ -88,8 +88,8 @@ func newSyncCmd(g *globals) *cobra.Command {
   3. container pass: idle containers stopped, stale ones removed once idle,
      active students left alone; every action with its reason.
 
-When a daemon answers at --api, sync asks it for a pass instead and returns at
-once. Exit status 1 when any part failed (the rest still ran).`,
+When a daemon runs on --root (it listens on ROOT/state/api.sock), or --api names
+one, sync asks it for a pass instead and returns at once. Exit status 1 when any part failed (the rest still ran).`,
 		Example: `  nbh-sync sync --config https://git.example.org/site/config.git
   nbh-sync sync --force           # rebuild every image without cache`,
 		Args: cobra.NoArgs,
@@ -208,7 +208,8 @@ config revision in force (and a rejected newer one), each course's branch,
 checked-out commit and containers (running, stale: on an older image), each
 image's build key and source, recent builds and actions, and errors.
 
-It asks the daemon at --api when one runs, else reads ROOT and the engine.`,
+It asks the daemon of --root (or of --api) when one runs, else reads ROOT and the
+engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -26,8 +26,11 @@ changed, container pass — whenever something may have changed:
 
 A burst of triggers becomes one pending pass. It serves, on --listen (localhost
 by default): the dashboard at /, /api/... (status, history, plan, spawn, sync),
-/metrics for Prometheus, /healthz and /readyz. Mutating API calls need the bearer
-token of --api-token-file; webhooks need the secret of --webhook-secret-file.
+/metrics for Prometheus, /healthz and /readyz; the same API on the unix socket
+ROOT/state/api.sock (mode 0600), where the command line finds it. Mutating API
+calls need the bearer token of --api-token-file; webhooks need the secret of
+--webhook-secret-file. The dashboard and the read-only API answer to localhost,
+IP addresses and the names of --allowed-host (a reverse proxy's name).
 
 SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 --grace to finish, then is cancelled at a safe point.`,
