@@ -319,9 +319,12 @@ func (d *daemon) stopWatching() {
 }
 
 // Signed webhooks are remembered this long, at most this many, to refuse
-// replays: a day of pushes on a busy site fits.
+// replays: an hour of pushes on a busy site fits. A replay could only
+// trigger passes, so the window is short: a script that posts the same
+// minimal generic payload for every push loses only pushes within an hour
+// of each other to it (polling still sees them).
 const (
-	replayTTL = 24 * time.Hour
+	replayTTL = time.Hour
 	replayMax = 10000
 )
 
