@@ -154,16 +154,17 @@ func Run(ctx context.Context, opts Options) error {
 	// Tests and scripts read the address (with --listen :0) from this line.
 	opts.Log.Info("listening", "addr", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/")
 	// The command line on this host talks to the daemon through its socket.
-	sock, err := server.ListenSocket(ctx, server.SocketPath(root))
-	if err != nil {
-		ln.Close()
-		return err
+	listeners := []net.Listener{ln}
+	if sock, err := server.ListenSocket(ctx, server.SocketPath(root)); err != nil {
+		opts.Log.Warn("no API socket: the command line needs --api to reach this daemon", "err", err)
+	} else {
+		listeners = append(listeners, sock)
+		opts.Log.Info("API socket", "path", sock.Addr().String())
 	}
-	opts.Log.Info("API socket", "path", sock.Addr().String())
 
 	var wg sync.WaitGroup
 	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
-	for _, l := range []net.Listener{ln, sock} {
+	for _, l := range listeners {
 		wg.Go(func() {
 			if err := srv.Serve(srvCtx, l); err != nil {
 				opts.Log.Error("http server", "err", err)
