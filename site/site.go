@@ -29,6 +29,12 @@ type Options struct {
 	// Config is the --config flag: a git URL, a bare repo, or a folder
 	// inside a git work tree.
 	Config string
+	// ConfigCredentials authenticate to the config repo, as a course's
+	// credentials: do; nil for none.
+	ConfigCredentials *manifest.Credentials
+	// SafeDirectories are local repositories trusted whatever their owner
+	// (gitwatch.Options.SafeDirectories).
+	SafeDirectories []string
 	// Root is the data directory: mirrors, course work trees, state.
 	Root string
 	Log  *slog.Logger
@@ -101,7 +107,7 @@ func New(opts Options) (*Site, error) {
 		}
 		opts.ContainerEngine = e
 	}
-	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
+	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
 	ctrs.Site = SiteName(opts.Root)
 	return &Site{
@@ -109,7 +115,7 @@ func New(opts Options) (*Site, error) {
 		log:     opts.Log,
 		loc:     loc,
 		mirrors: m,
-		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, nil, opts.Log),
+		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, opts.ConfigCredentials, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  activity.New(),
