@@ -104,7 +104,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 		rep.Builds = append(rep.Builds, pb)
 	}
 
-	obs, err := s.pass().Observe(ctx, rev.Config, opts.AllowMassPrune)
+	obs, err := s.pass(rev.Config, false).Observe(ctx, rev.Config, opts.AllowMassPrune)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
