@@ -184,10 +184,18 @@ func check(file string, data []byte, sources func(*manifest.Config) manifest.Sou
 	return rep
 }
 
-// lint runs the Dockerfile lint (SPEC §3) on every admin Dockerfile of the
-// config repo; course Dockerfiles are linted before each build, once their
-// repo is fetched.
+// lint runs the Dockerfile lint on every admin Dockerfile of the config
+// repo, knowing which bases the site builds; course Dockerfiles are linted
+// before each build, once their repo is fetched.
 func lint(rep *validateReport, c *manifest.Config, src manifest.Sources, read func(p string) ([]byte, error)) {
+	base := images.SiteBases(c.ImageNames(), func(image string) ([]byte, bool) {
+		s, err := c.ResolveImage(image, src)
+		if err != nil || s.Kind == manifest.FromCourse {
+			return nil, false
+		}
+		data, err := read(s.Dockerfile)
+		return data, err == nil
+	})
 	for _, name := range c.ImageNames() {
 		s, err := c.ResolveImage(name, src)
 		if err != nil || s.Kind == manifest.FromCourse {
@@ -197,7 +205,7 @@ func lint(rep *validateReport, c *manifest.Config, src manifest.Sources, read fu
 		if err != nil {
 			continue // CheckImages has said it is missing
 		}
-		for _, p := range images.Lint(s.Dockerfile, data) {
+		for _, p := range images.Lint(s.Dockerfile, data, base) {
 			if p.Warning {
 				rep.Warnings = append(rep.Warnings, p)
 			} else {
@@ -219,6 +227,10 @@ type dirSources struct {
 func (d dirSources) ConfigFile(p string) bool {
 	fi, err := os.Stat(filepath.Join(d.dir, filepath.FromSlash(p)))
 	return err == nil && fi.Mode().IsRegular()
+}
+
+func (d dirSources) ReadConfigFile(p string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(d.dir, filepath.FromSlash(p)))
 }
 
 func (d dirSources) CourseFile(course, p string) (exists, known bool) {
