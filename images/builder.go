@@ -90,7 +90,7 @@ func NewBuilder(engine Engine, opts Options) *Builder {
 	}
 	return &Builder{
 		engine: engine, opts: opts, log: logger,
-		sem:   make(chan struct{}, opts.Concurrency),
+		sem:      make(chan struct{}, opts.Concurrency),
 		locks:    map[string]chan struct{}{},
 		last:     map[string]Result{},
 		failures: map[string]Failure{},

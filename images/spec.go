@@ -120,7 +120,7 @@ type Spec struct {
 	Key string
 
 	entries  []entry
-	baseKeys []string    // keys (and pins) of Bases, in order
+	baseKeys []string // keys (and pins) of Bases, in order
 	lintBase func(string) Base
 }
 

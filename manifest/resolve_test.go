@@ -57,9 +57,9 @@ func TestResolveImage(t *testing.T) {
 			// nbhosting's order: .nbhosting/ first, then nbhosting/.
 			"dotnbh": {".nbhosting/Dockerfile": true, "nbhosting/Dockerfile": true, CourseDockerfile: true},
 			"nbh":    {"nbhosting/Dockerfile": true, CourseDockerfile: true},
-			"nodir":   {},
-			"both":    {CourseDockerfile: true},
-			"empty":   {},
+			"nodir":  {},
+			"both":   {CourseDockerfile: true},
+			"empty":  {},
 		},
 	}
 	tests := []struct {
