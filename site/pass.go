@@ -84,11 +84,20 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 func lastPassFile(root string) string { return filepath.Join(root, "state", "last-pass.json") }
 
 func writeLastPass(root string, rep PassReport) error {
-	b, err := json.Marshal(rep)
+	return writeStateJSON(lastPassFile(root), rep)
+}
+
+// writeStateJSON writes v to p atomically (a temporary file, then rename),
+// so that a reader never sees half a document.
+func writeStateJSON(p string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(lastPassFile(root)), "last-pass-*.tmp")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+"-*.tmp")
 	if err != nil {
 		return err
 	}
@@ -97,7 +106,7 @@ func writeLastPass(root string, rep PassReport) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), lastPassFile(root))
+		err = os.Rename(f.Name(), p)
 	}
 	if err != nil {
 		os.Remove(f.Name())
