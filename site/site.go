@@ -56,7 +56,7 @@ type Site struct {
 	mu       sync.Mutex
 	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
 	rejected *gitwatch.Rejection
-	builder  *images.Builder    // made from the first config's build: section
+	builder  *images.Builder // made from the first config's build: section
 	notifier *notify.Notifier
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
