@@ -19,7 +19,7 @@ import (
 const MaxNameLen = 63
 
 var (
-	// courseName follows SPEC §2: lowercase letters, digits, -, _, .; no
+	// courseName: lowercase letters, digits, -, _, .; no
 	// leading . or -.
 	courseName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
 	// imageName is a Docker repository path component, with at most one
