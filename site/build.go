@@ -80,8 +80,12 @@ func (s *Site) saveFailures(b *images.Builder) {
 }
 
 // specs returns the build specs of every image of rev, in build order,
-// and the errors of those whose spec cannot be made.
+// and the errors of those whose spec cannot be made. The git trees of a
+// revision cache lookups without a lock: a pass, a plan and a status page
+// make their specs one at a time.
 func (s *Site) specs(rev *gitwatch.ConfigRevision) ([]*images.Spec, map[string]error) {
+	s.specMu.Lock()
+	defer s.specMu.Unlock()
 	return images.NewSpecs(rev.Config, s.trees(rev))
 }
 
@@ -94,6 +98,8 @@ func (s *Site) Spec(ctx context.Context, image string) (*images.Spec, error) {
 	if !slices.Contains(rev.Config.ImageNames(), image) {
 		return nil, fmt.Errorf("no image %s in courses.yaml (images: %v)", image, rev.Config.ImageNames())
 	}
+	s.specMu.Lock()
+	defer s.specMu.Unlock()
 	return images.NewSpec(rev.Config, image, s.trees(rev))
 }
 

@@ -53,6 +53,7 @@ type Site struct {
 	prober  *activity.Prober
 
 	failMu   sync.Mutex // serializes writes of the build failures file
+	specMu   sync.Mutex // serializes reads of a revision's git trees
 	mu       sync.Mutex
 	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
 	rejected *gitwatch.Rejection
