@@ -27,7 +27,8 @@ import (
 
 // openSite opens the site for a command that works directly (no daemon).
 // With record, what the command does goes to the history store, unless a
-// daemon holds it.
+// daemon holds it. Without record, an existing history store is opened
+// read-only.
 func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 	root, err := filepath.Abs(g.root)
 	if err != nil {
@@ -37,10 +38,17 @@ func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 		return nil, nil, fmt.Errorf("--root %s: %w", root, err)
 	}
 	var hist *history.Store
-	if record {
+	switch {
+	case record:
 		hist, err = history.Open(history.Path(root), history.Options{})
 		if err != nil {
 			g.log.Warn("this run is not recorded in the history", "err", err)
+			hist = nil
+		}
+	case fileExists(history.Path(root)):
+		// Read-only, for the recent builds and actions a status shows.
+		if hist, err = history.Open(history.Path(root), history.Options{ReadOnly: true}); err != nil {
+			g.log.Info("history not shown", "err", err)
 			hist = nil
 		}
 	}

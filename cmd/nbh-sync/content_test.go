@@ -104,6 +104,7 @@ func TestCLICourseContentNeverBlocks(t *testing.T) {
 				LogTail string `json:"log_tail"`
 			} `json:"failed"`
 		}
+		Builds []struct{ Image, Result string }
 	}
 	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
 		t.Fatalf("status --json: exit %d %v\n%s", code, err, out)
@@ -127,6 +128,15 @@ func TestCLICourseContentNeverBlocks(t *testing.T) {
 		case im.Name == empty && (im.Failed == nil || im.Failed.Stage != "context"):
 			t.Errorf("status of %s: %+v", im.Name, im.Failed)
 		}
+	}
+	failedBuilds := 0
+	for _, bd := range st.Builds {
+		if bd.Image == broken && bd.Result == "failed" {
+			failedBuilds++
+		}
+	}
+	if failedBuilds != 1 {
+		t.Errorf("status builds: %+v, want the failed build of %s", st.Builds, broken)
 	}
 	if code, out, _ = nbh("status"); code != 0 || !strings.Contains(out, "not-in-the-folder") || !strings.Contains(out, good) {
 		t.Errorf("status: exit %d\n%s", code, out)
