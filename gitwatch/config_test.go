@@ -33,7 +33,7 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	conf := newFixture(t)
 	conf.commit(t, map[string]string{
 		"site/courses.yaml":            courseYAML(course.url(), "2h"),
-		"site/images/intro.dockerfile": "FROM scratch\n",
+		"site/images/intro.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
 		"site/local-course/hello.txt":  "hello",
 	}, "good config")
 	loc, err := LocateConfig(filepath.Join(conf.work, "site"), "")
@@ -132,7 +132,7 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	}
 
 	// A good commit replaces it; the course moves on too.
-	good3 := conf.commit(t, map[string]string{"site/courses.yaml": courseYAML(course.url(), "3h"), "site/images/intro.dockerfile": "FROM scratch\n", "site/local-course/hello.txt": "hello 2"}, "good again")
+	good3 := conf.commit(t, map[string]string{"site/courses.yaml": courseYAML(course.url(), "3h"), "site/images/intro.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", "site/local-course/hello.txt": "hello 2"}, "good again")
 	cc2 := course.commit(t, map[string]string{"intro/nb.ipynb": "v2", "intro/new.py": "print()"}, "course v2")
 	res, err = l2.Load(t.Context())
 	if err != nil {

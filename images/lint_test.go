@@ -2,6 +2,7 @@ package images
 
 import (
 	"fmt"
+	"github.com/nbhosting/nbh-sync/dockerfile"
 	"strings"
 	"testing"
 )
@@ -16,7 +17,7 @@ func TestLint(t *testing.T) {
 		{"good tag, json copy, user back to root", "FROM debian:12\nUSER jovyan\nCOPY [\"start-in-dir-as-uid.sh\", \"/usr/local/bin/start-in-dir-as-uid.sh\"]\nUSER root\n", nil},
 		{"no copy, external base", "FROM debian:12\nRUN true\n", []string{"1:W:the smoke test will"}},
 		{"no copy, scratch", "FROM scratch\nCOPY x /x\n", []string{"1:E:must COPY"}},
-		{"no copy, nbhosting core image", "FROM nbhosting/scipy-notebook\nRUN true\n", nil},
+		{"no copy, nbhosting core image", "FROM nbhosting/scipy-notebook\nRUN true\n", []string{"1:W:moving tag"}},
 		{"copy elsewhere", "FROM debian:12\nCOPY start-in-dir-as-uid.sh /opt/\n", []string{"1:W:the smoke test will"}},
 		{"add with chown", "FROM debian:12\nADD --chown=0:0 start-in-dir-as-uid.sh /usr/local/bin\n", nil},
 		{"latest", "FROM debian:latest\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", []string{"1:W:moving tag"}},
@@ -72,7 +73,7 @@ func TestLintSiteBases(t *testing.T) {
 		"loop":                     "FROM loop\n",
 	}
 	names := []string{"bare", "course", "loop", "middle", "nbhosting/scipy-notebook"}
-	base := SiteBases(names, func(image string) ([]byte, bool) {
+	base := dockerfile.SiteBases(names, func(image string) ([]byte, bool) {
 		df, ok := dfs[image]
 		return []byte(df), ok
 	})

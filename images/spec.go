@@ -121,7 +121,7 @@ type Spec struct {
 
 	entries  []entry
 	baseKeys []string // keys (and pins) of Bases, in order
-	lintBase func(string) Base
+	lintBase dockerfile.Bases
 }
 
 // entry is one file of the build context.
@@ -251,19 +251,19 @@ func NewSpecs(cfg *manifest.Config, trees Trees) (specs []*Spec, errs map[string
 // finish computes what depends on the bases (built already): the lint's
 // knowledge of them, the start script's availability, the key.
 func (s *Spec) finish(site map[string]*Spec) {
-	s.lintBase = func(ref string) Base {
+	s.lintBase = func(ref string) (dockerfile.Base, bool) {
 		if b, ok := site[dockerfile.LocalName(ref)]; ok {
 			if b.ProvidesScript {
-				return BaseProvides
+				return dockerfile.BaseProvides, true
 			}
-			return BaseLacks
+			return dockerfile.BaseLacks, true
 		}
-		return BaseOf(ref)
+		return dockerfile.BaseOf(ref)
 	}
-	s.ProvidesScript = InstallsStartScript(s.Dockerfile)
-	if !s.ProvidesScript {
-		ref := finalRef(s.Dockerfile)
-		s.ProvidesScript = ref != "" && s.lintBase(ref) == BaseProvides
+	s.ProvidesScript = dockerfile.InstallsStartScript(s.Dockerfile)
+	if ref := dockerfile.FinalRef(s.Dockerfile); !s.ProvidesScript && ref != "" {
+		script, _ := s.lintBase(ref)
+		s.ProvidesScript = script == dockerfile.BaseProvides
 	}
 	for _, b := range s.Bases {
 		s.baseKeys = append(s.baseKeys, b+"="+site[b].Key+"@"+site[b].Pin)

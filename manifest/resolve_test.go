@@ -19,7 +19,7 @@ func (f fakeSources) ReadConfigFile(p string) ([]byte, error) {
 		return []byte(d), nil
 	}
 	if f.config[p] {
-		return []byte("FROM scratch\n"), nil
+		return []byte("FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n"), nil
 	}
 	return nil, fs.ErrNotExist
 }
@@ -139,8 +139,8 @@ courses:
 	ps := c.CheckImages(fakeSources{
 		config: map[string]bool{"images/nbhosting-scipy-notebook.Dockerfile": true, "images/a.dockerfile": true, "images/b.dockerfile": true},
 		data: map[string]string{
-			"images/a.dockerfile": "FROM debian:12\nFROM loop-b:latest\n",
-			"images/b.dockerfile": "FROM localhost/loop-a\n",
+			"images/a.dockerfile": "FROM debian:12\nFROM loop-b:latest\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
+			"images/b.dockerfile": "FROM localhost/loop-a\nUSER jovyan\n",
 		},
 		courses: map[string]map[string]bool{"empty": {"README.md": true}},
 	})
@@ -154,6 +154,8 @@ courses:
 	}
 	want := []string{
 		"W site/courses.yaml:10:3: warning: courses.empty: image empty cannot be built: no Dockerfile at images.empty.dockerfile, .nbhosting/Dockerfile in course empty",
+		// The lint of the config repo's Dockerfiles rejects it too.
+		"E site/images/b.dockerfile:2: USER jovyan: the image must end as root",
 		"E site/images/a.dockerfile:2: FROM loop-b:latest: a cycle of base images: loop-a → loop-b → loop-a",
 	}
 	if len(got) != len(want) {

@@ -310,8 +310,8 @@ func (v *validator) image(p, name string, img Image) {
 // CheckImages resolves every image of the site against src and reports
 // what the config repo gets wrong, as errors at the course that uses the
 // image (or at its images: entry): an image nobody can build, a
-// Dockerfile named but missing, a FROM cycle between the config repo's
-// Dockerfiles (at the FROM line). What is a course's own business — its
+// Dockerfile named but missing; and in the config repo's Dockerfiles, at
+// their lines, a FROM cycle and the lint (dockerfile.Lint). What is a course's own business — its
 // repo has no Dockerfile yet, or is not fetched — is a warning: it fails
 // that image only, and must not block the site.
 func (c *Config) CheckImages(src Sources) []Problem {
@@ -320,7 +320,8 @@ func (c *Config) CheckImages(src Sources) []Problem {
 	names := c.ImageNames()
 	bases := map[string][]string{}
 	froms := map[string][]dockerfile.From{}
-	files := map[string]string{}
+	files := map[string]string{} // image → its Dockerfile, for messages
+	data := map[string][]byte{}  // image → its Dockerfile's content
 	for _, name := range names {
 		where := "images." + name
 		if _, ok := c.Images[name]; !ok {
@@ -339,16 +340,30 @@ func (c *Config) CheckImages(src Sources) []Problem {
 		if err != nil || s.Kind == FromCourse {
 			continue
 		}
-		data, err := src.ReadConfigFile(s.Dockerfile)
+		df, err := src.ReadConfigFile(s.Dockerfile)
 		if err != nil {
 			add(where, false, fmt.Sprintf("image %s: read %s: %v", name, s.Dockerfile, err))
 			continue
 		}
+		data[name] = df
 		files[name] = path.Join(path.Dir(c.file), s.Dockerfile)
-		for _, f := range dockerfile.Froms(data) {
+		for _, f := range dockerfile.Froms(df) {
 			if b := dockerfile.LocalName(f.Ref); slices.Contains(names, b) {
 				bases[name] = append(bases[name], b)
 				froms[name] = append(froms[name], f)
+			}
+		}
+	}
+	// The lint of the config repo's own Dockerfiles, knowing which bases
+	// the site builds (a course's Dockerfile is linted before its build).
+	base := dockerfile.SiteBases(names, func(image string) ([]byte, bool) {
+		d, ok := data[image]
+		return d, ok
+	})
+	for _, name := range names {
+		if d, ok := data[name]; ok {
+			for _, f := range dockerfile.Lint(d, base) {
+				v.probs = append(v.probs, Problem{File: files[name], Line: f.Line, Message: f.Message, Warning: f.Warning})
 			}
 		}
 	}

@@ -177,3 +177,25 @@ func TestCLIPlanJSONWithoutConfig(t *testing.T) {
 		t.Errorf("plan document: %+v", p)
 	}
 }
+
+// validate and the daemon's config loader take the same decision on the
+// same commit: an admin Dockerfile that breaks the lint is the config
+// repo's own problem, so validate fails it and plan reports it rejected.
+func TestCLIValidateAgreesWithPlan(t *testing.T) {
+	cfg, root := t.TempDir(), t.TempDir()
+	git(t, cfg, "init", "-q", "-b", "main")
+	write(t, filepath.Join(cfg, "courses.yaml"), "version: 1\nimages:\n  core:\n    dockerfile: images/core.Dockerfile\ncourses:\n  x:\n    repo: .\n    path: x\n    image: core\n")
+	write(t, filepath.Join(cfg, "images/core.Dockerfile"), "FROM debian:12@sha256:0123\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\nUSER jovyan\n")
+	write(t, filepath.Join(cfg, "x/lesson.ipynb"), "{}\n")
+	git(t, cfg, "add", "-A")
+	git(t, cfg, "commit", "-qm", "site")
+	const problem = "images/core.Dockerfile:3: USER jovyan: the image must end as root"
+	code, out, _ := runCLI(t, "validate", cfg)
+	if code != 1 || !strings.Contains(out, problem) {
+		t.Fatalf("validate: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "--api", "none", "--config", cfg, "--root", root, "--log-level", "error", "plan", "--json")
+	if code != 1 || !strings.Contains(out, `"change": "rejected"`) || !strings.Contains(out, problem) {
+		t.Fatalf("plan: exit %d\n%s", code, out)
+	}
+}
