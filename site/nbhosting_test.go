@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -158,6 +159,21 @@ func removeImages(cli *client.Client, names ...string) {
 	}
 }
 
+// logBuilds logs what a sync built and how long each build took.
+func logBuilds(t *testing.T, what string, rep site.SyncReport) {
+	t.Helper()
+	for _, r := range rep.Builds {
+		if r.Built || r.Err != "" {
+			t.Logf("%s: %s built=%v in %s %s", what, r.Image, r.Built, r.Duration.Round(100*time.Millisecond), firstLine(r.Err))
+		}
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
 // built returns the images a sync built, in the order their builds started.
 func built(rep site.SyncReport) []string {
 	res := slices.Clone(rep.Builds)
@@ -218,7 +234,10 @@ func TestNbhostingSite(t *testing.T) {
 
 	// First sync: the config applies; core images, then the courses on
 	// them; course c fails alone.
+	start := time.Now()
 	rep, err := n.site.Sync(ctx, site.SyncOptions{})
+	t.Logf("first sync: %s", time.Since(start).Round(100*time.Millisecond))
+	logBuilds(t, "first sync", rep)
 	if err == nil || !strings.Contains(err.Error(), "image "+c+": build") {
 		t.Fatalf("sync: want course c's build failure, got %v", err)
 	}
@@ -312,7 +331,10 @@ func TestNbhostingSite(t *testing.T) {
 			}
 		}
 
+		start := time.Now()
 		rep, _ := n.site.Sync(ctx, site.SyncOptions{})
+		t.Logf("cascade sync: %s", time.Since(start).Round(100*time.Millisecond))
+		logBuilds(t, "cascade", rep)
 		got := built(rep)
 		if len(got) != 3 || got[0] != n.scipy() || !slices.Contains(got, a) || !slices.Contains(got, b) {
 			t.Fatalf("built %v, want %s then %s and %s, once each", got, n.scipy(), a, b)
