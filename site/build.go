@@ -15,6 +15,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -74,7 +75,7 @@ func readFailures(root string) []images.Failure {
 func (s *Site) saveFailures(b *images.Builder) {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
-	if err := writeStateJSON(failuresFile(s.opts.Root), b.Failures()); err != nil {
+	if err := atomicfile.WriteJSON(failuresFile(s.opts.Root), b.Failures(), 0o600); err != nil {
 		s.log.Warn("build failures not recorded", "err", err)
 	}
 }
