@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -436,6 +437,20 @@ func (s *Sources) Refresh() {
 func (s *Sources) ConfigFile(p string) bool {
 	_, err := s.ConfigTree().File(path.Clean(p))
 	return err == nil
+}
+
+// ReadConfigFile implements manifest.Sources.
+func (s *Sources) ReadConfigFile(p string) ([]byte, error) {
+	f, err := s.configTree.File(path.Clean(p))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }
 
 // CourseFile implements manifest.Sources.

@@ -59,11 +59,12 @@ type Site struct {
 	ctrs    *containers.Manager
 	prober  *activity.Prober
 
+	failMu   sync.Mutex // serializes writes of the build failures file
+	specMu   sync.Mutex // serializes reads of a revision's git trees
 	mu       sync.Mutex
 	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
 	rejected *gitwatch.Rejection
-	builder  *images.Builder    // made from the first config's build: section
-	failed   map[string]failure // image → its last failed build
+	builder  *images.Builder // made from the first config's build: section
 	notifier *notify.Notifier
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
@@ -119,7 +120,6 @@ func New(opts Options) (*Site, error) {
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  activity.New(),
-		failed:  map[string]failure{},
 	}, nil
 }
 
@@ -147,12 +147,6 @@ type PullReport struct {
 	// Rejected is set when the config head failed validation.
 	Rejected *gitwatch.Rejection     `json:"rejected,omitempty"`
 	Courses  []gitwatch.CourseStatus `json:"courses"`
-}
-
-// failure is a build key that failed, and when.
-type failure struct {
-	key string
-	at  time.Time
 }
 
 // NoConfigError says that no valid config revision was ever seen, so there
