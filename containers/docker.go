@@ -89,12 +89,25 @@ func (d *Docker) Images(ctx context.Context, refs []string) (map[string]string, 
 	}
 	for _, img := range imgs {
 		for _, tag := range img.RepoTags {
-			if want[tag] {
+			if tag = Familiar(tag); want[tag] {
 				out[tag] = img.ID
 			}
 		}
 	}
 	return out, nil
+}
+
+// Familiar returns an image reference the way Docker shows it: podman
+// lists the image tagged x:latest as docker.io/library/x:latest (when made
+// through its Docker API) or localhost/x:latest (when made by its own
+// command line); both are x:latest here.
+func Familiar(ref string) string {
+	for _, p := range []string{"docker.io/library/", "docker.io/", "localhost/"} {
+		if rest, ok := strings.CutPrefix(ref, p); ok {
+			return rest
+		}
+	}
+	return ref
 }
 
 // Inspect returns one container with its exact start time.
@@ -149,8 +162,16 @@ func (d *Docker) Inspect(ctx context.Context, name string) (Raw, error) {
 func (d *Docker) Create(ctx context.Context, spec Spec) (string, error) {
 	port := nat.Port(strconv.Itoa(spec.Port) + "/tcp")
 	cfg := &container.Config{
-		Image: spec.Image, Cmd: spec.Cmd, Env: spec.Env, Labels: spec.Labels,
+		Image: spec.Image, User: spec.User, Cmd: spec.Cmd, Env: spec.Env, Labels: spec.Labels,
 		ExposedPorts: nat.PortSet{port: {}},
+	}
+	if spec.Entrypoint != nil {
+		cfg.Entrypoint = spec.Entrypoint
+		if len(spec.Entrypoint) == 0 {
+			// What `docker run --entrypoint=` sends: Docker and podman
+			// both read it as "no entrypoint".
+			cfg.Entrypoint = []string{""}
+		}
 	}
 	hc := &container.HostConfig{
 		Binds:        spec.Binds,
@@ -162,7 +183,8 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (string, error) {
 	}
 	res, err := d.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
 	if err != nil {
-		if cerrdefs.IsConflict(err) {
+		// podman answers a taken name with a 500 that says so.
+		if cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "is already in use") {
 			return "", fmt.Errorf("create container %s: %w", spec.Name, ErrConflict)
 		}
 		if cerrdefs.IsNotFound(err) {

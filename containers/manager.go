@@ -28,6 +28,9 @@ type Manager struct {
 	// (LabelSite), and containers recorded for another site are left out
 	// of List: several sites (or test runs) may share one engine.
 	Site string
+	// Tokens derives the Jupyter token of a container whose course sets
+	// none; nil leaves such servers without a token from nbh-sync.
+	Tokens TokenSource
 }
 
 // New returns a Manager over eng. locks is shared with the container pass
