@@ -60,8 +60,15 @@ func defaultsConfig(t *testing.T, course, extra string) *manifest.Config {
 // execIn runs cmd in container id as root and returns its output.
 func execIn(t *testing.T, cli *client.Client, id string, cmd ...string) string {
 	t.Helper()
+	return execAs(t, cli, id, "0", cmd...)
+}
+
+// execAs runs cmd in container id as user, with the container's
+// environment, and returns its output (stdout, then stderr).
+func execAs(t *testing.T, cli *client.Client, id, user string, cmd ...string) string {
+	t.Helper()
 	ctx := t.Context()
-	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, User: "0", AttachStdout: true, AttachStderr: true})
+	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, User: user, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		t.Fatalf("exec %v: %v", cmd, err)
 	}
@@ -196,5 +203,72 @@ func TestDefaultsServeTheStudentAndRetireWhenIdle(t *testing.T) {
 	c, err := m2.Get(ctx, course, "alice")
 	if err != nil || c.State != containers.Stopped {
 		t.Fatalf("after the pass: %+v, %v; want stopped", c, err)
+	}
+}
+
+// TestPresetNbhosting: a course written for nbhosting finds, with
+// container: {preset: nbhosting}, what it has there: its modules/ on
+// PYTHONPATH, its static top-levels read-only under ~/static, NBAUTOEVAL_LOG
+// in the work directory, and .nbhosting/jupyter/ in ~/.jupyter, where the
+// server reads it and can still write files of its own.
+func TestPresetNbhosting(t *testing.T) {
+	cli := requireEngine(t)
+	ctx := t.Context()
+	course := "nbhtest-pre-" + fjtest.Suffix()
+	courseImage(t, cli, course)
+	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
+	cfg := defaultsConfig(t, course, "    container: {preset: nbhosting}\n")
+	co := cfg.Courses[course]
+
+	root := t.TempDir()
+	dir := filepath.Join(root, "courses", course)
+	for p, content := range map[string]string{
+		"modules/nbhtest_hello.py": "GREETING = 'from modules'\n",
+		"data/d.txt":               "course data\n",
+		"lesson.ipynb":             "{}\n",
+		// sample-course's way of asking for the default mappings.
+		".nbhosting/nbhosting.yaml":                     "tracks: []\nstatic-mappings: []\n",
+		".nbhosting/jupyter/custom/custom.css":          "body {}\n",
+		".nbhosting/jupyter/jupyter_server_config.json": `{"ServerApp": {"tornado_settings": {"headers": {"X-Nbhtest-Layer": "course"}}}}` + "\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := containers.New(scoped{containers.NewDocker(cli), course + containers.NameSep}, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	m.Tokens = token.New(token.Path(root))
+	sp, err := m.Spawn(ctx, co, "alice", containers.SpawnOptions{Root: root, UID: "1234"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	checks := []struct{ cmd, want string }{
+		{`python3 -c 'import nbhtest_hello; print(nbhtest_hello.GREETING)'`, "from modules"},
+		{`cat /home/jovyan/static/data/d.txt`, "course data"},
+		{`test -e /home/jovyan/static/media || echo no media`, "no media"},
+		{`touch /home/jovyan/static/data/x 2>&1 || echo refused`, "refused"},
+		{`touch /home/jovyan/modules/x 2>&1 || echo refused`, "refused"},
+		{`echo "$NBAUTOEVAL_LOG"`, "/home/jovyan/work/.nbautoeval"},
+		{`cat /home/jovyan/.jupyter/custom/custom.css`, "body {}"},
+		{`echo x > /home/jovyan/.jupyter/custom/custom.css 2>&1 || echo refused`, "refused"},
+		{`mkdir -p /home/jovyan/.jupyter/lab/workspaces && echo written`, "written"},
+	}
+	for _, c := range checks {
+		if out := execAs(t, cli, sp.ID, "1234", "sh", "-c", c.cmd); !strings.Contains(out, c.want) {
+			t.Errorf("as the student, %s: %q, want %q", c.cmd, out, c.want)
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", sp.URL+"api/kernels?no_track_activity=1", nil)
+	req.Header.Set("Authorization", "token "+sp.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Nbhtest-Layer") != "course" {
+		t.Errorf("GET api/kernels: %s, X-Nbhtest-Layer %q; want 200 and the header the course's jupyter_server_config.json sets", resp.Status, resp.Header.Get("X-Nbhtest-Layer"))
 	}
 }
