@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
+	"github.com/nbhosting/nbh-sync/imageref"
 )
 
 // Docker is the Engine of a real Docker engine. It is the only user of the
@@ -89,25 +90,12 @@ func (d *Docker) Images(ctx context.Context, refs []string) (map[string]string, 
 	}
 	for _, img := range imgs {
 		for _, tag := range img.RepoTags {
-			if tag = Familiar(tag); want[tag] {
+			if tag = imageref.Familiar(tag); want[tag] {
 				out[tag] = img.ID
 			}
 		}
 	}
 	return out, nil
-}
-
-// Familiar returns an image reference the way Docker shows it: podman
-// lists the image tagged x:latest as docker.io/library/x:latest (when made
-// through its Docker API) or localhost/x:latest (when made by its own
-// command line); both are x:latest here.
-func Familiar(ref string) string {
-	for _, p := range []string{"docker.io/library/", "docker.io/", "localhost/"} {
-		if rest, ok := strings.CutPrefix(ref, p); ok {
-			return rest
-		}
-	}
-	return ref
 }
 
 // Inspect returns one container with its exact start time.

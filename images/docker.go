@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/nbhosting/nbh-sync/imageref"
 )
 
 // DockerEngine is the Engine of a Docker daemon, reached through the SDK.
@@ -92,7 +93,7 @@ func (d *DockerEngine) ImageList(ctx context.Context, labels ...string) ([]Image
 		var tags []string
 		for _, t := range im.RepoTags {
 			if t != "<none>:<none>" {
-				tags = append(tags, t)
+				tags = append(tags, imageref.Familiar(t))
 			}
 		}
 		out = append(out, ImageInfo{ID: im.ID, Tags: tags, Labels: im.Labels, Created: time.Unix(im.Created, 0)})
