@@ -90,6 +90,11 @@ func (d *DockerEngine) ImageList(ctx context.Context, labels ...string) ([]Image
 	}
 	out := make([]ImageInfo, 0, len(list))
 	for _, im := range list {
+		// podman ORs label filters where Docker ANDs them: check them all
+		// here too.
+		if !hasLabels(im.Labels, labels) {
+			continue
+		}
 		var tags []string
 		for _, t := range im.RepoTags {
 			if t != "<none>:<none>" {
@@ -99,6 +104,19 @@ func (d *DockerEngine) ImageList(ctx context.Context, labels ...string) ([]Image
 		out = append(out, ImageInfo{ID: im.ID, Tags: tags, Labels: im.Labels, Created: time.Unix(im.Created, 0)})
 	}
 	return out, nil
+}
+
+// hasLabels reports whether have matches every filter, each "key" or
+// "key=value", as Docker's label filters do.
+func hasLabels(have map[string]string, filters []string) bool {
+	for _, f := range filters {
+		k, v, withValue := strings.Cut(f, "=")
+		got, ok := have[k]
+		if !ok || (withValue && got != v) {
+			return false
+		}
+	}
+	return true
 }
 
 // ImageTag implements Engine.

@@ -38,6 +38,20 @@ func requireDocker(t *testing.T) *DockerEngine {
 	return eng
 }
 
+// isPodman reports whether eng is podman's Docker-compatible API.
+func isPodman(t *testing.T, eng *DockerEngine) bool {
+	v, err := eng.cli.ServerVersion(t.Context())
+	if err != nil {
+		t.Fatalf("engine version: %v", err)
+	}
+	for _, c := range v.Components {
+		if strings.Contains(c.Name, "Podman") {
+			return true
+		}
+	}
+	return false
+}
+
 var tool struct {
 	once sync.Once
 	data []byte
