@@ -81,6 +81,9 @@ func (d *Docker) Images(ctx context.Context, refs []string) (map[string]string, 
 		f.Add("reference", r)
 	}
 	imgs, err := d.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	for try := 0; imageref.ListRaced(err) && try < imageref.ListRetries; try++ {
+		imgs, err = d.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list images %s: %w", strings.Join(refs, " "), err)
 	}

@@ -17,3 +17,14 @@ func Familiar(ref string) string {
 	}
 	return ref
 }
+
+// ListRaced reports whether err is podman failing a whole image list
+// because one image was removed while it listed ("locating image with ID
+// …: image not known"); the list is worth asking again.
+func ListRaced(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "locating image") && strings.Contains(err.Error(), "image not known")
+}
+
+// ListRetries bounds how often an image list is asked again after
+// ListRaced.
+const ListRetries = 5

@@ -85,6 +85,9 @@ func (d *DockerEngine) ImageList(ctx context.Context, labels ...string) ([]Image
 		f.Add("label", l)
 	}
 	list, err := d.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	for try := 0; imageref.ListRaced(err) && try < imageref.ListRetries; try++ {
+		list, err = d.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("docker image list: %w", err)
 	}
