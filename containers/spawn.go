@@ -23,7 +23,7 @@ import (
 // SpawnState says what Spawn had to do.
 type SpawnState string
 
-// The outcomes of a Spawn (SPEC §4).
+// The outcomes of a Spawn.
 const (
 	Existing SpawnState = "existing" // it was running: used as is
 	Started  SpawnState = "started"  // it was stopped, on the current image: started
@@ -112,7 +112,7 @@ func pause(ctx context.Context, attempt int) error {
 }
 
 // Spawn makes sure the student's container of course co runs and answers,
-// and returns it (SPEC §4): a running container is used as is; a stopped one
+// and returns it: a running container is used as is; a stopped one
 // on the current image is started; a stopped stale one is removed and made
 // again; a missing one is created from the image :latest resolves to now.
 //
@@ -141,14 +141,21 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	defer unlock()
 
 	img := co.ImageOf()
-	cur, err := m.CurrentImages(ctx, []string{img})
+	cur, err := m.latest(ctx, []string{img})
 	if err != nil {
 		return fail(err)
 	}
-	imageID, ok := cur[img]
+	im, ok := cur[img]
 	if !ok {
 		return fail(fmt.Errorf("%w: no image %s:latest", ErrImageNotBuilt, img))
 	}
+	// Only what this site built runs as a student's server: an image of
+	// the same name from elsewhere runs someone else's code with the
+	// student's files mounted.
+	if err := BuiltHere(img, im); err != nil {
+		return fail(err)
+	}
+	imageID := im.ID
 
 	var res Spawned
 	var uid string // of the container handed out, for the token
@@ -250,6 +257,9 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 			return "", 0, "", err
 		}
 		spec := m.spec(co, student, imageID, v, tok, pre)
+		if err := checkBinds(spec.Binds); err != nil {
+			return "", 0, "", err
+		}
 		id, err := m.eng.Create(ctx, spec)
 		if err != nil {
 			return "", 0, "", err
@@ -341,6 +351,22 @@ func mountTarget(bind string) string {
 		return ""
 	}
 	return parts[1]
+}
+
+// checkBinds refuses, once placeholders are filled in, the mounts that
+// validation refuses as written (an engine socket, /, ..): the values
+// ({root} above all) are only known here.
+func checkBinds(binds []string) error {
+	for _, b := range binds {
+		parts := strings.Split(b, ":")
+		if len(parts) < 2 {
+			return fmt.Errorf("mount %q: want HOST:CONTAINER[:ro]", b)
+		}
+		if err := manifest.CheckMount(parts[0], parts[1]); err != nil {
+			return fmt.Errorf("mount %q: %w", b, err)
+		}
+	}
+	return nil
 }
 
 // Vars are the values of the placeholders of container settings.

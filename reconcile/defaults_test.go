@@ -29,13 +29,16 @@ import (
 
 // courseImage builds a course image the way nbhosting's core images are
 // made from docker-stacks (the start script added, nothing else changed:
-// USER 1000 and the entrypoint that hands over to jovyan stay), tagged
-// course:latest, removed when the test ends.
+// USER 1000 and the entrypoint that hands over to jovyan stay), labelled as
+// this site's builder labels its builds, tagged course:latest, removed when
+// the test ends.
 func courseImage(t *testing.T, cli *client.Client, course string, extra ...testenv.File) {
 	t.Helper()
 	base := jupytertest.Stacks(t, cli)
 	files := append([]testenv.File{
-		{Name: "Dockerfile", Data: fmt.Appendf(nil, "FROM %s\nCOPY start-in-dir-as-uid.sh %s\nLABEL nbhtest.course=%s\n", base, images.StartScriptPath, course)},
+		// The labels of a build by this site: a spawn refuses any other.
+		{Name: "Dockerfile", Data: fmt.Appendf(nil, "FROM %s\nCOPY start-in-dir-as-uid.sh %s\nLABEL %s=%s %s=%s\n",
+			base, images.StartScriptPath, images.LabelImage, course, images.LabelBuildKey, strings.Repeat("0", 64))},
 		{Name: "start-in-dir-as-uid.sh", Mode: 0o755, Data: images.StartScript},
 	}, extra...)
 	if _, err := testenv.BuildImage(t.Context(), cli, files, course+":latest"); err != nil {
