@@ -43,15 +43,55 @@ type Spawned struct {
 	State SpawnState `json:"state"`
 	Port  int        `json:"port"`
 	URL   string     `json:"url"`
+	// BasePath is the server's URL prefix (the path of URL).
+	BasePath string `json:"-"`
 }
 
 // BasePath is the URL prefix of a student's server, as in nbhosting: the
 // host port names it.
 func BasePath(port int) string { return "/" + strconv.Itoa(port) + "/" }
 
-// URL returns the base URL of a server published on hostIP:port.
-func URL(hostIP string, port int) string {
-	return "http://" + net.JoinHostPort(hostIP, strconv.Itoa(port)) + BasePath(port)
+// URL returns the base URL of a server published on hostIP:port under
+// nbhosting's /{port}/ prefix.
+func URL(hostIP string, port int) string { return ServerURL(hostIP, port, BasePath(port)) }
+
+// ServerURL returns the base URL of a server published on hostIP:port that
+// serves under base (a path with slashes at both ends).
+func ServerURL(hostIP string, port int, base string) string {
+	return "http://" + net.JoinHostPort(hostIP, strconv.Itoa(port)) + base
+}
+
+// URL returns the container's server URL on hostIP, under its own prefix.
+func (c Container) URL(hostIP string) string { return ServerURL(hostIP, c.Port, c.BasePath) }
+
+// PrefixRoot starts every stable student prefix.
+const PrefixRoot = "/u/"
+
+// Prefix is the stable URL prefix of a student's server behind the front
+// door, what {prefix} stands for: unlike /{port}/ it survives the container
+// being made again on another port.
+func Prefix(course, student string) string { return PrefixRoot + course + "/" + student + "/" }
+
+// validBasePath accepts a recorded base path: /{port}/ or a stable prefix.
+func validBasePath(p string) bool {
+	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(p, PrefixRoot); ok {
+		course, student, ok := strings.Cut(strings.TrimSuffix(rest, "/"), "/")
+		return ok && namePart.MatchString(course) && len(course) <= 63 && CheckStudent(student) == nil
+	}
+	n, err := strconv.Atoi(strings.Trim(p, "/"))
+	return err == nil && n > 0 && n < 65536
+}
+
+// basePathOf is the prefix a server made from cc serves under: the stable
+// prefix when the command uses {prefix}, else /{port}/.
+func basePathOf(cc manifest.Container, v Vars) string {
+	if slices.ContainsFunc(cc.Command, func(a string) bool { return strings.Contains(a, "{prefix}") }) {
+		return Prefix(v.Course, v.Student)
+	}
+	return BasePath(v.Port)
 }
 
 // LookupCourse returns the course named name, or an ErrUnknownCourse error.
@@ -127,7 +167,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 		c, err := m.Get(ctx, co.Name, student)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			id, port, err := m.create(ctx, co, student, imageID, opts)
+			id, port, base, err := m.create(ctx, co, student, imageID, opts)
 			if errors.Is(err, ErrConflict) {
 				// Another process is making it: use theirs. The engine
 				// reserves the name before the container can be
@@ -140,11 +180,11 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			if err != nil {
 				return fail(err)
 			}
-			res = Spawned{ID: id, State: Created, Port: port}
+			res = Spawned{ID: id, State: Created, Port: port, BasePath: base}
 		case err != nil:
 			return fail(err)
 		case c.State == Running:
-			res = Spawned{ID: c.ID, State: Existing, Port: c.Port}
+			res = Spawned{ID: c.ID, State: Existing, Port: c.Port, BasePath: c.BasePath}
 		case c.ImageID == imageID && c.Port != 0:
 			if err := m.eng.Start(ctx, c.ID); err != nil {
 				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
@@ -159,7 +199,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 				}
 				return fail(err)
 			}
-			res = Spawned{ID: c.ID, State: Started, Port: c.Port}
+			res = Spawned{ID: c.ID, State: Started, Port: c.Port, BasePath: c.BasePath}
 		default:
 			// Stale, or with no published port to reach it by (made by
 			// nbhosting): make it again; the student's files are on the
@@ -176,7 +216,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	if res.Port == 0 {
 		return fail(fmt.Errorf("container %s publishes no port", res.Name))
 	}
-	res.URL = URL(m.HostIP, res.Port)
+	res.URL = ServerURL(m.HostIP, res.Port, res.BasePath)
 	if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
 		return fail(fmt.Errorf("container %s: %w", res.Name, err))
 	}
@@ -186,29 +226,29 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 
 // create makes and starts the container on a free host port, choosing
 // another port if the chosen one is taken before the engine binds it.
-func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (string, int, error) {
+func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (id string, port int, base string, err error) {
 	uid, gid, err := resolveUID(co.Container, student, opts.UID)
 	if err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
 	if err := workDir(opts.Root, co.Name, student, uid, gid); err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
 	for try := 0; ; try++ {
 		port, err := freePort(m.HostIP)
 		if err != nil {
-			return "", 0, err
+			return "", 0, "", err
 		}
 		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port}
 		spec := m.spec(co, student, imageID, v)
 		id, err := m.eng.Create(ctx, spec)
 		if err != nil {
-			return "", 0, err
+			return "", 0, "", err
 		}
 		err = m.eng.Start(ctx, id)
 		if err == nil {
 			m.log.Info("created container", "container", spec.Name, "image", imageID, "port", port)
-			return id, port, nil
+			return id, port, spec.Labels[LabelBasePath], nil
 		}
 		// Never leave a half-made container behind to be mistaken for a
 		// stopped one.
@@ -216,7 +256,7 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 			err = errors.Join(err, rerr)
 		}
 		if !errors.Is(err, ErrPortInUse) || try+1 >= maxAttempts {
-			return "", 0, err
+			return "", 0, "", err
 		}
 	}
 }
@@ -228,7 +268,7 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars) Spec
 		Image: imageID,
 		Labels: map[string]string{
 			LabelCourse: co.Name, LabelStudent: student, LabelManagedBy: ManagedBy,
-			LabelPort: strconv.Itoa(v.Port),
+			LabelPort: strconv.Itoa(v.Port), LabelBasePath: basePathOf(cc, v),
 		},
 		Port:     cc.Port,
 		HostIP:   m.HostIP,
@@ -264,13 +304,14 @@ type Vars struct {
 	Port                       int
 }
 
-// Expand replaces {root}, {course}, {student}, {uid} and {port} in s.
+// Expand replaces {root}, {course}, {student}, {uid}, {port} and {prefix}
+// in s.
 func (v Vars) Expand(s string) string {
 	if !strings.Contains(s, "{") {
 		return s
 	}
 	return strings.NewReplacer("{root}", v.Root, "{course}", v.Course, "{student}", v.Student,
-		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port)).Replace(s)
+		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port), "{prefix}", Prefix(v.Course, v.Student)).Replace(s)
 }
 
 // resolveUID returns the uid (and gid) a student's server runs as: the one
