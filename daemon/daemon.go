@@ -24,6 +24,7 @@ import (
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
+	"github.com/nbhosting/nbh-sync/proxy"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 	"github.com/nbhosting/nbh-sync/trigger"
@@ -65,7 +66,9 @@ type Options struct {
 	Grace       time.Duration
 	// Debounce groups file-system events of a local repo into one pass.
 	Debounce time.Duration
-	Log      *slog.Logger
+	// Proxy configures the students' front door (off without a Listen).
+	Proxy ProxyOptions
+	Log   *slog.Logger
 }
 
 // daemon is the running process's state.
@@ -78,6 +81,10 @@ type daemon struct {
 	queue   *trigger.Queue
 	sched   *trigger.Scheduler
 	secret  []byte
+	// proxy is the front door (nil when off); publicURL starts its launch
+	// URLs.
+	proxy     *proxy.Proxy
+	publicURL string
 
 	ready      atomic.Bool
 	allowPrune atomic.Bool // one-shot confirmation of a mass prune
@@ -125,7 +132,8 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	d.site, err = site.New(site.Options{Config: opts.Config, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics})
+	d.site, err = site.New(site.Options{Config: opts.Config, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics,
+		Observed: d.observed})
 	if err != nil {
 		return err
 	}
@@ -146,6 +154,15 @@ func Run(ctx context.Context, opts Options) error {
 
 	var wg sync.WaitGroup
 	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	if opts.Proxy.Listen != "" {
+		wait, err := d.startFrontDoor(srvCtx)
+		if err != nil {
+			stopServer()
+			ln.Close()
+			return err
+		}
+		wg.Go(wait)
+	}
 	wg.Go(func() {
 		if err := srv.Serve(srvCtx, ln); err != nil {
 			opts.Log.Error("http server", "err", err)

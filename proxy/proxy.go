@@ -15,8 +15,10 @@
 // browser never holds the token. The container sees neither the cookie nor
 // anything a client says about forwarding; responses never carry the token.
 //
-// On demand: a valid session on a server that is down starts (or creates)
-// it behind a "starting your server" page.
+// On demand: a page load with a valid session on a server that is down
+// starts (or creates) it behind a "starting your server" page. Scripts and
+// websockets (an open tab reconnecting) do not: else no idle server could
+// ever be stopped while a browser tab stays open somewhere.
 package proxy
 
 import (
@@ -251,6 +253,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !up {
+		if !wantsHTML(r) {
+			notRunning(w, r)
+			return
+		}
 		if rt, up = p.waitStart(w, r, key); !up {
 			return
 		}
@@ -340,6 +346,12 @@ func (p *Proxy) denied(w http.ResponseWriter, r *http.Request) {
 		Message: "Open your server from your course page: this browser has no session for it."})
 }
 
+// notRunning answers a script or websocket whose server is down.
+func notRunning(w http.ResponseWriter, r *http.Request) {
+	answer(w, r, http.StatusServiceUnavailable, page{Title: "Your server is not running",
+		Message: "Reload the page to start it again."})
+}
+
 func query(raw string) string {
 	if raw == "" {
 		return ""
@@ -401,9 +413,8 @@ func (p *Proxy) backendDown(w http.ResponseWriter, r *http.Request, err error) {
 	t := r.Context().Value(ctxKey{}).(target)
 	p.log.Info("server unreachable through the front door", "course", t.route.Course, "student", t.route.Student, "err", err)
 	p.routes.Drop(t.route)
-	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.Context().Value(retriedKey{}) != nil {
-		p.start(t.route.Key)
-		answer(w, r, http.StatusServiceUnavailable, page{Title: "Your server is restarting", Message: "Try again in a moment.", Refresh: 2})
+	if !wantsHTML(r) || r.Method != http.MethodGet || r.Context().Value(retriedKey{}) != nil {
+		notRunning(w, r)
 		return
 	}
 	if rt, up := p.waitStart(w, r, t.route.Key); up {

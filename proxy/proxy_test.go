@@ -350,7 +350,7 @@ func TestSpawnOnDemand(t *testing.T) {
 			return be.route(c, s), nil
 		})})
 		cookie := f.login(t, Route{Key: Key{"flot", "alice"}, BasePath: "/u/flot/alice/"})
-		if r := f.get(t, "/u/flot/alice/echo", cookie); r.StatusCode != http.StatusOK {
+		if r := f.get(t, "/u/flot/alice/echo", cookie, "Sec-Fetch-Mode: navigate"); r.StatusCode != http.StatusOK {
 			t.Fatalf("status %s", r.Status)
 		}
 		if r := f.get(t, "/u/flot/alice/echo", cookie); r.StatusCode != http.StatusOK {
@@ -385,7 +385,7 @@ func TestSpawnOnDemand(t *testing.T) {
 		})})
 		f.Routes().Set(deadRoute)
 		cookie := f.login(t, deadRoute)
-		if r := f.get(t, "/u/flot/alice/echo", cookie); r.StatusCode != http.StatusOK {
+		if r := f.get(t, "/u/flot/alice/echo", cookie, "Accept: text/html"); r.StatusCode != http.StatusOK {
 			t.Fatalf("status %s, want the restarted server's answer", r.Status)
 		}
 		if rt, _ := f.Routes().Lookup(Key{"flot", "alice"}); rt != be.route("flot", "alice") {
@@ -402,12 +402,33 @@ func TestSpawnOnDemand(t *testing.T) {
 		})})
 		f.Routes().Set(oldRoute)
 		cookie := f.login(t, oldRoute)
-		r := f.get(t, "/4242/tree", cookie)
+		r := f.get(t, "/4242/tree", cookie, "Accept: text/html")
 		if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/4343/" {
 			t.Fatalf("got %s to %q, want a redirect to the new prefix", r.Status, r.Header.Get("Location"))
 		}
 		if c := r.Cookies(); len(c) != 1 || c[0].Path != "/4343/" {
 			t.Errorf("cookies %v, want a session for the new prefix", c)
+		}
+	})
+	t.Run("scripts and websockets do not start a server", func(t *testing.T) {
+		// An open tab reconnecting after its idle server was stopped must
+		// not start it again: only a page load does.
+		var spawns atomic.Int32
+		f := newFront(t, Options{Spawner: spawnFunc(func(ctx context.Context, c, s string) (Route, error) {
+			spawns.Add(1)
+			return Route{}, errors.New("no")
+		})})
+		cookie := f.login(t, Route{Key: Key{"flot", "alice"}, BasePath: "/u/flot/alice/"})
+		for _, h := range [][]string{
+			{cookie, "Accept: application/json"},
+			{cookie, "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="},
+		} {
+			if r := f.get(t, "/u/flot/alice/api/kernels", h...); r.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("%v: status %s, want 503", h, r.Status)
+			}
+		}
+		if n := spawns.Load(); n != 0 {
+			t.Errorf("%d spawns, want none", n)
 		}
 	})
 	for _, tc := range []struct {

@@ -167,6 +167,10 @@ type SpawnResult struct {
 	State string `json:"state"` // existing, started, created
 	Port  int    `json:"port"`
 	URL   string `json:"url"`
+	// LaunchURL, when the daemon runs the front door, is where to send
+	// the student's browser: the server's prefix with a ticket that works
+	// once, for a minute.
+	LaunchURL string `json:"launch_url,omitempty"`
 }
 
 // SyncRequest asks for a pass.

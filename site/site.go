@@ -38,6 +38,10 @@ type Options struct {
 	// (DOCKER_HOST or the socket); tests may swap them.
 	ImageEngine     images.Engine
 	ContainerEngine containers.Engine
+	// Observed, when set, is told the containers each container pass
+	// listed, and when it listed them (the front door's route table
+	// follows them).
+	Observed func(cs []containers.Container, at time.Time)
 }
 
 // Site is one course site: its config repo, course repos, images and
@@ -108,6 +112,9 @@ func (s *Site) Location() gitwatch.ConfigLocation { return s.loc }
 
 // Root is the data directory.
 func (s *Site) Root() string { return s.opts.Root }
+
+// HostIP is the address student servers publish their ports on.
+func (s *Site) HostIP() string { return s.ctrs.HostIP }
 
 // Mirrors are the site's git mirrors (for webhooks: Reset on a push).
 func (s *Site) Mirrors() *gitwatch.Mirrors { return s.mirrors }
