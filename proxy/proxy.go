@@ -146,8 +146,8 @@ func New(opts Options) (*Proxy, error) {
 			// Bodies are read as sent, so that the token can be found in
 			// them; compress in the proxy in front if wanted.
 			DisableCompression: true,
-			WriteBufferSize:    64 << 10,
-			ReadBufferSize:     64 << 10,
+			// The default 4 KiB buffers: a websocket keeps its connection's
+			// buffers for its whole life, and large reads bypass them.
 		}
 	}
 	p := &Proxy{

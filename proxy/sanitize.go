@@ -127,10 +127,13 @@ type redactor struct {
 }
 
 func newRedactor(body io.ReadCloser, secret string) *redactor {
-	return &redactor{body: body, secret: []byte(secret), buf: make([]byte, 0, 64<<10)}
+	return &redactor{body: body, secret: []byte(secret), buf: (*buffers.Get().(*[]byte))[:0]}
 }
 
 func (r *redactor) Read(p []byte) (int, error) {
+	if r.buf == nil {
+		return 0, errors.New("read after close")
+	}
 	for r.ready == 0 && r.err == nil {
 		if len(r.buf) == cap(r.buf) {
 			r.buf = append(r.buf, 0)[:len(r.buf)] // grow; only when secret is huge
@@ -155,7 +158,15 @@ func (r *redactor) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *redactor) Close() error { return r.body.Close() }
+// Close closes the body and gives the buffer back.
+func (r *redactor) Close() error {
+	if r.buf != nil && cap(r.buf) == 64<<10 {
+		b := r.buf[:cap(r.buf)]
+		buffers.Put(&b)
+	}
+	r.buf = nil
+	return r.body.Close()
+}
 
 // mask overwrites every occurrence of secret in b with '*'.
 func mask(b, secret []byte) {
