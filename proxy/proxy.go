@@ -233,6 +233,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.setSession(w, r, tk, base)
+		w.Header().Set("Cache-Control", "no-store") // nothing may keep the cookie
+		w.Header().Set("Referrer-Policy", "no-referrer")
 		q.Del(TicketParam)
 		http.Redirect(w, r, r.URL.Path+query(q.Encode()), http.StatusSeeOther)
 		return
