@@ -43,8 +43,10 @@ type Spawned struct {
 	State SpawnState `json:"state"`
 	Port  int        `json:"port"`
 	URL   string     `json:"url"`
-	// BasePath is the server's URL prefix (the path of URL).
+	// BasePath is the server's URL prefix (the path of URL) and UID the
+	// uid it runs as ("" if unknown): what token placeholders need.
 	BasePath string `json:"-"`
+	UID      string `json:"-"`
 }
 
 // BasePath is the URL prefix of a student's server, as in nbhosting: the
@@ -167,7 +169,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 		c, err := m.Get(ctx, co.Name, student)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			id, port, base, err := m.create(ctx, co, student, imageID, opts)
+			id, port, labels, err := m.create(ctx, co, student, imageID, opts)
 			if errors.Is(err, ErrConflict) {
 				// Another process is making it: use theirs. The engine
 				// reserves the name before the container can be
@@ -180,11 +182,11 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			if err != nil {
 				return fail(err)
 			}
-			res = Spawned{ID: id, State: Created, Port: port, BasePath: base}
+			res = Spawned{ID: id, State: Created, Port: port, BasePath: labels[LabelBasePath], UID: labels[LabelUID]}
 		case err != nil:
 			return fail(err)
 		case c.State == Running:
-			res = Spawned{ID: c.ID, State: Existing, Port: c.Port, BasePath: c.BasePath}
+			res = Spawned{ID: c.ID, State: Existing, Port: c.Port, BasePath: c.BasePath, UID: c.UID}
 		case c.ImageID == imageID && c.Port != 0:
 			if err := m.eng.Start(ctx, c.ID); err != nil {
 				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
@@ -199,7 +201,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 				}
 				return fail(err)
 			}
-			res = Spawned{ID: c.ID, State: Started, Port: c.Port, BasePath: c.BasePath}
+			res = Spawned{ID: c.ID, State: Started, Port: c.Port, BasePath: c.BasePath, UID: c.UID}
 		default:
 			// Stale, or with no published port to reach it by (made by
 			// nbhosting): make it again; the student's files are on the
@@ -226,29 +228,30 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 
 // create makes and starts the container on a free host port, choosing
 // another port if the chosen one is taken before the engine binds it.
-func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (id string, port int, base string, err error) {
+// It returns the labels of the container made.
+func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (id string, port int, labels map[string]string, err error) {
 	uid, gid, err := resolveUID(co.Container, student, opts.UID)
 	if err != nil {
-		return "", 0, "", err
+		return "", 0, nil, err
 	}
 	if err := workDir(opts.Root, co.Name, student, uid, gid); err != nil {
-		return "", 0, "", err
+		return "", 0, nil, err
 	}
 	for try := 0; ; try++ {
 		port, err := freePort(m.HostIP)
 		if err != nil {
-			return "", 0, "", err
+			return "", 0, nil, err
 		}
 		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port}
 		spec := m.spec(co, student, imageID, v)
 		id, err := m.eng.Create(ctx, spec)
 		if err != nil {
-			return "", 0, "", err
+			return "", 0, nil, err
 		}
 		err = m.eng.Start(ctx, id)
 		if err == nil {
 			m.log.Info("created container", "container", spec.Name, "image", imageID, "port", port)
-			return id, port, spec.Labels[LabelBasePath], nil
+			return id, port, spec.Labels, nil
 		}
 		// Never leave a half-made container behind to be mistaken for a
 		// stopped one.
@@ -256,7 +259,7 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 			err = errors.Join(err, rerr)
 		}
 		if !errors.Is(err, ErrPortInUse) || try+1 >= maxAttempts {
-			return "", 0, "", err
+			return "", 0, nil, err
 		}
 	}
 }

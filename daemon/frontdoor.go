@@ -95,7 +95,7 @@ func spawnedRoute(course, student string, sp containers.Spawned) proxy.Route {
 	if u, err := url.Parse(sp.URL); err == nil {
 		host = u.Host
 	}
-	return proxy.Route{Key: proxy.Key{Course: course, Student: student}, Host: host, BasePath: sp.BasePath, Port: sp.Port}
+	return proxy.Route{Key: proxy.Key{Course: course, Student: student}, Host: host, BasePath: sp.BasePath, Port: sp.Port, UID: sp.UID}
 }
 
 // launch registers a spawned server with the front door and returns its
