@@ -32,10 +32,30 @@ type ProxyOptions struct {
 	SecureCookies bool
 }
 
+// check refuses URLs that would make broken launch links or redirects.
+func (o ProxyOptions) check() error {
+	for _, f := range []struct{ flag, value string }{{"--proxy-public-url", o.PublicURL}, {"--proxy-login-url", o.LoginURL}} {
+		if f.value == "" {
+			continue
+		}
+		u, err := url.Parse(f.value)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+			return fmt.Errorf("%s %q: want an absolute http:// or https:// URL, e.g. https://hub.example.org", f.flag, f.value)
+		}
+		if f.flag == "--proxy-public-url" && (u.RawQuery != "" || strings.Trim(u.Path, "/") != "") {
+			return fmt.Errorf("%s %q: want the site's root (scheme and host), with no path or query: the front door serves /u/… there", f.flag, f.value)
+		}
+	}
+	return nil
+}
+
 // startFrontDoor makes the proxy and serves it on its own listener until
 // ctx ends; the returned wait blocks until it has stopped.
 func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	o := d.opts.Proxy
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	key, err := proxy.LoadKey(proxy.KeyFile(d.opts.Root))
 	if err != nil {
 		return nil, err
