@@ -35,12 +35,12 @@ type ProxyOptions struct {
 // check refuses URLs that would make broken launch links or redirects.
 func (o ProxyOptions) check() error {
 	for _, f := range []struct{ flag, value string }{{"--proxy-public-url", o.PublicURL}, {"--proxy-login-url", o.LoginURL}} {
-		if f.value == "" {
-			continue
+		if f.value == "" || f.flag == "--proxy-login-url" && strings.HasPrefix(f.value, "/") && !strings.HasPrefix(f.value, "//") {
+			continue // a login page on the same site may be given by its path
 		}
 		u, err := url.Parse(f.value)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
-			return fmt.Errorf("%s %q: want an absolute http:// or https:// URL, e.g. https://hub.example.org", f.flag, f.value)
+			return fmt.Errorf("%s %q: want an absolute http:// or https:// URL, e.g. https://hub.example.org (or, for the login page, a path)", f.flag, f.value)
 		}
 		if f.flag == "--proxy-public-url" && (u.RawQuery != "" || strings.Trim(u.Path, "/") != "") {
 			return fmt.Errorf("%s %q: want the site's root (scheme and host), with no path or query: the front door serves /u/… there", f.flag, f.value)
