@@ -23,8 +23,8 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // seen is what a fake server received.
 type seen struct {
-	Method, Path, RawPath, Host string
-	Header                      http.Header
+	Method, Path, RawPath, Host, Query string
+	Header                             http.Header
 }
 
 // backend is a fake student server under base: it records each request and
@@ -80,7 +80,7 @@ func newBackend(t *testing.T, base string) *backend {
 	mux.Handle(base+"ws", websocket.Handler(func(c *websocket.Conn) { io.Copy(c, c) }))
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
-		b.got = append(b.got, seen{r.Method, r.URL.Path, r.URL.RawPath, r.Host, r.Header.Clone()})
+		b.got = append(b.got, seen{r.Method, r.URL.Path, r.URL.RawPath, r.Host, r.URL.RawQuery, r.Header.Clone()})
 		b.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	}))

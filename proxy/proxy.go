@@ -379,6 +379,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		h.Del("Cookie")
 	}
 	h.Del("Authorization")
+	// Jupyter reads a token= parameter before the header: a client's own
+	// guess must not stand in for the token the proxy sends.
+	if q := pr.Out.URL.Query(); q.Has("token") {
+		q.Del("token")
+		pr.Out.URL.RawQuery = q.Encode()
+	}
 	if t.token != "" {
 		h.Set("Authorization", "token "+t.token)
 	}

@@ -274,6 +274,12 @@ func TestHeaderTricks(t *testing.T) {
 		}
 	}
 
+	t.Run("a token guessed in the query", func(t *testing.T) {
+		f.get(t, "/u/flot/alice/echo?token=guess&x=1", cookie)
+		if q := be.last(t).Query; q != "x=1" {
+			t.Errorf("server got query %q, want the token parameter dropped", q)
+		}
+	})
 	t.Run("non-websocket upgrade", func(t *testing.T) {
 		n := len(be.requests())
 		r := f.get(t, "/u/flot/alice/echo", cookie, "Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQAAP__")
