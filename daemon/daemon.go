@@ -145,6 +145,18 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	var wg sync.WaitGroup
+	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	// The front door listens first, so that everything serves once the
+	// "listening" line is out.
+	frontDoorDone := func() {}
+	if opts.Proxy.Listen != "" {
+		if frontDoorDone, err = d.startFrontDoor(srvCtx); err != nil {
+			stopServer()
+			return err
+		}
+	}
+	defer func() { stopServer(); frontDoorDone() }()
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -152,17 +164,6 @@ func Run(ctx context.Context, opts Options) error {
 	// Tests and scripts read the address (with --listen :0) from this line.
 	opts.Log.Info("listening", "addr", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/")
 
-	var wg sync.WaitGroup
-	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
-	if opts.Proxy.Listen != "" {
-		wait, err := d.startFrontDoor(srvCtx)
-		if err != nil {
-			stopServer()
-			ln.Close()
-			return err
-		}
-		wg.Go(wait)
-	}
 	wg.Go(func() {
 		if err := srv.Serve(srvCtx, ln); err != nil {
 			opts.Log.Error("http server", "err", err)

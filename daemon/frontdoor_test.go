@@ -84,11 +84,18 @@ courses:
 
 	spawn := func(student string) string {
 		t.Helper()
-		code, body := p.post("/api/spawn", fmt.Appendf(nil, `{"course":%q,"student":%q}`, course, student),
-			map[string]string{"Authorization": "Bearer api-tok"})
 		var res struct {
 			LaunchURL string `json:"launch_url"`
 		}
+		// Ready means the first pass ended, not that it succeeded: on a
+		// loaded machine the config may come with a later one.
+		var code int
+		var body string
+		waitFor(t, 120*time.Second, "spawn "+student, func() bool {
+			code, body = p.post("/api/spawn", fmt.Appendf(nil, `{"course":%q,"student":%q}`, course, student),
+				map[string]string{"Authorization": "Bearer api-tok"})
+			return code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout
+		})
 		if code != http.StatusOK || json.Unmarshal([]byte(body), &res) != nil {
 			t.Fatalf("spawn %s: %d %s", student, code, body)
 		}
