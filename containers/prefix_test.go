@@ -18,7 +18,7 @@ import (
 func TestSpawnWithPrefix(t *testing.T) {
 	var spec Spec
 	eng := &fakeEngine{
-		ImagesFn:  images("sha256:v1"),
+		ImagesFn:  latestImage("sha256:v1"),
 		InspectFn: notFound,
 		CreateFn:  func(_ context.Context, s Spec) (string, error) { spec = s; return "new", nil },
 		StartFn: func(context.Context, string) error {

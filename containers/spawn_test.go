@@ -9,12 +9,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/preset"
 )
 
 // serveFake serves a fake Jupyter on 127.0.0.1:port under /{port}/ until
@@ -40,15 +43,22 @@ func testCourse() manifest.Course {
 	}}
 }
 
-func images(id string) func(context.Context, []string) (map[string]string, error) {
-	return func(_ context.Context, refs []string) (map[string]string, error) {
+// latestImage answers flot:latest with id, built by nbh-sync (its build
+// labels), or nothing when id is empty.
+func latestImage(id string) func(context.Context, []string) (map[string]Image, error) {
+	return imagesLabelled(id, map[string]string{images.LabelImage: "flot", images.LabelBuildKey: "0123456789abcdef"})
+}
+
+// imagesLabelled answers flot:latest with id and labels.
+func imagesLabelled(id string, labels map[string]string) func(context.Context, []string) (map[string]Image, error) {
+	return func(_ context.Context, refs []string) (map[string]Image, error) {
 		if !slices.Equal(refs, []string{"flot:latest"}) {
 			return nil, errors.New("unexpected refs")
 		}
 		if id == "" {
-			return map[string]string{}, nil
+			return map[string]Image{}, nil
 		}
-		return map[string]string{"flot:latest": id}, nil
+		return map[string]Image{"flot:latest": {ID: id, Labels: labels}}, nil
 	}
 }
 
@@ -64,7 +74,7 @@ func TestSpawnCreates(t *testing.T) {
 	root := t.TempDir()
 	var spec Spec
 	eng := &fakeEngine{
-		ImagesFn:  images("sha256:v1"),
+		ImagesFn:  latestImage("sha256:v1"),
 		InspectFn: notFound,
 		CreateFn:  func(_ context.Context, s Spec) (string, error) { spec = s; return "new", nil },
 		StartFn:   func(context.Context, string) error { serveFake(t, spec.HostPort); return nil },
@@ -103,7 +113,7 @@ func TestSpawnExistingAndStarted(t *testing.T) {
 	p := mustFreePort(t)
 	serveFake(t, p)
 	t.Run("running is used as is", func(t *testing.T) {
-		eng := &fakeEngine{ImagesFn: images("sha256:v2"),
+		eng := &fakeEngine{ImagesFn: latestImage("sha256:v2"),
 			InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "running", "sha256:v1", p), nil }}
 		got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir()})
 		if err != nil || got.State != Existing || got.ID != "c1" || got.Port != p {
@@ -112,7 +122,7 @@ func TestSpawnExistingAndStarted(t *testing.T) {
 	})
 	t.Run("stopped on current image is started", func(t *testing.T) {
 		var started []string
-		eng := &fakeEngine{ImagesFn: images("sha256:v1"),
+		eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"),
 			InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "exited", "sha256:v1", p), nil },
 			StartFn:   func(_ context.Context, id string) error { started = append(started, id); return nil }}
 		got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir()})
@@ -126,7 +136,7 @@ func TestSpawnStaleIsRecreated(t *testing.T) {
 	var calls []string
 	gone := false
 	var spec Spec
-	eng := &fakeEngine{ImagesFn: images("sha256:v2"),
+	eng := &fakeEngine{ImagesFn: latestImage("sha256:v2"),
 		InspectFn: func(context.Context, string) (Raw, error) {
 			if gone {
 				return Raw{}, ErrNotFound
@@ -158,7 +168,7 @@ func TestSpawnLosesNameRace(t *testing.T) {
 	p := mustFreePort(t)
 	serveFake(t, p)
 	inspects := 0
-	eng := &fakeEngine{ImagesFn: images("sha256:v1"),
+	eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"),
 		InspectFn: func(context.Context, string) (Raw, error) {
 			inspects++
 			if inspects == 1 {
@@ -177,7 +187,7 @@ func TestSpawnLosesNameRace(t *testing.T) {
 func TestSpawnRetriesTakenPort(t *testing.T) {
 	var specs []Spec
 	var removed []string
-	eng := &fakeEngine{ImagesFn: images("sha256:v1"), InspectFn: notFound,
+	eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"), InspectFn: notFound,
 		CreateFn: func(_ context.Context, s Spec) (string, error) {
 			specs = append(specs, s)
 			return "c" + strconv.Itoa(len(specs)), nil
@@ -204,6 +214,8 @@ func TestSpawnErrors(t *testing.T) {
 	archived := testCourse()
 	archived.Archived = true
 	noUID := testCourse()
+	socketMount := testCourse()
+	socketMount.Container.Mounts = []string{"{root}/students/{student}/{course}:/home/jovyan/work", "/run/docker.sock:/var/run/docker.sock"}
 	for _, tc := range []struct {
 		desc    string
 		co      manifest.Course
@@ -215,12 +227,26 @@ func TestSpawnErrors(t *testing.T) {
 		{"unknown course", manifest.Course{}, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrUnknownCourse},
 		{"archived", archived, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrArchived},
 		{"path escape", testCourse(), "../root", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
-		{"not built", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: images("")}, ErrImageNotBuilt},
-		{"foreign container", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: images("sha256:v1"),
+		{"not built", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: latestImage("")}, ErrImageNotBuilt},
+		// A same-named image nbh-sync did not build (a docker import, a
+		// pull) is never run, nor one built for another image name.
+		{"foreign image", testCourse(), "alice", SpawnOptions{Root: "/srv"},
+			&fakeEngine{ImagesFn: imagesLabelled("sha256:f", nil)}, ErrImageNotBuilt},
+		{"image of another name", testCourse(), "alice", SpawnOptions{Root: "/srv"},
+			&fakeEngine{ImagesFn: imagesLabelled("sha256:f", map[string]string{images.LabelImage: "other", images.LabelBuildKey: "0123456789abcdef"})}, ErrImageNotBuilt},
+		// Names that would collide with another course's (a + x-y and
+		// a-x + y are both a-x-x-y).
+		{"student starting x-", testCourse(), "x-y", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
+		{"student with -x-", testCourse(), "b-x-c", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
+		// A mount validation would refuse is refused once expanded too,
+		// before anything is made (the fake has no Create).
+		{"engine socket mount", socketMount, "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"},
+			&fakeEngine{ImagesFn: latestImage("sha256:v1"), InspectFn: notFound}, nil},
+		{"foreign container", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: latestImage("sha256:v1"),
 			InspectFn: func(context.Context, string) (Raw, error) {
 				return Raw{ID: "x", Name: "flot-x-alice", Labels: map[string]string{LabelManagedBy: "other"}}, nil
 			}}, ErrNotManaged},
-		{"no uid", noUID, "nbh-no-such-user", SpawnOptions{Root: t.TempDir()}, &fakeEngine{ImagesFn: images("sha256:v1"), InspectFn: notFound}, nil},
+		{"no uid", noUID, "nbh-no-such-user", SpawnOptions{Root: t.TempDir()}, &fakeEngine{ImagesFn: latestImage("sha256:v1"), InspectFn: notFound}, nil},
 	} {
 		_, err := New(tc.eng, nil, nil).Spawn(t.Context(), tc.co, tc.student, tc.opts)
 		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
@@ -231,7 +257,7 @@ func TestSpawnErrors(t *testing.T) {
 
 func TestSpawnTimeout(t *testing.T) {
 	p := mustFreePort(t) // nothing listens there
-	eng := &fakeEngine{ImagesFn: images("sha256:v1"),
+	eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"),
 		InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "running", "sha256:v1", p), nil }}
 	m := New(eng, nil, nil)
 	m.ReadyTimeout = 200 * time.Millisecond
@@ -287,4 +313,92 @@ func mustFreePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return p
+}
+
+type fixedTokens map[string]string
+
+func (f fixedTokens) For(course, student string) (string, error) {
+	if t, ok := f[course+"/"+student]; ok {
+		return t, nil
+	}
+	return "", errors.New("no key")
+}
+
+// TestSpecRunsTheWayImagesExpect: by default a container runs as root with
+// no entrypoint (nbhosting's --user root --entrypoint=) and gets its Jupyter
+// token in JUPYTER_TOKEN; courses.yaml can say otherwise.
+func TestSpecRunsTheWayImagesExpect(t *testing.T) {
+	v := Vars{Root: "/srv", Course: "flot", Student: "alice", UID: "1234", Port: 30001}
+	pre := preset.Additions{
+		Binds: []string{"/srv/courses/flot/modules:/home/jovyan/modules:ro", "/srv/courses/flot/data:/home/jovyan/work:ro"},
+		Env:   map[string]string{"PYTHONPATH": "/home/jovyan/modules", "NBAUTOEVAL_LOG": "/home/jovyan/work/.nbautoeval"},
+	}
+	tests := []struct {
+		name       string
+		cc         manifest.Container
+		token      string
+		pre        preset.Additions
+		user       string
+		entrypoint []string
+		env        []string
+		binds      []string
+	}{
+		{name: "defaults", token: "tok", user: "0", entrypoint: []string{}, env: []string{"JUPYTER_TOKEN=tok"}},
+		{name: "no token", user: "0", entrypoint: []string{}},
+		{name: "user and entrypoint set", cc: manifest.Container{User: "{uid}", Entrypoint: []string{"tini", "-g", "--"}},
+			user: "1234", entrypoint: []string{"tini", "-g", "--"}},
+		{name: "the course's env wins over the token and the preset", token: "tok", pre: pre,
+			cc:   manifest.Container{Env: map[string]string{"JUPYTER_TOKEN": "mine", "PYTHONPATH": "/opt/lib"}, Mounts: []string{"{root}/students/{student}/{course}:/home/jovyan/work"}},
+			user: "0", entrypoint: []string{},
+			env:   []string{"JUPYTER_TOKEN=mine", "NBAUTOEVAL_LOG=/home/jovyan/work/.nbautoeval", "PYTHONPATH=/opt/lib"},
+			binds: []string{"/srv/students/alice/flot:/home/jovyan/work", "/srv/courses/flot/modules:/home/jovyan/modules:ro"}},
+	}
+	m := New(&fakeEngine{}, nil, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := m.spec(manifest.Course{Name: "flot", Container: tt.cc}, "alice", "sha256:x", v, tt.token, tt.pre)
+			if s.User != tt.user || !slices.Equal(s.Entrypoint, tt.entrypoint) || s.Entrypoint == nil ||
+				!slices.Equal(s.Env, tt.env) || !slices.Equal(s.Binds, tt.binds) {
+				t.Errorf("spec: user %q entrypoint %q env %q binds %q\nwant: user %q entrypoint %q env %q binds %q",
+					s.User, s.Entrypoint, s.Env, s.Binds, tt.user, tt.entrypoint, tt.env, tt.binds)
+			}
+		})
+	}
+}
+
+// TestTokenOfACourse: the token a spawn hands out and the pass probes with
+// is the one courses.yaml sets, else the one the site key derives.
+func TestTokenOfACourse(t *testing.T) {
+	m := New(&fakeEngine{}, nil, nil)
+	v := Vars{Root: "/srv", Course: "flot", Student: "alice", UID: "1234", Port: 30001}
+	if tok, err := m.Token(manifest.Container{}, v); err != nil || tok != "" {
+		t.Errorf("no source, no setting: %q, %v", tok, err)
+	}
+	m.Tokens = fixedTokens{"flot/alice": "derived"}
+	tests := []struct {
+		cc   manifest.Container
+		want string
+	}{
+		{manifest.Container{}, "derived"},
+		{manifest.Container{Token: "t-{student}-{uid}"}, "t-alice-1234"},
+	}
+	for _, tt := range tests {
+		if tok, err := m.Token(tt.cc, v); err != nil || tok != tt.want {
+			t.Errorf("Token(%+v) = %q, %v; want %q", tt.cc, tok, err, tt.want)
+		}
+	}
+	if _, err := m.Token(manifest.Container{}, Vars{Course: "flot", Student: "bob"}); err == nil {
+		t.Error("a failing source gave no error")
+	}
+}
+
+// TestSpawnForeignImageMessage: the refusal says what is wrong and what to
+// run, and no container is made (the fake has no Inspect or Create).
+func TestSpawnForeignImageMessage(t *testing.T) {
+	eng := &fakeEngine{ImagesFn: imagesLabelled("sha256:f", map[string]string{"maintainer": "someone"})}
+	_, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: "/srv"})
+	const want = "image flot:latest was not built by this site (no org.nbhosting.build-key label) — run `nbh-sync build flot`"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to say %q", err, want)
+	}
 }

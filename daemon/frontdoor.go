@@ -61,7 +61,7 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 		return nil, err
 	}
 	d.proxy, err = proxy.New(proxy.Options{
-		Spawner: proxySpawner{d}, Tokens: manifestTokens{d},
+		Spawner: proxySpawner{d}, Tokens: siteTokens{d},
 		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, Log: d.log.With("part", "proxy"),
 	})
 	if err != nil {
@@ -140,27 +140,20 @@ func (s proxySpawner) Spawn(ctx context.Context, course, student string) (proxy.
 	return spawnedRoute(course, student, sp), nil
 }
 
-// manifestTokens give each server the token courses.yaml says it has
-// (container.token, placeholders expanded), which is also what the
-// activity probe sends. Another source (a secret derived per student)
-// replaces this type in startFrontDoor.
-type manifestTokens struct{ d *daemon }
+// siteTokens give each server the token the site started it with (the
+// course's container.token, else the one derived per student): the same
+// the activity probe sends.
+type siteTokens struct{ d *daemon }
 
-func (m manifestTokens) TokenFor(course, student string) string {
-	cfg, err := m.d.site.Config(context.Background())
-	if err != nil {
-		return ""
-	}
-	tmpl := cfg.Defaults.Container.Token
-	if co, ok := cfg.Courses[course]; ok {
-		tmpl = co.Container.Token
-	}
-	if tmpl == "" {
-		return ""
-	}
-	v := containers.Vars{Root: m.d.opts.Root, Course: course, Student: student}
+func (m siteTokens) TokenFor(course, student string) string {
+	var port int
+	var uid string
 	if rt, ok := m.d.proxy.Routes().Lookup(proxy.Key{Course: course, Student: student}); ok {
-		v.Port, v.UID = rt.Port, rt.UID
+		port, uid = rt.Port, rt.UID
 	}
-	return v.Expand(tmpl)
+	tok, err := m.d.site.ServerToken(context.Background(), course, student, port, uid)
+	if err != nil {
+		m.d.log.Warn("front door: no token for a server", "course", course, "student", student, "err", err)
+	}
+	return tok
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
+	"github.com/nbhosting/nbh-sync/token"
 )
 
 // Options say where the site's desired state is and where its data lives.
@@ -28,6 +30,12 @@ type Options struct {
 	// Config is the --config flag: a git URL, a bare repo, or a folder
 	// inside a git work tree.
 	Config string
+	// ConfigCredentials authenticate to the config repo, as a course's
+	// credentials: do; nil for none.
+	ConfigCredentials *manifest.Credentials
+	// SafeDirectories are local repositories trusted whatever their owner
+	// (gitwatch.Options.SafeDirectories).
+	SafeDirectories []string
 	// Root is the data directory: mirrors, course work trees, state.
 	Root string
 	Log  *slog.Logger
@@ -56,15 +64,18 @@ type Site struct {
 	ctrs    *containers.Manager
 	prober  *activity.Prober
 
+	failMu   sync.Mutex // serializes writes of the build failures file
+	specMu   sync.Mutex // serializes reads of a revision's git trees
 	mu       sync.Mutex
 	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
 	rejected *gitwatch.Rejection
-	builder  *images.Builder    // made from the first config's build: section
-	failed   map[string]failure // image → its last failed build
+	builder  *images.Builder // made from the first config's build: section
 	notifier *notify.Notifier
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
 	lastPass *PassReport
+
+	knownMu sync.Mutex // serializes the known-courses record
 }
 
 // New opens the site described by opts. It does no network work and does
@@ -73,6 +84,17 @@ func New(opts Options) (*Site, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	// The data directory names the site: its containers carry it as their
+	// site label, and it is what tells them from other sites' on a shared
+	// engine. One spelling of it, however --root was written.
+	if opts.Root == "" {
+		return nil, errors.New("site: no data directory (--root)")
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("site: data directory %s: %w", opts.Root, err)
+	}
+	opts.Root = root
 	loc, err := gitwatch.LocateConfig(opts.Config, "")
 	if err != nil {
 		return nil, err
@@ -91,27 +113,49 @@ func New(opts Options) (*Site, error) {
 		}
 		opts.ContainerEngine = e
 	}
-	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
+	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
-	ctrs.Site = opts.Root
+	ctrs.Site = SiteName(opts.Root)
+	ctrs.Tokens = token.New(token.Path(opts.Root))
 	return &Site{
 		opts:    opts,
 		log:     opts.Log,
 		loc:     loc,
 		mirrors: m,
-		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, nil, opts.Log),
+		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, opts.ConfigCredentials, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  activity.New(),
-		failed:  map[string]failure{},
 	}, nil
 }
+
+// SiteName is the name of the site whose data directory is root (an
+// absolute path): the value of the site label (org.nbhosting.site) on the
+// containers it makes. A site acts only on containers carrying its own
+// name, and on unlabelled nbhosting containers of its own courses.
+func SiteName(root string) string { return filepath.Clean(root) }
 
 // Location is where the config repo is.
 func (s *Site) Location() gitwatch.ConfigLocation { return s.loc }
 
 // Root is the data directory.
 func (s *Site) Root() string { return s.opts.Root }
+
+// ServerToken returns the Jupyter token of a student's server as the spawn
+// and the probe have it: the course's container.token with placeholders
+// expanded (port and uid as the container has them), else the one derived
+// per student.
+func (s *Site) ServerToken(ctx context.Context, course, student string, port int, uid string) (string, error) {
+	cfg, err := s.Config(ctx)
+	if err != nil {
+		return "", err
+	}
+	cc := cfg.Defaults.Container
+	if co, ok := cfg.Courses[course]; ok {
+		cc = co.Container
+	}
+	return s.ctrs.Token(cc, containers.Vars{Root: s.opts.Root, Course: course, Student: student, UID: uid, Port: port})
+}
 
 // HostIP is the address student servers publish their ports on.
 func (s *Site) HostIP() string { return s.ctrs.HostIP }
@@ -128,12 +172,6 @@ type PullReport struct {
 	// Rejected is set when the config head failed validation.
 	Rejected *gitwatch.Rejection     `json:"rejected,omitempty"`
 	Courses  []gitwatch.CourseStatus `json:"courses"`
-}
-
-// failure is a build key that failed, and when.
-type failure struct {
-	key string
-	at  time.Time
 }
 
 // NoConfigError says that no valid config revision was ever seen, so there

@@ -68,7 +68,7 @@ func BenchmarkClassStart(b *testing.B) {
 	ctx := b.Context()
 
 	removeAll := func() {
-		cs, _ := m.List(context.Background())
+		cs, _ := m.List(context.Background(), nil)
 		var wg sync.WaitGroup
 		for _, c := range cs {
 			if c.Course == name {

@@ -26,8 +26,11 @@ changed, container pass — whenever something may have changed:
 
 A burst of triggers becomes one pending pass. It serves, on --listen (localhost
 by default): the dashboard at /, /api/... (status, history, plan, spawn, sync),
-/metrics for Prometheus, /healthz and /readyz. Mutating API calls need the bearer
-token of --api-token-file; webhooks need the secret of --webhook-secret-file.
+/metrics for Prometheus, /healthz and /readyz; the same API on the unix socket
+ROOT/state/api.sock (mode 0600), where the command line finds it. Mutating API
+calls need the bearer token of --api-token-file; webhooks need the secret of
+--webhook-secret-file. The dashboard and the read-only API answer to localhost,
+IP addresses and the names of --allowed-host (a reverse proxy's name).
 
 With --proxy-listen it also runs the students' front door: an authenticating
 reverse proxy serving each student's server under its prefix (/u/COURSE/STUDENT/
@@ -43,6 +46,11 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Config, o.Root, o.Log = g.config, g.root, g.log
+			creds, err := g.configCredentials()
+			if err != nil {
+				return err
+			}
+			o.ConfigCredentials, o.SafeDirectories = creds, g.safeDirs
 			if !cmd.Flags().Changed("api-token-file") && !fileExists(g.apiTokenFile) {
 				g.log.Warn("no API token: mutating API calls are refused", "file", g.apiTokenFile)
 			} else {
@@ -54,6 +62,7 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 	f := cmd.Flags()
 	f.StringVar(&o.Listen, "listen", defaultListen, "HTTP address of the dashboard, API and metrics")
 	f.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (without it, webhooks are refused)")
+	f.StringSliceVar(&o.AllowedHosts, "allowed-host", nil, "a host name the dashboard and read-only API answer to, besides localhost and IP addresses (a reverse proxy's name; repeatable)")
 	f.DurationVar(&o.PassTimeout, "pass-timeout", time.Hour, "longest a pass may run")
 	f.DurationVar(&o.Grace, "grace", 30*time.Second, "how long SIGTERM lets a running pass finish")
 	f.StringVar(&o.Proxy.Listen, "proxy-listen", "", "address of the students' front door (off when empty), e.g. 127.0.0.1:8000")
