@@ -2,9 +2,7 @@ package manifest
 
 import (
 	"reflect"
-	"regexp"
 	"slices"
-	"strconv"
 
 	yaml "go.yaml.in/yaml/v3"
 	k8syaml "sigs.k8s.io/yaml"
@@ -17,7 +15,7 @@ import (
 func Parse(file string, data []byte) (*Config, []Problem, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, nil, Errors{syntaxProblem(file, err)}
+		return nil, nil, Errors{syntaxProblem(file, data, err)}
 	}
 	if len(root.Content) == 0 {
 		return nil, nil, Errors{{File: file, Line: 1, Message: "the file is empty; it needs at least version: 1 and courses:"}}
@@ -56,17 +54,6 @@ func Parse(file string, data []byte) (*Config, []Problem, error) {
 	c.mergeDefaults()
 	c.file, c.pos = file, w.pos
 	return &c, sorted(warns), nil
-}
-
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func syntaxProblem(file string, err error) Problem {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return Problem{File: file, Line: line, Message: "YAML syntax: " + m[2]}
-	}
-	return Problem{File: file, Message: "YAML syntax: " + msg}
 }
 
 func sorted(ps []Problem) Errors {

@@ -94,23 +94,32 @@ func TestResolveImage(t *testing.T) {
 	}
 }
 
+// An image nobody can build is reported where the admin would fix it: at
+// the course's image: line when it has one, else at the course.
 func TestCheckImagesPositions(t *testing.T) {
-	const src = `version: 1
-courses:
-  a:
-    repo: /srv/a
-    image: missing
-`
-	c, _, err := Parse("courses.yaml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := c.CheckImages(fakeSources{courses: map[string]map[string]bool{"a": {}}})
-	if len(ps) != 1 || ps[0].Warning {
-		t.Fatalf("problems = %v", ps)
-	}
-	if got := ps[0].String(); !strings.HasPrefix(got, "courses.yaml:3:3: courses.a: image missing cannot be built") {
-		t.Errorf("got %q", got)
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"image line", "version: 1\ncourses:\n  a:\n    repo: /srv/a\n    image: missing\n",
+			"courses.yaml:5:5: courses.a.image: image missing cannot be built"},
+		{"image line of the first user", "version: 1\ncourses:\n  b:\n    repo: /srv/b\n    image: missing\n  a:\n    image: missing\n    repo: /srv/a\n",
+			"courses.yaml:7:5: courses.a.image: image missing cannot be built"},
+		{"images key", "version: 1\nimages:\n  missing: {build-args: {A: b}}\ncourses:\n  a:\n    repo: /srv/a\n    image: missing\n",
+			"courses.yaml:3:3: images.missing: image missing cannot be built"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := Parse("courses.yaml", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps := c.CheckImages(fakeSources{courses: map[string]map[string]bool{"a": {}, "b": {}}})
+			if len(ps) != 1 || ps[0].Warning {
+				t.Fatalf("problems = %v", ps)
+			}
+			if got := ps[0].String(); !strings.HasPrefix(got, tc.want) {
+				t.Errorf("got  %q\nwant %q…", got, tc.want)
+			}
+		})
 	}
 }
 

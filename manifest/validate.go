@@ -449,7 +449,12 @@ func (c *Config) CheckImages(src Sources) []Problem {
 	for _, name := range names {
 		where := "images." + name
 		if _, ok := c.Images[name]; !ok {
+			// At the course's image: line when it has one: that is the
+			// line to change; else at the course, named after its image.
 			where = "courses." + c.CoursesUsing(name)[0]
+			if _, written := c.pos[where+".image"]; written {
+				where += ".image"
+			}
 		}
 		s, err := c.ResolveImage(name, src)
 		var nd *NoDockerfileError
