@@ -155,6 +155,7 @@ func TestParseWarnings(t *testing.T) {
 	const src = `version: 1
 images:
   unused: {dockerfile: images/unused.dockerfile}
+  nbhosting/core: {dockerfile: images/core.dockerfile}   # a base of course images: no warning
 courses:
   a:
     repo: /srv/a
@@ -171,7 +172,7 @@ courses:
 	}
 	wantPrefixes := []string{
 		"courses.yaml:3:3: warning: images.unused: no course uses image unused",
-		"courses.yaml:8:5: warning: courses.a.lingering: 1h0m0s is shorter than idle",
+		"courses.yaml:9:5: warning: courses.a.lingering: 1h0m0s is shorter than idle",
 	}
 	if len(got) != len(wantPrefixes) {
 		t.Fatalf("warnings = %q", got)
@@ -222,26 +223,38 @@ courses:
 	}
 }
 
+// TestExamplesLoad keeps examples/ valid: the demo site make run serves
+// and the reference site of public course repos.
 func TestExamplesLoad(t *testing.T) {
-	data, err := os.ReadFile("../examples/courses.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, warns, err := Parse("examples/courses.yaml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(warns) != 0 {
-		t.Errorf("examples/courses.yaml has warnings: %v", warns)
-	}
-	src := dirSources{dir: "../examples"}
-	for _, p := range c.CheckImages(src) {
-		if !p.Warning {
-			t.Errorf("examples: %s", p)
-		}
-	}
-	if got := c.ImageNames(); strings.Join(got, ",") != "datascience,flotpython,python-intro" {
-		t.Errorf("ImageNames = %v", got)
+	for _, tc := range []struct {
+		dir    string
+		images string
+	}{
+		{"../examples", "demo,nbhosting/minimal-notebook,shared"},
+		{"../examples/reference", "datascience,flotpython,python-intro"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			file := filepath.Join(tc.dir, "courses.yaml")
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, warns, err := Parse(file, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warns) != 0 {
+				t.Errorf("%s has warnings: %v", file, warns)
+			}
+			for _, p := range c.CheckImages(dirSources{dir: tc.dir}) {
+				if !p.Warning {
+					t.Errorf("examples: %s", p)
+				}
+			}
+			if got := c.ImageNames(); strings.Join(got, ",") != tc.images {
+				t.Errorf("ImageNames = %v, want %s", got, tc.images)
+			}
+		})
 	}
 }
 
@@ -262,7 +275,7 @@ var _ Sources = dirSources{}
 
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/bad/*.yaml")
-	seeds = append(seeds, "../examples/courses.yaml")
+	seeds = append(seeds, "../examples/courses.yaml", "../examples/reference/courses.yaml")
 	for _, s := range seeds {
 		data, err := os.ReadFile(s)
 		if err != nil {

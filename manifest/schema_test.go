@@ -57,12 +57,14 @@ func TestSchemaValidates(t *testing.T) {
 		}
 		return v
 	}
-	example, err := os.ReadFile("../examples/courses.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sch.Validate(load(string(example))); err != nil {
-		t.Errorf("examples/courses.yaml: %v", err)
+	for _, f := range []string{"../examples/courses.yaml", "../examples/reference/courses.yaml"} {
+		example, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Validate(load(string(example))); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 	bad := []struct{ name, yaml, want string }{
 		{"unknown key", "version: 1\ncourses: {a: {repo: /a, idel: 1h}}\n", "idel"},

@@ -106,7 +106,9 @@ func (v *validator) check() {
 		v.course("courses."+name, co)
 	}
 	for _, name := range sortedKeys(c.Images) {
-		if !used[name] {
+		// An nbhosting/ core image is there to be built FROM by course
+		// Dockerfiles, which the config alone does not show.
+		if !used[name] && !strings.HasPrefix(name, dockerfile.CoreNamespace) {
 			v.warnf("images."+name, "no course uses image %s; it is built all the same", name)
 		}
 	}

@@ -23,8 +23,9 @@ func TestValidate(t *testing.T) {
 		code     int
 		contains string
 	}{
-		{"example dir", []string{"validate", "../../examples"}, 0, "valid: 5 courses, 3 images"},
-		{"example file", []string{"validate", "../../examples/courses.yaml"}, 0, "valid: 5 courses"},
+		{"example dir", []string{"validate", "../../examples"}, 0, "valid: 2 courses, 3 images"},
+		{"example file", []string{"validate", "../../examples/courses.yaml"}, 0, "valid: 2 courses"},
+		{"reference example dir", []string{"validate", "../../examples/reference"}, 0, "valid: 5 courses, 3 images"},
 		{"broken", []string{"validate", "../../manifest/testdata/bad/many-problems.yaml"}, 1, "many-problems.yaml:9:5: courses.Bad Name.lingering: invalid duration \"1 day\""},
 		{"--config used without PATH", []string{"validate", "--config", "../../examples"}, 0, "valid"},
 		{"no courses.yaml, no repo", []string{"validate", os.TempDir()}, 1, "not courses.yaml, nor a folder holding one, nor a git repo"},
