@@ -8,9 +8,14 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export GIT_CONFIG_GLOBAL := /dev/null
 export GIT_CONFIG_NOSYSTEM := 1
 
-# make run: the daemon on examples/, dashboard on localhost.
+# make run: the daemon on examples/ (its committed state), dashboard on
+# localhost, the students' front door beside it.
 RUN_ROOT ?= $(CURDIR)/.run
 LISTEN ?= 127.0.0.1:8787
+PROXY_LISTEN ?= 127.0.0.1:8788
+# The demo's images build FROM this Jupyter image, made from Debian packages
+# with no registry (testimages/jupyter/build.sh).
+RUN_BASE ?= nbhtest-jupyter2:latest
 
 # make test-podman: podman's Docker-compatible API (.ci/run starts one).
 NBH_PODMAN_HOST ?= unix:///run/nbhtest-podman.sock
@@ -40,9 +45,16 @@ verify: ## gofmt and go mod tidy leave no diff
 	$(GO) mod tidy
 	@git diff --exit-code go.mod go.sum || { echo 'go mod tidy changed go.mod/go.sum: commit the result'; exit 1; }
 
-run: build ## the daemon on examples/, dashboard on http://$(LISTEN)
-	mkdir -p $(RUN_ROOT)
-	$(BIN) run --config examples --root $(RUN_ROOT) --listen $(LISTEN)
+run: build ## the demo site of examples/: dashboard on http://$(LISTEN), front door on http://$(PROXY_LISTEN)
+	@if docker image inspect $(RUN_BASE) >/dev/null 2>&1; then \
+		echo "make run: base image $(RUN_BASE) (Debian trixie, jupyter_server 2.15, built by testimages/jupyter/build.sh --gen 2)"; \
+	else \
+		echo "make run: base image $(RUN_BASE) missing: building it once from Debian packages (about 70 s)"; \
+		bash testimages/jupyter/build.sh --gen 2; \
+	fi
+	@mkdir -p $(RUN_ROOT)
+	@echo "make run: open a demo student: $(BIN) --root $(RUN_ROOT) spawn demo alice --json (launch_url opens through the front door)"
+	$(BIN) run --config examples --root $(RUN_ROOT) --listen $(LISTEN) --proxy-listen $(PROXY_LISTEN)
 
 image: build ## the daemon's own image, nbh-sync:latest (see Dockerfile)
 	cp /etc/ssl/certs/ca-certificates.crt bin/

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"path"
 	"path/filepath"
 	"sync"
@@ -73,7 +74,39 @@ func LocateConfig(location, branch string) (ConfigLocation, error) {
 		dir = ""
 	}
 	b, err := headBranch(repo, branch)
-	return ConfigLocation{URL: top, Branch: b, Dir: dir}, err
+	url := top
+	if common := linkedCommonDir(top); common != "" {
+		url = common
+	}
+	return ConfigLocation{URL: url, Branch: b, Dir: dir}, err
+}
+
+// linkedCommonDir returns, for a linked work tree (git worktree add: its
+// .git is a file naming a folder under the main repository's
+// .git/worktrees), the main repository's git directory; "" for an ordinary
+// work tree. The branches live there: a mirror of the linked work tree's
+// own path finds none of them.
+func linkedCommonDir(top string) string {
+	b, err := os.ReadFile(filepath.Join(top, ".git"))
+	if err != nil {
+		return "" // a directory: an ordinary work tree
+	}
+	gitdir, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir: ")
+	if !ok {
+		return ""
+	}
+	if !filepath.IsAbs(gitdir) {
+		gitdir = filepath.Join(top, gitdir)
+	}
+	c, err := os.ReadFile(filepath.Join(gitdir, "commondir"))
+	if err != nil {
+		return "" // a submodule's .git file, say: its git dir holds its branches
+	}
+	common := strings.TrimSpace(string(c))
+	if !filepath.IsAbs(common) {
+		common = filepath.Join(gitdir, common)
+	}
+	return filepath.Clean(common)
 }
 
 func headBranch(repo *git.Repository, branch string) (string, error) {
