@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -18,7 +19,11 @@ var dashboardHTML string
 
 // page is what the dashboard template renders.
 type page struct {
-	Status     Status
+	Status Status
+	// Courses are the cards, each with the errors that belong to it;
+	// SiteErrors what belongs to no course nor image.
+	Courses    []courseCard
+	SiteErrors []string
 	Err        string
 	Nonce      string
 	RefreshSec int
@@ -35,11 +40,12 @@ var dashboardTemplate = template.Must(template.New("dashboard").Funcs(template.F
 		}
 		return s[:n]
 	},
-	"rfc":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"ago":  func(now, t time.Time) string { return humanize(now.Sub(t)) + " ago" },
-	"in":   func(now, t time.Time) string { return "in " + humanize(t.Sub(now)) },
-	"dur":  func(d time.Duration) string { return humanize(d) },
-	"join": func(ss []string) string { return strings.Join(ss, ", ") },
+	"rfc":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"ago":   func(now, t time.Time) string { return humanize(now.Sub(t)) + " ago" },
+	"in":    func(now, t time.Time) string { return "in " + humanize(t.Sub(now)) },
+	"dur":   func(d time.Duration) string { return humanize(d) },
+	"join":  func(ss []string) string { return strings.Join(ss, ", ") },
+	"brief": briefError,
 }).Parse(dashboardHTML))
 
 // humanize renders a duration the way people say it: 45s, 3m, 2h5m, 4d.
@@ -80,6 +86,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	p.Status = normalize(st)
+	p.Courses, p.SiteErrors = placeErrors(p.Status)
 	var buf bytes.Buffer
 	if err := dashboardTemplate.Execute(&buf, p); err != nil {
 		s.log.Error("render dashboard", "err", err)
@@ -103,4 +110,67 @@ func nonce() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// courseCard is a course as its card shows it.
+type courseCard struct {
+	CourseView
+	// Errors are the full texts of the course's errors, each once.
+	Errors []string
+	// ImageShown is true when the images table has the course's image,
+	// which then shows the image's error instead of the card.
+	ImageShown bool
+}
+
+// placeErrors puts each error where it belongs, once: a course's own error,
+// and a site error naming the course's repo, on the course's card; an
+// image's error on the image's row (a course card only says its image
+// failed); the rest stays site-wide. The status carries the same failure
+// in several lists, and an admin reading it seven times looks for seven
+// problems.
+func placeErrors(st Status) ([]courseCard, []string) {
+	onImages := map[string]bool{}
+	images := map[string]bool{}
+	for _, img := range st.Images {
+		images[img.Name] = true
+		if img.Error != "" {
+			onImages[img.Error] = true
+		}
+		if img.Failed != nil && img.Failed.Error != "" {
+			onImages[img.Failed.Error] = true
+		}
+	}
+	cards := make([]courseCard, len(st.Courses))
+	add := func(c *courseCard, e string) {
+		for _, have := range c.Errors {
+			if strings.Contains(have, e) || strings.Contains(e, have) {
+				return
+			}
+		}
+		c.Errors = append(c.Errors, e)
+	}
+	for i, co := range st.Courses {
+		c := courseCard{CourseView: co, ImageShown: images[co.Image]}
+		if co.Error != "" && !onImages[co.Error] {
+			add(&c, co.Error)
+		}
+		if co.ImageError != "" && !c.ImageShown {
+			add(&c, co.ImageError)
+		}
+		cards[i] = c
+	}
+	var site []string
+	for _, e := range st.Errors {
+		placed := onImages[e]
+		for i := range cards {
+			if cards[i].Repo != "" && strings.Contains(e, cards[i].Repo) {
+				add(&cards[i], e)
+				placed = true
+			}
+		}
+		if !placed && !slices.Contains(site, e) {
+			site = append(site, e)
+		}
+	}
+	return cards, site
 }

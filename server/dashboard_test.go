@@ -1,0 +1,68 @@
+package server
+
+import (
+	"slices"
+	"testing"
+)
+
+// Each error is shown once, where it belongs.
+func TestPlaceErrors(t *testing.T) {
+	const (
+		dns      = "fetch https://github.com/x/a.git: dial tcp: lookup github.com: no such host (retry in 9s)"
+		build    = "image b: build: exit code 1"
+		noDocker = "image c cannot be built: no Dockerfile at images.c.dockerfile"
+		engine   = "container pass: engine unreachable"
+	)
+	for _, tc := range []struct {
+		name       string
+		st         Status
+		wantCourse map[string][]string
+		wantSite   []string
+	}{
+		{
+			name: "a site error naming a course's repo goes on that course, once",
+			st: Status{
+				Courses: []CourseView{{Name: "a", Repo: "https://github.com/x/a.git", Error: dns}},
+				Errors:  []string{dns, engine},
+			},
+			wantCourse: map[string][]string{"a": {dns}},
+			wantSite:   []string{engine},
+		},
+		{
+			name: "an image's error shows on its row, not on the courses using it nor site-wide",
+			st: Status{
+				Courses: []CourseView{{Name: "b", Image: "b", Error: build, ImageError: build}, {Name: "b2", Image: "b", ImageError: build}},
+				Images:  []ImageView{{Name: "b", Error: build}},
+				Errors:  []string{build},
+			},
+			wantCourse: map[string][]string{"b": nil, "b2": nil},
+		},
+		{
+			name: "an image missing from the table: its error stays on the course",
+			st: Status{
+				Courses: []CourseView{{Name: "c", Image: "c", ImageError: noDocker}},
+			},
+			wantCourse: map[string][]string{"c": {noDocker}},
+		},
+		{
+			name: "a longer version of an error already on the card is not repeated",
+			st: Status{
+				Courses: []CourseView{{Name: "a", Repo: "https://github.com/x/a.git", Error: "lookup github.com: no such host"}},
+				Errors:  []string{dns},
+			},
+			wantCourse: map[string][]string{"a": {"lookup github.com: no such host"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cards, site := placeErrors(tc.st)
+			for _, c := range cards {
+				if !slices.Equal(c.Errors, tc.wantCourse[c.Name]) {
+					t.Errorf("course %s errors = %q, want %q", c.Name, c.Errors, tc.wantCourse[c.Name])
+				}
+			}
+			if !slices.Equal(site, tc.wantSite) {
+				t.Errorf("site errors = %q, want %q", site, tc.wantSite)
+			}
+		})
+	}
+}
