@@ -53,8 +53,10 @@ run: build ## the demo site of examples/: dashboard on http://$(LISTEN), front d
 		bash testimages/jupyter/build.sh --gen 2; \
 	fi
 	@mkdir -p $(RUN_ROOT)
-	@echo "make run: open a demo student: $(BIN) --root $(RUN_ROOT) spawn demo alice --json (launch_url opens through the front door)"
-	$(BIN) run --config examples --root $(RUN_ROOT) --listen $(LISTEN) --proxy-listen $(PROXY_LISTEN)
+	@# The demo's API token: made here, for this machine only.
+	@test -s $(RUN_ROOT)/api-token || (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '/+=' > $(RUN_ROOT)/api-token)
+	@echo "make run: open a demo student: $(BIN) --root $(RUN_ROOT) --api-token-file $(RUN_ROOT)/api-token spawn demo alice --json, then the launch_url (through the front door)"
+	$(BIN) run --config examples --root $(RUN_ROOT) --api-token-file $(RUN_ROOT)/api-token --listen $(LISTEN) --proxy-listen $(PROXY_LISTEN)
 
 image: build ## the daemon's own image, nbh-sync:latest (see Dockerfile)
 	cp /etc/ssl/certs/ca-certificates.crt bin/
