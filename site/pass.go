@@ -32,8 +32,11 @@ type PassOptions struct {
 	AllowMassPrune bool
 }
 
+// pass is the site's container pass: the one the daemon, the command line,
+// the tests and the benchmark all run.
 func (s *Site) pass() *reconcile.Pass {
-	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root, Log: s.log}
+	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root,
+		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log}
 }
 
 // Pass runs one container pass under the config in force: observe, plan,
@@ -43,18 +46,15 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		return PassReport{}, err
 	}
-	start := planAt()
-	obs, err := s.pass().Observe(ctx, cfg, opts.AllowMassPrune)
-	if err != nil {
-		return PassReport{At: start}, err
+	res, err := s.pass().Run(ctx, cfg, opts.AllowMassPrune)
+	if _, ok := errors.AsType[*reconcile.ObserveError](err); ok {
+		return PassReport{At: res.At}, err
 	}
-	actions := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, start)
-	ap := &reconcile.Applier{Exec: s.ctrs, Locks: s.ctrs.Locks(), Log: s.log}
-	outs, err := ap.Apply(ctx, actions)
-	s.actionEvents(ctx, outs)
+	obs := res.Observed
+	s.actionEvents(ctx, res.Outcomes)
 	s.containerMetrics(obs)
 
-	rep := PassReport{At: start, Duration: time.Since(start), Actions: actions, Outcomes: outs}
+	rep := PassReport{At: res.At, Duration: time.Since(res.At), Actions: res.Actions, Outcomes: res.Outcomes}
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)

@@ -1,7 +1,9 @@
-// Command pass measures the observe-and-plan half of a container pass over
-// many containers on the real engine, with the engine API calls counted,
-// side by side with what a naive tool does: `docker ps -a` and one
-// `docker inspect` per container. See README.md.
+// Command pass measures the container pass production runs
+// (reconcile.Pass, as site.Site.Pass drives it) over many containers on the
+// real engine, with the engine API calls counted: its observe-and-plan half
+// side by side with what a naive tool does (`docker ps -a` and one `docker
+// inspect` per container), then its apply half at the production
+// concurrency side by side with one action at a time. See README.md.
 //
 //	go run ./bench/pass -n 1000 -running 50 -rounds 3
 package main
@@ -48,10 +50,11 @@ func main() {
 	courses := flag.Int("courses", 10, "courses the containers are spread over")
 	rounds := flag.Int("rounds", 3, "timed rounds of each side, interleaved")
 	workers := flag.Int("workers", 8, "concurrent engine calls while setting up and cleaning up")
+	apply := flag.Bool("apply", true, "then apply the plan: half the courses one action at a time, half at the production concurrency")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *n, min(*running, *n), max(*courses, 1), max(*rounds, 1), max(*workers, 1)); err != nil {
+	if err := run(ctx, *n, min(*running, *n), max(*courses, 2), max(*rounds, 1), max(*workers, 1), *apply); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/pass:", err)
 		os.Exit(1)
 	}
@@ -77,9 +80,13 @@ func (c *counter) count(r *http.Request) {
 			p = p[i+1:]
 		}
 	}
-	// One inspect per container: group by the path's shape, not its ID.
-	if strings.HasPrefix(p, "/containers/") && strings.HasSuffix(p, "/json") && p != "/containers/json" {
-		p = "/containers/{id}/json"
+	// One call per container: group by the path's shape, not its ID.
+	if rest, ok := strings.CutPrefix(p, "/containers/"); ok && p != "/containers/json" {
+		_, verb, _ := strings.Cut(rest, "/")
+		p = "/containers/{id}"
+		if verb != "" {
+			p += "/" + verb
+		}
 	}
 	c.mu.Lock()
 	c.n[r.Method+" "+p]++
@@ -134,7 +141,26 @@ func unixTransport(sock string) *http.Transport {
 	}, MaxIdleConnsPerHost: 16}
 }
 
-func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
+// ownContainers shows a pass only the containers whose name starts with
+// one of prefixes: the engine is shared (with other benchmarks, tests, a
+// real site), and this pass applies its plan.
+type ownContainers struct {
+	containers.Engine
+	prefixes []string
+}
+
+func (o ownContainers) List(ctx context.Context) ([]containers.Raw, error) {
+	all, err := o.Engine.List(ctx)
+	var out []containers.Raw
+	for _, r := range all {
+		if slices.ContainsFunc(o.prefixes, func(p string) bool { return strings.HasPrefix(r.Name, p) }) {
+			out = append(out, r)
+		}
+	}
+	return out, err
+}
+
+func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply bool) error {
 	if _, err := exec.LookPath("docker"); err != nil {
 		return errors.New("the baseline needs the docker CLI on PATH")
 	}
@@ -206,8 +232,8 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 		student := fmt.Sprintf("s%04d", i)
 		course := courseName(i)
 		id := old
-		if i%2 == 0 {
-			id = cur // half stale, half current
+		if (i/nCourses)%2 == 0 {
+			id = cur // half stale, half current, in every course
 		}
 		labels := map[string]string{containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: course, containers.LabelStudent: student}
 		cc := &container.Config{Image: id, Cmd: []string{"/fakejupyter"}, Labels: labels}
@@ -242,17 +268,19 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	}
 	fmt.Printf("setup: %d containers in %s\n", n, time.Since(t0).Round(time.Millisecond))
 
-	// nbh-sync's side: the real Pass over a client whose transport counts.
+	// nbh-sync's side: the production Pass (as site.Site.Pass makes it) over
+	// a client whose transport counts.
 	ct := &counter{base: unixTransport(sock), n: map[string]int{}}
-	eng, err := containers.DialDocker(client.WithHTTPClient(&http.Client{Transport: ct}))
+	docker, err := containers.DialDocker(client.WithHTTPClient(&http.Client{Transport: ct}))
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer docker.Close()
+	eng := ownContainers{docker, []string{prefix}}
 	probes := &counter{base: http.DefaultTransport, n: map[string]int{}}
 	prober := activity.New()
 	prober.Client = &http.Client{Transport: probes}
-	pass := &reconcile.Pass{Containers: containers.New(eng, nil, nil), Prober: prober, Root: tmp}
+	pass := &reconcile.Pass{Containers: containers.New(eng, nil, nil), Prober: prober, Root: tmp, Concurrency: reconcile.DefaultConcurrency}
 	// Wait until the running servers answer, so that every round probes the
 	// same thing (a server still starting would be probed twice).
 	if err := waitServers(ctx, pass, cfg, running); err != nil {
@@ -279,7 +307,10 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	// What a naive tool does: list the managed containers, then inspect each
 	// one for its labels, state, start time and image.
 	naive := func(batch bool) (int, error) {
-		out, err := dockerCLI("ps", "-a", "-q", "--no-trunc", "--filter", "label="+containers.LabelManagedBy+"="+containers.ManagedBy)
+		// Only this run's containers, as on nbh-sync's side: others on the
+		// shared engine may vanish between the list and their inspect.
+		out, err := dockerCLI("ps", "-a", "-q", "--no-trunc", "--filter", "label="+containers.LabelManagedBy+"="+containers.ManagedBy,
+			"--filter", "name=^"+prefix)
 		if err != nil {
 			return 0, err
 		}
@@ -305,18 +336,19 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 		ct.take()
 		probes.take()
 		t0 := time.Now()
-		obs, err := pass.Observe(ctx, cfg, false)
+		res, err := pass.Preview(ctx, cfg, false)
 		if err != nil {
 			return err
 		}
-		t1 := time.Now()
-		plan := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, t1)
 		syncT = append(syncT, time.Since(t0))
-		planT = append(planT, time.Since(t1))
 		syncCalls, probeCalls = ct.take(), probes.take()
+		// Plan alone, again on what was observed: the pure function's share.
+		t1 := time.Now()
+		reconcile.Plan(res.Observed.Desired, res.Observed.Containers, res.Observed.Activity, res.At)
+		planT = append(planT, time.Since(t1))
 		actions = map[reconcile.Kind]int{}
 		mine := 0
-		for _, a := range plan {
+		for _, a := range res.Actions {
 			if strings.HasPrefix(a.Course, prefix) {
 				actions[a.Kind]++
 				mine++
@@ -354,7 +386,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	fmt.Printf("\npass (observe + plan) over %d managed containers (%d running, %d stale), %d courses; Docker %s (API %s); median of %d rounds\n",
 		n, running, n/2, nCourses, ver.Version, ver.APIVersion, rounds)
 	fmt.Printf("%-42s %10s %12s  %s\n", "", "wall", "engine calls", "detail")
-	fmt.Printf("%-42s %10s %12d  %s; plan alone %s; %d HTTP probes; actions %v\n", "nbh-sync Pass.Observe + Plan",
+	fmt.Printf("%-42s %10s %12d  %s; plan alone %s; %d HTTP probes; actions %v\n", "nbh-sync Pass.Preview (observe + plan)",
 		med(syncT).Round(time.Millisecond), total(syncCalls), format(syncCalls), med(planT).Round(time.Microsecond), total(probeCalls), actions)
 	fmt.Printf("%-42s %10s %12d  %s; %d CLI processes\n", "docker ps -a + docker inspect per container",
 		med(eachT).Round(time.Millisecond), total(eachCalls), format(eachCalls), seen+1)
@@ -367,6 +399,54 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	fmt.Printf("RESULT pass n=%d nbh=%s baseline=%s ratio=%.4f calls=%d baseline_calls=%d\n", n,
 		med(syncT).Round(time.Millisecond), med(eachT).Round(time.Millisecond), float64(med(syncT))/float64(med(eachT)),
 		total(syncCalls), total(eachCalls))
+	if apply {
+		return applyHalves(ctx, pass, docker, ct, cfg, courseName, nCourses)
+	}
+	return nil
+}
+
+// applyHalves runs the production pass (Run: observe, plan, apply) over
+// each half of the courses: the first at one action at a time — what
+// site.Site.Pass did before it took the production pass — the second at
+// the production concurrency. Each half has the same mix of containers.
+func applyHalves(ctx context.Context, pass *reconcile.Pass, docker containers.Engine, ct *counter, cfg *manifest.Config, courseName func(int) string, nCourses int) error {
+	fmt.Printf("\napply: the production pass (Run) over half the courses each\n")
+	fmt.Printf("%-42s %10s %12s %8s  %s\n", "", "wall", "engine calls", "retired", "detail")
+	var walls [2]time.Duration
+	for half, conc := range []int{1, pass.Concurrency} {
+		// The half's courses, and only their containers: another course's
+		// would count as removed from courses.yaml, to be removed.
+		sub := &manifest.Config{Version: cfg.Version, Defaults: cfg.Defaults, Courses: map[string]manifest.Course{}}
+		var prefixes []string
+		for i := half; i < nCourses; i += 2 {
+			sub.Courses[courseName(i)] = cfg.Courses[courseName(i)]
+			prefixes = append(prefixes, courseName(i)+containers.NameSep)
+		}
+		p := *pass
+		p.Containers = containers.New(ownContainers{docker, prefixes}, nil, nil)
+		p.Concurrency = conc
+		ct.take()
+		t0 := time.Now()
+		res, err := p.Run(ctx, sub, false)
+		walls[half] = time.Since(t0)
+		if err != nil {
+			return err
+		}
+		calls := ct.take()
+		done := 0
+		for _, o := range res.Outcomes {
+			if o.Done {
+				done++
+			}
+		}
+		if done == 0 {
+			return fmt.Errorf("apply at concurrency %d retired nothing of %d actions", conc, len(res.Actions))
+		}
+		fmt.Printf("%-42s %10s %12d %8d  %s\n", fmt.Sprintf("Pass.Run, concurrency %d", conc),
+			walls[half].Round(time.Millisecond), total(calls), done, format(calls))
+		fmt.Printf("RESULT apply concurrency=%d wall=%s retired=%d calls=%d\n", conc, walls[half].Round(time.Millisecond), done, total(calls))
+	}
+	fmt.Printf("ratio concurrency %d / 1: wall %.3f\n", pass.Concurrency, float64(walls[1])/float64(walls[0]))
 	return nil
 }
 
