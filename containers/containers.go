@@ -1,6 +1,6 @@
 // Package containers manages student containers on the Docker engine: it
 // reads which containers nbh-sync manages (one list call per pass), and
-// spawns a student's container the way SPEC §4 says.
+// spawns a student's container (docs/design.md, "The decision table").
 //
 // The engine is reached through the small Engine interface; docker.go is the
 // only file that imports the Docker SDK, and no SDK type leaves it.

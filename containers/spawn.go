@@ -20,7 +20,7 @@ import (
 // SpawnState says what Spawn had to do.
 type SpawnState string
 
-// The outcomes of a Spawn (SPEC §4).
+// The outcomes of a Spawn.
 const (
 	Existing SpawnState = "existing" // it was running: used as is
 	Started  SpawnState = "started"  // it was stopped, on the current image: started
@@ -81,7 +81,7 @@ func pause(ctx context.Context, attempt int) error {
 }
 
 // Spawn makes sure the student's container of course co runs and answers,
-// and returns it (SPEC §4): a running container is used as is; a stopped one
+// and returns it: a running container is used as is; a stopped one
 // on the current image is started; a stopped stale one is removed and made
 // again; a missing one is created from the image :latest resolves to now.
 //

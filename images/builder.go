@@ -277,7 +277,7 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		Dockerfile: spec.DockerfileName,
 		BuildArgs:  spec.BuildArgs,
 		// Each label is one more step of the classic builder (a container
-		// commit): keep them to the three of SPEC §3.
+		// commit): keep them to the three of docs/design.md, "The build key".
 		Labels:  map[string]string{LabelImage: spec.Image, LabelBuildKey: spec.Key, LabelSource: spec.Source},
 		NoCache: force,
 	}, out)

@@ -73,7 +73,7 @@ func parseDockerfile(src []byte) []instruction {
 	return out
 }
 
-// Lint checks a Dockerfile against SPEC §3: its final stage must copy
+// Lint checks a Dockerfile: its final stage must copy
 // start-in-dir-as-uid.sh into /usr/local/bin and end as root (errors); a
 // base image by a moving tag (:latest or none, and no digest) is a warning.
 // file names the Dockerfile in the problems, which carry its line numbers.

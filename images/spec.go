@@ -79,7 +79,7 @@ func (t Trees) CourseFile(course, p string) (exists, known bool) {
 type Spec struct {
 	// Image is the image name I (the repository of its tags).
 	Image string
-	// Origin is where the Dockerfile was found (SPEC §3 lookup).
+	// Origin is where the Dockerfile lookup found it (docs/design.md, "The build key").
 	Origin manifest.ImageSource
 	// Source is the org.nbhosting.source label: repo@commit:path.
 	Source string

@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-// Well-known paths of SPEC §3.
+// Well-known paths of the Dockerfile lookup (docs/design.md, "The build key").
 const (
 	// CourseImageDir is the folder of a course (under its path:) that holds
 	// its image definition; all of it is the build context.
@@ -36,7 +36,7 @@ type Sources interface {
 // SourceKind says where an image's Dockerfile comes from.
 type SourceKind string
 
-// The places of SPEC §3, in lookup order.
+// The places a Dockerfile is looked up, in order (docs/design.md, "The build key").
 const (
 	FromImagesKey SourceKind = "images-key"    // images.I.dockerfile in the config repo
 	FromCourse    SourceKind = "course"        // docker-image/nbhosting.Dockerfile of course I
@@ -103,7 +103,7 @@ func (c *Config) CoursesUsing(name string) []string {
 }
 
 // ResolveImage finds the Dockerfile of image name by the lookup order of
-// SPEC §3. It fails when no place has one.
+// docs/design.md ("The build key"). It fails when no place has one.
 func (c *Config) ResolveImage(name string, src Sources) (ImageSource, error) {
 	if img, ok := c.Images[name]; ok && img.Dockerfile != "" {
 		p := path.Clean(img.Dockerfile)

@@ -16,7 +16,7 @@ import (
 const MaxNameLen = 63
 
 var (
-	// courseName follows SPEC §2: lowercase letters, digits, -, _, .; no
+	// courseName: lowercase letters, digits, -, _, .; no
 	// leading . or -.
 	courseName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
 	// imageName is a Docker repository path component.
@@ -302,7 +302,7 @@ func (v *validator) image(p, name string, img Image) {
 	}
 }
 
-// CheckImages resolves every image of the site against src (SPEC §3) and
+// CheckImages resolves every image of the site against src and
 // reports an image nobody can build as an error at the course that uses it
 // (or at its images: entry), and an assumed source as a warning.
 func (c *Config) CheckImages(src Sources) []Problem {

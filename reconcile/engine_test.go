@@ -117,7 +117,7 @@ func byStudent(as []Action) map[string]Action {
 	return m
 }
 
-// The whole roll-out of SPEC §4: v1 in service, three students (active,
+// A whole roll-out: v1 in service, three students (active,
 // idle, stopped), v2 published, one pass.
 func TestEngineRollout(t *testing.T) {
 	s := newSite(t, requireDocker(t))

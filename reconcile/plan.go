@@ -1,6 +1,6 @@
 // Package reconcile drives student containers toward the desired state:
 // it observes the engine, plans with a pure function, and applies the plan
-// (SPEC §4, the container pass).
+// (docs/design.md, "The model" and "The decision table").
 package reconcile
 
 import (

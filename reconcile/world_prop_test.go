@@ -657,7 +657,7 @@ func (w *world) retiring(op, id string) {
 	}
 }
 
-// active is the oracle of SPEC §4: a busy kernel, a server whose activity
+// active is the oracle of "active" (docs/design.md): a busy kernel, a server whose activity
 // cannot be read (no port, an error, starting up), or activity within idle.
 func active(c simCtr, now time.Time, idle time.Duration) bool {
 	last := c.started

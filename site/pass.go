@@ -178,7 +178,7 @@ func (s *Site) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) {
 	return rep, errors.Join(errs...)
 }
 
-// Spawn ensures student's container for course (SPEC §4) under the config
+// Spawn ensures student's container for course under the config
 // in force. An empty uid means the uid of the host account named student.
 func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containers.Spawned, error) {
 	cfg, err := s.Config(ctx)

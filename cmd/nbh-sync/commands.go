@@ -440,7 +440,7 @@ func newSpawnCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "spawn COURSE STUDENT",
 		Short: "Ensure a student's container runs and print where it answers",
-		Long: `Spawn makes sure STUDENT has a running container for COURSE (SPEC §4): a
+		Long: `Spawn makes sure STUDENT has a running container for COURSE: a
 running one is used as is; a stopped one is started, unless its image is stale,
 then it is replaced; a missing one is created from the course's current image.
 The student's work directory ROOT/students/STUDENT/COURSE is created if missing.

@@ -184,7 +184,7 @@ func check(file string, data []byte, sources func(*manifest.Config) manifest.Sou
 	return rep
 }
 
-// lint runs the Dockerfile lint (SPEC §3) on every admin Dockerfile of the
+// lint runs the Dockerfile lint on every admin Dockerfile of the
 // config repo; course Dockerfiles are linted before each build, once their
 // repo is fetched.
 func lint(rep *validateReport, c *manifest.Config, src manifest.Sources, read func(p string) ([]byte, error)) {
