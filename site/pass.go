@@ -11,6 +11,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/reconcile"
@@ -73,7 +74,7 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	s.mu.Lock()
 	s.lastPass = &rep
 	s.mu.Unlock()
-	if werr := writeLastPass(s.opts.Root, rep); werr != nil {
+	if werr := atomicfile.WriteJSON(lastPassFile(s.opts.Root), rep); werr != nil {
 		s.log.Warn("last pass not recorded", "err", werr)
 	}
 	return rep, err
@@ -83,27 +84,6 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 // process (the CLI) can show it.
 func lastPassFile(root string) string { return filepath.Join(root, "state", "last-pass.json") }
 
-func writeLastPass(root string, rep PassReport) error {
-	b, err := json.Marshal(rep)
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(lastPassFile(root)), "last-pass-*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), lastPassFile(root))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
-}
 
 // readLastPass returns the last pass recorded under root, or nil.
 func readLastPass(root string) *PassReport {

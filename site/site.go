@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
@@ -61,6 +63,10 @@ type Site struct {
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
 	lastPass *PassReport
+
+	// closers are the engine clients New opened itself (not those given
+	// in Options): Close releases them.
+	closers []io.Closer
 }
 
 // New opens the site described by opts. It does no network work and does
@@ -73,19 +79,23 @@ func New(opts Options) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
+	var closers []io.Closer
 	if opts.ImageEngine == nil {
 		e, err := images.NewDockerEngine()
 		if err != nil {
 			return nil, err
 		}
 		opts.ImageEngine = e
+		closers = append(closers, e)
 	}
 	if opts.ContainerEngine == nil {
 		e, err := containers.DialDocker()
 		if err != nil {
+			closeAll(closers)
 			return nil, err
 		}
 		opts.ContainerEngine = e
+		closers = append(closers, e)
 	}
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
@@ -100,7 +110,20 @@ func New(opts Options) (*Site, error) {
 		ctrs:    ctrs,
 		prober:  activity.New(),
 		failed:  map[string]failure{},
+		closers: closers,
 	}, nil
+}
+
+// Close releases the engine clients the site opened. The site must not be
+// used after.
+func (s *Site) Close() error { return closeAll(s.closers) }
+
+func closeAll(cs []io.Closer) error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Location is where the config repo is.
@@ -143,7 +166,7 @@ func (e *NoConfigError) Error() string {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
 	if e.Rejected != nil {
-		fmt.Fprintf(&b, "; commit %s was rejected:\n%s", short(e.Rejected.Commit.String()), problems(e.Rejected))
+		fmt.Fprintf(&b, "; commit %s was rejected:\n%s", shortid.Of(e.Rejected.Commit.String()), problems(e.Rejected))
 	}
 	return b.String()
 }
@@ -167,7 +190,7 @@ func (s *Site) Pull(ctx context.Context) (PullReport, error) {
 	}
 	if res.Rejected != nil {
 		errs = append(errs, fmt.Errorf("config commit %s rejected, still applying %s:\n%s",
-			short(res.Rejected.Commit.String()), short(res.Current.Commit.String()), problems(res.Rejected)))
+			shortid.Of(res.Rejected.Commit.String()), shortid.Of(res.Current.Commit.String()), problems(res.Rejected)))
 	}
 	s.mu.Lock()
 	s.rev, s.rejected = res.Current, res.Rejected
@@ -241,12 +264,8 @@ func problems(r *gitwatch.Rejection) string {
 	return strings.Join(lines, "\n")
 }
 
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
-}
+// short is shortid.Of, under the name build.go and plan.go call it by.
+var short = shortid.Of
 
 // planAt is the clock of passes; a variable so tests can move it.
 var planAt = time.Now

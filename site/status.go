@@ -9,6 +9,7 @@ import (
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/server"
 )
@@ -33,7 +34,7 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 		_, _, rejected, _ = gitwatch.ReadConfigState(s.opts.Root)
 	}
 	if rejected != nil && (rev == nil || rejected.At.After(rev.At)) {
-		st.ConfigError = fmt.Sprintf("commit %s rejected:\n%s", short(rejected.Commit.String()), problems(rejected))
+		st.ConfigError = fmt.Sprintf("commit %s rejected:\n%s", shortid.Of(rejected.Commit.String()), problems(rejected))
 		st.Errors = append(st.Errors, "config "+st.ConfigError)
 	}
 	if rev == nil {

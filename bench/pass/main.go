@@ -11,11 +11,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -33,12 +33,11 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/nbhosting/nbh-sync/activity"
+	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
@@ -111,13 +110,7 @@ func total(m map[string]int) int {
 
 func format(m map[string]int) string {
 	var parts []string
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s ×%d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
@@ -177,9 +170,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 	if err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	prefix := "nbhtest-prv-pass" + hex.EncodeToString(b)
+	prefix := benchenv.Prefix("pass")
 	tmp, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return err
@@ -188,15 +179,11 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 
 	// Whatever happens from here on, clean up: containers first, then the
 	// images they use.
-	var tags []string
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 		defer cancel()
 		t0 := time.Now()
-		removed := cleanup(cctx, cli, prefix, workers)
-		for _, tag := range tags {
-			_, _ = cli.ImageRemove(cctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
-		}
+		removed := benchenv.Cleanup(cctx, cli, prefix, workers)
 		fmt.Printf("cleanup: %d containers removed in %s\n", removed, time.Since(t0).Round(time.Millisecond))
 	}()
 
@@ -208,7 +195,6 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 		return fmt.Errorf("build fakejupyter (run from the module root): %v\n%s", err, out)
 	}
 	img := prefix + "-img"
-	tags = append(tags, img+":old", img+":latest")
 	old, err := buildImage(ctx, cli, bin, img+":old")
 	if err != nil {
 		return err
@@ -228,7 +214,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 	fmt.Printf("setup: creating %d containers (%d running), %d workers\n", n, running, workers)
 	t0 := time.Now()
 	var made atomic.Int64
-	err = parallel(ctx, n, workers, func(i int) error {
+	err = benchenv.Parallel(ctx, n, workers, func(i int) error {
 		student := fmt.Sprintf("s%04d", i)
 		course := courseName(i)
 		id := old
@@ -495,62 +481,6 @@ func countingProxy(path, engine string, c *counter) (func(), error) {
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	return func() { _ = srv.Close() }, nil
-}
-
-// parallel runs f(0..n-1) on workers goroutines and returns the first error.
-func parallel(ctx context.Context, n, workers int, f func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := f(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
-}
-
-// cleanup removes every container whose name starts with prefix.
-func cleanup(ctx context.Context, cli *client.Client, prefix string, workers int) int {
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", prefix))})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cleanup: list containers:", err)
-		return 0
-	}
-	var ids []string
-	for _, c := range cs {
-		if len(c.Names) > 0 && strings.HasPrefix(strings.TrimPrefix(c.Names[0], "/"), prefix) {
-			ids = append(ids, c.ID)
-		}
-	}
-	var removed atomic.Int64
-	_ = parallel(ctx, len(ids), workers, func(i int) error {
-		if err := cli.ContainerRemove(ctx, ids[i], container.RemoveOptions{Force: true}); err != nil {
-			fmt.Fprintln(os.Stderr, "cleanup:", err)
-			return nil
-		}
-		removed.Add(1)
-		return nil
-	})
-	return int(removed.Load())
 }
 
 // buildImage builds FROM scratch an image holding the fake server, with a

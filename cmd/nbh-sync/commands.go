@@ -20,6 +20,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
@@ -45,14 +46,17 @@ func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 		}
 	}
 	s, err := site.New(site.Options{Config: g.config, Root: root, Log: g.log, History: hist})
-	closeAll := func() {
+	if err != nil {
 		if hist != nil {
 			hist.Close()
 		}
-	}
-	if err != nil {
-		closeAll()
 		return nil, nil, err
+	}
+	closeAll := func() {
+		s.Close()
+		if hist != nil {
+			hist.Close()
+		}
 	}
 	return s, closeAll, nil
 }
@@ -131,17 +135,17 @@ func printSync(w io.Writer, rep site.SyncReport) {
 		if p.ConfigChanged {
 			state = "applied"
 		}
-		fmt.Fprintf(w, "config  %s %s\n", shortID(p.ConfigCommit), state)
+		fmt.Fprintf(w, "config  %s %s\n", shortid.Of(p.ConfigCommit), state)
 	}
 	if p.Rejected != nil {
-		fmt.Fprintf(w, "config  %s REJECTED (%d problems)\n", shortID(p.Rejected.Commit.String()), len(p.Rejected.Problems))
+		fmt.Fprintf(w, "config  %s REJECTED (%d problems)\n", shortid.Of(p.Rejected.Commit.String()), len(p.Rejected.Problems))
 	}
 	for _, c := range p.Courses {
 		switch {
 		case c.Error != "":
 			fmt.Fprintf(w, "pull    %-20s FAILED: %s\n", c.Course, c.Error)
 		case c.Changed:
-			fmt.Fprintf(w, "pull    %-20s %s\n", c.Course, shortID(c.Commit.String()))
+			fmt.Fprintf(w, "pull    %-20s %s\n", c.Course, shortid.Of(c.Commit.String()))
 		}
 	}
 	for _, b := range rep.Builds {
@@ -149,11 +153,11 @@ func printSync(w io.Writer, rep site.SyncReport) {
 		case b.Err != "":
 			fmt.Fprintf(w, "build   %-20s FAILED: %s\n", b.Image, b.Err)
 		case b.Built:
-			fmt.Fprintf(w, "build   %-20s built %s in %s\n", b.Image, shortID(b.Key), b.Duration.Round(time.Second))
+			fmt.Fprintf(w, "build   %-20s built %s in %s\n", b.Image, shortid.Of(b.Key), b.Duration.Round(time.Second))
 		case b.Pinned:
 			fmt.Fprintf(w, "build   %-20s pinned\n", b.Image)
 		default:
-			fmt.Fprintf(w, "build   %-20s up to date (%s)\n", b.Image, shortID(b.Key))
+			fmt.Fprintf(w, "build   %-20s up to date (%s)\n", b.Image, shortid.Of(b.Key))
 		}
 	}
 	printOutcomes(w, rep.Pass)
@@ -180,13 +184,6 @@ func printOutcomes(w io.Writer, pass site.PassReport) {
 		n++
 	}
 	fmt.Fprintf(w, "pass    %d containers, %d actions\n", len(pass.Actions), n)
-}
-
-func shortID(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -230,7 +227,7 @@ It asks the daemon at --api when one runs, else reads ROOT and the engine.`,
 }
 
 func printStatus(w io.Writer, st server.Status) {
-	fmt.Fprintf(w, "config revision %s\n", orDash(shortID(st.Revision)))
+	fmt.Fprintf(w, "config revision %s\n", orDash(shortid.Of(st.Revision)))
 	if !st.LastPass.IsZero() {
 		fmt.Fprintf(w, "last pass %s ago\n", time.Since(st.LastPass).Round(time.Second))
 	}
@@ -248,7 +245,7 @@ func printStatus(w io.Writer, st server.Status) {
 		if !c.Checked.IsZero() {
 			checked = time.Since(c.Checked).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d%%\n", name, c.Branch, orDash(shortID(c.Commit)), checked, c.Image, c.Containers, c.Running, c.Stale, c.Rollout())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d%%\n", name, c.Branch, orDash(shortid.Of(c.Commit)), checked, c.Image, c.Containers, c.Running, c.Stale, c.Rollout())
 	}
 	fmt.Fprintln(tw, "\nIMAGE\tBUILD KEY\tBUILT\tSOURCE")
 	for _, im := range st.Images {
@@ -256,7 +253,7 @@ func printStatus(w io.Writer, st server.Status) {
 		if !im.Built.IsZero() {
 			built = im.Built.Local().Format("2006-01-02 15:04")
 		}
-		key := orDash(shortID(im.BuildKey))
+		key := orDash(shortid.Of(im.BuildKey))
 		if im.Pinned {
 			key += " (pinned)"
 		}
@@ -360,15 +357,15 @@ func (g *globals) plan(ctx context.Context, allowMassPrune bool) (*site.PlanRepo
 func printPlan(w io.Writer, rep site.PlanReport) {
 	switch rep.Config.Change {
 	case "apply":
-		fmt.Fprintf(w, "config  would apply %s\n", shortID(rep.Config.Commit))
+		fmt.Fprintf(w, "config  would apply %s\n", shortid.Of(rep.Config.Commit))
 	case "rejected":
-		fmt.Fprintf(w, "config  head %s would be REJECTED; %s stays applied:\n", shortID(rep.Config.Rejected.Commit.String()), shortID(rep.Config.Commit))
+		fmt.Fprintf(w, "config  head %s would be REJECTED; %s stays applied:\n", shortid.Of(rep.Config.Rejected.Commit.String()), shortid.Of(rep.Config.Commit))
 		for _, p := range rep.Config.Rejected.Problems {
 			fmt.Fprintf(w, "          %s\n", p)
 		}
 	}
 	for _, p := range rep.Pulls {
-		fmt.Fprintf(w, "pull    %-20s %s -> %s\n", p.Course, orDash(shortID(p.From)), shortID(p.To))
+		fmt.Fprintf(w, "pull    %-20s %s -> %s\n", p.Course, orDash(shortid.Of(p.From)), shortid.Of(p.To))
 	}
 	for _, b := range rep.Builds {
 		if b.Action != "none" {
@@ -421,11 +418,11 @@ smoke test leaves the previous IMAGE:latest serving. The log streams to stdout.`
 			}
 			switch {
 			case res.Built:
-				fmt.Fprintf(g.stdout, "built %s:%s (%s) in %s; %s:latest serves it\n", res.Image, shortID(res.Key), shortID(strings.TrimPrefix(res.ImageID, "sha256:")), res.Duration.Round(time.Second), res.Image)
+				fmt.Fprintf(g.stdout, "built %s:%s (%s) in %s; %s:latest serves it\n", res.Image, shortid.Of(res.Key), shortid.Of(res.ImageID), res.Duration.Round(time.Second), res.Image)
 			case res.Pinned:
 				fmt.Fprintf(g.stdout, "%s is pinned; %s:latest serves the pinned build\n", res.Image, res.Image)
 			default:
-				fmt.Fprintf(g.stdout, "%s is up to date: build %s exists (use --force to rebuild)\n", res.Image, shortID(res.Key))
+				fmt.Fprintf(g.stdout, "%s is up to date: build %s exists (use --force to rebuild)\n", res.Image, shortid.Of(res.Key))
 			}
 			return nil
 		},
@@ -600,7 +597,7 @@ func printHistory(w io.Writer, recs []history.Record) {
 	tw.Flush()
 	for _, r := range recs {
 		if r.Log != "" {
-			fmt.Fprintf(w, "\n--- build log of %s %s (%s)\n%s", r.Image, shortID(r.BuildKey), r.Time.Local().Format(time.DateTime), r.Log)
+			fmt.Fprintf(w, "\n--- build log of %s %s (%s)\n%s", r.Image, shortid.Of(r.BuildKey), r.Time.Local().Format(time.DateTime), r.Log)
 		}
 	}
 }
@@ -677,7 +674,7 @@ func whyOf(rep site.PlanReport, args []string) why {
 
 func printWhy(w io.Writer, y why) {
 	if y.Pull != nil {
-		fmt.Fprintf(w, "pull: %s would move %s -> %s\n", y.Course, orDash(shortID(y.Pull.From)), shortID(y.Pull.To))
+		fmt.Fprintf(w, "pull: %s would move %s -> %s\n", y.Course, orDash(shortid.Of(y.Pull.From)), shortid.Of(y.Pull.To))
 	} else {
 		fmt.Fprintf(w, "pull: %s is at its branch head\n", y.Course)
 	}
