@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -58,8 +57,11 @@ func (s *Server) StartExecution(ctx context.Context, kernelID, code string) erro
 
 func (s *Server) execute(ctx context.Context, kernelID, code string, returnWhenBusy bool) (string, error) {
 	session := randomHex(16)
-	origin := "http://127.0.0.1:" + strconv.Itoa(s.HostPort)
-	loc := "ws://127.0.0.1:" + strconv.Itoa(s.HostPort) + s.BaseURL + "api/kernels/" + kernelID + "/channels?session_id=" + session
+	// The websocket lives beside the REST API: same host, same base URL.
+	hostAndBase := strings.TrimPrefix(s.URL, "http://")
+	host, _, _ := strings.Cut(hostAndBase, "/")
+	origin := "http://" + host
+	loc := "ws://" + hostAndBase + "api/kernels/" + kernelID + "/channels?session_id=" + session
 	cfg, err := websocket.NewConfig(loc, origin)
 	if err != nil {
 		return "", fmt.Errorf("websocket config: %w", err)
