@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/shortid"
+	"github.com/nbhosting/nbh-sync/reconcile"
+	"github.com/nbhosting/nbh-sync/site"
+)
+
+func newWhyCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "why COURSE [STUDENT]",
+		Short: "Explain why a container or image is (or is not) about to be acted on",
+		Long: `Why explains the decisions the next sync would take about COURSE: whether its
+checkout would move, whether its image would be built (and why), and, for each
+of its containers (or STUDENT's only), the action and its reason — activity,
+idle time, image staleness, lingering, freeze windows, guards.`,
+		Example: `  nbh-sync why flotpython
+  nbh-sync why flotpython alice`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := g.plan(cmd.Context(), false)
+			if rep == nil {
+				return err
+			}
+			w := whyOf(*rep, args)
+			if asJSON {
+				if jerr := printJSON(g.stdout, w); jerr != nil {
+					return jerr
+				}
+			} else {
+				printWhy(g.stdout, w)
+			}
+			if err != nil {
+				return err
+			}
+			if len(w.Actions) == 0 && len(args) == 2 {
+				return fmt.Errorf("no container %s", containers.Name(args[0], args[1]))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {course, student, pull, build, actions}")
+	return cmd
+}
+
+// why is the part of a plan about one course (and student).
+type why struct {
+	Course  string             `json:"course"`
+	Student string             `json:"student,omitempty"`
+	Pull    *site.PlanPull     `json:"pull,omitempty"`
+	Build   *site.PlanBuild    `json:"build,omitempty"`
+	Actions []reconcile.Action `json:"actions"`
+}
+
+func whyOf(rep site.PlanReport, args []string) why {
+	w := why{Course: args[0], Actions: []reconcile.Action{}}
+	if len(args) == 2 {
+		w.Student = args[1]
+	}
+	for i, p := range rep.Pulls {
+		if p.Course == w.Course {
+			w.Pull = &rep.Pulls[i]
+		}
+	}
+	for _, a := range rep.Actions {
+		if a.Course == w.Course && (w.Student == "" || a.Student == w.Student) {
+			w.Actions = append(w.Actions, a)
+		}
+	}
+	for i, b := range rep.Builds {
+		if slices.Contains(b.Courses, w.Course) {
+			w.Build = &rep.Builds[i]
+		}
+	}
+	return w
+}
+
+func printWhy(w io.Writer, y why) {
+	if y.Pull != nil {
+		fmt.Fprintf(w, "pull: %s would move %s -> %s\n", y.Course, orDash(shortid.Of(y.Pull.From)), shortid.Of(y.Pull.To))
+	} else {
+		fmt.Fprintf(w, "pull: %s is at its branch head\n", y.Course)
+	}
+	if y.Build != nil {
+		fmt.Fprintf(w, "image %s: %s — %s\n", y.Build.Image, y.Build.Action, y.Build.Reason)
+	}
+	if len(y.Actions) == 0 {
+		fmt.Fprintln(w, "no containers")
+	}
+	for _, a := range y.Actions {
+		fmt.Fprintf(w, "%s: %s — %s\n", a.Container, a.Kind, a.Reason)
+	}
+}
