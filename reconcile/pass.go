@@ -33,6 +33,10 @@ type Pass struct {
 	// Now is the clock plans are made at; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
+	// Had holds the courses of earlier config revisions (the site's
+	// record), so that unlabelled nbhosting containers of a course
+	// removed since are still the site's to retire; see Desired.Adopts.
+	Had map[string]bool
 }
 
 // Result is what one pass saw, decided and did.
@@ -60,7 +64,8 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 	}
 	d := NewDesired(cfg, cur)
 	d.AllowMassPrune = allowMassPrune
-	cs, err := p.Containers.List(ctx)
+	d.Had = p.Had
+	cs, err := p.Containers.List(ctx, d.Adopts)
 	if err != nil {
 		return Observed{}, fmt.Errorf("observe containers: %w", err)
 	}

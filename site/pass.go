@@ -11,8 +11,9 @@ import (
 
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
-	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/atomicfile"
+	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
@@ -33,11 +34,13 @@ type PassOptions struct {
 	AllowMassPrune bool
 }
 
-// pass is the site's container pass: the one the daemon, the command line,
-// the tests and the benchmark all run.
-func (s *Site) pass() *reconcile.Pass {
+// pass returns the site's container pass under cfg: the one the daemon,
+// the command line, the tests and the benchmark all run. record says
+// whether cfg's courses join the site's record of the courses it has had:
+// a pass that applies cfg records them, a plan only reads the record.
+func (s *Site) pass(cfg *manifest.Config, record bool) *reconcile.Pass {
 	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root,
-		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log}
+		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(cfg, record)}
 }
 
 // Pass runs one container pass under the config in force: observe, plan,
@@ -47,7 +50,7 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		return PassReport{}, err
 	}
-	res, err := s.pass().Run(ctx, cfg, opts.AllowMassPrune)
+	res, err := s.pass(cfg, true).Run(ctx, cfg, opts.AllowMassPrune)
 	if _, ok := errors.AsType[*reconcile.ObserveError](err); ok {
 		return PassReport{At: res.At}, err
 	}
@@ -74,7 +77,7 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	s.mu.Lock()
 	s.lastPass = &rep
 	s.mu.Unlock()
-	if werr := atomicfile.WriteJSON(lastPassFile(s.opts.Root), rep); werr != nil {
+	if werr := writeLastPass(s.opts.Root, rep); werr != nil {
 		s.log.Warn("last pass not recorded", "err", werr)
 	}
 	return rep, err
@@ -84,6 +87,9 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 // process (the CLI) can show it.
 func lastPassFile(root string) string { return filepath.Join(root, "state", "last-pass.json") }
 
+func writeLastPass(root string, rep PassReport) error {
+	return atomicfile.WriteJSON(lastPassFile(root), rep, 0o600)
+}
 
 // readLastPass returns the last pass recorded under root, or nil.
 func readLastPass(root string) *PassReport {

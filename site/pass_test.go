@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,10 +34,13 @@ var _ containers.Engine = (*stopGate)(nil)
 
 func (g *stopGate) List(context.Context) ([]containers.Raw, error) { return g.raws, nil }
 
-func (g *stopGate) Images(_ context.Context, refs []string) (map[string]string, error) {
-	out := map[string]string{}
+// Images says every name:latest is a build of this site (the builder's
+// labels), newer than the containers' image.
+func (g *stopGate) Images(_ context.Context, refs []string) (map[string]containers.Image, error) {
+	out := map[string]containers.Image{}
 	for _, r := range refs {
-		out[r] = "sha256:new"
+		name, _, _ := strings.Cut(r, ":")
+		out[r] = containers.Image{ID: "sha256:new", Labels: map[string]string{images.LabelImage: name, images.LabelBuildKey: "0123456789abcdef"}}
 	}
 	return out, nil
 }
@@ -110,6 +114,7 @@ func TestPassAppliesConcurrently(t *testing.T) {
 	testenv.Git(t, cfg, "add", "-A")
 	testenv.Git(t, cfg, "commit", "-qm", "site")
 
+	root := t.TempDir()
 	g := &stopGate{want: 2, removed: map[string]bool{}}
 	g.cond = sync.NewCond(&g.mu)
 	for _, student := range []string{"ann", "ben", "cid", "dot"} {
@@ -117,10 +122,10 @@ func TestPassAppliesConcurrently(t *testing.T) {
 			ID: "id-" + student, Name: containers.Name("intro", student), ImageID: "sha256:old", EngineState: "exited",
 			Created: time.Now().Add(-time.Hour),
 			Labels: map[string]string{containers.LabelManagedBy: containers.ManagedBy,
-				containers.LabelCourse: "intro", containers.LabelStudent: student},
+				containers.LabelCourse: "intro", containers.LabelStudent: student, containers.LabelSite: site.SiteName(root)},
 		})
 	}
-	s, err := site.New(site.Options{Config: cfg, Root: t.TempDir(), ContainerEngine: g, ImageEngine: noImages{}})
+	s, err := site.New(site.Options{Config: cfg, Root: root, ContainerEngine: g, ImageEngine: noImages{}})
 	if err != nil {
 		t.Fatal(err)
 	}

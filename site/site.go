@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -67,6 +68,8 @@ type Site struct {
 	// closers are the engine clients New opened itself (not those given
 	// in Options): Close releases them.
 	closers []io.Closer
+
+	knownMu sync.Mutex // serializes the known-courses record
 }
 
 // New opens the site described by opts. It does no network work and does
@@ -75,6 +78,17 @@ func New(opts Options) (*Site, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	// The data directory names the site: its containers carry it as their
+	// site label, and it is what tells them from other sites' on a shared
+	// engine. One spelling of it, however --root was written.
+	if opts.Root == "" {
+		return nil, errors.New("site: no data directory (--root)")
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("site: data directory %s: %w", opts.Root, err)
+	}
+	opts.Root = root
 	loc, err := gitwatch.LocateConfig(opts.Config, "")
 	if err != nil {
 		return nil, err
@@ -99,7 +113,7 @@ func New(opts Options) (*Site, error) {
 	}
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
-	ctrs.Site = opts.Root
+	ctrs.Site = SiteName(opts.Root)
 	return &Site{
 		opts:    opts,
 		log:     opts.Log,
@@ -125,6 +139,12 @@ func closeAll(cs []io.Closer) error {
 	}
 	return errors.Join(errs...)
 }
+
+// SiteName is the name of the site whose data directory is root (an
+// absolute path): the value of the site label (org.nbhosting.site) on the
+// containers it makes. A site acts only on containers carrying its own
+// name, and on unlabelled nbhosting containers of its own courses.
+func SiteName(root string) string { return filepath.Clean(root) }
 
 // Location is where the config repo is.
 func (s *Site) Location() gitwatch.ConfigLocation { return s.loc }

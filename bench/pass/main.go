@@ -39,6 +39,7 @@ import (
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
@@ -484,14 +485,18 @@ func countingProxy(path, engine string, c *counter) (func(), error) {
 }
 
 // buildImage builds FROM scratch an image holding the fake server, with a
-// random label so that each call makes a distinct image ID.
+// random label so that each call makes a distinct image ID, and the build
+// labels of nbh-sync's builder, without which a site takes no image for
+// its own (and so nothing for stale).
 func buildImage(ctx context.Context, cli *client.Client, bin, tag string) (string, error) {
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", err
 	}
-	b := make([]byte, 8)
+	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL nbhtest.nonce=%x\nCMD [\"/fakejupyter\"]\n", b)
+	name, _, _ := strings.Cut(tag, ":")
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL nbhtest.nonce=%x %s=%s %s=%x\nCMD [\"/fakejupyter\"]\n",
+		b[:8], images.LabelImage, name, images.LabelBuildKey, b)
 	return testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(dockerfile)}, {Name: "fakejupyter", Mode: 0o755, Data: data}}, tag)
 }
