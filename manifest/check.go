@@ -37,11 +37,11 @@ func (r *Report) Add(problems ...Problem) {
 	}
 }
 
-// Check parses data, the courses.yaml named file, and resolves every image
-// it uses against the sources made for it by sources. It returns the
-// report, and the config with its sources for further checks (both nil
-// when data does not parse).
-func Check(file string, data []byte, sources func(*Config) Sources) (*Report, *Config, Sources) {
+// Check parses data, the courses.yaml named file, and checks every image it
+// uses against the sources made for it by sources, as the daemon's config
+// loader does (CheckImages: the Dockerfile lookup, FROM cycles, the lint of
+// the config repo's Dockerfiles), so that validate and the daemon agree.
+func Check(file string, data []byte, sources func(*Config) Sources) *Report {
 	rep := NewReport(file)
 	c, warns, err := Parse(file, data)
 	rep.Add(warns...)
@@ -51,13 +51,12 @@ func Check(file string, data []byte, sources func(*Config) Sources) (*Report, *C
 			errs = Errors{{File: file, Message: err.Error()}}
 		}
 		rep.Add(errs...)
-		return rep, nil, nil
+		return rep
 	}
 	rep.Courses, rep.Images = len(c.Courses), c.ImageNames()
-	src := sources(c)
-	rep.Add(c.CheckImages(src)...)
+	rep.Add(c.CheckImages(sources(c))...)
 	rep.Valid = len(rep.Errors) == 0
-	return rep, c, src
+	return rep
 }
 
 // DirSources answers Sources from a config directory on disk, as it is
@@ -76,6 +75,11 @@ var _ Sources = DirSources{}
 func (d DirSources) ConfigFile(p string) bool {
 	fi, err := os.Stat(filepath.Join(d.Dir, filepath.FromSlash(p)))
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// ReadConfigFile reads p (slash-separated, relative to Dir).
+func (d DirSources) ReadConfigFile(p string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(d.Dir, filepath.FromSlash(p)))
 }
 
 // CourseFile reports whether p exists in course's root, for a course of

@@ -17,8 +17,10 @@ func newBuildCmd(g *globals) *cobra.Command {
 		Use:   "build IMAGE",
 		Short: "Build or rebuild one image now, streaming its log",
 		Long: `Build pulls the config and course repos, then builds IMAGE if its build key
-(a digest of its Dockerfile, its docker-image/ folder, the start script and the
-build args) has no passed build yet — or always, without cache, with --force.
+(a digest of its Dockerfile's folder, the start script, the build args and the
+keys of the site images it is built FROM) has no passed build yet — or always,
+without cache, with --force. Site images it is built FROM are brought up to date
+first. A recent failure of the same inputs is retried at once.
 The new build is smoke-tested before IMAGE:latest moves to it; a failed build or
 smoke test leaves the previous IMAGE:latest serving. The log streams to stdout.`,
 		Example: `  nbh-sync build flotpython

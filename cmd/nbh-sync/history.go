@@ -37,7 +37,11 @@ daemon's API).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			var recs []history.Record
-			if c := g.daemon(ctx); c != nil {
+			c, derr := g.daemon(ctx)
+			if derr != nil {
+				return derr
+			}
+			if c != nil {
 				q := url.Values{}
 				if len(kinds) > 0 {
 					q.Set("kind", strings.Join(kinds, ","))

@@ -21,7 +21,7 @@ running one is used as is; a stopped one is started, unless its image is stale,
 then it is replaced; a missing one is created from the course's current image.
 The student's work directory ROOT/students/STUDENT/COURSE is created if missing.
 It returns once the Jupyter server answers: name, state (existing, started,
-created), host port and URL.
+created), host port, URL and the server's Jupyter token (open URL?token=TOKEN).
 
 {uid} is the uid of the host account named STUDENT, or --uid.`,
 		Example: `  nbh-sync spawn flotpython alice
@@ -30,7 +30,11 @@ created), host port and URL.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			var res containers.Spawned
-			if c := g.daemon(ctx); c != nil {
+			c, derr := g.daemon(ctx)
+			if derr != nil {
+				return derr
+			}
+			if c != nil {
 				req := server.SpawnRequest{Course: args[0], Student: args[1]}
 				if cmd.Flags().Changed("uid") {
 					req.UID = &uid
@@ -39,7 +43,7 @@ created), host port and URL.
 				if err := c.do(ctx, "POST", "/api/spawn", nil, req, &r); err != nil {
 					return err
 				}
-				res = containers.Spawned{Name: r.Name, State: containers.SpawnState(r.State), Port: r.Port, URL: r.URL}
+				res = containers.Spawned{Name: r.Name, State: containers.SpawnState(r.State), Port: r.Port, URL: r.URL, Token: r.Token}
 			} else {
 				s, done, err := g.openSite(true)
 				if err != nil {
@@ -57,11 +61,15 @@ created), host port and URL.
 			if asJSON {
 				return printJSON(g.stdout, res)
 			}
-			fmt.Fprintf(g.stdout, "%s %s on port %d: %s\n", res.Name, res.State, res.Port, res.URL)
+			open := res.URL
+			if res.Token != "" {
+				open += "?token=" + res.Token
+			}
+			fmt.Fprintf(g.stdout, "%s %s on port %d: %s\n", res.Name, res.State, res.Port, open)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url}")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url, token}")
 	cmd.Flags().IntVar(&uid, "uid", -1, "uid to run the student's server as (default: the host account's)")
 	return cmd
 }

@@ -23,12 +23,17 @@ config revision in force (and a rejected newer one), each course's branch,
 checked-out commit and containers (running, stale: on an older image), each
 image's build key and source, recent builds and actions, and errors.
 
-It asks the daemon at --api when one runs, else reads ROOT and the engine.`,
+It asks the daemon of --root (or of --api) when one runs, else reads ROOT and the
+engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			var st server.Status
-			if c := g.daemon(ctx); c != nil {
+			c, derr := g.daemon(ctx)
+			if derr != nil {
+				return derr
+			}
+			if c != nil {
 				if err := c.do(ctx, "GET", "/api/status", nil, nil, &st); err != nil {
 					return err
 				}
@@ -65,6 +70,9 @@ func printStatus(w io.Writer, st server.Status) {
 		if c.Error != "" {
 			name += " (error)"
 		}
+		if c.ImageError != "" {
+			name += " (image failed)"
+		}
 		if c.Archived {
 			name += " (archived)"
 		}
@@ -74,7 +82,7 @@ func printStatus(w io.Writer, st server.Status) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d%%\n", name, c.Branch, orDash(shortid.Of(c.Commit)), checked, c.Image, c.Containers, c.Running, c.Stale, c.Rollout())
 	}
-	fmt.Fprintln(tw, "\nIMAGE\tBUILD KEY\tBUILT\tSOURCE")
+	fmt.Fprintln(tw, "\nIMAGE\tBUILT ON\tBUILD KEY\tBUILT\tSOURCE")
 	for _, im := range st.Images {
 		built := "-"
 		if !im.Built.IsZero() {
@@ -84,12 +92,20 @@ func printStatus(w io.Writer, st server.Status) {
 		if im.Pinned {
 			key += " (pinned)"
 		}
-		if im.Error != "" {
+		switch {
+		case im.Failed != nil && im.BuildKey != "":
+			key += " (last build failed)"
+		case im.Error != "":
 			key = "(" + firstLine(im.Error) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", im.Name, key, built, orDash(im.Source))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Name, orDash(im.Base), key, built, orDash(im.Source))
 	}
 	tw.Flush()
+	for _, im := range st.Images {
+		if f := im.Failed; f != nil && f.LogTail != "" {
+			fmt.Fprintf(w, "\n--- %s: %s failed at %s; end of its log:\n  %s\n", im.Name, f.Stage, f.Time.Local().Format(time.DateTime), strings.ReplaceAll(f.LogTail, "\n", "\n  "))
+		}
+	}
 	if st.HeldPrune != "" {
 		fmt.Fprintf(w, "\nHELD: %s\n", st.HeldPrune)
 	}

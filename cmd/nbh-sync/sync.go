@@ -28,14 +28,18 @@ func newSyncCmd(g *globals) *cobra.Command {
   3. container pass: idle containers stopped, stale ones removed once idle,
      active students left alone; every action with its reason.
 
-When a daemon answers at --api, sync asks it for a pass instead and returns at
-once. Exit status 1 when any part failed (the rest still ran).`,
+When a daemon runs on --root (it listens on ROOT/state/api.sock), or --api names
+one, sync asks it for a pass instead and returns at once. Exit status 1 when any part failed (the rest still ran).`,
 		Example: `  nbh-sync sync --config https://git.example.org/site/config.git
   nbh-sync sync --force           # rebuild every image without cache`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if c := g.daemon(ctx); c != nil {
+			c, derr := g.daemon(ctx)
+			if derr != nil {
+				return derr
+			}
+			if c != nil {
 				kinds := []string{"sync"}
 				if force {
 					kinds = []string{"sync", "rebuild"}
@@ -44,7 +48,7 @@ once. Exit status 1 when any part failed (the rest still ran).`,
 				if err := c.do(ctx, "POST", "/api/sync", nil, server.SyncRequest{Kinds: kinds}, &res); err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stdout, "pass queued by the daemon at %s for %d courses; see nbh-sync status\n", c.base, len(res.Courses))
+				fmt.Fprintf(g.stdout, "pass queued by the daemon at %s for %d courses; see nbh-sync status\n", c.where, len(res.Courses))
 				return nil
 			}
 			s, done, err := g.openSite(true)

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nbhosting/nbh-sync/gitwatch"
-	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -81,13 +80,7 @@ func validatePath(cmd *cobra.Command, g *globals, path string) (*manifest.Report
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", file, err)
 		}
-		rep, c, src := manifest.Check(file, data, func(c *manifest.Config) manifest.Sources { return manifest.DirSources{Dir: dir, Config: c} })
-		if c != nil {
-			lint(rep, c, src, func(p string) ([]byte, error) {
-				return os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
-			})
-		}
-		return rep, nil
+		return manifest.Check(file, data, func(c *manifest.Config) manifest.Sources { return manifest.DirSources{Dir: dir, Config: c} }), nil
 	}
 	return validateRepo(cmd.Context(), g, path)
 }
@@ -121,8 +114,16 @@ func validateRepo(ctx context.Context, g *globals, location string) (*manifest.R
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	m := gitwatch.NewMirrors(tmp, g.log, gitwatch.Options{})
-	res, err := gitwatch.NewConfigLoader(m, tmp, loc, nil, g.log).Peek(ctx)
+	m := gitwatch.NewMirrors(tmp, g.log, gitwatch.Options{SafeDirectories: g.safeDirs})
+	creds, err := g.configCredentials()
+	if err != nil {
+		return nil, err
+	}
+	l := gitwatch.NewConfigLoader(m, tmp, loc, creds, g.log)
+	if err := l.Fetch(ctx); err != nil {
+		return nil, err
+	}
+	res, err := l.Peek(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -135,31 +136,5 @@ func validateRepo(ctx context.Context, g *globals, location string) (*manifest.R
 	rev := res.Current
 	rep.Valid, rep.Courses, rep.Images = true, len(rev.Config.Courses), rev.Config.ImageNames()
 	rep.Warnings = append(rep.Warnings, rev.Warnings...)
-	tree := rev.Sources.ConfigTree()
-	lint(rep, rev.Config, rev.Sources, func(p string) ([]byte, error) {
-		f, err := tree.File(p)
-		if err != nil {
-			return nil, err
-		}
-		s, err := f.Contents()
-		return []byte(s), err
-	})
 	return rep, nil
-}
-
-// lint runs the Dockerfile lint on every admin Dockerfile of the
-// config repo; course Dockerfiles are linted before each build, once their
-// repo is fetched.
-func lint(rep *manifest.Report, c *manifest.Config, src manifest.Sources, read func(p string) ([]byte, error)) {
-	for _, name := range c.ImageNames() {
-		s, err := c.ResolveImage(name, src)
-		if err != nil || s.Kind == manifest.FromCourse {
-			continue
-		}
-		data, err := read(s.Dockerfile)
-		if err != nil {
-			continue // CheckImages has said it is missing
-		}
-		rep.Add(images.Lint(s.Dockerfile, data)...)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,7 +20,8 @@ func newWhyCmd(g *globals) *cobra.Command {
 		Use:   "why COURSE [STUDENT]",
 		Short: "Explain why a container or image is (or is not) about to be acted on",
 		Long: `Why explains the decisions the next sync would take about COURSE: whether its
-checkout would move, whether its image would be built (and why), and, for each
+checkout would move, whether its image would be built (and why: where its
+Dockerfile was found, which image it is built on), and, for each
 of its containers (or STUDENT's only), the action and its reason — activity,
 idle time, image staleness, lingering, freeze windows, guards.`,
 		Example: `  nbh-sync why flotpython
@@ -27,9 +29,6 @@ idle time, image staleness, lingering, freeze windows, guards.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep, err := g.plan(cmd.Context(), false)
-			if rep == nil {
-				return err
-			}
 			w := whyOf(*rep, args)
 			if asJSON {
 				if jerr := printJSON(g.stdout, w); jerr != nil {
@@ -89,8 +88,17 @@ func printWhy(w io.Writer, y why) {
 	} else {
 		fmt.Fprintf(w, "pull: %s is at its branch head\n", y.Course)
 	}
-	if y.Build != nil {
-		fmt.Fprintf(w, "image %s: %s — %s\n", y.Build.Image, y.Build.Action, y.Build.Reason)
+	if b := y.Build; b != nil {
+		fmt.Fprintf(w, "image %s: %s — %s\n", b.Image, b.Action, b.Reason)
+		if b.Dockerfile != "" {
+			fmt.Fprintf(w, "  Dockerfile: %s\n", b.Dockerfile)
+		}
+		if b.Base != "" {
+			fmt.Fprintf(w, "  built on: %s\n", b.Base)
+		}
+		if len(b.Cascade) > 0 {
+			fmt.Fprintf(w, "  then rebuilt on it: %s\n", strings.Join(b.Cascade, ", "))
+		}
 	}
 	if len(y.Actions) == 0 {
 		fmt.Fprintln(w, "no containers")
