@@ -55,6 +55,11 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 		return PassReport{At: res.At}, err
 	}
 	obs := res.Observed
+	if s.opts.Observed != nil {
+		// What the pass listed, before it applied anything; res.At was
+		// taken just before the engine was read.
+		s.opts.Observed(obs.Containers, res.At)
+	}
 	s.actionEvents(ctx, res.Outcomes)
 	s.containerMetrics(obs)
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -57,16 +58,18 @@ func (s *Server) StartExecution(ctx context.Context, kernelID, code string) erro
 
 func (s *Server) execute(ctx context.Context, kernelID, code string, returnWhenBusy bool) (string, error) {
 	session := randomHex(16)
-	// The websocket lives beside the REST API: same host, same base URL.
-	hostAndBase := strings.TrimPrefix(s.URL, "http://")
-	host, _, _ := strings.Cut(hostAndBase, "/")
-	origin := "http://" + host
-	loc := "ws://" + hostAndBase + "api/kernels/" + kernelID + "/channels?session_id=" + session
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return "", fmt.Errorf("server URL: %w", err)
+	}
+	origin := "http://" + u.Host
+	loc := "ws://" + u.Host + u.Path + "api/kernels/" + kernelID + "/channels?session_id=" + session
 	cfg, err := websocket.NewConfig(loc, origin)
 	if err != nil {
 		return "", fmt.Errorf("websocket config: %w", err)
 	}
-	cfg.Header = http.Header{"Authorization": {"token " + s.Token}}
+	cfg.Header = http.Header{}
+	s.Authorize(cfg.Header)
 	conn, err := cfg.DialContext(ctx)
 	if err != nil {
 		return "", fmt.Errorf("open websocket: %w", err)
