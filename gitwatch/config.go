@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -371,7 +372,7 @@ func ReadConfigState(root string) (loc ConfigLocation, good plumbing.Hash, rejec
 // writeJSON writes v to p atomically (temporary file, then rename),
 // readable by the daemon's user only: state names private repos and
 // their errors.
-func writeJSON(p string, v any) error { return atomicfile.WriteJSON(p, v, 0o600) }
+func writeJSON(p string, v any) error { return atomicfile.WriteJSON(p, v) }
 
 // Sources implements manifest.Sources from git trees: the config tree at
 // the config commit, and each course's tree at the head its mirror holds.
@@ -436,6 +437,20 @@ func (s *Sources) Refresh() {
 func (s *Sources) ConfigFile(p string) bool {
 	_, err := s.ConfigTree().File(path.Clean(p))
 	return err == nil
+}
+
+// ReadConfigFile implements manifest.Sources.
+func (s *Sources) ReadConfigFile(p string) ([]byte, error) {
+	f, err := s.configTree.File(path.Clean(p))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }
 
 // CourseFile implements manifest.Sources.

@@ -9,6 +9,7 @@ import (
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/notify"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
@@ -109,9 +110,15 @@ func (s *Site) pullEvents(ctx context.Context, st gitwatch.Status, start time.Ti
 	}
 }
 
-func (s *Site) buildEvents(ctx context.Context, r images.Result, err error) {
+func (s *Site) buildEvents(ctx context.Context, cfg *manifest.Config, r images.Result, err error) {
 	if !r.Built && err == nil {
 		return // nothing ran: the key had a passed build already
+	}
+	// An image of one course (the usual course image) is that course's
+	// news too: history --course finds it.
+	course := ""
+	if users := cfg.CoursesUsing(r.Image); len(users) == 1 {
+		course = users[0]
 	}
 	result := "ok"
 	if err != nil {
@@ -121,7 +128,7 @@ func (s *Site) buildEvents(ctx context.Context, r images.Result, err error) {
 	if err != nil {
 		msg = err.Error()
 	}
-	s.record(ctx, history.Record{Kind: history.KindBuild, Image: r.Image, BuildKey: r.Key, Result: result,
+	s.record(ctx, history.Record{Kind: history.KindBuild, Image: r.Image, Course: course, BuildKey: r.Key, Result: result,
 		Message: msg, Duration: r.Duration, Log: r.Log})
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.ObserveBuild(r.Image, result, r.Duration)
