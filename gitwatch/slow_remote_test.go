@@ -56,7 +56,7 @@ func TestSyncMovesOnWithoutAHangingRemote(t *testing.T) {
 
 	conf := newFixture(t)
 	conf.commit(t, map[string]string{"courses.yaml": fmt.Sprintf("version: 1\ncourses:\n  good:\n    repo: %s\n  slow:\n    repo: %s\n", good.url(), slowURL),
-		"images/good.dockerfile": "FROM scratch\n", "images/slow.dockerfile": "FROM scratch\n"}, "config")
+		"images/good.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", "images/slow.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n"}, "config")
 	root := t.TempDir()
 	m := NewMirrors(root, testLogger(t), Options{Timeout: 5 * time.Minute, CheckTimeout: 30 * time.Second})
 	loc, err := LocateConfig(conf.bare, "main")
