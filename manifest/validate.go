@@ -31,6 +31,9 @@ var (
 	// placeholder is {name}; other braces (JSON in an env value) are text.
 	placeholder = regexp.MustCompile(`\{[A-Za-z_][A-Za-z0-9_]*\}`)
 	hexKey      = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+	// userSpec is what the engine takes as a user: name or uid, then
+	// optionally :group or :gid.
+	userSpec = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$`)
 	// scpLike is git's user@host:path form.
 	scpLike = regexp.MustCompile(`^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^/]`)
 )
@@ -269,6 +272,19 @@ func (v *validator) container(p string, c Container) {
 		v.placeholders(p+".env."+k, c.Env[k])
 	}
 	v.placeholders(p+".token", c.Token)
+	v.placeholders(p+".user", c.User)
+	if c.User != "" && !userSpec.MatchString(placeholder.ReplaceAllString(c.User, "0")) {
+		v.errorf(p+".user", "invalid user %q: want a name or a number, optionally :group (e.g. root, 0, 1000:100, {uid})", c.User)
+	}
+	for i, arg := range c.Entrypoint {
+		v.placeholders(fmt.Sprintf("%s.entrypoint[%d]", p, i), arg)
+	}
+	if len(c.Entrypoint) > 0 && c.Entrypoint[0] == "" {
+		v.errorf(p+".entrypoint[0]", "must name a program (leave entrypoint out for none)")
+	}
+	if c.Preset != "" && !slices.Contains(Presets, c.Preset) {
+		v.errorf(p+".preset", "unknown preset %q (known: %s)", c.Preset, strings.Join(Presets, ", "))
+	}
 }
 
 // engineSockets are the sockets of container engines: whoever can open one

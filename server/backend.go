@@ -184,6 +184,8 @@ type SpawnResult struct {
 	State string `json:"state"` // existing, started, created
 	Port  int    `json:"port"`
 	URL   string `json:"url"`
+	// Token is the server's Jupyter token (open URL?token=…).
+	Token string `json:"token,omitempty"`
 }
 
 // SyncRequest asks for a pass.

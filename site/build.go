@@ -75,7 +75,7 @@ func readFailures(root string) []images.Failure {
 func (s *Site) saveFailures(b *images.Builder) {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
-	if err := atomicfile.WriteJSON(failuresFile(s.opts.Root), b.Failures(), 0o600); err != nil {
+	if err := atomicfile.WriteJSON(failuresFile(s.opts.Root), b.Failures()); err != nil {
 		s.log.Warn("build failures not recorded", "err", err)
 	}
 }

@@ -72,9 +72,11 @@ func (s *Site) configEvents(ctx context.Context, res gitwatch.ConfigResult, err 
 
 func (s *Site) pullEvents(ctx context.Context, st gitwatch.Status, start time.Time) {
 	remotes := map[string]string{} // remote → this pass's error, "" when fine
+	pending := map[string]bool{}   // remotes whose fetch was still running
 	for _, c := range st.Courses {
 		key := gitwatch.NormalizeURL(c.Repo)
 		failed := c.Error != "" && !c.ErrorAt.Before(start)
+		pending[key] = pending[key] || (failed && c.Pending)
 		switch {
 		case failed:
 			s.record(ctx, history.Record{Kind: history.KindPull, Course: c.Course, Commit: c.Commit.String(), Result: "failed", Message: c.Error})
@@ -96,6 +98,9 @@ func (s *Site) pullEvents(ctx context.Context, st gitwatch.Status, start time.Ti
 			s.notify(ctx, notify.Event{Kind: notify.RemoteRecovered, Subject: key})
 		case strings.Contains(msg, gitwatch.ErrBranchNotFound.Error()):
 			// A deleted branch is the instructor's doing, not an outage.
+		case pending[key]:
+			// A slow fetch still running is no outage either: the next
+			// pass uses what it brings.
 		default:
 			if s.opts.Metrics != nil {
 				s.opts.Metrics.GitError(key)

@@ -494,12 +494,12 @@ func newSpawnCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "spawn COURSE STUDENT",
 		Short: "Ensure a student's container runs and print where it answers",
-		Long: `Spawn makes sure STUDENT has a running container for COURSE (SPEC §4): a
+		Long: `Spawn makes sure STUDENT has a running container for COURSE: a
 running one is used as is; a stopped one is started, unless its image is stale,
 then it is replaced; a missing one is created from the course's current image.
 The student's work directory ROOT/students/STUDENT/COURSE is created if missing.
 It returns once the Jupyter server answers: name, state (existing, started,
-created), host port and URL.
+created), host port, URL and the server's Jupyter token (open URL?token=TOKEN).
 
 {uid} is the uid of the host account named STUDENT, or --uid.`,
 		Example: `  nbh-sync spawn flotpython alice
@@ -521,7 +521,7 @@ created), host port and URL.
 				if err := c.do(ctx, "POST", "/api/spawn", nil, req, &r); err != nil {
 					return err
 				}
-				res = containers.Spawned{Name: r.Name, State: containers.SpawnState(r.State), Port: r.Port, URL: r.URL}
+				res = containers.Spawned{Name: r.Name, State: containers.SpawnState(r.State), Port: r.Port, URL: r.URL, Token: r.Token}
 			} else {
 				s, done, err := g.openSite(true)
 				if err != nil {
@@ -539,11 +539,15 @@ created), host port and URL.
 			if asJSON {
 				return printJSON(g.stdout, res)
 			}
-			fmt.Fprintf(g.stdout, "%s %s on port %d: %s\n", res.Name, res.State, res.Port, res.URL)
+			open := res.URL
+			if res.Token != "" {
+				open += "?token=" + res.Token
+			}
+			fmt.Fprintf(g.stdout, "%s %s on port %d: %s\n", res.Name, res.State, res.Port, open)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url}")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url, token}")
 	cmd.Flags().IntVar(&uid, "uid", -1, "uid to run the student's server as (default: the host account's)")
 	return cmd
 }
