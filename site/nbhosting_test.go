@@ -210,10 +210,10 @@ func TestNbhostingSite(t *testing.T) {
 	ctx := t.Context()
 	a, b, c := n.course("a"), n.course("b"), n.course("c")
 
-	// The plan says where each Dockerfile is and what is built on what
-	// (a plan reads the mirrors as fetched: fetch first, as the CLI does).
+	// The plan says where each Dockerfile is and what is built on what.
+	// (A plan reads the mirrors: fetch first, as the command line does.)
 	if err := n.site.Fetch(ctx); err != nil {
-		t.Fatal(err)
+		t.Fatalf("fetch: %v", err)
 	}
 	plan, err := n.site.Plan(ctx, site.PassOptions{})
 	if err != nil {
@@ -323,7 +323,7 @@ func TestNbhostingSite(t *testing.T) {
 		commitAll(t, n.config, "core image v2")
 
 		if err := n.site.Fetch(ctx); err != nil {
-			t.Fatal(err)
+			t.Fatalf("fetch: %v", err)
 		}
 		plan, _ := n.site.Plan(ctx, site.PassOptions{})
 		for _, p := range plan.Builds {
