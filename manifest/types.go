@@ -18,6 +18,7 @@ type Config struct {
 	Defaults  Defaults          `json:"defaults,omitempty"`
 	Schedules Schedules         `json:"schedules,omitempty"`
 	Build     Build             `json:"build,omitempty"`
+	Engine    Engine            `json:"engine,omitempty"`
 	Images    map[string]Image  `json:"images,omitempty"`
 	Courses   map[string]Course `json:"courses"`
 	Notify    []Notifier        `json:"notify,omitempty"`
@@ -39,7 +40,7 @@ type Defaults struct {
 }
 
 // Container says how a student's container is made. Strings may hold the
-// placeholders {root}, {course}, {student}, {uid} and {port}.
+// placeholders {root}, {course}, {student}, {uid}, {port} and {prefix}.
 type Container struct {
 	// Port is the server's port inside the container.
 	Port    int               `json:"port,omitempty"`
@@ -51,6 +52,8 @@ type Container struct {
 	// Token is the Jupyter token the server is started with, if any; the
 	// activity probe sends it. It may hold placeholders.
 	Token string `json:"token,omitempty"`
+	// Constraints are Swarm placement constraints (engine.kind: swarm).
+	Constraints []string `json:"constraints,omitempty"`
 }
 
 // Freeze is a window, starting at each activation of Cron and lasting For,

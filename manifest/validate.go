@@ -30,7 +30,7 @@ var (
 )
 
 // Placeholders are the names a container setting may use in braces.
-var Placeholders = []string{"root", "course", "student", "uid", "port"}
+var Placeholders = []string{"root", "course", "student", "uid", "port", "prefix"}
 
 // CronParser is the parser for every cron expression of courses.yaml: five
 // fields, or a descriptor such as @every 1m or @daily.
@@ -80,6 +80,7 @@ func (v *validator) check() {
 	if c.Build.Concurrency < 0 || c.Build.Concurrency > 64 {
 		v.errorf("build.concurrency", "must be between 1 and 64, got %d", c.Build.Concurrency)
 	}
+	v.engine("engine", c.Engine)
 	if c.Build.Keep < 0 {
 		v.errorf("build.keep", "must be 1 or more, got %d", c.Build.Keep)
 	}
@@ -251,14 +252,16 @@ func (v *validator) container(p string, c Container) {
 		v.placeholders(p+".env."+k, c.Env[k])
 	}
 	v.placeholders(p+".token", c.Token)
+	v.constraints(p+".constraints", c.Constraints)
 }
 
 func (v *validator) placeholders(p, s string) {
 	for _, m := range placeholder.FindAllString(s, -1) {
 		if !slices.Contains(Placeholders, m[1:len(m)-1]) {
-			v.errorf(p, "unknown placeholder %s (known: {root}, {course}, {student}, {uid}, {port})", m)
+			v.errorf(p, "unknown placeholder %s (known: {root}, {course}, {student}, {uid}, {port}, {prefix})", m)
 		}
 	}
+	v.swarmPort(p, s)
 }
 
 func (v *validator) freeze(p string, fs []Freeze) {
