@@ -29,6 +29,9 @@ const (
 	// LabelSite records the site (its data directory) a container belongs
 	// to, so that sites sharing an engine leave each other alone.
 	LabelSite = "org.nbhosting.site"
+	// LabelPrefix records the server's URL prefix when it is not /{port}/
+	// (on an engine that picks the host port at each start).
+	LabelPrefix = "org.nbhosting.prefix"
 	// ManagedBy is the value of LabelManagedBy.
 	ManagedBy = "nbh-sync"
 )
@@ -72,6 +75,12 @@ type Container struct {
 	// Adopted is true for a container made by nbhosting itself: it has the
 	// name pattern but not our labels.
 	Adopted bool `json:"adopted,omitempty"`
+	// Host is the address of the node the server runs on, when the engine
+	// places containers on several hosts (Swarm); empty means the
+	// Manager's HostIP.
+	Host string `json:"host,omitempty"`
+	// Prefix is the server's URL prefix when it is not /{port}/.
+	Prefix string `json:"prefix,omitempty"`
 }
 
 // Errors callers branch on (with errors.Is).
@@ -166,6 +175,9 @@ type Raw struct {
 	Labels    map[string]string
 	// Ports maps a container port (tcp) to its published host port.
 	Ports map[int]int
+	// Host is the address of the node the container runs on; empty for
+	// the local engine.
+	Host string
 }
 
 // Spec is what Create needs to make a container.
@@ -181,4 +193,13 @@ type Spec struct {
 	HostPort int
 	Memory   int64   // bytes, 0 = no limit
 	CPUs     float64 // 0 = no limit
+	// Constraints are placement constraints (Swarm).
+	Constraints []string
+}
+
+// hostPortPicker is an Engine that chooses the host port itself, at every
+// start, on a node of its choosing (Swarm): Spawn then reads port and host
+// back from the engine after Start instead of choosing a port first.
+type hostPortPicker interface {
+	picksHostPort()
 }

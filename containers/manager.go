@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -105,6 +106,12 @@ func (m *Manager) CurrentImages(ctx context.Context, names []string) (map[string
 	return out, nil
 }
 
+// URLOf returns the base URL of c's server: on its node and under its own
+// prefix when the engine reports them, else on HostIP under /{port}/.
+func (m *Manager) URLOf(c Container) string {
+	return serverURL(cmp.Or(c.Host, m.HostIP), c.Port, c.Prefix)
+}
+
 // Stop stops a container (idempotent).
 func (m *Manager) Stop(ctx context.Context, id string) error {
 	return m.eng.Stop(ctx, id, m.StopTimeout)
@@ -135,6 +142,7 @@ func classify(r Raw, now time.Time) (Container, bool) {
 		}
 		c.UID = r.Labels[LabelUID]
 		c.Port, _ = strconv.Atoi(r.Labels[LabelPort])
+		c.Prefix = r.Labels[LabelPrefix]
 	} else {
 		if r.Labels[LabelCourse] != "" || r.Labels[LabelStudent] != "" || r.Labels[LabelManagedBy] != "" {
 			// Someone else's labels: not ours, not nbhosting's.
@@ -163,6 +171,7 @@ func classify(r Raw, now time.Time) (Container, bool) {
 			c.Port = lp
 		}
 	}
+	c.Host = r.Host
 	c.StartedAt = r.StartedAt
 	if c.StartedAt.IsZero() && c.State == Running {
 		c.StartedAt = startedFromStatus(r.Status, r.Created, now)

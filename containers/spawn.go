@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ type Spawned struct {
 	State SpawnState `json:"state"`
 	Port  int        `json:"port"`
 	URL   string     `json:"url"`
+	// Host is the node the server runs on, when the engine places
+	// containers on several hosts (Swarm).
+	Host string `json:"host,omitempty"`
 }
 
 // BasePath is the URL prefix of a student's server, as in nbhosting: the
@@ -52,6 +56,24 @@ func BasePath(port int) string { return "/" + strconv.Itoa(port) + "/" }
 // URL returns the base URL of a server published on hostIP:port.
 func URL(hostIP string, port int) string {
 	return "http://" + net.JoinHostPort(hostIP, strconv.Itoa(port)) + BasePath(port)
+}
+
+// StablePrefix is the URL prefix of a student's server on an engine that
+// picks the host port at each start (Swarm): the port cannot name it there.
+func StablePrefix(course, student string) string { return "/u/" + course + "/" + student + "/" }
+
+// serverURL is URL under prefix, or under /{port}/ when prefix is empty.
+func serverURL(host string, port int, prefix string) string {
+	if prefix == "" {
+		return URL(host, port)
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + prefix
+}
+
+// picksHostPort reports whether the engine chooses host ports itself.
+func (m *Manager) picksHostPort() bool {
+	_, ok := m.eng.(hostPortPicker)
+	return ok
 }
 
 // LookupCourse returns the course named name, or an ErrUnknownCourse error.
@@ -119,7 +141,9 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 		return fail(fmt.Errorf("%w: no image %s:latest", ErrImageNotBuilt, img))
 	}
 
+	picks := m.picksHostPort()
 	var res Spawned
+	var prefix string
 	for attempt := 0; ; attempt++ {
 		if attempt == maxAttempts {
 			return fail(fmt.Errorf("gave up after %d attempts racing other writers", maxAttempts))
@@ -127,7 +151,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 		c, err := m.Get(ctx, co.Name, student)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			id, port, err := m.create(ctx, co, student, imageID, opts)
+			id, port, host, err := m.create(ctx, co, student, imageID, opts)
 			if errors.Is(err, ErrConflict) {
 				// Another process is making it: use theirs. The engine
 				// reserves the name before the container can be
@@ -140,12 +164,22 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			if err != nil {
 				return fail(err)
 			}
-			res = Spawned{ID: id, State: Created, Port: port}
+			res = Spawned{ID: id, State: Created, Port: port, Host: host}
+			if picks {
+				prefix = StablePrefix(co.Name, student)
+			}
 		case err != nil:
 			return fail(err)
 		case c.State == Running:
-			res = Spawned{ID: c.ID, State: Existing, Port: c.Port}
-		case c.ImageID == imageID && c.Port != 0:
+			if picks && c.Port == 0 {
+				// Its task is still being scheduled or started.
+				if c, err = m.awaitStarted(ctx, c.Name); err != nil {
+					return fail(err)
+				}
+			}
+			res = Spawned{ID: c.ID, State: Existing, Port: c.Port, Host: c.Host}
+			prefix = c.Prefix
+		case c.ImageID == imageID && (c.Port != 0 || picks):
 			if err := m.eng.Start(ctx, c.ID); err != nil {
 				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
 					// Its port went to someone else while it slept
@@ -159,7 +193,14 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 				}
 				return fail(err)
 			}
-			res = Spawned{ID: c.ID, State: Started, Port: c.Port}
+			if picks {
+				// A new port (and maybe node) at every start.
+				if c, err = m.awaitStarted(ctx, c.Name); err != nil {
+					return fail(err)
+				}
+			}
+			res = Spawned{ID: c.ID, State: Started, Port: c.Port, Host: c.Host}
+			prefix = c.Prefix
 		default:
 			// Stale, or with no published port to reach it by (made by
 			// nbhosting): make it again; the student's files are on the
@@ -176,7 +217,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	if res.Port == 0 {
 		return fail(fmt.Errorf("container %s publishes no port", res.Name))
 	}
-	res.URL = URL(m.HostIP, res.Port)
+	res.URL = serverURL(cmp.Or(res.Host, m.HostIP), res.Port, prefix)
 	if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
 		return fail(fmt.Errorf("container %s: %w", res.Name, err))
 	}
@@ -185,30 +226,47 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 }
 
 // create makes and starts the container on a free host port, choosing
-// another port if the chosen one is taken before the engine binds it.
-func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (string, int, error) {
+// another port if the chosen one is taken before the engine binds it. On an
+// engine that picks the port (and node) itself, it reads them back once the
+// container runs.
+func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (id string, port int, host string, err error) {
 	uid, gid, err := resolveUID(co.Container, student, opts.UID)
 	if err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
 	if err := workDir(opts.Root, co.Name, student, uid, gid); err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
+	picks := m.picksHostPort()
 	for try := 0; ; try++ {
-		port, err := freePort(m.HostIP)
-		if err != nil {
-			return "", 0, err
+		port, prefix := 0, StablePrefix(co.Name, student)
+		if !picks {
+			if port, err = freePort(m.HostIP); err != nil {
+				return "", 0, "", err
+			}
+			prefix = BasePath(port)
 		}
-		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port}
+		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port, Prefix: prefix}
 		spec := m.spec(co, student, imageID, v)
+		if picks {
+			delete(spec.Labels, LabelPort)
+			spec.Labels[LabelPrefix] = prefix
+		}
 		id, err := m.eng.Create(ctx, spec)
 		if err != nil {
-			return "", 0, err
+			return "", 0, "", err
 		}
 		err = m.eng.Start(ctx, id)
+		if err == nil && picks {
+			var c Container
+			if c, err = m.awaitStarted(ctx, spec.Name); err == nil {
+				m.log.Info("created service", "container", spec.Name, "image", imageID, "host", c.Host, "port", c.Port)
+				return c.ID, c.Port, c.Host, nil
+			}
+		}
 		if err == nil {
 			m.log.Info("created container", "container", spec.Name, "image", imageID, "port", port)
-			return id, port, nil
+			return id, port, "", nil
 		}
 		// Never leave a half-made container behind to be mistaken for a
 		// stopped one.
@@ -216,7 +274,30 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 			err = errors.Join(err, rerr)
 		}
 		if !errors.Is(err, ErrPortInUse) || try+1 >= maxAttempts {
-			return "", 0, err
+			return "", 0, "", err
+		}
+	}
+}
+
+// awaitStarted waits, within ReadyTimeout, until the engine reports the
+// container running with a published port, and returns it.
+func (m *Manager) awaitStarted(ctx context.Context, name string) (Container, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.ReadyTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		r, err := m.eng.Inspect(ctx, name)
+		if err != nil {
+			return Container{}, err
+		}
+		c, ok := classify(r, m.now())
+		if !ok {
+			return Container{}, fmt.Errorf("container %s: %w", name, ErrNotManaged)
+		}
+		if c.State == Running && c.Port != 0 {
+			return c, nil
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return Container{}, fmt.Errorf("container %s: %w: no published port yet (%v)", name, ErrTimeout, err)
 		}
 	}
 }
@@ -235,6 +316,8 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars) Spec
 		HostPort: v.Port,
 		Memory:   int64(cc.Memory),
 		CPUs:     cc.CPUs,
+
+		Constraints: cc.Constraints,
 	}
 	if m.Site != "" {
 		s.Labels[LabelSite] = m.Site
@@ -262,15 +345,18 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars) Spec
 type Vars struct {
 	Root, Course, Student, UID string
 	Port                       int
+	// Prefix is the server's URL prefix; empty means /{port}/.
+	Prefix string
 }
 
-// Expand replaces {root}, {course}, {student}, {uid} and {port} in s.
+// Expand replaces {root}, {course}, {student}, {uid}, {port} and {prefix}
+// in s.
 func (v Vars) Expand(s string) string {
 	if !strings.Contains(s, "{") {
 		return s
 	}
 	return strings.NewReplacer("{root}", v.Root, "{course}", v.Course, "{student}", v.Student,
-		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port)).Replace(s)
+		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port), "{prefix}", cmp.Or(v.Prefix, BasePath(v.Port))).Replace(s)
 }
 
 // resolveUID returns the uid (and gid) a student's server runs as: the one

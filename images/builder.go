@@ -42,6 +42,10 @@ type Options struct {
 	Keep int
 	// Logger gets one line per build decision; nil discards.
 	Logger *slog.Logger
+	// Registry, when set (host[:port]), receives every passed build
+	// before it is published (see push.go); RegistryAuth encodes its
+	// credentials (RegistryAuth()), empty for none.
+	Registry, RegistryAuth string
 }
 
 // OptionsFrom applies the built-in defaults to the build: section of
@@ -127,7 +131,7 @@ type Result struct {
 type BuildError struct {
 	Image string
 	Key   string
-	// Stage is "lint", "build", "smoke", "publish" or "pin".
+	// Stage is "lint", "build", "smoke", "push", "publish" or "pin".
 	Stage string
 	// Log is the log up to the failure.
 	Log string
@@ -193,6 +197,9 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 	if len(builds) > 0 && !opts.Force {
 		newest := builds[0]
 		res.ImageID = newest.ID
+		if err := b.ensurePushed(ctx, spec, newest); err != nil {
+			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: "push", Err: err}
+		}
 		if err := b.publish(ctx, spec, newest); err != nil {
 			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: "publish", Err: err}
 		}
@@ -300,6 +307,10 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		return "", fail("smoke", err)
 	}
 	fmt.Fprintln(out, "smoke test passed")
+	if _, err := b.push(ctx, spec, id, out); err != nil {
+		drop()
+		return "", fail("push", err)
+	}
 
 	if err := b.engine.ImageTag(ctx, id, spec.KeyTag()); err != nil {
 		drop()
@@ -393,6 +404,9 @@ func (b *Builder) pin(ctx context.Context, spec *Spec) (string, error) {
 		return "", fail(fmt.Errorf("pin %s: matches %d builds of %s; give more digits", spec.Pin, len(match), spec.Image))
 	}
 	im := match[0]
+	if err := b.ensurePushed(ctx, spec, im); err != nil {
+		return "", fail(err)
+	}
 	latest := spec.Image + ":" + LatestTag
 	if !slices.Contains(im.Tags, latest) {
 		if err := b.engine.ImageTag(ctx, im.ID, latest); err != nil {
