@@ -206,7 +206,10 @@ func (s *Swarm) Images(ctx context.Context, refs []string) (map[string]string, e
 	}
 	f := filters.NewArgs()
 	for _, r := range refs {
+		// The engine trims RepoTags and RepoDigests to what the filter
+		// matches: ask for the registry's repository too.
 		f.Add("reference", r)
+		f.Add("reference", s.Registry+"/"+r[:strings.LastIndex(r, ":")])
 	}
 	s.count("ImageList")
 	imgs, err := s.cli.ImageList(ctx, image.ListOptions{Filters: f})

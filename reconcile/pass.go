@@ -47,7 +47,8 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		if c.State != containers.Running || c.Port == 0 {
 			continue
 		}
-		t := activity.Target{ID: c.ID, URL: containers.URL(p.Containers.HostIP, c.Port), StartedAt: c.StartedAt}
+		// URLOf: on Swarm the server is on its node, under its own prefix.
+		t := activity.Target{ID: c.ID, URL: p.Containers.URLOf(c), StartedAt: c.StartedAt}
 		// A course gone from courses.yaml has only the defaults left to
 		// say its token; without one its servers refuse the probe, never
 		// look idle, and are never removed.
@@ -56,7 +57,7 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 			token = st.Course.Container.Token
 		}
 		if token != "" {
-			v := containers.Vars{Root: p.Root, Course: c.Course, Student: c.Student, UID: c.UID, Port: c.Port}
+			v := containers.Vars{Root: p.Root, Course: c.Course, Student: c.Student, UID: c.UID, Port: c.Port, Prefix: c.Prefix}
 			t.Token = v.Expand(token)
 		}
 		targets = append(targets, t)
