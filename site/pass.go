@@ -32,8 +32,8 @@ type PassOptions struct {
 	AllowMassPrune bool
 }
 
-func (s *Site) pass() *reconcile.Pass {
-	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root, Log: s.log}
+func (s *Site) pass(ctrs *containers.Manager) *reconcile.Pass {
+	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root, Log: s.log}
 }
 
 // Pass runs one container pass under the config in force: observe, plan,
@@ -43,13 +43,17 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		return PassReport{}, err
 	}
+	ctrs, err := s.containersOf(cfg)
+	if err != nil {
+		return PassReport{}, err
+	}
 	start := planAt()
-	obs, err := s.pass().Observe(ctx, cfg, opts.AllowMassPrune)
+	obs, err := s.pass(ctrs).Observe(ctx, cfg, opts.AllowMassPrune)
 	if err != nil {
 		return PassReport{At: start}, err
 	}
 	actions := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, start)
-	ap := &reconcile.Applier{Exec: s.ctrs, Locks: s.ctrs.Locks(), Log: s.log}
+	ap := &reconcile.Applier{Exec: ctrs, Locks: ctrs.Locks(), Log: s.log}
 	outs, err := ap.Apply(ctx, actions)
 	s.actionEvents(ctx, outs)
 	s.containerMetrics(obs)
@@ -189,7 +193,11 @@ func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containe
 	if err != nil {
 		return containers.Spawned{}, err
 	}
-	sp, err := s.ctrs.Spawn(ctx, co, student, containers.SpawnOptions{Root: s.opts.Root, UID: uid})
+	ctrs, err := s.containersOf(cfg)
+	if err != nil {
+		return containers.Spawned{}, err
+	}
+	sp, err := ctrs.Spawn(ctx, co, student, containers.SpawnOptions{Root: s.opts.Root, UID: uid})
 	if err == nil && sp.State != containers.Existing {
 		s.record(ctx, history.Record{Kind: history.KindAction, Course: course, Student: student,
 			Action: "spawn", Result: string(sp.State), Message: fmt.Sprintf("%s on port %d", sp.Name, sp.Port)})

@@ -99,7 +99,11 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 		rep.Builds = append(rep.Builds, pb)
 	}
 
-	obs, err := s.pass().Observe(ctx, rev.Config, opts.AllowMassPrune)
+	ctrs, err := s.containersOf(rev.Config)
+	var obs reconcile.Observed
+	if err == nil {
+		obs, err = s.pass(ctrs).Observe(ctx, rev.Config, opts.AllowMassPrune)
+	}
 	if err != nil {
 		errs = append(errs, err)
 	} else {

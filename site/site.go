@@ -38,6 +38,9 @@ type Options struct {
 	// (DOCKER_HOST or the socket); tests may swap them.
 	ImageEngine     images.Engine
 	ContainerEngine containers.Engine
+	// SwarmEngine serves a config with engine.kind: swarm; it defaults to
+	// the Swarm manager of the environment (see containersOf).
+	SwarmEngine containers.Engine
 }
 
 // Site is one course site: its config repo, course repos, images and
@@ -50,6 +53,7 @@ type Site struct {
 	loader  *gitwatch.ConfigLoader
 	syncer  *gitwatch.Syncer
 	ctrs    *containers.Manager
+	swarm   *containers.Manager // engine.kind: swarm, made on first use
 	prober  *activity.Prober
 
 	mu       sync.Mutex
