@@ -218,7 +218,11 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 		return fail(fmt.Errorf("container %s publishes no port", res.Name))
 	}
 	res.URL = serverURL(cmp.Or(res.Host, m.HostIP), res.Port, prefix)
-	if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
+	if picks {
+		if res, err = m.awaitServing(ctx, res, prefix); err != nil {
+			return fail(fmt.Errorf("container %s: %w", res.Name, err))
+		}
+	} else if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
 		return fail(fmt.Errorf("container %s: %w", res.Name, err))
 	}
 	m.locks.MarkHandedOut(co.Name, student, m.now())
@@ -276,6 +280,34 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 		if !errors.Is(err, ErrPortInUse) || try+1 >= maxAttempts {
 			return "", 0, "", err
 		}
+	}
+}
+
+// awaitServing waits, within ReadyTimeout, until the server of res answers.
+// On an engine that picks ports, a task that fails (its port taken by a
+// process the engine did not know of, say) is restarted on another port
+// or node: every few seconds without an answer, the container is observed
+// again and the wait follows it.
+func (m *Manager) awaitServing(ctx context.Context, res Spawned, prefix string) (Spawned, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.ReadyTimeout)
+	defer cancel()
+	for {
+		err := WaitReady(ctx, res.URL, 5*time.Second)
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, ErrTimeout) || ctx.Err() != nil {
+			return res, fmt.Errorf("%w (waited %s)", err, m.ReadyTimeout)
+		}
+		c, err := m.awaitStarted(ctx, res.Name)
+		if err != nil {
+			return res, err
+		}
+		if c.Port != res.Port || c.Host != res.Host {
+			m.log.Info("server moved while starting", "container", res.Name, "host", c.Host, "port", c.Port)
+		}
+		res.ID, res.Port, res.Host = c.ID, c.Port, c.Host
+		res.URL = serverURL(cmp.Or(c.Host, m.HostIP), c.Port, prefix)
 	}
 }
 

@@ -174,12 +174,18 @@ func observe(svcs []swarm.Service, tasks []swarm.Task, nodes []swarm.Node) []Raw
 				r.EngineState = "running"
 				r.StartedAt = t.Status.Timestamp
 				r.Host = addr[t.NodeID]
+				// With IPv6 on, the engine binds the port twice, IPv4
+				// first (0.0.0.0:P, then [::]:Q) and reports both without
+				// their addresses: the first one is the IPv4 binding the
+				// node address reaches.
 				for _, p := range t.Status.PortStatus.Ports {
 					if p.Protocol == swarm.PortConfigProtocolTCP && p.PublishedPort != 0 {
 						if r.Ports == nil {
 							r.Ports = map[int]int{}
 						}
-						r.Ports[int(p.TargetPort)] = int(p.PublishedPort)
+						if _, seen := r.Ports[int(p.TargetPort)]; !seen {
+							r.Ports[int(p.TargetPort)] = int(p.PublishedPort)
+						}
 					}
 				}
 			}

@@ -70,6 +70,14 @@ func cleanupSwarm(t *testing.T, cli *client.Client, prefix, img, reg string) {
 			t.Errorf("list services to clean up: %v", err)
 		}
 		for _, s := range svcs {
+			if t.Failed() {
+				// The task history says why a server did not answer.
+				tasks, _ := cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", s.ID))})
+				for _, tk := range tasks {
+					t.Logf("task of %s on %s: desired %s, state %s (%s %s), ports %+v", s.Spec.Name, tk.NodeID, tk.DesiredState,
+						tk.Status.State, tk.Status.Message, tk.Status.Err, tk.Status.PortStatus.Ports)
+				}
+			}
 			if strings.HasPrefix(s.Spec.Name, prefix) {
 				if err := cli.ServiceRemove(ctx, s.ID); err != nil {
 					t.Errorf("remove service %s: %v", s.Spec.Name, err)
@@ -159,6 +167,9 @@ defaults:
     token: "tok-{student}"
     command: [start-in-dir-as-uid.sh, /home/jovyan, "{uid}", jupyter, server, --ip=0.0.0.0, --port=8888,
               --no-browser, "--ServerApp.base_url={prefix}", "--ServerApp.token=tok-{student}"]
+    # On the manager: a test worker node (.ci/twonode.sh) stores images
+    # with vfs, where pulling the 288 MB Jupyter image is slow.
+    constraints: [node.role==manager]
 images:
   %[2]s: {dockerfile: images/%[2]s.dockerfile}
 courses:

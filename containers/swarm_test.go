@@ -54,6 +54,11 @@ func TestObserve(t *testing.T) {
 			task("s1", "n1", R, R, t0, 30001),
 			task("s1", "n2", R, R, t0.Add(time.Minute), 30002),
 		}, "running", "10.0.0.2", 30002},
+		{"IPv4 and IPv6 bindings: the first (IPv4) one", svc("s1", "a", 1), []swarm.Task{func() swarm.Task {
+			tk := task("s1", "n1", R, R, t0, 32779)
+			tk.Status.PortStatus.Ports = append(tk.Status.PortStatus.Ports, swarm.PortConfig{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 8888, PublishedPort: 32778})
+			return tk
+		}()}, "running", "10.0.0.1", 32779},
 		{"scheduled, not running yet", svc("s1", "a", 1), []swarm.Task{task("s1", "n1", R, swarm.TaskStatePreparing, t0, 0)}, "restarting", "", 0},
 		{"no task yet", svc("s1", "a", 1), nil, "restarting", "", 0},
 		{"another service's task", svc("s1", "a", 1), []swarm.Task{task("s2", "n1", R, R, t0, 30001)}, "restarting", "", 0},
