@@ -11,10 +11,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,18 +25,23 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
 func main() {
-	n := flag.Int("n", 1000, "student services to create (scaled to 0)")
+	n := flag.Int("n", 1000, "student services to create")
+	running := flag.Int("running", 50, "of which scaled to 1, running the fake Jupyter server")
 	courses := flag.Int("courses", 10, "courses the services are spread over")
 	rounds := flag.Int("rounds", 3, "timed rounds")
 	workers := flag.Int("workers", 8, "concurrent engine calls while setting up and cleaning up")
@@ -41,7 +49,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *n, max(*courses, 1), max(*rounds, 1), max(*workers, 1), *registry); err != nil {
+	if err := run(ctx, *n, min(*running, *n), max(*courses, 1), max(*rounds, 1), max(*workers, 1), *registry); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/swarmpass:", err)
 		os.Exit(1)
 	}
@@ -78,7 +86,7 @@ func (c *counter) take() (total int, by string) {
 	return total, strings.Join(parts, ", ")
 }
 
-func run(ctx context.Context, n, courses, rounds, workers int, registry string) error {
+func run(ctx context.Context, n, running, courses, rounds, workers int, registry string) error {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return err
@@ -93,10 +101,20 @@ func run(ctx context.Context, n, courses, rounds, workers int, registry string) 
 	}
 	prefix := fmt.Sprintf("nbhtest-swb%d", time.Now().UnixNano()%1e6)
 	site := prefix
+	img := prefix + "-img"
+	defer removeImages(cli, img, registry) // after the services are gone
 	defer cleanup(cli, prefix, workers)
 
-	// The services: managed, labelled, scaled to 0, spread over courses.
-	// They never run, so no image has to be in the registry.
+	// The image: FROM scratch, the fake Jupyter server, pushed to the
+	// registry; services run it by digest.
+	ref, err := fakeImage(ctx, cli, img, registry)
+	if err != nil {
+		return err
+	}
+
+	// The services: managed, labelled, spread over courses; the first
+	// `running` ones scaled to 1 (a fake server under its stable prefix),
+	// the others left at 0.
 	eng := containers.NewSwarm(cli, registry, "")
 	t0 := time.Now()
 	jobs := make(chan int)
@@ -109,12 +127,17 @@ func run(ctx context.Context, n, courses, rounds, workers int, registry string) 
 			for i := range jobs {
 				course := fmt.Sprintf("%s-c%d", prefix, i%courses)
 				student := "s" + strconv.Itoa(i)
-				_, err := eng.Create(ctx, containers.Spec{
-					Name: containers.Name(course, student), Image: registry + "/" + prefix + "@sha256:" + strings.Repeat("0", 64),
+				pfx := containers.StablePrefix(course, student)
+				id, err := eng.Create(ctx, containers.Spec{
+					Name: containers.Name(course, student), Image: ref,
+					Cmd: []string{"/fakejupyter", "--port=8888", "--base-url=" + pfx},
 					Labels: map[string]string{containers.LabelCourse: course, containers.LabelStudent: student,
-						containers.LabelManagedBy: containers.ManagedBy, containers.LabelSite: site},
+						containers.LabelManagedBy: containers.ManagedBy, containers.LabelSite: site, containers.LabelPrefix: pfx},
 					Port: 8888,
 				})
+				if err == nil && i < running {
+					err = eng.Start(ctx, id)
+				}
 				if err != nil {
 					select {
 					case errc <- err:
@@ -134,7 +157,7 @@ func run(ctx context.Context, n, courses, rounds, workers int, registry string) 
 		return err
 	default:
 	}
-	fmt.Printf("created %d services in %s\n", n, time.Since(t0).Round(time.Millisecond))
+	fmt.Printf("created %d services (%d running) in %s\n", n, running, time.Since(t0).Round(time.Millisecond))
 
 	// The measured path: reconcile.Pass.Observe and reconcile.Plan, as the
 	// daemon runs them, through a client whose transport counts calls.
@@ -152,7 +175,7 @@ func run(ctx context.Context, n, courses, rounds, workers int, registry string) 
 	m.Site = site
 	yaml := fmt.Sprintf("version: 1\nengine: {kind: swarm, registry: %q}\ncourses:\n", registry)
 	for c := range courses {
-		yaml += fmt.Sprintf("  %s-c%d: {repo: /srv/none, image: %s}\n", prefix, c, prefix)
+		yaml += fmt.Sprintf("  %s-c%d: {repo: /srv/none, image: %s}\n", prefix, c, img)
 	}
 	cfg, _, err := manifest.Parse("courses.yaml", []byte(yaml))
 	if err != nil {
@@ -168,10 +191,16 @@ func run(ctx context.Context, n, courses, rounds, workers int, registry string) 
 		plan := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, time.Now())
 		d := time.Since(t)
 		calls, by := ct.take()
-		fmt.Printf("round %d: observe+plan of %d services: %s, %d engine calls (%s), %d actions\n",
-			r+1, len(obs.Containers), d.Round(time.Millisecond), calls, by, len(plan))
-		if len(obs.Containers) != n {
-			return fmt.Errorf("observed %d services, want %d", len(obs.Containers), n)
+		answered := 0
+		for _, a := range obs.Activity {
+			if a.State == activity.Answered {
+				answered++
+			}
+		}
+		fmt.Printf("round %d: observe+plan of %d services: %s, %d engine calls (%s), %d servers answered the probe, %d actions\n",
+			r+1, len(obs.Containers), d.Round(time.Millisecond), calls, by, answered, len(plan))
+		if len(obs.Containers) != n || answered != running {
+			return fmt.Errorf("observed %d services, %d answering; want %d, %d", len(obs.Containers), answered, n, running)
 		}
 	}
 	return nil
@@ -218,5 +247,63 @@ func cleanup(cli *client.Client, prefix string, workers int) {
 	}
 	close(ids)
 	wg.Wait()
+	// Their containers go asynchronously; the image can go after them.
+	for ctx.Err() == nil {
+		cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", prefix))})
+		if err != nil || len(cs) == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	fmt.Printf("removed %d services in %s\n", len(svcs), time.Since(t0).Round(time.Millisecond))
+}
+
+// fakeImage builds the fake Jupyter server into an image FROM scratch,
+// tagged img:latest, pushes it to registry and returns its digest reference.
+func fakeImage(ctx context.Context, cli *client.Client, img, registry string) (string, error) {
+	tmp, err := os.MkdirTemp("", "nbhtest-swarmpass-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "fakejupyter")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./internal/fakejupyter/cmd/fakejupyter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build fakejupyter (run from the module root): %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", err
+	}
+	tag := registry + "/" + img + ":bench"
+	df := "FROM scratch\nCOPY fakejupyter /fakejupyter\nCMD [\"/fakejupyter\"]\n"
+	if _, err := testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(df)}, {Name: "fakejupyter", Mode: 0o755, Data: data}}, img+":latest", tag); err != nil {
+		return "", err
+	}
+	rc, err := cli.ImagePush(ctx, tag, image.PushOptions{RegistryAuth: images.RegistryAuth("", "")})
+	if err != nil {
+		return "", err
+	}
+	out, _ := io.ReadAll(rc)
+	rc.Close()
+	if strings.Contains(string(out), `"error"`) {
+		return "", fmt.Errorf("push %s: %s", tag, out)
+	}
+	refs, err := containers.NewSwarm(cli, registry, "").Images(ctx, []string{img + ":latest"})
+	if err != nil {
+		return "", err
+	}
+	if refs[img+":latest"] == "" {
+		return "", fmt.Errorf("no digest for %s after the push", tag)
+	}
+	return refs[img+":latest"], nil
+}
+
+func removeImages(cli *client.Client, img, registry string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, ref := range []string{img + ":latest", registry + "/" + img + ":bench"} {
+		_, _ = cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+	}
 }
