@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
@@ -54,18 +55,7 @@ func TestSwarmTwoNodes(t *testing.T) {
 	prefix := fmt.Sprintf("nbhtest-sw2n%d", time.Now().UnixNano()%1e8)
 	img := prefix + "-img"
 	cleanupSwarm(t, cli, prefix, img, reg)
-	id := fjtest.Build(t, cli, fjtest.Binary(t), img+":latest")
-	ref := reg + "/" + img + ":k1"
-	fjtest.Tag(t, cli, id, ref)
-	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: images.RegistryAuth("", "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := io.ReadAll(rc)
-	rc.Close()
-	if strings.Contains(string(out), `"error"`) {
-		t.Fatalf("push %s: %s", ref, out)
-	}
+	pushFakeImage(t, cli, reg, img)
 
 	yaml := fmt.Sprintf(`version: 1
 engine: {kind: swarm, registry: %[1]s}
@@ -142,4 +132,28 @@ courses:
 	if err != nil || sp.State != containers.Started || sp.Host != addr[swarm.NodeRoleWorker] {
 		t.Fatalf("respawn on the worker: %+v, %v", sp, err)
 	}
+}
+
+// pushFakeImage builds the fake Jupyter server into img:latest (FROM
+// scratch), pushes it to reg and returns the digest reference services run.
+func pushFakeImage(t *testing.T, cli *client.Client, reg, img string) string {
+	t.Helper()
+	ctx := t.Context()
+	id := fjtest.Build(t, cli, fjtest.Binary(t), img+":latest")
+	ref := reg + "/" + img + ":k1"
+	fjtest.Tag(t, cli, id, ref)
+	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: images.RegistryAuth("", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(rc)
+	rc.Close()
+	if strings.Contains(string(out), `"error"`) {
+		t.Fatalf("push %s: %s", ref, out)
+	}
+	refs, err := containers.NewSwarm(cli, reg, "").Images(ctx, []string{img + ":latest"})
+	if err != nil || refs[img+":latest"] == "" {
+		t.Fatalf("no digest for %s after the push: %v, %v", img, refs, err)
+	}
+	return refs[img+":latest"]
 }
