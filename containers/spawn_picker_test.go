@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
@@ -91,8 +92,8 @@ func TestSpawnOnPortPickingEngine(t *testing.T) {
 			var created Spec
 			inspects := 0
 			eng := &pickerEngine{fakeEngine{
-				ImagesFn: func(context.Context, []string) (map[string]string, error) {
-					return map[string]string{"flot:latest": "reg/flot@sha256:1"}, nil
+				ImagesFn: func(context.Context, []string) (map[string]Image, error) {
+					return map[string]Image{"flot:latest": {ID: "reg/flot@sha256:1", Labels: map[string]string{images.LabelImage: "flot", images.LabelBuildKey: "0123456789abcdef"}}}, nil
 				},
 				InspectFn: func(context.Context, string) (Raw, error) {
 					mu.Lock()

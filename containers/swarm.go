@@ -203,10 +203,11 @@ func replicas(svc swarm.Service) uint64 {
 }
 
 // Images resolves each name:tag to the registry reference it was pushed as
-// (Registry/name@sha256:…), in one call; a reference built but not pushed
-// to Registry is absent, as nodes could not pull it.
-func (s *Swarm) Images(ctx context.Context, refs []string) (map[string]string, error) {
-	out := map[string]string{}
+// (Registry/name@sha256:…, the ID services are created from and compared
+// by), with the image's labels, in one call; a reference built but not
+// pushed to Registry is absent, as nodes could not pull it.
+func (s *Swarm) Images(ctx context.Context, refs []string) (map[string]Image, error) {
+	out := map[string]Image{}
 	if len(refs) == 0 {
 		return out, nil
 	}
@@ -230,7 +231,7 @@ func (s *Swarm) Images(ctx context.Context, refs []string) (map[string]string, e
 			repo := s.Registry + "/" + tag[:strings.LastIndex(tag, ":")] + "@"
 			for _, d := range img.RepoDigests {
 				if strings.HasPrefix(d, repo) {
-					out[tag] = d
+					out[tag] = Image{ID: d, Labels: img.Labels}
 				}
 			}
 		}

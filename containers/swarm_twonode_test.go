@@ -16,6 +16,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -97,7 +98,7 @@ courses:
 	mu.Lock()
 	calls = 0
 	mu.Unlock()
-	cs, err := m.List(ctx)
+	cs, err := m.List(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +140,17 @@ courses:
 func pushFakeImage(t *testing.T, cli *client.Client, reg, img string) string {
 	t.Helper()
 	ctx := t.Context()
-	id := fjtest.Build(t, cli, fjtest.Binary(t), img+":latest")
+	bin, err := os.ReadFile(fjtest.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The build labels make it an image the site built: no other is served.
+	df := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL %s=%s %s=%s\nCMD [\"/fakejupyter\"]\n",
+		images.LabelImage, img, images.LabelBuildKey, strings.Repeat("c", 64))
 	ref := reg + "/" + img + ":k1"
-	fjtest.Tag(t, cli, id, ref)
+	if _, err := testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(df)}, {Name: "fakejupyter", Mode: 0o755, Data: bin}}, img+":latest", ref); err != nil {
+		t.Fatal(err)
+	}
 	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: images.RegistryAuth("", "")})
 	if err != nil {
 		t.Fatal(err)
@@ -152,8 +161,8 @@ func pushFakeImage(t *testing.T, cli *client.Client, reg, img string) string {
 		t.Fatalf("push %s: %s", ref, out)
 	}
 	refs, err := containers.NewSwarm(cli, reg, "").Images(ctx, []string{img + ":latest"})
-	if err != nil || refs[img+":latest"] == "" {
+	if err != nil || refs[img+":latest"].ID == "" {
 		t.Fatalf("no digest for %s after the push: %v, %v", img, refs, err)
 	}
-	return refs[img+":latest"]
+	return refs[img+":latest"].ID
 }

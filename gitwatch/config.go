@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -35,6 +36,9 @@ type ConfigLocation struct {
 // tree, whose committed state is used with that folder as the place of
 // courses.yaml. For local paths an empty branch means the branch HEAD is on.
 func LocateConfig(location, branch string) (ConfigLocation, error) {
+	if URLPassword(location) {
+		return ConfigLocation{}, fmt.Errorf("config repo %s: the URL carries a password, which process listings, logs and state would show: give it in a file or an environment variable instead (--config-password-file, --config-password-env)", RedactURL(location))
+	}
 	if !isLocal(location) || (len(location) > 7 && location[:7] == "file://") {
 		if branch == "" {
 			branch = manifest.DefaultBranch
@@ -135,11 +139,23 @@ type ConfigLoader struct {
 	state string
 	log   *slog.Logger
 
+	// mu guards what follows; it is never held across network I/O, so
+	// that readers (status, plan, webhooks) never wait for a fetch.
 	mu       sync.Mutex
 	current  *ConfigRevision
 	rejected *Rejection
 	restored bool
+	// refused remembers the problems of courses.yaml blobs that failed to
+	// parse, by blob hash, so that a rejected head is not parsed again on
+	// every load and plan (a hostile one may be costly even to refuse).
+	refused map[plumbing.Hash][]manifest.Problem
 }
+
+// maxRefused bounds ConfigLoader.refused.
+const maxRefused = 16
+
+// parse is manifest.Parse; tests count its calls.
+var parse = manifest.Parse
 
 // NewConfigLoader returns a loader of the config repo at loc, keeping its
 // state in {root}/state/config.json. creds may be nil.
@@ -153,9 +169,14 @@ func NewConfigLoader(m *Mirrors, root string, loc ConfigLocation, creds *manifes
 // fetch error Current is still the last good revision, and the error is
 // returned beside it.
 func (l *ConfigLoader) Load(ctx context.Context) (ConfigResult, error) {
+	head, ferr := l.m.Update(ctx, l.loc.URL, l.loc.Branch, l.creds)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	res, err := l.next(ctx)
+	if ferr != nil {
+		l.restoreOnce()
+		return ConfigResult{Current: l.current, Rejected: l.rejected}, fmt.Errorf("config repo: %w", ferr)
+	}
+	res, err := l.next(head.Commit)
 	switch {
 	case err != nil || (!res.Changed && res.Rejected == nil):
 		return res, err
@@ -171,12 +192,27 @@ func (l *ConfigLoader) Load(ctx context.Context) (ConfigResult, error) {
 	return res, l.save()
 }
 
-// Peek fetches the config repo and evaluates its head like Load, but
-// applies nothing and persists nothing: it is what plan shows.
-func (l *ConfigLoader) Peek(ctx context.Context) (ConfigResult, error) {
+// Fetch brings the mirror of the config repo up to date and applies
+// nothing: Peek then sees the new head.
+func (l *ConfigLoader) Fetch(ctx context.Context) error {
+	if _, err := l.m.Update(ctx, l.loc.URL, l.loc.Branch, l.creds); err != nil {
+		return fmt.Errorf("config repo: %w", err)
+	}
+	return nil
+}
+
+// Peek evaluates the head of the config repo's mirror (as the last fetch
+// left it) like Load, but with no network, and applies and persists
+// nothing: it is what plan shows.
+func (l *ConfigLoader) Peek(context.Context) (ConfigResult, error) {
+	head, err := l.m.Known(l.loc.URL, l.loc.Branch)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.next(ctx)
+	if err != nil {
+		l.restoreOnce()
+		return ConfigResult{Current: l.current, Rejected: l.rejected}, fmt.Errorf("config repo: %w", err)
+	}
+	return l.next(head)
 }
 
 // Restored returns the revision in force without any network: the one
@@ -185,33 +221,35 @@ func (l *ConfigLoader) Peek(ctx context.Context) (ConfigResult, error) {
 func (l *ConfigLoader) Restored() *ConfigRevision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.restored {
-		l.restored = true
-		l.restore()
-	}
+	l.restoreOnce()
 	return l.current
 }
 
-// next fetches the config repo and evaluates its head against the revision
-// in force. l.mu is held.
-func (l *ConfigLoader) next(ctx context.Context) (ConfigResult, error) {
+// restoreOnce restores the last good revision the first time it is asked
+// for. l.mu is held.
+func (l *ConfigLoader) restoreOnce() {
 	if !l.restored {
 		l.restored = true
 		l.restore()
 	}
-	head, err := l.m.Update(ctx, l.loc.URL, l.loc.Branch, l.creds)
-	if err != nil {
-		return ConfigResult{Current: l.current, Rejected: l.rejected}, fmt.Errorf("config repo: %w", err)
-	}
-	if l.current != nil && head.Commit == l.current.Commit {
+}
+
+// next evaluates the config head against the revision in force. l.mu is
+// held; no network.
+func (l *ConfigLoader) next(head plumbing.Hash) (ConfigResult, error) {
+	l.restoreOnce()
+	if l.current != nil && head == l.current.Commit {
 		return ConfigResult{Current: l.current}, nil
 	}
-	rev, probs, err := l.evaluate(head.Commit)
+	if l.rejected != nil && head == l.rejected.Commit {
+		return ConfigResult{Current: l.current, Rejected: l.rejected}, nil
+	}
+	rev, probs, err := l.evaluate(head)
 	if err != nil {
 		return ConfigResult{Current: l.current, Rejected: l.rejected}, err
 	}
 	if rev == nil {
-		return ConfigResult{Current: l.current, Rejected: &Rejection{Commit: head.Commit, Problems: probs, At: time.Now()}}, nil
+		return ConfigResult{Current: l.current, Rejected: &Rejection{Commit: head, Problems: probs, At: time.Now()}}, nil
 	}
 	return ConfigResult{Current: rev, Changed: true}, nil
 }
@@ -224,7 +262,7 @@ func (l *ConfigLoader) restore() {
 		return
 	}
 	var st configState
-	if err := json.Unmarshal(b, &st); err != nil || st.Location != l.loc {
+	if err := json.Unmarshal(b, &st); err != nil || st.Location != l.loc.shown() {
 		return
 	}
 	l.rejected = st.Rejected
@@ -242,7 +280,7 @@ func (l *ConfigLoader) restore() {
 
 // evaluate reads, parses and checks the config at commit. It returns the
 // revision when valid, or the problems when not; the error is for a
-// failure to read the mirror.
+// failure to read the mirror. l.mu is held.
 func (l *ConfigLoader) evaluate(commit plumbing.Hash) (*ConfigRevision, []manifest.Problem, error) {
 	repo, err := l.m.Repository(l.loc.URL)
 	if err != nil {
@@ -257,17 +295,25 @@ func (l *ConfigLoader) evaluate(commit plumbing.Hash) (*ConfigRevision, []manife
 	if err != nil {
 		return nil, []manifest.Problem{{File: file, Message: "missing from the config repo"}}, nil
 	}
+	if probs, ok := l.refused[f.Hash]; ok {
+		return nil, probs, nil
+	}
 	data, err := f.Contents()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s at %s: %w", file, commit, err)
 	}
-	cfg, warns, err := manifest.Parse(file, []byte(data))
+	cfg, warns, err := parse(file, []byte(data))
 	if err != nil {
+		probs := []manifest.Problem{{File: file, Message: err.Error()}}
 		var errs manifest.Errors
 		if errors.As(err, &errs) {
-			return nil, append([]manifest.Problem(errs), warns...), nil
+			probs = append([]manifest.Problem(errs), warns...)
 		}
-		return nil, []manifest.Problem{{File: file, Message: err.Error()}}, nil
+		if l.refused == nil || len(l.refused) >= maxRefused {
+			l.refused = map[plumbing.Hash][]manifest.Problem{}
+		}
+		l.refused[f.Hash] = probs
+		return nil, probs, nil
 	}
 	src := NewSources(l.m, cfg, l.loc, tree, commit)
 	var errs []manifest.Problem
@@ -284,8 +330,14 @@ func (l *ConfigLoader) evaluate(commit plumbing.Hash) (*ConfigRevision, []manife
 	return &ConfigRevision{Commit: commit, Config: cfg, Warnings: warns, Sources: src, Location: l.loc, At: time.Now()}, nil, nil
 }
 
+// shown is loc as it may be shown and stored: without user information.
+func (loc ConfigLocation) shown() ConfigLocation {
+	loc.URL = RedactURL(loc.URL)
+	return loc
+}
+
 func (l *ConfigLoader) save() error {
-	st := configState{Location: l.loc, Rejected: l.rejected}
+	st := configState{Location: l.loc.shown(), Rejected: l.rejected}
 	if l.current != nil {
 		st.Good = &struct {
 			Commit plumbing.Hash `json:"commit"`
@@ -316,25 +368,10 @@ func ReadConfigState(root string) (loc ConfigLocation, good plumbing.Hash, rejec
 	return st.Location, good, st.Rejected, nil
 }
 
-// writeJSON writes v to p atomically (temporary file, then rename).
-func writeJSON(p string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	tmp := p + ".tmp-" + randomSuffix()
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
+// writeJSON writes v to p atomically (temporary file, then rename),
+// readable by the daemon's user only: state names private repos and
+// their errors.
+func writeJSON(p string, v any) error { return atomicfile.WriteJSON(p, v, 0o600) }
 
 // Sources implements manifest.Sources from git trees: the config tree at
 // the config commit, and each course's tree at the head its mirror holds.
@@ -360,7 +397,17 @@ var _ manifest.Sources = (*Sources)(nil)
 // NewSources answers for cfg: configTree is the tree of the folder of
 // courses.yaml at configCommit of the config repo at loc.
 func NewSources(m *Mirrors, cfg *manifest.Config, loc ConfigLocation, configTree *object.Tree, configCommit plumbing.Hash) *Sources {
+	shareable(configTree)
 	return &Sources{m: m, cfg: cfg, loc: loc, configTree: configTree, configHash: configCommit, courses: map[string]courseTree{}}
+}
+
+// shareable readies a tree for concurrent readers: go-git builds a tree's
+// index of entries on its first lookup, a write that concurrent plans and
+// passes would race on; after it, lookups only read.
+func shareable(t *object.Tree) {
+	if t != nil {
+		_, _ = t.FindEntry(".")
+	}
 }
 
 // ConfigTree is the tree of the folder of courses.yaml at the config
@@ -402,6 +449,7 @@ func (s *Sources) CourseTree(course string) (*object.Tree, plumbing.Hash, error)
 		return ct.tree, ct.commit, ct.err
 	}
 	ct := s.courseTree(course)
+	shareable(ct.tree)
 	s.courses[course] = ct
 	return ct.tree, ct.commit, ct.err
 }

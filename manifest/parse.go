@@ -24,6 +24,9 @@ func Parse(file string, data []byte) (*Config, []Problem, error) {
 	}
 	w := &walker{file: file, pos: map[string]position{}, drop: map[*yaml.Node]bool{}, bad: map[string]bool{}}
 	doc := root.Content[0]
+	if p := checkAliases(file, doc); p != nil {
+		return nil, nil, Errors{*p}
+	}
 	w.pos[""] = position{doc.Line, doc.Column}
 	w.walk(doc, reflect.TypeFor[Config](), "")
 	w.prune(&root)

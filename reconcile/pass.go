@@ -21,6 +21,10 @@ type Pass struct {
 	// Concurrency bounds the actions applied at once.
 	Concurrency int
 	Log         *slog.Logger
+	// Had holds the courses of earlier config revisions (the site's
+	// record), so that unlabelled nbhosting containers of a course
+	// removed since are still the site's to retire; see Desired.Adopts.
+	Had map[string]bool
 }
 
 // Observed is everything a plan is made from.
@@ -38,7 +42,8 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 	}
 	d := NewDesired(cfg, cur)
 	d.AllowMassPrune = allowMassPrune
-	cs, err := p.Containers.List(ctx)
+	d.Had = p.Had
+	cs, err := p.Containers.List(ctx, d.Adopts)
 	if err != nil {
 		return Observed{}, fmt.Errorf("observe containers: %w", err)
 	}

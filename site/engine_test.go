@@ -40,9 +40,9 @@ func (e *recordingEngine) List(context.Context) ([]containers.Raw, error) {
 	return nil, nil
 }
 
-func (e *recordingEngine) Images(_ context.Context, refs []string) (map[string]string, error) {
+func (e *recordingEngine) Images(_ context.Context, refs []string) (map[string]containers.Image, error) {
 	e.rec("Images")
-	return map[string]string{}, nil
+	return map[string]containers.Image{}, nil
 }
 
 func (e *recordingEngine) Inspect(_ context.Context, name string) (containers.Raw, error) {

@@ -63,7 +63,7 @@ func (s *Site) configEvents(ctx context.Context, res gitwatch.ConfigResult, err 
 	}
 	if err != nil {
 		if s.opts.Metrics != nil {
-			s.opts.Metrics.GitError(s.loc.URL)
+			s.opts.Metrics.GitError(gitwatch.NormalizeURL(s.loc.URL))
 		}
 		s.notify(ctx, notify.Event{Kind: notify.RemoteUnreachable, Subject: gitwatch.NormalizeURL(s.loc.URL), Message: err.Error()})
 	}

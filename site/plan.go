@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
@@ -49,9 +51,12 @@ type PlanBuild struct {
 	Reason string `json:"reason"`
 }
 
-// Plan computes what a sync would do now, changing nothing the site serves:
-// it fetches into the mirrors (a cache) to see the remote heads, but checks
-// nothing out, builds nothing, and stops or removes nothing.
+// Plan computes what a sync would do now, changing nothing: it compares the
+// heads the mirrors hold (as the last fetch left them) with what is checked
+// out, built and running. It makes no network call — anyone who can read
+// the dashboard can ask for a plan, so a plan must cost the remotes nothing
+// — and takes no lock a pull holds while it fetches. Fetch first for a
+// plan against the remotes as they are now.
 func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 	res, err := s.loader.Peek(ctx)
 	if res.Current == nil {
@@ -102,7 +107,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 	ctrs, err := s.containersOf(rev.Config)
 	var obs reconcile.Observed
 	if err == nil {
-		obs, err = s.pass(ctrs).Observe(ctx, rev.Config, opts.AllowMassPrune)
+		obs, err = s.pass(ctrs, rev.Config, false).Observe(ctx, rev.Config, opts.AllowMassPrune)
 	}
 	if err != nil {
 		errs = append(errs, err)
@@ -141,9 +146,46 @@ func buildDecision(ctx context.Context, b *images.Builder, spec *images.Spec) (a
 	return "build", fmt.Sprintf("inputs changed (serving %s, inputs now %s)", short(latest), spec.ShortKey())
 }
 
-// planPulls checks every course remote's head (fetching into the mirror)
-// against the commit checked out.
-func (s *Site) planPulls(ctx context.Context, rev *gitwatch.ConfigRevision) ([]PlanPull, error) {
+// Fetch brings the mirrors of the config repo, and of the course repos of
+// the config head, up to date, applying and checking out nothing: what the
+// command line does before a plan when no daemon keeps the mirrors fresh.
+func (s *Site) Fetch(ctx context.Context) error {
+	var errs []error
+	if err := s.loader.Fetch(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	res, _ := s.loader.Peek(ctx)
+	if res.Current == nil {
+		return errors.Join(errs...)
+	}
+	cfg := res.Current.Config
+	branches := map[string][]string{}
+	creds := map[string]*manifest.Credentials{}
+	var urls []string
+	for _, name := range cfg.CourseNames() {
+		co := cfg.Courses[name]
+		if co.Repo == "." {
+			continue
+		}
+		if _, ok := branches[co.Repo]; !ok {
+			urls = append(urls, co.Repo)
+			creds[co.Repo] = co.Credentials
+		}
+		if !slices.Contains(branches[co.Repo], co.Branch) {
+			branches[co.Repo] = append(branches[co.Repo], co.Branch)
+		}
+	}
+	for _, u := range urls {
+		if _, err := s.mirrors.UpdateBranches(ctx, u, branches[u], creds[u]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// planPulls compares every course's head in its mirror with the commit
+// checked out; no network.
+func (s *Site) planPulls(_ context.Context, rev *gitwatch.ConfigRevision) ([]PlanPull, error) {
 	prev, err := gitwatch.ReadStatus(s.opts.Root)
 	if err != nil {
 		return nil, err
@@ -157,12 +199,12 @@ func (s *Site) planPulls(ctx context.Context, rev *gitwatch.ConfigRevision) ([]P
 		if co.Repo == "." {
 			to = rev.Commit.String()
 		} else {
-			h, err := s.mirrors.Update(ctx, co.Repo, co.Branch, co.Credentials)
+			h, err := s.mirrors.Known(co.Repo, co.Branch)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("course %s: %w", name, err))
 				continue
 			}
-			to = h.Commit.String()
+			to = h.String()
 		}
 		old, _ := prev.Course(name)
 		from := old.Commit.String()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -28,6 +29,12 @@ type Options struct {
 	// Config is the --config flag: a git URL, a bare repo, or a folder
 	// inside a git work tree.
 	Config string
+	// ConfigCredentials authenticate to the config repo, as a course's
+	// credentials: do; nil for none.
+	ConfigCredentials *manifest.Credentials
+	// SafeDirectories are local repositories trusted whatever their owner
+	// (gitwatch.Options.SafeDirectories).
+	SafeDirectories []string
 	// Root is the data directory: mirrors, course work trees, state.
 	Root string
 	Log  *slog.Logger
@@ -65,6 +72,8 @@ type Site struct {
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
 	lastPass *PassReport
+
+	knownMu sync.Mutex // serializes the known-courses record
 }
 
 // New opens the site described by opts. It does no network work and does
@@ -73,6 +82,17 @@ func New(opts Options) (*Site, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	// The data directory names the site: its containers carry it as their
+	// site label, and it is what tells them from other sites' on a shared
+	// engine. One spelling of it, however --root was written.
+	if opts.Root == "" {
+		return nil, errors.New("site: no data directory (--root)")
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("site: data directory %s: %w", opts.Root, err)
+	}
+	opts.Root = root
 	loc, err := gitwatch.LocateConfig(opts.Config, "")
 	if err != nil {
 		return nil, err
@@ -91,21 +111,27 @@ func New(opts Options) (*Site, error) {
 		}
 		opts.ContainerEngine = e
 	}
-	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
+	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
-	ctrs.Site = opts.Root
+	ctrs.Site = SiteName(opts.Root)
 	return &Site{
 		opts:    opts,
 		log:     opts.Log,
 		loc:     loc,
 		mirrors: m,
-		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, nil, opts.Log),
+		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, opts.ConfigCredentials, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  activity.New(),
 		failed:  map[string]failure{},
 	}, nil
 }
+
+// SiteName is the name of the site whose data directory is root (an
+// absolute path): the value of the site label (org.nbhosting.site) on the
+// containers it makes. A site acts only on containers carrying its own
+// name, and on unlabelled nbhosting containers of its own courses.
+func SiteName(root string) string { return filepath.Clean(root) }
 
 // Location is where the config repo is.
 func (s *Site) Location() gitwatch.ConfigLocation { return s.loc }

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/daemon"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/server"
@@ -33,8 +34,12 @@ func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(root, "state"), 0o755); err != nil {
-		return nil, nil, fmt.Errorf("--root %s: %w", root, err)
+	if err := daemon.PrepareRoot(root, g.log); err != nil {
+		return nil, nil, err
+	}
+	creds, err := g.configCredentials()
+	if err != nil {
+		return nil, nil, err
 	}
 	var hist *history.Store
 	if record {
@@ -44,7 +49,7 @@ func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 			hist = nil
 		}
 	}
-	s, err := site.New(site.Options{Config: g.config, Root: root, Log: g.log, History: hist})
+	s, err := site.New(site.Options{Config: g.config, ConfigCredentials: creds, SafeDirectories: g.safeDirs, Root: root, Log: g.log, History: hist})
 	closeAll := func() {
 		if hist != nil {
 			hist.Close()
@@ -83,14 +88,18 @@ func newSyncCmd(g *globals) *cobra.Command {
   3. container pass: idle containers stopped, stale ones removed once idle,
      active students left alone; every action with its reason.
 
-When a daemon answers at --api, sync asks it for a pass instead and returns at
-once. Exit status 1 when any part failed (the rest still ran).`,
+When a daemon runs on --root (it listens on ROOT/state/api.sock), or --api names
+one, sync asks it for a pass instead and returns at once. Exit status 1 when any part failed (the rest still ran).`,
 		Example: `  nbh-sync sync --config https://git.example.org/site/config.git
   nbh-sync sync --force           # rebuild every image without cache`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if c := g.daemon(ctx); c != nil {
+			c, derr := g.daemon(ctx)
+			if derr != nil {
+				return derr
+			}
+			if c != nil {
 				kinds := []string{"sync"}
 				if force {
 					kinds = []string{"sync", "rebuild"}
@@ -99,7 +108,7 @@ once. Exit status 1 when any part failed (the rest still ran).`,
 				if err := c.do(ctx, "POST", "/api/sync", nil, server.SyncRequest{Kinds: kinds}, &res); err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stdout, "pass queued by the daemon at %s for %d courses; see nbh-sync status\n", c.base, len(res.Courses))
+				fmt.Fprintf(g.stdout, "pass queued by the daemon at %s for %d courses; see nbh-sync status\n", c.where, len(res.Courses))
 				return nil
 			}
 			s, done, err := g.openSite(true)
@@ -199,12 +208,17 @@ config revision in force (and a rejected newer one), each course's branch,
 checked-out commit and containers (running, stale: on an older image), each
 image's build key and source, recent builds and actions, and errors.
 
-It asks the daemon at --api when one runs, else reads ROOT and the engine.`,
+It asks the daemon of --root (or of --api) when one runs, else reads ROOT and the
+engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			var st server.Status
-			if c := g.daemon(ctx); c != nil {
+			c, derr := g.daemon(ctx)
+			if derr != nil {
+				return derr
+			}
+			if c != nil {
 				if err := c.do(ctx, "GET", "/api/status", nil, nil, &st); err != nil {
 					return err
 				}
@@ -299,7 +313,8 @@ config revision it would apply (or reject), the courses whose checkout would
 move, the images that would be built (and why: inputs changed, no build yet),
 and every container action with its reason. To see remote heads it fetches into
 its mirrors under ROOT (a cache), but checks out, builds, stops and removes
-nothing.
+nothing. A running daemon answers from what its last pull fetched, with no
+network call.
 
 With --detailed-exitcode the exit status is 0 when nothing would change, 2 when
 something would, 1 on error (as terraform plan).`,
@@ -337,7 +352,11 @@ something would, 1 on error (as terraform plan).`,
 // plan gets the plan from the daemon, or computes it directly. A report
 // may come with an error (a part could not be planned).
 func (g *globals) plan(ctx context.Context, allowMassPrune bool) (*site.PlanReport, error) {
-	if c := g.daemon(ctx); c != nil && !allowMassPrune {
+	c, derr := g.daemon(ctx)
+	if derr != nil {
+		return nil, derr
+	}
+	if c != nil && !allowMassPrune {
 		var rep site.PlanReport
 		if err := c.do(ctx, "GET", "/api/plan", nil, nil, &rep); err != nil {
 			return nil, err
@@ -349,12 +368,15 @@ func (g *globals) plan(ctx context.Context, allowMassPrune bool) (*site.PlanRepo
 		return nil, err
 	}
 	defer done()
+	// Working directly, plan fetches first: no daemon keeps the mirrors
+	// fresh. A remote that cannot be reached is planned from its mirror.
+	ferr := s.Fetch(ctx)
 	rep, err := s.Plan(ctx, site.PassOptions{AllowMassPrune: allowMassPrune})
 	var nc *site.NoConfigError
 	if errors.As(err, &nc) {
-		return nil, err
+		return nil, errors.Join(ferr, err)
 	}
-	return &rep, err
+	return &rep, errors.Join(ferr, err)
 }
 
 func printPlan(w io.Writer, rep site.PlanReport) {
@@ -454,7 +476,11 @@ created), host port and URL.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			var res containers.Spawned
-			if c := g.daemon(ctx); c != nil {
+			c, derr := g.daemon(ctx)
+			if derr != nil {
+				return derr
+			}
+			if c != nil {
 				req := server.SpawnRequest{Course: args[0], Student: args[1]}
 				if cmd.Flags().Changed("uid") {
 					req.UID = &uid
@@ -508,7 +534,11 @@ daemon's API).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			var recs []history.Record
-			if c := g.daemon(ctx); c != nil {
+			c, derr := g.daemon(ctx)
+			if derr != nil {
+				return derr
+			}
+			if c != nil {
 				q := url.Values{}
 				if len(kinds) > 0 {
 					q.Set("kind", strings.Join(kinds, ","))

@@ -127,8 +127,16 @@ func validateRepo(ctx context.Context, g *globals, location string) (*validateRe
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	m := gitwatch.NewMirrors(tmp, g.log, gitwatch.Options{})
-	res, err := gitwatch.NewConfigLoader(m, tmp, loc, nil, g.log).Peek(ctx)
+	m := gitwatch.NewMirrors(tmp, g.log, gitwatch.Options{SafeDirectories: g.safeDirs})
+	creds, err := g.configCredentials()
+	if err != nil {
+		return nil, err
+	}
+	l := gitwatch.NewConfigLoader(m, tmp, loc, creds, g.log)
+	if err := l.Fetch(ctx); err != nil {
+		return nil, err
+	}
+	res, err := l.Peek(ctx)
 	if err != nil {
 		return nil, err
 	}
