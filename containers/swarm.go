@@ -256,7 +256,7 @@ func (s *Swarm) Create(ctx context.Context, spec Spec) (string, error) {
 		Annotations: swarm.Annotations{Name: spec.Name, Labels: spec.Labels},
 		TaskTemplate: swarm.TaskSpec{
 			ContainerSpec: &swarm.ContainerSpec{
-				Image: spec.Image, Args: spec.Cmd, Env: spec.Env, Labels: spec.Labels, Mounts: mounts,
+				Image: spec.Image, User: spec.User, Env: spec.Env, Labels: spec.Labels, Mounts: mounts,
 			},
 			Resources: &swarm.ResourceRequirements{Limits: &swarm.Limit{
 				NanoCPUs: int64(spec.CPUs * 1e9), MemoryBytes: spec.Memory,
@@ -270,6 +270,17 @@ func (s *Swarm) Create(ctx context.Context, spec Spec) (string, error) {
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR, Ports: []swarm.PortConfig{{
 			Protocol: swarm.PortConfigProtocolTCP, TargetPort: uint32(spec.Port), PublishMode: swarm.PortConfigPublishModeHost,
 		}}},
+	}
+	// A service's Command replaces the image's entrypoint and cannot be
+	// empty to mean "none": with no entrypoint, the command itself goes
+	// there, which runs it as is.
+	switch cs := svc.TaskTemplate.ContainerSpec; {
+	case spec.Entrypoint == nil:
+		cs.Args = spec.Cmd
+	case len(spec.Entrypoint) == 0:
+		cs.Command = spec.Cmd
+	default:
+		cs.Command, cs.Args = spec.Entrypoint, spec.Cmd
 	}
 	if s.Network != "" {
 		svc.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: s.Network}}

@@ -96,11 +96,11 @@ func TestSyncMovesOnWithoutAHangingRemote(t *testing.T) {
 	if g, _ := st.Course("good"); g.Commit.String() != goodCommit || g.Error != "" {
 		t.Errorf("first pass: good course %+v, want %s checked out", g, goodCommit)
 	}
-	if sl, _ := st.Course("slow"); !sl.Commit.IsZero() || !strings.Contains(sl.Error, "still fetching") {
+	if sl, _ := st.Course("slow"); !sl.Commit.IsZero() || !strings.Contains(sl.Error, "still fetching") || !sl.Pending {
 		t.Errorf("first pass: slow course %+v, want no checkout and a 'still fetching' error", sl)
 	}
 	st = pass("second pass, fetch still hanging")
-	if sl, _ := st.Course("slow"); !strings.Contains(sl.Error, "still running") && !strings.Contains(sl.Error, "still fetching") {
+	if sl, _ := st.Course("slow"); !sl.Pending || !strings.Contains(sl.Error, "still running") && !strings.Contains(sl.Error, "still fetching") {
 		t.Errorf("second pass: slow course %+v, want the fetch reported as still running", sl)
 	}
 

@@ -37,10 +37,14 @@ func RegistryRef(registry string, spec *Spec) string {
 	return registry + "/" + spec.Image + ":" + spec.ShortKey()
 }
 
-// pushed reports whether im is in the registry already: the engine records a
-// repository digest for every push.
-func pushed(registry string, spec *Spec, im ImageInfo) bool {
-	return slices.ContainsFunc(im.Digests, func(d string) bool { return strings.HasPrefix(d, registry+"/"+spec.Image+"@") })
+// StagePush: pushing a passed build to the site's registry failed (the
+// registry, not the inputs, is at fault).
+const StagePush Stage = "push"
+
+// pushed reports whether a build is in the registry already: the engine
+// records a repository digest for every push.
+func pushed(registry string, spec *Spec, digests []string) bool {
+	return slices.ContainsFunc(digests, func(d string) bool { return strings.HasPrefix(d, registry+"/"+spec.Image+"@") })
 }
 
 // push tags image id as RegistryRef and pushes it to the Builder's
@@ -97,17 +101,17 @@ func (b *Builder) push(ctx context.Context, spec *Spec, id string, out io.Writer
 // ensurePushed pushes a passed build that is not in the registry yet (the
 // process stopped between smoke test and push, or the site just moved to a
 // registry).
-func (b *Builder) ensurePushed(ctx context.Context, spec *Spec, im ImageInfo) error {
-	if b.opts.Registry == "" || pushed(b.opts.Registry, spec, im) {
+func (b *Builder) ensurePushed(ctx context.Context, spec *Spec, bd Build) error {
+	if b.opts.Registry == "" || pushed(b.opts.Registry, spec, bd.Digests) {
 		return nil
 	}
 	key := spec
-	if k := im.Labels[LabelBuildKey]; k != "" && k != spec.Key {
+	if k := bd.Key; len(k) >= ShortKeyLen && k != spec.Key {
 		// A pinned earlier build: tag it by its own key.
 		c := *spec
 		c.Key = k
 		key = &c
 	}
-	_, err := b.push(ctx, key, im.ID, io.Discard)
+	_, err := b.push(ctx, key, bd.ImageID, io.Discard)
 	return err
 }

@@ -89,6 +89,7 @@ func (c *Config) mergeDefaults() {
 	d.Lingering = or(d.Lingering, Duration(DefaultLingering))
 	d.RetireLimit = or(d.RetireLimit, DefaultRetireLimit)
 	d.Container.Port = or(d.Container.Port, DefaultPort)
+	d.Container.User = or(d.Container.User, DefaultUser)
 	if d.Container.Command == nil {
 		d.Container.Command = DefaultCommand
 	}
@@ -117,6 +118,11 @@ func mergeContainer(c, d Container) Container {
 	c.Memory = or(c.Memory, d.Memory)
 	c.CPUs = or(c.CPUs, d.CPUs)
 	c.Token = or(c.Token, d.Token)
+	c.User = or(c.User, d.User)
+	c.Preset = or(c.Preset, d.Preset)
+	if c.Entrypoint == nil {
+		c.Entrypoint = d.Entrypoint
+	}
 	if c.Command == nil {
 		c.Command = d.Command
 	}

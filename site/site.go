@@ -22,6 +22,7 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
+	"github.com/nbhosting/nbh-sync/token"
 )
 
 // Options say where the site's desired state is and where its data lives.
@@ -63,11 +64,12 @@ type Site struct {
 	swarm   *containers.Manager // engine.kind: swarm, made on first use
 	prober  *activity.Prober
 
+	failMu   sync.Mutex // serializes writes of the build failures file
+	specMu   sync.Mutex // serializes reads of a revision's git trees
 	mu       sync.Mutex
 	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
 	rejected *gitwatch.Rejection
-	builder  *images.Builder    // made from the first config's build: section
-	failed   map[string]failure // image → its last failed build
+	builder  *images.Builder // made from the first config's build: section
 	notifier *notify.Notifier
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
@@ -114,6 +116,7 @@ func New(opts Options) (*Site, error) {
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
 	ctrs.Site = SiteName(opts.Root)
+	ctrs.Tokens = token.New(token.Path(opts.Root))
 	return &Site{
 		opts:    opts,
 		log:     opts.Log,
@@ -123,7 +126,6 @@ func New(opts Options) (*Site, error) {
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  activity.New(),
-		failed:  map[string]failure{},
 	}, nil
 }
 
@@ -151,12 +153,6 @@ type PullReport struct {
 	// Rejected is set when the config head failed validation.
 	Rejected *gitwatch.Rejection     `json:"rejected,omitempty"`
 	Courses  []gitwatch.CourseStatus `json:"courses"`
-}
-
-// failure is a build key that failed, and when.
-type failure struct {
-	key string
-	at  time.Time
 }
 
 // NoConfigError says that no valid config revision was ever seen, so there
