@@ -143,11 +143,9 @@ func (m *Manager) latest(ctx context.Context, names []string) (map[string]Image,
 	return out, nil
 }
 
-// URLOf returns the base URL of c's server: on its node and under its own
-// prefix when the engine reports them, else on HostIP under /{port}/.
-func (m *Manager) URLOf(c Container) string {
-	return serverURL(cmp.Or(c.Host, m.HostIP), c.Port, c.Prefix)
-}
+// URLOf returns the base URL of c's server, under its own prefix: on its
+// node when the engine reports one (Swarm), else on HostIP.
+func (m *Manager) URLOf(c Container) string { return c.URL(cmp.Or(c.Host, m.HostIP)) }
 
 // BuiltHere returns nil when im, what name:latest resolves to, was built by
 // nbh-sync for that image: it carries the build labels the builder sets
@@ -198,7 +196,6 @@ func classify(r Raw, now time.Time) (Container, bool) {
 		}
 		c.UID = r.Labels[LabelUID]
 		c.Port, _ = strconv.Atoi(r.Labels[LabelPort])
-		c.Prefix = r.Labels[LabelPrefix]
 	} else {
 		if r.Labels[LabelCourse] != "" || r.Labels[LabelStudent] != "" || r.Labels[LabelManagedBy] != "" || r.Labels[LabelSite] != "" {
 			// Someone else's labels: not ours, not nbhosting's.
@@ -228,6 +225,13 @@ func classify(r Raw, now time.Time) (Container, bool) {
 		}
 	}
 	c.Host = r.Host
+	c.BasePath = r.Labels[LabelBasePath]
+	if !validBasePath(c.BasePath) {
+		c.BasePath = ""
+		if c.Port != 0 {
+			c.BasePath = BasePath(c.Port)
+		}
+	}
 	c.StartedAt = r.StartedAt
 	if c.StartedAt.IsZero() && c.State == Running {
 		c.StartedAt = startedFromStatus(r.Status, r.Created, now)

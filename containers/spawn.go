@@ -49,6 +49,10 @@ type Spawned struct {
 	// Host is the node the server runs on, when the engine places
 	// containers on several hosts (Swarm).
 	Host string `json:"host,omitempty"`
+	// BasePath is the server's URL prefix (the path of URL) and UID the
+	// uid it runs as ("" if unknown): what token placeholders need.
+	BasePath string `json:"-"`
+	UID      string `json:"-"`
 	// Token is the server's Jupyter token: a browser opens URL?token=…
 	// (after which the server keeps a login cookie). Empty when the
 	// server runs without one.
@@ -83,21 +87,47 @@ func (m *Manager) Token(cc manifest.Container, v Vars) (string, error) {
 // host port names it.
 func BasePath(port int) string { return "/" + strconv.Itoa(port) + "/" }
 
-// URL returns the base URL of a server published on hostIP:port.
-func URL(hostIP string, port int) string {
-	return "http://" + net.JoinHostPort(hostIP, strconv.Itoa(port)) + BasePath(port)
+// URL returns the base URL of a server published on hostIP:port under
+// nbhosting's /{port}/ prefix.
+func URL(hostIP string, port int) string { return ServerURL(hostIP, port, BasePath(port)) }
+
+// ServerURL returns the base URL of a server published on hostIP:port that
+// serves under base (a path with slashes at both ends).
+func ServerURL(hostIP string, port int, base string) string {
+	return "http://" + net.JoinHostPort(hostIP, strconv.Itoa(port)) + base
 }
 
-// StablePrefix is the URL prefix of a student's server on an engine that
-// picks the host port at each start (Swarm): the port cannot name it there.
-func StablePrefix(course, student string) string { return "/u/" + course + "/" + student + "/" }
+// URL returns the container's server URL on hostIP, under its own prefix.
+func (c Container) URL(hostIP string) string { return ServerURL(hostIP, c.Port, c.BasePath) }
 
-// serverURL is URL under prefix, or under /{port}/ when prefix is empty.
-func serverURL(host string, port int, prefix string) string {
-	if prefix == "" {
-		return URL(host, port)
+// PrefixRoot starts every stable student prefix.
+const PrefixRoot = "/u/"
+
+// Prefix is the stable URL prefix of a student's server behind the front
+// door, what {prefix} stands for: unlike /{port}/ it survives the container
+// being made again on another port.
+func Prefix(course, student string) string { return PrefixRoot + course + "/" + student + "/" }
+
+// validBasePath accepts a recorded base path: /{port}/ or a stable prefix.
+func validBasePath(p string) bool {
+	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		return false
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + prefix
+	if rest, ok := strings.CutPrefix(p, PrefixRoot); ok {
+		course, student, ok := strings.Cut(strings.TrimSuffix(rest, "/"), "/")
+		return ok && namePart.MatchString(course) && len(course) <= 63 && CheckStudent(student) == nil
+	}
+	n, err := strconv.Atoi(strings.Trim(p, "/"))
+	return err == nil && n > 0 && n < 65536
+}
+
+// basePathOf is the prefix a server made from cc serves under: the stable
+// prefix when the command uses {prefix}, else /{port}/.
+func basePathOf(cc manifest.Container, v Vars) string {
+	if slices.ContainsFunc(cc.Command, func(a string) bool { return strings.Contains(a, "{prefix}") }) {
+		return Prefix(v.Course, v.Student)
+	}
+	return BasePath(v.Port)
 }
 
 // picksHostPort reports whether the engine chooses host ports itself.
@@ -178,10 +208,9 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	}
 	imageID := im.ID
 
-	picks := m.picksHostPort()
 	var res Spawned
-	var uid string    // of the container handed out, for the token
-	var prefix string // its URL prefix when not /{port}/
+	picks := m.picksHostPort()
+	var uid string // of the container handed out, for the token
 	for attempt := 0; ; attempt++ {
 		if attempt == maxAttempts {
 			return fail(fmt.Errorf("gave up after %d attempts racing other writers", maxAttempts))
@@ -202,10 +231,8 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			if err != nil {
 				return fail(err)
 			}
-			res, uid = Spawned{ID: id, State: Created, Port: port, Host: host}, u
-			if picks {
-				prefix = StablePrefix(co.Name, student)
-			}
+			res, uid = Spawned{ID: id, State: Created, Port: port, Host: host,
+				BasePath: basePathOf(co.Container, Vars{Course: co.Name, Student: student, Port: port})}, u
 		case err != nil:
 			return fail(err)
 		case c.State == Running:
@@ -215,7 +242,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 					return fail(err)
 				}
 			}
-			res, uid, prefix = Spawned{ID: c.ID, State: Existing, Port: c.Port, Host: c.Host}, c.UID, c.Prefix
+			res, uid = Spawned{ID: c.ID, State: Existing, Port: c.Port, Host: c.Host, BasePath: c.BasePath}, c.UID
 		case c.ImageID == imageID && (c.Port != 0 || picks):
 			if err := m.eng.Start(ctx, c.ID); err != nil {
 				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
@@ -236,7 +263,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 					return fail(err)
 				}
 			}
-			res, uid, prefix = Spawned{ID: c.ID, State: Started, Port: c.Port, Host: c.Host}, c.UID, c.Prefix
+			res, uid = Spawned{ID: c.ID, State: Started, Port: c.Port, Host: c.Host, BasePath: c.BasePath}, c.UID
 		default:
 			// Stale, or with no published port to reach it by (made by
 			// nbhosting): make it again; the student's files are on the
@@ -253,13 +280,14 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	if res.Port == 0 {
 		return fail(fmt.Errorf("container %s publishes no port", res.Name))
 	}
-	res.URL = serverURL(cmp.Or(res.Host, m.HostIP), res.Port, prefix)
-	v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: res.Port, Prefix: prefix}
+	res.URL = ServerURL(cmp.Or(res.Host, m.HostIP), res.Port, res.BasePath)
+	res.UID = uid
+	v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: res.Port}
 	if res.Token, err = m.Token(co.Container, v); err != nil {
 		return fail(err)
 	}
 	if picks {
-		if res, err = m.awaitServing(ctx, res, prefix); err != nil {
+		if res, err = m.awaitServing(ctx, res); err != nil {
 			return fail(fmt.Errorf("container %s: %w", res.Name, err))
 		}
 	} else if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
@@ -292,14 +320,13 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 	}
 	picks := m.picksHostPort()
 	for try := 0; ; try++ {
-		port, prefix := 0, StablePrefix(co.Name, student)
+		port := 0 // the engine picks it, at each start
 		if !picks {
 			if port, err = freePort(m.HostIP); err != nil {
 				return "", 0, "", "", err
 			}
-			prefix = BasePath(port)
 		}
-		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port, Prefix: prefix}
+		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port}
 		tok, err := m.Token(co.Container, v)
 		if err != nil {
 			return "", 0, "", "", err
@@ -307,7 +334,6 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 		spec := m.spec(co, student, imageID, v, tok, pre)
 		if picks {
 			delete(spec.Labels, LabelPort)
-			spec.Labels[LabelPrefix] = prefix
 		}
 		if err := checkBinds(spec.Binds); err != nil {
 			return "", 0, "", "", err
@@ -344,7 +370,7 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 // process the engine did not know of, say) is restarted on another port
 // or node: every few seconds without an answer, the container is observed
 // again and the wait follows it.
-func (m *Manager) awaitServing(ctx context.Context, res Spawned, prefix string) (Spawned, error) {
+func (m *Manager) awaitServing(ctx context.Context, res Spawned) (Spawned, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.ReadyTimeout)
 	defer cancel()
 	for {
@@ -363,7 +389,7 @@ func (m *Manager) awaitServing(ctx context.Context, res Spawned, prefix string) 
 			m.log.Info("server moved while starting", "container", res.Name, "host", c.Host, "port", c.Port)
 		}
 		res.ID, res.Port, res.Host = c.ID, c.Port, c.Host
-		res.URL = serverURL(cmp.Or(c.Host, m.HostIP), c.Port, prefix)
+		res.URL = ServerURL(cmp.Or(c.Host, m.HostIP), c.Port, res.BasePath)
 	}
 }
 
@@ -400,7 +426,7 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars, toke
 		Image: imageID,
 		Labels: map[string]string{
 			LabelCourse: co.Name, LabelStudent: student, LabelManagedBy: ManagedBy,
-			LabelPort: strconv.Itoa(v.Port),
+			LabelPort: strconv.Itoa(v.Port), LabelBasePath: basePathOf(cc, v),
 		},
 		Port:     cc.Port,
 		HostIP:   m.HostIP,
@@ -485,8 +511,6 @@ func checkBinds(binds []string) error {
 type Vars struct {
 	Root, Course, Student, UID string
 	Port                       int
-	// Prefix is the server's URL prefix; empty means /{port}/.
-	Prefix string
 }
 
 // Expand replaces {root}, {course}, {student}, {uid}, {port} and {prefix}
@@ -496,7 +520,7 @@ func (v Vars) Expand(s string) string {
 		return s
 	}
 	return strings.NewReplacer("{root}", v.Root, "{course}", v.Course, "{student}", v.Student,
-		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port), "{prefix}", cmp.Or(v.Prefix, BasePath(v.Port))).Replace(s)
+		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port), "{prefix}", Prefix(v.Course, v.Student)).Replace(s)
 }
 
 // resolveUID returns the uid (and gid) a student's server runs as: the one

@@ -59,7 +59,7 @@ func TestSpawnOnPortPickingEngine(t *testing.T) {
 	}}
 	running := func(port int) Raw {
 		return Raw{ID: "svc1", Name: "flot-x-alice", ImageID: "reg/flot@sha256:1", EngineState: "running", Host: "127.0.0.1",
-			Labels: map[string]string{LabelManagedBy: ManagedBy, LabelCourse: "flot", LabelStudent: "alice", LabelPrefix: prefix},
+			Labels: map[string]string{LabelManagedBy: ManagedBy, LabelCourse: "flot", LabelStudent: "alice", LabelBasePath: prefix},
 			Ports:  map[int]int{8888: port}}
 	}
 	stopped := running(0)
@@ -131,7 +131,7 @@ func TestSpawnOnPortPickingEngine(t *testing.T) {
 				t.Errorf("spawned %+v; want %s on 127.0.0.1:%d, %s", sp, tt.wantState, want, wantURL)
 			}
 			if tt.wantState == Created {
-				if _, ok := created.Labels[LabelPort]; ok || created.Labels[LabelPrefix] != prefix || created.HostPort != 0 {
+				if _, ok := created.Labels[LabelPort]; ok || created.Labels[LabelBasePath] != prefix || created.HostPort != 0 {
 					t.Errorf("created with labels %v, host port %d; want the prefix label and no port", created.Labels, created.HostPort)
 				}
 				if !slices.Equal(created.Cmd, []string{"/fakejupyter", "--base-url=" + prefix}) {

@@ -39,7 +39,7 @@ func TestSwarmEngineContract(t *testing.T) {
 	}
 
 	labels := map[string]string{containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: prefix,
-		containers.LabelStudent: "alice", containers.LabelPrefix: "/u/x/alice/"}
+		containers.LabelStudent: "alice", containers.LabelBasePath: "/u/x/alice/"}
 	spec := containers.Spec{Name: name, Image: ref, Cmd: []string{"/fakejupyter", "--port=8888", "--base-url=/u/x/alice/"},
 		Labels: labels, Port: 8888, Memory: 64 << 20, CPUs: 0.5, Constraints: []string{"node.role==manager"}}
 	id, err := eng.Create(ctx, spec)

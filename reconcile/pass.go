@@ -52,7 +52,7 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		if c.State != containers.Running || c.Port == 0 {
 			continue
 		}
-		// URLOf: on Swarm the server is on its node, under its own prefix.
+		// On Swarm the server is on its node (Host), not on HostIP.
 		t := activity.Target{ID: c.ID, URL: p.Containers.URLOf(c), StartedAt: c.StartedAt}
 		// A course gone from courses.yaml has only the defaults left to
 		// say its token. A server that refuses the token never looks
@@ -61,7 +61,7 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		if st, ok := d.Courses[c.Course]; ok {
 			cc = st.Course.Container
 		}
-		v := containers.Vars{Root: p.Root, Course: c.Course, Student: c.Student, UID: c.UID, Port: c.Port, Prefix: c.Prefix}
+		v := containers.Vars{Root: p.Root, Course: c.Course, Student: c.Student, UID: c.UID, Port: c.Port}
 		if t.Token, err = p.Containers.Token(cc, v); err != nil && p.Log != nil {
 			// Probed without it, the server refuses: not idle, kept.
 			p.Log.Warn("probe without the container's token", "container", c.Name, "err", err)

@@ -58,6 +58,9 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		return PassReport{At: start}, err
 	}
+	if s.opts.Observed != nil {
+		s.opts.Observed(obs.Containers, start)
+	}
 	actions := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, start)
 	ap := &reconcile.Applier{Exec: ctrs, Locks: ctrs.Locks(), Log: s.log}
 	outs, err := ap.Apply(ctx, actions)

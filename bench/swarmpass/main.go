@@ -127,12 +127,12 @@ func run(ctx context.Context, n, running, courses, rounds, workers int, registry
 			for i := range jobs {
 				course := fmt.Sprintf("%s-c%d", prefix, i%courses)
 				student := "s" + strconv.Itoa(i)
-				pfx := containers.StablePrefix(course, student)
+				pfx := containers.Prefix(course, student)
 				id, err := eng.Create(ctx, containers.Spec{
 					Name: containers.Name(course, student), Image: ref,
 					Cmd: []string{"/fakejupyter", "--port=8888", "--base-url=" + pfx},
 					Labels: map[string]string{containers.LabelCourse: course, containers.LabelStudent: student,
-						containers.LabelManagedBy: containers.ManagedBy, containers.LabelSite: site, containers.LabelPrefix: pfx},
+						containers.LabelManagedBy: containers.ManagedBy, containers.LabelSite: site, containers.LabelBasePath: pfx},
 					Port: 8888,
 				})
 				if err == nil && i < running {
