@@ -48,6 +48,9 @@ type Options struct {
 	// (DOCKER_HOST or the socket); tests may swap them.
 	ImageEngine     images.Engine
 	ContainerEngine containers.Engine
+	// SwarmEngine serves a config with engine.kind: swarm; it defaults to
+	// the Swarm manager of the environment (see containersOf).
+	SwarmEngine containers.Engine
 	// Observed, when set, is told the containers each container pass
 	// listed, and when it listed them (the front door's route table
 	// follows them).
@@ -64,6 +67,7 @@ type Site struct {
 	loader  *gitwatch.ConfigLoader
 	syncer  *gitwatch.Syncer
 	ctrs    *containers.Manager
+	swarm   *containers.Manager // engine.kind: swarm, made on first use
 	prober  *activity.Prober
 
 	failMu   sync.Mutex // serializes writes of the build failures file

@@ -58,13 +58,18 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 	if err != nil {
 		st.Errors = append(st.Errors, err.Error())
 	}
-	current, err := s.ctrs.CurrentImages(ctx, cfg.ImageNames())
+	mgr, err := s.containersOf(cfg)
+	if err != nil {
+		st.Errors = append(st.Errors, "engine: "+err.Error())
+		mgr = s.ctrs
+	}
+	current, err := mgr.CurrentImages(ctx, cfg.ImageNames())
 	if err != nil {
 		st.Errors = append(st.Errors, "engine: "+err.Error())
 	}
 	d := reconcile.NewDesired(cfg, nil)
 	d.Had = s.knownCourses(cfg, false)
-	ctrs, err := s.ctrs.List(ctx, d.Adopts)
+	ctrs, err := mgr.List(ctx, d.Adopts)
 	if err != nil && !strings.Contains(strings.Join(st.Errors, "\n"), "engine:") {
 		st.Errors = append(st.Errors, "engine: "+err.Error())
 	}
