@@ -9,9 +9,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"strings"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
