@@ -46,6 +46,9 @@ var dashboardTemplate = template.Must(template.New("dashboard").Funcs(template.F
 	"dur":   func(d time.Duration) string { return humanize(d) },
 	"join":  func(ss []string) string { return strings.Join(ss, ", ") },
 	"brief": briefError,
+	// Only a failure is red: an action's result is also "done" or
+	// "skipped", and a spawn's the container's state ("created").
+	"actionFailed": func(result string) bool { return result == "failed" },
 }).Parse(dashboardHTML))
 
 // humanize renders a duration the way people say it: 45s, 3m, 2h5m, 4d.

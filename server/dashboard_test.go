@@ -2,6 +2,7 @@ package server
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -64,5 +65,29 @@ func TestPlaceErrors(t *testing.T) {
 				t.Errorf("site errors = %q, want %q", site, tc.wantSite)
 			}
 		})
+	}
+}
+
+// Only a failed action is shown red; a spawn's "created" or a pass's
+// "done" is news.
+func TestDashboardActionResults(t *testing.T) {
+	var buf strings.Builder
+	st := Status{Actions: []ActionView{
+		{Kind: "spawn", Course: "demo", Student: "alice", Result: "created"},
+		{Kind: "stop", Course: "demo", Student: "bob", Result: "done"},
+		{Kind: "remove", Course: "demo", Student: "carol", Result: "failed"},
+	}}
+	cards, site := placeErrors(st)
+	if err := dashboardTemplate.Execute(&buf, page{Status: normalize(st), Courses: cards, SiteErrors: site}); err != nil {
+		t.Fatal(err)
+	}
+	body := buf.String()
+	for want, n := range map[string]int{
+		`<span class="badge bad">failed</span>`: 1, `<span class="badge">created</span>`: 1,
+		`<span class="badge">done</span>`: 1, `class="badge bad"`: 1,
+	} {
+		if got := strings.Count(body, want); got != n {
+			t.Errorf("%d × %s, want %d", got, want, n)
+		}
 	}
 }
