@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/nbhosting/nbh-sync/internal/statefile"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -317,24 +318,7 @@ func ReadConfigState(root string) (loc ConfigLocation, good plumbing.Hash, rejec
 }
 
 // writeJSON writes v to p atomically (temporary file, then rename).
-func writeJSON(p string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	tmp := p + ".tmp-" + randomSuffix()
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
+func writeJSON(p string, v any) error { return statefile.WriteJSON(p, v, 0o644) }
 
 // Sources implements manifest.Sources from git trees: the config tree at
 // the config commit, and each course's tree at the head its mirror holds.

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,13 @@ type Pass struct {
 	// Concurrency bounds the actions applied at once.
 	Concurrency int
 	Log         *slog.Logger
+	// MemoryFile keeps what the probe remembers between passes (kernels
+	// seen busy, CPU time at the last look: activity.Memory); empty keeps
+	// nothing, so every pass looks afresh.
+	MemoryFile string
+	// CPUThreshold is the share of one core above which a container is
+	// working; activity.DefaultCPUThreshold when zero.
+	CPUThreshold float64
 }
 
 // Observed is everything a plan is made from.
@@ -28,6 +36,13 @@ type Observed struct {
 	Desired    Desired                    `json:"-"`
 	Containers []containers.Container     `json:"containers"`
 	Activity   map[string]activity.Result `json:"activity"`
+	// Memory is the probe's memory brought up to date by this
+	// observation; Remember keeps it.
+	Memory *activity.Memory `json:"-"`
+	// CPUEngineReads counts the engine calls made to read CPU time (one
+	// per running container when its cgroup is not on this host), apart
+	// from the pass's constant engine calls.
+	CPUEngineReads int `json:"cpu_engine_reads,omitempty"`
 }
 
 // Observe reads the engine and probes every running managed container.
@@ -62,7 +77,31 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		targets = append(targets, t)
 	}
 	act := p.Prober.Probe(ctx, targets)
-	return Observed{Desired: d, Containers: cs, Activity: act}, nil
+	mem, err := activity.LoadMemory(p.MemoryFile)
+	if err != nil && p.Log != nil {
+		// Starting afresh only forgets reasons to keep servers: no
+		// student is interrupted by it, the CPU signal resumes next pass.
+		p.Log.Warn("activity memory unreadable, starting afresh", "err", err)
+	}
+	mem.Observe(act, time.Now(), cmp.Or(p.CPUThreshold, activity.DefaultCPUThreshold))
+	obs := Observed{Desired: d, Containers: cs, Activity: act, Memory: mem}
+	for _, r := range act {
+		if r.CPUEngineCall {
+			obs.CPUEngineReads++
+		}
+	}
+	return obs, nil
+}
+
+// Remember keeps the probe's memory of obs for the next pass (and the next
+// daemon). Only a pass that applies its plan calls it: a plan or a why
+// reads the memory and leaves it, so that it does not shorten the window
+// the next pass measures CPU use over.
+func (p *Pass) Remember(obs Observed) error {
+	if p.MemoryFile == "" || obs.Memory == nil {
+		return nil
+	}
+	return obs.Memory.Save(p.MemoryFile)
 }
 
 // Run does one pass: observe, plan at now, apply. It returns the plan and
@@ -71,6 +110,9 @@ func (p *Pass) Run(ctx context.Context, cfg *manifest.Config, allowMassPrune boo
 	obs, err := p.Observe(ctx, cfg, allowMassPrune)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := p.Remember(obs); err != nil && p.Log != nil {
+		p.Log.Warn("activity memory not kept", "err", err)
 	}
 	plan := Plan(obs.Desired, obs.Containers, obs.Activity, time.Now())
 	ap := &Applier{Exec: p.Containers, Locks: p.Containers.Locks(), Concurrency: p.Concurrency, Log: p.Log}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
@@ -22,7 +23,11 @@ type PassReport struct {
 	Duration time.Duration       `json:"duration_ns"`
 	Actions  []reconcile.Action  `json:"actions"`
 	Outcomes []reconcile.Outcome `json:"outcomes"`
-	Error    string              `json:"error,omitempty"`
+	// CPUEngineReads counts the engine calls made to read containers' CPU
+	// time, apart from the pass's constant engine calls (none when the
+	// engine runs on this host: cgroups are read instead).
+	CPUEngineReads int    `json:"cpu_engine_reads,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 // PassOptions tune a container pass.
@@ -33,7 +38,21 @@ type PassOptions struct {
 }
 
 func (s *Site) pass() *reconcile.Pass {
-	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root, Log: s.log}
+	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root, Log: s.log,
+		MemoryFile: activity.MemoryFile(s.opts.Root)}
+}
+
+// newProber is the activity probe of a site: it reads each container's CPU
+// time from its cgroup when the engine runs on this host, else (when the
+// engine can tell) from the engine's one-shot stats.
+func newProber(eng containers.Engine) *activity.Prober {
+	p := activity.New()
+	cpu := &activity.LocalFirst{Local: activity.Cgroup{}}
+	if r, ok := eng.(activity.CPUReader); ok {
+		cpu.Engine = r
+	}
+	p.CPU = cpu
+	return p
 }
 
 // Pass runs one container pass under the config in force: observe, plan,
@@ -48,13 +67,16 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		return PassReport{At: start}, err
 	}
+	if err := s.pass().Remember(obs); err != nil {
+		s.log.Warn("activity memory not kept", "err", err)
+	}
 	actions := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, start)
 	ap := &reconcile.Applier{Exec: s.ctrs, Locks: s.ctrs.Locks(), Log: s.log}
 	outs, err := ap.Apply(ctx, actions)
 	s.actionEvents(ctx, outs)
 	s.containerMetrics(obs)
 
-	rep := PassReport{At: start, Duration: time.Since(start), Actions: actions, Outcomes: outs}
+	rep := PassReport{At: start, Duration: time.Since(start), Actions: actions, Outcomes: outs, CPUEngineReads: obs.CPUEngineReads}
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
@@ -136,6 +158,7 @@ func (s *Site) containerMetrics(obs reconcile.Observed) {
 		out = append(out, metrics.ContainerCount{Course: key.course, State: key.state, Stale: key.stale, Count: n})
 	}
 	s.opts.Metrics.SetContainers(out)
+	s.opts.Metrics.CountCPUEngineReads(obs.CPUEngineReads)
 }
 
 // SyncOptions tune a full pass.

@@ -98,7 +98,7 @@ func New(opts Options) (*Site, error) {
 		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, nil, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
-		prober:  activity.New(),
+		prober:  newProber(opts.ContainerEngine),
 		failed:  map[string]failure{},
 	}, nil
 }
