@@ -59,8 +59,13 @@ import (
 	"github.com/docker/go-connections/nat"
 )
 
-// Image is the image Start runs; testimages/jupyter/build.sh builds it.
+// Image is the image Start runs for the first generation (FlavorServer,
+// FlavorNotebook); testimages/jupyter/build.sh builds it.
 const Image = "nbhtest-jupyter:latest"
+
+// Image2 is the image Start runs for FlavorServer2 (Debian trixie's
+// jupyter_server 2.15); testimages/jupyter/build.sh --gen 2 builds it.
+const Image2 = "nbhtest-jupyter2:latest"
 
 // RequireEnv is the environment variable that turns a missing image (or
 // engine) into a test failure instead of a skip.
@@ -82,10 +87,27 @@ const (
 	// FlavorNotebook runs the classic `jupyter notebook` (NotebookApp 6.x),
 	// which older nbhosting images still serve.
 	FlavorNotebook Flavor = "notebook"
+	// FlavorServer2 runs jupyter_server 2.15 (`python3 -m jupyter_server`,
+	// from Image2): the second generation, where the kernel websocket's
+	// kernel_info "nudge" no longer overwrites a kernel's busy state.
+	FlavorServer2 Flavor = "server2"
 )
 
-// Flavors lists every flavor, for tests that check both servers.
+// Flavors lists the first generation's flavors, for tests that check both
+// of its servers.
 var Flavors = []Flavor{FlavorServer, FlavorNotebook}
+
+// Generations lists one flavor or more of each generation: every server
+// application nbh-sync must read, from both images.
+var Generations = []Flavor{FlavorServer, FlavorNotebook, FlavorServer2}
+
+// Image is the image that runs the flavor.
+func (f Flavor) Image() string {
+	if f == FlavorServer2 {
+		return Image2
+	}
+	return Image
+}
 
 // Options tunes Start. The zero value is usable.
 type Options struct {
@@ -145,14 +167,18 @@ type Server struct {
 func Start(t testing.TB, cli *client.Client, opts Options) *Server {
 	t.Helper()
 	ctx := t.Context()
-	if _, err := cli.ImageInspect(ctx, Image); err != nil {
-		msg := fmt.Sprintf("jupyter test image %s unavailable (build it with testimages/jupyter/build.sh): %v", Image, err)
+	opts = withDefaults(opts)
+	if _, err := cli.ImageInspect(ctx, opts.Flavor.Image()); err != nil {
+		build := "testimages/jupyter/build.sh"
+		if opts.Flavor == FlavorServer2 {
+			build += " --gen 2"
+		}
+		msg := fmt.Sprintf("jupyter test image %s unavailable (build it with %s): %v", opts.Flavor.Image(), build, err)
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
-	opts = withDefaults(opts)
 	pick := opts.HostPort == 0 && usesPort(opts)
 	var s *Server
 	for attempt := 1; ; attempt++ {
@@ -192,7 +218,7 @@ var errPortInUse = errors.New("host port already in use")
 // start is removed at once (so that Start can try another port).
 func create(ctx context.Context, t testing.TB, cli *client.Client, opts Options) (*Server, error) {
 	cfg := &container.Config{
-		Image:        Image,
+		Image:        opts.Flavor.Image(),
 		User:         opts.User,
 		Cmd:          command(opts),
 		Env:          []string{"PYDEVD_DISABLE_FILE_VALIDATION=1"}, // silences ipykernel's debugger warning in logs
@@ -336,12 +362,16 @@ func command(o Options) []string {
 	if o.Flavor == FlavorNotebook {
 		app = "NotebookApp"
 	}
-	cmd := []string{
-		"jupyter", string(o.Flavor),
-		"--ip=0.0.0.0", "--port=8888", "--no-browser",
-		"--" + app + ".token=" + o.Token,
-		"--" + app + ".base_url=" + o.BaseURL,
+	cmd := []string{"jupyter", string(o.Flavor)}
+	if o.Flavor == FlavorServer2 {
+		// Image2 has no `jupyter server` subcommand: the module runs.
+		cmd = []string{"python3", "-m", "jupyter_server"}
 	}
+	cmd = append(cmd,
+		"--ip=0.0.0.0", "--port=8888", "--no-browser",
+		"--"+app+".token="+o.Token,
+		"--"+app+".base_url="+o.BaseURL,
+	)
 	return append(cmd, o.Args...)
 }
 
