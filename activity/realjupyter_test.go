@@ -147,7 +147,7 @@ func probesLeaveNoTrace(t *testing.T, s *jupytertest.Server, p *activity.Prober,
 }
 
 func TestRealJupyter(t *testing.T) {
-	for _, flavor := range jupytertest.Flavors {
+	for _, flavor := range jupytertest.Generations {
 		t.Run(string(flavor), func(t *testing.T) {
 			t.Parallel()
 			cli := requireDocker(t)
@@ -295,7 +295,7 @@ func TestRealJupyterUnreachable(t *testing.T) {
 // A student working in a terminal only (no kernel) is seen: the terminal's
 // last_activity counts, and probing does not move it.
 func TestRealJupyterTerminal(t *testing.T) {
-	for _, flavor := range jupytertest.Flavors {
+	for _, flavor := range jupytertest.Generations {
 		t.Run(string(flavor), func(t *testing.T) {
 			t.Parallel()
 			cli := requireDocker(t)

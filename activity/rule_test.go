@@ -290,3 +290,70 @@ func TestLocalFirst(t *testing.T) {
 		}
 	}
 }
+
+// A round reads every container's CPU time, also when its server does not
+// answer, says which reads cost an engine call, and completes the results
+// from the memory file; the HTTP requests stay those of a probe.
+func TestRoundReadsCPUAndMemory(t *testing.T) {
+	srv, reqs := apiServer(t, map[string]answer{
+		"api/kernels":   {200, `[{"id":"k","last_activity":"2025-03-01T09:00:00Z","execution_state":"idle","connections":0}]`},
+		"api/terminals": {200, `[]`},
+	})
+	down := closedURL(t)
+	used := map[string]time.Duration{"here": 3 * time.Second, "down": 50 * time.Minute}
+	p := testProber()
+	p.Now = time.Now // CPU samples are taken on the real clock
+	p.CPU = &LocalFirst{
+		Local: cpuFunc(func(_ context.Context, id string) (time.Duration, error) {
+			if id == "remote" {
+				return 0, ErrNoCgroup
+			}
+			return used[id], nil
+		}),
+		Engine: cpuFunc(func(context.Context, string) (time.Duration, error) { return time.Second, nil }),
+	}
+	started := time.Now().Add(-time.Hour)
+	targets := []Target{
+		{ID: "here", URL: srv.URL + "/", StartedAt: started},
+		{ID: "remote", URL: srv.URL + "/", StartedAt: started},
+		{ID: "down", URL: down, StartedAt: started},
+	}
+	memFile := filepath.Join(t.TempDir(), "state", "activity.json")
+	res, mem, err := p.Round(t.Context(), targets, memFile, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(reqs()); n != 4 {
+		t.Errorf("%d HTTP requests for two answering servers, want 4 (kernels and terminals each)", n)
+	}
+	for id, want := range map[string]struct {
+		state     State
+		used      time.Duration
+		viaEngine bool
+		held      bool
+	}{
+		"here":   {Answered, 3 * time.Second, false, false},
+		"remote": {Answered, time.Second, true, false},
+		"down":   {Unreachable, 50 * time.Minute, false, true}, // 83% of a core since its start
+	} {
+		r := res[id]
+		if r.State != want.state || r.CPUSample == nil || r.CPUSample.Used != want.used || r.CPUEngineCall != want.viaEngine || r.CPU == nil || !r.CPU.SinceStart {
+			t.Errorf("%s: %+v (sample %+v, use %+v)", id, r, r.CPUSample, r.CPU)
+			continue
+		}
+		if held := len(r.Holds()) > 0; held != want.held {
+			t.Errorf("%s: holds %q", id, r.Holds())
+		}
+	}
+	if err := mem.Save(memFile); err != nil {
+		t.Fatal(err)
+	}
+	used["here"] = 3*time.Second + 40*time.Second // a computation since
+	res, _, err = p.Round(t.Context(), targets[:1], memFile, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res["here"]; r.CPU == nil || r.CPU.SinceStart || !r.CPU.Above {
+		t.Errorf("second round: %+v, want CPU use since the first round, above the threshold", r.CPU)
+	}
+}

@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -76,14 +75,12 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		}
 		targets = append(targets, t)
 	}
-	act := p.Prober.Probe(ctx, targets)
-	mem, err := activity.LoadMemory(p.MemoryFile)
+	act, mem, err := p.Prober.Round(ctx, targets, p.MemoryFile, p.CPUThreshold)
 	if err != nil && p.Log != nil {
-		// Starting afresh only forgets reasons to keep servers: no
-		// student is interrupted by it, the CPU signal resumes next pass.
+		// Starting afresh only forgets reasons to keep servers (kernels
+		// seen busy, the CPU baseline): the next pass has them again.
 		p.Log.Warn("activity memory unreadable, starting afresh", "err", err)
 	}
-	mem.Observe(act, time.Now(), cmp.Or(p.CPUThreshold, activity.DefaultCPUThreshold))
 	obs := Observed{Desired: d, Containers: cs, Activity: act, Memory: mem}
 	for _, r := range act {
 		if r.CPUEngineCall {

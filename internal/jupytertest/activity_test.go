@@ -214,3 +214,50 @@ func TestKernelActivityFromStudentActions(t *testing.T) {
 		})
 	}
 }
+
+// TestConnections: every server application counts a kernel's open
+// websockets in its "connections" (GET /api/kernels), /api/status reports
+// their sum, and a closed websocket stops being counted. Reading either
+// does not open one.
+func TestConnections(t *testing.T) {
+	for _, flavor := range Generations {
+		t.Run(string(flavor), func(t *testing.T) {
+			cli := requireDocker(t)
+			s := Start(t, cli, Options{Flavor: flavor})
+			ctx := t.Context()
+			k, err := s.CreateKernel(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts := func(want int) {
+				t.Helper()
+				if _, err := s.WaitConnections(ctx, k.ID, want, 30*time.Second); err != nil {
+					t.Fatal(err)
+				}
+				st, err := s.Status(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Connections != want {
+					t.Errorf("/api/status connections %d, kernel's %d", st.Connections, want)
+				}
+			}
+			counts(0)
+			tab1, err := s.Connect(ctx, k.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tab1.Close()
+			counts(1)
+			tab2, err := s.Connect(ctx, k.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts(2)
+			if err := tab2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			counts(1)
+		})
+	}
+}
