@@ -156,11 +156,15 @@ type Prober struct {
 	// CPU reads each container's CPU time, also when its server does not
 	// answer; nil reads none.
 	CPU *LocalFirst
+	// CPUConcurrency bounds the CPU reads in flight, apart from the
+	// probes: an engine answers a one-shot stats call at its next
+	// sampling tick (about a second), whatever the load.
+	CPUConcurrency int
 }
 
 // New returns a Prober with defaults for a real site.
 func New() *Prober {
-	return &Prober{Client: &http.Client{}, Concurrency: 8, Timeout: 5 * time.Second,
+	return &Prober{Client: &http.Client{}, Concurrency: 8, CPUConcurrency: 32, Timeout: 5 * time.Second,
 		Grace: 2 * time.Minute, SecondLook: 3 * time.Second}
 }
 
@@ -171,6 +175,7 @@ func (p *Prober) Probe(ctx context.Context, targets []Target) map[string]Result 
 	out := make(map[string]Result, len(targets))
 	var mu sync.Mutex
 	sem := make(chan struct{}, max(p.Concurrency, 1))
+	cpuSem := make(chan struct{}, max(p.CPUConcurrency, 1))
 	var wg sync.WaitGroup
 	for _, t := range targets {
 		wg.Go(func() {
@@ -183,17 +188,26 @@ func (p *Prober) Probe(ctx context.Context, targets []Target) map[string]Result 
 				return
 			}
 			r := p.one(ctx, t)
+			<-sem
 			r.StartedAt = t.StartedAt
-			if p.CPU != nil && ctx.Err() == nil {
-				used, viaEngine, err := p.CPU.Read(ctx, t.ID)
-				r.CPUEngineCall = viaEngine
-				if err != nil {
-					r.CPUErr = err.Error()
-				} else {
-					r.CPUSample = &CPUSample{Used: used, At: time.Now(), ViaEngine: viaEngine}
+			// Apart from the HTTP probes, so that slow engine reads
+			// (the engine answers a stats call at its next sampling
+			// tick) do not hold back the probes.
+			if p.CPU != nil {
+				select {
+				case cpuSem <- struct{}{}:
+					used, viaEngine, err := p.CPU.Read(ctx, t.ID)
+					<-cpuSem
+					r.CPUEngineCall = viaEngine
+					if err != nil {
+						r.CPUErr = err.Error()
+					} else {
+						r.CPUSample = &CPUSample{Used: used, At: time.Now(), ViaEngine: viaEngine}
+					}
+				case <-ctx.Done():
+					r.CPUErr = ctx.Err().Error()
 				}
 			}
-			<-sem
 			mu.Lock()
 			out[t.ID] = r
 			mu.Unlock()
