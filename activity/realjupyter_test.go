@@ -308,6 +308,24 @@ func TestRealJupyterTerminal(t *testing.T) {
 			if err := s.Do(t.Context(), "POST", "api/terminals", nil, &term); err != nil {
 				t.Fatal(err)
 			}
+			// jupyter_server 2.x moves a terminal's last_activity with its
+			// shell's first output (the prompt), just after creation: wait
+			// until it rests, so that a move seen later is the probe's.
+			var settled time.Time
+			eventually(t, 30*time.Second, "the terminal's last_activity at rest", func() (bool, string) {
+				var ts []struct {
+					LastActivity time.Time `json:"last_activity"`
+				}
+				if err := s.Do(t.Context(), "GET", activity.TerminalsPath, nil, &ts); err != nil || len(ts) != 1 {
+					return false, fmt.Sprint(ts, err)
+				}
+				if ts[0].LastActivity.Equal(settled) && time.Since(settled) > time.Second {
+					return true, ""
+				}
+				settled = ts[0].LastActivity
+				return false, settled.String()
+			})
+			term.LastActivity = settled
 			r := probesLeaveNoTrace(t, s, p, tg, 3, true)
 			if r.Kernels != 0 || r.Terminals != 1 || !r.LastActivity.Equal(term.LastActivity) || !r.LastActivity.After(tg.StartedAt) {
 				t.Errorf("terminal %+v: probe %+v, want its last activity", term, r)
