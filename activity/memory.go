@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nbhosting/nbh-sync/internal/statefile"
+	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 )
 
 // Memory is what the probe remembers between looks, for the signals one
@@ -61,7 +61,7 @@ func LoadMemory(path string) (*Memory, error) {
 // Save writes the memory to path atomically, readable by its owner only
 // (it names every running container).
 func (m *Memory) Save(path string) error {
-	if err := statefile.WriteJSON(path, m, 0o600); err != nil {
+	if err := atomicfile.WriteJSON(path, m, 0o600); err != nil {
 		return fmt.Errorf("save activity memory: %w", err)
 	}
 	return nil

@@ -1,6 +1,6 @@
 // Package containers manages student containers on the Docker engine: it
 // reads which containers nbh-sync manages (one list call per pass), and
-// spawns a student's container the way SPEC §4 says.
+// spawns a student's container (use, start or make it).
 //
 // The engine is reached through the small Engine interface; docker.go is the
 // only file that imports the Docker SDK, and no SDK type leaves it.
@@ -26,8 +26,10 @@ const (
 	// LabelUID records the uid the server runs as, so that placeholders
 	// (a token with {uid}, say) can be expanded again later.
 	LabelUID = "org.nbhosting.uid"
-	// LabelSite records the site (its data directory) a container belongs
-	// to, so that sites sharing an engine leave each other alone.
+	// LabelSite records the site a container belongs to (the site's name:
+	// its data directory), so that sites and other tools sharing an engine
+	// leave each other alone. A site acts only on containers carrying its
+	// own name here, and on unlabelled nbhosting containers it adopts.
 	LabelSite = "org.nbhosting.site"
 	// ManagedBy is the value of LabelManagedBy.
 	ManagedBy = "nbh-sync"
@@ -36,7 +38,11 @@ const (
 // NameSep joins course and student in a container name, as nbhosting does.
 const NameSep = "-x-"
 
-// Name returns the container name of a student in a course.
+// Name returns the container name of a student in a course. It is
+// unambiguous because a course name neither contains NameSep nor ends in
+// "-x" (manifest validation) and a student name neither contains NameSep
+// nor starts with "x-" (CheckStudent): the first NameSep of a name is the
+// one Name put there.
 func Name(course, student string) string { return course + NameSep + student }
 
 // State is the coarse state of a container.
@@ -90,7 +96,9 @@ var (
 	ErrUnknownCourse = errors.New("unknown course")
 	// ErrArchived: the course is archived; it gets no new containers.
 	ErrArchived = errors.New("course is archived")
-	// ErrImageNotBuilt: the course's image has no :latest tag yet.
+	// ErrImageNotBuilt: the course's image has no :latest tag yet, or the
+	// one it has was not built by nbh-sync (a foreign image of that name
+	// is never run).
 	ErrImageNotBuilt = errors.New("image not built yet")
 	// ErrBadStudent: the student name is not acceptable.
 	ErrBadStudent = errors.New("invalid student name")
@@ -106,7 +114,9 @@ var namePart = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
 
 // CheckStudent returns an ErrBadStudent error unless s is a usable student
 // name: lowercase letters, digits, -, _ and ., not starting with . or -,
-// no "..", at most MaxStudentLen characters.
+// no "..", at most MaxStudentLen characters; and, so that container names
+// stay unambiguous (course a + student x-y and course a-x + student y
+// would both be a-x-x-y), no "-x-" and no leading "x-".
 func CheckStudent(s string) error {
 	switch {
 	case s == "":
@@ -115,6 +125,8 @@ func CheckStudent(s string) error {
 		return fmt.Errorf("%w %q: longer than %d characters", ErrBadStudent, s, MaxStudentLen)
 	case !namePart.MatchString(s) || strings.Contains(s, ".."):
 		return fmt.Errorf("%w %q: want lowercase letters, digits, -, _ and . (no leading . or -, no double dot)", ErrBadStudent, s)
+	case strings.Contains(s, NameSep) || strings.HasPrefix(s, "x-"):
+		return fmt.Errorf("%w %q: must not contain %q nor start with \"x-\": container names are COURSE%sSTUDENT and must name one student of one course", ErrBadStudent, s, NameSep, NameSep)
 	}
 	return nil
 }
@@ -139,9 +151,9 @@ func SplitName(name string) (course, student string, ok bool) {
 type Engine interface {
 	// List returns every container, running or not, in one engine call.
 	List(ctx context.Context) ([]Raw, error)
-	// Images maps each reference (name:tag) that exists to its image ID,
-	// in one engine call; missing references are absent.
-	Images(ctx context.Context, refs []string) (map[string]string, error)
+	// Images maps each reference (name:tag) that exists to its image, in
+	// one engine call; missing references are absent.
+	Images(ctx context.Context, refs []string) (map[string]Image, error)
 	// Inspect returns one container, with exact StartedAt.
 	Inspect(ctx context.Context, name string) (Raw, error)
 	Create(ctx context.Context, spec Spec) (id string, err error)
@@ -166,6 +178,12 @@ type Raw struct {
 	Labels    map[string]string
 	// Ports maps a container port (tcp) to its published host port.
 	Ports map[int]int
+}
+
+// Image is an image as the engine reports it: its ID and labels.
+type Image struct {
+	ID     string
+	Labels map[string]string
 }
 
 // Spec is what Create needs to make a container.

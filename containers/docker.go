@@ -72,8 +72,8 @@ func (d *Docker) List(ctx context.Context) ([]Raw, error) {
 }
 
 // Images resolves refs in one ImageList call (reference filters are ORed).
-func (d *Docker) Images(ctx context.Context, refs []string) (map[string]string, error) {
-	out := map[string]string{}
+func (d *Docker) Images(ctx context.Context, refs []string) (map[string]Image, error) {
+	out := map[string]Image{}
 	if len(refs) == 0 {
 		return out, nil
 	}
@@ -92,7 +92,7 @@ func (d *Docker) Images(ctx context.Context, refs []string) (map[string]string, 
 	for _, img := range imgs {
 		for _, tag := range img.RepoTags {
 			if want[tag] {
-				out[tag] = img.ID
+				out[tag] = Image{ID: img.ID, Labels: img.Labels}
 			}
 		}
 	}

@@ -1,13 +1,19 @@
 package containers
 
 import (
+	"archive/tar"
+	"bytes"
+	"context"
 	"errors"
+	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/manifest"
@@ -61,7 +67,7 @@ func TestEngineSpawnLifecycle(t *testing.T) {
 		t.Fatalf("second spawn = %+v, %v", again, err)
 	}
 
-	cs, err := m.List(ctx)
+	cs, err := m.List(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +82,7 @@ func TestEngineSpawnLifecycle(t *testing.T) {
 	if err := m.Stop(ctx, got.ID); err != nil {
 		t.Fatalf("second stop: %v", err)
 	}
-	cs, _ = m.List(ctx)
+	cs, _ = m.List(ctx, nil)
 	if c := find(cs, got.Name); c == nil || c.State != Stopped || c.Port != got.Port {
 		t.Fatalf("after stop: %+v", c)
 	}
@@ -135,7 +141,7 @@ func TestEngineConcurrentSpawnsMakeOneContainer(t *testing.T) {
 	if created != 1 {
 		t.Errorf("%d spawns say created, want 1", created)
 	}
-	cs, err := m.List(t.Context())
+	cs, err := m.List(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +173,15 @@ func TestEngineAdoptsAndIgnores(t *testing.T) {
 	unrelatedID := mk(unrelated, nil)
 	foreign := mk(co.Name+"-x-dave", map[string]string{LabelManagedBy: "someone-else"})
 
-	cs, err := m.List(ctx)
+	// Not adopted unless its course is the site's.
+	cs, err := m.List(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := find(cs, co.Name+"-x-carol"); c != nil {
+		t.Errorf("adopted without its course being the site's: %+v", c)
+	}
+	cs, err = m.List(ctx, func(c string) bool { return c == co.Name })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,4 +218,68 @@ func find(cs []Container, name string) *Container {
 		}
 	}
 	return nil
+}
+
+// TestEngineRefusesForeignImage: an image nbh-sync did not build, under the
+// course image's name — a docker import, here of an empty tar — is never
+// spawned: not when it is the only one, and not when it replaced a build
+// of the site as :latest; the pass does not take it as current either.
+func TestEngineRefusesForeignImage(t *testing.T) {
+	co, builtID, m, cli := testSite(t)
+	ctx := t.Context()
+	imported := func(ref string) string {
+		var tarball bytes.Buffer
+		if err := tar.NewWriter(&tarball).Close(); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := cli.ImageImport(ctx, image.ImportSource{Source: &tarball, SourceName: "-"}, ref, image.ImportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, rc)
+		rc.Close()
+		t.Cleanup(func() {
+			_, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
+		})
+		im, err := cli.ImageInspect(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return im.ID
+	}
+	spawnRefused := func(course manifest.Course) {
+		t.Helper()
+		_, err := m.Spawn(ctx, course, "eve", SpawnOptions{Root: t.TempDir(), UID: "1000"})
+		want := "image " + course.Name + ":latest was not built by this site (no org.nbhosting.build-key label) — run `nbh-sync build " + course.Name + "`"
+		if !errors.Is(err, ErrImageNotBuilt) || !strings.Contains(err.Error(), want) {
+			t.Errorf("spawn from a foreign %s:latest = %v, want %q", course.Name, err, want)
+		}
+		if _, err := cli.ContainerInspect(ctx, Name(course.Name, "eve")); err == nil {
+			t.Errorf("a container was made from the foreign image")
+		}
+	}
+
+	// Only a foreign image of that name.
+	other := co
+	other.Name = co.Name + "-imp"
+	fjtest.CleanupContainers(t, cli, other.Name+NameSep)
+	imported(other.Name + ":latest")
+	spawnRefused(other)
+
+	// A foreign image moved over the site's build.
+	foreignID := imported(co.Name + ":latest")
+	if foreignID == builtID {
+		t.Fatal("the import did not replace :latest")
+	}
+	spawnRefused(co)
+	cur, err := m.CurrentImages(ctx, []string{co.Name, other.Name})
+	if err != nil || len(cur) != 0 {
+		t.Errorf("CurrentImages = %v, %v; want no current image of either", cur, err)
+	}
+
+	// The site's build back as :latest: spawns work again.
+	fjtest.Tag(t, cli, builtID, co.Name+":latest")
+	if sp, err := m.Spawn(ctx, co, "eve", SpawnOptions{Root: t.TempDir(), UID: "1000"}); err != nil || sp.State != Created {
+		t.Errorf("spawn from the site's build = %+v, %v", sp, err)
+	}
 }

@@ -9,7 +9,7 @@ import (
 // states every engine call it expects.
 type fakeEngine struct {
 	ListFn    func(ctx context.Context) ([]Raw, error)
-	ImagesFn  func(ctx context.Context, refs []string) (map[string]string, error)
+	ImagesFn  func(ctx context.Context, refs []string) (map[string]Image, error)
 	InspectFn func(ctx context.Context, name string) (Raw, error)
 	CreateFn  func(ctx context.Context, spec Spec) (string, error)
 	StartFn   func(ctx context.Context, id string) error
@@ -20,7 +20,7 @@ type fakeEngine struct {
 var _ Engine = (*fakeEngine)(nil)
 
 func (f *fakeEngine) List(ctx context.Context) ([]Raw, error) { return f.ListFn(ctx) }
-func (f *fakeEngine) Images(ctx context.Context, refs []string) (map[string]string, error) {
+func (f *fakeEngine) Images(ctx context.Context, refs []string) (map[string]Image, error) {
 	return f.ImagesFn(ctx, refs)
 }
 func (f *fakeEngine) Inspect(ctx context.Context, name string) (Raw, error) {

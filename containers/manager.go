@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/images"
 )
 
 // Manager reads and spawns student containers. Its zero value is not
@@ -24,9 +26,13 @@ type Manager struct {
 	ReadyTimeout time.Duration
 	// StopTimeout is how long a stopping server gets before it is killed.
 	StopTimeout time.Duration
-	// Site, when set, is recorded on the containers this Manager creates
-	// (LabelSite), and containers recorded for another site are left out
-	// of List: several sites (or test runs) may share one engine.
+	// Site is the name of the site this Manager acts for. It is recorded
+	// on the containers it creates (LabelSite), and a labelled container
+	// is this site's only when its LabelSite is exactly Site: a container
+	// of another site, or of another tool that sets managed-by=nbh-sync
+	// without a site, is never listed, stopped or removed. A real site
+	// always has a name (package site sets it); empty is for tests, and
+	// then owns only labelled containers without a site label.
 	Site string
 }
 
@@ -47,11 +53,14 @@ func New(eng Engine, locks *Locks, log *slog.Logger) *Manager {
 // Locks returns the registry shared by spawns and passes.
 func (m *Manager) Locks() *Locks { return m.locks }
 
-// List returns the managed containers, sorted by name, from one engine list
-// call: those labelled managed-by=nbh-sync, and those with the nbhosting
-// name pattern and no labels of ours (adopted). Any other container is left
-// out, so nothing downstream can touch it.
-func (m *Manager) List(ctx context.Context) ([]Container, error) {
+// List returns this site's containers, sorted by name, from one engine list
+// call: those labelled managed-by=nbh-sync for this site (LabelSite equal
+// to Site), and, for adoption, those with no labels of ours that are named
+// C-x-S where adopt(C) holds. adopt says which courses the site has (or
+// had): an unlabelled container of any other course is someone else's.
+// A nil adopt adopts nothing. Any container not listed is left out, so
+// nothing downstream can touch it.
+func (m *Manager) List(ctx context.Context, adopt func(course string) bool) ([]Container, error) {
 	raws, err := m.eng.List(ctx)
 	if err != nil {
 		return nil, err
@@ -59,18 +68,26 @@ func (m *Manager) List(ctx context.Context) ([]Container, error) {
 	now := m.now()
 	var out []Container
 	for _, r := range raws {
-		if c, ok := classify(r, now); ok && m.ours(r) {
-			out = append(out, c)
+		c, ok := classify(r, now)
+		if !ok || !m.ours(r, c) {
+			continue
 		}
+		if c.Adopted && (adopt == nil || !adopt(c.Course)) {
+			continue
+		}
+		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Container) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
-// Get returns the managed container of a student, from an inspect (exact
-// start time). It returns an error wrapping ErrNotFound when there is none,
-// and one wrapping ErrNotManaged when the container of that name is not one
-// nbh-sync may touch.
+// Get returns the container of a student, from an inspect (exact start
+// time). It returns an error wrapping ErrNotFound when there is none, and
+// one wrapping ErrNotManaged when the container of that name is not this
+// site's (another site's, another tool's). An unlabelled nbhosting
+// container of that name is returned as adopted: the caller vouches that
+// course is one of the site's (spawn takes it from courses.yaml, Apply
+// from a listed container).
 func (m *Manager) Get(ctx context.Context, course, student string) (Container, error) {
 	name := Name(course, student)
 	r, err := m.eng.Inspect(ctx, name)
@@ -78,31 +95,65 @@ func (m *Manager) Get(ctx context.Context, course, student string) (Container, e
 		return Container{}, err
 	}
 	c, ok := classify(r, m.now())
-	ok = ok && m.ours(r)
+	ok = ok && m.ours(r, c)
 	if !ok || c.Course != course || c.Student != student {
 		return Container{}, fmt.Errorf("container %s: %w", name, ErrNotManaged)
 	}
 	return c, nil
 }
 
-// CurrentImages maps each image name to the ID its :latest tag resolves to,
-// in one engine call; images not built yet are absent.
+// CurrentImages maps each image name to the ID its :latest tag resolves
+// to, in one engine call, for the images nbh-sync built (see BuiltHere);
+// images not built yet, and foreign images under the same name, are
+// absent: nothing is stale against an image the site would not run.
 func (m *Manager) CurrentImages(ctx context.Context, names []string) (map[string]string, error) {
+	ims, err := m.latest(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(ims))
+	for name, im := range ims {
+		if BuiltHere(name, im) == nil {
+			out[name] = im.ID
+		}
+	}
+	return out, nil
+}
+
+// latest maps each image name to what its :latest tag is, built here or not.
+func (m *Manager) latest(ctx context.Context, names []string) (map[string]Image, error) {
 	refs := make([]string, 0, len(names))
 	for _, n := range names {
 		refs = append(refs, n+":latest")
 	}
 	slices.Sort(refs)
 	refs = slices.Compact(refs)
-	ids, err := m.eng.Images(ctx, refs)
+	ims, err := m.eng.Images(ctx, refs)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(ids))
-	for ref, id := range ids {
-		out[strings.TrimSuffix(ref, ":latest")] = id
+	out := make(map[string]Image, len(ims))
+	for ref, im := range ims {
+		out[strings.TrimSuffix(ref, ":latest")] = im
 	}
 	return out, nil
+}
+
+// BuiltHere returns nil when im, what name:latest resolves to, was built by
+// nbh-sync for that image: it carries the build labels the builder sets
+// (images.LabelBuildKey, and images.LabelImage naming it). A same-named
+// image from elsewhere (a docker import, a pull, another tool's build)
+// gives an error wrapping ErrImageNotBuilt that says what to do.
+func BuiltHere(name string, im Image) error {
+	switch got := im.Labels[images.LabelImage]; {
+	case im.Labels[images.LabelBuildKey] == "":
+		return fmt.Errorf("%w: image %s:latest was not built by this site (no %s label) — run `nbh-sync build %s`",
+			ErrImageNotBuilt, name, images.LabelBuildKey, name)
+	case got != name:
+		return fmt.Errorf("%w: image %s:latest was not built by this site (its %s label says %q) — run `nbh-sync build %s`",
+			ErrImageNotBuilt, name, images.LabelImage, got, name)
+	}
+	return nil
 }
 
 // Stop stops a container (idempotent).
@@ -118,14 +169,16 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	return m.eng.Remove(ctx, id)
 }
 
-// classify turns an engine container into a managed one; ok is false for a
-// container nbh-sync must never touch.
-// ours reports whether r is not recorded as another site's.
-func (m *Manager) ours(r Raw) bool {
-	site := r.Labels[LabelSite]
-	return m.Site == "" || site == "" || site == m.Site
+// ours reports whether a classified container belongs to this site: a
+// labelled one when its site label is this site's name (so one without a
+// site label belongs to no named site), an unlabelled nbhosting one always
+// (List then asks whether its course is the site's).
+func (m *Manager) ours(r Raw, c Container) bool {
+	return c.Adopted || r.Labels[LabelSite] == m.Site
 }
 
+// classify turns an engine container into a managed one; ok is false for a
+// container nbh-sync must never touch.
 func classify(r Raw, now time.Time) (Container, bool) {
 	c := Container{ID: r.ID, Name: r.Name, ImageID: r.ImageID, Created: r.Created}
 	if r.Labels[LabelManagedBy] == ManagedBy {
@@ -136,7 +189,7 @@ func classify(r Raw, now time.Time) (Container, bool) {
 		c.UID = r.Labels[LabelUID]
 		c.Port, _ = strconv.Atoi(r.Labels[LabelPort])
 	} else {
-		if r.Labels[LabelCourse] != "" || r.Labels[LabelStudent] != "" || r.Labels[LabelManagedBy] != "" {
+		if r.Labels[LabelCourse] != "" || r.Labels[LabelStudent] != "" || r.Labels[LabelManagedBy] != "" || r.Labels[LabelSite] != "" {
 			// Someone else's labels: not ours, not nbhosting's.
 			return Container{}, false
 		}

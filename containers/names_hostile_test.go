@@ -41,9 +41,9 @@ func (r *recorder) List(context.Context) ([]containers.Raw, error) {
 	r.rec("list")
 	return nil, errRecorder
 }
-func (r *recorder) Images(context.Context, []string) (map[string]string, error) {
+func (r *recorder) Images(context.Context, []string) (map[string]containers.Image, error) {
 	r.rec("images")
-	return map[string]string{}, nil
+	return map[string]containers.Image{}, nil
 }
 func (r *recorder) Inspect(_ context.Context, name string) (containers.Raw, error) {
 	r.rec("inspect " + name)

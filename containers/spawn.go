@@ -20,7 +20,7 @@ import (
 // SpawnState says what Spawn had to do.
 type SpawnState string
 
-// The outcomes of a Spawn (SPEC §4).
+// The outcomes of a Spawn.
 const (
 	Existing SpawnState = "existing" // it was running: used as is
 	Started  SpawnState = "started"  // it was stopped, on the current image: started
@@ -81,7 +81,7 @@ func pause(ctx context.Context, attempt int) error {
 }
 
 // Spawn makes sure the student's container of course co runs and answers,
-// and returns it (SPEC §4): a running container is used as is; a stopped one
+// and returns it: a running container is used as is; a stopped one
 // on the current image is started; a stopped stale one is removed and made
 // again; a missing one is created from the image :latest resolves to now.
 //
@@ -110,14 +110,21 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	defer unlock()
 
 	img := co.ImageOf()
-	cur, err := m.CurrentImages(ctx, []string{img})
+	cur, err := m.latest(ctx, []string{img})
 	if err != nil {
 		return fail(err)
 	}
-	imageID, ok := cur[img]
+	im, ok := cur[img]
 	if !ok {
 		return fail(fmt.Errorf("%w: no image %s:latest", ErrImageNotBuilt, img))
 	}
+	// Only what this site built runs as a student's server: an image of
+	// the same name from elsewhere runs someone else's code with the
+	// student's files mounted.
+	if err := BuiltHere(img, im); err != nil {
+		return fail(err)
+	}
+	imageID := im.ID
 
 	var res Spawned
 	for attempt := 0; ; attempt++ {
@@ -201,6 +208,9 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 		}
 		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port}
 		spec := m.spec(co, student, imageID, v)
+		if err := checkBinds(spec.Binds); err != nil {
+			return "", 0, err
+		}
 		id, err := m.eng.Create(ctx, spec)
 		if err != nil {
 			return "", 0, err
@@ -256,6 +266,22 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars) Spec
 	}
 	slices.Sort(s.Env)
 	return s
+}
+
+// checkBinds refuses, once placeholders are filled in, the mounts that
+// validation refuses as written (an engine socket, /, ..): the values
+// ({root} above all) are only known here.
+func checkBinds(binds []string) error {
+	for _, b := range binds {
+		parts := strings.Split(b, ":")
+		if len(parts) < 2 {
+			return fmt.Errorf("mount %q: want HOST:CONTAINER[:ro]", b)
+		}
+		if err := manifest.CheckMount(parts[0], parts[1]); err != nil {
+			return fmt.Errorf("mount %q: %w", b, err)
+		}
+	}
+	return nil
 }
 
 // Vars are the values of the placeholders of container settings.

@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
@@ -40,15 +42,22 @@ func testCourse() manifest.Course {
 	}}
 }
 
-func images(id string) func(context.Context, []string) (map[string]string, error) {
-	return func(_ context.Context, refs []string) (map[string]string, error) {
+// latestImage answers flot:latest with id, built by nbh-sync (its build
+// labels), or nothing when id is empty.
+func latestImage(id string) func(context.Context, []string) (map[string]Image, error) {
+	return imagesLabelled(id, map[string]string{images.LabelImage: "flot", images.LabelBuildKey: "0123456789abcdef"})
+}
+
+// imagesLabelled answers flot:latest with id and labels.
+func imagesLabelled(id string, labels map[string]string) func(context.Context, []string) (map[string]Image, error) {
+	return func(_ context.Context, refs []string) (map[string]Image, error) {
 		if !slices.Equal(refs, []string{"flot:latest"}) {
 			return nil, errors.New("unexpected refs")
 		}
 		if id == "" {
-			return map[string]string{}, nil
+			return map[string]Image{}, nil
 		}
-		return map[string]string{"flot:latest": id}, nil
+		return map[string]Image{"flot:latest": {ID: id, Labels: labels}}, nil
 	}
 }
 
@@ -64,7 +73,7 @@ func TestSpawnCreates(t *testing.T) {
 	root := t.TempDir()
 	var spec Spec
 	eng := &fakeEngine{
-		ImagesFn:  images("sha256:v1"),
+		ImagesFn:  latestImage("sha256:v1"),
 		InspectFn: notFound,
 		CreateFn:  func(_ context.Context, s Spec) (string, error) { spec = s; return "new", nil },
 		StartFn:   func(context.Context, string) error { serveFake(t, spec.HostPort); return nil },
@@ -103,7 +112,7 @@ func TestSpawnExistingAndStarted(t *testing.T) {
 	p := mustFreePort(t)
 	serveFake(t, p)
 	t.Run("running is used as is", func(t *testing.T) {
-		eng := &fakeEngine{ImagesFn: images("sha256:v2"),
+		eng := &fakeEngine{ImagesFn: latestImage("sha256:v2"),
 			InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "running", "sha256:v1", p), nil }}
 		got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir()})
 		if err != nil || got.State != Existing || got.ID != "c1" || got.Port != p {
@@ -112,7 +121,7 @@ func TestSpawnExistingAndStarted(t *testing.T) {
 	})
 	t.Run("stopped on current image is started", func(t *testing.T) {
 		var started []string
-		eng := &fakeEngine{ImagesFn: images("sha256:v1"),
+		eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"),
 			InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "exited", "sha256:v1", p), nil },
 			StartFn:   func(_ context.Context, id string) error { started = append(started, id); return nil }}
 		got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir()})
@@ -126,7 +135,7 @@ func TestSpawnStaleIsRecreated(t *testing.T) {
 	var calls []string
 	gone := false
 	var spec Spec
-	eng := &fakeEngine{ImagesFn: images("sha256:v2"),
+	eng := &fakeEngine{ImagesFn: latestImage("sha256:v2"),
 		InspectFn: func(context.Context, string) (Raw, error) {
 			if gone {
 				return Raw{}, ErrNotFound
@@ -158,7 +167,7 @@ func TestSpawnLosesNameRace(t *testing.T) {
 	p := mustFreePort(t)
 	serveFake(t, p)
 	inspects := 0
-	eng := &fakeEngine{ImagesFn: images("sha256:v1"),
+	eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"),
 		InspectFn: func(context.Context, string) (Raw, error) {
 			inspects++
 			if inspects == 1 {
@@ -177,7 +186,7 @@ func TestSpawnLosesNameRace(t *testing.T) {
 func TestSpawnRetriesTakenPort(t *testing.T) {
 	var specs []Spec
 	var removed []string
-	eng := &fakeEngine{ImagesFn: images("sha256:v1"), InspectFn: notFound,
+	eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"), InspectFn: notFound,
 		CreateFn: func(_ context.Context, s Spec) (string, error) {
 			specs = append(specs, s)
 			return "c" + strconv.Itoa(len(specs)), nil
@@ -204,6 +213,8 @@ func TestSpawnErrors(t *testing.T) {
 	archived := testCourse()
 	archived.Archived = true
 	noUID := testCourse()
+	socketMount := testCourse()
+	socketMount.Container.Mounts = []string{"{root}/students/{student}/{course}:/home/jovyan/work", "/run/docker.sock:/var/run/docker.sock"}
 	for _, tc := range []struct {
 		desc    string
 		co      manifest.Course
@@ -215,12 +226,26 @@ func TestSpawnErrors(t *testing.T) {
 		{"unknown course", manifest.Course{}, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrUnknownCourse},
 		{"archived", archived, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrArchived},
 		{"path escape", testCourse(), "../root", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
-		{"not built", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: images("")}, ErrImageNotBuilt},
-		{"foreign container", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: images("sha256:v1"),
+		{"not built", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: latestImage("")}, ErrImageNotBuilt},
+		// A same-named image nbh-sync did not build (a docker import, a
+		// pull) is never run, nor one built for another image name.
+		{"foreign image", testCourse(), "alice", SpawnOptions{Root: "/srv"},
+			&fakeEngine{ImagesFn: imagesLabelled("sha256:f", nil)}, ErrImageNotBuilt},
+		{"image of another name", testCourse(), "alice", SpawnOptions{Root: "/srv"},
+			&fakeEngine{ImagesFn: imagesLabelled("sha256:f", map[string]string{images.LabelImage: "other", images.LabelBuildKey: "0123456789abcdef"})}, ErrImageNotBuilt},
+		// Names that would collide with another course's (a + x-y and
+		// a-x + y are both a-x-x-y).
+		{"student starting x-", testCourse(), "x-y", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
+		{"student with -x-", testCourse(), "b-x-c", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
+		// A mount validation would refuse is refused once expanded too,
+		// before anything is made (the fake has no Create).
+		{"engine socket mount", socketMount, "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"},
+			&fakeEngine{ImagesFn: latestImage("sha256:v1"), InspectFn: notFound}, nil},
+		{"foreign container", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: latestImage("sha256:v1"),
 			InspectFn: func(context.Context, string) (Raw, error) {
 				return Raw{ID: "x", Name: "flot-x-alice", Labels: map[string]string{LabelManagedBy: "other"}}, nil
 			}}, ErrNotManaged},
-		{"no uid", noUID, "nbh-no-such-user", SpawnOptions{Root: t.TempDir()}, &fakeEngine{ImagesFn: images("sha256:v1"), InspectFn: notFound}, nil},
+		{"no uid", noUID, "nbh-no-such-user", SpawnOptions{Root: t.TempDir()}, &fakeEngine{ImagesFn: latestImage("sha256:v1"), InspectFn: notFound}, nil},
 	} {
 		_, err := New(tc.eng, nil, nil).Spawn(t.Context(), tc.co, tc.student, tc.opts)
 		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
@@ -231,7 +256,7 @@ func TestSpawnErrors(t *testing.T) {
 
 func TestSpawnTimeout(t *testing.T) {
 	p := mustFreePort(t) // nothing listens there
-	eng := &fakeEngine{ImagesFn: images("sha256:v1"),
+	eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"),
 		InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "running", "sha256:v1", p), nil }}
 	m := New(eng, nil, nil)
 	m.ReadyTimeout = 200 * time.Millisecond
@@ -287,4 +312,15 @@ func mustFreePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestSpawnForeignImageMessage: the refusal says what is wrong and what to
+// run, and no container is made (the fake has no Inspect or Create).
+func TestSpawnForeignImageMessage(t *testing.T) {
+	eng := &fakeEngine{ImagesFn: imagesLabelled("sha256:f", map[string]string{"maintainer": "someone"})}
+	_, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: "/srv"})
+	const want = "image flot:latest was not built by this site (no org.nbhosting.build-key label) — run `nbh-sync build flot`"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to say %q", err, want)
+	}
 }

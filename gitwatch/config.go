@@ -17,7 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"github.com/nbhosting/nbh-sync/internal/statefile"
+	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -318,7 +318,7 @@ func ReadConfigState(root string) (loc ConfigLocation, good plumbing.Hash, rejec
 }
 
 // writeJSON writes v to p atomically (temporary file, then rename).
-func writeJSON(p string, v any) error { return statefile.WriteJSON(p, v, 0o644) }
+func writeJSON(p string, v any) error { return atomicfile.WriteJSON(p, v, 0o644) }
 
 // Sources implements manifest.Sources from git trees: the config tree at
 // the config commit, and each course's tree at the head its mirror holds.

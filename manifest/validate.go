@@ -1,7 +1,9 @@
 package manifest
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"regexp"
@@ -16,7 +18,7 @@ import (
 const MaxNameLen = 63
 
 var (
-	// courseName follows SPEC §2: lowercase letters, digits, -, _, .; no
+	// courseName: lowercase letters, digits, -, _, .; no
 	// leading . or -.
 	courseName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
 	// imageName is a Docker repository path component.
@@ -123,8 +125,14 @@ func (v *validator) defaults(p string, d Defaults) {
 
 func (v *validator) course(p string, co Course) {
 	v.name(p, co.Name, "course", courseName)
-	if strings.Contains(co.Name, "-x-") {
+	// Container names are COURSE-x-STUDENT, read back by their first -x-:
+	// a course a-x with student y and a course a with student x-y would
+	// both be a-x-x-y.
+	switch {
+	case strings.Contains(co.Name, "-x-"):
 		v.errorf(p, "course name %q must not contain -x-: it separates course and student in container names", co.Name)
+	case strings.HasSuffix(co.Name, "-x"):
+		v.errorf(p, "course name %q must not end in -x: its container names (%s-x-STUDENT) would read as another course's", co.Name, co.Name)
 	}
 	if co.Image != "" {
 		v.name(p+".image", co.Image, "image", imageName)
@@ -144,6 +152,9 @@ func (v *validator) course(p string, co Course) {
 	if cr := co.Credentials; cr != nil {
 		if cr.PasswordFile != "" && cr.PasswordEnv != "" {
 			v.errorf(p+".credentials", "set one of password-file and password-env, not both")
+		}
+		if (cr.PasswordFile != "" || cr.PasswordEnv != "") && !secureTransport(co.Repo) {
+			v.errorf(p+".credentials", "a password is only sent over https or ssh, and repo %q is neither (over plain http it would travel in clear text)", co.Repo)
 		}
 		if (cr.SSHKeyFile == "") != (cr.KnownHostsFile == "") {
 			v.errorf(p+".credentials", "ssh-key-file and known-hosts-file go together: host keys are never trusted blindly")
@@ -243,6 +254,9 @@ func (v *validator) container(p string, c Container) {
 		if !strings.HasPrefix(parts[1], "/") {
 			v.errorf(q, "mount target %q must be an absolute path in the container", parts[1])
 		}
+		if err := CheckMount(parts[0], parts[1]); err != nil {
+			v.errorf(q, "mount %q: %v", m, err)
+		}
 	}
 	for _, k := range sortedKeys(c.Env) {
 		if !envName.MatchString(k) {
@@ -251,6 +265,100 @@ func (v *validator) container(p string, c Container) {
 		v.placeholders(p+".env."+k, c.Env[k])
 	}
 	v.placeholders(p+".token", c.Token)
+}
+
+// engineSockets are the sockets of container engines: whoever can open one
+// is root on the host, so no student container may see one.
+var engineSockets = []string{
+	"/var/run/docker.sock", "/run/docker.sock",
+	"/var/run/podman/podman.sock", "/run/podman/podman.sock",
+	"/var/run/containerd/containerd.sock", "/run/containerd/containerd.sock",
+}
+
+// CheckMount says why a mount (its host source and container target, as
+// written in courses.yaml or once expanded) is clearly wrong: a source or
+// target with a .. component, in the template or once placeholders are
+// filled in (whatever their values); a source that is /, an engine socket,
+// or a directory holding one (/run, /var/run, a user's /run/user/UID).
+// Admins may mount what they like otherwise.
+func CheckMount(src, dst string) error {
+	if msg := unsafeMount(src, dst); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}
+
+func unsafeMount(src, dst string) string {
+	for _, side := range []struct{ what, p string }{{"source", src}, {"target", dst}} {
+		for _, x := range expansions(side.p) {
+			if slices.Contains(strings.Split(x, "/"), "..") {
+				return fmt.Sprintf("the %s has a .. component (%q): it may lead anywhere", side.what, x)
+			}
+		}
+	}
+	for _, x := range expansions(src) {
+		c := path.Clean(x)
+		if !path.IsAbs(c) {
+			continue // reported as not absolute
+		}
+		switch base := path.Base(c); {
+		case c == "/":
+			return "the source is the host's root directory"
+		case base == "docker.sock" || base == "podman.sock" || base == "containerd.sock":
+			return fmt.Sprintf("the source %s is a container engine's socket: whoever opens it is root on the host", c)
+		case holdsSocket(c):
+			return fmt.Sprintf("the source %s holds a container engine's socket: whoever opens it is root on the host", c)
+		}
+	}
+	return ""
+}
+
+// holdsSocket reports whether dir is a directory an engine socket lives in
+// (or above one): /var, /run, /var/run, /run/user, /run/user/UID...
+func holdsSocket(dir string) bool {
+	for _, s := range engineSockets {
+		if strings.HasPrefix(s, dir+"/") {
+			return true
+		}
+	}
+	// Rootless engines keep theirs under /run/user/UID.
+	parts := strings.Split(strings.TrimPrefix(dir, "/"), "/")
+	return len(parts) >= 2 && len(parts) <= 4 && parts[0] == "run" && parts[1] == "user" &&
+		(len(parts) < 4 || parts[3] == "podman" || parts[3] == "docker")
+}
+
+// expansions returns s as written and with its placeholders filled in:
+// with typical values, and with empty ones (the worst case for ..).
+func expansions(s string) []string {
+	if !strings.Contains(s, "{") {
+		return []string{s}
+	}
+	typical := strings.NewReplacer("{root}", "/var/lib/nbh-sync", "{course}", "course", "{student}", "student", "{uid}", "1000", "{port}", "30000")
+	empty := strings.NewReplacer("{root}", "", "{course}", "", "{student}", "", "{uid}", "", "{port}", "")
+	return []string{s, typical.Replace(s), empty.Replace(s)}
+}
+
+// secureTransport reports whether a repo is reached over a channel that
+// protects a password: https, ssh (ssh:// or user@host:path), or plain
+// http to this very host (a loopback address), where nothing travels on a
+// network.
+func secureTransport(repo string) bool {
+	if scpLike.MatchString(repo) && !strings.Contains(repo, "://") {
+		return true
+	}
+	u, err := url.Parse(repo)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "https", "ssh":
+		return true
+	case "http":
+		h := u.Hostname()
+		ip := net.ParseIP(h)
+		return h == "localhost" || (ip != nil && ip.IsLoopback())
+	}
+	return false
 }
 
 func (v *validator) placeholders(p, s string) {
@@ -302,7 +410,7 @@ func (v *validator) image(p, name string, img Image) {
 	}
 }
 
-// CheckImages resolves every image of the site against src (SPEC §3) and
+// CheckImages resolves every image of the site against src (its lookup order) and
 // reports an image nobody can build as an error at the course that uses it
 // (or at its images: entry), and an assumed source as a warning.
 func (c *Config) CheckImages(src Sources) []Problem {

@@ -169,7 +169,7 @@ func TestEngineRollout(t *testing.T) {
 			t.Errorf("not done: %+v", o)
 		}
 	}
-	cs, err := s.m.List(ctx)
+	cs, err := s.m.List(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,10 @@ type Pass struct {
 	// CPUThreshold is the share of one core above which a container is
 	// working; activity.DefaultCPUThreshold when zero.
 	CPUThreshold float64
+	// Had holds the courses of earlier config revisions (the site's
+	// record), so that unlabelled nbhosting containers of a course
+	// removed since are still the site's to retire; see Desired.Adopts.
+	Had map[string]bool
 }
 
 // Observed is everything a plan is made from.
@@ -52,7 +56,8 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 	}
 	d := NewDesired(cfg, cur)
 	d.AllowMassPrune = allowMassPrune
-	cs, err := p.Containers.List(ctx)
+	d.Had = p.Had
+	cs, err := p.Containers.List(ctx, d.Adopts)
 	if err != nil {
 		return Observed{}, fmt.Errorf("observe containers: %w", err)
 	}

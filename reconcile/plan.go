@@ -1,11 +1,12 @@
 // Package reconcile drives student containers toward the desired state:
 // it observes the engine, plans with a pure function, and applies the plan
-// (SPEC §4, the container pass).
+// (the container pass).
 package reconcile
 
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -62,8 +63,21 @@ type Desired struct {
 	// Defaults apply to containers of courses no longer in courses.yaml.
 	Defaults manifest.Defaults
 	// AllowMassPrune confirms a revision that removes more than half of
-	// the courses that have containers.
+	// the site's courses.
 	AllowMassPrune bool
+	// Had holds the courses of earlier config revisions, as the site
+	// recorded them: with those of Courses, they are the courses whose
+	// unlabelled nbhosting containers the site adopts (see Adopts).
+	Had map[string]bool
+}
+
+// Adopts reports whether the site takes unlabelled nbhosting containers of
+// course (named course-x-student, no labels) as its own: only when the
+// course is in courses.yaml now or was in an earlier revision. An
+// unlabelled container of any other course is another tool's.
+func (d Desired) Adopts(course string) bool {
+	_, now := d.Courses[course]
+	return now || d.Had[course]
 }
 
 // NewDesired builds the desired state from a config and the current image
@@ -104,12 +118,17 @@ func Plan(desired Desired, observed []containers.Container, act map[string]activ
 		a.State, a.ImageID, a.At = c.State, c.ImageID, now
 		actions = append(actions, a)
 	}
-	massPrune(desired, actions)
+	massPrune(desired, cs, actions)
 	retireLimit(desired, cs, act, actions)
 	return actions
 }
 
 func decide(d Desired, c containers.Container, act map[string]activity.Result, now time.Time) Action {
+	if c.Adopted && !d.Adopts(c.Course) {
+		// Observe never lists these; a plan made from other inputs still
+		// never touches them.
+		return Action{Kind: Keep, Reason: "not this site's: unlabelled, and course " + c.Course + " was never in its courses.yaml"}
+	}
 	st, known := d.Courses[c.Course]
 	co := st.Course
 	if !known {
@@ -236,35 +255,31 @@ func frozen(fs []manifest.Freeze, now time.Time) (bool, string) {
 	return false, ""
 }
 
-// massPrune holds the retirements of removed courses when more than half of
-// the courses that have containers are removed at once.
-func massPrune(d Desired, actions []Action) {
+// massPrune holds the retirements of removed courses when the revision
+// removes more than half of the site's courses: those of courses.yaml and
+// the removed ones that still have containers here. Containers a plan
+// leaves alone as not the site's count for nothing.
+func massPrune(d Desired, cs []containers.Container, actions []Action) {
 	if d.AllowMassPrune {
 		return
 	}
-	with, removed := map[string]bool{}, map[string]bool{}
-	for _, a := range actions {
-		with[a.Course] = true
-		if _, ok := d.Courses[a.Course]; !ok {
-			removed[a.Course] = true
+	removed := map[string]bool{}
+	for _, c := range cs {
+		if _, ok := d.Courses[c.Course]; !ok && (!c.Adopted || d.Adopts(c.Course)) {
+			removed[c.Course] = true
 		}
 	}
-	if 2*len(removed) <= len(with) {
+	total := len(d.Courses) + len(removed)
+	if 2*len(removed) <= total {
 		return
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range removed {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(removed))
 	for i, a := range actions {
 		if removed[a.Course] && a.Retires() {
 			actions[i] = Action{Kind: Hold, Held: a.Kind, Course: a.Course, Student: a.Student, Container: a.Container, ID: a.ID,
 				State: a.State, ImageID: a.ImageID, At: a.At,
-				Reason: fmt.Sprintf("%s; held: this revision removes %d of the %d courses that have containers (%s), confirm with --allow-mass-prune",
-					a.Reason, len(removed), len(with), strings.Join(names, ", "))}
+				Reason: fmt.Sprintf("%s; held: this revision removes %d of the site's %d courses (%s), confirm with --allow-mass-prune",
+					a.Reason, len(removed), total, strings.Join(names, ", "))}
 		}
 	}
 }

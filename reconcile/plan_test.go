@@ -220,7 +220,7 @@ func TestPlanMassPrune(t *testing.T) {
 	if k := kinds(got); k != "a:keep b:hold(remove) c:hold(remove) d:hold(remove)" {
 		t.Errorf("held plan: %s", k)
 	}
-	if !strings.Contains(got[1].Reason, "removes 2 of the 3 courses that have containers (old1, old2), confirm with --allow-mass-prune") {
+	if !strings.Contains(got[1].Reason, "removes 2 of the site's 3 courses (old1, old2), confirm with --allow-mass-prune") {
 		t.Errorf("reason: %s", got[1].Reason)
 	}
 	d.AllowMassPrune = true
@@ -231,6 +231,70 @@ func TestPlanMassPrune(t *testing.T) {
 	d = desired(course("kept"))
 	if k := kinds(Plan(d, cs[:2], nil, now)); k != "a:keep b:remove" {
 		t.Errorf("half plan: %s", k)
+	}
+}
+
+// adopted makes an unlabelled nbhosting container.
+func adopted(c containers.Container) containers.Container { c.Adopted, c.Port = true, 0; return c }
+
+// had records courses of earlier revisions in d.
+func had(d Desired, names ...string) Desired {
+	d.Had = map[string]bool{}
+	for _, n := range names {
+		d.Had[n] = true
+	}
+	return d
+}
+
+// TestPlanSiteBoundary: an unlabelled container is the site's to retire
+// only when its course is, or was, in the site's courses.yaml; one of a
+// course the site never had is kept whatever the mass-prune guard says,
+// and counts for nothing in it.
+func TestPlanSiteBoundary(t *testing.T) {
+	const S = containers.Stopped
+	for _, tc := range []struct {
+		desc string
+		d    Desired
+		cs   []containers.Container
+		want string
+	}{
+		{"unlabelled, course never had: kept",
+			confirmed(desired(course("a"))), []containers.Container{adopted(ctr("x", "y", S, v1, 0))},
+			"y:keep"},
+		{"unlabelled, course had and removed: removed",
+			confirmed(had(desired(course("a")), "old")), []containers.Container{adopted(ctr("old", "b", S, v1, 0))},
+			"b:remove"},
+		{"unlabelled, course in courses.yaml, stale: removed",
+			desired(course("a")), []containers.Container{adopted(ctr("a", "b", S, v1, 0))},
+			"b:remove"},
+		{"labelled for the site, course removed: removed",
+			confirmed(desired(course("a"))), []containers.Container{ctr("gone", "b", S, v2, 0)},
+			"b:remove"},
+		// Foreign containers do not make a removal look small: one removed
+		// course of two is not more than half, whatever else the engine
+		// holds.
+		{"foreign ones do not count",
+			desired(course("a")), []containers.Container{ctr("gone", "b", S, v2, 0),
+				adopted(ctr("x1", "p", S, v1, 0)), adopted(ctr("x2", "q", S, v1, 0)), adopted(ctr("x3", "r", S, v1, 0))},
+			"b:remove p:keep q:keep r:keep"},
+		// Nor large: the removal of every course is held however many
+		// foreign containers would dilute it.
+		{"every course removed, among foreign ones: held",
+			had(desired(), "a", "b"), []containers.Container{ctr("a", "b", S, v2, 0), adopted(ctr("b", "c", S, v1, 0)),
+				adopted(ctr("x1", "p", S, v1, 0)), adopted(ctr("x2", "q", S, v1, 0)), adopted(ctr("x3", "r", S, v1, 0))},
+			"b:hold(remove) c:hold(remove) p:keep q:keep r:keep"},
+		// Courses of courses.yaml without containers are courses of the
+		// site all the same: removing 1 of 4 is no mass prune.
+		{"courses without containers count",
+			desired(course("a"), course("b"), course("c")), []containers.Container{ctr("gone", "b", S, v2, 0)},
+			"b:remove"},
+		{"more than half removed: held",
+			desired(course("a")), []containers.Container{ctr("gone1", "b", S, v2, 0), ctr("gone2", "c", S, v2, 0)},
+			"b:hold(remove) c:hold(remove)"},
+	} {
+		if got := kinds(Plan(tc.d, tc.cs, nil, now)); got != tc.want {
+			t.Errorf("%s: plan %s, want %s", tc.desc, got, tc.want)
+		}
 	}
 }
 

@@ -212,7 +212,7 @@ func TestPassRealJupyter(t *testing.T) {
 	// On the engine: bob's container stopped (not removed), alice's runs,
 	// her kernel still busy, and the pass left her server's activity as it
 	// was (the probe is no activity).
-	cs, err := m.List(ctx)
+	cs, err := m.List(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

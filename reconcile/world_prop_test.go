@@ -223,6 +223,7 @@ func newWorld(t *testing.T, seed uint64) *world {
 		images:  map[string]string{},
 	}
 	w.mgr = containers.New(&simEngine{w: w}, w.locks, nil)
+	w.mgr.Site = worldSite
 	w.mgr.StopTimeout = 0
 	r := w.rng
 	w.defaults = manifest.Defaults{Idle: manifest.Duration(pick(r, 30*time.Minute, 2*time.Hour)),
@@ -585,7 +586,11 @@ func (w *world) pass(ctx context.Context, racing, settling bool) {
 	allow := settling || r.IntN(2) == 0
 	d := reconcile.NewDesired(cfg, cur)
 	d.AllowMassPrune = allow
-	observed, err := w.mgr.List(ctx)
+	d.Had = map[string]bool{}
+	for name := range w.courses {
+		d.Had[name] = true // the site's record: every course it ever had
+	}
+	observed, err := w.mgr.List(ctx, d.Adopts)
 	if err != nil {
 		w.violate("list: %v", err)
 		return
@@ -816,7 +821,7 @@ func (e *simEngine) raw(c *simCtr) containers.Raw {
 	}
 	if !c.adopted {
 		r.Labels = map[string]string{containers.LabelCourse: c.course, containers.LabelStudent: c.student,
-			containers.LabelManagedBy: containers.ManagedBy, containers.LabelPort: strconv.Itoa(c.port)}
+			containers.LabelManagedBy: containers.ManagedBy, containers.LabelPort: strconv.Itoa(c.port), containers.LabelSite: worldSite}
 	}
 	if c.port != 0 {
 		r.Ports = map[int]int{8888: c.port}
@@ -831,10 +836,26 @@ func (e *simEngine) List(ctx context.Context) ([]containers.Raw, error) {
 	for _, c := range e.w.ctrs {
 		out = append(out, e.raw(c))
 	}
-	// Someone else's container, which nothing may touch.
+	// Others' containers, which nothing may touch (retiring says so if
+	// anything does): a database; stopped containers of another site and
+	// of a tool that labels managed-by without a site, of a course the
+	// world has; an unlabelled nbhosting-named one of a course it never
+	// had.
 	out = append(out, containers.Raw{ID: "foreign", Name: "postgres", EngineState: "running", Labels: map[string]string{"app": "db"}})
+	other := func(id, site string) containers.Raw {
+		l := map[string]string{containers.LabelCourse: "c0", containers.LabelStudent: id, containers.LabelManagedBy: containers.ManagedBy}
+		if site != "" {
+			l[containers.LabelSite] = site
+		}
+		return containers.Raw{ID: id, Name: "c0-x-" + id, ImageID: "sha256:theirs", EngineState: "exited", Labels: l}
+	}
+	out = append(out, other("othersite", "/srv/another-site"), other("nosite", ""),
+		containers.Raw{ID: "unknowncourse", Name: "never-x-s1", ImageID: "sha256:theirs", EngineState: "exited"})
 	return out, nil
 }
+
+// worldSite is the name of the world's site.
+const worldSite = "/srv/world-site"
 
 func (e *simEngine) Inspect(ctx context.Context, name string) (containers.Raw, error) {
 	e.w.mu.Lock()
@@ -867,7 +888,7 @@ func (e *simEngine) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-func (e *simEngine) Images(context.Context, []string) (map[string]string, error) {
+func (e *simEngine) Images(context.Context, []string) (map[string]containers.Image, error) {
 	return nil, errUnused
 }
 func (e *simEngine) Create(context.Context, containers.Spec) (string, error) { return "", errUnused }

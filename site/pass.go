@@ -13,6 +13,8 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/atomicfile"
+	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
@@ -37,8 +39,11 @@ type PassOptions struct {
 	AllowMassPrune bool
 }
 
-func (s *Site) pass() *reconcile.Pass {
-	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root, Log: s.log,
+// pass returns the container pass under cfg. record says whether cfg's
+// courses join the site's record of the courses it has had: a pass that
+// applies cfg records them, a plan only reads the record.
+func (s *Site) pass(cfg *manifest.Config, record bool) *reconcile.Pass {
+	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root, Log: s.log, Had: s.knownCourses(cfg, record),
 		MemoryFile: activity.MemoryFile(s.opts.Root)}
 }
 
@@ -63,11 +68,12 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 		return PassReport{}, err
 	}
 	start := planAt()
-	obs, err := s.pass().Observe(ctx, cfg, opts.AllowMassPrune)
+	pass := s.pass(cfg, true)
+	obs, err := pass.Observe(ctx, cfg, opts.AllowMassPrune)
 	if err != nil {
 		return PassReport{At: start}, err
 	}
-	if err := s.pass().Remember(obs); err != nil {
+	if err := pass.Remember(obs); err != nil {
 		s.log.Warn("activity memory not kept", "err", err)
 	}
 	actions := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, start)
@@ -106,25 +112,7 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 func lastPassFile(root string) string { return filepath.Join(root, "state", "last-pass.json") }
 
 func writeLastPass(root string, rep PassReport) error {
-	b, err := json.Marshal(rep)
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(lastPassFile(root)), "last-pass-*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), lastPassFile(root))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.WriteJSON(lastPassFile(root), rep, 0o600)
 }
 
 // readLastPass returns the last pass recorded under root, or nil.
@@ -201,7 +189,7 @@ func (s *Site) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) {
 	return rep, errors.Join(errs...)
 }
 
-// Spawn ensures student's container for course (SPEC §4) under the config
+// Spawn ensures student's container for course under the config
 // in force. An empty uid means the uid of the host account named student.
 func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containers.Spawned, error) {
 	cfg, err := s.Config(ctx)

@@ -99,7 +99,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 		rep.Builds = append(rep.Builds, pb)
 	}
 
-	obs, err := s.pass().Observe(ctx, rev.Config, opts.AllowMassPrune)
+	obs, err := s.pass(rev.Config, false).Observe(ctx, rev.Config, opts.AllowMassPrune)
 	if err != nil {
 		errs = append(errs, err)
 	} else {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -61,6 +62,8 @@ type Site struct {
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
 	lastPass *PassReport
+
+	knownMu sync.Mutex // serializes the known-courses record
 }
 
 // New opens the site described by opts. It does no network work and does
@@ -69,6 +72,17 @@ func New(opts Options) (*Site, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	// The data directory names the site: its containers carry it as their
+	// site label, and it is what tells them from other sites' on a shared
+	// engine. One spelling of it, however --root was written.
+	if opts.Root == "" {
+		return nil, errors.New("site: no data directory (--root)")
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("site: data directory %s: %w", opts.Root, err)
+	}
+	opts.Root = root
 	loc, err := gitwatch.LocateConfig(opts.Config, "")
 	if err != nil {
 		return nil, err
@@ -89,7 +103,7 @@ func New(opts Options) (*Site, error) {
 	}
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
-	ctrs.Site = opts.Root
+	ctrs.Site = SiteName(opts.Root)
 	return &Site{
 		opts:    opts,
 		log:     opts.Log,
@@ -102,6 +116,12 @@ func New(opts Options) (*Site, error) {
 		failed:  map[string]failure{},
 	}, nil
 }
+
+// SiteName is the name of the site whose data directory is root (an
+// absolute path): the value of the site label (org.nbhosting.site) on the
+// containers it makes. A site acts only on containers carrying its own
+// name, and on unlabelled nbhosting containers of its own courses.
+func SiteName(root string) string { return filepath.Clean(root) }
 
 // Location is where the config repo is.
 func (s *Site) Location() gitwatch.ConfigLocation { return s.loc }

@@ -61,7 +61,9 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 	if err != nil {
 		st.Errors = append(st.Errors, "engine: "+err.Error())
 	}
-	ctrs, err := s.ctrs.List(ctx)
+	d := reconcile.NewDesired(cfg, nil)
+	d.Had = s.knownCourses(cfg, false)
+	ctrs, err := s.ctrs.List(ctx, d.Adopts)
 	if err != nil && !strings.Contains(strings.Join(st.Errors, "\n"), "engine:") {
 		st.Errors = append(st.Errors, "engine: "+err.Error())
 	}

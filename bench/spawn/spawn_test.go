@@ -64,7 +64,7 @@ func BenchmarkSpawnVsDockerRun(b *testing.B) {
 		return time.Since(start)
 	}
 	cleanup := func() {
-		cs, _ := m.List(ctx)
+		cs, _ := m.List(ctx, nil)
 		for _, c := range cs {
 			if c.Course == name {
 				_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})

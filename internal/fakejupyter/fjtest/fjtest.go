@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,9 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // RequireDocker returns a client of the real engine; see
@@ -54,8 +56,11 @@ func Binary(t testing.TB) string {
 
 // Build builds an image FROM scratch holding the fake server at
 // /fakejupyter, tags it with each of tags, and returns its ID. A random
-// label makes the ID unique to this call. The tags are removed at cleanup
-// (after the test's containers, if their cleanup was registered later).
+// label makes the ID unique to this call. The image carries the build
+// labels nbh-sync's builder sets (image named after the first tag, a build
+// key), so that a spawn takes it for one of the site's builds. The tags are
+// removed at cleanup (after the test's containers, if their cleanup was
+// registered later).
 func Build(t testing.TB, cli *client.Client, bin string, tags ...string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -64,7 +69,12 @@ func Build(t testing.TB, cli *client.Client, bin string, tags ...string) string 
 		t.Fatal(err)
 	}
 	nonce := Suffix()
-	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL nbhtest.nonce=%s\nENTRYPOINT []\nCMD [\"/fakejupyter\"]\n", nonce)
+	labels := "nbhtest.nonce=" + nonce
+	if len(tags) > 0 {
+		name, _, _ := strings.Cut(tags[0], ":")
+		labels += fmt.Sprintf(" %s=%s %s=%s", images.LabelImage, name, images.LabelBuildKey, strings.Repeat(nonce, 8))
+	}
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL %s\nENTRYPOINT []\nCMD [\"/fakejupyter\"]\n", labels)
 	id, err := testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(dockerfile)}, {Name: "fakejupyter", Mode: 0o755, Data: data}}, tags...)
 	if err != nil {
 		t.Fatal(err)
