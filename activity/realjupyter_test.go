@@ -14,9 +14,10 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 )
 
-// These tests run the probe against real Jupyter servers (SPEC §4: the
-// probe's own requests must not count as activity, checked against a real
-// server), both jupyter_server and the classic notebook.
+// These tests run the probe against real Jupyter servers (the probe's own
+// requests must not count as activity, checked against a real server), of
+// both generations: jupyter_server 1.23 and the classic Notebook 6.4, and
+// jupyter_server 2.15.
 
 func requireDocker(t *testing.T) *client.Client {
 	return testenv.RequireDockerFor(t, jupytertest.RequireEnv)

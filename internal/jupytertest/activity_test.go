@@ -9,8 +9,8 @@ import (
 )
 
 // These tests establish, against the real servers, what moves which
-// last_activity timestamp, so that nbh-sync's activity probe (SPEC §4) can
-// read a server without making it look active.
+// last_activity timestamp, so that nbh-sync's activity probe can read a
+// server without making it look active.
 
 // settledKernel creates a kernel, runs a trivial cell in it so that the
 // server sees it go idle, and waits until the server lists it idle: from
