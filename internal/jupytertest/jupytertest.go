@@ -2,7 +2,8 @@
 //
 // The server comes from the image nbhtest-jupyter:latest, built offline by
 // testimages/jupyter/build.sh (Debian's jupyter-server 1.23 and notebook
-// 6.4 packages). Start runs one container per call, publishes its port on
+// 6.4 packages), or for FlavorServer2 from nbhtest-jupyter2:latest (build.sh
+// --gen 2: Debian trixie's jupyter_server 2.15). Start runs one container per call, publishes its port on
 // 127.0.0.1 and removes the container when the test ends. The Server methods
 // talk to the Jupyter REST API (and, for Execute, the kernel websocket) the
 // way a browser or an activity probe would.
@@ -27,6 +28,9 @@
 //     kernel's first messages, so the listed state may lag the truth.
 //   - Timestamps are ISO 8601 UTC with a "Z" and microseconds (Python's
 //     isoformat: the fraction is left out when it is zero).
+//   - Each kernel's "connections" counts its open websockets, on every
+//     generation (jupyter_server 2.15, FlavorServer2, too); /api/status's
+//     "connections" is their sum; a closed one stops being counted.
 //
 // So an activity probe should read GET /api/kernels?no_track_activity=1
 // (or use per-kernel timestamps only) and GET /api/status freely.
