@@ -2,11 +2,12 @@
 //
 // The server comes from the image nbhtest-jupyter:latest, built offline by
 // testimages/jupyter/build.sh (Debian's jupyter-server 1.23 and notebook
-// 6.4 packages), or for FlavorServer2 from nbhtest-jupyter2:latest (build.sh
-// --gen 2: Debian trixie's jupyter_server 2.15). Start runs one container per call, publishes its port on
-// 127.0.0.1 and removes the container when the test ends. The Server methods
-// talk to the Jupyter REST API (and, for Execute, the kernel websocket) the
-// way a browser or an activity probe would.
+// 6.4 packages), or for FlavorServer2 from nbhtest-jupyter2:latest
+// (build.sh --gen 2: Debian trixie's jupyter_server 2.15). Start runs one
+// container per call, publishes its port on 127.0.0.1 and removes the
+// container when the test ends. The Server methods talk to the Jupyter REST
+// API (and, for Execute and Connect, the kernel websocket) the way a browser
+// or an activity probe would.
 //
 // Facts established by this package's tests, identical for jupyter_server
 // 1.23 (FlavorServer) and notebook 6.4 (FlavorNotebook):
