@@ -44,16 +44,18 @@ var ErrNoCgroup = errors.New("no cgroup for the container")
 // engine call: usage_usec of cgroup v2's cpu.stat, or cgroup v1's
 // cpuacct.usage (nanoseconds). It looks where Docker's two cgroup drivers
 // put a container (systemd: system.slice/docker-ID.scope; cgroupfs:
-// docker/ID), under Root, then under Root's cpuacct hierarchies for v1.
+// docker/ID), and podman's, under Root, then under Root's cpuacct
+// hierarchies for v1.
 type Cgroup struct {
 	// Root is the cgroup mount, /sys/fs/cgroup when empty.
 	Root string
 }
 
-// cgroupDirs are a container's cgroup directories relative to a hierarchy,
-// for the systemd and the cgroupfs drivers.
+// cgroupDirs are a container's cgroup directories relative to a hierarchy:
+// Docker's systemd and cgroupfs drivers, then podman's (rootful).
 func cgroupDirs(id string) []string {
-	return []string{"system.slice/docker-" + id + ".scope", "docker/" + id}
+	return []string{"system.slice/docker-" + id + ".scope", "docker/" + id,
+		"machine.slice/libpod-" + id + ".scope", "libpod_parent/libpod-" + id}
 }
 
 // CPUTime implements CPUReader.

@@ -229,6 +229,8 @@ func TestCgroup(t *testing.T) {
 	}{
 		{"v2, systemd driver", "system.slice/docker-" + id + ".scope/cpu.stat", stat, 37000123 * time.Microsecond, ""},
 		{"v2, cgroupfs driver", "docker/" + id + "/cpu.stat", stat, 37000123 * time.Microsecond, ""},
+		{"v2, podman, systemd", "machine.slice/libpod-" + id + ".scope/cpu.stat", stat, 37000123 * time.Microsecond, ""},
+		{"v2, podman, cgroupfs", "libpod_parent/libpod-" + id + "/cpu.stat", stat, 37000123 * time.Microsecond, ""},
 		{"v1, cgroupfs driver", "cpuacct/docker/" + id + "/cpuacct.usage", "37000123000\n", 37000123 * time.Microsecond, ""},
 		{"v1, systemd driver, joint hierarchy", "cpu,cpuacct/system.slice/docker-" + id + ".scope/cpuacct.usage", "5\n", 5, ""},
 		{"elsewhere: no cgroup", "docker/other/cpu.stat", stat, 0, ErrNoCgroup.Error()},
