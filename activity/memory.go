@@ -61,7 +61,7 @@ func LoadMemory(path string) (*Memory, error) {
 // Save writes the memory to path atomically, readable by its owner only
 // (it names every running container).
 func (m *Memory) Save(path string) error {
-	if err := atomicfile.WriteJSON(path, m, 0o600); err != nil {
+	if err := atomicfile.WriteJSON(path, m); err != nil {
 		return fmt.Errorf("save activity memory: %w", err)
 	}
 	return nil

@@ -188,15 +188,20 @@ type Image struct {
 
 // Spec is what Create needs to make a container.
 type Spec struct {
-	Name     string
-	Image    string
-	Cmd      []string
-	Env      []string // KEY=value
-	Binds    []string // host:container[:ro]
-	Labels   map[string]string
-	Port     int // container port, tcp
-	HostIP   string
-	HostPort int
-	Memory   int64   // bytes, 0 = no limit
-	CPUs     float64 // 0 = no limit
+	Name  string
+	Image string
+	// User runs the command ("0" for root); empty means the image's USER.
+	User string
+	// Entrypoint replaces the image's; an empty one means none (the engine
+	// then runs Cmd as is). nil keeps the image's.
+	Entrypoint []string
+	Cmd        []string
+	Env        []string // KEY=value
+	Binds      []string // host:container[:ro]
+	Labels     map[string]string
+	Port       int // container port, tcp
+	HostIP     string
+	HostPort   int
+	Memory     int64   // bytes, 0 = no limit
+	CPUs       float64 // 0 = no limit
 }

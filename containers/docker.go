@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
+	"github.com/nbhosting/nbh-sync/imageref"
 )
 
 // Docker is the Engine of a real Docker engine. It is the only user of the
@@ -82,6 +83,9 @@ func (d *Docker) Images(ctx context.Context, refs []string) (map[string]Image, e
 		f.Add("reference", r)
 	}
 	imgs, err := d.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	for try := 0; imageref.ListRaced(err) && try < imageref.ListRetries; try++ {
+		imgs, err = d.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list images %s: %w", strings.Join(refs, " "), err)
 	}
@@ -91,7 +95,7 @@ func (d *Docker) Images(ctx context.Context, refs []string) (map[string]Image, e
 	}
 	for _, img := range imgs {
 		for _, tag := range img.RepoTags {
-			if want[tag] {
+			if tag = imageref.Familiar(tag); want[tag] {
 				out[tag] = Image{ID: img.ID, Labels: img.Labels}
 			}
 		}
@@ -151,8 +155,16 @@ func (d *Docker) Inspect(ctx context.Context, name string) (Raw, error) {
 func (d *Docker) Create(ctx context.Context, spec Spec) (string, error) {
 	port := nat.Port(strconv.Itoa(spec.Port) + "/tcp")
 	cfg := &container.Config{
-		Image: spec.Image, Cmd: spec.Cmd, Env: spec.Env, Labels: spec.Labels,
+		Image: spec.Image, User: spec.User, Cmd: spec.Cmd, Env: spec.Env, Labels: spec.Labels,
 		ExposedPorts: nat.PortSet{port: {}},
+	}
+	if spec.Entrypoint != nil {
+		cfg.Entrypoint = spec.Entrypoint
+		if len(spec.Entrypoint) == 0 {
+			// What `docker run --entrypoint=` sends: Docker and podman
+			// both read it as "no entrypoint".
+			cfg.Entrypoint = []string{""}
+		}
 	}
 	hc := &container.HostConfig{
 		Binds:        spec.Binds,
@@ -164,7 +176,8 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (string, error) {
 	}
 	res, err := d.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
 	if err != nil {
-		if cerrdefs.IsConflict(err) {
+		// podman answers a taken name with a 500 that says so.
+		if cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "is already in use") {
 			return "", fmt.Errorf("create container %s: %w", spec.Name, ErrConflict)
 		}
 		if cerrdefs.IsNotFound(err) {

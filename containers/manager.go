@@ -34,6 +34,9 @@ type Manager struct {
 	// always has a name (package site sets it); empty is for tests, and
 	// then owns only labelled containers without a site label.
 	Site string
+	// Tokens derives the Jupyter token of a container whose course sets
+	// none; nil leaves such servers without a token from nbh-sync.
+	Tokens TokenSource
 }
 
 // New returns a Manager over eng. locks is shared with the container pass

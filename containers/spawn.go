@@ -1,9 +1,11 @@
 package containers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/preset"
 )
 
 // SpawnState says what Spawn had to do.
@@ -43,6 +46,34 @@ type Spawned struct {
 	State SpawnState `json:"state"`
 	Port  int        `json:"port"`
 	URL   string     `json:"url"`
+	// Token is the server's Jupyter token: a browser opens URL?token=…
+	// (after which the server keeps a login cookie). Empty when the
+	// server runs without one.
+	Token string `json:"token,omitempty"`
+}
+
+// TokenSource derives the Jupyter token of a student's container when the
+// course sets none (package token).
+type TokenSource interface {
+	For(course, student string) (string, error)
+}
+
+// TokenEnv is the environment variable Jupyter reads its token from (both
+// jupyter_server and the classic Notebook).
+const TokenEnv = "JUPYTER_TOKEN"
+
+// Token returns the token of the container of course and student made
+// with settings cc: cc.Token with its placeholders expanded when set, else
+// the one m.Tokens derives, else none. The spawn that makes the container
+// and the pass that probes it both ask here, so they cannot disagree.
+func (m *Manager) Token(cc manifest.Container, v Vars) (string, error) {
+	if cc.Token != "" {
+		return v.Expand(cc.Token), nil
+	}
+	if m.Tokens == nil {
+		return "", nil
+	}
+	return m.Tokens.For(v.Course, v.Student)
 }
 
 // BasePath is the URL prefix of a student's server, as in nbhosting: the
@@ -127,6 +158,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	imageID := im.ID
 
 	var res Spawned
+	var uid string // of the container handed out, for the token
 	for attempt := 0; ; attempt++ {
 		if attempt == maxAttempts {
 			return fail(fmt.Errorf("gave up after %d attempts racing other writers", maxAttempts))
@@ -134,7 +166,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 		c, err := m.Get(ctx, co.Name, student)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			id, port, err := m.create(ctx, co, student, imageID, opts)
+			id, port, u, err := m.create(ctx, co, student, imageID, opts)
 			if errors.Is(err, ErrConflict) {
 				// Another process is making it: use theirs. The engine
 				// reserves the name before the container can be
@@ -147,11 +179,11 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			if err != nil {
 				return fail(err)
 			}
-			res = Spawned{ID: id, State: Created, Port: port}
+			res, uid = Spawned{ID: id, State: Created, Port: port}, u
 		case err != nil:
 			return fail(err)
 		case c.State == Running:
-			res = Spawned{ID: c.ID, State: Existing, Port: c.Port}
+			res, uid = Spawned{ID: c.ID, State: Existing, Port: c.Port}, c.UID
 		case c.ImageID == imageID && c.Port != 0:
 			if err := m.eng.Start(ctx, c.ID); err != nil {
 				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
@@ -166,7 +198,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 				}
 				return fail(err)
 			}
-			res = Spawned{ID: c.ID, State: Started, Port: c.Port}
+			res, uid = Spawned{ID: c.ID, State: Started, Port: c.Port}, c.UID
 		default:
 			// Stale, or with no published port to reach it by (made by
 			// nbhosting): make it again; the student's files are on the
@@ -184,6 +216,10 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 		return fail(fmt.Errorf("container %s publishes no port", res.Name))
 	}
 	res.URL = URL(m.HostIP, res.Port)
+	v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: res.Port}
+	if res.Token, err = m.Token(co.Container, v); err != nil {
+		return fail(err)
+	}
 	if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
 		return fail(fmt.Errorf("container %s: %w", res.Name, err))
 	}
@@ -193,32 +229,45 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 
 // create makes and starts the container on a free host port, choosing
 // another port if the chosen one is taken before the engine binds it.
-func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (string, int, error) {
+func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (id string, port int, uid string, err error) {
 	uid, gid, err := resolveUID(co.Container, student, opts.UID)
 	if err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
 	if err := workDir(opts.Root, co.Name, student, uid, gid); err != nil {
-		return "", 0, err
+		return "", 0, "", err
+	}
+	var pre preset.Additions
+	if co.Container.Preset == manifest.PresetNbhosting {
+		if pre, err = preset.Nbhosting(filepath.Join(opts.Root, "courses", co.Name)); err != nil {
+			return "", 0, "", fmt.Errorf("preset %s: %w", co.Container.Preset, err)
+		}
+		for _, n := range pre.Notes {
+			m.log.Warn("preset: left out", "course", co.Name, "preset", co.Container.Preset, "note", n)
+		}
 	}
 	for try := 0; ; try++ {
 		port, err := freePort(m.HostIP)
 		if err != nil {
-			return "", 0, err
+			return "", 0, "", err
 		}
 		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port}
-		spec := m.spec(co, student, imageID, v)
+		tok, err := m.Token(co.Container, v)
+		if err != nil {
+			return "", 0, "", err
+		}
+		spec := m.spec(co, student, imageID, v, tok, pre)
 		if err := checkBinds(spec.Binds); err != nil {
-			return "", 0, err
+			return "", 0, "", err
 		}
 		id, err := m.eng.Create(ctx, spec)
 		if err != nil {
-			return "", 0, err
+			return "", 0, "", err
 		}
 		err = m.eng.Start(ctx, id)
 		if err == nil {
 			m.log.Info("created container", "container", spec.Name, "image", imageID, "port", port)
-			return id, port, nil
+			return id, port, uid, nil
 		}
 		// Never leave a half-made container behind to be mistaken for a
 		// stopped one.
@@ -226,12 +275,15 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 			err = errors.Join(err, rerr)
 		}
 		if !errors.Is(err, ErrPortInUse) || try+1 >= maxAttempts {
-			return "", 0, err
+			return "", 0, "", err
 		}
 	}
 }
 
-func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars) Spec {
+// spec is the container to create: the course's settings with v expanded,
+// the token in the environment, and what a preset adds (mounts the
+// settings already make at the same place are the settings').
+func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars, token string, pre preset.Additions) Spec {
 	cc := co.Container
 	s := Spec{
 		Name:  Name(co.Name, student),
@@ -255,17 +307,50 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars) Spec
 	if v.UID != "" {
 		s.Labels[LabelUID] = v.UID
 	}
+	s.User = v.Expand(cmp.Or(cc.User, manifest.DefaultUser))
+	// Never nil: an empty entrypoint is "none", not "the image's".
+	s.Entrypoint = []string{}
+	for _, a := range cc.Entrypoint {
+		s.Entrypoint = append(s.Entrypoint, v.Expand(a))
+	}
 	for _, a := range cc.Command {
 		s.Cmd = append(s.Cmd, v.Expand(a))
 	}
+	targets := map[string]bool{}
 	for _, b := range cc.Mounts {
-		s.Binds = append(s.Binds, v.Expand(b))
+		b = v.Expand(b)
+		s.Binds = append(s.Binds, b)
+		targets[mountTarget(b)] = true
+	}
+	for _, b := range pre.Binds {
+		if !targets[mountTarget(b)] {
+			s.Binds = append(s.Binds, b)
+		}
+	}
+	env := maps.Clone(pre.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	if token != "" {
+		env[TokenEnv] = token
 	}
 	for k, val := range cc.Env {
-		s.Env = append(s.Env, k+"="+v.Expand(val))
+		env[k] = v.Expand(val)
+	}
+	for k, val := range env {
+		s.Env = append(s.Env, k+"="+val)
 	}
 	slices.Sort(s.Env)
 	return s
+}
+
+// mountTarget is the container side of HOST:CONTAINER[:MODE].
+func mountTarget(bind string) string {
+	parts := strings.Split(bind, ":")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[1]
 }
 
 // checkBinds refuses, once placeholders are filled in, the mounts that
@@ -320,7 +405,7 @@ func resolveUID(cc manifest.Container, student, given string) (uid, gid string, 
 }
 
 func usesUID(cc manifest.Container) bool {
-	all := append(append(slices.Clone(cc.Command), cc.Mounts...), cc.Token)
+	all := append(append(append(slices.Clone(cc.Command), cc.Mounts...), cc.Entrypoint...), cc.Token, cc.User)
 	for _, v := range cc.Env {
 		all = append(all, v)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/preset"
 )
 
 // serveFake serves a fake Jupyter on 127.0.0.1:port under /{port}/ until
@@ -312,6 +313,83 @@ func mustFreePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return p
+}
+
+type fixedTokens map[string]string
+
+func (f fixedTokens) For(course, student string) (string, error) {
+	if t, ok := f[course+"/"+student]; ok {
+		return t, nil
+	}
+	return "", errors.New("no key")
+}
+
+// TestSpecRunsTheWayImagesExpect: by default a container runs as root with
+// no entrypoint (nbhosting's --user root --entrypoint=) and gets its Jupyter
+// token in JUPYTER_TOKEN; courses.yaml can say otherwise.
+func TestSpecRunsTheWayImagesExpect(t *testing.T) {
+	v := Vars{Root: "/srv", Course: "flot", Student: "alice", UID: "1234", Port: 30001}
+	pre := preset.Additions{
+		Binds: []string{"/srv/courses/flot/modules:/home/jovyan/modules:ro", "/srv/courses/flot/data:/home/jovyan/work:ro"},
+		Env:   map[string]string{"PYTHONPATH": "/home/jovyan/modules", "NBAUTOEVAL_LOG": "/home/jovyan/work/.nbautoeval"},
+	}
+	tests := []struct {
+		name       string
+		cc         manifest.Container
+		token      string
+		pre        preset.Additions
+		user       string
+		entrypoint []string
+		env        []string
+		binds      []string
+	}{
+		{name: "defaults", token: "tok", user: "0", entrypoint: []string{}, env: []string{"JUPYTER_TOKEN=tok"}},
+		{name: "no token", user: "0", entrypoint: []string{}},
+		{name: "user and entrypoint set", cc: manifest.Container{User: "{uid}", Entrypoint: []string{"tini", "-g", "--"}},
+			user: "1234", entrypoint: []string{"tini", "-g", "--"}},
+		{name: "the course's env wins over the token and the preset", token: "tok", pre: pre,
+			cc:   manifest.Container{Env: map[string]string{"JUPYTER_TOKEN": "mine", "PYTHONPATH": "/opt/lib"}, Mounts: []string{"{root}/students/{student}/{course}:/home/jovyan/work"}},
+			user: "0", entrypoint: []string{},
+			env:   []string{"JUPYTER_TOKEN=mine", "NBAUTOEVAL_LOG=/home/jovyan/work/.nbautoeval", "PYTHONPATH=/opt/lib"},
+			binds: []string{"/srv/students/alice/flot:/home/jovyan/work", "/srv/courses/flot/modules:/home/jovyan/modules:ro"}},
+	}
+	m := New(&fakeEngine{}, nil, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := m.spec(manifest.Course{Name: "flot", Container: tt.cc}, "alice", "sha256:x", v, tt.token, tt.pre)
+			if s.User != tt.user || !slices.Equal(s.Entrypoint, tt.entrypoint) || s.Entrypoint == nil ||
+				!slices.Equal(s.Env, tt.env) || !slices.Equal(s.Binds, tt.binds) {
+				t.Errorf("spec: user %q entrypoint %q env %q binds %q\nwant: user %q entrypoint %q env %q binds %q",
+					s.User, s.Entrypoint, s.Env, s.Binds, tt.user, tt.entrypoint, tt.env, tt.binds)
+			}
+		})
+	}
+}
+
+// TestTokenOfACourse: the token a spawn hands out and the pass probes with
+// is the one courses.yaml sets, else the one the site key derives.
+func TestTokenOfACourse(t *testing.T) {
+	m := New(&fakeEngine{}, nil, nil)
+	v := Vars{Root: "/srv", Course: "flot", Student: "alice", UID: "1234", Port: 30001}
+	if tok, err := m.Token(manifest.Container{}, v); err != nil || tok != "" {
+		t.Errorf("no source, no setting: %q, %v", tok, err)
+	}
+	m.Tokens = fixedTokens{"flot/alice": "derived"}
+	tests := []struct {
+		cc   manifest.Container
+		want string
+	}{
+		{manifest.Container{}, "derived"},
+		{manifest.Container{Token: "t-{student}-{uid}"}, "t-alice-1234"},
+	}
+	for _, tt := range tests {
+		if tok, err := m.Token(tt.cc, v); err != nil || tok != tt.want {
+			t.Errorf("Token(%+v) = %q, %v; want %q", tt.cc, tok, err, tt.want)
+		}
+	}
+	if _, err := m.Token(manifest.Container{}, Vars{Course: "flot", Student: "bob"}); err == nil {
+		t.Error("a failing source gave no error")
+	}
 }
 
 // TestSpawnForeignImageMessage: the refusal says what is wrong and what to

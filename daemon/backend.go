@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
@@ -52,7 +53,7 @@ func (b backend) Spawn(ctx context.Context, req server.SpawnRequest) (server.Spa
 	if err != nil {
 		return server.SpawnResult{}, spawnError(err)
 	}
-	return server.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL}, nil
+	return server.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL, Token: sp.Token}, nil
 }
 
 func (b backend) Sync(ctx context.Context, req server.SyncRequest) (server.SyncResult, error) {
@@ -101,13 +102,18 @@ func (b backend) ConfirmPrune(ctx context.Context, revision string) error {
 // verifyHook checks a webhook and returns the site's repos it pushed to; a
 // push to a repo the site does not use triggers nothing.
 func (d *daemon) verifyHook(ctx context.Context, provider string, r *http.Request, body []byte) ([]string, error) {
-	if !slices.Contains([]webhook.Provider{webhook.GitHub, webhook.GitLab, webhook.Gitea, webhook.Forgejo, webhook.Generic}, webhook.Provider(provider)) {
+	p := webhook.Provider(provider)
+	if !webhook.Known(p) {
 		return nil, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
 	}
-	if _, err := webhook.Verify(r.Header, body, d.secret); err != nil {
+	// Only the signature the path's provider uses counts.
+	if err := webhook.VerifyFor(p, r.Header, body, d.secret); err != nil {
 		return nil, err
 	}
-	push, err := webhook.Parse(webhook.Provider(provider), r.Header, body)
+	if d.replays.Seen(p, body, time.Now()) {
+		return nil, fmt.Errorf("%w: this signed delivery was received already (a replay)", server.ErrConflict)
+	}
+	push, err := webhook.Parse(p, r.Header, body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", server.ErrInvalid, err)
 	}
@@ -136,6 +142,16 @@ func (d *daemon) verifyHook(ctx context.Context, provider string, r *http.Reques
 		d.log.Info("webhook push for a repo the site does not use", "provider", provider, "repos", keys)
 	}
 	return repos, nil
+}
+
+// hookHeaders checks a webhook's signature header before its body is
+// read.
+func hookHeaders(provider string, h http.Header) error {
+	p := webhook.Provider(provider)
+	if !webhook.Known(p) {
+		return fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
+	}
+	return webhook.CheckHeader(p, h)
 }
 
 // coursesOf returns the courses whose repo is one of repos (those in the

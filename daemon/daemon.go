@@ -21,6 +21,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
@@ -50,7 +51,11 @@ const (
 // Options configure the daemon.
 type Options struct {
 	Config string
-	Root   string
+	// ConfigCredentials authenticate to the config repo; nil for none.
+	ConfigCredentials *manifest.Credentials
+	// SafeDirectories are local repositories trusted whatever their owner.
+	SafeDirectories []string
+	Root            string
 	// Listen is the HTTP address (host:port; port 0 picks one).
 	Listen string
 	// TokenFile holds the bearer token of mutating API calls; without it
@@ -65,7 +70,11 @@ type Options struct {
 	Grace       time.Duration
 	// Debounce groups file-system events of a local repo into one pass.
 	Debounce time.Duration
-	Log      *slog.Logger
+	// AllowedHosts are host names, besides localhost and IP addresses,
+	// that the dashboard and the read-only API answer to (the names of a
+	// reverse proxy in front of the daemon).
+	AllowedHosts []string
+	Log          *slog.Logger
 }
 
 // daemon is the running process's state.
@@ -78,6 +87,7 @@ type daemon struct {
 	queue   *trigger.Queue
 	sched   *trigger.Scheduler
 	secret  []byte
+	replays *webhook.Replays
 
 	ready      atomic.Bool
 	allowPrune atomic.Bool // one-shot confirmation of a mass prune
@@ -99,8 +109,8 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	opts.Root = root
-	if err := os.MkdirAll(filepath.Join(root, "state"), 0o755); err != nil {
-		return fmt.Errorf("--root: %w", err)
+	if err := PrepareRoot(root, opts.Log); err != nil {
+		return err
 	}
 	hist, err := history.Open(history.Path(root), history.Options{})
 	if err != nil {
@@ -108,7 +118,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer hist.Close()
 
-	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New()}
+	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New(), replays: newReplays()}
 	for _, f := range []string{opts.WebhookSecretFile, opts.TokenFile} {
 		warnIfReadable(opts.Log, f)
 	}
@@ -125,7 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	d.site, err = site.New(site.Options{Config: opts.Config, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics})
+	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics})
 	if err != nil {
 		return err
 	}
@@ -133,7 +143,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.sched = trigger.NewScheduler(func(k trigger.Kinds) { d.trigger(k, "schedule") }, nil, opts.Log)
 
 	srv, err := server.New(server.Config{Addr: opts.Listen, Backend: backend{d}, Hooks: server.HookFunc(d.verifyHook),
-		Metrics: d.metrics.Handler(), Token: token, Logger: opts.Log})
+		HookHeaders: hookHeaders, AllowedHosts: opts.AllowedHosts, Metrics: d.metrics.Handler(), Token: token, Logger: opts.Log})
 	if err != nil {
 		return err
 	}
@@ -143,14 +153,24 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	// Tests and scripts read the address (with --listen :0) from this line.
 	opts.Log.Info("listening", "addr", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/")
+	// The command line on this host talks to the daemon through its socket.
+	listeners := []net.Listener{ln}
+	if sock, err := server.ListenSocket(ctx, server.SocketPath(root)); err != nil {
+		opts.Log.Warn("no API socket: the command line needs --api to reach this daemon", "err", err)
+	} else {
+		listeners = append(listeners, sock)
+		opts.Log.Info("API socket", "path", sock.Addr().String())
+	}
 
 	var wg sync.WaitGroup
 	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Go(func() {
-		if err := srv.Serve(srvCtx, ln); err != nil {
-			opts.Log.Error("http server", "err", err)
-		}
-	})
+	for _, l := range listeners {
+		wg.Go(func() {
+			if err := srv.Serve(srvCtx, l); err != nil {
+				opts.Log.Error("http server", "err", err)
+			}
+		})
+	}
 	wg.Go(func() { d.sched.Run(ctx) })
 
 	d.trigger(trigger.Sync, "startup")
@@ -298,6 +318,18 @@ func (d *daemon) stopWatching() {
 		d.stopWatch()
 	}
 }
+
+// Signed webhooks are remembered this long, at most this many, to refuse
+// replays: an hour of pushes on a busy site fits. A replay could only
+// trigger passes, so the window is short: a script that posts the same
+// minimal generic payload for every push loses only pushes within an hour
+// of each other to it (polling still sees them).
+const (
+	replayTTL = time.Hour
+	replayMax = 10000
+)
+
+func newReplays() *webhook.Replays { return webhook.NewReplays(replayTTL, replayMax) }
 
 // warnIfReadable warns when a secret file can be read by other users.
 func warnIfReadable(log *slog.Logger, path string) {

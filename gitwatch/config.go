@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -36,6 +37,9 @@ type ConfigLocation struct {
 // tree, whose committed state is used with that folder as the place of
 // courses.yaml. For local paths an empty branch means the branch HEAD is on.
 func LocateConfig(location, branch string) (ConfigLocation, error) {
+	if URLPassword(location) {
+		return ConfigLocation{}, fmt.Errorf("config repo %s: the URL carries a password, which process listings, logs and state would show: give it in a file or an environment variable instead (--config-password-file, --config-password-env)", RedactURL(location))
+	}
 	if !isLocal(location) || (len(location) > 7 && location[:7] == "file://") {
 		if branch == "" {
 			branch = manifest.DefaultBranch
@@ -136,11 +140,23 @@ type ConfigLoader struct {
 	state string
 	log   *slog.Logger
 
+	// mu guards what follows; it is never held across network I/O, so
+	// that readers (status, plan, webhooks) never wait for a fetch.
 	mu       sync.Mutex
 	current  *ConfigRevision
 	rejected *Rejection
 	restored bool
+	// refused remembers the problems of courses.yaml blobs that failed to
+	// parse, by blob hash, so that a rejected head is not parsed again on
+	// every load and plan (a hostile one may be costly even to refuse).
+	refused map[plumbing.Hash][]manifest.Problem
 }
+
+// maxRefused bounds ConfigLoader.refused.
+const maxRefused = 16
+
+// parse is manifest.Parse; tests count its calls.
+var parse = manifest.Parse
 
 // NewConfigLoader returns a loader of the config repo at loc, keeping its
 // state in {root}/state/config.json. creds may be nil.
@@ -154,9 +170,14 @@ func NewConfigLoader(m *Mirrors, root string, loc ConfigLocation, creds *manifes
 // fetch error Current is still the last good revision, and the error is
 // returned beside it.
 func (l *ConfigLoader) Load(ctx context.Context) (ConfigResult, error) {
+	head, ferr := l.m.Update(ctx, l.loc.URL, l.loc.Branch, l.creds)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	res, err := l.next(ctx)
+	if ferr != nil {
+		l.restoreOnce()
+		return ConfigResult{Current: l.current, Rejected: l.rejected}, fmt.Errorf("config repo: %w", ferr)
+	}
+	res, err := l.next(head.Commit)
 	switch {
 	case err != nil || (!res.Changed && res.Rejected == nil):
 		return res, err
@@ -172,12 +193,27 @@ func (l *ConfigLoader) Load(ctx context.Context) (ConfigResult, error) {
 	return res, l.save()
 }
 
-// Peek fetches the config repo and evaluates its head like Load, but
-// applies nothing and persists nothing: it is what plan shows.
-func (l *ConfigLoader) Peek(ctx context.Context) (ConfigResult, error) {
+// Fetch brings the mirror of the config repo up to date and applies
+// nothing: Peek then sees the new head.
+func (l *ConfigLoader) Fetch(ctx context.Context) error {
+	if _, err := l.m.Update(ctx, l.loc.URL, l.loc.Branch, l.creds); err != nil {
+		return fmt.Errorf("config repo: %w", err)
+	}
+	return nil
+}
+
+// Peek evaluates the head of the config repo's mirror (as the last fetch
+// left it) like Load, but with no network, and applies and persists
+// nothing: it is what plan shows.
+func (l *ConfigLoader) Peek(context.Context) (ConfigResult, error) {
+	head, err := l.m.Known(l.loc.URL, l.loc.Branch)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.next(ctx)
+	if err != nil {
+		l.restoreOnce()
+		return ConfigResult{Current: l.current, Rejected: l.rejected}, fmt.Errorf("config repo: %w", err)
+	}
+	return l.next(head)
 }
 
 // Restored returns the revision in force without any network: the one
@@ -186,33 +222,35 @@ func (l *ConfigLoader) Peek(ctx context.Context) (ConfigResult, error) {
 func (l *ConfigLoader) Restored() *ConfigRevision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.restored {
-		l.restored = true
-		l.restore()
-	}
+	l.restoreOnce()
 	return l.current
 }
 
-// next fetches the config repo and evaluates its head against the revision
-// in force. l.mu is held.
-func (l *ConfigLoader) next(ctx context.Context) (ConfigResult, error) {
+// restoreOnce restores the last good revision the first time it is asked
+// for. l.mu is held.
+func (l *ConfigLoader) restoreOnce() {
 	if !l.restored {
 		l.restored = true
 		l.restore()
 	}
-	head, err := l.m.Update(ctx, l.loc.URL, l.loc.Branch, l.creds)
-	if err != nil {
-		return ConfigResult{Current: l.current, Rejected: l.rejected}, fmt.Errorf("config repo: %w", err)
-	}
-	if l.current != nil && head.Commit == l.current.Commit {
+}
+
+// next evaluates the config head against the revision in force. l.mu is
+// held; no network.
+func (l *ConfigLoader) next(head plumbing.Hash) (ConfigResult, error) {
+	l.restoreOnce()
+	if l.current != nil && head == l.current.Commit {
 		return ConfigResult{Current: l.current}, nil
 	}
-	rev, probs, err := l.evaluate(head.Commit)
+	if l.rejected != nil && head == l.rejected.Commit {
+		return ConfigResult{Current: l.current, Rejected: l.rejected}, nil
+	}
+	rev, probs, err := l.evaluate(head)
 	if err != nil {
 		return ConfigResult{Current: l.current, Rejected: l.rejected}, err
 	}
 	if rev == nil {
-		return ConfigResult{Current: l.current, Rejected: &Rejection{Commit: head.Commit, Problems: probs, At: time.Now()}}, nil
+		return ConfigResult{Current: l.current, Rejected: &Rejection{Commit: head, Problems: probs, At: time.Now()}}, nil
 	}
 	return ConfigResult{Current: rev, Changed: true}, nil
 }
@@ -225,7 +263,7 @@ func (l *ConfigLoader) restore() {
 		return
 	}
 	var st configState
-	if err := json.Unmarshal(b, &st); err != nil || st.Location != l.loc {
+	if err := json.Unmarshal(b, &st); err != nil || st.Location != l.loc.shown() {
 		return
 	}
 	l.rejected = st.Rejected
@@ -243,7 +281,7 @@ func (l *ConfigLoader) restore() {
 
 // evaluate reads, parses and checks the config at commit. It returns the
 // revision when valid, or the problems when not; the error is for a
-// failure to read the mirror.
+// failure to read the mirror. l.mu is held.
 func (l *ConfigLoader) evaluate(commit plumbing.Hash) (*ConfigRevision, []manifest.Problem, error) {
 	repo, err := l.m.Repository(l.loc.URL)
 	if err != nil {
@@ -258,17 +296,25 @@ func (l *ConfigLoader) evaluate(commit plumbing.Hash) (*ConfigRevision, []manife
 	if err != nil {
 		return nil, []manifest.Problem{{File: file, Message: "missing from the config repo"}}, nil
 	}
+	if probs, ok := l.refused[f.Hash]; ok {
+		return nil, probs, nil
+	}
 	data, err := f.Contents()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s at %s: %w", file, commit, err)
 	}
-	cfg, warns, err := manifest.Parse(file, []byte(data))
+	cfg, warns, err := parse(file, []byte(data))
 	if err != nil {
+		probs := []manifest.Problem{{File: file, Message: err.Error()}}
 		var errs manifest.Errors
 		if errors.As(err, &errs) {
-			return nil, append([]manifest.Problem(errs), warns...), nil
+			probs = append([]manifest.Problem(errs), warns...)
 		}
-		return nil, []manifest.Problem{{File: file, Message: err.Error()}}, nil
+		if l.refused == nil || len(l.refused) >= maxRefused {
+			l.refused = map[plumbing.Hash][]manifest.Problem{}
+		}
+		l.refused[f.Hash] = probs
+		return nil, probs, nil
 	}
 	src := NewSources(l.m, cfg, l.loc, tree, commit)
 	var errs []manifest.Problem
@@ -285,8 +331,14 @@ func (l *ConfigLoader) evaluate(commit plumbing.Hash) (*ConfigRevision, []manife
 	return &ConfigRevision{Commit: commit, Config: cfg, Warnings: warns, Sources: src, Location: l.loc, At: time.Now()}, nil, nil
 }
 
+// shown is loc as it may be shown and stored: without user information.
+func (loc ConfigLocation) shown() ConfigLocation {
+	loc.URL = RedactURL(loc.URL)
+	return loc
+}
+
 func (l *ConfigLoader) save() error {
-	st := configState{Location: l.loc, Rejected: l.rejected}
+	st := configState{Location: l.loc.shown(), Rejected: l.rejected}
 	if l.current != nil {
 		st.Good = &struct {
 			Commit plumbing.Hash `json:"commit"`
@@ -317,8 +369,10 @@ func ReadConfigState(root string) (loc ConfigLocation, good plumbing.Hash, rejec
 	return st.Location, good, st.Rejected, nil
 }
 
-// writeJSON writes v to p atomically (temporary file, then rename).
-func writeJSON(p string, v any) error { return atomicfile.WriteJSON(p, v, 0o644) }
+// writeJSON writes v to p atomically (temporary file, then rename),
+// readable by the daemon's user only: state names private repos and
+// their errors.
+func writeJSON(p string, v any) error { return atomicfile.WriteJSON(p, v) }
 
 // Sources implements manifest.Sources from git trees: the config tree at
 // the config commit, and each course's tree at the head its mirror holds.
@@ -326,6 +380,7 @@ type Sources struct {
 	m          *Mirrors
 	cfg        *manifest.Config
 	loc        ConfigLocation
+	configRepo *git.Repository // nil when the mirror cannot be opened
 	configTree *object.Tree
 	configHash plumbing.Hash
 
@@ -334,6 +389,7 @@ type Sources struct {
 }
 
 type courseTree struct {
+	repo   *git.Repository
 	tree   *object.Tree
 	commit plumbing.Hash
 	err    error
@@ -344,12 +400,30 @@ var _ manifest.Sources = (*Sources)(nil)
 // NewSources answers for cfg: configTree is the tree of the folder of
 // courses.yaml at configCommit of the config repo at loc.
 func NewSources(m *Mirrors, cfg *manifest.Config, loc ConfigLocation, configTree *object.Tree, configCommit plumbing.Hash) *Sources {
-	return &Sources{m: m, cfg: cfg, loc: loc, configTree: configTree, configHash: configCommit, courses: map[string]courseTree{}}
+	repo, _ := m.Repository(loc.URL)
+	return &Sources{m: m, cfg: cfg, loc: loc, configRepo: repo, configTree: configTree, configHash: configCommit, courses: map[string]courseTree{}}
+}
+
+// own returns a copy of t for one caller. A go-git Tree caches the
+// subtrees its lookups walk through in a map it writes on every nested
+// lookup, so one Tree must never be read by two goroutines — and plans,
+// passes and builds read the same revision's trees at once. A copy is one
+// tree object decoded again, from the mirror's cache.
+func own(repo *git.Repository, t *object.Tree) *object.Tree {
+	if repo == nil || t == nil {
+		return t
+	}
+	c, err := repo.TreeObject(t.Hash)
+	if err != nil {
+		return t
+	}
+	return c
 }
 
 // ConfigTree is the tree of the folder of courses.yaml at the config
 // commit.
-func (s *Sources) ConfigTree() *object.Tree { return s.configTree }
+// Each call returns a tree of the caller's own.
+func (s *Sources) ConfigTree() *object.Tree { return own(s.configRepo, s.configTree) }
 
 // Refresh forgets the course trees read so far, so that the next question
 // sees the heads the mirrors hold now (after a Syncer pass fetched them).
@@ -361,8 +435,22 @@ func (s *Sources) Refresh() {
 
 // ConfigFile implements manifest.Sources.
 func (s *Sources) ConfigFile(p string) bool {
-	_, err := s.configTree.File(path.Clean(p))
+	_, err := s.ConfigTree().File(path.Clean(p))
 	return err == nil
+}
+
+// ReadConfigFile implements manifest.Sources.
+func (s *Sources) ReadConfigFile(p string) ([]byte, error) {
+	f, err := s.configTree.File(path.Clean(p))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }
 
 // CourseFile implements manifest.Sources.
@@ -378,16 +466,17 @@ func (s *Sources) CourseFile(course, p string) (exists, known bool) {
 // CourseTree returns the tree of the course's root (its path:) and the
 // commit it comes from: the config commit for a course with repo: . (its
 // path: is then relative to the folder of courses.yaml), else its branch
-// head in its mirror. It fails when the mirror lacks that branch.
+// head in its mirror. It fails when the mirror lacks that branch. Each
+// call returns a tree of the caller's own.
 func (s *Sources) CourseTree(course string) (*object.Tree, plumbing.Hash, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ct, ok := s.courses[course]; ok {
-		return ct.tree, ct.commit, ct.err
+	ct, ok := s.courses[course]
+	if !ok {
+		ct = s.courseTree(course)
+		s.courses[course] = ct
 	}
-	ct := s.courseTree(course)
-	s.courses[course] = ct
-	return ct.tree, ct.commit, ct.err
+	s.mu.Unlock()
+	return own(ct.repo, ct.tree), ct.commit, ct.err
 }
 
 func (s *Sources) courseTree(course string) courseTree {
@@ -397,10 +486,10 @@ func (s *Sources) courseTree(course string) courseTree {
 	}
 	if co.Repo == "." {
 		if co.Path == "" {
-			return courseTree{tree: s.configTree, commit: s.configHash}
+			return courseTree{repo: s.configRepo, tree: s.configTree, commit: s.configHash}
 		}
-		t, err := s.configTree.Tree(path.Clean(co.Path))
-		return courseTree{tree: t, commit: s.configHash, err: err}
+		t, err := s.ConfigTree().Tree(path.Clean(co.Path))
+		return courseTree{repo: s.configRepo, tree: t, commit: s.configHash, err: err}
 	}
 	repo, err := s.m.Repository(co.Repo)
 	if err != nil {
@@ -411,5 +500,5 @@ func (s *Sources) courseTree(course string) courseTree {
 		return courseTree{err: fmt.Errorf("course %s: branch %s not fetched: %w", course, co.Branch, err)}
 	}
 	t, err := treeAt(repo, ref.Hash(), co.Path)
-	return courseTree{tree: t, commit: ref.Hash(), err: err}
+	return courseTree{repo: repo, tree: t, commit: ref.Hash(), err: err}
 }

@@ -49,12 +49,22 @@ type Options struct {
 	// doubles with each further failure up to BackoffMax, with jitter.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
-	// Depth, when positive, makes the first fetch of a branch from a
-	// network remote shallow (that many commits). Later fetches add to it;
-	// Deepen fetches the full history when something needs it. Local
-	// remotes are always fetched in full: that is cheap.
+	// Depth makes the first fetch of a branch from a network remote
+	// shallow: that many commits (DefaultDepth when 0; negative: the full
+	// history). Nothing nbh-sync does needs history — build keys, build
+	// contexts and checkouts read the trees of one commit — while a course
+	// with a long history would cost its whole pack on every try. Later
+	// fetches add to it; Deepen fetches the full history when something
+	// needs it. Local remotes are always fetched in full: that is cheap.
 	Depth int
+	// SafeDirectories are local repositories trusted whatever their owner
+	// ("*": all), like git's safe.directory; any other local repository
+	// must belong to the user nbh-sync runs as.
+	SafeDirectories []string
 }
+
+// DefaultDepth is the depth of the first fetch of a network remote.
+const DefaultDepth = 1
 
 func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
@@ -70,6 +80,12 @@ func (o Options) withDefaults() Options {
 		o.BackoffMax = DefaultBackoffMax
 	}
 	o.BackoffMax = max(o.BackoffMax, o.BackoffBase)
+	switch {
+	case o.Depth == 0:
+		o.Depth = DefaultDepth
+	case o.Depth < 0:
+		o.Depth = 0
+	}
 	return o
 }
 
@@ -104,7 +120,15 @@ type BackoffError struct {
 
 func (e *BackoffError) Error() string {
 	return fmt.Sprintf("remote %s backing off until %s after %d failure(s): %v",
-		e.URL, e.Until.Format(time.RFC3339), e.Failures, e.Err)
+		RedactURL(e.URL), e.Until.Format(time.RFC3339), e.Failures, e.Err)
+}
+
+// BusyError is returned, without waiting, for a remote whose fetch is still
+// running (started by an earlier pass that moved on without it).
+type BusyError struct{ URL string }
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("remote %s: a fetch is still running; its result will be used by the next pass", RedactURL(e.URL))
 }
 
 func (e *BackoffError) Unwrap() error { return e.Err }
@@ -128,13 +152,18 @@ type remote struct {
 
 	// work serializes network and writes on this mirror.
 	work sync.Mutex
-	repo *git.Repository
+	// opening guards repo, so that readers of the mirror never wait for a
+	// fetch in progress (which holds work).
+	opening sync.Mutex
+	repo    *git.Repository
 
 	// guarded by Mirrors.mu, so that a backoff check never waits for a
 	// fetch in progress.
 	failures int
 	until    time.Time
 	lastErr  error
+	// heads are the branch heads the last update brought, by branch.
+	heads map[string]plumbing.Hash
 }
 
 // NewMirrors returns the mirrors kept under {root}/mirrors.
@@ -182,7 +211,11 @@ func (m *Mirrors) UpdateBranches(ctx context.Context, url string, branches []str
 	if err := m.checkBackoff(r, url); err != nil {
 		return nil, err
 	}
-	r.work.Lock()
+	// One slow remote never holds a caller: a fetch still running is
+	// reported at once rather than waited for.
+	if !r.work.TryLock() {
+		return nil, &BusyError{URL: url}
+	}
 	defer r.work.Unlock()
 	heads, err := m.update(ctx, r, url, branches, creds)
 	var bnf *branchError
@@ -191,7 +224,42 @@ func (m *Mirrors) UpdateBranches(ctx context.Context, url string, branches []str
 		return heads, err
 	}
 	m.succeed(r)
+	m.remember(r, heads)
 	return heads, err
+}
+
+func (m *Mirrors) remember(r *remote, heads map[string]Head) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r.heads == nil {
+		r.heads = map[string]plumbing.Hash{}
+	}
+	for b, h := range heads {
+		r.heads[b] = h.Commit
+	}
+}
+
+// Known returns the head of branch that the mirror of url holds, with no
+// network and without waiting for a fetch in progress: the head the last
+// Update brought, else the one recorded in the mirror on disk. It fails
+// when the mirror never had the branch.
+func (m *Mirrors) Known(url, branch string) (plumbing.Hash, error) {
+	r := m.remote(url)
+	m.mu.Lock()
+	h, ok := r.heads[branch]
+	m.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	repo, err := m.Repository(url)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	ref, err := repo.Reference(plumbing.NewBranchReferenceName(branch), true)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("mirror of %s: branch %s not fetched yet", RedactURL(url), branch)
+	}
+	return ref.Hash(), nil
 }
 
 // branchError says a branch is missing; it is not a failure of the remote.
@@ -263,8 +331,12 @@ func (m *Mirrors) Reset(url string) {
 	r.failures, r.until, r.lastErr = 0, time.Time{}, nil
 }
 
-func (m *Mirrors) update(ctx context.Context, r *remote, url string, branches []string, creds *manifest.Credentials) (map[string]Head, error) {
-	furl := fetchURL(url)
+func (m *Mirrors) update(ctx context.Context, r *remote, rawURL string, branches []string, creds *manifest.Credentials) (map[string]Head, error) {
+	furl := fetchURL(rawURL)
+	url := RedactURL(rawURL) // what errors show
+	if err := m.checkLocal(furl); err != nil {
+		return nil, err
+	}
 	auth, secrets, err := authFor(furl, creds)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: credentials: %w", url, redact(err, secrets))
@@ -334,6 +406,15 @@ func (m *Mirrors) update(ctx context.Context, r *remote, url string, branches []
 	return heads, errors.Join(errs...)
 }
 
+// checkLocal refuses a local remote another user owns (see checkOwner).
+func (m *Mirrors) checkLocal(furl string) error {
+	p, ok := strings.CutPrefix(furl, "file://")
+	if !ok {
+		return nil
+	}
+	return checkOwner(p, m.opts.SafeDirectories)
+}
+
 // list returns the branch heads of the remote at furl.
 func (m *Mirrors) list(ctx context.Context, furl string, auth transport.AuthMethod) (map[plumbing.ReferenceName]plumbing.Hash, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
@@ -372,11 +453,15 @@ func (m *Mirrors) Deepen(ctx context.Context, url, branch string, creds *manifes
 	}
 	r.work.Lock()
 	defer r.work.Unlock()
+	furl := fetchURL(url)
+	url = RedactURL(url)
+	if err := m.checkLocal(furl); err != nil {
+		return err
+	}
 	repo, err := r.open()
 	if err != nil {
 		return fmt.Errorf("mirror of %s: %w", url, err)
 	}
-	furl := fetchURL(url)
 	auth, secrets, err := authFor(furl, creds)
 	if err != nil {
 		return fmt.Errorf("remote %s: credentials: %w", url, redact(err, secrets))
@@ -395,15 +480,15 @@ func (m *Mirrors) Deepen(ctx context.Context, url, branch string, creds *manifes
 func (m *Mirrors) Repository(url string) (*git.Repository, error) {
 	r := m.remote(url)
 	if _, err := os.Stat(filepath.Join(r.dir, "HEAD")); err != nil {
-		return nil, fmt.Errorf("mirror of %s: not fetched yet", url)
+		return nil, fmt.Errorf("mirror of %s: not fetched yet", RedactURL(url))
 	}
-	r.work.Lock()
-	defer r.work.Unlock()
 	return r.open()
 }
 
-// open opens or creates the bare mirror; the caller holds r.work.
+// open opens or creates the bare mirror.
 func (r *remote) open() (*git.Repository, error) {
+	r.opening.Lock()
+	defer r.opening.Unlock()
 	if r.repo != nil {
 		return r.repo, nil
 	}

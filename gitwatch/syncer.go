@@ -21,6 +21,10 @@ import (
 // DefaultConcurrency bounds the remotes a Syncer updates at once.
 const DefaultConcurrency = 4
 
+// DefaultWait is how long a pass waits for its slowest remote before it
+// moves on without it (Syncer.Wait).
+const DefaultWait = 20 * time.Second
+
 // CourseStatus is the pull state of one course, as persisted for status.
 type CourseStatus struct {
 	Course string `json:"course"`
@@ -39,6 +43,9 @@ type CourseStatus struct {
 	// tree then stays at Commit.
 	Error   string    `json:"error,omitempty"`
 	ErrorAt time.Time `json:"error_at,omitzero"`
+	// Pending is true when Error says the remote's fetch was still
+	// running: slow, not unreachable.
+	Pending bool `json:"pending,omitempty"`
 	// Changed is true when this pass checked out a new revision.
 	Changed bool `json:"-"`
 }
@@ -69,6 +76,12 @@ type Syncer struct {
 	root        string
 	log         *slog.Logger
 	concurrency int
+	// Wait is how long Sync waits for the remotes (DefaultWait if 0). A
+	// remote still fetching then goes on in the background, its courses
+	// keep their checkout and report it, and the next pass checks out
+	// what it brought: one slow remote (a long history, a hung server)
+	// never holds back the pull — and the builds after it — of the others.
+	Wait time.Duration
 
 	// pass serializes passes, hence all work on one course.
 	pass sync.Mutex
@@ -128,6 +141,10 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 
 	results := make(map[string]CourseStatus, len(cfg.Courses))
 	var mu sync.Mutex
+	// gate lets the pass move on: checkouts run under its read lock, and
+	// once the pass stops waiting (closed) no late one starts.
+	var gate sync.RWMutex
+	closed := false
 	sem := make(chan struct{}, s.concurrency)
 	var wg sync.WaitGroup
 	for _, k := range keys {
@@ -138,7 +155,14 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 			var heads map[string]Head
 			var err error
 			if len(g.branches) > 0 {
-				heads, err = s.m.UpdateBranches(ctx, g.url, g.branches, g.creds)
+				// A fetch may outlive the pass (see Wait): it is bounded by
+				// the mirrors' timeout, not by the pass's end.
+				heads, err = s.m.UpdateBranches(context.WithoutCancel(ctx), g.url, g.branches, g.creds)
+			}
+			gate.RLock()
+			defer gate.RUnlock()
+			if closed {
+				return
 			}
 			for _, name := range g.courses {
 				old, _ := prev.Course(name)
@@ -149,12 +173,32 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 			}
 		})
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	wait := s.Wait
+	if wait <= 0 {
+		wait = DefaultWait
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	gate.Lock()
+	closed = true
+	gate.Unlock()
 
 	out := Status{ConfigCommit: rev.Commit, At: time.Now()}
 	var errs []error
 	for _, name := range cfg.CourseNames() {
-		st := results[name]
+		mu.Lock()
+		st, ok := results[name]
+		mu.Unlock()
+		if !ok {
+			st = s.pending(cfg.Courses[name], prev, wait)
+		}
 		out.Courses = append(out.Courses, st)
 		if st.Error != "" && !st.ErrorAt.Before(start) {
 			errs = append(errs, fmt.Errorf("course %s: %s", name, st.Error))
@@ -166,14 +210,27 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 	return out, errors.Join(errs...)
 }
 
+// pending is the status of a course whose remote is still fetching when
+// the pass moves on: it keeps its checkout.
+func (s *Syncer) pending(co manifest.Course, prev Status, wait time.Duration) CourseStatus {
+	old, _ := prev.Course(co.Name)
+	old.Course, old.Repo, old.Branch, old.Path = co.Name, RedactURL(co.Repo), co.Branch, co.Path
+	old.Error = fmt.Sprintf("remote %s still fetching after %s: the pass went on without it; the next pass checks out what it brings", RedactURL(co.Repo), wait)
+	old.ErrorAt, old.Pending = time.Now(), true
+	s.log.Warn("course not updated", "course", co.Name, "err", old.Error)
+	return old
+}
+
 // course brings one course's work tree to its head and returns its status.
 func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Course, old CourseStatus, heads map[string]Head, updateErr error) CourseStatus {
 	now := time.Now()
-	st := CourseStatus{Course: co.Name, Repo: co.Repo, Branch: co.Branch, Path: co.Path,
+	st := CourseStatus{Course: co.Name, Repo: RedactURL(co.Repo), Branch: co.Branch, Path: co.Path,
 		Commit: old.Commit, Forced: old.Forced, CheckedAt: old.CheckedAt, FetchedAt: old.FetchedAt}
 	log := s.log.With("course", co.Name)
 	fail := func(err error) CourseStatus {
 		st.Error, st.ErrorAt = err.Error(), now
+		var busy *BusyError
+		st.Pending = errors.As(err, &busy)
 		log.Warn("course not updated", "err", err)
 		return st
 	}

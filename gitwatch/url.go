@@ -95,15 +95,43 @@ func mirrorName(raw string) string {
 	return readable + "-" + hex.EncodeToString(sum[:6])
 }
 
-// RedactURL returns raw without any password it carries, for labels, logs
-// and status pages. Local paths and scp-like URLs come back unchanged.
+// RedactURL returns raw without the user information it may carry (a
+// password, or a token given as the user name), for everything shown or
+// stored: logs, errors, status pages, labels, state files. Local paths and
+// scp-like URLs (git@host:path, whose user is not a secret) come back
+// unchanged.
 func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if !strings.Contains(raw, "://") {
 		return raw
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.User(u.User.Username())
+	u, err := url.Parse(raw)
+	if err != nil {
+		// An unparsable URL may still carry user information: cut what
+		// stands between the scheme and the last @ of the authority.
+		scheme, rest, _ := strings.Cut(raw, "://")
+		auth, path, found := strings.Cut(rest, "/")
+		if i := strings.LastIndex(auth, "@"); i >= 0 {
+			auth = auth[i+1:]
+		}
+		if found {
+			return scheme + "://" + auth + "/" + path
+		}
+		return scheme + "://" + auth
 	}
+	if u.User == nil {
+		return raw
+	}
+	u.User = nil
 	return u.String()
+}
+
+// URLPassword reports whether raw carries a password in its user
+// information (https://user:secret@host/...).
+func URLPassword(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, has := u.User.Password()
+	return has
 }

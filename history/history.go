@@ -159,7 +159,7 @@ func Open(path string, opt Options) (*Store, error) {
 		// bbolt would create the file; read-only must not.
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o640, &bolt.Options{Timeout: opt.OpenTimeout, ReadOnly: opt.ReadOnly})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.OpenTimeout, ReadOnly: opt.ReadOnly})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open history %s: %w", path, ErrLocked)
 	}

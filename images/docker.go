@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/nbhosting/nbh-sync/imageref"
 )
 
 // DockerEngine is the Engine of a Docker daemon, reached through the SDK.
@@ -84,20 +85,41 @@ func (d *DockerEngine) ImageList(ctx context.Context, labels ...string) ([]Image
 		f.Add("label", l)
 	}
 	list, err := d.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	for try := 0; imageref.ListRaced(err) && try < imageref.ListRetries; try++ {
+		list, err = d.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("docker image list: %w", err)
 	}
 	out := make([]ImageInfo, 0, len(list))
 	for _, im := range list {
+		// podman ORs label filters where Docker ANDs them: check them all
+		// here too.
+		if !hasLabels(im.Labels, labels) {
+			continue
+		}
 		var tags []string
 		for _, t := range im.RepoTags {
 			if t != "<none>:<none>" {
-				tags = append(tags, t)
+				tags = append(tags, imageref.Familiar(t))
 			}
 		}
 		out = append(out, ImageInfo{ID: im.ID, Tags: tags, Labels: im.Labels, Created: time.Unix(im.Created, 0)})
 	}
 	return out, nil
+}
+
+// hasLabels reports whether have matches every filter, each "key" or
+// "key=value", as Docker's label filters do.
+func hasLabels(have map[string]string, filters []string) bool {
+	for _, f := range filters {
+		k, v, withValue := strings.Cut(f, "=")
+		got, ok := have[k]
+		if !ok || (withValue && got != v) {
+			return false
+		}
+	}
+	return true
 }
 
 // ImageTag implements Engine.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // requireDocker returns the real engine, or skips the test when none
@@ -21,6 +23,8 @@ func requireDocker(t *testing.T) *DockerEngine {
 	if testing.Short() {
 		t.Skip("integration test: -short")
 	}
+	// Skips, fails or checks for podman as every engine test does.
+	testenv.RequireDocker(t)
 	fail := t.Skipf
 	if os.Getenv("NBH_REQUIRE_DOCKER") == "1" {
 		fail = t.Fatalf
@@ -36,6 +40,15 @@ func requireDocker(t *testing.T) *DockerEngine {
 	}
 	t.Cleanup(func() { eng.Close() })
 	return eng
+}
+
+// isPodman reports whether eng is podman's Docker-compatible API.
+func isPodman(t *testing.T, eng *DockerEngine) bool {
+	ok, err := testenv.IsPodman(t.Context(), eng.cli)
+	if err != nil {
+		t.Fatalf("engine version: %v", err)
+	}
+	return ok
 }
 
 var tool struct {

@@ -150,9 +150,14 @@ func TestIntegrationSymlinkToHostFile(t *testing.T) {
 	s.courses[name]["docker-image/leak"] = file{data: hostFile, link: true}
 	s.courses[name]["docker-image/up"] = file{data: "../notebooks/a.ipynb", link: true}
 	s.courses[name]["docker-image/nbhosting.Dockerfile"] = file{data: s.courses[name]["docker-image/nbhosting.Dockerfile"].data + "COPY . /ctx/\n"}
-	res := mustEnsure(t, b(eng), s, yaml, name)
-	if !res.Built {
-		t.Fatal("no build")
+	res, err := ensure(t, b(eng), s, yaml, name, EnsureOptions{})
+	if err != nil && isPodman(t, eng) {
+		// podman's API refuses a context holding a symlink that leads
+		// out of it (a 500 with no message): nothing reaches the image.
+		t.Skipf("podman refuses the context: %v", err)
+	}
+	if err != nil || !res.Built {
+		t.Fatalf("no build: %v", err)
 	}
 	img := name + ":latest"
 	if code, out := run(t, eng, img, ContainerConfig{Entrypoint: []string{"/bin/tool", "readlink", "/ctx/leak"}}); code != 0 || strings.TrimSpace(out) != hostFile {
@@ -187,7 +192,7 @@ func TestIntegrationFailuresKeepLatest(t *testing.T) {
 			s.courses[name]["docker-image/nbhosting.Dockerfile"] = file{data: tc.df}
 			_, err := ensure(t, bl, s, tc.yaml, name, EnsureOptions{})
 			var be *BuildError
-			if !errors.As(err, &be) || be.Stage != tc.stage || !strings.Contains(be.Log, tc.inLog) {
+			if !errors.As(err, &be) || string(be.Stage) != tc.stage || !strings.Contains(be.Log, tc.inLog) {
 				t.Fatalf("err = %v, want stage %s with %q in the log", err, tc.stage, tc.inLog)
 			}
 			cur, err := bl.Current(t.Context(), name)

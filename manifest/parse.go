@@ -24,6 +24,9 @@ func Parse(file string, data []byte) (*Config, []Problem, error) {
 	}
 	w := &walker{file: file, pos: map[string]position{}, drop: map[*yaml.Node]bool{}, bad: map[string]bool{}}
 	doc := root.Content[0]
+	if p := checkAliases(file, doc); p != nil {
+		return nil, nil, Errors{*p}
+	}
 	w.pos[""] = position{doc.Line, doc.Column}
 	w.walk(doc, reflect.TypeFor[Config](), "")
 	w.prune(&root)
@@ -85,6 +88,7 @@ func (c *Config) mergeDefaults() {
 	d.Lingering = or(d.Lingering, Duration(DefaultLingering))
 	d.RetireLimit = or(d.RetireLimit, DefaultRetireLimit)
 	d.Container.Port = or(d.Container.Port, DefaultPort)
+	d.Container.User = or(d.Container.User, DefaultUser)
 	if d.Container.Command == nil {
 		d.Container.Command = DefaultCommand
 	}
@@ -113,6 +117,11 @@ func mergeContainer(c, d Container) Container {
 	c.Memory = or(c.Memory, d.Memory)
 	c.CPUs = or(c.CPUs, d.CPUs)
 	c.Token = or(c.Token, d.Token)
+	c.User = or(c.User, d.User)
+	c.Preset = or(c.Preset, d.Preset)
+	if c.Entrypoint == nil {
+		c.Entrypoint = d.Entrypoint
+	}
 	if c.Command == nil {
 		c.Command = d.Command
 	}

@@ -48,10 +48,31 @@ type Container struct {
 	Command []string          `json:"command,omitempty"`
 	Mounts  []string          `json:"mounts,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
-	// Token is the Jupyter token the server is started with, if any; the
-	// activity probe sends it. It may hold placeholders.
+	// User runs the container's command: root by default, as nbhosting
+	// runs it, because the start script must switch to the student's uid
+	// and images such as docker-stacks' end with USER jovyan. It may hold
+	// placeholders ("{uid}" runs the command as the student directly).
+	User string `json:"user,omitempty"`
+	// Entrypoint replaces the image's ENTRYPOINT. Unset or empty means
+	// none, as nbhosting's --entrypoint=: docker-stacks' entrypoint would
+	// otherwise hand the command over to jovyan before the start script
+	// runs. To keep an image's entrypoint, write it here.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// Token is the Jupyter token the server is started with; the activity
+	// probe sends it. It may hold placeholders. Unset, each container gets
+	// a secret derived from a site key (see the README).
 	Token string `json:"token,omitempty"`
+	// Preset adds a known environment to the container: "nbhosting" gives
+	// a course's notebooks what they expect under nbhosting (modules/ on
+	// PYTHONPATH, static top-levels, NBAUTOEVAL_LOG, .nbhosting/jupyter/).
+	Preset string `json:"preset,omitempty"`
 }
+
+// Presets are the known values of Container.Preset.
+var Presets = []string{PresetNbhosting}
+
+// PresetNbhosting is the preset of a course written for nbhosting.
+const PresetNbhosting = "nbhosting"
 
 // Freeze is a window, starting at each activation of Cron and lasting For,
 // during which no container of the course is stopped or removed for
@@ -144,6 +165,9 @@ const (
 	DefaultLingering   = 48 * time.Hour
 	DefaultRetireLimit = 50
 	DefaultPort        = 8888
+	// DefaultUser is root by number: "root" by name fails in images that
+	// have no /etc/passwd.
+	DefaultUser        = "0"
 	DefaultConcurrency = 2
 	DefaultKeep        = 3
 	DefaultBuildTO     = time.Hour

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/nbhosting/nbh-sync/dockerfile"
 )
 
 // MaxNameLen bounds course and image names: they become parts of container
@@ -21,12 +23,17 @@ var (
 	// courseName: lowercase letters, digits, -, _, .; no
 	// leading . or -.
 	courseName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
-	// imageName is a Docker repository path component.
-	imageName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	// imageName is a Docker repository path component, with at most one
+	// namespace before it (nbhosting/scipy-notebook, as nbhosting names its
+	// core images).
+	imageName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)?$`)
 	envName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// placeholder is {name}; other braces (JSON in an env value) are text.
 	placeholder = regexp.MustCompile(`\{[A-Za-z_][A-Za-z0-9_]*\}`)
 	hexKey      = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+	// userSpec is what the engine takes as a user: name or uid, then
+	// optionally :group or :gid.
+	userSpec = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$`)
 	// scpLike is git's user@host:path form.
 	scpLike = regexp.MustCompile(`^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^/]`)
 )
@@ -168,7 +175,7 @@ func (v *validator) name(p, name, what string, re *regexp.Regexp) {
 		v.errorf(p, "%s name %q is too long (%d characters, at most %d)", what, name, len(name), MaxNameLen)
 	case !re.MatchString(name):
 		if what == "image" {
-			v.errorf(p, "invalid image name %q: lowercase letters and digits, joined by ., _, __ or -", name)
+			v.errorf(p, "invalid image name %q: lowercase letters and digits, joined by ., _, __ or -, with at most one namespace/ before them", name)
 		} else {
 			v.errorf(p, "invalid course name %q: lowercase letters, digits, -, _ and ., not starting with . or -", name)
 		}
@@ -265,6 +272,19 @@ func (v *validator) container(p string, c Container) {
 		v.placeholders(p+".env."+k, c.Env[k])
 	}
 	v.placeholders(p+".token", c.Token)
+	v.placeholders(p+".user", c.User)
+	if c.User != "" && !userSpec.MatchString(placeholder.ReplaceAllString(c.User, "0")) {
+		v.errorf(p+".user", "invalid user %q: want a name or a number, optionally :group (e.g. root, 0, 1000:100, {uid})", c.User)
+	}
+	for i, arg := range c.Entrypoint {
+		v.placeholders(fmt.Sprintf("%s.entrypoint[%d]", p, i), arg)
+	}
+	if len(c.Entrypoint) > 0 && c.Entrypoint[0] == "" {
+		v.errorf(p+".entrypoint[0]", "must name a program (leave entrypoint out for none)")
+	}
+	if c.Preset != "" && !slices.Contains(Presets, c.Preset) {
+		v.errorf(p+".preset", "unknown preset %q (known: %s)", c.Preset, strings.Join(Presets, ", "))
+	}
 }
 
 // engineSockets are the sockets of container engines: whoever can open one
@@ -410,24 +430,78 @@ func (v *validator) image(p, name string, img Image) {
 	}
 }
 
-// CheckImages resolves every image of the site against src (its lookup order) and
-// reports an image nobody can build as an error at the course that uses it
-// (or at its images: entry), and an assumed source as a warning.
+// CheckImages resolves every image of the site against src (its lookup
+// order) and reports what the config repo gets wrong, as errors at the
+// course that uses the image (or at its images: entry): an image nobody can
+// build, a Dockerfile named but missing; and in the config repo's
+// Dockerfiles, at their lines, a FROM cycle and the lint (dockerfile.Lint).
+// What is a course's own business — its repo has no Dockerfile yet, or is
+// not fetched — is a warning: it fails that image only, and must not block
+// the site.
 func (c *Config) CheckImages(src Sources) []Problem {
 	v := &validator{walker: &walker{file: c.file, pos: c.pos, bad: map[string]bool{}}, c: c}
 	add := func(path string, warning bool, msg string) { v.at(path, warning, "%s", msg) }
-	for _, name := range c.ImageNames() {
+	names := c.ImageNames()
+	bases := map[string][]string{}
+	froms := map[string][]dockerfile.From{}
+	files := map[string]string{} // image → its Dockerfile, for messages
+	data := map[string][]byte{}  // image → its Dockerfile's content
+	for _, name := range names {
 		where := "images." + name
 		if _, ok := c.Images[name]; !ok {
 			where = "courses." + c.CoursesUsing(name)[0]
 		}
 		s, err := c.ResolveImage(name, src)
+		var nd *NoDockerfileError
 		switch {
+		case errors.As(err, &nd) && nd.CourseContent():
+			add(where, true, err.Error()+"; the image fails until its course has one")
 		case err != nil:
 			add(where, false, err.Error())
 		case s.Assumed:
-			add(where, true, fmt.Sprintf("image %s: expects %s in course %s (its repo is not fetched; not checked)", name, CourseDockerfile, name))
+			add(where, true, fmt.Sprintf("image %s: its Dockerfile is looked up in course %s once its repo is fetched (not checked)", name, name))
 		}
+		if err != nil || s.Kind == FromCourse {
+			continue
+		}
+		df, err := src.ReadConfigFile(s.Dockerfile)
+		if err != nil {
+			add(where, false, fmt.Sprintf("image %s: read %s: %v", name, s.Dockerfile, err))
+			continue
+		}
+		data[name] = df
+		files[name] = path.Join(path.Dir(c.file), s.Dockerfile)
+		for _, f := range dockerfile.Froms(df) {
+			if b := dockerfile.LocalName(f.Ref); slices.Contains(names, b) {
+				bases[name] = append(bases[name], b)
+				froms[name] = append(froms[name], f)
+			}
+		}
+	}
+	// The lint of the config repo's own Dockerfiles, knowing which bases
+	// the site builds (a course's Dockerfile is linted before its build).
+	base := dockerfile.SiteBases(names, func(image string) ([]byte, bool) {
+		d, ok := data[image]
+		return d, ok
+	})
+	for _, name := range names {
+		if d, ok := data[name]; ok {
+			for _, f := range dockerfile.Lint(d, base) {
+				v.probs = append(v.probs, Problem{File: files[name], Line: f.Line, Message: f.Message, Warning: f.Warning})
+			}
+		}
+	}
+	_, cycles := OrderImages(names, bases)
+	for _, cyc := range cycles {
+		// Only a cycle wholly in the config repo is the config's fault;
+		// one through a course's Dockerfile fails those images' builds.
+		first, next := cyc[0], cyc[1]
+		i := slices.Index(bases[first], next)
+		if i < 0 {
+			continue
+		}
+		v.probs = append(v.probs, Problem{File: files[first], Line: froms[first][i].Line,
+			Message: fmt.Sprintf("FROM %s: a cycle of base images: %s", froms[first][i].Ref, strings.Join(cyc, " → "))})
 	}
 	return v.probs
 }

@@ -68,15 +68,16 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		}
 		t := activity.Target{ID: c.ID, URL: containers.URL(p.Containers.HostIP, c.Port), StartedAt: c.StartedAt}
 		// A course gone from courses.yaml has only the defaults left to
-		// say its token; without one its servers refuse the probe, never
-		// look idle, and are never removed.
-		token := d.Defaults.Container.Token
+		// say its token. A server that refuses the token never looks
+		// idle, so it is never removed.
+		cc := d.Defaults.Container
 		if st, ok := d.Courses[c.Course]; ok {
-			token = st.Course.Container.Token
+			cc = st.Course.Container
 		}
-		if token != "" {
-			v := containers.Vars{Root: p.Root, Course: c.Course, Student: c.Student, UID: c.UID, Port: c.Port}
-			t.Token = v.Expand(token)
+		v := containers.Vars{Root: p.Root, Course: c.Course, Student: c.Student, UID: c.UID, Port: c.Port}
+		if t.Token, err = p.Containers.Token(cc, v); err != nil && p.Log != nil {
+			// Probed without it, the server refuses: not idle, kept.
+			p.Log.Warn("probe without the container's token", "container", c.Name, "err", err)
 		}
 		targets = append(targets, t)
 	}

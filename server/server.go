@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -32,6 +33,11 @@ const (
 	DefaultMaxAPIBody  = 64 << 10
 	DefaultRefresh     = 10 * time.Second
 	DefaultAPITimeout  = 2 * time.Minute
+	// DefaultHookReads bounds the webhook bodies read at once: with the
+	// body limit, it bounds the memory a flood of webhooks can take.
+	DefaultHookReads = 4
+	// DefaultBodyReadTimeout bounds the reading of one request body.
+	DefaultBodyReadTimeout = 30 * time.Second
 )
 
 // Config configures a Server.
@@ -41,6 +47,21 @@ type Config struct {
 	Backend Backend
 	// Hooks verifies webhooks; nil disables /hooks/ (404).
 	Hooks HookVerifier
+	// HookHeaders, when set, checks a webhook's headers (the provider's
+	// signature header present and well-formed) before its body is read,
+	// so that an unsigned request costs no body read. An error wrapping
+	// ErrUnknownProvider is answered 404, any other 401.
+	HookHeaders func(provider string, h http.Header) error
+	// MaxHookReads bounds the webhook bodies read at once; a webhook
+	// beyond it is answered 503 at once (DefaultHookReads if 0).
+	MaxHookReads int
+	// AllowedHosts are the host names (besides localhost and IP
+	// addresses) the unauthenticated GET endpoints answer to: a browser
+	// led to the daemon by DNS rebinding sends another name and gets 403.
+	AllowedHosts []string
+	// BodyReadTimeout bounds the reading of one request body
+	// (DefaultBodyReadTimeout if 0).
+	BodyReadTimeout time.Duration
 	// Metrics serves /metrics (metrics.Metrics.Handler()); nil disables it.
 	Metrics http.Handler
 	// Token is the bearer token of mutating endpoints (see LoadToken);
@@ -58,9 +79,12 @@ type Config struct {
 
 // Server is the HTTP server; build it with New.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	hookSem chan struct{}
+	allowed map[string]bool
 }
 
 // LoadToken reads a bearer token from path; surrounding whitespace is
@@ -97,9 +121,50 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if cfg.MaxHookReads <= 0 {
+		cfg.MaxHookReads = DefaultHookReads
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), hookSem: make(chan struct{}, cfg.MaxHookReads),
+		allowed: map[string]bool{"localhost": true}}
+	for _, h := range append([]string{cfg.Addr}, cfg.AllowedHosts...) {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		if h = strings.ToLower(strings.Trim(h, "[]")); h != "" {
+			s.allowed[h] = true
+		}
+	}
 	s.routes()
+	s.handler = s.checkHost(s.mux)
 	return s, nil
+}
+
+// checkHost answers 403 to a GET or HEAD whose Host is neither localhost,
+// an IP address, nor an allowed name. Those endpoints need no token, so a
+// page of another site whose name was rebound to this host's address
+// could read them from a browser; it sends its own name as Host. Webhooks
+// and mutating calls carry their own proof and reach a reverse proxy's
+// public name.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.ToLower(strings.Trim(host, "[]"))
+		if !s.allowed[host] && net.ParseIP(host) == nil {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not allowed: the daemon answers to localhost, IP addresses and the names of --allowed-host", host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) routes() {
@@ -122,7 +187,7 @@ func (s *Server) routes() {
 }
 
 // Handler returns the server's handler, for tests and embedding.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // ListenAndServe listens on Config.Addr and serves until ctx is cancelled,
 // then shuts down gracefully (in-flight requests get 10s).
@@ -138,7 +203,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Serve serves on ln until ctx is cancelled.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -294,12 +359,22 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) spawn(w http.ResponseWriter, r *http.Request) {
 	var req SpawnRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	if req.Course == "" || req.Student == "" {
 		writeError(w, http.StatusBadRequest, "course and student are required")
 		return
+	}
+	if req.UID != nil {
+		switch uid := *req.UID; {
+		case uid == 0:
+			writeError(w, http.StatusBadRequest, "uid 0 is root: a student's server never runs as root")
+			return
+		case uid < 0 || uid > math.MaxInt32-1:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("uid %d: want a user id from 1 to %d", uid, math.MaxInt32-1))
+			return
+		}
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
@@ -315,7 +390,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	var req SyncRequest
 	// The body is optional: POST /api/sync?course=x works too.
 	if r.ContentLength != 0 {
-		if !decode(w, r, &req) {
+		if !s.decode(w, r, &req) {
 			return
 		}
 	}
@@ -342,7 +417,7 @@ func (s *Server) confirmPrune(w http.ResponseWriter, r *http.Request) {
 		Revision string `json:"revision"`
 	}
 	if r.ContentLength != 0 {
-		if !decode(w, r, &req) {
+		if !s.decode(w, r, &req) {
 			return
 		}
 	}
@@ -363,14 +438,35 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "webhooks are not enabled")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxHookBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", mbe.Limit))
+	// The headers first: an unsigned request is refused before its body
+	// is read.
+	if s.cfg.HookHeaders != nil {
+		if err := s.cfg.HookHeaders(provider, r.Header); err != nil {
+			if errors.Is(err, ErrUnknownProvider) {
+				writeError(w, http.StatusNotFound, err.Error())
+				return
+			}
+			s.log.Warn("webhook refused", "provider", provider, "remote", r.RemoteAddr, "err", err)
+			writeError(w, http.StatusUnauthorized, "webhook verification failed")
 			return
 		}
-		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+	}
+	// Then a bounded number of bodies at once: beyond it, the forge
+	// retries later.
+	select {
+	case s.hookSem <- struct{}{}:
+		defer func() { <-s.hookSem }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "too many webhooks at once; retry later")
+		return
+	}
+	if r.ContentLength > s.cfg.MaxHookBody {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body too large: larger than %d bytes", s.cfg.MaxHookBody))
+		return
+	}
+	body, ok := s.readBody(w, r, s.cfg.MaxHookBody)
+	if !ok {
 		return
 	}
 	ctx, cancel := s.ctx(r)
@@ -383,6 +479,12 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, ErrInvalid) {
 		// Signed, hence from the forge, but unreadable: say so.
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if errors.Is(err, ErrConflict) {
+		// Signed, but seen already: a replay.
+		s.log.Warn("webhook refused", "provider", provider, "remote", r.RemoteAddr, "err", err)
+		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
 	if err != nil {
@@ -403,7 +505,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	if res.Courses == nil {
 		res.Courses = []string{}
 	}
-	s.log.Info("webhook accepted", "provider", provider, "repos", repos, "courses", res.Courses)
+	s.log.Info("webhook accepted", "provider", provider, "repos", len(repos), "courses", res.Courses)
 	writeJSON(w, http.StatusAccepted, res)
 }
 
@@ -428,17 +530,35 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, code, err.Error())
 }
 
-// decode reads a bounded JSON body strictly; on failure it answers 400 (or
-// 413) and returns false.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, DefaultMaxAPIBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+// readBody reads r's body, at most limit bytes and within
+// Config.BodyReadTimeout; on failure it answers 413 or 400 and returns
+// false. A failed read is not described to the caller: the error of a
+// connection names this host's addresses.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body too large")
-			return false
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body too large: larger than %d bytes", mbe.Limit))
+			return nil, false
 		}
+		s.log.Info("request body not read", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		writeError(w, http.StatusBadRequest, "the request body could not be read (too slow, or cut short)")
+		return nil, false
+	}
+	return body, true
+}
+
+// decode reads a bounded JSON body strictly — unknown fields, duplicate
+// keys and anything after the value are refused — into v; on failure it
+// answers 400 (or 413) and returns false.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, ok := s.readBody(w, r, DefaultMaxAPIBody)
+	if !ok {
+		return false
+	}
+	if err := strictJSON(body, v); err != nil {
 		writeError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
 		return false
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
+	"github.com/nbhosting/nbh-sync/token"
 )
 
 // Options say where the site's desired state is and where its data lives.
@@ -29,6 +30,12 @@ type Options struct {
 	// Config is the --config flag: a git URL, a bare repo, or a folder
 	// inside a git work tree.
 	Config string
+	// ConfigCredentials authenticate to the config repo, as a course's
+	// credentials: do; nil for none.
+	ConfigCredentials *manifest.Credentials
+	// SafeDirectories are local repositories trusted whatever their owner
+	// (gitwatch.Options.SafeDirectories).
+	SafeDirectories []string
 	// Root is the data directory: mirrors, course work trees, state.
 	Root string
 	Log  *slog.Logger
@@ -53,11 +60,12 @@ type Site struct {
 	ctrs    *containers.Manager
 	prober  *activity.Prober
 
+	failMu   sync.Mutex // serializes writes of the build failures file
+	specMu   sync.Mutex // serializes reads of a revision's git trees
 	mu       sync.Mutex
 	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
 	rejected *gitwatch.Rejection
-	builder  *images.Builder    // made from the first config's build: section
-	failed   map[string]failure // image → its last failed build
+	builder  *images.Builder // made from the first config's build: section
 	notifier *notify.Notifier
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
@@ -101,19 +109,19 @@ func New(opts Options) (*Site, error) {
 		}
 		opts.ContainerEngine = e
 	}
-	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{})
+	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
 	ctrs.Site = SiteName(opts.Root)
+	ctrs.Tokens = token.New(token.Path(opts.Root))
 	return &Site{
 		opts:    opts,
 		log:     opts.Log,
 		loc:     loc,
 		mirrors: m,
-		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, nil, opts.Log),
+		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, opts.ConfigCredentials, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  newProber(opts.ContainerEngine),
-		failed:  map[string]failure{},
 	}, nil
 }
 
@@ -141,12 +149,6 @@ type PullReport struct {
 	// Rejected is set when the config head failed validation.
 	Rejected *gitwatch.Rejection     `json:"rejected,omitempty"`
 	Courses  []gitwatch.CourseStatus `json:"courses"`
-}
-
-// failure is a build key that failed, and when.
-type failure struct {
-	key string
-	at  time.Time
 }
 
 // NoConfigError says that no valid config revision was ever seen, so there

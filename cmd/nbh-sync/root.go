@@ -10,6 +10,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 // version is stamped by make build (-ldflags -X main.version=...).
@@ -33,7 +36,14 @@ type globals struct {
 	root      string
 	logLevel  string
 	logFormat string
-	// api is the daemon's base URL; apiTokenFile holds its bearer token.
+	// configSet is true when --config was given on the command line.
+	configSet bool
+	// configCreds are the config repo's credentials, as a course's.
+	configCreds manifest.Credentials
+	// safeDirs are local repositories trusted whatever their owner.
+	safeDirs []string
+	// api names the daemon to talk to ("" its socket under root, "none"
+	// none); apiTokenFile holds its bearer token.
 	api          string
 	apiTokenFile string
 	stdin        io.Reader
@@ -51,6 +61,14 @@ const defaultListen = "127.0.0.1:8787"
 
 // defaultTokenFile holds the API's bearer token by default.
 const defaultTokenFile = "/etc/nbh-sync/api-token"
+
+// envList is the comma-separated list in the environment variable key.
+func envList(key string) []string {
+	if v := os.Getenv(key); v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
+}
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -112,13 +130,20 @@ data directory). Both may also come from NBH_CONFIG and NBH_ROOT.`,
 				return err
 			}
 			g.log = log
+			g.configSet = cmd.Flags().Changed("config")
 			return nil
 		},
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&g.config, "config", envOr("NBH_CONFIG", "."), "config repo: git URL, bare repo, or a directory inside a git work tree (env NBH_CONFIG)")
 	f.StringVar(&g.root, "root", envOr("NBH_ROOT", defaultRoot), "data directory: clones, course work trees, history (env NBH_ROOT)")
-	f.StringVar(&g.api, "api", envOr("NBH_API", "http://"+defaultListen), `a running daemon's API, used when it answers ("none": always work directly) (env NBH_API)`)
+	f.StringVar(&g.configCreds.Username, "config-username", os.Getenv("NBH_CONFIG_USERNAME"), "user name for an https config repo (default "+gitwatch.DefaultTokenUser+" with a password) (env NBH_CONFIG_USERNAME)")
+	f.StringVar(&g.configCreds.PasswordFile, "config-password-file", os.Getenv("NBH_CONFIG_PASSWORD_FILE"), "file holding the password or token of an https config repo (env NBH_CONFIG_PASSWORD_FILE)")
+	f.StringVar(&g.configCreds.PasswordEnv, "config-password-env", os.Getenv("NBH_CONFIG_PASSWORD_ENV"), "name of the environment variable holding the password or token of an https config repo")
+	f.StringVar(&g.configCreds.SSHKeyFile, "config-ssh-key-file", os.Getenv("NBH_CONFIG_SSH_KEY_FILE"), "private key for an ssh config repo (env NBH_CONFIG_SSH_KEY_FILE)")
+	f.StringVar(&g.configCreds.KnownHostsFile, "config-known-hosts-file", os.Getenv("NBH_CONFIG_KNOWN_HOSTS_FILE"), "known_hosts file for an ssh config repo, required with --config-ssh-key-file (env NBH_CONFIG_KNOWN_HOSTS_FILE)")
+	f.StringSliceVar(&g.safeDirs, "safe-directory", envList("NBH_SAFE_DIRECTORIES"), `a local repository trusted although another user owns it, as git's safe.directory ("*": all; repeatable) (env NBH_SAFE_DIRECTORIES, comma-separated)`)
+	f.StringVar(&g.api, "api", os.Getenv("NBH_API"), `the daemon to talk to: http://HOST:PORT or unix:PATH; by default the daemon whose socket is under --root, if one runs; "none": work directly (env NBH_API)`)
 	f.StringVar(&g.apiTokenFile, "api-token-file", envOr("NBH_API_TOKEN_FILE", defaultTokenFile), "file holding the bearer token of the daemon's mutating API calls (env NBH_API_TOKEN_FILE)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
@@ -138,6 +163,19 @@ data directory). Both may also come from NBH_CONFIG and NBH_ROOT.`,
 		newWhyCmd(g),
 	)
 	return root
+}
+
+// configCredentials returns the config repo's credentials of the flags,
+// nil when none is given. Both password flags at once is an error.
+func (g *globals) configCredentials() (*manifest.Credentials, error) {
+	c := g.configCreds
+	if c.PasswordFile != "" && c.PasswordEnv != "" {
+		return nil, errors.New("--config-password-file and --config-password-env: give one, not both")
+	}
+	if c == (manifest.Credentials{}) {
+		return nil, nil
+	}
+	return &c, nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

@@ -26,8 +26,11 @@ changed, container pass — whenever something may have changed:
 
 A burst of triggers becomes one pending pass. It serves, on --listen (localhost
 by default): the dashboard at /, /api/... (status, history, plan, spawn, sync),
-/metrics for Prometheus, /healthz and /readyz. Mutating API calls need the bearer
-token of --api-token-file; webhooks need the secret of --webhook-secret-file.
+/metrics for Prometheus, /healthz and /readyz; the same API on the unix socket
+ROOT/state/api.sock (mode 0600), where the command line finds it. Mutating API
+calls need the bearer token of --api-token-file; webhooks need the secret of
+--webhook-secret-file. The dashboard and the read-only API answer to localhost,
+IP addresses and the names of --allowed-host (a reverse proxy's name).
 
 SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 --grace to finish, then is cancelled at a safe point.`,
@@ -36,6 +39,11 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Config, o.Root, o.Log = g.config, g.root, g.log
+			creds, err := g.configCredentials()
+			if err != nil {
+				return err
+			}
+			o.ConfigCredentials, o.SafeDirectories = creds, g.safeDirs
 			if !cmd.Flags().Changed("api-token-file") && !fileExists(g.apiTokenFile) {
 				g.log.Warn("no API token: mutating API calls are refused", "file", g.apiTokenFile)
 			} else {
@@ -47,6 +55,7 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 	f := cmd.Flags()
 	f.StringVar(&o.Listen, "listen", defaultListen, "HTTP address of the dashboard, API and metrics")
 	f.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (without it, webhooks are refused)")
+	f.StringSliceVar(&o.AllowedHosts, "allowed-host", nil, "a host name the dashboard and read-only API answer to, besides localhost and IP addresses (a reverse proxy's name; repeatable)")
 	f.DurationVar(&o.PassTimeout, "pass-timeout", time.Hour, "longest a pass may run")
 	f.DurationVar(&o.Grace, "grace", 30*time.Second, "how long SIGTERM lets a running pass finish")
 	return cmd

@@ -51,7 +51,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,10 +66,6 @@ import (
 // Image is the image Start runs for the first generation (FlavorServer,
 // FlavorNotebook); testimages/jupyter/build.sh builds it.
 const Image = "nbhtest-jupyter:latest"
-
-// Image2 is the image Start runs for FlavorServer2 (Debian trixie's
-// jupyter_server 2.15); testimages/jupyter/build.sh --gen 2 builds it.
-const Image2 = "nbhtest-jupyter2:latest"
 
 // RequireEnv is the environment variable that turns a missing image (or
 // engine) into a test failure instead of a skip.
@@ -173,17 +168,7 @@ func Start(t testing.TB, cli *client.Client, opts Options) *Server {
 	t.Helper()
 	ctx := t.Context()
 	opts = withDefaults(opts)
-	if _, err := cli.ImageInspect(ctx, opts.Flavor.Image()); err != nil {
-		build := "testimages/jupyter/build.sh"
-		if opts.Flavor == FlavorServer2 {
-			build += " --gen 2"
-		}
-		msg := fmt.Sprintf("jupyter test image %s unavailable (build it with %s): %v", opts.Flavor.Image(), build, err)
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	RequireImage(t, cli, opts.Flavor.Image())
 	pick := opts.HostPort == 0 && usesPort(opts)
 	var s *Server
 	for attempt := 1; ; attempt++ {

@@ -50,7 +50,33 @@ func RequireDockerFor(t testing.TB, env string, opts ...client.Opt) *client.Clie
 		fail("Docker engine unreachable (%s=1 makes this fail): %v", RequireDockerEnv, err)
 	}
 	t.Cleanup(func() { cli.Close() })
+	if os.Getenv(RequirePodmanEnv) == "1" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if ok, err := IsPodman(ctx, cli); err != nil || !ok {
+			t.Fatalf("%s=1 but the engine at %s is not podman (%v)", RequirePodmanEnv, cli.DaemonHost(), err)
+		}
+	}
 	return cli
+}
+
+// RequirePodmanEnv, set to 1 (by make test-podman), makes every engine
+// test fail unless the engine it reaches is podman: a run meant for
+// podman cannot pass on Docker by mistake.
+const RequirePodmanEnv = "NBH_REQUIRE_PODMAN"
+
+// IsPodman reports whether cli talks to podman's Docker-compatible API.
+func IsPodman(ctx context.Context, cli *client.Client) (bool, error) {
+	v, err := cli.ServerVersion(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range v.Components {
+		if strings.Contains(c.Name, "Podman") {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // GitEnv isolates the git command from the user's and the system's

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/server"
+	"github.com/nbhosting/nbh-sync/server/servertest"
+)
+
+// recorder is a daemon API that records the tokens it was sent.
+type recorder struct {
+	mu     sync.Mutex
+	tokens []string
+	calls  int
+}
+
+func (r *recorder) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.calls++
+		if a := req.Header.Get("Authorization"); a != "" {
+			r.tokens = append(r.tokens, a)
+		}
+		r.mu.Unlock()
+		h.ServeHTTP(w, req)
+	})
+}
+
+func (r *recorder) count() (int, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls, append([]string(nil), r.tokens...)
+}
+
+// fakeDaemon serves a fake backend on ln.
+func fakeDaemon(t *testing.T, ln net.Listener) *recorder {
+	t.Helper()
+	be := &servertest.Backend{
+		ReadyFunc:  func() error { return nil },
+		StatusFunc: func(context.Context) (server.Status, error) { return server.Status{Revision: "feedface"}, nil },
+		SyncFunc: func(context.Context, server.SyncRequest) (server.SyncResult, error) {
+			return server.SyncResult{Courses: []string{"a"}}, nil
+		},
+	}
+	srv, err := server.New(server.Config{Backend: be, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	hs := &http.Server{Handler: rec.wrap(srv.Handler()), ReadHeaderTimeout: time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { hs.Close() })
+	return rec
+}
+
+func tokenFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The command line finds the daemon of its --root by the socket under it,
+// says so, and sends it the token.
+func TestCLITalksToTheDaemonOfItsRoot(t *testing.T) {
+	root := t.TempDir()
+	ln, err := server.ListenSocket(t.Context(), server.SocketPath(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := fakeDaemon(t, ln)
+	code, out, errOut := runCLI(t, "--root", root, "--api-token-file", tokenFile(t), "sync")
+	if code != 0 || !strings.Contains(out, "pass queued by the daemon at unix:"+server.SocketPath(root)) {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "talking to the daemon") {
+		t.Errorf("the CLI does not say which daemon it talks to:\n%s", errOut)
+	}
+	if _, toks := rec.count(); len(toks) == 0 || toks[0] != "Bearer tok" {
+		t.Errorf("tokens sent: %q, want the token", toks)
+	}
+	// --config given: the daemon's own config is used, and the CLI says so.
+	code, out, errOut = runCLI(t, "--root", root, "--config", "/elsewhere", "status", "--json")
+	var st server.Status
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Revision != "feedface" {
+		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "--config is not used") {
+		t.Errorf("--config silently ignored:\n%s", errOut)
+	}
+}
+
+// A socket under --root that another user made is refused before any
+// token goes to it; without a socket the command says it works directly;
+// nothing is asked of a TCP port no flag names.
+func TestCLIRefusesForeignDaemons(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another uid needs root")
+	}
+	root := t.TempDir()
+	ln, err := server.ListenSocket(t.Context(), server.SocketPath(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := fakeDaemon(t, ln)
+	if err := os.Chown(server.SocketPath(root), 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "--root", root, "--api-token-file", tokenFile(t), "sync")
+	if code != 1 || !strings.Contains(errOut, "refusing the daemon socket") || !strings.Contains(errOut, "uid 12345") {
+		t.Errorf("foreign socket: exit %d, stderr:\n%s", code, errOut)
+	}
+	if n, _ := rec.count(); n != 0 {
+		t.Errorf("the foreign socket got %d requests", n)
+	}
+
+	// Whatever answers on the old default port gets nothing.
+	tcp, err := net.Listen("tcp", "127.0.0.1:8787")
+	if err != nil {
+		t.Logf("127.0.0.1:8787 is taken (%v): that part is not checked", err)
+	} else {
+		squatter := fakeDaemon(t, tcp)
+		empty := t.TempDir()
+		_, _, errOut = runCLI(t, "--root", empty, "--api-token-file", tokenFile(t), "--config", empty, "history", "--json")
+		if n, _ := squatter.count(); n != 0 {
+			t.Errorf("a listener on 127.0.0.1:8787 got %d requests from a CLI that named no daemon", n)
+		}
+		if !strings.Contains(errOut, "working directly") {
+			t.Errorf("the CLI does not say it works directly:\n%s", errOut)
+		}
+	}
+
+	// An --api that does not answer is an error, not a silent fallback.
+	code, _, errOut = runCLI(t, "--api", "unix:"+filepath.Join(t.TempDir(), "nothing.sock"), "status")
+	if code != 1 || !strings.Contains(errOut, "no daemon answers") {
+		t.Errorf("--api to nothing: exit %d, stderr:\n%s", code, errOut)
+	}
+}

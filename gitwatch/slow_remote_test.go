@@ -1,0 +1,122 @@
+package gitwatch
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/internal/testenv"
+)
+
+// hangingRemote serves the bare repos under dir with git http-backend, but
+// holds every fetch (upload-pack) until release is called: a remote whose
+// ref listing answers and whose pack never comes (a long history on a slow
+// link, a stuck server).
+func hangingRemote(t *testing.T, dir string) (srv *httptest.Server, release func()) {
+	t.Helper()
+	execPath := runGit(t, dir, "--exec-path")
+	backend := &cgi.Handler{Path: filepath.Join(execPath, "git-http-backend"),
+		Env: append([]string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1"}, testenv.GitEnv...)}
+	held := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(held) }) }
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
+			select {
+			case <-held:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(release) // before Close: Close waits for held requests
+	return srv, release
+}
+
+// One remote whose fetch hangs never holds the others: the pass checks the
+// good course out and moves on, the next pass does not wait for the fetch
+// still running, and the one after that checks out what it brought.
+func TestSyncMovesOnWithoutAHangingRemote(t *testing.T) {
+	good := newFixture(t)
+	goodCommit := good.commit(t, map[string]string{"nb.ipynb": "good"}, "good")
+	slow := newFixture(t)
+	slowCommit := slow.commit(t, map[string]string{"nb.ipynb": "slow"}, "slow")
+	served := t.TempDir()
+	runGit(t, served, "clone", "-q", "--bare", slow.bare, filepath.Join(served, "slow.git"))
+	srv, release := hangingRemote(t, served)
+	slowURL := srv.URL + "/slow.git"
+
+	conf := newFixture(t)
+	conf.commit(t, map[string]string{"courses.yaml": fmt.Sprintf("version: 1\ncourses:\n  good:\n    repo: %s\n  slow:\n    repo: %s\n", good.url(), slowURL),
+		"images/good.dockerfile": "FROM scratch\n", "images/slow.dockerfile": "FROM scratch\n"}, "config")
+	root := t.TempDir()
+	m := NewMirrors(root, testLogger(t), Options{Timeout: 5 * time.Minute, CheckTimeout: 30 * time.Second})
+	loc, err := LocateConfig(conf.bare, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := NewConfigLoader(m, root, loc, nil, testLogger(t)).Load(t.Context())
+	if err != nil || res.Current == nil {
+		t.Fatalf("config: %+v, %v", res, err)
+	}
+	s := NewSyncer(m, root, testLogger(t), 2)
+	s.Wait = time.Second
+
+	pass := func(what string) Status {
+		t.Helper()
+		type result struct {
+			st  Status
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			st, err := s.Sync(t.Context(), res.Current)
+			done <- result{st, err}
+		}()
+		select {
+		case r := <-done:
+			t.Logf("%s: %v", what, r.err)
+			return r.st
+		case <-time.After(time.Minute):
+			release()
+			t.Fatalf("%s: still waiting for the hanging remote after a minute", what)
+			return Status{}
+		}
+	}
+
+	st := pass("first pass")
+	if g, _ := st.Course("good"); g.Commit.String() != goodCommit || g.Error != "" {
+		t.Errorf("first pass: good course %+v, want %s checked out", g, goodCommit)
+	}
+	if sl, _ := st.Course("slow"); !sl.Commit.IsZero() || !strings.Contains(sl.Error, "still fetching") || !sl.Pending {
+		t.Errorf("first pass: slow course %+v, want no checkout and a 'still fetching' error", sl)
+	}
+	st = pass("second pass, fetch still hanging")
+	if sl, _ := st.Course("slow"); !sl.Pending || !strings.Contains(sl.Error, "still running") && !strings.Contains(sl.Error, "still fetching") {
+		t.Errorf("second pass: slow course %+v, want the fetch reported as still running", sl)
+	}
+
+	release()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if h, err := m.Known(slowURL, "main"); err == nil && h.String() == slowCommit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background fetch never completed")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition
+	}
+	st = pass("third pass")
+	if sl, _ := st.Course("slow"); sl.Commit.String() != slowCommit || sl.Error != "" {
+		t.Errorf("third pass: slow course %+v, want %s checked out", sl, slowCommit)
+	}
+}

@@ -1,0 +1,124 @@
+package site
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
+	"github.com/nbhosting/nbh-sync/internal/jupytertest"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/reconcile"
+	"github.com/nbhosting/nbh-sync/token"
+)
+
+// TestSiteDefaultsEndToEnd: a site whose courses.yaml says nothing about
+// containers, over a course image on a docker-stacks-like base. Sync builds
+// it; a spawn hands out a token the server takes; a site opened again on
+// the same ROOT (a restarted daemon) probes the server with the same token,
+// counts it idle and stops it once idle has passed.
+func TestSiteDefaultsEndToEnd(t *testing.T) {
+	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
+	ctx := t.Context()
+	base := jupytertest.Stacks(t, cli)
+	course := "nbhtest-sdef-" + fjtest.Suffix()
+	t.Cleanup(func() {
+		ctx := context.Background()
+		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "org.nbhosting.image="+course))})
+		for _, im := range imgs {
+			_, _ = cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+		}
+	})
+	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
+
+	cfgDir, root := t.TempDir(), t.TempDir()
+	for p, content := range map[string]string{
+		"courses.yaml": fmt.Sprintf("version: 1\ndefaults:\n  idle: 1m\ncourses:\n  %s:\n    repo: .\n    path: course\n", course),
+		"course/docker-image/nbhosting.Dockerfile": fmt.Sprintf("FROM %s\nUSER root\nCOPY start-in-dir-as-uid.sh %s\n", base, images.StartScriptPath),
+		"course/lesson.ipynb":                      "{}\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(cfgDir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfgDir, p), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Git(t, cfgDir, "init", "-q", "-b", "main")
+	testenv.Git(t, cfgDir, "add", "-A")
+	testenv.Git(t, cfgDir, "commit", "-qm", "site")
+
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	open := func() *Site {
+		s, err := New(Options{Config: cfgDir, Root: root, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	if _, err := s.Sync(ctx, SyncOptions{}); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	sp, err := s.Spawn(ctx, course, "alice", "1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err := token.New(token.Path(root)).For(course, "alice"); err != nil || sp.Token != want {
+		t.Fatalf("spawn token %q, want the one the site key derives (%v)", sp.Token, err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", sp.URL+"api/kernels?no_track_activity=1", nil)
+	req.Header.Set("Authorization", "token "+sp.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the server refuses the spawn's token: %s", resp.Status)
+	}
+
+	// Restarted: a new Site on the same ROOT. At once, the pass keeps
+	// alice's server (idle: 1m has not passed); two minutes on, it stops it.
+	s = open()
+	rep, err := s.Pass(ctx, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := actionFor(rep.Actions, "alice"); a.Kind != reconcile.Keep {
+		t.Fatalf("fresh server: %s (%s), want keep", a.Kind, a.Reason)
+	}
+	defer func(old func() time.Time) { planAt = old }(planAt)
+	planAt = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	rep, err = s.Pass(ctx, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := actionFor(rep.Actions, "alice")
+	if a.Kind != reconcile.Stop || !strings.Contains(a.Reason, "no kernel, idle") || len(rep.Outcomes) != 1 || !rep.Outcomes[0].Done {
+		t.Fatalf("two minutes on: %s (%s), outcomes %+v; want alice's server stopped as idle", a.Kind, a.Reason, rep.Outcomes)
+	}
+	c, err := s.ctrs.Get(ctx, course, "alice")
+	if err != nil || c.State != containers.Stopped {
+		t.Fatalf("after the pass: %+v, %v; want stopped", c, err)
+	}
+}
+
+func actionFor(actions []reconcile.Action, student string) reconcile.Action {
+	for _, a := range actions {
+		if a.Student == student {
+			return a
+		}
+	}
+	return reconcile.Action{}
+}
