@@ -39,7 +39,7 @@ var (
 )
 
 // Placeholders are the names a container setting may use in braces.
-var Placeholders = []string{"root", "course", "student", "uid", "port"}
+var Placeholders = []string{"root", "course", "student", "uid", "port", "prefix"}
 
 // CronParser is the parser for every cron expression of courses.yaml: five
 // fields, or a descriptor such as @every 1m or @daily.
@@ -384,7 +384,7 @@ func secureTransport(repo string) bool {
 func (v *validator) placeholders(p, s string) {
 	for _, m := range placeholder.FindAllString(s, -1) {
 		if !slices.Contains(Placeholders, m[1:len(m)-1]) {
-			v.errorf(p, "unknown placeholder %s (known: {root}, {course}, {student}, {uid}, {port})", m)
+			v.errorf(p, "unknown placeholder %s (known: {root}, {course}, {student}, {uid}, {port}, {prefix})", m)
 		}
 	}
 }

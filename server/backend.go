@@ -186,6 +186,10 @@ type SpawnResult struct {
 	URL   string `json:"url"`
 	// Token is the server's Jupyter token (open URL?token=…).
 	Token string `json:"token,omitempty"`
+	// LaunchURL, when the daemon runs the front door, is where to send
+	// the student's browser: the server's prefix with a ticket that works
+	// once, for a minute.
+	LaunchURL string `json:"launch_url,omitempty"`
 }
 
 // SyncRequest asks for a pass.

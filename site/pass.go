@@ -76,6 +76,9 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err := pass.Remember(obs); err != nil {
 		s.log.Warn("activity memory not kept", "err", err)
 	}
+	if s.opts.Observed != nil {
+		s.opts.Observed(obs.Containers, start)
+	}
 	actions := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, start)
 	ap := &reconcile.Applier{Exec: s.ctrs, Locks: s.ctrs.Locks(), Log: s.log}
 	outs, err := ap.Apply(ctx, actions)
