@@ -36,9 +36,11 @@ func courseImage(t *testing.T, cli *client.Client, course string, extra ...teste
 	t.Helper()
 	base := jupytertest.Stacks(t, cli)
 	files := append([]testenv.File{
-		// The labels of a build by this site: a spawn refuses any other.
-		{Name: "Dockerfile", Data: fmt.Appendf(nil, "FROM %s\nCOPY start-in-dir-as-uid.sh %s\nLABEL %s=%s %s=%s\n",
-			base, images.StartScriptPath, images.LabelImage, course, images.LabelBuildKey, strings.Repeat("0", 64))},
+		// The labels of a build by this site (a spawn refuses any other),
+		// first: no layer is shared with another test's image, which its
+		// cleanup could prune while this build uses it.
+		{Name: "Dockerfile", Data: fmt.Appendf(nil, "FROM %s\nLABEL %s=%s %s=%s\nCOPY start-in-dir-as-uid.sh %s\n",
+			base, images.LabelImage, course, images.LabelBuildKey, strings.Repeat("0", 64), images.StartScriptPath)},
 		{Name: "start-in-dir-as-uid.sh", Mode: 0o755, Data: images.StartScript},
 	}, extra...)
 	if _, err := testenv.BuildImage(t.Context(), cli, files, course+":latest"); err != nil {
