@@ -9,6 +9,8 @@
 #   BENCH_CONTAINERS=1000  bench/pass, bench/memory: containers (CI: 100)
 #   BENCH_RUNNING=50       bench/pass: of which running fake Jupyter servers
 #   BENCH_COURSES=100      bench/memory: courses
+#   BENCH_WEBSOCKETS=1000  bench/frontdoor: idle websockets held open
+#   BENCH_CLASS=100        bench/frontdoor class: students starting at once
 #   BENCH_ONLY="pass spawn" run only these
 #   BENCH_OUT=DIR          where the full outputs go (default: a temp dir)
 #
@@ -20,13 +22,15 @@ export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 GO=${GO:-go}
 OUT=${BENCH_OUT:-$(mktemp -d -t nbh-bench.XXXXXX)}
 mkdir -p "$OUT"
-ONLY=${BENCH_ONLY:-gitpoll spawn build pass memory}
+ONLY=${BENCH_ONLY:-gitpoll spawn build pass memory frontdoor class}
 REPOS=${BENCH_REPOS:-100} ROUNDS=${BENCH_ROUNDS:-3} SPAWN=${BENCH_SPAWN:-10}
 CONTAINERS=${BENCH_CONTAINERS:-1000} RUNNING=${BENCH_RUNNING:-50} COURSES=${BENCH_COURSES:-100}
+WEBSOCKETS=${BENCH_WEBSOCKETS:-1000}
+export BENCH_CLASS=${BENCH_CLASS:-100}
 
 rows=()
 failed=0
-row() { rows+=("$(printf '%-8s | %-30s | %-20s | %-36s | %s' "$@")"); }
+row() { rows+=("$(printf '%-9s | %-30s | %-20s | %-36s | %s' "$@")"); }
 
 bench() { # name, command...
 	local name=$1; shift
@@ -84,8 +88,26 @@ if bench memory "$GO" run ./bench/memory -courses "$COURSES" -containers "$CONTA
 	row memory "daemon, $COURSES courses, $CONTAINERS ctrs" "$(get rss_kb) kB RSS" "$(get floor_kb) kB (sleep)" "x$(get ratio) of the floor"
 fi
 
+if bench frontdoor "$GO" run ./bench/frontdoor -websockets "$WEBSOCKETS" -rounds "$ROUNDS"; then
+	f=$OUT/frontdoor.txt
+	l=$(grep '^RESULT frontdoor' "$f")
+	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
+	row frontdoor "small request, fake server" "+$(get added_p50) p50" "direct" "p50 $(get p50_ratio), p99 $(get p99_ratio)"
+	if [ "$(get jupyter_p50_ratio)" != "0.00" ]; then
+		row frontdoor "real Jupyter api/status" "" "direct" "p50 $(get jupyter_p50_ratio), p99 $(get jupyter_p99_ratio)"
+	fi
+	row frontdoor "websocket round trip" "" "direct" "p50 $(get ws_p50_ratio), p99 $(get ws_p99_ratio)"
+	row frontdoor "100 MB download" "" "direct" "throughput x$(get tput_ratio)"
+	row frontdoor "$(get websockets) idle websockets" "$(get rss_ws_kb) kB RSS" "$(get rss_idle_kb) kB (proxy, none open)" "$(get per_ws_kb) kB each"
+fi
+
+if bench class "$GO" test -run XXX -bench ClassStart -benchtime 1x -count 1 ./bench/frontdoor/; then
+	read -r fd dr served ratio < <(awk '/^BenchmarkClassStart/ {for (i=1;i<=NF;i++) {if ($i=="frontdoor-p99-ms") f=$(i-1); if ($i=="dockerrun-p99-ms") d=$(i-1); if ($i=="served") s=$(i-1); if ($i=="p99-ratio") r=$(i-1)}; print f, d, s, r}' "$OUT/class.txt")
+	row class "$BENCH_CLASS students at once, TTFB" "p99 ${fd} ms, ${served} served" "p99 ${dr} ms (docker run -d + wait)" "p99 $ratio"
+fi
+
 echo
-printf '%-8s | %-30s | %-20s | %-36s | %s\n' bench "what" nbh-sync baseline ratio
+printf '%-9s | %-30s | %-20s | %-36s | %s\n' bench "what" nbh-sync baseline ratio
 printf '%s\n' "--------------------------------------------------------------------------------------------------------"
 for r in "${rows[@]}"; do printf '%s\n' "$r"; done
 echo

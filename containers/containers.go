@@ -26,6 +26,11 @@ const (
 	// LabelUID records the uid the server runs as, so that placeholders
 	// (a token with {uid}, say) can be expanded again later.
 	LabelUID = "org.nbhosting.uid"
+	// LabelBasePath records the URL prefix the server was started under
+	// (its Jupyter base_url): /{port}/ as nbhosting does, or the stable
+	// /u/{course}/{student}/ when the command uses {prefix}. The probe and
+	// the front door must use the same prefix the server does.
+	LabelBasePath = "org.nbhosting.base-path"
 	// LabelSite records the site a container belongs to (the site's name:
 	// its data directory), so that sites and other tools sharing an engine
 	// leave each other alone. A site acts only on containers carrying its
@@ -73,6 +78,10 @@ type Container struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	// Port is the published host port of the server (0 if none).
 	Port int `json:"port,omitempty"`
+	// BasePath is the server's URL prefix, with slashes at both ends: the
+	// recorded one, else /{port}/ (nbhosting's convention; "" without a
+	// port).
+	BasePath string `json:"base_path,omitempty"`
 	// UID is the uid recorded at creation ("" for adopted containers).
 	UID string `json:"uid,omitempty"`
 	// Adopted is true for a container made by nbhosting itself: it has the

@@ -219,6 +219,13 @@ func classify(r Raw, now time.Time) (Container, bool) {
 			c.Port = lp
 		}
 	}
+	c.BasePath = r.Labels[LabelBasePath]
+	if !validBasePath(c.BasePath) {
+		c.BasePath = ""
+		if c.Port != 0 {
+			c.BasePath = BasePath(c.Port)
+		}
+	}
 	c.StartedAt = r.StartedAt
 	if c.StartedAt.IsZero() && c.State == Running {
 		c.StartedAt = startedFromStatus(r.Status, r.Created, now)

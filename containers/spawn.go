@@ -46,6 +46,10 @@ type Spawned struct {
 	State SpawnState `json:"state"`
 	Port  int        `json:"port"`
 	URL   string     `json:"url"`
+	// BasePath is the server's URL prefix (the path of URL) and UID the
+	// uid it runs as ("" if unknown): what token placeholders need.
+	BasePath string `json:"-"`
+	UID      string `json:"-"`
 	// Token is the server's Jupyter token: a browser opens URL?token=…
 	// (after which the server keeps a login cookie). Empty when the
 	// server runs without one.
@@ -80,9 +84,47 @@ func (m *Manager) Token(cc manifest.Container, v Vars) (string, error) {
 // host port names it.
 func BasePath(port int) string { return "/" + strconv.Itoa(port) + "/" }
 
-// URL returns the base URL of a server published on hostIP:port.
-func URL(hostIP string, port int) string {
-	return "http://" + net.JoinHostPort(hostIP, strconv.Itoa(port)) + BasePath(port)
+// URL returns the base URL of a server published on hostIP:port under
+// nbhosting's /{port}/ prefix.
+func URL(hostIP string, port int) string { return ServerURL(hostIP, port, BasePath(port)) }
+
+// ServerURL returns the base URL of a server published on hostIP:port that
+// serves under base (a path with slashes at both ends).
+func ServerURL(hostIP string, port int, base string) string {
+	return "http://" + net.JoinHostPort(hostIP, strconv.Itoa(port)) + base
+}
+
+// URL returns the container's server URL on hostIP, under its own prefix.
+func (c Container) URL(hostIP string) string { return ServerURL(hostIP, c.Port, c.BasePath) }
+
+// PrefixRoot starts every stable student prefix.
+const PrefixRoot = "/u/"
+
+// Prefix is the stable URL prefix of a student's server behind the front
+// door, what {prefix} stands for: unlike /{port}/ it survives the container
+// being made again on another port.
+func Prefix(course, student string) string { return PrefixRoot + course + "/" + student + "/" }
+
+// validBasePath accepts a recorded base path: /{port}/ or a stable prefix.
+func validBasePath(p string) bool {
+	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(p, PrefixRoot); ok {
+		course, student, ok := strings.Cut(strings.TrimSuffix(rest, "/"), "/")
+		return ok && namePart.MatchString(course) && len(course) <= 63 && CheckStudent(student) == nil
+	}
+	n, err := strconv.Atoi(strings.Trim(p, "/"))
+	return err == nil && n > 0 && n < 65536
+}
+
+// basePathOf is the prefix a server made from cc serves under: the stable
+// prefix when the command uses {prefix}, else /{port}/.
+func basePathOf(cc manifest.Container, v Vars) string {
+	if slices.ContainsFunc(cc.Command, func(a string) bool { return strings.Contains(a, "{prefix}") }) {
+		return Prefix(v.Course, v.Student)
+	}
+	return BasePath(v.Port)
 }
 
 // LookupCourse returns the course named name, or an ErrUnknownCourse error.
@@ -179,11 +221,12 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			if err != nil {
 				return fail(err)
 			}
-			res, uid = Spawned{ID: id, State: Created, Port: port}, u
+			res, uid = Spawned{ID: id, State: Created, Port: port,
+				BasePath: basePathOf(co.Container, Vars{Course: co.Name, Student: student, Port: port})}, u
 		case err != nil:
 			return fail(err)
 		case c.State == Running:
-			res, uid = Spawned{ID: c.ID, State: Existing, Port: c.Port}, c.UID
+			res, uid = Spawned{ID: c.ID, State: Existing, Port: c.Port, BasePath: c.BasePath}, c.UID
 		case c.ImageID == imageID && c.Port != 0:
 			if err := m.eng.Start(ctx, c.ID); err != nil {
 				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
@@ -198,7 +241,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 				}
 				return fail(err)
 			}
-			res, uid = Spawned{ID: c.ID, State: Started, Port: c.Port}, c.UID
+			res, uid = Spawned{ID: c.ID, State: Started, Port: c.Port, BasePath: c.BasePath}, c.UID
 		default:
 			// Stale, or with no published port to reach it by (made by
 			// nbhosting): make it again; the student's files are on the
@@ -215,7 +258,8 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	if res.Port == 0 {
 		return fail(fmt.Errorf("container %s publishes no port", res.Name))
 	}
-	res.URL = URL(m.HostIP, res.Port)
+	res.URL = ServerURL(m.HostIP, res.Port, res.BasePath)
+	res.UID = uid
 	v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: res.Port}
 	if res.Token, err = m.Token(co.Container, v); err != nil {
 		return fail(err)
@@ -290,7 +334,7 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars, toke
 		Image: imageID,
 		Labels: map[string]string{
 			LabelCourse: co.Name, LabelStudent: student, LabelManagedBy: ManagedBy,
-			LabelPort: strconv.Itoa(v.Port),
+			LabelPort: strconv.Itoa(v.Port), LabelBasePath: basePathOf(cc, v),
 		},
 		Port:     cc.Port,
 		HostIP:   m.HostIP,
@@ -375,13 +419,14 @@ type Vars struct {
 	Port                       int
 }
 
-// Expand replaces {root}, {course}, {student}, {uid} and {port} in s.
+// Expand replaces {root}, {course}, {student}, {uid}, {port} and {prefix}
+// in s.
 func (v Vars) Expand(s string) string {
 	if !strings.Contains(s, "{") {
 		return s
 	}
 	return strings.NewReplacer("{root}", v.Root, "{course}", v.Course, "{student}", v.Student,
-		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port)).Replace(s)
+		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port), "{prefix}", Prefix(v.Course, v.Student)).Replace(s)
 }
 
 // resolveUID returns the uid (and gid) a student's server runs as: the one

@@ -85,7 +85,7 @@ func TestSpawnCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := spec.HostPort
-	want := Spawned{Name: "flot-x-alice", ID: "new", State: Created, Port: p, URL: "http://127.0.0.1:" + strconv.Itoa(p) + "/" + strconv.Itoa(p) + "/"}
+	want := Spawned{Name: "flot-x-alice", ID: "new", State: Created, Port: p, URL: "http://127.0.0.1:" + strconv.Itoa(p) + "/" + strconv.Itoa(p) + "/", BasePath: "/" + strconv.Itoa(p) + "/", UID: "1234"}
 	if got != want {
 		t.Errorf("Spawn = %+v, want %+v", got, want)
 	}

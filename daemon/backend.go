@@ -53,7 +53,8 @@ func (b backend) Spawn(ctx context.Context, req server.SpawnRequest) (server.Spa
 	if err != nil {
 		return server.SpawnResult{}, spawnError(err)
 	}
-	return server.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL, Token: sp.Token}, nil
+	return server.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL, Token: sp.Token,
+		LaunchURL: b.d.launch(req.Course, req.Student, sp)}, nil
 }
 
 func (b backend) Sync(ctx context.Context, req server.SyncRequest) (server.SyncResult, error) {

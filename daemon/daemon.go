@@ -25,6 +25,7 @@ import (
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
+	"github.com/nbhosting/nbh-sync/proxy"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 	"github.com/nbhosting/nbh-sync/trigger"
@@ -74,7 +75,9 @@ type Options struct {
 	// that the dashboard and the read-only API answer to (the names of a
 	// reverse proxy in front of the daemon).
 	AllowedHosts []string
-	Log          *slog.Logger
+	// Proxy configures the students' front door (off without a Listen).
+	Proxy ProxyOptions
+	Log   *slog.Logger
 }
 
 // daemon is the running process's state.
@@ -88,6 +91,10 @@ type daemon struct {
 	sched   *trigger.Scheduler
 	secret  []byte
 	replays *webhook.Replays
+	// proxy is the front door (nil when off); publicURL starts its launch
+	// URLs.
+	proxy     *proxy.Proxy
+	publicURL string
 
 	ready      atomic.Bool
 	allowPrune atomic.Bool // one-shot confirmation of a mass prune
@@ -135,7 +142,8 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics})
+	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics,
+		Observed: d.observed})
 	if err != nil {
 		return err
 	}
@@ -147,6 +155,18 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	var wg sync.WaitGroup
+	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	// The front door listens first, so that everything serves once the
+	// "listening" line is out.
+	frontDoorDone := func() {}
+	if opts.Proxy.Listen != "" {
+		if frontDoorDone, err = d.startFrontDoor(srvCtx); err != nil {
+			stopServer()
+			return err
+		}
+	}
+	defer func() { stopServer(); frontDoorDone() }()
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -162,8 +182,6 @@ func Run(ctx context.Context, opts Options) error {
 		opts.Log.Info("API socket", "path", sock.Addr().String())
 	}
 
-	var wg sync.WaitGroup
-	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
 	for _, l := range listeners {
 		wg.Go(func() {
 			if err := srv.Serve(srvCtx, l); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -371,7 +372,7 @@ func ReadConfigState(root string) (loc ConfigLocation, good plumbing.Hash, rejec
 // writeJSON writes v to p atomically (temporary file, then rename),
 // readable by the daemon's user only: state names private repos and
 // their errors.
-func writeJSON(p string, v any) error { return atomicfile.WriteJSON(p, v, 0o600) }
+func writeJSON(p string, v any) error { return atomicfile.WriteJSON(p, v) }
 
 // Sources implements manifest.Sources from git trees: the config tree at
 // the config commit, and each course's tree at the head its mirror holds.
@@ -379,6 +380,7 @@ type Sources struct {
 	m          *Mirrors
 	cfg        *manifest.Config
 	loc        ConfigLocation
+	configRepo *git.Repository // nil when the mirror cannot be opened
 	configTree *object.Tree
 	configHash plumbing.Hash
 
@@ -387,6 +389,7 @@ type Sources struct {
 }
 
 type courseTree struct {
+	repo   *git.Repository
 	tree   *object.Tree
 	commit plumbing.Hash
 	err    error
@@ -397,22 +400,30 @@ var _ manifest.Sources = (*Sources)(nil)
 // NewSources answers for cfg: configTree is the tree of the folder of
 // courses.yaml at configCommit of the config repo at loc.
 func NewSources(m *Mirrors, cfg *manifest.Config, loc ConfigLocation, configTree *object.Tree, configCommit plumbing.Hash) *Sources {
-	shareable(configTree)
-	return &Sources{m: m, cfg: cfg, loc: loc, configTree: configTree, configHash: configCommit, courses: map[string]courseTree{}}
+	repo, _ := m.Repository(loc.URL)
+	return &Sources{m: m, cfg: cfg, loc: loc, configRepo: repo, configTree: configTree, configHash: configCommit, courses: map[string]courseTree{}}
 }
 
-// shareable readies a tree for concurrent readers: go-git builds a tree's
-// index of entries on its first lookup, a write that concurrent plans and
-// passes would race on; after it, lookups only read.
-func shareable(t *object.Tree) {
-	if t != nil {
-		_, _ = t.FindEntry(".")
+// own returns a copy of t for one caller. A go-git Tree caches the
+// subtrees its lookups walk through in a map it writes on every nested
+// lookup, so one Tree must never be read by two goroutines — and plans,
+// passes and builds read the same revision's trees at once. A copy is one
+// tree object decoded again, from the mirror's cache.
+func own(repo *git.Repository, t *object.Tree) *object.Tree {
+	if repo == nil || t == nil {
+		return t
 	}
+	c, err := repo.TreeObject(t.Hash)
+	if err != nil {
+		return t
+	}
+	return c
 }
 
 // ConfigTree is the tree of the folder of courses.yaml at the config
 // commit.
-func (s *Sources) ConfigTree() *object.Tree { return s.configTree }
+// Each call returns a tree of the caller's own.
+func (s *Sources) ConfigTree() *object.Tree { return own(s.configRepo, s.configTree) }
 
 // Refresh forgets the course trees read so far, so that the next question
 // sees the heads the mirrors hold now (after a Syncer pass fetched them).
@@ -424,8 +435,22 @@ func (s *Sources) Refresh() {
 
 // ConfigFile implements manifest.Sources.
 func (s *Sources) ConfigFile(p string) bool {
-	_, err := s.configTree.File(path.Clean(p))
+	_, err := s.ConfigTree().File(path.Clean(p))
 	return err == nil
+}
+
+// ReadConfigFile implements manifest.Sources.
+func (s *Sources) ReadConfigFile(p string) ([]byte, error) {
+	f, err := s.configTree.File(path.Clean(p))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }
 
 // CourseFile implements manifest.Sources.
@@ -441,17 +466,17 @@ func (s *Sources) CourseFile(course, p string) (exists, known bool) {
 // CourseTree returns the tree of the course's root (its path:) and the
 // commit it comes from: the config commit for a course with repo: . (its
 // path: is then relative to the folder of courses.yaml), else its branch
-// head in its mirror. It fails when the mirror lacks that branch.
+// head in its mirror. It fails when the mirror lacks that branch. Each
+// call returns a tree of the caller's own.
 func (s *Sources) CourseTree(course string) (*object.Tree, plumbing.Hash, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ct, ok := s.courses[course]; ok {
-		return ct.tree, ct.commit, ct.err
+	ct, ok := s.courses[course]
+	if !ok {
+		ct = s.courseTree(course)
+		s.courses[course] = ct
 	}
-	ct := s.courseTree(course)
-	shareable(ct.tree)
-	s.courses[course] = ct
-	return ct.tree, ct.commit, ct.err
+	s.mu.Unlock()
+	return own(ct.repo, ct.tree), ct.commit, ct.err
 }
 
 func (s *Sources) courseTree(course string) courseTree {
@@ -461,10 +486,10 @@ func (s *Sources) courseTree(course string) courseTree {
 	}
 	if co.Repo == "." {
 		if co.Path == "" {
-			return courseTree{tree: s.configTree, commit: s.configHash}
+			return courseTree{repo: s.configRepo, tree: s.configTree, commit: s.configHash}
 		}
-		t, err := s.configTree.Tree(path.Clean(co.Path))
-		return courseTree{tree: t, commit: s.configHash, err: err}
+		t, err := s.ConfigTree().Tree(path.Clean(co.Path))
+		return courseTree{repo: s.configRepo, tree: t, commit: s.configHash, err: err}
 	}
 	repo, err := s.m.Repository(co.Repo)
 	if err != nil {
@@ -475,5 +500,5 @@ func (s *Sources) courseTree(course string) courseTree {
 		return courseTree{err: fmt.Errorf("course %s: branch %s not fetched: %w", course, co.Branch, err)}
 	}
 	t, err := treeAt(repo, ref.Hash(), co.Path)
-	return courseTree{tree: t, commit: ref.Hash(), err: err}
+	return courseTree{repo: repo, tree: t, commit: ref.Hash(), err: err}
 }

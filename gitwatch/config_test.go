@@ -33,7 +33,7 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	conf := newFixture(t)
 	conf.commit(t, map[string]string{
 		"site/courses.yaml":            courseYAML(course.url(), "2h"),
-		"site/images/intro.dockerfile": "FROM scratch\n",
+		"site/images/intro.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
 		"site/local-course/hello.txt":  "hello",
 	}, "good config")
 	loc, err := LocateConfig(filepath.Join(conf.work, "site"), "")
@@ -100,19 +100,39 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 		t.Fatalf("config state: %s %v %v", good, rej, err)
 	}
 
-	// An image nobody can build rejects the commit as a whole too.
+	// An image nobody can build rejects the commit as a whole too, when
+	// the config repo is at fault (no course is named like the image);
+	// a course image whose course has no Dockerfile is only a warning:
+	// that course's business, which must not block the site.
 	runGit(t, conf.work, "rm", "-q", "site/images/intro.dockerfile")
-	conf.commit(t, map[string]string{"site/courses.yaml": courseYAML(course.url(), "3h")}, "no dockerfile")
+	conf.commit(t, map[string]string{"site/courses.yaml": strings.Replace(courseYAML(course.url(), "3h"), "image: intro", "image: nothing", 1)}, "no dockerfile")
 	res, err = l2.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Current.Commit != good1 || res.Rejected == nil || !strings.Contains(fmt.Sprint(res.Rejected.Problems), "cannot be built") {
+	if res.Current.Commit != good1 || res.Rejected == nil {
 		t.Fatalf("unbuildable image: got %+v", res.Rejected)
+	}
+	for _, p := range res.Rejected.Problems {
+		switch {
+		case strings.Contains(p.Message, "image nothing cannot be built"):
+			if p.Warning {
+				t.Errorf("config's own fault is a warning: %s", p)
+			}
+		case strings.Contains(p.Message, "image intro cannot be built"):
+			if !p.Warning {
+				t.Errorf("a course's missing Dockerfile rejects the config: %s", p)
+			}
+		default:
+			t.Errorf("unexpected problem %s", p)
+		}
+	}
+	if len(res.Rejected.Problems) != 2 {
+		t.Errorf("problems %v", res.Rejected.Problems)
 	}
 
 	// A good commit replaces it; the course moves on too.
-	good3 := conf.commit(t, map[string]string{"site/images/intro.dockerfile": "FROM scratch\n", "site/local-course/hello.txt": "hello 2"}, "good again")
+	good3 := conf.commit(t, map[string]string{"site/courses.yaml": courseYAML(course.url(), "3h"), "site/images/intro.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", "site/local-course/hello.txt": "hello 2"}, "good again")
 	cc2 := course.commit(t, map[string]string{"intro/nb.ipynb": "v2", "intro/new.py": "print()"}, "course v2")
 	res, err = l2.Load(t.Context())
 	if err != nil {

@@ -52,7 +52,7 @@ func TestRejectedConfigParsedOnce(t *testing.T) {
 // State files name private repos and their errors: the daemon's user only.
 func TestStateFilesPrivate(t *testing.T) {
 	conf := newFixture(t)
-	conf.commit(t, map[string]string{"courses.yaml": "version: 1\ncourses:\n  a:\n    repo: .\n", "images/a.dockerfile": "FROM scratch\n"}, "good")
+	conf.commit(t, map[string]string{"courses.yaml": "version: 1\ncourses:\n  a:\n    repo: .\n", "images/a.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n"}, "good")
 	loc, err := LocateConfig(conf.bare, "main")
 	if err != nil {
 		t.Fatal(err)

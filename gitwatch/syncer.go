@@ -43,6 +43,9 @@ type CourseStatus struct {
 	// tree then stays at Commit.
 	Error   string    `json:"error,omitempty"`
 	ErrorAt time.Time `json:"error_at,omitzero"`
+	// Pending is true when Error says the remote's fetch was still
+	// running: slow, not unreachable.
+	Pending bool `json:"pending,omitempty"`
 	// Changed is true when this pass checked out a new revision.
 	Changed bool `json:"-"`
 }
@@ -213,7 +216,7 @@ func (s *Syncer) pending(co manifest.Course, prev Status, wait time.Duration) Co
 	old, _ := prev.Course(co.Name)
 	old.Course, old.Repo, old.Branch, old.Path = co.Name, RedactURL(co.Repo), co.Branch, co.Path
 	old.Error = fmt.Sprintf("remote %s still fetching after %s: the pass went on without it; the next pass checks out what it brings", RedactURL(co.Repo), wait)
-	old.ErrorAt = time.Now()
+	old.ErrorAt, old.Pending = time.Now(), true
 	s.log.Warn("course not updated", "course", co.Name, "err", old.Error)
 	return old
 }
@@ -226,6 +229,8 @@ func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Co
 	log := s.log.With("course", co.Name)
 	fail := func(err error) CourseStatus {
 		st.Error, st.ErrorAt = err.Error(), now
+		var busy *BusyError
+		st.Pending = errors.As(err, &busy)
 		log.Warn("course not updated", "err", err)
 		return st
 	}

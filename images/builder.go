@@ -70,9 +70,10 @@ type Builder struct {
 	log    *slog.Logger
 	sem    chan struct{}
 
-	mu    sync.Mutex
-	locks map[string]chan struct{} // per image, capacity 1
-	last  map[string]Result        // last build result per image
+	mu       sync.Mutex
+	locks    map[string]chan struct{} // per image, capacity 1
+	last     map[string]Result        // last build result per image
+	failures map[string]Failure       // last failure per image, until a success
 }
 
 // NewBuilder returns a Builder over engine.
@@ -89,9 +90,10 @@ func NewBuilder(engine Engine, opts Options) *Builder {
 	}
 	return &Builder{
 		engine: engine, opts: opts, log: logger,
-		sem:   make(chan struct{}, opts.Concurrency),
-		locks: map[string]chan struct{}{},
-		last:  map[string]Result{},
+		sem:      make(chan struct{}, opts.Concurrency),
+		locks:    map[string]chan struct{}{},
+		last:     map[string]Result{},
+		failures: map[string]Failure{},
 	}
 }
 
@@ -100,6 +102,9 @@ type EnsureOptions struct {
 	// Force rebuilds without the engine's cache even when the key has a
 	// passed build (the scheduled rebuild, nbh-sync build --force).
 	Force bool
+	// Retry ignores the hold on inputs that failed recently: an operator
+	// asked for this build.
+	Retry bool
 	// Log receives the build log as plain lines while it runs; nil discards.
 	Log io.Writer
 }
@@ -111,6 +116,8 @@ type Result struct {
 	Source string `json:"source"`
 	// ImageID is the image I:latest points at afterwards.
 	ImageID string `json:"image_id,omitempty"`
+	// Action is what Ensure decided (see Decide).
+	Action Action `json:"action,omitempty"`
 	// Built is true when a build ran (and passed).
 	Built bool `json:"built"`
 	// Pinned is true when I:latest serves a pinned build.
@@ -121,24 +128,6 @@ type Result struct {
 	Duration time.Duration `json:"duration"`
 	Err      string        `json:"error,omitempty"`
 }
-
-// BuildError is a failed lint, build, smoke test or publication; the
-// previous I:latest still serves.
-type BuildError struct {
-	Image string
-	Key   string
-	// Stage is "lint", "build", "smoke", "publish" or "pin".
-	Stage string
-	// Log is the log up to the failure.
-	Log string
-	Err error
-}
-
-func (e *BuildError) Error() string {
-	return fmt.Sprintf("image %s: %s: %v", e.Image, e.Stage, e.Err)
-}
-
-func (e *BuildError) Unwrap() error { return e.Err }
 
 // Last returns the result of the latest Ensure of image that ran a build
 // or failed, for status pages.
@@ -166,38 +155,93 @@ func (b *Builder) lock(ctx context.Context, image string) (unlock func(), err er
 	}
 }
 
-// Ensure makes I:latest serve spec: the pinned build when spec.Pin is set
-// (no build then), else the passed build of spec.Key, building it first
-// when there is none or when forced. A failed build or smoke test returns
-// a *BuildError with the log and leaves I:latest where it was.
+// Failure returns the last failure of image, if it has not built since.
+func (b *Builder) Failure(image string) (Failure, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, ok := b.failures[image]
+	return f, ok
+}
+
+// Failures returns every image's last failure, for keeping across restarts.
+func (b *Builder) Failures() []Failure {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Failure, 0, len(b.failures))
+	for _, f := range b.failures {
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(x, y Failure) int { return strings.Compare(x.Image, y.Image) })
+	return out
+}
+
+// RestoreFailures brings back failures kept by an earlier process; a
+// failure this Builder saw itself wins.
+func (b *Builder) RestoreFailures(fs []Failure) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, f := range fs {
+		if _, ok := b.failures[f.Image]; !ok {
+			b.failures[f.Image] = f
+		}
+	}
+}
+
+// Decide returns what Ensure would do about spec now, doing nothing.
+func (b *Builder) Decide(ctx context.Context, spec *Spec, opts DecideOptions) (Decision, error) {
+	builds, err := b.Builds(ctx, spec.Image)
+	if err != nil {
+		return Decision{}, err
+	}
+	var failed *Failure
+	if f, ok := b.Failure(spec.Image); ok {
+		failed = &f
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	return Decide(spec, builds, failed, opts), nil
+}
+
+// Ensure makes I:latest serve spec as Decide says: the pinned build when
+// spec.Pin is set (no build then), else the passed build of spec.Key,
+// building it first when there is none or when forced. A failed build or
+// smoke test returns a *BuildError with the log and leaves I:latest where
+// it was; inputs held after a recent failure return a *HeldError.
 func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (Result, error) {
-	res := Result{Image: spec.Image, Key: spec.Key, Source: spec.Source, Started: time.Now()}
+	res := Result{Image: spec.Image, Key: spec.Key, Source: spec.Source, Started: time.Now(), Pinned: spec.Pin != ""}
 	unlock, err := b.lock(ctx, spec.Image)
 	if err != nil {
 		return res, err
 	}
 	defer unlock()
 
-	if spec.Pin != "" {
-		res.Pinned = true
-		id, err := b.pin(ctx, spec)
-		res.ImageID = id
-		res.Duration = time.Since(res.Started)
-		return res, err
-	}
-
-	builds, err := b.passed(ctx, spec.Image, LabelBuildKey+"="+spec.Key)
+	d, err := b.Decide(ctx, spec, DecideOptions{Force: opts.Force, Retry: opts.Retry, Now: res.Started})
 	if err != nil {
 		return res, fmt.Errorf("image %s: %w", spec.Image, err)
 	}
-	if len(builds) > 0 && !opts.Force {
-		newest := builds[0]
-		res.ImageID = newest.ID
-		if err := b.publish(ctx, spec, newest); err != nil {
-			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: "publish", Err: err}
-		}
+	res.Action = d.Action
+	switch d.Action {
+	case ActionNone:
+		res.ImageID = d.Build.ImageID
+		b.succeeded(spec.Image)
 		res.Duration = time.Since(res.Started)
 		return res, nil
+	case ActionTag, ActionPin:
+		res.ImageID = d.Build.ImageID
+		res.Duration = time.Since(res.Started)
+		if err := b.engine.ImageTag(ctx, d.Build.ImageID, spec.Image+":"+LatestTag); err != nil {
+			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageTag, Err: err}
+		}
+		b.log.Info("tagged", "image", spec.Image, "action", d.Action, "key", short(d.Build.Key), "id", d.Build.ImageID)
+		b.succeeded(spec.Image)
+		return res, nil
+	case ActionHold:
+		res.Err = d.Reason
+		return res, &HeldError{Image: spec.Image, Reason: d.Reason}
+	case ActionError:
+		res.Err = d.Reason
+		return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageTag, Err: errors.New(d.Reason)}
 	}
 
 	var logBuf bytes.Buffer
@@ -211,18 +255,43 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 	if err != nil {
 		var be *BuildError
 		if !errors.As(err, &be) {
-			be = &BuildError{Image: spec.Image, Key: spec.Key, Stage: "build", Err: err}
+			be = &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageBuild, Err: err}
 		}
 		be.Log = res.Log
 		res.Err = be.Error()
 		b.record(res)
+		b.failed(Failure{Image: spec.Image, Key: spec.Key, At: res.Started, Stage: be.Stage,
+			InputsAtFault: be.InputsAtFault() && ctx.Err() == nil, Error: be.Error(), LogTail: LogTail(res.Log, logTailLines)})
 		b.log.Error("build failed", "image", spec.Image, "key", spec.ShortKey(), "stage", be.Stage, "err", be.Err)
 		return res, be
 	}
 	res.Built, res.ImageID = true, id
 	b.record(res)
+	b.succeeded(spec.Image)
 	b.log.Info("built", "image", spec.Image, "key", spec.ShortKey(), "id", id, "duration", res.Duration)
 	return res, nil
+}
+
+// Fail records a failure of image that happened before any build could
+// start (its spec could not be made), so that status pages show it.
+func (b *Builder) Fail(err error) {
+	var be *BuildError
+	if !errors.As(err, &be) {
+		return
+	}
+	b.failed(Failure{Image: be.Image, Key: be.Key, At: time.Now(), Stage: be.Stage, InputsAtFault: be.InputsAtFault(), Error: be.Error()})
+}
+
+func (b *Builder) failed(f Failure) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures[f.Image] = f
+}
+
+func (b *Builder) succeeded(image string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.failures, image)
 }
 
 func (b *Builder) record(r Result) {
@@ -242,25 +311,25 @@ func (b *Builder) record(r Result) {
 //
 // A build the engine did not finish is never tagged at all.
 func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writer) (string, error) {
-	fail := func(stage string, err error) error {
+	fail := func(stage Stage, err error) error {
 		return &BuildError{Image: spec.Image, Key: spec.Key, Stage: stage, Err: err}
 	}
 	var lintErrs []string
-	for _, p := range Lint(spec.File, spec.Dockerfile) {
+	for _, p := range spec.Lint() {
 		fmt.Fprintln(out, p.String())
 		if !p.Warning {
 			lintErrs = append(lintErrs, p.String())
 		}
 	}
 	if len(lintErrs) > 0 {
-		return "", fail("lint", errors.New(strings.Join(lintErrs, "; ")))
+		return "", fail(StageLint, errors.New(strings.Join(lintErrs, "; ")))
 	}
 
 	select {
 	case b.sem <- struct{}{}:
 		defer func() { <-b.sem }()
 	case <-ctx.Done():
-		return "", fail("build", fmt.Errorf("wait for a build slot: %w", ctx.Err()))
+		return "", fail(StageBuild, fmt.Errorf("wait for a build slot: %w", ctx.Err()))
 	}
 	if b.opts.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -277,13 +346,13 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		Dockerfile: spec.DockerfileName,
 		BuildArgs:  spec.BuildArgs,
 		// Each label is one more step of the classic builder (a container
-		// commit): keep them to the three of SPEC §3.
+		// commit): keep them to these three.
 		Labels:  map[string]string{LabelImage: spec.Image, LabelBuildKey: spec.Key, LabelSource: spec.Source},
 		NoCache: force,
 	}, out)
 	pr.Close()
 	if err != nil {
-		return "", fail("build", err)
+		return "", fail(StageBuild, err)
 	}
 	// From here on, a failure removes the scratch tag; the image itself is
 	// dangling and goes with the next Prune.
@@ -297,17 +366,17 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 	if err := b.smoke(ctx, spec, id, out); err != nil {
 		fmt.Fprintf(out, "smoke test failed: %v\n", err)
 		drop()
-		return "", fail("smoke", err)
+		return "", fail(StageSmoke, err)
 	}
 	fmt.Fprintln(out, "smoke test passed")
 
 	if err := b.engine.ImageTag(ctx, id, spec.KeyTag()); err != nil {
 		drop()
-		return "", fail("publish", err)
+		return "", fail(StageTag, err)
 	}
 	drop() // only untags: the key tag holds the image now
 	if err := b.engine.ImageTag(ctx, id, spec.Image+":"+LatestTag); err != nil {
-		return "", fail("publish", err)
+		return "", fail(StageTag, err)
 	}
 	fmt.Fprintf(out, "published %s and %s:%s = %s\n", spec.KeyTag(), spec.Image, LatestTag, id)
 	return id, nil
@@ -337,77 +406,13 @@ func Served(image string, tags []string) bool {
 	})
 }
 
-// passed lists the passed builds of image with the extra labels, newest
-// first.
-func (b *Builder) passed(ctx context.Context, image string, labels ...string) ([]ImageInfo, error) {
-	list, err := b.engine.ImageList(ctx, append([]string{LabelImage + "=" + image}, labels...)...)
-	if err != nil {
-		return nil, err
-	}
-	list = slices.DeleteFunc(list, func(im ImageInfo) bool { return !isPassed(image, im) })
-	return newestFirst(list), nil
-}
-
-// publish makes I:latest point at a passed build (a no-op when it does):
-// the process may have been killed between the key tag and this one.
-func (b *Builder) publish(ctx context.Context, spec *Spec, im ImageInfo) error {
-	for _, tag := range []string{spec.Image + ":" + LatestTag} {
-		if !slices.Contains(im.Tags, tag) {
-			if err := b.engine.ImageTag(ctx, im.ID, tag); err != nil {
-				return err
-			}
-			b.log.Info("tagged", "image", spec.Image, "tag", tag, "id", im.ID)
-		}
-	}
-	return nil
-}
-
-// pin points I:latest at the passed build whose key starts with spec.Pin.
-func (b *Builder) pin(ctx context.Context, spec *Spec) (string, error) {
-	fail := func(err error) error { return &BuildError{Image: spec.Image, Key: spec.Key, Stage: "pin", Err: err} }
-	all, err := b.passed(ctx, spec.Image)
-	if err != nil {
-		return "", fail(err)
-	}
-	var match []ImageInfo
-	keys := map[string]bool{}
-	for _, im := range all {
-		k := im.Labels[LabelBuildKey]
-		if strings.HasPrefix(k, strings.ToLower(spec.Pin)) && !keys[k] {
-			match = append(match, im)
-		}
-		keys[k] = true
-	}
-	switch len(match) {
-	case 0:
-		kept := slices.Sorted(func(yield func(string) bool) {
-			for k := range keys {
-				if !yield(k[:ShortKeyLen]) {
-					return
-				}
-			}
-		})
-		return "", fail(fmt.Errorf("pin %s: no kept build of %s has that key (kept: %s)", spec.Pin, spec.Image, strings.Join(kept, ", ")))
-	case 1:
-	default:
-		return "", fail(fmt.Errorf("pin %s: matches %d builds of %s; give more digits", spec.Pin, len(match), spec.Image))
-	}
-	im := match[0]
-	latest := spec.Image + ":" + LatestTag
-	if !slices.Contains(im.Tags, latest) {
-		if err := b.engine.ImageTag(ctx, im.ID, latest); err != nil {
-			return "", fail(err)
-		}
-		b.log.Info("pinned", "image", spec.Image, "key", im.Labels[LabelBuildKey][:ShortKeyLen], "id", im.ID)
-	}
-	return im.ID, nil
-}
-
 // smoke runs the image's check in a throwaway container: the smoke command
 // to exit 0, or by default the start script present and executable, read
 // through the engine on a container that never starts (no shell needed).
 func (b *Builder) smoke(ctx context.Context, spec *Spec, id string, out io.Writer) error {
-	name := fmt.Sprintf("%s-smoke-%s-%s", spec.Image, spec.ShortKey(), randHex(4))
+	// A namespaced image (nbhosting/scipy-notebook) has a / that no
+	// container name may hold.
+	name := fmt.Sprintf("%s-smoke-%s-%s", strings.ReplaceAll(spec.Image, "/", "_"), spec.ShortKey(), randHex(4))
 	cfg := ContainerConfig{Name: name, Image: id, Labels: map[string]string{LabelImage: spec.Image, LabelBuildKey: spec.Key}}
 	if len(spec.Smoke) > 0 {
 		cfg.Entrypoint, cfg.Cmd = spec.Smoke[:1], spec.Smoke[1:]

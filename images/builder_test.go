@@ -91,7 +91,7 @@ func TestEnsureFailures(t *testing.T) {
 		mode                   FileStat
 		statErr                error
 	}{
-		{name: "lint", df: "FROM x:1\n", stage: "lint", inLog: "must COPY"},
+		{name: "lint", df: "FROM scratch\n", stage: "lint", inLog: "must COPY"},
 		{name: "build", df: goodDockerfile + "RUN FAIL\n", stage: "build", inLog: "FAIL: exit 1"},
 		{name: "script not executable", df: goodDockerfile, stage: "smoke", inLog: "not executable", mode: FileStat{Mode: 0o644}},
 		{name: "script missing", df: goodDockerfile, stage: "smoke", inLog: "missing", statErr: fmt.Errorf("stat: %w", ErrNotFound)},
@@ -108,7 +108,7 @@ func TestEnsureFailures(t *testing.T) {
 			b := NewBuilder(eng, Options{})
 			_, err := b.Ensure(t.Context(), testSpec("i", keyA, tc.df), EnsureOptions{})
 			var be *BuildError
-			if !errors.As(err, &be) || be.Stage != tc.stage || !strings.Contains(be.Log, tc.inLog) {
+			if !errors.As(err, &be) || string(be.Stage) != tc.stage || !strings.Contains(be.Log, tc.inLog) {
 				t.Fatalf("err = %v (log %q), want stage %s with %q in log", err, logOf(be), tc.stage, tc.inLog)
 			}
 			if st.tagged("i:latest") != old {

@@ -192,7 +192,7 @@ func TestIntegrationFailuresKeepLatest(t *testing.T) {
 			s.courses[name]["docker-image/nbhosting.Dockerfile"] = file{data: tc.df}
 			_, err := ensure(t, bl, s, tc.yaml, name, EnsureOptions{})
 			var be *BuildError
-			if !errors.As(err, &be) || be.Stage != tc.stage || !strings.Contains(be.Log, tc.inLog) {
+			if !errors.As(err, &be) || string(be.Stage) != tc.stage || !strings.Contains(be.Log, tc.inLog) {
 				t.Fatalf("err = %v, want stage %s with %q in the log", err, tc.stage, tc.inLog)
 			}
 			cur, err := bl.Current(t.Context(), name)

@@ -2,6 +2,7 @@ package images
 
 import (
 	"fmt"
+	"github.com/nbhosting/nbh-sync/dockerfile"
 	"strings"
 	"testing"
 )
@@ -14,8 +15,10 @@ func TestLint(t *testing.T) {
 	}{
 		{"good", "FROM python:3.12@sha256:abc\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", nil},
 		{"good tag, json copy, user back to root", "FROM debian:12\nUSER jovyan\nCOPY [\"start-in-dir-as-uid.sh\", \"/usr/local/bin/start-in-dir-as-uid.sh\"]\nUSER root\n", nil},
-		{"no copy", "FROM debian:12\nRUN true\n", []string{"1:E:must COPY"}},
-		{"copy elsewhere", "FROM debian:12\nCOPY start-in-dir-as-uid.sh /opt/\n", []string{"1:E:must COPY"}},
+		{"no copy, external base", "FROM debian:12\nRUN true\n", []string{"1:W:the smoke test will"}},
+		{"no copy, scratch", "FROM scratch\nCOPY x /x\n", []string{"1:E:must COPY"}},
+		{"no copy, nbhosting core image", "FROM nbhosting/scipy-notebook\nRUN true\n", []string{"1:W:moving tag"}},
+		{"copy elsewhere", "FROM debian:12\nCOPY start-in-dir-as-uid.sh /opt/\n", []string{"1:W:the smoke test will"}},
 		{"add with chown", "FROM debian:12\nADD --chown=0:0 start-in-dir-as-uid.sh /usr/local/bin\n", nil},
 		{"latest", "FROM debian:latest\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", []string{"1:W:moving tag"}},
 		{"no tag, registry port", "FROM localhost:5000/jupyter/base\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", []string{"1:W:moving tag"}},
@@ -25,7 +28,7 @@ func TestLint(t *testing.T) {
 		{"ends as 0", "FROM debian:12\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\nUSER 0:0\n", nil},
 		{"user variable", "FROM debian:12\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\nUSER $NB_USER\n", []string{"3:W:cannot tell"}},
 		{"multi-stage: only the final stage", "FROM golang:1.26 AS build\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\nUSER nobody\nFROM debian:12\nCOPY --from=build /x /x\n",
-			[]string{"4:E:must COPY"}},
+			[]string{"4:W:the smoke test will"}},
 		{"multi-stage: from a stage is no base", "FROM debian:12 AS base\nFROM base\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", nil},
 		{"continuations and comments", "FROM debian:12\nRUN apt-get update && \\\n# a comment inside\n    apt-get install -y x\nUSER \\\n  jovyan\nCOPY start-in-dir-as-uid.sh \\\n     /usr/local/bin/\n",
 			[]string{"5:E:must end as root"}},
@@ -37,7 +40,7 @@ func TestLint(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, p := range Lint("Dockerfile", []byte(tc.df)) {
+			for _, p := range Lint("Dockerfile", []byte(tc.df), nil) {
 				kind := "E"
 				if p.Warning {
 					kind = "W"
@@ -57,5 +60,43 @@ func TestLint(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A base the site builds is judged by its own Dockerfile, through any
+// number of site images.
+func TestLintSiteBases(t *testing.T) {
+	dfs := map[string]string{
+		"nbhosting/scipy-notebook": "FROM jupyter/scipy-notebook:2024\nUSER root\nCOPY start-in-dir-as-uid.sh /usr/local/bin\n",
+		"middle":                   "FROM nbhosting/scipy-notebook\nRUN true\n",
+		"bare":                     "FROM debian:12\nRUN true\n",
+		"loop":                     "FROM loop\n",
+	}
+	names := []string{"bare", "course", "loop", "middle", "nbhosting/scipy-notebook"}
+	base := dockerfile.SiteBases(names, func(image string) ([]byte, bool) {
+		df, ok := dfs[image]
+		return []byte(df), ok
+	})
+	for _, tc := range []struct {
+		from string
+		want string // "" or "E" or "W"
+	}{
+		{"nbhosting/scipy-notebook", ""},
+		{"middle", ""},
+		{"localhost/middle:latest", ""},
+		{"bare", "W"},   // its base is external: only the smoke test can tell
+		{"course", "W"}, // a course image whose Dockerfile is not known here
+		{"loop", "W"},
+	} {
+		probs := Lint("Dockerfile", []byte("FROM "+tc.from+"\nRUN true\n"), base)
+		got := ""
+		for _, p := range probs {
+			if !strings.Contains(p.Message, "moving tag") {
+				got = map[bool]string{true: "W", false: "E"}[p.Warning]
+			}
+		}
+		if got != tc.want {
+			t.Errorf("FROM %s: problems %v, want %q", tc.from, probs, tc.want)
+		}
 	}
 }

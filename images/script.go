@@ -1,6 +1,10 @@
 package images
 
-import _ "embed"
+import (
+	_ "embed"
+
+	"github.com/nbhosting/nbh-sync/dockerfile"
+)
 
 // StartScript is the project's own start-in-dir-as-uid.sh (POSIX sh), put in
 // every build context unless the config repo overrides it with
@@ -10,4 +14,4 @@ import _ "embed"
 var StartScript []byte
 
 // StartScriptPath is where every image must carry the start script.
-const StartScriptPath = "/usr/local/bin/start-in-dir-as-uid.sh"
+const StartScriptPath = dockerfile.StartScriptPath

@@ -20,12 +20,13 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/nbhosting/nbh-sync/dockerfile"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 // keyFormat versions the build key: bump it whenever what goes into the key
 // or into the context changes, so that every image is rebuilt once.
-const keyFormat = "nbh-sync build key v1"
+const keyFormat = "nbh-sync build key v2"
 
 // ShortKeyLen is the length of the build-key tag (I:<first 12 hex>).
 const ShortKeyLen = 12
@@ -61,6 +62,19 @@ func (t Trees) ConfigFile(p string) bool {
 	return err == nil
 }
 
+// ReadConfigFile returns the content of the config file p (relative to
+// ConfigDir).
+func (t Trees) ReadConfigFile(p string) ([]byte, error) {
+	if t.Config == nil {
+		return nil, fmt.Errorf("%s: no config tree", p)
+	}
+	f, err := t.Config.File(path.Join(t.ConfigDir, p))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return blobBytes(&f.Blob)
+}
+
 // CourseFile reports whether p (relative to the course root) is a file of
 // the course's tree; known is false when the tree is not available.
 func (t Trees) CourseFile(course, p string) (exists, known bool) {
@@ -79,7 +93,7 @@ func (t Trees) CourseFile(course, p string) (exists, known bool) {
 type Spec struct {
 	// Image is the image name I (the repository of its tags).
 	Image string
-	// Origin is where the Dockerfile was found (SPEC §3 lookup).
+	// Origin is where the Dockerfile lookup found it.
 	Origin manifest.ImageSource
 	// Source is the org.nbhosting.source label: repo@commit:path.
 	Source string
@@ -94,10 +108,20 @@ type Spec struct {
 	Smoke []string
 	// Pin, when set, is the build-key prefix of the build to serve.
 	Pin string
+	// Bases are the images of this site the Dockerfile builds FROM, in
+	// order; Base is the one of its final stage ("" when that one is not
+	// the site's). They are built first, and their keys are inputs of Key.
+	Bases []string
+	Base  string
+	// ProvidesScript is true when the image carries the start script by
+	// its Dockerfile: copied in, or inherited from a base that does.
+	ProvidesScript bool
 	// Key is the hex sha256 build key of every build input.
 	Key string
 
-	entries []entry
+	entries  []entry
+	baseKeys []string // keys (and pins) of Bases, in order
+	lintBase dockerfile.Bases
 }
 
 // entry is one file of the build context.
@@ -124,10 +148,142 @@ func (s *Spec) Files() []string {
 	return names
 }
 
-// NewSpec resolves image name with cfg and collects its build inputs from
-// trees: the Dockerfile, the course's docker-image/ folder when the
-// Dockerfile comes from there, the build args and the start script.
+// Lint lints the spec's Dockerfile knowing the site: a base this site
+// builds provides the start script when its own Dockerfile does.
+func (s *Spec) Lint() []manifest.Problem { return Lint(s.File, s.Dockerfile, s.lintBase) }
+
+// ErrNotFetched is matched by the error of a spec whose course repo is not
+// fetched yet: a pull, not a commit, fixes it.
+var ErrNotFetched = errors.New("repo not fetched yet")
+
+// ErrBaseFailed is matched by the error of a spec, or a build, held back
+// because a site image it is built FROM cannot be built.
+var ErrBaseFailed = errors.New("its base image cannot be built")
+
+// NewSpec makes the build spec of image name; its bases' specs are made
+// too, since their keys are inputs of its key.
 func NewSpec(cfg *manifest.Config, name string, trees Trees) (*Spec, error) {
+	specs, errs := NewSpecs(cfg, trees)
+	if err := errs[name]; err != nil {
+		return nil, err
+	}
+	for _, s := range specs {
+		if s.Image == name {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("no image %s in courses.yaml", name)
+}
+
+// NewSpecs makes the build spec of every image of cfg, in build order:
+// each image after the site images it is built FROM. An image whose spec
+// cannot be made — no Dockerfile, a FROM cycle, a base that cannot be
+// built — is left out, its error (a *BuildError of StageContext) in errs.
+func NewSpecs(cfg *manifest.Config, trees Trees) (specs []*Spec, errs map[string]error) {
+	names := cfg.ImageNames()
+	errs = map[string]error{}
+	raw := map[string]*Spec{}
+	bases := map[string][]string{}
+	froms := map[string][]dockerfile.From{}
+	for _, name := range names {
+		s, err := newSpec(cfg, name, trees)
+		if err != nil {
+			errs[name] = contextError(name, err)
+			continue
+		}
+		raw[name] = s
+		for _, f := range dockerfile.Froms(s.Dockerfile) {
+			b := dockerfile.LocalName(f.Ref)
+			if !slices.Contains(names, b) {
+				continue
+			}
+			froms[name] = append(froms[name], f)
+			if !slices.Contains(s.Bases, b) {
+				s.Bases = append(s.Bases, b)
+			}
+			if f.Final {
+				s.Base = b
+			}
+		}
+		bases[name] = s.Bases
+	}
+	order, cycles := manifest.OrderImages(names, bases)
+	for _, cyc := range cycles {
+		for i, name := range cyc[:len(cyc)-1] {
+			line := 0
+			for _, f := range froms[name] {
+				if dockerfile.LocalName(f.Ref) == cyc[i+1] {
+					line = f.Line
+				}
+			}
+			errs[name] = contextError(name, fmt.Errorf("%s:%d: a cycle of base images: %s", raw[name].File, line, strings.Join(cyc, " → ")))
+		}
+	}
+	done := map[string]*Spec{}
+	for _, name := range order {
+		s := raw[name]
+		if s == nil {
+			continue // its own error is in errs
+		}
+		var failed []string
+		for _, b := range s.Bases {
+			if done[b] == nil {
+				failed = append(failed, b)
+			}
+		}
+		if len(failed) > 0 {
+			errs[name] = contextError(name, fmt.Errorf("%w: %s", ErrBaseFailed, strings.Join(failed, ", ")))
+			continue
+		}
+		s.finish(done)
+		done[name] = s
+		specs = append(specs, s)
+	}
+	// Images built on a cycle were never ordered.
+	for _, name := range names {
+		if done[name] == nil && errs[name] == nil {
+			errs[name] = contextError(name, fmt.Errorf("%w: %s is built on a cycle of base images", ErrBaseFailed, name))
+		}
+	}
+	return specs, errs
+}
+
+// finish computes what depends on the bases (built already): the lint's
+// knowledge of them, the start script's availability, the key.
+func (s *Spec) finish(site map[string]*Spec) {
+	s.lintBase = func(ref string) (dockerfile.Base, bool) {
+		if b, ok := site[dockerfile.LocalName(ref)]; ok {
+			if b.ProvidesScript {
+				return dockerfile.BaseProvides, true
+			}
+			return dockerfile.BaseLacks, true
+		}
+		return dockerfile.BaseOf(ref)
+	}
+	s.ProvidesScript = dockerfile.InstallsStartScript(s.Dockerfile)
+	if ref := dockerfile.FinalRef(s.Dockerfile); !s.ProvidesScript && ref != "" {
+		script, _ := s.lintBase(ref)
+		s.ProvidesScript = script == dockerfile.BaseProvides
+	}
+	for _, b := range s.Bases {
+		s.baseKeys = append(s.baseKeys, b+"="+site[b].Key+"@"+site[b].Pin)
+	}
+	s.Key = s.key()
+}
+
+// contextError wraps err as the context-stage failure of image's build.
+func contextError(image string, err error) error {
+	var be *BuildError
+	if errors.As(err, &be) {
+		return be
+	}
+	return &BuildError{Image: image, Stage: StageContext, Err: err}
+}
+
+// newSpec resolves image name with cfg and collects its build inputs from
+// trees: the Dockerfile and the rest of its folder (the context), the build
+// args and the start script. The key is left for finish.
+func newSpec(cfg *manifest.Config, name string, trees Trees) (*Spec, error) {
 	origin, err := cfg.ResolveImage(name, trees)
 	if err != nil {
 		return nil, err
@@ -135,38 +291,37 @@ func NewSpec(cfg *manifest.Config, name string, trees Trees) (*Spec, error) {
 	img := cfg.Images[name]
 	s := &Spec{Image: name, Origin: origin, BuildArgs: img.BuildArgs, Smoke: img.Smoke, Pin: img.Pin}
 
-	switch origin.Kind {
-	case manifest.FromCourse:
+	switch {
+	case origin.Kind == manifest.FromCourse:
 		tree, root, source, err := trees.Course(origin.Course)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: course %s: %w", name, origin.Course, err)
+			return nil, fmt.Errorf("course %s: %w", origin.Course, err)
 		}
-		if tree == nil {
-			return nil, fmt.Errorf("image %s: course %s: repo not fetched yet", name, origin.Course)
+		if tree == nil || origin.Assumed {
+			return nil, fmt.Errorf("course %s: %w", origin.Course, ErrNotFetched)
 		}
 		s.Source = source
-		dir := path.Join(root, manifest.CourseImageDir)
 		s.File = path.Join(root, origin.Dockerfile)
-		s.DockerfileName = path.Base(manifest.CourseDockerfile)
-		if err := s.addDir(tree, dir); err != nil {
-			return nil, fmt.Errorf("image %s: %w", name, err)
+		if err := s.addContext(tree, path.Join(root, origin.Dir), path.Base(origin.Dockerfile)); err != nil {
+			return nil, err
 		}
-		i := slices.IndexFunc(s.entries, func(e entry) bool { return e.name == s.DockerfileName })
-		if i < 0 || !s.entries[i].mode.IsRegular() {
-			return nil, fmt.Errorf("image %s: %s is not a regular file", name, s.File)
+	case origin.Dir != "":
+		if err := s.addContext(trees.Config, path.Join(trees.ConfigDir, origin.Dir), path.Base(origin.Dockerfile)); err != nil {
+			return nil, err
 		}
-		if s.Dockerfile, err = blobBytes(s.entries[i].blob); err != nil {
-			return nil, fmt.Errorf("image %s: read %s: %w", name, s.File, err)
-		}
+		s.File = path.Join(trees.ConfigDir, origin.Dockerfile)
+		s.Source = trees.ConfigSource + ":" + s.File
 	default:
+		// A Dockerfile beside courses.yaml: its folder is the whole config
+		// repo, so the context is the Dockerfile alone.
 		p := path.Join(trees.ConfigDir, origin.Dockerfile)
 		f, err := trees.Config.File(p)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %s: %w", name, p, err)
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		content, err := blobBytes(&f.Blob)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: read %s: %w", name, p, err)
+			return nil, fmt.Errorf("read %s: %w", p, err)
 		}
 		s.Source = trees.ConfigSource + ":" + p
 		s.File = p
@@ -180,17 +335,44 @@ func NewSpec(cfg *manifest.Config, name string, trees Trees) (*Spec, error) {
 		p := path.Join(trees.ConfigDir, manifest.ConfigImagesDir, manifest.StartScript)
 		if f, err := trees.Config.File(p); err == nil {
 			if script, err = blobBytes(&f.Blob); err != nil {
-				return nil, fmt.Errorf("image %s: read %s: %w", name, p, err)
+				return nil, fmt.Errorf("read %s: %w", p, err)
 			}
 		}
 	}
-	// The site's start script wins over a course's file of the same name:
-	// every image must carry the one the admins vouch for.
+	// The site's start script wins over a file of the same name in the
+	// folder: every image must carry the one the admins vouch for.
 	s.entries = slices.DeleteFunc(s.entries, func(e entry) bool { return e.name == manifest.StartScript })
 	s.entries = append(s.entries, entry{name: manifest.StartScript, mode: filemode.Executable, data: script})
 	slices.SortFunc(s.entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
-	s.Key = s.key()
 	return s, nil
+}
+
+// addContext adds the folder dir of tree as the build context, without
+// the other Dockerfiles it may hold (images/ holds every admin image's:
+// editing one must not rebuild the others), and reads the Dockerfile name
+// from it.
+func (s *Spec) addContext(tree *object.Tree, dir, name string) error {
+	if err := s.addDir(tree, dir); err != nil {
+		return err
+	}
+	s.entries = slices.DeleteFunc(s.entries, func(e entry) bool { return e.name != name && isDockerfile(e.name) })
+	s.DockerfileName = name
+	i := slices.IndexFunc(s.entries, func(e entry) bool { return e.name == name })
+	if i < 0 || !s.entries[i].mode.IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path.Join(dir, name))
+	}
+	var err error
+	if s.Dockerfile, err = blobBytes(s.entries[i].blob); err != nil {
+		return fmt.Errorf("read %s: %w", path.Join(dir, name), err)
+	}
+	return nil
+}
+
+// isDockerfile reports whether a context path names a Dockerfile:
+// Dockerfile, *.Dockerfile, *.dockerfile.
+func isDockerfile(name string) bool {
+	base := strings.ToLower(path.Base(name))
+	return base == "dockerfile" || strings.HasSuffix(base, ".dockerfile")
 }
 
 // addDir adds every file under dir of tree, with paths relative to dir.
@@ -228,6 +410,7 @@ func (s *Spec) addDir(tree *object.Tree, dir string) error {
 }
 
 // key digests every build input: the format version, the Dockerfile's name,
+// the keys of the site images it is built FROM,
 // every context entry (path, mode, content hash; the Dockerfile and start
 // script are entries) and the sorted build args. The commit is not an
 // input, so a commit that changes nothing here changes no key.
@@ -241,6 +424,9 @@ func (s *Spec) key() string {
 	}
 	field(keyFormat)
 	field("dockerfile", s.DockerfileName)
+	for _, b := range s.baseKeys {
+		field("base", b)
+	}
 	for _, e := range s.entries {
 		hash := e.hash.String()
 		if e.blob == nil {

@@ -118,12 +118,14 @@ courses:
 	}
 	s.courses["c1"] = map[string]file{"README.md": {data: "x"}}
 	trees := s.trees(t)
+	// The context is the Dockerfile's folder, without the other
+	// Dockerfiles in it, with the site's start script.
 	for _, tc := range []struct {
-		image, file string
-		kind        manifest.SourceKind
+		image, file, context string
+		kind                 manifest.SourceKind
 	}{
-		{"ds", "admin/ds.dockerfile", manifest.FromImagesKey},
-		{"shared", "images/shared.dockerfile", manifest.FromConfigDir},
+		{"ds", "admin/ds.dockerfile", "ds.dockerfile start-in-dir-as-uid.sh", manifest.FromImagesKey},
+		{"shared", "images/shared.dockerfile", "shared.dockerfile start-in-dir-as-uid.sh unrelated-notes.md", manifest.FromConfigDir},
 	} {
 		spec, err := NewSpec(cfg, tc.image, trees)
 		if err != nil {
@@ -133,8 +135,8 @@ courses:
 			t.Errorf("%s: kind %s file %s source %s", tc.image, spec.Origin.Kind, spec.File, spec.Source)
 		}
 		_, data := readTar(t, spec)
-		if len(data) != 2 || data["Dockerfile"] != string(spec.Dockerfile) || data["start-in-dir-as-uid.sh"] != "#!/bin/sh\n# site's own\n" {
-			t.Errorf("%s: context %v", tc.image, spec.Files())
+		if strings.Join(spec.Files(), " ") != tc.context || data[spec.DockerfileName] != string(spec.Dockerfile) || data["start-in-dir-as-uid.sh"] != "#!/bin/sh\n# site's own\n" {
+			t.Errorf("%s: context %v, want %s", tc.image, spec.Files(), tc.context)
 		}
 	}
 }

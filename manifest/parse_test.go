@@ -252,6 +252,10 @@ func (d dirSources) ConfigFile(p string) bool {
 	fi, err := os.Stat(filepath.Join(d.dir, filepath.FromSlash(p)))
 	return err == nil && fi.Mode().IsRegular()
 }
+func (d dirSources) ReadConfigFile(p string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(d.dir, filepath.FromSlash(p)))
+}
+
 func (dirSources) CourseFile(string, string) (bool, bool) { return false, false }
 
 var _ Sources = dirSources{}

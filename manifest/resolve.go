@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 )
 
-// Well-known paths of SPEC §3.
+// Well-known paths of image building.
 const (
-	// CourseImageDir is the folder of a course (under its path:) that holds
-	// its image definition; all of it is the build context.
+	// CourseImageDir is the folder of the older course layout
+	// (docker-image/nbhosting.Dockerfile), kept working.
 	CourseImageDir = "docker-image"
-	// CourseDockerfile is the Dockerfile inside CourseImageDir.
+	// CourseDockerfile is the Dockerfile of the older course layout.
 	CourseDockerfile = CourseImageDir + "/nbhosting.Dockerfile"
 	// ConfigImagesDir holds admin Dockerfiles in the config repo.
 	ConfigImagesDir = "images"
@@ -21,12 +22,20 @@ const (
 	StartScript = "start-in-dir-as-uid.sh"
 )
 
+// CourseDockerfiles are the places a course repo's Dockerfile is looked up
+// (under the course's path:), first hit wins: nbhosting's own order
+// (.nbhosting/ then nbhosting/), then the older docker-image/ layout.
+var CourseDockerfiles = []string{".nbhosting/Dockerfile", "nbhosting/Dockerfile", CourseDockerfile}
+
 // Sources tells what files exist in the config repo and in course repos, so
 // that image resolution can stay pure. Paths are slash-separated.
 type Sources interface {
 	// ConfigFile reports whether p, relative to the directory of
 	// courses.yaml, is a file of the config repo.
 	ConfigFile(p string) bool
+	// ReadConfigFile returns the content of the file p of the config repo
+	// (relative to the directory of courses.yaml).
+	ReadConfigFile(p string) ([]byte, error)
 	// CourseFile reports whether p, relative to the course's root (its
 	// path:), is a file of the course's repo at its branch head. known is
 	// false when that repo has not been fetched yet.
@@ -36,10 +45,10 @@ type Sources interface {
 // SourceKind says where an image's Dockerfile comes from.
 type SourceKind string
 
-// The places of SPEC §3, in lookup order.
+// The places of the Dockerfile lookup, in lookup order.
 const (
 	FromImagesKey SourceKind = "images-key"    // images.I.dockerfile in the config repo
-	FromCourse    SourceKind = "course"        // docker-image/nbhosting.Dockerfile of course I
+	FromCourse    SourceKind = "course"        // one of CourseDockerfiles in course I
 	FromConfigDir SourceKind = "config-images" // images/I.dockerfile in the config repo
 )
 
@@ -47,15 +56,60 @@ const (
 type ImageSource struct {
 	Image string     `json:"image"`
 	Kind  SourceKind `json:"kind"`
-	// Course is the course whose docker-image/ folder is the build context
-	// (FromCourse only).
+	// Course is the course whose repo holds the Dockerfile (FromCourse
+	// only).
 	Course string `json:"course,omitempty"`
 	// Dockerfile is relative to the directory of courses.yaml
 	// (FromImagesKey, FromConfigDir) or to the course root (FromCourse).
 	Dockerfile string `json:"dockerfile"`
+	// Dir is the build context: the Dockerfile's folder, relative to the
+	// same place. It is "" for a Dockerfile beside courses.yaml, whose
+	// context is the Dockerfile alone (else every edit of courses.yaml
+	// would rebuild the image).
+	Dir string `json:"dir,omitempty"`
 	// Assumed is true when FromCourse was chosen without seeing the
 	// course's repo (not fetched yet); the build will tell.
 	Assumed bool `json:"assumed,omitempty"`
+}
+
+// String says where the Dockerfile is, for plan and why.
+func (s ImageSource) String() string {
+	switch {
+	case s.Assumed:
+		return fmt.Sprintf("course %s (repo not fetched yet: looked up in %s)", s.Course, strings.Join(CourseDockerfiles, ", "))
+	case s.Kind == FromCourse:
+		return fmt.Sprintf("course %s: %s", s.Course, s.Dockerfile)
+	case s.Kind == FromImagesKey:
+		return fmt.Sprintf("config repo: %s (images.%s.dockerfile)", s.Dockerfile, s.Image)
+	}
+	return "config repo: " + s.Dockerfile
+}
+
+// NoDockerfileError says that no place of the lookup has a Dockerfile for
+// an image.
+type NoDockerfileError struct {
+	Image string
+	// Course is the course named like the image, whose repo was looked in;
+	// "" when there is none.
+	Course string
+	// Looked lists the places looked in, in order.
+	Looked []string
+}
+
+func (e *NoDockerfileError) Error() string {
+	return fmt.Sprintf("image %s cannot be built: no Dockerfile at %s", e.Image, strings.Join(e.Looked, ", "))
+}
+
+// CourseContent reports whether the missing Dockerfile is the course's
+// business (its repo has none yet) rather than the config repo's: the
+// image is named after a course, so a push to that course can fix it.
+func (e *NoDockerfileError) CourseContent() bool { return e.Course != "" }
+
+func contextDir(dockerfile string) string {
+	if d := path.Dir(dockerfile); d != "." {
+		return d
+	}
+	return ""
 }
 
 // ImageOf returns the image a course runs.
@@ -102,36 +156,39 @@ func (c *Config) CoursesUsing(name string) []string {
 	return names
 }
 
-// ResolveImage finds the Dockerfile of image name by the lookup order of
-// SPEC §3. It fails when no place has one.
+// ResolveImage finds the Dockerfile of image name, first hit wins:
+// images.I.dockerfile (config repo), then the course named I's
+// .nbhosting/Dockerfile, nbhosting/Dockerfile, docker-image/nbhosting.Dockerfile,
+// then images/I.dockerfile (config repo). It fails with a
+// *NoDockerfileError when no place has one.
 func (c *Config) ResolveImage(name string, src Sources) (ImageSource, error) {
 	if img, ok := c.Images[name]; ok && img.Dockerfile != "" {
 		p := path.Clean(img.Dockerfile)
 		if !src.ConfigFile(p) {
 			return ImageSource{}, fmt.Errorf("image %s: dockerfile %s is not in the config repo", name, p)
 		}
-		return ImageSource{Image: name, Kind: FromImagesKey, Dockerfile: p}, nil
+		return ImageSource{Image: name, Kind: FromImagesKey, Dockerfile: p, Dir: contextDir(p)}, nil
 	}
+	e := &NoDockerfileError{Image: name, Looked: []string{"images." + name + ".dockerfile"}}
 	unknown := false
 	if _, ok := c.Courses[name]; ok {
-		exists, known := src.CourseFile(name, CourseDockerfile)
-		if exists {
-			return ImageSource{Image: name, Kind: FromCourse, Course: name, Dockerfile: CourseDockerfile}, nil
+		e.Course = name
+		for _, p := range CourseDockerfiles {
+			exists, known := src.CourseFile(name, p)
+			if exists {
+				return ImageSource{Image: name, Kind: FromCourse, Course: name, Dockerfile: p, Dir: contextDir(p)}, nil
+			}
+			unknown = unknown || !known
+			e.Looked = append(e.Looked, fmt.Sprintf("%s in course %s", p, name))
 		}
-		unknown = !known
 	}
 	p := path.Join(ConfigImagesDir, name+".dockerfile")
 	if src.ConfigFile(p) {
-		return ImageSource{Image: name, Kind: FromConfigDir, Dockerfile: p}, nil
+		return ImageSource{Image: name, Kind: FromConfigDir, Dockerfile: p, Dir: contextDir(p)}, nil
 	}
 	if unknown {
-		return ImageSource{Image: name, Kind: FromCourse, Course: name, Dockerfile: CourseDockerfile, Assumed: true}, nil
+		return ImageSource{Image: name, Kind: FromCourse, Course: name, Assumed: true}, nil
 	}
-	where := fmt.Sprintf("no images.%s.dockerfile, no %s in the config repo", name, p)
-	if _, ok := c.Courses[name]; ok {
-		where += fmt.Sprintf(", no %s in course %s", CourseDockerfile, name)
-	} else {
-		where += fmt.Sprintf(", and no course named %s with a %s", name, CourseDockerfile)
-	}
-	return ImageSource{}, fmt.Errorf("image %s cannot be built: %s", name, where)
+	e.Looked = append(e.Looked, p+" in the config repo")
+	return ImageSource{}, e
 }

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"io/fs"
 	"strings"
 	"testing"
 )
@@ -9,9 +10,19 @@ import (
 type fakeSources struct {
 	config  map[string]bool
 	courses map[string]map[string]bool // course → files; a missing course is unknown
+	data    map[string]string          // contents of config files (default FROM scratch)
 }
 
 func (f fakeSources) ConfigFile(p string) bool { return f.config[p] }
+func (f fakeSources) ReadConfigFile(p string) ([]byte, error) {
+	if d, ok := f.data[p]; ok {
+		return []byte(d), nil
+	}
+	if f.config[p] {
+		return []byte("FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n"), nil
+	}
+	return nil, fs.ErrNotExist
+}
 func (f fakeSources) CourseFile(course, p string) (bool, bool) {
 	files, known := f.courses[course]
 	return files[p], known
@@ -27,6 +38,8 @@ func TestResolveImage(t *testing.T) {
 		},
 		Courses: map[string]Course{
 			"withdir":  {Name: "withdir"},
+			"dotnbh":   {Name: "dotnbh"},
+			"nbh":      {Name: "nbh"},
 			"nodir":    {Name: "nodir"},
 			"unfetchd": {Name: "unfetchd"},
 			"both":     {Name: "both"},
@@ -41,9 +54,12 @@ func TestResolveImage(t *testing.T) {
 		},
 		courses: map[string]map[string]bool{
 			"withdir": {CourseDockerfile: true},
-			"nodir":   {},
-			"both":    {CourseDockerfile: true},
-			"empty":   {},
+			// nbhosting's order: .nbhosting/ first, then nbhosting/.
+			"dotnbh": {".nbhosting/Dockerfile": true, "nbhosting/Dockerfile": true, CourseDockerfile: true},
+			"nbh":    {"nbhosting/Dockerfile": true, CourseDockerfile: true},
+			"nodir":  {},
+			"both":   {CourseDockerfile: true},
+			"empty":  {},
 		},
 	}
 	tests := []struct {
@@ -51,14 +67,16 @@ func TestResolveImage(t *testing.T) {
 		want    ImageSource
 		wantErr string
 	}{
-		{"explicit", ImageSource{Image: "explicit", Kind: FromImagesKey, Dockerfile: "images/other.dockerfile"}, ""},
-		{"argsonly", ImageSource{Image: "argsonly", Kind: FromConfigDir, Dockerfile: "images/argsonly.dockerfile"}, ""},
-		{"withdir", ImageSource{Image: "withdir", Kind: FromCourse, Course: "withdir", Dockerfile: CourseDockerfile}, ""},
-		// The course's own docker-image/ comes before images/I.dockerfile.
-		{"both", ImageSource{Image: "both", Kind: FromCourse, Course: "both", Dockerfile: CourseDockerfile}, ""},
-		{"nodir", ImageSource{Image: "nodir", Kind: FromConfigDir, Dockerfile: "images/nodir.dockerfile"}, ""},
-		{"unfetchd", ImageSource{Image: "unfetchd", Kind: FromCourse, Course: "unfetchd", Dockerfile: CourseDockerfile, Assumed: true}, ""},
-		{"nothing", ImageSource{}, "image nothing cannot be built: no images.nothing.dockerfile, no images/nothing.dockerfile in the config repo, and no course named nothing"},
+		{"explicit", ImageSource{Image: "explicit", Kind: FromImagesKey, Dockerfile: "images/other.dockerfile", Dir: "images"}, ""},
+		{"argsonly", ImageSource{Image: "argsonly", Kind: FromConfigDir, Dockerfile: "images/argsonly.dockerfile", Dir: "images"}, ""},
+		{"withdir", ImageSource{Image: "withdir", Kind: FromCourse, Course: "withdir", Dockerfile: CourseDockerfile, Dir: CourseImageDir}, ""},
+		{"dotnbh", ImageSource{Image: "dotnbh", Kind: FromCourse, Course: "dotnbh", Dockerfile: ".nbhosting/Dockerfile", Dir: ".nbhosting"}, ""},
+		{"nbh", ImageSource{Image: "nbh", Kind: FromCourse, Course: "nbh", Dockerfile: "nbhosting/Dockerfile", Dir: "nbhosting"}, ""},
+		// The course's own Dockerfile comes before images/I.dockerfile.
+		{"both", ImageSource{Image: "both", Kind: FromCourse, Course: "both", Dockerfile: CourseDockerfile, Dir: CourseImageDir}, ""},
+		{"nodir", ImageSource{Image: "nodir", Kind: FromConfigDir, Dockerfile: "images/nodir.dockerfile", Dir: "images"}, ""},
+		{"unfetchd", ImageSource{Image: "unfetchd", Kind: FromCourse, Course: "unfetchd", Assumed: true}, ""},
+		{"nothing", ImageSource{}, "image nothing cannot be built: no Dockerfile at images.nothing.dockerfile, images/nothing.dockerfile in the config repo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.image, func(t *testing.T) {
@@ -93,5 +111,59 @@ courses:
 	}
 	if got := ps[0].String(); !strings.HasPrefix(got, "courses.yaml:3:3: courses.a: image missing cannot be built") {
 		t.Errorf("got %q", got)
+	}
+}
+
+// What the config repo gets wrong rejects it; what a course's repo lacks
+// is a warning (that image fails, the site goes on).
+func TestCheckImagesWhoseFault(t *testing.T) {
+	const src = `version: 1
+images:
+  nbhosting/scipy-notebook:
+    dockerfile: images/nbhosting-scipy-notebook.Dockerfile
+  loop-a:
+    dockerfile: images/a.dockerfile
+  loop-b:
+    dockerfile: images/b.dockerfile
+courses:
+  empty:
+    repo: /srv/empty
+  core:
+    repo: /srv/core
+    image: nbhosting/scipy-notebook
+`
+	c, _, err := Parse("site/courses.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := c.CheckImages(fakeSources{
+		config: map[string]bool{"images/nbhosting-scipy-notebook.Dockerfile": true, "images/a.dockerfile": true, "images/b.dockerfile": true},
+		data: map[string]string{
+			"images/a.dockerfile": "FROM debian:12\nFROM loop-b:latest\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
+			"images/b.dockerfile": "FROM localhost/loop-a\nUSER jovyan\n",
+		},
+		courses: map[string]map[string]bool{"empty": {"README.md": true}},
+	})
+	var got []string
+	for _, p := range ps {
+		kind := "E"
+		if p.Warning {
+			kind = "W"
+		}
+		got = append(got, kind+" "+p.String())
+	}
+	want := []string{
+		"W site/courses.yaml:10:3: warning: courses.empty: image empty cannot be built: no Dockerfile at images.empty.dockerfile, .nbhosting/Dockerfile in course empty",
+		// The lint of the config repo's Dockerfiles rejects it too.
+		"E site/images/b.dockerfile:2: USER jovyan: the image must end as root",
+		"E site/images/a.dockerfile:2: FROM loop-b:latest: a cycle of base images: loop-a → loop-b → loop-a",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("problems:\n%s", strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("problem %d:\n got %s\nwant %s", i, got[i], want[i])
+		}
 	}
 }

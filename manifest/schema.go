@@ -30,7 +30,7 @@ var docs = map[string]string{
 	"Container.port":        "The Jupyter server's port inside the container.",
 	"Container.memory":      "Memory limit, e.g. 2g or 512m.",
 	"Container.cpus":        "CPU limit, in CPUs (e.g. 1.5).",
-	"Container.command":     "Command of the container; placeholders {root} {course} {student} {uid} {port}.",
+	"Container.command":     "Command of the container; placeholders {root} {course} {student} {uid} {port} {prefix}.",
 	"Container.mounts":      "Bind mounts HOST:CONTAINER[:ro]; HOST absolute or under {root}.",
 	"Container.env":         "Environment variables; values may use placeholders.",
 	"Container.token":       "Jupyter token the server is started with (JUPYTER_TOKEN); the activity probe sends it. Unset: a per-container secret derived from the site key.",

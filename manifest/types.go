@@ -39,7 +39,8 @@ type Defaults struct {
 }
 
 // Container says how a student's container is made. Strings may hold the
-// placeholders {root}, {course}, {student}, {uid} and {port}.
+// placeholders {root}, {course}, {student}, {uid}, {port} and {prefix} (the
+// student's stable URL prefix behind the front door, /u/{course}/{student}/).
 type Container struct {
 	// Port is the server's port inside the container.
 	Port    int               `json:"port,omitempty"`

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/nbhosting/nbh-sync/dockerfile"
 )
 
 // MaxNameLen bounds course and image names: they become parts of container
@@ -21,8 +23,10 @@ var (
 	// courseName: lowercase letters, digits, -, _, .; no
 	// leading . or -.
 	courseName = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
-	// imageName is a Docker repository path component.
-	imageName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	// imageName is a Docker repository path component, with at most one
+	// namespace before it (nbhosting/scipy-notebook, as nbhosting names its
+	// core images).
+	imageName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)?$`)
 	envName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// placeholder is {name}; other braces (JSON in an env value) are text.
 	placeholder = regexp.MustCompile(`\{[A-Za-z_][A-Za-z0-9_]*\}`)
@@ -35,7 +39,7 @@ var (
 )
 
 // Placeholders are the names a container setting may use in braces.
-var Placeholders = []string{"root", "course", "student", "uid", "port"}
+var Placeholders = []string{"root", "course", "student", "uid", "port", "prefix"}
 
 // CronParser is the parser for every cron expression of courses.yaml: five
 // fields, or a descriptor such as @every 1m or @daily.
@@ -171,7 +175,7 @@ func (v *validator) name(p, name, what string, re *regexp.Regexp) {
 		v.errorf(p, "%s name %q is too long (%d characters, at most %d)", what, name, len(name), MaxNameLen)
 	case !re.MatchString(name):
 		if what == "image" {
-			v.errorf(p, "invalid image name %q: lowercase letters and digits, joined by ., _, __ or -", name)
+			v.errorf(p, "invalid image name %q: lowercase letters and digits, joined by ., _, __ or -, with at most one namespace/ before them", name)
 		} else {
 			v.errorf(p, "invalid course name %q: lowercase letters, digits, -, _ and ., not starting with . or -", name)
 		}
@@ -380,7 +384,7 @@ func secureTransport(repo string) bool {
 func (v *validator) placeholders(p, s string) {
 	for _, m := range placeholder.FindAllString(s, -1) {
 		if !slices.Contains(Placeholders, m[1:len(m)-1]) {
-			v.errorf(p, "unknown placeholder %s (known: {root}, {course}, {student}, {uid}, {port})", m)
+			v.errorf(p, "unknown placeholder %s (known: {root}, {course}, {student}, {uid}, {port}, {prefix})", m)
 		}
 	}
 }
@@ -426,24 +430,78 @@ func (v *validator) image(p, name string, img Image) {
 	}
 }
 
-// CheckImages resolves every image of the site against src (its lookup order) and
-// reports an image nobody can build as an error at the course that uses it
-// (or at its images: entry), and an assumed source as a warning.
+// CheckImages resolves every image of the site against src (its lookup
+// order) and reports what the config repo gets wrong, as errors at the
+// course that uses the image (or at its images: entry): an image nobody can
+// build, a Dockerfile named but missing; and in the config repo's
+// Dockerfiles, at their lines, a FROM cycle and the lint (dockerfile.Lint).
+// What is a course's own business — its repo has no Dockerfile yet, or is
+// not fetched — is a warning: it fails that image only, and must not block
+// the site.
 func (c *Config) CheckImages(src Sources) []Problem {
 	v := &validator{walker: &walker{file: c.file, pos: c.pos, bad: map[string]bool{}}, c: c}
 	add := func(path string, warning bool, msg string) { v.at(path, warning, "%s", msg) }
-	for _, name := range c.ImageNames() {
+	names := c.ImageNames()
+	bases := map[string][]string{}
+	froms := map[string][]dockerfile.From{}
+	files := map[string]string{} // image → its Dockerfile, for messages
+	data := map[string][]byte{}  // image → its Dockerfile's content
+	for _, name := range names {
 		where := "images." + name
 		if _, ok := c.Images[name]; !ok {
 			where = "courses." + c.CoursesUsing(name)[0]
 		}
 		s, err := c.ResolveImage(name, src)
+		var nd *NoDockerfileError
 		switch {
+		case errors.As(err, &nd) && nd.CourseContent():
+			add(where, true, err.Error()+"; the image fails until its course has one")
 		case err != nil:
 			add(where, false, err.Error())
 		case s.Assumed:
-			add(where, true, fmt.Sprintf("image %s: expects %s in course %s (its repo is not fetched; not checked)", name, CourseDockerfile, name))
+			add(where, true, fmt.Sprintf("image %s: its Dockerfile is looked up in course %s once its repo is fetched (not checked)", name, name))
 		}
+		if err != nil || s.Kind == FromCourse {
+			continue
+		}
+		df, err := src.ReadConfigFile(s.Dockerfile)
+		if err != nil {
+			add(where, false, fmt.Sprintf("image %s: read %s: %v", name, s.Dockerfile, err))
+			continue
+		}
+		data[name] = df
+		files[name] = path.Join(path.Dir(c.file), s.Dockerfile)
+		for _, f := range dockerfile.Froms(df) {
+			if b := dockerfile.LocalName(f.Ref); slices.Contains(names, b) {
+				bases[name] = append(bases[name], b)
+				froms[name] = append(froms[name], f)
+			}
+		}
+	}
+	// The lint of the config repo's own Dockerfiles, knowing which bases
+	// the site builds (a course's Dockerfile is linted before its build).
+	base := dockerfile.SiteBases(names, func(image string) ([]byte, bool) {
+		d, ok := data[image]
+		return d, ok
+	})
+	for _, name := range names {
+		if d, ok := data[name]; ok {
+			for _, f := range dockerfile.Lint(d, base) {
+				v.probs = append(v.probs, Problem{File: files[name], Line: f.Line, Message: f.Message, Warning: f.Warning})
+			}
+		}
+	}
+	_, cycles := OrderImages(names, bases)
+	for _, cyc := range cycles {
+		// Only a cycle wholly in the config repo is the config's fault;
+		// one through a course's Dockerfile fails those images' builds.
+		first, next := cyc[0], cyc[1]
+		i := slices.Index(bases[first], next)
+		if i < 0 {
+			continue
+		}
+		v.probs = append(v.probs, Problem{File: files[first], Line: froms[first][i].Line,
+			Message: fmt.Sprintf("FROM %s: a cycle of base images: %s", froms[first][i].Ref, strings.Join(cyc, " → "))})
 	}
 	return v.probs
 }

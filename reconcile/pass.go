@@ -52,7 +52,7 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		if c.State != containers.Running || c.Port == 0 {
 			continue
 		}
-		t := activity.Target{ID: c.ID, URL: containers.URL(p.Containers.HostIP, c.Port), StartedAt: c.StartedAt}
+		t := activity.Target{ID: c.ID, URL: c.URL(p.Containers.HostIP), StartedAt: c.StartedAt}
 		// A course gone from courses.yaml has only the defaults left to
 		// say its token. A server that refuses the token never looks
 		// idle, so it is never removed.

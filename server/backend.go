@@ -107,6 +107,9 @@ type CourseView struct {
 	Running    int `json:"running"`
 	// Error is the course's last error, if any.
 	Error string `json:"error,omitempty"`
+	// ImageError says why the course's image failed to build, if it did
+	// (its previous build, if any, still serves).
+	ImageError string `json:"image_error,omitempty"`
 }
 
 // Rollout returns the share (0..100) of containers on the current image;
@@ -121,7 +124,9 @@ func (c CourseView) Rollout() int {
 
 // ImageView is one image.
 type ImageView struct {
-	Name     string    `json:"name"`
+	Name string `json:"name"`
+	// Base is the image of this site it is built FROM, if any.
+	Base     string    `json:"base,omitempty"`
 	BuildKey string    `json:"build_key,omitempty"`
 	Tag      string    `json:"tag,omitempty"`
 	Source   string    `json:"source,omitempty"`
@@ -129,6 +134,18 @@ type ImageView struct {
 	Built    time.Time `json:"built,omitzero"`
 	Courses  []string  `json:"courses,omitempty"`
 	Error    string    `json:"error,omitempty"`
+	// Failed describes the last failed build when it is newer than what
+	// serves: which stage, when, and the end of its log.
+	Failed *FailedBuild `json:"failed,omitempty"`
+}
+
+// FailedBuild is an image's last failed build.
+type FailedBuild struct {
+	BuildKey string    `json:"build_key,omitempty"`
+	Stage    string    `json:"stage"`
+	Time     time.Time `json:"time"`
+	Error    string    `json:"error"`
+	LogTail  string    `json:"log_tail,omitempty"`
 }
 
 // BuildView is one build, with its (capped) log.
@@ -169,6 +186,10 @@ type SpawnResult struct {
 	URL   string `json:"url"`
 	// Token is the server's Jupyter token (open URL?token=…).
 	Token string `json:"token,omitempty"`
+	// LaunchURL, when the daemon runs the front door, is where to send
+	// the student's browser: the server's prefix with a ticket that works
+	// once, for a minute.
+	LaunchURL string `json:"launch_url,omitempty"`
 }
 
 // SyncRequest asks for a pass.

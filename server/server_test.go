@@ -305,6 +305,8 @@ func TestDashboardHTML(t *testing.T) {
 		`a1b2c3d4e5`, `sha256:9e1c`, `No matching distribution found for numpyy`,
 		`&lt;script&gt;alert(&#39;not run&#39;)&lt;/script&gt;`, `idle 31m ≥ 30m`, `connection refused`,
 		`<details class="build">`,
+		// Which image is built on which, and a failed build's stage and log tail.
+		`on nbhosting/scipy-notebook`, `build failed`, `numpyy (tail)`, `image failed`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("dashboard lacks %q", want)

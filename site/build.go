@@ -2,18 +2,20 @@ package site
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -40,14 +42,52 @@ func (s *Site) trees(rev *gitwatch.ConfigRevision) images.Trees {
 }
 
 // imageBuilder returns the image builder, made from the build: section of the
-// first config seen (changing it takes a restart).
+// first config seen (changing it takes a restart). It starts with the
+// failures an earlier process kept, so that a status or a plan from the
+// command line sees what the daemon saw.
 func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.builder == nil {
 		s.builder = images.NewBuilder(s.opts.ImageEngine, images.OptionsFrom(cfg.Build, s.log))
+		s.builder.RestoreFailures(readFailures(s.opts.Root))
 	}
 	return s.builder
+}
+
+// failuresFile keeps the last failed build of each image, so that the
+// 30-minute hold and the status survive a restart and reach the CLI.
+func failuresFile(root string) string { return filepath.Join(root, "state", "build-failures.json") }
+
+func readFailures(root string) []images.Failure {
+	b, err := os.ReadFile(failuresFile(root))
+	if err != nil {
+		return nil
+	}
+	var fs []images.Failure
+	if json.Unmarshal(b, &fs) != nil {
+		return nil
+	}
+	return fs
+}
+
+// saveFailures writes the builder's failures under root.
+func (s *Site) saveFailures(b *images.Builder) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	if err := atomicfile.WriteJSON(failuresFile(s.opts.Root), b.Failures()); err != nil {
+		s.log.Warn("build failures not recorded", "err", err)
+	}
+}
+
+// specs returns the build specs of every image of rev, in build order,
+// and the errors of those whose spec cannot be made. The git trees of a
+// revision cache lookups without a lock: a pass, a plan and a status page
+// make their specs one at a time.
+func (s *Site) specs(rev *gitwatch.ConfigRevision) ([]*images.Spec, map[string]error) {
+	s.specMu.Lock()
+	defer s.specMu.Unlock()
+	return images.NewSpecs(rev.Config, s.trees(rev))
 }
 
 // Spec returns the build spec of image under the config in force.
@@ -59,110 +99,143 @@ func (s *Site) Spec(ctx context.Context, image string) (*images.Spec, error) {
 	if !slices.Contains(rev.Config.ImageNames(), image) {
 		return nil, fmt.Errorf("no image %s in courses.yaml (images: %v)", image, rev.Config.ImageNames())
 	}
+	s.specMu.Lock()
+	defer s.specMu.Unlock()
 	return images.NewSpec(rev.Config, image, s.trees(rev))
 }
 
 // Build makes image serve its current inputs: built when its build key has
-// no passed build yet, or always with force. The log streams to out.
+// no passed build yet, or always with force; an earlier failure of the same
+// inputs is retried at once (an operator asked). The site images it is
+// built FROM are ensured first, as a pass would. The log streams to out.
 func (s *Site) Build(ctx context.Context, image string, force bool, out io.Writer) (images.Result, error) {
-	spec, err := s.Spec(ctx, image)
+	rev, err := s.revision(ctx)
 	if err != nil {
 		return images.Result{Image: image, Err: err.Error()}, err
 	}
-	return s.ensure(ctx, spec, force, out)
+	if !slices.Contains(rev.Config.ImageNames(), image) {
+		err := fmt.Errorf("no image %s in courses.yaml (images: %v)", image, rev.Config.ImageNames())
+		return images.Result{Image: image, Err: err.Error()}, err
+	}
+	specs, errs := s.specs(rev)
+	if err := errs[image]; err != nil {
+		s.specFailed(ctx, rev.Config, err)
+		return images.Result{Image: image, Err: err.Error()}, err
+	}
+	byName := map[string]*images.Spec{}
+	for _, sp := range specs {
+		byName[sp.Image] = sp
+	}
+	// The bases, deepest first (specs are in build order).
+	need := map[string]bool{image: true}
+	for i := len(specs) - 1; i >= 0; i-- {
+		if need[specs[i].Image] {
+			for _, b := range specs[i].Bases {
+				need[b] = true
+			}
+		}
+	}
+	for _, sp := range specs {
+		if sp.Image == image || !need[sp.Image] {
+			continue
+		}
+		if _, err := s.ensure(ctx, sp, images.EnsureOptions{Log: out}); err != nil {
+			err = &images.BuildError{Image: image, Key: byName[image].Key, Stage: images.StageContext,
+				Err: fmt.Errorf("%w: %s: %w", images.ErrBaseFailed, sp.Image, err)}
+			return images.Result{Image: image, Key: byName[image].Key, Err: err.Error()}, err
+		}
+	}
+	return s.ensure(ctx, byName[image], images.EnsureOptions{Force: force, Retry: true, Log: out})
 }
 
-func (s *Site) ensure(ctx context.Context, spec *images.Spec, force bool, out io.Writer) (images.Result, error) {
+func (s *Site) ensure(ctx context.Context, spec *images.Spec, opts images.EnsureOptions) (images.Result, error) {
 	cfg, err := s.Config(ctx)
 	if err != nil {
 		return images.Result{}, err
 	}
-	res, err := s.imageBuilder(cfg).Ensure(ctx, spec, images.EnsureOptions{Force: force, Log: out})
-	s.mu.Lock()
-	switch {
-	case err == nil:
-		delete(s.failed, spec.Image)
-	case inputsFailed(err) && ctx.Err() == nil:
-		s.failed[spec.Image] = failure{key: spec.Key, at: time.Now()}
-	}
-	s.mu.Unlock()
+	b := s.imageBuilder(cfg)
+	before, _ := b.Failure(spec.Image)
+	res, err := b.Ensure(ctx, spec, opts)
 	if err != nil {
 		res.Err = err.Error()
 	}
-	s.buildEvents(ctx, res, err)
+	var held *images.HeldError
+	if errors.As(err, &held) {
+		return res, err // nothing ran; the failure was reported when it happened
+	}
+	if after, _ := b.Failure(spec.Image); after != before {
+		s.saveFailures(b)
+	}
+	s.buildEvents(ctx, cfg, res, err)
 	return res, err
 }
 
-// BuildAll ensures every image of the config in force. The specs are made
-// one after the other (git trees are not safe for concurrent use), then
-// the builds run concurrently, bounded by the builder. One image's failure
-// does not stop the others; a failed image keeps its previous build.
+// specFailed records that image's spec could not be made (no Dockerfile, a
+// FROM cycle, a base that cannot be built), once per distinct error.
+func (s *Site) specFailed(ctx context.Context, cfg *manifest.Config, err error) {
+	var be *images.BuildError
+	if !errors.As(err, &be) {
+		return
+	}
+	b := s.imageBuilder(cfg)
+	if f, ok := b.Failure(be.Image); ok && f.Error == be.Error() {
+		return // the same trouble as last pass: said already
+	}
+	b.Fail(be)
+	s.saveFailures(b)
+	s.buildEvents(ctx, cfg, images.Result{Image: be.Image, Err: be.Error()}, be)
+}
+
+// BuildAll ensures every image of the config in force, each after the site
+// images it is built FROM: a changed core image is built (and smoke-tested)
+// once, then every image on it. The specs are made one after the other
+// (git trees are not safe for concurrent use), then the builds run
+// concurrently where no FROM orders them, bounded by the builder. One
+// image's failure stops only the images built on it; a failed image keeps
+// its previous build.
 func (s *Site) BuildAll(ctx context.Context, force bool) ([]images.Result, error) {
 	rev, err := s.revision(ctx)
 	if err != nil {
 		return nil, err
 	}
+	specs, specErrs := s.specs(rev)
 	names := rev.Config.ImageNames()
 	results := make([]images.Result, len(names))
 	errs := make([]error, len(names))
-	specs := make([]*images.Spec, len(names))
-	trees := s.trees(rev)
+	index := map[string]int{}
 	for i, name := range names {
-		if specs[i], errs[i] = images.NewSpec(rev.Config, name, trees); errs[i] != nil {
-			results[i] = images.Result{Image: name, Err: errs[i].Error()}
-			s.buildEvents(ctx, results[i], errs[i])
+		index[name] = i
+		if err := specErrs[name]; err != nil {
+			results[i], errs[i] = images.Result{Image: name, Err: err.Error()}, err
+			s.specFailed(ctx, rev.Config, err)
 		}
 	}
+	done := map[string]chan struct{}{}
+	for _, spec := range specs {
+		done[spec.Image] = make(chan struct{})
+	}
 	var wg sync.WaitGroup
-	for i, spec := range specs {
-		if spec == nil {
-			continue
-		}
-		if err := s.failedRecently(spec, force); err != nil {
-			results[i], errs[i] = images.Result{Image: spec.Image, Key: spec.Key, Err: err.Error()}, err
-			continue
-		}
-		wg.Go(func() { results[i], errs[i] = s.ensure(ctx, spec, force, nil) })
+	for _, spec := range specs {
+		i := index[spec.Image]
+		wg.Go(func() {
+			defer close(done[spec.Image])
+			for _, b := range spec.Bases {
+				<-done[b]
+			}
+			for _, b := range spec.Bases {
+				if err := errs[index[b]]; err != nil {
+					err = &images.BuildError{Image: spec.Image, Key: spec.Key, Stage: images.StageContext,
+						Err: fmt.Errorf("%w: %s: %w", images.ErrBaseFailed, b, err)}
+					results[i], errs[i] = images.Result{Image: spec.Image, Key: spec.Key, Err: err.Error()}, err
+					s.specFailed(ctx, rev.Config, err)
+					return
+				}
+			}
+			results[i], errs[i] = s.ensure(ctx, spec, images.EnsureOptions{Force: force})
+		})
 	}
 	wg.Wait()
 	return results, errors.Join(errs...)
-}
-
-// inputsFailed reports whether err says the build's inputs are at fault —
-// the lint, a build step or the smoke test failed — rather than the
-// engine being out of reach or the build cut short, which passes retry.
-func inputsFailed(err error) bool {
-	var be *images.BuildError
-	if !errors.As(err, &be) {
-		return false
-	}
-	switch be.Stage {
-	case "lint", "smoke":
-		return true
-	case "build":
-		return strings.Contains(be.Log, "Step ") // the engine ran the Dockerfile
-	}
-	return false
-}
-
-// retryFailedAfter is how long passes leave a build key that failed alone;
-// a new commit (a new key), --force or nbh-sync build retries at once.
-const retryFailedAfter = 30 * time.Minute
-
-// failedRecently returns an error when spec's key failed to build less
-// than retryFailedAfter ago: a broken Dockerfile is not rebuilt every pass.
-func (s *Site) failedRecently(spec *images.Spec, force bool) error {
-	if force {
-		return nil
-	}
-	s.mu.Lock()
-	f, ok := s.failed[spec.Image]
-	s.mu.Unlock()
-	if !ok || f.key != spec.Key || time.Since(f.at) >= retryFailedAfter {
-		return nil
-	}
-	return fmt.Errorf("image %s: build %s failed at %s; retried at %s, on a new commit, or with nbh-sync build --force",
-		spec.Image, spec.ShortKey(), f.at.Format(time.TimeOnly), f.at.Add(retryFailedAfter).Format(time.TimeOnly))
 }
 
 // prune removes old builds of every image beyond build.keep, sparing any

@@ -9,6 +9,7 @@ import (
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/notify"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
@@ -71,9 +72,11 @@ func (s *Site) configEvents(ctx context.Context, res gitwatch.ConfigResult, err 
 
 func (s *Site) pullEvents(ctx context.Context, st gitwatch.Status, start time.Time) {
 	remotes := map[string]string{} // remote → this pass's error, "" when fine
+	pending := map[string]bool{}   // remotes whose fetch was still running
 	for _, c := range st.Courses {
 		key := gitwatch.NormalizeURL(c.Repo)
 		failed := c.Error != "" && !c.ErrorAt.Before(start)
+		pending[key] = pending[key] || (failed && c.Pending)
 		switch {
 		case failed:
 			s.record(ctx, history.Record{Kind: history.KindPull, Course: c.Course, Commit: c.Commit.String(), Result: "failed", Message: c.Error})
@@ -95,6 +98,9 @@ func (s *Site) pullEvents(ctx context.Context, st gitwatch.Status, start time.Ti
 			s.notify(ctx, notify.Event{Kind: notify.RemoteRecovered, Subject: key})
 		case strings.Contains(msg, gitwatch.ErrBranchNotFound.Error()):
 			// A deleted branch is the instructor's doing, not an outage.
+		case pending[key]:
+			// A slow fetch still running is no outage either: the next
+			// pass uses what it brings.
 		default:
 			if s.opts.Metrics != nil {
 				s.opts.Metrics.GitError(key)
@@ -104,9 +110,15 @@ func (s *Site) pullEvents(ctx context.Context, st gitwatch.Status, start time.Ti
 	}
 }
 
-func (s *Site) buildEvents(ctx context.Context, r images.Result, err error) {
+func (s *Site) buildEvents(ctx context.Context, cfg *manifest.Config, r images.Result, err error) {
 	if !r.Built && err == nil {
 		return // nothing ran: the key had a passed build already
+	}
+	// An image of one course (the usual course image) is that course's
+	// news too: history --course finds it.
+	course := ""
+	if users := cfg.CoursesUsing(r.Image); len(users) == 1 {
+		course = users[0]
 	}
 	result := "ok"
 	if err != nil {
@@ -116,7 +128,7 @@ func (s *Site) buildEvents(ctx context.Context, r images.Result, err error) {
 	if err != nil {
 		msg = err.Error()
 	}
-	s.record(ctx, history.Record{Kind: history.KindBuild, Image: r.Image, BuildKey: r.Key, Result: result,
+	s.record(ctx, history.Record{Kind: history.KindBuild, Image: r.Image, Course: course, BuildKey: r.Key, Result: result,
 		Message: msg, Duration: r.Duration, Log: r.Log})
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.ObserveBuild(r.Image, result, r.Duration)

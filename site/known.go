@@ -68,7 +68,7 @@ func (s *Site) knownCourses(cfg *manifest.Config, record bool) map[string]bool {
 	}
 	if grew && record {
 		rec := knownCourses{Courses: slices.Sorted(maps.Keys(had))}
-		if err := atomicfile.WriteJSON(knownCoursesFile(s.opts.Root), rec, 0o600); err != nil {
+		if err := atomicfile.WriteJSON(knownCoursesFile(s.opts.Root), rec); err != nil {
 			s.log.Warn("known courses not recorded", "err", err)
 		}
 	}

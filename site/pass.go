@@ -53,6 +53,9 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		return PassReport{At: start}, err
 	}
+	if s.opts.Observed != nil {
+		s.opts.Observed(obs.Containers, start)
+	}
 	actions := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, start)
 	ap := &reconcile.Applier{Exec: s.ctrs, Locks: s.ctrs.Locks(), Log: s.log}
 	outs, err := ap.Apply(ctx, actions)
@@ -78,7 +81,7 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	s.mu.Lock()
 	s.lastPass = &rep
 	s.mu.Unlock()
-	if werr := writeLastPass(s.opts.Root, rep); werr != nil {
+	if werr := atomicfile.WriteJSON(lastPassFile(s.opts.Root), rep); werr != nil {
 		s.log.Warn("last pass not recorded", "err", werr)
 	}
 	return rep, err
@@ -87,10 +90,6 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 // lastPassFile keeps the last container pass, so that a status from another
 // process (the CLI) can show it.
 func lastPassFile(root string) string { return filepath.Join(root, "state", "last-pass.json") }
-
-func writeLastPass(root string, rep PassReport) error {
-	return atomicfile.WriteJSON(lastPassFile(root), rep, 0o600)
-}
 
 // readLastPass returns the last pass recorded under root, or nil.
 func readLastPass(root string) *PassReport {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
@@ -21,6 +22,9 @@ type PlanReport struct {
 	Actions []reconcile.Action `json:"actions"`
 	// Changes counts the pulls, builds and retirements the sync would make.
 	Changes int `json:"changes"`
+	// Errors are what could not be planned (a remote out of reach, no
+	// valid config yet); the rest of the plan stands beside them.
+	Errors []string `json:"errors"`
 }
 
 // PlanConfig is what would become of the config repo's head.
@@ -39,16 +43,30 @@ type PlanPull struct {
 	To     string `json:"to"`
 }
 
-// PlanBuild is one image and what a sync would do about it.
+// PlanBuild is one image and what a sync would do about it. Builds are in
+// build order: every image after the site images it is built FROM.
 type PlanBuild struct {
 	Image string `json:"image"`
 	// Courses are the courses that run the image.
 	Courses []string `json:"courses"`
 	Key     string   `json:"key,omitempty"`
-	// Action is "build", "none" (a passed build of the key exists), "pin"
-	// or "error" (the spec cannot be made: see Reason).
+	// Dockerfile says where the lookup found it.
+	Dockerfile string `json:"dockerfile,omitempty"`
+	// Base is the site image the Dockerfile's final stage is built FROM;
+	// Bases all the site images it is built FROM (multi-stage builds).
+	Base  string   `json:"base,omitempty"`
+	Bases []string `json:"bases,omitempty"`
+	// Action is what images.Decide says — "build", "tag" (I:latest moves
+	// to a passed build), "none", "pin", "hold" (failed recently) — or
+	// "error" (the spec cannot be made, or a base cannot be built: see
+	// Reason).
 	Action string `json:"action"`
 	Reason string `json:"reason"`
+	// Cascade, on an image built first, lists the images rebuilt after it
+	// because they are built on it (directly or not), in build order.
+	Cascade []string `json:"cascade,omitempty"`
+
+	forBase bool // rebuilt because a base is
 }
 
 // Plan computes what a sync would do now, changing nothing: it compares the
@@ -56,19 +74,26 @@ type PlanBuild struct {
 // out, built and running. It makes no network call — anyone who can read
 // the dashboard can ask for a plan, so a plan must cost the remotes nothing
 // — and takes no lock a pull holds while it fetches. Fetch first for a
-// plan against the remotes as they are now.
+// plan against the remotes as they are now. With no valid config at all,
+// the report says why (the config rejected) beside the error.
 func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
+	rep := PlanReport{Config: PlanConfig{Change: "none"}, Pulls: []PlanPull{}, Builds: []PlanBuild{},
+		Actions: []reconcile.Action{}, Errors: []string{}}
 	res, err := s.loader.Peek(ctx)
 	if res.Current == nil {
-		return PlanReport{}, &NoConfigError{Rejected: res.Rejected, Err: err}
+		err := &NoConfigError{Rejected: res.Rejected, Err: err}
+		if res.Rejected != nil {
+			rep.Config = PlanConfig{Commit: res.Rejected.Commit.String(), Change: "rejected", Rejected: res.Rejected}
+		}
+		rep.Errors = append(rep.Errors, err.Error())
+		return rep, err
 	}
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
 	}
 	rev := res.Current
-	rep := PlanReport{Config: PlanConfig{Commit: rev.Commit.String(), Change: "none", Rejected: res.Rejected},
-		Pulls: []PlanPull{}, Builds: []PlanBuild{}}
+	rep.Config = PlanConfig{Commit: rev.Commit.String(), Change: "none", Rejected: res.Rejected}
 	switch {
 	case res.Rejected != nil:
 		rep.Config.Change = "rejected"
@@ -81,27 +106,15 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	rep.Pulls = pulls
+	rep.Pulls = append(rep.Pulls, pulls...)
 	rep.Changes += len(pulls)
 
 	rev.Sources.Refresh()
-	b := s.imageBuilder(rev.Config)
-	for _, name := range rev.Config.ImageNames() {
-		pb := PlanBuild{Image: name, Courses: rev.Config.CoursesUsing(name)}
-		spec, err := images.NewSpec(rev.Config, name, s.trees(rev))
-		switch {
-		case err != nil:
-			pb.Action, pb.Reason = "error", err.Error()
-		case spec.Pin != "":
-			pb.Key, pb.Action, pb.Reason = spec.Key, "pin", "pinned to build "+spec.Pin
-		default:
-			pb.Key = spec.Key
-			pb.Action, pb.Reason = buildDecision(ctx, b, spec)
-		}
-		if pb.Action == "build" {
+	rep.Builds = s.planBuilds(ctx, rev)
+	for _, pb := range rep.Builds {
+		if pb.Action == string(images.ActionBuild) || pb.Action == string(images.ActionTag) || pb.Action == string(images.ActionPin) {
 			rep.Changes++
 		}
-		rep.Builds = append(rep.Builds, pb)
 	}
 
 	obs, err := s.pass(rev.Config, false).Observe(ctx, rev.Config, opts.AllowMassPrune)
@@ -118,28 +131,83 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 	if rep.Actions == nil {
 		rep.Actions = []reconcile.Action{}
 	}
+	for _, e := range errs {
+		rep.Errors = append(rep.Errors, e.Error())
+	}
 	return rep, errors.Join(errs...)
 }
 
-// buildDecision says whether spec needs a build, and why.
-func buildDecision(ctx context.Context, b *images.Builder, spec *images.Spec) (action, reason string) {
-	builds, err := b.Builds(ctx, spec.Image)
-	if err != nil {
-		return "error", err.Error()
+// planBuilds decides about every image as BuildAll would, with the same
+// specs and the same decision (images.Decide), in build order. An image
+// whose base would not be built (held, failing) is an error, as in a sync.
+func (s *Site) planBuilds(ctx context.Context, rev *gitwatch.ConfigRevision) []PlanBuild {
+	b := s.imageBuilder(rev.Config)
+	specs, specErrs := s.specs(rev)
+	var out []PlanBuild
+	at := map[string]int{}
+	add := func(pb PlanBuild) {
+		at[pb.Image] = len(out)
+		out = append(out, pb)
 	}
-	var latest string
-	for _, bd := range builds {
-		if bd.Key == spec.Key && bd.Smoke == "passed" {
-			return "none", "a passed build of key " + spec.ShortKey() + " exists"
+	for _, name := range rev.Config.ImageNames() {
+		if err := specErrs[name]; err != nil {
+			add(PlanBuild{Image: name, Courses: rev.Config.CoursesUsing(name), Action: string(images.ActionError), Reason: err.Error()})
 		}
-		if bd.Latest {
-			latest = bd.Key
+	}
+	now := planAt()
+	for _, spec := range specs {
+		pb := PlanBuild{Image: spec.Image, Courses: rev.Config.CoursesUsing(spec.Image), Key: spec.Key,
+			Dockerfile: spec.Origin.String(), Base: spec.Base, Bases: spec.Bases}
+		var blocked, rebuilt []string
+		for _, base := range spec.Bases {
+			switch out[at[base]].Action {
+			case string(images.ActionBuild):
+				rebuilt = append(rebuilt, base)
+			case string(images.ActionHold), string(images.ActionError):
+				blocked = append(blocked, base+" ("+out[at[base]].Action+")")
+			}
+		}
+		d, err := b.Decide(ctx, spec, images.DecideOptions{Now: now})
+		switch {
+		case len(blocked) > 0:
+			pb.Action, pb.Reason = string(images.ActionError), fmt.Sprintf("%v: %s", images.ErrBaseFailed, strings.Join(blocked, ", "))
+		case err != nil:
+			pb.Action, pb.Reason = string(images.ActionError), err.Error()
+		default:
+			pb.Action, pb.Reason = string(d.Action), d.Reason
+			if d.Action == images.ActionBuild && len(rebuilt) > 0 {
+				pb.Reason = fmt.Sprintf("base changed (%s rebuilt first)", strings.Join(rebuilt, ", "))
+				pb.forBase = true
+			}
+		}
+		add(pb)
+	}
+	cascade(out)
+	return out
+}
+
+// cascade fills Cascade on each image rebuilt on its own account: the
+// images rebuilt after it because they are built on it, in build order.
+func cascade(builds []PlanBuild) {
+	rebuilt := func(pb PlanBuild) bool { return pb.Action == string(images.ActionBuild) }
+	for i := range builds {
+		if !rebuilt(builds[i]) || builds[i].forBase {
+			continue
+		}
+		on := map[string]bool{builds[i].Image: true}
+		for _, pb := range builds[i+1:] {
+			if !rebuilt(pb) {
+				continue
+			}
+			for _, b := range pb.Bases {
+				if on[b] {
+					on[pb.Image] = true
+					builds[i].Cascade = append(builds[i].Cascade, pb.Image)
+					break
+				}
+			}
 		}
 	}
-	if latest == "" {
-		return "build", "no build yet"
-	}
-	return "build", fmt.Sprintf("inputs changed (serving %s, inputs now %s)", short(latest), spec.ShortKey())
 }
 
 // Fetch brings the mirrors of the config repo, and of the course repos of

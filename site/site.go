@@ -46,6 +46,10 @@ type Options struct {
 	// (DOCKER_HOST or the socket); tests may swap them.
 	ImageEngine     images.Engine
 	ContainerEngine containers.Engine
+	// Observed, when set, is told the containers each container pass
+	// listed, and when it listed them (the front door's route table
+	// follows them).
+	Observed func(cs []containers.Container, at time.Time)
 }
 
 // Site is one course site: its config repo, course repos, images and
@@ -60,11 +64,12 @@ type Site struct {
 	ctrs    *containers.Manager
 	prober  *activity.Prober
 
+	failMu   sync.Mutex // serializes writes of the build failures file
+	specMu   sync.Mutex // serializes reads of a revision's git trees
 	mu       sync.Mutex
 	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
 	rejected *gitwatch.Rejection
-	builder  *images.Builder    // made from the first config's build: section
-	failed   map[string]failure // image → its last failed build
+	builder  *images.Builder // made from the first config's build: section
 	notifier *notify.Notifier
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
@@ -121,7 +126,6 @@ func New(opts Options) (*Site, error) {
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  activity.New(),
-		failed:  map[string]failure{},
 	}, nil
 }
 
@@ -137,6 +141,25 @@ func (s *Site) Location() gitwatch.ConfigLocation { return s.loc }
 // Root is the data directory.
 func (s *Site) Root() string { return s.opts.Root }
 
+// ServerToken returns the Jupyter token of a student's server as the spawn
+// and the probe have it: the course's container.token with placeholders
+// expanded (port and uid as the container has them), else the one derived
+// per student.
+func (s *Site) ServerToken(ctx context.Context, course, student string, port int, uid string) (string, error) {
+	cfg, err := s.Config(ctx)
+	if err != nil {
+		return "", err
+	}
+	cc := cfg.Defaults.Container
+	if co, ok := cfg.Courses[course]; ok {
+		cc = co.Container
+	}
+	return s.ctrs.Token(cc, containers.Vars{Root: s.opts.Root, Course: course, Student: student, UID: uid, Port: port})
+}
+
+// HostIP is the address student servers publish their ports on.
+func (s *Site) HostIP() string { return s.ctrs.HostIP }
+
 // Mirrors are the site's git mirrors (for webhooks: Reset on a push).
 func (s *Site) Mirrors() *gitwatch.Mirrors { return s.mirrors }
 
@@ -149,12 +172,6 @@ type PullReport struct {
 	// Rejected is set when the config head failed validation.
 	Rejected *gitwatch.Rejection     `json:"rejected,omitempty"`
 	Courses  []gitwatch.CourseStatus `json:"courses"`
-}
-
-// failure is a build key that failed, and when.
-type failure struct {
-	key string
-	at  time.Time
 }
 
 // NoConfigError says that no valid config revision was ever seen, so there

@@ -70,8 +70,14 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 
 	b := s.imageBuilder(cfg)
 	keys := map[string]string{}
+	imageErrs := map[string]string{}
+	specs, _ := s.specs(rev) // for the bases; errors show as failures
+	bases := map[string]string{}
+	for _, sp := range specs {
+		bases[sp.Image] = sp.Base
+	}
 	for _, name := range cfg.ImageNames() {
-		v := server.ImageView{Name: name, Courses: cfg.CoursesUsing(name), Pinned: cfg.Images[name].Pin != ""}
+		v := server.ImageView{Name: name, Base: bases[name], Courses: cfg.CoursesUsing(name), Pinned: cfg.Images[name].Pin != ""}
 		cur, err := b.Current(ctx, name)
 		switch {
 		case err == nil:
@@ -85,9 +91,11 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 		default:
 			v.Error = err.Error()
 		}
-		if r, ok := b.Last(name); ok && r.Err != "" {
-			v.Error = r.Err
-			st.Errors = append(st.Errors, r.Err)
+		if f, ok := b.Failure(name); ok {
+			v.Error = f.Error
+			v.Failed = &server.FailedBuild{BuildKey: f.Key, Stage: string(f.Stage), Time: f.At, Error: f.Error, LogTail: f.LogTail}
+			imageErrs[name] = f.Error
+			st.Errors = append(st.Errors, f.Error)
 		}
 		st.Images = append(st.Images, v)
 	}
@@ -95,7 +103,7 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 	for _, name := range cfg.CourseNames() {
 		co := cfg.Courses[name]
 		v := server.CourseView{Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
-			BuildKey: keys[co.ImageOf()], Archived: co.Archived}
+			BuildKey: keys[co.ImageOf()], Archived: co.Archived, ImageError: imageErrs[co.ImageOf()]}
 		if p, ok := pulls.Course(name); ok {
 			v.Commit, v.Error, v.Checked, v.Fetched = p.Commit.String(), p.Error, p.CheckedAt, p.FetchedAt
 			if p.Commit.IsZero() {

@@ -28,7 +28,8 @@ import (
 
 // openSite opens the site for a command that works directly (no daemon).
 // With record, what the command does goes to the history store, unless a
-// daemon holds it.
+// daemon holds it. Without record, an existing history store is opened
+// read-only.
 func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 	root, err := filepath.Abs(g.root)
 	if err != nil {
@@ -42,10 +43,17 @@ func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 		return nil, nil, err
 	}
 	var hist *history.Store
-	if record {
+	switch {
+	case record:
 		hist, err = history.Open(history.Path(root), history.Options{})
 		if err != nil {
 			g.log.Warn("this run is not recorded in the history", "err", err)
+			hist = nil
+		}
+	case fileExists(history.Path(root)):
+		// Read-only, for the recent builds and actions a status shows.
+		if hist, err = history.Open(history.Path(root), history.Options{ReadOnly: true}); err != nil {
+			g.log.Info("history not shown", "err", err)
 			hist = nil
 		}
 	}
@@ -255,6 +263,9 @@ func printStatus(w io.Writer, st server.Status) {
 		if c.Error != "" {
 			name += " (error)"
 		}
+		if c.ImageError != "" {
+			name += " (image failed)"
+		}
 		if c.Archived {
 			name += " (archived)"
 		}
@@ -264,7 +275,7 @@ func printStatus(w io.Writer, st server.Status) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d%%\n", name, c.Branch, orDash(shortID(c.Commit)), checked, c.Image, c.Containers, c.Running, c.Stale, c.Rollout())
 	}
-	fmt.Fprintln(tw, "\nIMAGE\tBUILD KEY\tBUILT\tSOURCE")
+	fmt.Fprintln(tw, "\nIMAGE\tBUILT ON\tBUILD KEY\tBUILT\tSOURCE")
 	for _, im := range st.Images {
 		built := "-"
 		if !im.Built.IsZero() {
@@ -274,12 +285,20 @@ func printStatus(w io.Writer, st server.Status) {
 		if im.Pinned {
 			key += " (pinned)"
 		}
-		if im.Error != "" {
+		switch {
+		case im.Failed != nil && im.BuildKey != "":
+			key += " (last build failed)"
+		case im.Error != "":
 			key = "(" + firstLine(im.Error) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", im.Name, key, built, orDash(im.Source))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Name, orDash(im.Base), key, built, orDash(im.Source))
 	}
 	tw.Flush()
+	for _, im := range st.Images {
+		if f := im.Failed; f != nil && f.LogTail != "" {
+			fmt.Fprintf(w, "\n--- %s: %s failed at %s; end of its log:\n  %s\n", im.Name, f.Stage, f.Time.Local().Format(time.DateTime), strings.ReplaceAll(f.LogTail, "\n", "\n  "))
+		}
+	}
 	if st.HeldPrune != "" {
 		fmt.Fprintf(w, "\nHELD: %s\n", st.HeldPrune)
 	}
@@ -310,8 +329,10 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Short: "Show what a sync would do now — pulls, builds, container actions — doing nothing",
 		Long: `Plan computes what a sync would do now and changes nothing the site serves: the
 config revision it would apply (or reject), the courses whose checkout would
-move, the images that would be built (and why: inputs changed, no build yet),
-and every container action with its reason. To see remote heads it fetches into
+move, the images that would be built (and why: inputs changed, no build yet, a
+base image rebuilt first — shown as one cascade: "nbhosting/scipy-notebook ...
+→ then course-a, course-b (base changed)"), and every container action with its
+reason. To see remote heads it fetches into
 its mirrors under ROOT (a cache), but checks out, builds, stops and removes
 nothing. A running daemon answers from what its last pull fetched, with no
 network call.
@@ -324,10 +345,9 @@ something would, 1 on error (as terraform plan).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := g.plan(cmd.Context(), allowMassPrune)
-			if err != nil && rep == nil {
-				return err
-			}
 			if asJSON {
+				// Scripts get their document even when planning failed:
+				// what could not be planned is in its errors.
 				if jerr := printJSON(g.stdout, rep); jerr != nil {
 					return jerr
 				}
@@ -343,38 +363,40 @@ something would, 1 on error (as terraform plan).`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {config, pulls, builds, actions, changes}")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {config, pulls, builds, actions, changes, errors}, errors included")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when the plan has changes, 0 when it has none")
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "plan as if a mass prune were confirmed")
 	return cmd
 }
 
-// plan gets the plan from the daemon, or computes it directly. A report
-// may come with an error (a part could not be planned).
+// plan gets the plan from the daemon, or computes it directly. The report
+// is never nil: what could not be planned is in its Errors, and err.
 func (g *globals) plan(ctx context.Context, allowMassPrune bool) (*site.PlanReport, error) {
+	failed := func(err error) (*site.PlanReport, error) {
+		return &site.PlanReport{Pulls: []site.PlanPull{}, Builds: []site.PlanBuild{}, Actions: []reconcile.Action{}, Errors: []string{err.Error()}}, err
+	}
 	c, derr := g.daemon(ctx)
 	if derr != nil {
-		return nil, derr
+		return failed(derr)
 	}
 	if c != nil && !allowMassPrune {
 		var rep site.PlanReport
 		if err := c.do(ctx, "GET", "/api/plan", nil, nil, &rep); err != nil {
-			return nil, err
+			return failed(err)
 		}
 		return &rep, nil
 	}
 	s, done, err := g.openSite(false)
 	if err != nil {
-		return nil, err
+		return failed(err)
 	}
 	defer done()
 	// Working directly, plan fetches first: no daemon keeps the mirrors
 	// fresh. A remote that cannot be reached is planned from its mirror.
 	ferr := s.Fetch(ctx)
 	rep, err := s.Plan(ctx, site.PassOptions{AllowMassPrune: allowMassPrune})
-	var nc *site.NoConfigError
-	if errors.As(err, &nc) {
-		return nil, errors.Join(ferr, err)
+	if ferr != nil {
+		rep.Errors = append(rep.Errors, ferr.Error())
 	}
 	return &rep, errors.Join(ferr, err)
 }
@@ -393,7 +415,12 @@ func printPlan(w io.Writer, rep site.PlanReport) {
 		fmt.Fprintf(w, "pull    %-20s %s -> %s\n", p.Course, orDash(shortID(p.From)), shortID(p.To))
 	}
 	for _, b := range rep.Builds {
-		if b.Action != "none" {
+		switch {
+		case b.Action == "none":
+		case len(b.Cascade) > 0:
+			// A cascade reads as one line: the base, then what is on it.
+			fmt.Fprintf(w, "%-7s %-20s %s → then %s (base changed)\n", b.Action, b.Image, b.Reason, strings.Join(b.Cascade, ", "))
+		default:
 			fmt.Fprintf(w, "%-7s %-20s %s\n", b.Action, b.Image, b.Reason)
 		}
 	}
@@ -401,6 +428,9 @@ func printPlan(w io.Writer, rep site.PlanReport) {
 		if a.Kind != reconcile.Keep {
 			fmt.Fprintf(w, "%-7s %-30s %s\n", a.Kind, a.Container, a.Reason)
 		}
+	}
+	for _, e := range rep.Errors {
+		fmt.Fprintf(w, "error   %s\n", e)
 	}
 	if rep.Changes == 0 {
 		fmt.Fprintln(w, "no changes: the site is in line with git")
@@ -415,8 +445,10 @@ func newBuildCmd(g *globals) *cobra.Command {
 		Use:   "build IMAGE",
 		Short: "Build or rebuild one image now, streaming its log",
 		Long: `Build pulls the config and course repos, then builds IMAGE if its build key
-(a digest of its Dockerfile, its docker-image/ folder, the start script and the
-build args) has no passed build yet — or always, without cache, with --force.
+(a digest of its Dockerfile's folder, the start script, the build args and the
+keys of the site images it is built FROM) has no passed build yet — or always,
+without cache, with --force. Site images it is built FROM are brought up to date
+first. A recent failure of the same inputs is retried at once.
 The new build is smoke-tested before IMAGE:latest moves to it; a failed build or
 smoke test leaves the previous IMAGE:latest serving. The log streams to stdout.`,
 		Example: `  nbh-sync build flotpython
@@ -645,7 +677,8 @@ func newWhyCmd(g *globals) *cobra.Command {
 		Use:   "why COURSE [STUDENT]",
 		Short: "Explain why a container or image is (or is not) about to be acted on",
 		Long: `Why explains the decisions the next sync would take about COURSE: whether its
-checkout would move, whether its image would be built (and why), and, for each
+checkout would move, whether its image would be built (and why: where its
+Dockerfile was found, which image it is built on), and, for each
 of its containers (or STUDENT's only), the action and its reason — activity,
 idle time, image staleness, lingering, freeze windows, guards.`,
 		Example: `  nbh-sync why flotpython
@@ -653,9 +686,6 @@ idle time, image staleness, lingering, freeze windows, guards.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep, err := g.plan(cmd.Context(), false)
-			if rep == nil {
-				return err
-			}
 			w := whyOf(*rep, args)
 			if asJSON {
 				if jerr := printJSON(g.stdout, w); jerr != nil {
@@ -715,8 +745,17 @@ func printWhy(w io.Writer, y why) {
 	} else {
 		fmt.Fprintf(w, "pull: %s is at its branch head\n", y.Course)
 	}
-	if y.Build != nil {
-		fmt.Fprintf(w, "image %s: %s — %s\n", y.Build.Image, y.Build.Action, y.Build.Reason)
+	if b := y.Build; b != nil {
+		fmt.Fprintf(w, "image %s: %s — %s\n", b.Image, b.Action, b.Reason)
+		if b.Dockerfile != "" {
+			fmt.Fprintf(w, "  Dockerfile: %s\n", b.Dockerfile)
+		}
+		if b.Base != "" {
+			fmt.Fprintf(w, "  built on: %s\n", b.Base)
+		}
+		if len(b.Cascade) > 0 {
+			fmt.Fprintf(w, "  then rebuilt on it: %s\n", strings.Join(b.Cascade, ", "))
+		}
 	}
 	if len(y.Actions) == 0 {
 		fmt.Fprintln(w, "no containers")

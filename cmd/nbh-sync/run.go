@@ -32,10 +32,17 @@ calls need the bearer token of --api-token-file; webhooks need the secret of
 --webhook-secret-file. The dashboard and the read-only API answer to localhost,
 IP addresses and the names of --allowed-host (a reverse proxy's name).
 
+With --proxy-listen it also runs the students' front door: an authenticating
+reverse proxy serving each student's server under its prefix (/u/COURSE/STUDENT/
+when the container command uses {prefix} as base_url, else /PORT/). POST
+/api/spawn then answers a launch_url, valid once for a minute, where the site's
+front end sends the student's browser; the session key is ROOT/state/proxy-session.key.
+
 SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 --grace to finish, then is cancelled at a safe point.`,
 		Example: `  nbh-sync run --config https://git.example.org/site/config.git --root /var/lib/nbh-sync
-  nbh-sync run --config ./examples --root ./.run --listen 127.0.0.1:8787`,
+  nbh-sync run --config ./examples --root ./.run --listen 127.0.0.1:8787
+  nbh-sync run --config ... --proxy-listen 127.0.0.1:8000 --proxy-public-url https://hub.example.org --proxy-secure-cookies`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Config, o.Root, o.Log = g.config, g.root, g.log
@@ -58,5 +65,9 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 	f.StringSliceVar(&o.AllowedHosts, "allowed-host", nil, "a host name the dashboard and read-only API answer to, besides localhost and IP addresses (a reverse proxy's name; repeatable)")
 	f.DurationVar(&o.PassTimeout, "pass-timeout", time.Hour, "longest a pass may run")
 	f.DurationVar(&o.Grace, "grace", 30*time.Second, "how long SIGTERM lets a running pass finish")
+	f.StringVar(&o.Proxy.Listen, "proxy-listen", "", "address of the students' front door (off when empty), e.g. 127.0.0.1:8000")
+	f.StringVar(&o.Proxy.PublicURL, "proxy-public-url", "", "where browsers reach the front door, e.g. https://hub.example.org (default: its address)")
+	f.StringVar(&o.Proxy.LoginURL, "proxy-login-url", "", "where the front door sends a browser without a session (default: a 403 page)")
+	f.BoolVar(&o.Proxy.SecureCookies, "proxy-secure-cookies", false, "mark session cookies Secure: set it when TLS ends in nginx or Caddy in front")
 	return cmd
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nbhosting/nbh-sync/gitwatch"
-	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -91,9 +90,7 @@ func validatePath(cmd *cobra.Command, g *globals, path string) (*validateReport,
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", file, err)
 		}
-		return check(file, data, func(c *manifest.Config) manifest.Sources { return dirSources{dir: dir, cfg: c} }, func(p string) ([]byte, error) {
-			return os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
-		}), nil
+		return check(file, data, func(c *manifest.Config) manifest.Sources { return dirSources{dir: dir, cfg: c} }), nil
 	}
 	return validateRepo(cmd.Context(), g, path)
 }
@@ -155,22 +152,14 @@ func validateRepo(ctx context.Context, g *globals, location string) (*validateRe
 	rev := res.Current
 	rep.Valid, rep.Courses, rep.Images = true, len(rev.Config.Courses), rev.Config.ImageNames()
 	rep.Warnings = append(rep.Warnings, rev.Warnings...)
-	tree := rev.Sources.ConfigTree()
-	lint(rep, rev.Config, rev.Sources, func(p string) ([]byte, error) {
-		f, err := tree.File(p)
-		if err != nil {
-			return nil, err
-		}
-		s, err := f.Contents()
-		return []byte(s), err
-	})
 	return rep, nil
 }
 
-// check parses data and resolves every image against the sources made for
-// it; read reads a file of the config repo, for the lint of admin
-// Dockerfiles.
-func check(file string, data []byte, sources func(*manifest.Config) manifest.Sources, read func(p string) ([]byte, error)) *validateReport {
+// check parses data and checks every image against the sources made for
+// it, as the daemon's config loader does (manifest.CheckImages: the
+// Dockerfile lookup, FROM cycles, the lint of the config repo's
+// Dockerfiles), so that validate and the daemon agree.
+func check(file string, data []byte, sources func(*manifest.Config) manifest.Sources) *validateReport {
 	rep := &validateReport{File: file, Errors: []manifest.Problem{}, Warnings: []manifest.Problem{}, Images: []string{}}
 	c, warns, err := manifest.Parse(file, data)
 	rep.Warnings = append(rep.Warnings, warns...)
@@ -187,33 +176,8 @@ func check(file string, data []byte, sources func(*manifest.Config) manifest.Sou
 			rep.Errors = append(rep.Errors, p)
 		}
 	}
-	lint(rep, c, src, read)
 	rep.Valid = len(rep.Errors) == 0
 	return rep
-}
-
-// lint runs the Dockerfile lint (SPEC §3) on every admin Dockerfile of the
-// config repo; course Dockerfiles are linted before each build, once their
-// repo is fetched.
-func lint(rep *validateReport, c *manifest.Config, src manifest.Sources, read func(p string) ([]byte, error)) {
-	for _, name := range c.ImageNames() {
-		s, err := c.ResolveImage(name, src)
-		if err != nil || s.Kind == manifest.FromCourse {
-			continue
-		}
-		data, err := read(s.Dockerfile)
-		if err != nil {
-			continue // CheckImages has said it is missing
-		}
-		for _, p := range images.Lint(s.Dockerfile, data) {
-			if p.Warning {
-				rep.Warnings = append(rep.Warnings, p)
-			} else {
-				rep.Errors = append(rep.Errors, p)
-				rep.Valid = false
-			}
-		}
-	}
 }
 
 // dirSources answers manifest.Sources from a config directory on disk. A
@@ -227,6 +191,10 @@ type dirSources struct {
 func (d dirSources) ConfigFile(p string) bool {
 	fi, err := os.Stat(filepath.Join(d.dir, filepath.FromSlash(p)))
 	return err == nil && fi.Mode().IsRegular()
+}
+
+func (d dirSources) ReadConfigFile(p string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(d.dir, filepath.FromSlash(p)))
 }
 
 func (d dirSources) CourseFile(course, p string) (exists, known bool) {

@@ -1,38 +1,35 @@
-// Package atomicfile writes state files so that a reader (or a restart
-// after a crash) sees the old content or the new, never a torn one.
+// Package atomicfile writes the state files under ROOT/state so that a
+// reader — another process, or the daemon after a crash — finds the old
+// version or the new one, never half of one.
 package atomicfile
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"io/fs"
+	"fmt"
 	"os"
 	"path/filepath"
 )
 
-// WriteJSON writes v as indented JSON to p with mode perm: to a temporary
-// file beside p, synced, then renamed over p. The directory is created
-// (0750) if missing.
-func WriteJSON(p string, v any, perm fs.FileMode) error {
+// WriteJSON writes v as indented JSON to path: into a temporary file of the
+// same folder (created 0700 if missing), flushed to disk, then renamed over
+// path. The file is 0600: state names private repos, their errors and the
+// courses of the site, for the daemon's user only. On error path is left as
+// it was and the temporary file is gone.
+func WriteJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return Write(p, append(b, '\n'), perm)
-}
-
-// Write writes data to p atomically with mode perm, as WriteJSON does.
-func Write(p string, data []byte, perm fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-		return err
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	tmp := p + ".tmp-" + suffix()
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	// CreateTemp makes the file 0600, whatever the umask.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	_, err = f.Write(data)
+	_, err = f.Write(append(b, '\n'))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -40,20 +37,11 @@ func Write(p string, data []byte, perm fs.FileMode) error {
 		err = cerr
 	}
 	if err == nil {
-		// OpenFile's mode is filtered by the umask; perm is what was asked.
-		err = os.Chmod(tmp, perm)
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
+		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return err
-}
-
-func suffix() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return nil
 }

@@ -136,7 +136,36 @@ type Server struct {
 	ContainerID, ContainerName string
 
 	http *http.Client
+	// header, when set, authenticates requests instead of the token (see
+	// Via).
+	header http.Header
 }
+
+// Via returns a view of s reached at base (the server's URL through a
+// proxy: scheme, host and the same prefix, with a trailing slash) with
+// header sent on every request and websocket instead of the token — a
+// session cookie, as a browser behind an authenticating proxy sends.
+func (s *Server) Via(base string, header http.Header) *Server {
+	v := *s
+	v.URL = base
+	v.header = header.Clone()
+	v.http = &http.Client{Timeout: 5 * time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &v
+}
+
+// Authorize adds the view's credentials to h: the token, or Via's header.
+func (s *Server) Authorize(h http.Header) {
+	if s.header == nil {
+		h.Set("Authorization", "token "+s.Token)
+		return
+	}
+	for k, vs := range s.header {
+		h[k] = append([]string(nil), vs...)
+	}
+}
+
+// Client is the HTTP client of the view.
+func (s *Server) Client() *http.Client { return s.http }
 
 // Start runs a Jupyter server container from Image and waits until its API
 // answers. The container is removed when the test ends (its log is printed

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
+	"net/url"
 	"strings"
 	"time"
 
@@ -58,13 +58,18 @@ func (s *Server) StartExecution(ctx context.Context, kernelID, code string) erro
 
 func (s *Server) execute(ctx context.Context, kernelID, code string, returnWhenBusy bool) (string, error) {
 	session := randomHex(16)
-	origin := "http://127.0.0.1:" + strconv.Itoa(s.HostPort)
-	loc := "ws://127.0.0.1:" + strconv.Itoa(s.HostPort) + s.BaseURL + "api/kernels/" + kernelID + "/channels?session_id=" + session
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return "", fmt.Errorf("server URL: %w", err)
+	}
+	origin := "http://" + u.Host
+	loc := "ws://" + u.Host + u.Path + "api/kernels/" + kernelID + "/channels?session_id=" + session
 	cfg, err := websocket.NewConfig(loc, origin)
 	if err != nil {
 		return "", fmt.Errorf("websocket config: %w", err)
 	}
-	cfg.Header = http.Header{"Authorization": {"token " + s.Token}}
+	cfg.Header = http.Header{}
+	s.Authorize(cfg.Header)
 	conn, err := cfg.DialContext(ctx)
 	if err != nil {
 		return "", fmt.Errorf("open websocket: %w", err)

@@ -100,7 +100,8 @@ func SampleStatus(now time.Time) server.Status {
 			{Name: "python-intro", Repo: "https://example.org/dept-courses.git", Branch: "main",
 				Commit: "77aa88bb99cc00dd11ee22ff33aa44bb55cc66dd", Image: "python-intro",
 				BuildKey: "sha256:aa55", Containers: 2, OnCurrent: 0, Stale: 2, Running: 2,
-				Error: "build of python-intro failed: step 4/7: exit code 1"},
+				Error:      "build of python-intro failed: step 4/7: exit code 1",
+				ImageError: "image python-intro: build: The command '/bin/sh -c pip install -r requirements.txt' returned a non-zero code: 1"},
 		},
 		Images: []server.ImageView{
 			{Name: "flotpython", BuildKey: "sha256:9e1c0b7d4f2a6e8b", Tag: "flotpython:9e1c0b7d4f2a",
@@ -109,6 +110,12 @@ func SampleStatus(now time.Time) server.Status {
 			{Name: "datascience", BuildKey: "sha256:1234abcd5678", Tag: "datascience:1234abcd5678", Pinned: true,
 				Source: "config@3f2a9c1:images/datascience.dockerfile", Built: now.Add(-26 * time.Hour),
 				Courses: []string{"ds-handbook"}},
+			{Name: "python-intro", Base: "nbhosting/scipy-notebook", BuildKey: "sha256:aa55", Built: now.Add(-50 * time.Hour),
+				Source: "https://example.org/dept-courses.git@77aa88b:intro/.nbhosting/Dockerfile", Courses: []string{"python-intro"},
+				Error: "image python-intro: build: The command '/bin/sh -c pip install -r requirements.txt' returned a non-zero code: 1",
+				Failed: &server.FailedBuild{BuildKey: "sha256:bb66", Stage: "build", Time: now.Add(-4 * time.Minute),
+					Error:   "image python-intro: build: The command '/bin/sh -c pip install -r requirements.txt' returned a non-zero code: 1",
+					LogTail: "Step 4/7 : RUN pip install -r requirements.txt\nERROR: No matching distribution found for numpyy (tail)"}},
 		},
 		Builds: []server.BuildView{
 			{Image: "python-intro", BuildKey: "sha256:aa55", Result: "failed", Time: now.Add(-4 * time.Minute),

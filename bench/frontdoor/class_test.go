@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/proxy"
+)
+
+// BenchmarkClassStart is a class starting at once: BENCH_CLASS (100)
+// students open their servers through the front door at the same moment —
+// a launch, then page loads that follow the "starting" page as a browser
+// does (reloading after its Retry-After) until the server's page comes —
+// each spawned on demand by containers.Manager.Spawn (the daemon's path),
+// from a FROM-scratch image of the fake Jupyter. Baseline, same run: the
+// same number of `docker run -d` of that image in parallel, each followed
+// by the same readiness wait. It reports the time to the first byte of
+// each student's page (p50, p99, slowest), how many were served, and the
+// p99 ratio.
+//
+//	go test -run XXX -bench ClassStart -benchtime 1x ./bench/frontdoor/
+func BenchmarkClassStart(b *testing.B) {
+	n := 100
+	if v, err := strconv.Atoi(os.Getenv("BENCH_CLASS")); err == nil && v > 0 {
+		n = v
+	}
+	cli := fjtest.RequireDocker(b)
+	if _, err := exec.LookPath("docker"); err != nil {
+		b.Skip("the baseline needs the docker CLI")
+	}
+	name := "nbhtest-class-" + fjtest.Suffix()
+	img := fjtest.Build(b, cli, fjtest.Binary(b), name+":latest")
+	fjtest.CleanupContainers(b, cli, name)
+	root := b.TempDir()
+	co := manifest.Course{Name: name, Container: manifest.Container{
+		Port: 8888, Memory: 64 << 20,
+		Command: []string{"/fakejupyter", "--port=8888", "--base-url={prefix}"},
+		Mounts:  []string{"{root}/students/{student}/{course}:/home/jovyan/work"},
+	}}
+	m := containers.New(containers.NewDocker(cli), nil, nil)
+	key := make([]byte, 32)
+	rand.Read(key)
+	p, err := proxy.New(proxy.Options{Key: key, Spawner: managerSpawner{m, co, root}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	front := httptest.NewServer(p)
+	defer front.Close()
+	ctx := b.Context()
+
+	removeAll := func() {
+		cs, _ := m.List(context.Background(), nil)
+		var wg sync.WaitGroup
+		for _, c := range cs {
+			if c.Course == name {
+				wg.Go(func() { _ = cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
+			}
+		}
+		wg.Wait()
+	}
+
+	// One student through the front door: launch, then page loads.
+	student := func(i int) (time.Duration, error) {
+		s := fmt.Sprintf("s%d", i)
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		start := time.Now()
+		launch := p.Launch(proxy.Route{Key: proxy.Key{Course: name, Student: s}, BasePath: containers.Prefix(name, s)})
+		resp, err := c.Get(front.URL + launch)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		for {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front.URL+containers.Prefix(name, s)+"api", nil)
+			req.Header.Set("Accept", "text/html")
+			resp, err := c.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			ttfb := time.Since(start)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusOK:
+				return ttfb, nil
+			case http.StatusServiceUnavailable:
+				wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+				time.Sleep(time.Duration(max(wait, 1)) * time.Second) // the page's own reload
+			default:
+				return 0, fmt.Errorf("%s: %s", s, resp.Status)
+			}
+		}
+	}
+	// One docker run -d and the wait.
+	dockerRun := func(i int) (time.Duration, error) {
+		start := time.Now()
+		port, err := testenv.FreePort()
+		if err != nil {
+			return 0, err
+		}
+		ps := strconv.Itoa(port)
+		dir := filepath.Join(root, "students", fmt.Sprintf("r%d", i), name)
+		out, err := exec.CommandContext(ctx, "docker", "run", "-d", "--name", fmt.Sprintf("%s-x-r%d", name, i),
+			"-p", "127.0.0.1:"+ps+":8888", "-v", dir+":/home/jovyan/work", "--memory", "64m",
+			img, "/fakejupyter", "--port=8888", "--base-url=/"+ps+"/").CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("docker run: %v: %s", err, out)
+		}
+		if err := containers.WaitReady(ctx, containers.URL("127.0.0.1", port), 2*time.Minute); err != nil {
+			return 0, err
+		}
+		return time.Since(start), nil
+	}
+	class := func(one func(int) (time.Duration, error)) (ts []time.Duration, failed int) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				d, err := one(i)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failed++
+					b.Log(err)
+					return
+				}
+				ts = append(ts, d)
+			})
+		}
+		wg.Wait()
+		slices.Sort(ts)
+		return ts, failed
+	}
+	at := func(ts []time.Duration, p int) float64 {
+		if len(ts) == 0 {
+			return 0
+		}
+		return float64(ts[min(len(ts)-1, len(ts)*p/100)]) / 1e6
+	}
+	for b.Loop() {
+		fd, fdFail := class(student)
+		removeAll()
+		dr, drFail := class(dockerRun)
+		removeAll()
+		b.ReportMetric(at(fd, 50), "frontdoor-p50-ms")
+		b.ReportMetric(at(fd, 99), "frontdoor-p99-ms")
+		b.ReportMetric(at(fd, 100), "frontdoor-max-ms")
+		b.ReportMetric(float64(len(fd)), "served")
+		b.ReportMetric(at(dr, 50), "dockerrun-p50-ms")
+		b.ReportMetric(at(dr, 99), "dockerrun-p99-ms")
+		b.ReportMetric(at(dr, 100), "dockerrun-max-ms")
+		b.ReportMetric(at(fd, 99)/at(dr, 99), "p99-ratio")
+		if fdFail+drFail > 0 {
+			b.Errorf("%d students not served through the front door, %d docker runs failed", fdFail, drFail)
+		}
+	}
+}
+
+// managerSpawner spawns with the containers manager, as the daemon does.
+type managerSpawner struct {
+	m    *containers.Manager
+	co   manifest.Course
+	root string
+}
+
+func (s managerSpawner) Spawn(ctx context.Context, course, student string) (proxy.Route, error) {
+	sp, err := s.m.Spawn(ctx, s.co, student, containers.SpawnOptions{Root: s.root, UID: "1000"})
+	if err != nil {
+		return proxy.Route{}, err
+	}
+	return proxy.Route{Key: proxy.Key{Course: course, Student: student}, Host: "127.0.0.1:" + strconv.Itoa(sp.Port),
+		BasePath: sp.BasePath, Port: sp.Port}, nil
+}

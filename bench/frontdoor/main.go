@@ -1,0 +1,378 @@
+// Command frontdoor measures the students' front door (package proxy) beside
+// direct access to the same server, in the same run. See ../README.md.
+//
+//	go run ./bench/frontdoor [-requests 2000] [-roundtrips 2000] [-mb 100] [-websockets 1000]
+//
+// The proxy runs in a child process (this program again), as it runs in the
+// daemon: proxy.New behind an http.Server. The server behind it is a small
+// fake in this process: a 100-byte answer, a websocket echo, a large
+// download. Direct and proxied measurements alternate, so that noise on the
+// machine falls on both. Then the child's resident memory is read from
+// /proc before and after 1,000 idle websockets are opened through it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/websocket"
+
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/proxy"
+)
+
+var useJupyter bool
+
+const (
+	childEnv = "NBH_BENCH_FRONTDOOR_CHILD"
+	base     = "/u/bench/alice/"
+)
+
+func main() {
+	if os.Getenv(childEnv) != "" {
+		if err := child(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/frontdoor child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	requests := flag.Int("requests", 2000, "small requests timed each way")
+	roundtrips := flag.Int("roundtrips", 2000, "websocket round trips timed each way")
+	mb := flag.Int("mb", 100, "size of the download, MB")
+	rounds := flag.Int("rounds", 3, "downloads each way")
+	nws := flag.Int("websockets", 1000, "idle websockets held open for the memory figure")
+	flag.BoolVar(&useJupyter, "jupyter", true, "also time a real Jupyter server (nbhtest-jupyter:latest) when the image is there")
+	flag.Parse()
+	if err := run(*requests, *roundtrips, *mb, *rounds, *nws); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/frontdoor:", err)
+		os.Exit(1)
+	}
+}
+
+// child serves the proxy on a free port with the routes given as arguments
+// (course/student@host:port#token), prints its address and a launch path
+// per route on one line, and serves until stdin closes.
+func child() error {
+	key := make([]byte, 32)
+	rand.Read(key)
+	toks := tokens{}
+	p, err := proxy.New(proxy.Options{Key: key, Tokens: toks})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	out := []string{ln.Addr().String()}
+	for _, a := range os.Args[1:] {
+		who, rest, _ := strings.Cut(a, "@")
+		host, tok, _ := strings.Cut(rest, "#")
+		course, student, _ := strings.Cut(who, "/")
+		rt := proxy.Route{Key: proxy.Key{Course: course, Student: student}, Host: host, BasePath: containers.Prefix(course, student)}
+		p.Routes().Set(rt)
+		toks[rt.Key] = tok
+		out = append(out, p.Launch(rt))
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	fmt.Println(strings.Join(out, " "))
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+type tokens map[proxy.Key]string
+
+func (t tokens) TokenFor(c, s string) string { return t[proxy.Key{Course: c, Student: s}] }
+
+func run(nreq, nrt, mb, rounds, nws int) error {
+	// The server: a fake Jupyter enough for the figures.
+	small := make([]byte, 100)
+	chunk := make([]byte, 64<<10)
+	rand.Read(chunk)
+	mux := http.NewServeMux()
+	mux.HandleFunc(base+"small", func(w http.ResponseWriter, r *http.Request) { w.Write(small) })
+	mux.HandleFunc(base+"big", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		for n > 0 {
+			k := min(n, len(chunk))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	})
+	mux.Handle(base+"ws", websocket.Handler(func(c *websocket.Conn) { io.Copy(c, c) }))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go (&http.Server{Handler: mux}).Serve(ln)
+	direct := "http://" + ln.Addr().String()
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	routes := []string{"bench/alice@" + ln.Addr().String() + "#" + os.Getenv("BENCH_TOKEN")}
+	var jup *jupyter
+	if useJupyter {
+		if jup, err = startJupyter(); err != nil {
+			return err
+		}
+		defer jup.stop()
+		routes = append(routes, "bench/jupyter@"+jup.host+"#"+jup.token)
+	}
+	cmd := exec.Command(self, routes...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("child: %w", err)
+	}
+	fields := strings.Fields(line)
+	addr, launch := fields[0], fields[1]
+	front := "http://" + addr
+
+	jar, _ := cookiejar.New(nil)
+	viaClient := &http.Client{Jar: jar, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	directClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	resp, err := viaClient.Get(front + launch)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 && resp.StatusCode != 404 {
+		return fmt.Errorf("launch: %s", resp.Status)
+	}
+	u, _ := url.Parse(front + base)
+	cookie := jar.Cookies(u)
+	if len(cookie) == 0 {
+		return errors.New("launch gave no session cookie")
+	}
+	cookieHeader := cookie[0].Name + "=" + cookie[0].Value
+
+	fmt.Printf("%s, proxy pid %d\n", strings.TrimSpace(goVersion()), cmd.Process.Pid)
+
+	// 0. A real Jupyter server (GET api/status), when there is one.
+	jupRatio := map[int]float64{}
+	if jup != nil {
+		jc := &http.Client{Jar: jar}
+		if resp, err := jc.Get(front + fields[2]); err != nil {
+			return err
+		} else {
+			resp.Body.Close()
+		}
+		jdirect := &http.Client{}
+		jbase := containers.Prefix("bench", "jupyter")
+		var dj, vj []time.Duration
+		for i := 0; i < nreq/4+50; i++ {
+			t0 := time.Now()
+			req, _ := http.NewRequest(http.MethodGet, "http://"+jup.host+jbase+"api/status", nil)
+			req.Header.Set("Authorization", "token "+jup.token)
+			resp, err := jdirect.Do(req)
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			d := time.Since(t0)
+			t0 = time.Now()
+			resp, err = jc.Get(front + jbase + "api/status")
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("jupyter through the front door: %s", resp.Status)
+			}
+			if i >= 50 {
+				dj, vj = append(dj, d), append(vj, time.Since(t0))
+			}
+		}
+		jupRatio[50], jupRatio[99] = ratio(pct(vj, 50), pct(dj, 50)), ratio(pct(vj, 99), pct(dj, 99))
+		fmt.Printf("real Jupyter api/status, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", len(dj), pct(dj, 50), pct(dj, 99), pct(vj, 50), pct(vj, 99))
+	}
+
+	// 1. Small requests, alternating.
+	get := func(c *http.Client, url string) (time.Duration, error) {
+		t0 := time.Now()
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return time.Since(t0), err
+	}
+	var dl, vl []time.Duration
+	for i := 0; i < nreq+100; i++ {
+		d, err := get(directClient, direct+base+"small")
+		if err != nil {
+			return err
+		}
+		v, err := get(viaClient, front+base+"small")
+		if err != nil {
+			return err
+		}
+		if i >= 100 { // warm-up
+			dl, vl = append(dl, d), append(vl, v)
+		}
+	}
+	dp50, dp99, vp50, vp99 := pct(dl, 50), pct(dl, 99), pct(vl, 50), pct(vl, 99)
+	fmt.Printf("request latency, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", nreq, dp50, dp99, vp50, vp99)
+
+	// 2. Websocket round trips.
+	dialWS := func(host string, hdr http.Header) (*websocket.Conn, error) {
+		cfg, err := websocket.NewConfig("ws://"+host+base+"ws", "http://"+host)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Header = hdr
+		return cfg.DialContext(context.Background())
+	}
+	dws, err := dialWS(ln.Addr().String(), http.Header{})
+	if err != nil {
+		return err
+	}
+	vws, err := dialWS(addr, http.Header{"Cookie": {cookieHeader}})
+	if err != nil {
+		return err
+	}
+	rtt := func(c *websocket.Conn) (time.Duration, error) {
+		msg := []byte(`{"header":{"msg_type":"execute_request"},"content":{"code":"1+1"}}`)
+		buf := make([]byte, len(msg))
+		t0 := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			return 0, err
+		}
+		_, err := io.ReadFull(c, buf)
+		return time.Since(t0), err
+	}
+	var dr, vr []time.Duration
+	for i := 0; i < nrt+100; i++ {
+		d, err := rtt(dws)
+		if err != nil {
+			return err
+		}
+		v, err := rtt(vws)
+		if err != nil {
+			return err
+		}
+		if i >= 100 {
+			dr, vr = append(dr, d), append(vr, v)
+		}
+	}
+	dws.Close()
+	vws.Close()
+	fmt.Printf("websocket round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", nrt, pct(dr, 50), pct(dr, 99), pct(vr, 50), pct(vr, 99))
+
+	// 3. Downloads.
+	n := mb << 20
+	var dt, vt []float64
+	for range rounds {
+		d, err := get(directClient, direct+base+"big?n="+strconv.Itoa(n))
+		if err != nil {
+			return err
+		}
+		v, err := get(viaClient, front+base+"big?n="+strconv.Itoa(n))
+		if err != nil {
+			return err
+		}
+		dt, vt = append(dt, float64(n)/d.Seconds()/1e6), append(vt, float64(n)/v.Seconds()/1e6)
+	}
+	slices.Sort(dt)
+	slices.Sort(vt)
+	dTput, vTput := dt[len(dt)/2], vt[len(vt)/2]
+	fmt.Printf("download %d MB, median of %d: direct %.0f MB/s; front door %.0f MB/s\n", mb, rounds, dTput, vTput)
+
+	// 4. Memory with idle websockets.
+	time.Sleep(time.Second) // let the child's heap settle after the downloads
+	rssIdle, err := rssKB(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	var held []*websocket.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := range nws {
+		c, err := dialWS(addr, http.Header{"Cookie": {cookieHeader}})
+		if err != nil {
+			return fmt.Errorf("websocket %d: %w", i, err)
+		}
+		held = append(held, c)
+	}
+	// One round trip on the last proves they all went through.
+	if _, err := rtt(held[len(held)-1]); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	rssWS, err := rssKB(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	perWS := float64(rssWS-rssIdle) / float64(nws)
+	fmt.Printf("proxy RSS: %d kB idle, %d kB with %d open idle websockets (%.1f kB each)\n", rssIdle, rssWS, nws, perWS)
+
+	fmt.Printf("RESULT frontdoor p50_ratio=%.2f p99_ratio=%.2f jupyter_p50_ratio=%.2f jupyter_p99_ratio=%.2f ws_p50_ratio=%.2f ws_p99_ratio=%.2f tput_ratio=%.2f rss_idle_kb=%d rss_ws_kb=%d websockets=%d per_ws_kb=%.1f added_p50=%v\n",
+		ratio(vp50, dp50), ratio(vp99, dp99), jupRatio[50], jupRatio[99], ratio(pct(vr, 50), pct(dr, 50)), ratio(pct(vr, 99), pct(dr, 99)), vTput/dTput, rssIdle, rssWS, nws, perWS, vp50-dp50)
+	return nil
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+func rssKB(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+func goVersion() string {
+	out, err := exec.Command("go", "version").Output()
+	if err != nil {
+		return "?"
+	}
+	return string(out)
+}

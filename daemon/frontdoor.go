@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/proxy"
+)
+
+// ProxyOptions configure the front door (run --proxy-listen).
+type ProxyOptions struct {
+	// Listen is its address; empty means no front door.
+	Listen string
+	// PublicURL is where browsers reach it (https://hub.example.org), the
+	// start of the launch URLs the spawn API answers; by default the
+	// listening address.
+	PublicURL string
+	// LoginURL is where a browser without a session is sent; without it,
+	// it gets a 403 page.
+	LoginURL string
+	// SecureCookies marks session cookies Secure behind a TLS-ending proxy.
+	SecureCookies bool
+}
+
+// check refuses URLs that would make broken launch links or redirects.
+func (o ProxyOptions) check() error {
+	for _, f := range []struct{ flag, value string }{{"--proxy-public-url", o.PublicURL}, {"--proxy-login-url", o.LoginURL}} {
+		if f.value == "" || f.flag == "--proxy-login-url" && strings.HasPrefix(f.value, "/") && !strings.HasPrefix(f.value, "//") {
+			continue // a login page on the same site may be given by its path
+		}
+		u, err := url.Parse(f.value)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+			return fmt.Errorf("%s %q: want an absolute http:// or https:// URL, e.g. https://hub.example.org (or, for the login page, a path)", f.flag, f.value)
+		}
+		if f.flag == "--proxy-public-url" && (u.RawQuery != "" || strings.Trim(u.Path, "/") != "") {
+			return fmt.Errorf("%s %q: want the site's root (scheme and host), with no path or query: the front door serves /u/… there", f.flag, f.value)
+		}
+	}
+	return nil
+}
+
+// startFrontDoor makes the proxy and serves it on its own listener until
+// ctx ends; the returned wait blocks until it has stopped.
+func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
+	o := d.opts.Proxy
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	key, err := proxy.LoadKey(proxy.KeyFile(d.opts.Root))
+	if err != nil {
+		return nil, err
+	}
+	d.proxy, err = proxy.New(proxy.Options{
+		Spawner: proxySpawner{d}, Tokens: siteTokens{d},
+		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, Log: d.log.With("part", "proxy"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--proxy-listen: %w", err)
+	}
+	d.publicURL = strings.TrimSuffix(o.PublicURL, "/")
+	if d.publicURL == "" {
+		d.publicURL = "http://" + ln.Addr().String()
+	}
+	d.log.Info("front door listening", "addr", ln.Addr().String(), "public", d.publicURL)
+	srv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("front door", "err", err)
+		}
+	})
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// Websockets are hijacked connections Shutdown does not wait
+		// for; the servers behind them keep running.
+		_ = srv.Shutdown(sctx)
+	})
+	return func() { wg.Wait(); stop() }, nil
+}
+
+// observed follows a container pass's listing into the route table.
+func (d *daemon) observed(cs []containers.Container, at time.Time) {
+	if d.proxy == nil {
+		return
+	}
+	var routes []proxy.Route
+	for _, c := range cs {
+		if c.State == containers.Running && c.Port != 0 && c.BasePath != "" {
+			routes = append(routes, proxy.Route{Key: proxy.Key{Course: c.Course, Student: c.Student},
+				Host: net.JoinHostPort(d.site.HostIP(), strconv.Itoa(c.Port)), BasePath: c.BasePath, Port: c.Port, UID: c.UID})
+		}
+	}
+	d.proxy.Routes().Sync(routes, at)
+}
+
+// spawnedRoute is the route of a server Spawn handed out.
+func spawnedRoute(course, student string, sp containers.Spawned) proxy.Route {
+	host := ""
+	if u, err := url.Parse(sp.URL); err == nil {
+		host = u.Host
+	}
+	return proxy.Route{Key: proxy.Key{Course: course, Student: student}, Host: host, BasePath: sp.BasePath, Port: sp.Port, UID: sp.UID}
+}
+
+// launch registers a spawned server with the front door and returns its
+// launch URL ("" without a front door).
+func (d *daemon) launch(course, student string, sp containers.Spawned) string {
+	if d.proxy == nil {
+		return ""
+	}
+	rt := spawnedRoute(course, student, sp)
+	d.proxy.Routes().Set(rt)
+	return d.publicURL + d.proxy.Launch(rt)
+}
+
+// proxySpawner starts servers for the front door, as the spawn API does.
+type proxySpawner struct{ d *daemon }
+
+func (s proxySpawner) Spawn(ctx context.Context, course, student string) (proxy.Route, error) {
+	sp, err := s.d.site.Spawn(ctx, course, student, "")
+	if err != nil {
+		return proxy.Route{}, err
+	}
+	return spawnedRoute(course, student, sp), nil
+}
+
+// siteTokens give each server the token the site started it with (the
+// course's container.token, else the one derived per student): the same
+// the activity probe sends.
+type siteTokens struct{ d *daemon }
+
+func (m siteTokens) TokenFor(course, student string) string {
+	var port int
+	var uid string
+	if rt, ok := m.d.proxy.Routes().Lookup(proxy.Key{Course: course, Student: student}); ok {
+		port, uid = rt.Port, rt.UID
+	}
+	tok, err := m.d.site.ServerToken(context.Background(), course, student, port, uid)
+	if err != nil {
+		m.d.log.Warn("front door: no token for a server", "course", course, "student", student, "err", err)
+	}
+	return tok
+}

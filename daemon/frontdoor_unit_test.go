@@ -1,0 +1,28 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestProxyOptionsCheck(t *testing.T) {
+	for _, tc := range []struct {
+		o    ProxyOptions
+		want string // "" for ok, else a part of the error
+	}{
+		{ProxyOptions{}, ""},
+		{ProxyOptions{PublicURL: "https://hub.example.org", LoginURL: "https://lms.example.org/login?x=1"}, ""},
+		{ProxyOptions{PublicURL: "https://hub.example.org/"}, ""},
+		{ProxyOptions{PublicURL: "hub.example.org"}, `--proxy-public-url "hub.example.org": want an absolute`},
+		{ProxyOptions{PublicURL: "https://hub.example.org/jupyter"}, `--proxy-public-url "https://hub.example.org/jupyter": want the site's root`},
+		{ProxyOptions{PublicURL: "ftp://hub.example.org"}, "want an absolute http"},
+		{ProxyOptions{LoginURL: "/login?from=nbh"}, ""},
+		{ProxyOptions{LoginURL: "//evil.example/login"}, `--proxy-login-url "//evil.example/login": want an absolute`},
+		{ProxyOptions{LoginURL: "login"}, `--proxy-login-url "login": want an absolute`},
+	} {
+		err := tc.o.check()
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("check(%+v) = %v, want %q", tc.o, err, tc.want)
+		}
+	}
+}

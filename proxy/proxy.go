@@ -1,0 +1,450 @@
+// Package proxy is the students' front door: an authenticating reverse
+// proxy in front of their Jupyter servers.
+//
+// Routing: every server is served under the prefix it was started with
+// (its Jupyter base_url) — the stable /u/COURSE/STUDENT/, or nbhosting's
+// /PORT/ — and paths are never rewritten. The route table comes from the
+// container passes and from spawns.
+//
+// Access: the site's front end authenticates the student, asks the daemon
+// to spawn (POST /api/spawn) and sends the browser to the launch URL it
+// gets back, which carries a short-lived single-use ticket bound to
+// (course, student). The proxy trades the ticket for a session cookie
+// scoped to the server's prefix (HttpOnly, SameSite=Lax, Secure under TLS)
+// and forwards requests with the server's Jupyter token added, so the
+// browser never holds the token. The container sees neither the cookie nor
+// anything a client says about forwarding; responses never carry the token.
+//
+// On demand: a page load with a valid session on a server that is down
+// starts (or creates) it behind a "starting your server" page. Scripts and
+// websockets (an open tab reconnecting) do not: else no idle server could
+// ever be stopped while a browser tab stays open somewhere.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/containers"
+)
+
+// Names the browser sees.
+const (
+	// CookieName is the session cookie.
+	CookieName = "nbh-session"
+	// TicketParam is the query parameter of the launch ticket.
+	TicketParam = "nbh-ticket"
+)
+
+// Spawner starts a student's server.
+type Spawner interface {
+	// Spawn makes sure the server runs and answers, and returns its route.
+	// Errors wrapping containers.ErrArchived or ErrUnknownCourse get a
+	// page saying so.
+	Spawn(ctx context.Context, course, student string) (Route, error)
+}
+
+// Tokens say which Jupyter token each server expects.
+type Tokens interface {
+	// TokenFor returns the token of a student's server ("" for none).
+	TokenFor(course, student string) string
+}
+
+// Options configure a Proxy.
+type Options struct {
+	// Routes is the route table; a new one when nil.
+	Routes *Table
+	// Spawner starts servers on demand; without it a server that is down
+	// gets a page asking to open it again from the course page.
+	Spawner Spawner
+	// Tokens give the servers' Jupyter tokens; none are sent when nil.
+	Tokens Tokens
+	// Key signs session cookies (at least 32 bytes; see LoadKey).
+	Key []byte
+	// TicketTTL bounds the life of a launch ticket (60s); SessionTTL that
+	// of a session cookie (12h).
+	TicketTTL, SessionTTL time.Duration
+	// LoginURL, when set, is where a request without a valid session is
+	// sent (with ?next=PATH) instead of a 403 page.
+	LoginURL string
+	// SecureCookies marks session cookies Secure even when the request
+	// came in plain HTTP: set it when TLS ends in a proxy in front.
+	SecureCookies bool
+	// StartWait is how long a request waits for a server that is starting
+	// before it gets the "starting" page (2s).
+	StartWait time.Duration
+	// SpawnTimeout bounds an on-demand spawn (3m).
+	SpawnTimeout time.Duration
+	// Transport reaches the servers; a tuned http.Transport when nil.
+	Transport http.RoundTripper
+	Log       *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Proxy is the front door; it is an http.Handler.
+type Proxy struct {
+	opts     Options
+	log      *slog.Logger
+	routes   *Table
+	tickets  *tickets
+	sessions sessions
+	traffic  *traffic
+	rp       *httputil.ReverseProxy
+
+	mu   sync.Mutex
+	jobs map[Key]*job
+}
+
+var _ TrafficSource = (*Proxy)(nil)
+
+// New returns a Proxy.
+func New(opts Options) (*Proxy, error) {
+	if len(opts.Key) < 32 {
+		return nil, errors.New("proxy: session key shorter than 32 bytes")
+	}
+	if opts.Routes == nil {
+		opts.Routes = NewTable()
+	}
+	if opts.TicketTTL <= 0 {
+		opts.TicketTTL = time.Minute
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 12 * time.Hour
+	}
+	if opts.StartWait <= 0 {
+		opts.StartWait = 2 * time.Second
+	}
+	if opts.SpawnTimeout <= 0 {
+		opts.SpawnTimeout = 3 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Transport == nil {
+		opts.Transport = &http.Transport{
+			// Never an environment proxy: servers are on this host.
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   32,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			// Bodies are read as sent, so that the token can be found in
+			// them; compress in the proxy in front if wanted.
+			DisableCompression: true,
+			// The default 4 KiB buffers: a websocket keeps its connection's
+			// buffers for its whole life, and large reads bypass them.
+		}
+	}
+	p := &Proxy{
+		opts:     opts,
+		log:      opts.Log,
+		routes:   opts.Routes,
+		tickets:  newTickets(opts.TicketTTL, opts.Now),
+		sessions: sessions{key: opts.Key, ttl: opts.SessionTTL, now: opts.Now},
+		traffic:  &traffic{m: map[Key]Traffic{}, now: opts.Now},
+		jobs:     map[Key]*job{},
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.backendDown,
+		Transport:      opts.Transport,
+		BufferPool:     bufferPool{},
+		ErrorLog:       slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+// Routes returns the route table.
+func (p *Proxy) Routes() *Table { return p.routes }
+
+// Traffic implements TrafficSource.
+func (p *Proxy) Traffic(course, student string) (Traffic, bool) {
+	return p.traffic.get(Key{course, student})
+}
+
+// Launch returns a new launch path for r's server: its prefix with a
+// ticket, valid once, for TicketTTL. The front end sends the browser there
+// (after the proxy's public URL).
+func (p *Proxy) Launch(r Route) string {
+	return r.BasePath + "?" + TicketParam + "=" + p.tickets.issue(r.Key)
+}
+
+// target is what a request resolved to.
+type target struct {
+	route Route
+	token string
+}
+
+type ctxKey struct{}
+
+// retriedKey marks a request already forwarded once more after its server
+// was found down, so that a server that keeps refusing is not retried in a
+// loop.
+type retriedKey struct{}
+
+// ServeHTTP routes, authenticates and forwards one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		answer(w, r, http.StatusMethodNotAllowed, page{Title: "Not allowed", Message: "CONNECT is not served here."})
+		return
+	}
+	if err := checkPath(r.URL); err != nil {
+		answer(w, r, http.StatusBadRequest, page{Title: "Bad request", Message: "This address is not allowed: " + err.Error() + "."})
+		return
+	}
+	if u := r.Header.Get("Upgrade"); u != "" && !isWebsocket(r) {
+		answer(w, r, http.StatusBadRequest, page{Title: "Bad request", Message: "Only websocket upgrades are served."})
+		return
+	}
+	base, key, known, ok := p.resolve(r.URL.Path)
+	if !ok {
+		answer(w, r, http.StatusNotFound, page{Title: "Not found", Message: "No student server lives at this address."})
+		return
+	}
+	if r.URL.Path == strings.TrimSuffix(base, "/") {
+		http.Redirect(w, r, base+query(r.URL.RawQuery), http.StatusMovedPermanently)
+		return
+	}
+
+	// A launch: trade the ticket for a session cookie, then drop the
+	// ticket from the address bar (and from the history).
+	if q := r.URL.Query(); q.Has(TicketParam) {
+		tk, ok := p.tickets.redeem(q.Get(TicketParam))
+		if !ok || (known && tk != key) {
+			p.log.Warn("launch ticket refused", "path", base, "remote", r.RemoteAddr)
+			answer(w, r, http.StatusForbidden, page{Title: "This link has expired",
+				Message: "Launch links work once, for a minute. Open your server again from your course page."})
+			return
+		}
+		p.setSession(w, r, tk, base)
+		w.Header().Set("Cache-Control", "no-store") // nothing may keep the cookie
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		q.Del(TicketParam)
+		http.Redirect(w, r, r.URL.Path+query(q.Encode()), http.StatusSeeOther)
+		return
+	}
+
+	sess, ok := p.session(r, key, known)
+	if !ok {
+		p.denied(w, r)
+		return
+	}
+	key = sess
+	rt, up := p.routes.Lookup(key)
+	if up && rt.BasePath != base {
+		// The server lives under another prefix (made again on another
+		// port, or made before the stable prefix): follow it there.
+		p.setSession(w, r, key, rt.BasePath)
+		http.Redirect(w, r, rt.BasePath, http.StatusSeeOther)
+		return
+	}
+	if !up {
+		if !wantsHTML(r) {
+			notRunning(w, r)
+			return
+		}
+		if rt, up = p.waitStart(w, r, key); !up {
+			return
+		}
+		if rt.BasePath != base {
+			p.setSession(w, r, key, rt.BasePath)
+			http.Redirect(w, r, rt.BasePath, http.StatusSeeOther)
+			return
+		}
+	}
+	p.forward(w, r, rt)
+}
+
+// forward hands the request to the server of rt.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
+	t := target{route: rt}
+	if p.opts.Tokens != nil {
+		t.token = p.opts.Tokens.TokenFor(rt.Course, rt.Student)
+	}
+	if isWebsocket(r) {
+		defer p.traffic.websocket(rt.Key)()
+	} else {
+		p.traffic.request(rt.Key)
+	}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
+}
+
+// resolve maps a path to its prefix and, when the path names it, the
+// student. ok is false for a path no server can live under.
+func (p *Proxy) resolve(path string) (base string, k Key, known, ok bool) {
+	if rest, found := strings.CutPrefix(path, containers.PrefixRoot); found {
+		parts := strings.SplitN(rest, "/", 3)
+		if len(parts) < 2 {
+			return "", Key{}, false, false
+		}
+		c, s, valid := containers.SplitName(containers.Name(parts[0], parts[1]))
+		if !valid || c != parts[0] || s != parts[1] {
+			return "", Key{}, false, false
+		}
+		return containers.Prefix(c, s), Key{c, s}, true, true
+	}
+	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	port, err := strconv.Atoi(first)
+	if err != nil || port <= 0 || port > 65535 || strconv.Itoa(port) != first {
+		return "", Key{}, false, false
+	}
+	base = containers.BasePath(port)
+	if rt, found := p.routes.ByBase(base); found {
+		return base, rt.Key, true, true
+	}
+	// No server there now: the session says whose it was.
+	return base, Key{}, false, true
+}
+
+// session returns the student of a valid session cookie sent with r: for
+// key when known, else the first valid one. Every cookie of the name is
+// tried, since a page of another prefix may have set one with a wider
+// path (it cannot forge a valid one).
+func (p *Proxy) session(r *http.Request, key Key, known bool) (Key, bool) {
+	for _, c := range r.CookiesNamed(CookieName) {
+		k, ok := p.sessions.verify(c.Value)
+		if ok && (!known || k == key) {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+func (p *Proxy) setSession(w http.ResponseWriter, r *http.Request, k Key, base string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: CookieName, Value: p.sessions.value(k), Path: base,
+		MaxAge: int(p.opts.SessionTTL / time.Second), HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: p.opts.SecureCookies || r.TLS != nil,
+	})
+}
+
+func (p *Proxy) denied(w http.ResponseWriter, r *http.Request) {
+	if p.opts.LoginURL != "" && r.Method == http.MethodGet {
+		u := p.opts.LoginURL
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		http.Redirect(w, r, u+sep+"next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+		return
+	}
+	answer(w, r, http.StatusForbidden, page{Title: "Access denied",
+		Message: "Open your server from your course page: this browser has no session for it."})
+}
+
+// notRunning answers a script or websocket whose server is down.
+func notRunning(w http.ResponseWriter, r *http.Request) {
+	answer(w, r, http.StatusServiceUnavailable, page{Title: "Your server is not running",
+		Message: "Reload the page to start it again."})
+}
+
+func query(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	return "?" + raw
+}
+
+// rewrite prepares the request for the server. ReverseProxy has already
+// removed hop-by-hop headers (those named in Connection too) and the
+// client's X-Forwarded-For/Host/Proto.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	t := pr.In.Context().Value(ctxKey{}).(target)
+	pr.SetURL(&url.URL{Scheme: "http", Host: t.route.Host})
+	// Keep the browser's Host: Jupyter checks a websocket's Origin against
+	// it.
+	pr.Out.Host = pr.In.Host
+	h := pr.Out.Header
+	stripForwarded(h)
+	pr.SetXForwarded()
+	if c := stripCookie(h.Values("Cookie"), CookieName); len(c) > 0 {
+		h["Cookie"] = c
+	} else {
+		h.Del("Cookie")
+	}
+	h.Del("Authorization")
+	// Jupyter reads a token= parameter before the header: a client's own
+	// guess must not stand in for the token the proxy sends.
+	if q := pr.Out.URL.Query(); q.Has("token") {
+		q.Del("token")
+		pr.Out.URL.RawQuery = q.Encode()
+	}
+	if t.token != "" {
+		h.Set("Authorization", "token "+t.token)
+	}
+	h.Del("Accept-Encoding")
+}
+
+// modifyResponse keeps the token and the server's own login cookie from
+// the browser.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	t, _ := resp.Request.Context().Value(ctxKey{}).(target)
+	var kept []string
+	for _, sc := range resp.Header.Values("Set-Cookie") {
+		if !jupyterLoginCookie(sc) {
+			kept = append(kept, sc)
+		}
+	}
+	resp.Header.Del("Set-Cookie")
+	for _, sc := range kept {
+		resp.Header.Add("Set-Cookie", sc)
+	}
+	redactHeaders(resp.Header, t.token)
+	if t.token != "" && resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = newRedactor(resp.Body, t.token)
+	}
+	return nil
+}
+
+// backendDown answers when the server could not be reached: it is started
+// again behind the "starting" page, never a bare 502.
+func (p *Proxy) backendDown(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away
+	}
+	t := r.Context().Value(ctxKey{}).(target)
+	p.log.Info("server unreachable through the front door", "course", t.route.Course, "student", t.route.Student, "err", err)
+	p.routes.Drop(t.route)
+	if !wantsHTML(r) || r.Method != http.MethodGet || r.Context().Value(retriedKey{}) != nil {
+		notRunning(w, r)
+		return
+	}
+	if rt, up := p.waitStart(w, r, t.route.Key); up {
+		if rt.BasePath != t.route.BasePath {
+			p.setSession(w, r, rt.Key, rt.BasePath)
+			http.Redirect(w, r, rt.BasePath, http.StatusSeeOther)
+			return
+		}
+		p.forward(w, r.WithContext(context.WithValue(r.Context(), retriedKey{}, true)), rt)
+	}
+}
+
+// bufferPool lends ReverseProxy 64 KiB copy buffers (its default is 32 KiB
+// allocated per copy).
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// String describes a route for logs.
+func (r Route) String() string {
+	return fmt.Sprintf("%s/%s at %s%s", r.Course, r.Student, r.Host, r.BasePath)
+}

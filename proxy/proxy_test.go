@@ -1,0 +1,617 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"golang.org/x/net/websocket"
+
+	"github.com/nbhosting/nbh-sync/containers"
+)
+
+func TestLaunchSetsScopedCookieAndForwardsWithToken(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		secureOpt  bool
+		wantSecure bool
+	}{
+		{"plain http", false, false},
+		{"TLS ends in front", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be := newBackend(t, "/u/flot/alice/")
+			f := newFront(t, Options{SecureCookies: tc.secureOpt})
+			rt := be.route("flot", "alice")
+			f.Routes().Set(rt)
+
+			resp := f.get(t, f.Launch(rt)+"&keep=1")
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("launch: %s", resp.Status)
+			}
+			if loc := resp.Header.Get("Location"); loc != "/u/flot/alice/?keep=1" {
+				t.Errorf("redirect to %q, want the ticket dropped and the rest kept", loc)
+			}
+			var sess *http.Cookie
+			for _, c := range resp.Cookies() {
+				if c.Name == CookieName {
+					sess = c
+				}
+			}
+			if sess == nil || sess.Path != "/u/flot/alice/" || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Secure != tc.wantSecure {
+				t.Fatalf("session cookie = %+v", sess)
+			}
+			if len(be.requests()) != 0 {
+				t.Error("the launch itself reached the server")
+			}
+
+			resp = f.get(t, "/u/flot/alice/echo", "Cookie: "+CookieName+"="+sess.Value+"; other=1")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("forward: %s", resp.Status)
+			}
+			got := be.last(t)
+			if got.Header.Get("Authorization") != "token "+secret {
+				t.Errorf("server got Authorization %q, want its token", got.Header.Get("Authorization"))
+			}
+			if c := got.Header.Values("Cookie"); len(c) != 1 || c[0] != "other=1" {
+				t.Errorf("server got cookies %q, want only other=1", c)
+			}
+			if got.Host != strings.TrimPrefix(f.URL, "http://") {
+				t.Errorf("server got Host %q, want the browser's %q (Jupyter checks websocket origins against it)", got.Host, f.URL)
+			}
+		})
+	}
+}
+
+func TestTicketsRefused(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	beBob := newBackend(t, "/u/flot/bob/")
+	f := newFront(t, Options{})
+	alice, bob := be.route("flot", "alice"), beBob.route("flot", "bob")
+	f.Routes().Set(alice)
+	f.Routes().Set(bob)
+
+	for _, tc := range []struct {
+		name string
+		path func() string
+	}{
+		{"forged", func() string { return "/u/flot/alice/?" + TicketParam + "=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }},
+		{"empty", func() string { return "/u/flot/alice/?" + TicketParam + "=" }},
+		{"expired", func() string { l := f.Launch(alice); f.clock.add(61 * time.Second); return l }},
+		{"replayed", func() string {
+			l := f.Launch(alice)
+			if r := f.get(t, l); r.StatusCode != http.StatusSeeOther {
+				t.Fatalf("first use: %s", r.Status)
+			}
+			return l
+		}},
+		{"alice's on bob's prefix", func() string {
+			l := f.Launch(alice)
+			return strings.Replace(l, "/alice/", "/bob/", 1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := f.get(t, tc.path())
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("status %s, want 403", resp.Status)
+			}
+			if len(resp.Cookies()) != 0 {
+				t.Errorf("cookies set: %v", resp.Cookies())
+			}
+		})
+	}
+	if n := len(beBob.requests()); n != 0 {
+		t.Errorf("bob's server got %d requests", n)
+	}
+}
+
+func TestSessionRefused(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	beBob := newBackend(t, "/u/flot/bob/")
+	f := newFront(t, Options{})
+	alice, bob := be.route("flot", "alice"), beBob.route("flot", "bob")
+	f.Routes().Set(alice)
+	f.Routes().Set(bob)
+	aliceCookie := f.login(t, alice)
+	value := strings.TrimPrefix(aliceCookie, "Cookie: "+CookieName+"=")
+
+	// The same cookie works on alice's prefix: the refusals below are
+	// about where and what it is, not a broken cookie.
+	if r := f.get(t, "/u/flot/alice/echo", aliceCookie); r.StatusCode != http.StatusOK {
+		t.Fatalf("alice on her own prefix: %s", r.Status)
+	}
+	for _, tc := range []struct {
+		name, path, cookie string
+	}{
+		{"none", "/u/flot/bob/echo", ""},
+		{"alice's cookie on bob's prefix", "/u/flot/bob/echo", aliceCookie},
+		{"alice's cookie on bob's websocket", "/u/flot/bob/ws", aliceCookie},
+		{"alice's value renamed to bob", "/u/flot/bob/echo", "Cookie: " + CookieName + "=" + strings.Replace(value, "alice", "bob", 1)},
+		{"expiry moved", "/u/flot/alice/echo", "Cookie: " + CookieName + "=" + moveExpiry(value)},
+		{"garbage", "/u/flot/alice/echo", "Cookie: " + CookieName + "=flot|alice|99999999999|xyz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h []string
+			if tc.cookie != "" {
+				h = append(h, tc.cookie)
+			}
+			if r := f.get(t, tc.path, h...); r.StatusCode != http.StatusForbidden {
+				t.Errorf("status %s, want 403", r.Status)
+			}
+		})
+	}
+	t.Run("expired", func(t *testing.T) {
+		f.clock.add(13 * time.Hour)
+		defer f.clock.add(-13 * time.Hour)
+		if r := f.get(t, "/u/flot/alice/echo", aliceCookie); r.StatusCode != http.StatusForbidden {
+			t.Errorf("status %s, want 403", r.Status)
+		}
+	})
+	t.Run("login URL", func(t *testing.T) {
+		f2 := newFront(t, Options{LoginURL: "https://lms.example.org/login", Routes: f.Routes()})
+		r := f2.get(t, "/u/flot/bob/tree?x=1")
+		if r.StatusCode != http.StatusFound || r.Header.Get("Location") != "https://lms.example.org/login?next=%2Fu%2Fflot%2Fbob%2Ftree%3Fx%3D1" {
+			t.Errorf("got %s to %q, want a redirect to the login URL", r.Status, r.Header.Get("Location"))
+		}
+	})
+	for _, s := range beBob.requests() {
+		t.Errorf("bob's server got %s %s", s.Method, s.Path)
+	}
+}
+
+// moveExpiry pushes a session value's expiry a year on, keeping its MAC.
+func moveExpiry(v string) string {
+	p := strings.Split(v, "|")
+	p[2] = fmt.Sprint(time.Now().Add(365 * 24 * time.Hour).Unix())
+	return strings.Join(p, "|")
+}
+
+// TestPathEscapesRefused sends raw request lines (a Go client would clean
+// them) through a real HTTP server: nothing that could leave a prefix
+// reaches any server.
+func TestPathEscapesRefused(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	beBob := newBackend(t, "/u/flot/bob/")
+	f := newFront(t, Options{})
+	alice := be.route("flot", "alice")
+	f.Routes().Set(alice)
+	f.Routes().Set(beBob.route("flot", "bob"))
+	cookie := f.login(t, alice)
+	for _, path := range []string{
+		"/u/flot/alice/../bob/echo",
+		"/u/flot/alice/./echo",
+		"/u/flot/alice/%2e%2e/bob/echo",
+		"/u/flot/alice/%2E%2E/bob/echo",
+		"/u/flot/alice/.%2e/bob/echo",
+		"/u/flot/alice/..%2fbob%2fecho",
+		"/u/flot/alice/x%2F..%2F..%2Fbob/echo",
+		"/u/flot/alice/%252e%252e/bob/echo",
+		"/u/flot/alice/..%5cbob/echo",
+		"/u/flot/alice/..\\bob/echo",
+		"/u/flot/alice/%00/echo",
+	} {
+		t.Run(path, func(t *testing.T) {
+			status := rawGet(t, f.URL, path, cookie)
+			if status != http.StatusBadRequest {
+				t.Errorf("status %d, want 400", status)
+			}
+		})
+	}
+	for _, s := range append(be.requests(), beBob.requests()...) {
+		t.Errorf("a server got %s %q (raw %q)", s.Method, s.Path, s.RawPath)
+	}
+	// Not a student path at all.
+	for _, path := range []string{"/", "/u/", "/u/flot/", "/u/Flot/alice/", "/u/flot/-x/", "/api/status", "/0123/", "/99999/"} {
+		if status := rawGet(t, f.URL, path, cookie); status != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", path, status)
+		}
+	}
+}
+
+// rawGet sends "GET path" as written and returns the status code.
+func rawGet(t *testing.T, base, path string, header ...string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n", path)
+	for _, h := range header {
+		fmt.Fprintf(conn, "%s\r\n", h)
+	}
+	fmt.Fprint(conn, "\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestHeaderTricks(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+
+	resp := f.get(t, "/u/flot/alice/echo", cookie,
+		"X-Forwarded-For: 6.6.6.6", "X-Forwarded-Host: evil.example", "X-Forwarded-Proto: https",
+		"X-Forwarded-Prefix: /u/flot/bob/", "Forwarded: for=6.6.6.6;host=evil.example", "X-Real-IP: 6.6.6.6",
+		"Authorization: token stolen", "Connection: keep-alive, X-Forwarded-For, Authorization",
+		"Proxy-Authorization: Basic eDp5", "Te: trailers, deflate", "Keep-Alive: timeout=5")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s", resp.Status)
+	}
+	h := be.last(t).Header
+	want := map[string]string{
+		"X-Forwarded-For":     "127.0.0.1",
+		"X-Forwarded-Host":    strings.TrimPrefix(f.URL, "http://"),
+		"X-Forwarded-Proto":   "http",
+		"X-Forwarded-Prefix":  "",
+		"Forwarded":           "",
+		"X-Real-Ip":           "",
+		"Authorization":       "token " + secret,
+		"Proxy-Authorization": "",
+		"Keep-Alive":          "",
+		"Te":                  "trailers", // the one TE value a proxy passes on
+	}
+	for k, v := range want {
+		if got := strings.Join(h.Values(k), ","); got != v {
+			t.Errorf("server got %s %q, want %q", k, got, v)
+		}
+	}
+
+	t.Run("a token guessed in the query", func(t *testing.T) {
+		f.get(t, "/u/flot/alice/echo?token=guess&x=1", cookie)
+		if q := be.last(t).Query; q != "x=1" {
+			t.Errorf("server got query %q, want the token parameter dropped", q)
+		}
+	})
+	t.Run("non-websocket upgrade", func(t *testing.T) {
+		n := len(be.requests())
+		r := f.get(t, "/u/flot/alice/echo", cookie, "Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQAAP__")
+		if r.StatusCode != http.StatusBadRequest {
+			t.Errorf("h2c upgrade: status %s, want 400", r.Status)
+		}
+		if len(be.requests()) != n {
+			t.Error("the h2c upgrade reached the server")
+		}
+	})
+}
+
+func TestTokenNeverReachesTheBrowser(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+
+	resp := f.get(t, "/u/flot/alice/leak", cookie)
+	b := body(t, resp)
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			if strings.Contains(v, secret) || strings.Contains(v, "token=") {
+				t.Errorf("header %s: %q carries the token", k, v)
+			}
+		}
+	}
+	if strings.Contains(b, secret) {
+		t.Errorf("body carries the token: %q", b)
+	}
+	if loc := resp.Header.Get("Location"); loc != "/u/flot/alice/tree?x=1" {
+		t.Errorf("Location %q, want the token parameter dropped", loc)
+	}
+	var names []string
+	for _, c := range resp.Cookies() {
+		names = append(names, c.Name)
+	}
+	if strings.Join(names, ",") != "_xsrf" {
+		t.Errorf("cookies set %v, want only _xsrf (not the server's login cookie)", names)
+	}
+}
+
+func TestRedactorFindsSplitSecrets(t *testing.T) {
+	for _, tc := range []struct{ name, in string }{
+		{"none", "nothing to see here"},
+		{"once", "a" + secret + "b"},
+		{"at both ends", secret + "middle" + secret},
+		{"adjacent", secret + secret},
+		{"near miss", secret[:len(secret)-1] + "!" + secret},
+		{"long", strings.Repeat("x", 200<<10) + secret + strings.Repeat("y", 100<<10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, rd := range []io.Reader{strings.NewReader(tc.in), iotest.OneByteReader(strings.NewReader(tc.in)), iotest.HalfReader(strings.NewReader(tc.in))} {
+				got, err := io.ReadAll(newRedactor(io.NopCloser(rd), secret))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := strings.ReplaceAll(tc.in, secret, strings.Repeat("*", len(secret)))
+				if string(got) != want {
+					t.Errorf("redacted %d bytes into %d, secret left: %v", len(tc.in), len(got), strings.Contains(string(got), secret))
+				}
+			}
+		})
+	}
+}
+
+func TestSpawnOnDemand(t *testing.T) {
+	t.Run("a server that comes up in time is served at once", func(t *testing.T) {
+		be := newBackend(t, "/u/flot/alice/")
+		var spawns atomic.Int32
+		f := newFront(t, Options{Spawner: spawnFunc(func(ctx context.Context, c, s string) (Route, error) {
+			spawns.Add(1)
+			return be.route(c, s), nil
+		})})
+		cookie := f.login(t, Route{Key: Key{"flot", "alice"}, BasePath: "/u/flot/alice/"})
+		if r := f.get(t, "/u/flot/alice/echo", cookie, "Sec-Fetch-Mode: navigate"); r.StatusCode != http.StatusOK {
+			t.Fatalf("status %s", r.Status)
+		}
+		if r := f.get(t, "/u/flot/alice/echo", cookie); r.StatusCode != http.StatusOK {
+			t.Fatalf("status %s", r.Status)
+		}
+		if n := spawns.Load(); n != 1 {
+			t.Errorf("%d spawns, want 1", n)
+		}
+	})
+	t.Run("a slow server gets the starting page, then is served", func(t *testing.T) {
+		be := newBackend(t, "/u/flot/alice/")
+		release := make(chan struct{})
+		f := newFront(t, Options{StartWait: 20 * time.Millisecond, Spawner: spawnFunc(func(ctx context.Context, c, s string) (Route, error) {
+			<-release
+			return be.route(c, s), nil
+		})})
+		cookie := f.login(t, Route{Key: Key{"flot", "alice"}, BasePath: "/u/flot/alice/"})
+		r := f.get(t, "/u/flot/alice/tree", cookie, "Accept: text/html")
+		if b := body(t, r); r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(b, "Starting your server") || !strings.Contains(b, `http-equiv="refresh"`) {
+			t.Fatalf("got %s %q, want the starting page", r.Status, b)
+		}
+		close(release)
+		waitFor(t, func() bool { return f.get(t, "/u/flot/alice/echo", cookie).StatusCode == http.StatusOK })
+	})
+	t.Run("a server found down is started again, not a 502", func(t *testing.T) {
+		dead := newBackend(t, "/u/flot/alice/")
+		deadRoute := dead.route("flot", "alice")
+		dead.Close()
+		be := newBackend(t, "/u/flot/alice/")
+		f := newFront(t, Options{Spawner: spawnFunc(func(ctx context.Context, c, s string) (Route, error) {
+			return be.route(c, s), nil
+		})})
+		f.Routes().Set(deadRoute)
+		cookie := f.login(t, deadRoute)
+		if r := f.get(t, "/u/flot/alice/echo", cookie, "Accept: text/html"); r.StatusCode != http.StatusOK {
+			t.Fatalf("status %s, want the restarted server's answer", r.Status)
+		}
+		if rt, _ := f.Routes().Lookup(Key{"flot", "alice"}); rt != be.route("flot", "alice") {
+			t.Errorf("route %v, want the new server", rt)
+		}
+	})
+	t.Run("a server made again on another port is followed", func(t *testing.T) {
+		old := newBackend(t, "/4242/")
+		oldRoute := old.route("flot", "alice")
+		old.Close()
+		be := newBackend(t, "/4343/")
+		f := newFront(t, Options{Spawner: spawnFunc(func(ctx context.Context, c, s string) (Route, error) {
+			return be.route(c, s), nil
+		})})
+		f.Routes().Set(oldRoute)
+		cookie := f.login(t, oldRoute)
+		r := f.get(t, "/4242/tree", cookie, "Accept: text/html")
+		if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/4343/" {
+			t.Fatalf("got %s to %q, want a redirect to the new prefix", r.Status, r.Header.Get("Location"))
+		}
+		if c := r.Cookies(); len(c) != 1 || c[0].Path != "/4343/" {
+			t.Errorf("cookies %v, want a session for the new prefix", c)
+		}
+	})
+	t.Run("scripts and websockets do not start a server", func(t *testing.T) {
+		// An open tab reconnecting after its idle server was stopped must
+		// not start it again: only a page load does.
+		var spawns atomic.Int32
+		f := newFront(t, Options{Spawner: spawnFunc(func(ctx context.Context, c, s string) (Route, error) {
+			spawns.Add(1)
+			return Route{}, errors.New("no")
+		})})
+		cookie := f.login(t, Route{Key: Key{"flot", "alice"}, BasePath: "/u/flot/alice/"})
+		for _, h := range [][]string{
+			{cookie, "Accept: application/json"},
+			{cookie, "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="},
+		} {
+			if r := f.get(t, "/u/flot/alice/api/kernels", h...); r.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("%v: status %s, want 503", h, r.Status)
+			}
+		}
+		if n := spawns.Load(); n != 0 {
+			t.Errorf("%d spawns, want none", n)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		text   string
+	}{
+		{"archived course", fmt.Errorf("spawn: %w", containers.ErrArchived), http.StatusGone, "archived"},
+		{"removed course", fmt.Errorf("spawn: %w", containers.ErrUnknownCourse), http.StatusNotFound, "not (or no longer) offered"},
+		{"engine trouble", errors.New("engine down"), http.StatusServiceUnavailable, "could not start"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFront(t, Options{Spawner: spawnFunc(func(context.Context, string, string) (Route, error) { return Route{}, tc.err })})
+			cookie := f.login(t, Route{Key: Key{"old", "alice"}, BasePath: "/u/old/alice/"})
+			r := f.get(t, "/u/old/alice/tree", cookie, "Accept: text/html")
+			if b := body(t, r); r.StatusCode != tc.status || !strings.Contains(b, tc.text) {
+				t.Errorf("got %s %q, want %d saying %q", r.Status, b, tc.status, tc.text)
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestTrafficAndWebsockets(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+	if _, ok := f.Traffic("flot", "alice"); ok {
+		t.Error("traffic before any request")
+	}
+	f.get(t, "/u/flot/alice/echo", cookie)
+	tr, ok := f.Traffic("flot", "alice")
+	if !ok || !tr.Last.Equal(f.clock.now()) || tr.Websockets != 0 {
+		t.Errorf("after a request: %+v", tr)
+	}
+
+	cfg, _ := websocket.NewConfig(strings.Replace(f.URL, "http", "ws", 1)+"/u/flot/alice/ws", f.URL)
+	cfg.Header = http.Header{"Cookie": {strings.TrimPrefix(cookie, "Cookie: ")}}
+	ws, err := cfg.DialContext(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(ws, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	f.clock.add(time.Minute)
+	if tr, _ := f.Traffic("flot", "alice"); tr.Websockets != 1 || !tr.Active(f.clock.now(), time.Second) {
+		t.Errorf("with a websocket open: %+v", tr)
+	}
+	if got := tr.Why(f.clock.now()); !strings.Contains(got, "1m0s ago") {
+		t.Errorf("Why = %q", got)
+	}
+	ws.Close()
+	waitFor(t, func() bool { tr, _ := f.Traffic("flot", "alice"); return tr.Websockets == 0 })
+	if tr, _ := f.Traffic("flot", "alice"); !tr.Last.Equal(f.clock.now()) || tr.Active(f.clock.now().Add(time.Hour), time.Hour) {
+		t.Errorf("after the websocket closed: %+v", tr)
+	}
+}
+
+func TestTableSyncKeepsRacedSpawns(t *testing.T) {
+	tb := NewTable()
+	a := Route{Key: Key{"c", "a"}, Host: "127.0.0.1:1", BasePath: "/u/c/a/"}
+	b := Route{Key: Key{"c", "b"}, Host: "127.0.0.1:2", BasePath: "/2/"}
+	gone := Route{Key: Key{"c", "g"}, Host: "127.0.0.1:3", BasePath: "/3/"}
+	tb.Set(gone)
+	observed := time.Now()
+	time.Sleep(time.Millisecond)
+	tb.Set(a) // spawned after the pass listed the containers
+	tb.Sync([]Route{b}, observed)
+	if _, ok := tb.Lookup(a.Key); !ok {
+		t.Error("a spawn newer than the observation was dropped")
+	}
+	if _, ok := tb.Lookup(gone.Key); ok {
+		t.Error("a route the pass did not see was kept")
+	}
+	if r, ok := tb.ByBase("/2/"); !ok || r != b {
+		t.Errorf("ByBase = %v, %v", r, ok)
+	}
+	if _, ok := tb.ByBase("/3/"); ok {
+		t.Error("the old base path still routes")
+	}
+	tb.Drop(Route{Key: b.Key, Host: "127.0.0.1:9", BasePath: "/2/"})
+	if _, ok := tb.Lookup(b.Key); !ok {
+		t.Error("Drop of an outdated route removed the current one")
+	}
+}
+
+func TestLoadKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "k")
+	k1, err := LoadKey(path)
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("LoadKey = %d bytes, %v", len(k1), err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if k2, err := LoadKey(path); err != nil || string(k2) != string(k1) {
+		t.Errorf("reload: %v, same %v", err, string(k2) == string(k1))
+	}
+	os.WriteFile(path, []byte("abcd\n"), 0o600)
+	if _, err := LoadKey(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("short key: %v, want an error naming the file", err)
+	}
+	if _, err := New(Options{Key: []byte("short")}); err == nil {
+		t.Error("New accepted a short key")
+	}
+}
+
+// TestUploadAndDownloadIntact streams 100 MB each way through the proxy.
+func TestUploadAndDownloadIntact(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := strings.TrimPrefix(f.login(t, rt), "Cookie: ")
+	const n = 100 << 20
+
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, f.URL+"/u/flot/alice/upload", io.LimitReader(zeros{}, n))
+	req.ContentLength = n
+	req.Header.Set("Cookie", cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := body(t, resp); b != fmt.Sprint(n) {
+		t.Errorf("server received %s bytes, want %d", b, n)
+	}
+	resp.Body.Close()
+
+	req, _ = http.NewRequestWithContext(t.Context(), http.MethodGet, f.URL+fmt.Sprintf("/u/flot/alice/big?n=%d", n), nil)
+	req.Header.Set("Cookie", cookie)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	want := make([]byte, 64<<10)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	got := make([]byte, 64<<10)
+	total := 0
+	for {
+		k, err := io.ReadFull(resp.Body, got)
+		if k > 0 && string(got[:k]) != string(want[:k]) {
+			t.Fatalf("bytes differ at offset %d", total)
+		}
+		total += k
+		if err != nil {
+			break
+		}
+	}
+	if total != n || resp.ContentLength != n {
+		t.Errorf("downloaded %d bytes (Content-Length %d), want %d", total, resp.ContentLength, n)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+var _ http.Handler = (*Proxy)(nil)
