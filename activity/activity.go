@@ -4,7 +4,7 @@
 // {base}api/terminals?no_track_activity=1: each terminal's last_activity,
 // so that a student working in a terminal only is not taken for idle).
 //
-// The probe must not count as activity (SPEC §4). Against jupyter_server
+// The probe must not count as activity. Against jupyter_server
 // 1.23 and notebook 6.4 (see internal/jupytertest and this package's
 // real-server tests): every authenticated API GET, /api/kernels included,
 // moves the server's global last_activity (the one /api/status reports and

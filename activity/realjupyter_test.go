@@ -14,7 +14,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 )
 
-// These tests run the probe against real Jupyter servers (SPEC §4: the
+// These tests run the probe against real Jupyter servers (the
 // probe's own requests must not count as activity, checked against a real
 // server), both jupyter_server and the classic notebook.
 

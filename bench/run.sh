@@ -80,6 +80,12 @@ if bench pass "$GO" run ./bench/pass -n "$CONTAINERS" -running "$RUNNING" -round
 	l=$(grep '^RESULT pass' "$OUT/pass.txt")
 	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
 	row pass "observe+plan, $CONTAINERS ctrs" "$(get nbh), $(get calls) calls" "$(get baseline), $(get baseline_calls) calls (ps+inspect)" "wall $(get ratio)"
+	one=$(grep '^RESULT apply concurrency=1 ' "$OUT/pass.txt")
+	conc=$(grep '^RESULT apply concurrency=' "$OUT/pass.txt" | grep -v 'concurrency=1 ')
+	if [ -n "$one" ] && [ -n "$conc" ]; then
+		l=$conc; n=$(get concurrency); w=$(get wall); r=$(get retired)
+		l=$one; row pass "apply, $r retirements" "$w (concurrency $n)" "$(get wall) (one at a time)" "$(sed -n 's/^ratio concurrency [0-9]* \/ 1: \(.*\)/\1/p' "$OUT/pass.txt")"
+	fi
 fi
 
 if bench memory "$GO" run ./bench/memory -courses "$COURSES" -containers "$CONTAINERS"; then

@@ -87,6 +87,10 @@ type Container struct {
 	// Adopted is true for a container made by nbhosting itself: it has the
 	// name pattern but not our labels.
 	Adopted bool `json:"adopted,omitempty"`
+	// Host is the address of the node the server runs on, when the engine
+	// places containers on several hosts (Swarm); empty means the
+	// Manager's HostIP.
+	Host string `json:"host,omitempty"`
 }
 
 // Errors callers branch on (with errors.Is).
@@ -187,6 +191,9 @@ type Raw struct {
 	Labels    map[string]string
 	// Ports maps a container port (tcp) to its published host port.
 	Ports map[int]int
+	// Host is the address of the node the container runs on; empty for
+	// the local engine.
+	Host string
 }
 
 // Image is an image as the engine reports it: its ID and labels.
@@ -213,4 +220,13 @@ type Spec struct {
 	HostPort   int
 	Memory     int64   // bytes, 0 = no limit
 	CPUs       float64 // 0 = no limit
+	// Constraints are placement constraints (Swarm).
+	Constraints []string
+}
+
+// hostPortPicker is an Engine that chooses the host port itself, at every
+// start, on a node of its choosing (Swarm): Spawn then reads port and host
+// back from the engine after Start instead of choosing a port first.
+type hostPortPicker interface {
+	picksHostPort()
 }

@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -142,6 +143,10 @@ func (m *Manager) latest(ctx context.Context, names []string) (map[string]Image,
 	return out, nil
 }
 
+// URLOf returns the base URL of c's server, under its own prefix: on its
+// node when the engine reports one (Swarm), else on HostIP.
+func (m *Manager) URLOf(c Container) string { return c.URL(cmp.Or(c.Host, m.HostIP)) }
+
 // BuiltHere returns nil when im, what name:latest resolves to, was built by
 // nbh-sync for that image: it carries the build labels the builder sets
 // (images.LabelBuildKey, and images.LabelImage naming it). A same-named
@@ -219,6 +224,7 @@ func classify(r Raw, now time.Time) (Container, bool) {
 			c.Port = lp
 		}
 	}
+	c.Host = r.Host
 	c.BasePath = r.Labels[LabelBasePath]
 	if !validBasePath(c.BasePath) {
 		c.BasePath = ""

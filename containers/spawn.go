@@ -46,6 +46,9 @@ type Spawned struct {
 	State SpawnState `json:"state"`
 	Port  int        `json:"port"`
 	URL   string     `json:"url"`
+	// Host is the node the server runs on, when the engine places
+	// containers on several hosts (Swarm).
+	Host string `json:"host,omitempty"`
 	// BasePath is the server's URL prefix (the path of URL) and UID the
 	// uid it runs as ("" if unknown): what token placeholders need.
 	BasePath string `json:"-"`
@@ -127,6 +130,12 @@ func basePathOf(cc manifest.Container, v Vars) string {
 	return BasePath(v.Port)
 }
 
+// picksHostPort reports whether the engine chooses host ports itself.
+func (m *Manager) picksHostPort() bool {
+	_, ok := m.eng.(hostPortPicker)
+	return ok
+}
+
 // LookupCourse returns the course named name, or an ErrUnknownCourse error.
 func LookupCourse(cfg *manifest.Config, name string) (manifest.Course, error) {
 	co, ok := cfg.Courses[name]
@@ -200,6 +209,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	imageID := im.ID
 
 	var res Spawned
+	picks := m.picksHostPort()
 	var uid string // of the container handed out, for the token
 	for attempt := 0; ; attempt++ {
 		if attempt == maxAttempts {
@@ -208,7 +218,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 		c, err := m.Get(ctx, co.Name, student)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			id, port, u, err := m.create(ctx, co, student, imageID, opts)
+			id, port, host, u, err := m.create(ctx, co, student, imageID, opts)
 			if errors.Is(err, ErrConflict) {
 				// Another process is making it: use theirs. The engine
 				// reserves the name before the container can be
@@ -221,13 +231,19 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			if err != nil {
 				return fail(err)
 			}
-			res, uid = Spawned{ID: id, State: Created, Port: port,
+			res, uid = Spawned{ID: id, State: Created, Port: port, Host: host,
 				BasePath: basePathOf(co.Container, Vars{Course: co.Name, Student: student, Port: port})}, u
 		case err != nil:
 			return fail(err)
 		case c.State == Running:
-			res, uid = Spawned{ID: c.ID, State: Existing, Port: c.Port, BasePath: c.BasePath}, c.UID
-		case c.ImageID == imageID && c.Port != 0:
+			if picks && c.Port == 0 {
+				// Its task is still being scheduled or started.
+				if c, err = m.awaitStarted(ctx, c.Name); err != nil {
+					return fail(err)
+				}
+			}
+			res, uid = Spawned{ID: c.ID, State: Existing, Port: c.Port, Host: c.Host, BasePath: c.BasePath}, c.UID
+		case c.ImageID == imageID && (c.Port != 0 || picks):
 			if err := m.eng.Start(ctx, c.ID); err != nil {
 				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
 					// Its port went to someone else while it slept
@@ -241,7 +257,13 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 				}
 				return fail(err)
 			}
-			res, uid = Spawned{ID: c.ID, State: Started, Port: c.Port, BasePath: c.BasePath}, c.UID
+			if picks {
+				// A new port (and maybe node) at every start.
+				if c, err = m.awaitStarted(ctx, c.Name); err != nil {
+					return fail(err)
+				}
+			}
+			res, uid = Spawned{ID: c.ID, State: Started, Port: c.Port, Host: c.Host, BasePath: c.BasePath}, c.UID
 		default:
 			// Stale, or with no published port to reach it by (made by
 			// nbhosting): make it again; the student's files are on the
@@ -258,13 +280,17 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	if res.Port == 0 {
 		return fail(fmt.Errorf("container %s publishes no port", res.Name))
 	}
-	res.URL = ServerURL(m.HostIP, res.Port, res.BasePath)
+	res.URL = ServerURL(cmp.Or(res.Host, m.HostIP), res.Port, res.BasePath)
 	res.UID = uid
 	v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: res.Port}
 	if res.Token, err = m.Token(co.Container, v); err != nil {
 		return fail(err)
 	}
-	if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
+	if picks {
+		if res, err = m.awaitServing(ctx, res); err != nil {
+			return fail(fmt.Errorf("container %s: %w", res.Name, err))
+		}
+	} else if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
 		return fail(fmt.Errorf("container %s: %w", res.Name, err))
 	}
 	m.locks.MarkHandedOut(co.Name, student, m.now())
@@ -272,46 +298,61 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 }
 
 // create makes and starts the container on a free host port, choosing
-// another port if the chosen one is taken before the engine binds it.
-func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (id string, port int, uid string, err error) {
+// another port if the chosen one is taken before the engine binds it. On an
+// engine that picks the port (and node) itself, it reads them back once the
+// container runs.
+func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (id string, port int, host, uid string, err error) {
 	uid, gid, err := resolveUID(co.Container, student, opts.UID)
 	if err != nil {
-		return "", 0, "", err
+		return "", 0, "", "", err
 	}
 	if err := workDir(opts.Root, co.Name, student, uid, gid); err != nil {
-		return "", 0, "", err
+		return "", 0, "", "", err
 	}
 	var pre preset.Additions
 	if co.Container.Preset == manifest.PresetNbhosting {
 		if pre, err = preset.Nbhosting(filepath.Join(opts.Root, "courses", co.Name)); err != nil {
-			return "", 0, "", fmt.Errorf("preset %s: %w", co.Container.Preset, err)
+			return "", 0, "", "", fmt.Errorf("preset %s: %w", co.Container.Preset, err)
 		}
 		for _, n := range pre.Notes {
 			m.log.Warn("preset: left out", "course", co.Name, "preset", co.Container.Preset, "note", n)
 		}
 	}
+	picks := m.picksHostPort()
 	for try := 0; ; try++ {
-		port, err := freePort(m.HostIP)
-		if err != nil {
-			return "", 0, "", err
+		port := 0 // the engine picks it, at each start
+		if !picks {
+			if port, err = freePort(m.HostIP); err != nil {
+				return "", 0, "", "", err
+			}
 		}
 		v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: port}
 		tok, err := m.Token(co.Container, v)
 		if err != nil {
-			return "", 0, "", err
+			return "", 0, "", "", err
 		}
 		spec := m.spec(co, student, imageID, v, tok, pre)
+		if picks {
+			delete(spec.Labels, LabelPort)
+		}
 		if err := checkBinds(spec.Binds); err != nil {
-			return "", 0, "", err
+			return "", 0, "", "", err
 		}
 		id, err := m.eng.Create(ctx, spec)
 		if err != nil {
-			return "", 0, "", err
+			return "", 0, "", "", err
 		}
 		err = m.eng.Start(ctx, id)
+		if err == nil && picks {
+			var c Container
+			if c, err = m.awaitStarted(ctx, spec.Name); err == nil {
+				m.log.Info("created service", "container", spec.Name, "image", imageID, "host", c.Host, "port", c.Port)
+				return c.ID, c.Port, c.Host, uid, nil
+			}
+		}
 		if err == nil {
 			m.log.Info("created container", "container", spec.Name, "image", imageID, "port", port)
-			return id, port, uid, nil
+			return id, port, "", uid, nil
 		}
 		// Never leave a half-made container behind to be mistaken for a
 		// stopped one.
@@ -319,7 +360,58 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 			err = errors.Join(err, rerr)
 		}
 		if !errors.Is(err, ErrPortInUse) || try+1 >= maxAttempts {
-			return "", 0, "", err
+			return "", 0, "", "", err
+		}
+	}
+}
+
+// awaitServing waits, within ReadyTimeout, until the server of res answers.
+// On an engine that picks ports, a task that fails (its port taken by a
+// process the engine did not know of, say) is restarted on another port
+// or node: every few seconds without an answer, the container is observed
+// again and the wait follows it.
+func (m *Manager) awaitServing(ctx context.Context, res Spawned) (Spawned, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.ReadyTimeout)
+	defer cancel()
+	for {
+		err := WaitReady(ctx, res.URL, 5*time.Second)
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, ErrTimeout) || ctx.Err() != nil {
+			return res, fmt.Errorf("%w (waited %s)", err, m.ReadyTimeout)
+		}
+		c, err := m.awaitStarted(ctx, res.Name)
+		if err != nil {
+			return res, err
+		}
+		if c.Port != res.Port || c.Host != res.Host {
+			m.log.Info("server moved while starting", "container", res.Name, "host", c.Host, "port", c.Port)
+		}
+		res.ID, res.Port, res.Host = c.ID, c.Port, c.Host
+		res.URL = ServerURL(cmp.Or(c.Host, m.HostIP), c.Port, res.BasePath)
+	}
+}
+
+// awaitStarted waits, within ReadyTimeout, until the engine reports the
+// container running with a published port, and returns it.
+func (m *Manager) awaitStarted(ctx context.Context, name string) (Container, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.ReadyTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		r, err := m.eng.Inspect(ctx, name)
+		if err != nil {
+			return Container{}, err
+		}
+		c, ok := classify(r, m.now())
+		if !ok {
+			return Container{}, fmt.Errorf("container %s: %w", name, ErrNotManaged)
+		}
+		if c.State == Running && c.Port != 0 {
+			return c, nil
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return Container{}, fmt.Errorf("container %s: %w: no published port yet (%v)", name, ErrTimeout, err)
 		}
 	}
 }
@@ -341,6 +433,8 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars, toke
 		HostPort: v.Port,
 		Memory:   int64(cc.Memory),
 		CPUs:     cc.CPUs,
+
+		Constraints: cc.Constraints,
 	}
 	if m.Site != "" {
 		s.Labels[LabelSite] = m.Site

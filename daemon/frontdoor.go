@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,8 @@ func (d *daemon) observed(cs []containers.Container, at time.Time) {
 	for _, c := range cs {
 		if c.State == containers.Running && c.Port != 0 && c.BasePath != "" {
 			routes = append(routes, proxy.Route{Key: proxy.Key{Course: c.Course, Student: c.Student},
-				Host: net.JoinHostPort(d.site.HostIP(), strconv.Itoa(c.Port)), BasePath: c.BasePath, Port: c.Port, UID: c.UID})
+				// On Swarm the server is on its node (c.Host), not on the site's HostIP.
+				Host: net.JoinHostPort(cmp.Or(c.Host, d.site.HostIP()), strconv.Itoa(c.Port)), BasePath: c.BasePath, Port: c.Port, UID: c.UID})
 		}
 	}
 	d.proxy.Routes().Sync(routes, at)

@@ -8,6 +8,8 @@ package dockerfile
 import (
 	"regexp"
 	"strings"
+
+	"github.com/nbhosting/nbh-sync/imageref"
 )
 
 // Instruction is one Dockerfile instruction with continuations joined.
@@ -129,14 +131,15 @@ func Flagless(words []string) []string {
 
 // LocalName returns the image name a reference means when it names an
 // image of this engine by its name: "name" and "name:latest" give "name",
-// as do podman's "localhost/name" forms. A reference with another tag, a
-// digest or a build argument gives "" — it cannot name an image the site
-// builds (those are served as name:latest).
+// as do the forms podman lists ("localhost/name", "docker.io/library/name";
+// see imageref.Familiar). A reference with another tag, a digest or a build
+// argument gives "" — it cannot name an image the site builds (those are
+// served as name:latest).
 func LocalName(ref string) string {
 	if strings.Contains(ref, "$") || strings.Contains(ref, "@") {
 		return ""
 	}
-	ref = strings.TrimPrefix(ref, "localhost/")
+	ref = imageref.Familiar(ref)
 	last := ref[strings.LastIndex(ref, "/")+1:]
 	if i := strings.Index(last, ":"); i >= 0 {
 		if last[i+1:] != "latest" {

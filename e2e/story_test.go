@@ -20,6 +20,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
+	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/server"
 )
 
@@ -141,13 +142,13 @@ func TestStory(t *testing.T) {
 	}
 	wg.Wait()
 	ids := map[string]string{}
-	students := map[string]*student{}
+	students := map[string]*jupytertest.Server{}
 	for i, s := range cohort {
 		r := spawned[i]
 		if r.err != nil || r.res.State != "created" {
 			t.Fatalf("spawn %s/%s: state %q, err %v", s.course, s.name, r.res.State, r.err)
 		}
-		students[s.name] = newStudent(r.res.URL, fmt.Sprintf("tok-%s-%d", s.name, r.res.Port))
+		students[s.name] = dialStudent(t, r.res.URL, fmt.Sprintf("tok-%s-%d", s.name, r.res.Port))
 		ids[s.name] = containerID(t, cli, s.course+"-x-"+s.name)
 	}
 	tm.phase("4 concurrent spawns through POST /api/spawn (real servers)")
@@ -155,19 +156,19 @@ func TestStory(t *testing.T) {
 	// They work: files through the contents API, cells in kernels; alice
 	// and dave leave a long computation running.
 	for _, name := range []string{"alice", "bob", "carol", "dave"} {
-		if err := students[name].putFile(ctx, "work/"+name+".txt", name+"'s notes\n"); err != nil {
+		if err := putFile(ctx, students[name], "work/"+name+".txt", name+"'s notes\n"); err != nil {
 			t.Fatalf("%s saves a file: %v", name, err)
 		}
 	}
 	busy := map[string]string{}
 	for _, name := range []string{"alice", "bob", "dave"} {
-		k, err := students[name].settledKernel(ctx)
+		k, err := settledKernel(ctx, students[name])
 		if err != nil {
 			t.Fatalf("%s opens a notebook: %v", name, err)
 		}
 		busy[name] = k
 	}
-	out, err := students["bob"].run(ctx, busy["bob"], "open('/home/jovyan/work/from-kernel.txt', 'w').write('written as uid %d' % __import__('os').getuid()); print('ok')", false)
+	out, err := students["bob"].Execute(ctx, busy["bob"], "open('/home/jovyan/work/from-kernel.txt', 'w').write('written as uid %d' % __import__('os').getuid()); print('ok')")
 	if err != nil || out != "ok\n" {
 		t.Fatalf("bob runs a cell: %q, %v", out, err)
 	}
@@ -175,7 +176,7 @@ func TestStory(t *testing.T) {
 		t.Fatalf("bob's kernel output on the host: %q, %v", b, err)
 	}
 	for _, name := range []string{"alice", "dave"} {
-		if err := students[name].startBusy(ctx, busy[name]); err != nil {
+		if err := startBusy(ctx, students[name], busy[name]); err != nil {
 			t.Fatalf("%s starts a long computation: %v", name, err)
 		}
 	}
@@ -203,7 +204,7 @@ func TestStory(t *testing.T) {
 	requireRunning(t, cli, gone+"-x-dave", ids["dave"], "dave is busy in a removed course")
 	requireRunning(t, cli, gone+"-x-carol", ids["carol"], "carol was active less than 1m ago")
 	// dave's computation ends: his server is idle from now on.
-	if err := students["dave"].interrupt(ctx, busy["dave"]); err != nil {
+	if err := students["dave"].InterruptKernel(ctx, busy["dave"]); err != nil {
 		t.Fatal(err)
 	}
 	daveIdle := time.Now()
@@ -278,22 +279,22 @@ func TestStory(t *testing.T) {
 	if res.State != "created" {
 		t.Errorf("bob's respawn: state %s, want created", res.State)
 	}
-	bob := newStudent(res.URL, fmt.Sprintf("tok-bob-%d", res.Port))
-	if text, err := bob.getFile(ctx, "work/bob.txt"); err != nil || text != "bob's notes\n" {
+	bob := dialStudent(t, res.URL, fmt.Sprintf("tok-bob-%d", res.Port))
+	if text, err := getFile(ctx, bob, "work/bob.txt"); err != nil || text != "bob's notes\n" {
 		t.Errorf("bob's file after the roll-out: %q, %v", text, err)
 	}
-	k, err := bob.createKernel(ctx)
+	k, err := bob.CreateKernel(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := bob.run(ctx, k, "print(open('/etc/nbh-marker.txt').read(), end='')", false); err != nil || out != "py v2\n" {
+	if out, err := bob.Execute(ctx, k.ID, "print(open('/etc/nbh-marker.txt').read(), end='')"); err != nil || out != "py v2\n" {
 		t.Errorf("bob's new container runs image marker %q (%v), want the v2 image", out, err)
 	}
 	if again := d.mustSpawn(py, "alice", &uid); again.State != "existing" {
 		t.Errorf("alice's spawn: %s, want existing (her stale container kept as is)", again.State)
 	}
 	requireRunning(t, cli, py+"-x-alice", ids["alice"], "alice is still busy")
-	if st, err := students["alice"].kernelState(ctx, busy["alice"]); err != nil || st != "busy" {
+	if st, err := kernelState(ctx, students["alice"], busy["alice"]); err != nil || st != "busy" {
 		t.Errorf("alice's kernel: %q, %v; want still busy", st, err)
 	}
 	tm.phase("bob respawned on the new image with his files; alice untouched")

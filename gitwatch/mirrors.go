@@ -152,10 +152,16 @@ type remote struct {
 
 	// work serializes network and writes on this mirror.
 	work sync.Mutex
-	// opening guards repo, so that readers of the mirror never wait for a
-	// fetch in progress (which holds work).
+	// opening guards repo and reader, so that readers of the mirror never
+	// wait for a fetch in progress (which holds work).
 	opening sync.Mutex
-	repo    *git.Repository
+	// repo is the fetches' (under work). go-git's storage is not safe for
+	// concurrent use, so readers get another instance of it: reader,
+	// opened with its pack indexes loaded (after which reading it writes
+	// nothing), and replaced after every fetch so that new packs are seen.
+	// A fetch writes new pack files and refs beside what readers read.
+	repo   *git.Repository
+	reader *git.Repository
 
 	// guarded by Mirrors.mu, so that a backoff check never waits for a
 	// fetch in progress.
@@ -381,7 +387,9 @@ func (m *Mirrors) update(ctx context.Context, r *remote, rawURL string, branches
 		if shallow {
 			depth = m.opts.Depth
 		}
-		if err := m.fetch(ctx, repo, furl, specs, auth, depth); err != nil {
+		err := m.fetch(ctx, repo, furl, specs, auth, depth)
+		r.fetched() // even a failed fetch may have written a pack
+		if err != nil {
 			return nil, redact(fmt.Errorf("fetch %s: %w", url, err), secrets)
 		}
 		for b, h := range heads {
@@ -469,20 +477,43 @@ func (m *Mirrors) Deepen(ctx context.Context, url, branch string, creds *manifes
 	name := plumbing.NewBranchReferenceName(branch)
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, name))
 	const all = 1<<31 - 1 // git's own --unshallow depth
-	if err := m.fetch(ctx, repo, furl, []config.RefSpec{spec}, auth, all); err != nil {
+	err = m.fetch(ctx, repo, furl, []config.RefSpec{spec}, auth, all)
+	r.fetched()
+	if err != nil {
 		return redact(fmt.Errorf("deepen %s: %w", url, err), secrets)
 	}
 	return nil
 }
 
-// Repository returns the mirror of url for reading trees and commits. It
-// fails if the mirror was never fetched.
+// Repository returns the mirror of url for reading trees and commits, and
+// only for that: it is shared by readers, never written, and does not
+// wait for a fetch in progress. It fails if the mirror was never fetched.
 func (m *Mirrors) Repository(url string) (*git.Repository, error) {
 	r := m.remote(url)
 	if _, err := os.Stat(filepath.Join(r.dir, "HEAD")); err != nil {
 		return nil, fmt.Errorf("mirror of %s: not fetched yet", RedactURL(url))
 	}
-	return r.open()
+	r.opening.Lock()
+	defer r.opening.Unlock()
+	if r.reader != nil {
+		return r.reader, nil
+	}
+	repo, err := git.Open(storage(r.dir), nil)
+	if err != nil {
+		return nil, err
+	}
+	// The first lookup loads the pack indexes: done here, while no other
+	// goroutine holds this instance.
+	_ = repo.Storer.HasEncodedObject(plumbing.ZeroHash)
+	r.reader = repo
+	return repo, nil
+}
+
+// fetched makes the next readers see what a fetch brought.
+func (r *remote) fetched() {
+	r.opening.Lock()
+	defer r.opening.Unlock()
+	r.reader = nil
 }
 
 // open opens or creates the bare mirror.

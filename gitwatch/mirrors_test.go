@@ -256,6 +256,10 @@ func TestShallowThenDeepenHTTP(t *testing.T) {
 	if err := m.Deepen(t.Context(), url, "main", nil); err != nil {
 		t.Fatal(err)
 	}
+	// A reader sees the packs there were when it asked: ask again.
+	if repo, err = m.Repository(url); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := repo.CommitObject(plumbing.NewHash(c1)); err != nil {
 		t.Fatalf("after Deepen, first commit missing: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,4 +120,59 @@ func TestSyncMovesOnWithoutAHangingRemote(t *testing.T) {
 	if sl, _ := st.Course("slow"); sl.Commit.String() != slowCommit || sl.Error != "" {
 		t.Errorf("third pass: slow course %+v, want %s checked out", sl, slowCommit)
 	}
+}
+
+// Readers of a mirror (plans, status, checkouts) run while a fetch writes
+// into it: go-git's storage is not safe for concurrent use, so they must
+// not share the fetch's instance (the race detector checks).
+func TestReadersDuringFetches(t *testing.T) {
+	f := newFixture(t)
+	f.commit(t, map[string]string{"a.txt": "0"}, "c0")
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{})
+	if _, err := m.Update(t.Context(), f.url(), "main", nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				h, err := m.Known(f.url(), "main")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				repo, err := m.Repository(f.url())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				tree, err := treeAt(repo, h, "")
+				if err != nil {
+					t.Errorf("tree of %s: %v", h, err)
+					return
+				}
+				if _, err := tree.File("a.txt"); err != nil {
+					t.Errorf("a.txt at %s: %v", h, err)
+					return
+				}
+				reads.Add(1)
+			}
+		})
+	}
+	for i := 1; i <= 8; i++ {
+		want := f.commit(t, map[string]string{"a.txt": fmt.Sprint(i)}, fmt.Sprint("c", i))
+		if h, err := m.Update(t.Context(), f.url(), "main", nil); err != nil || h.Commit.String() != want {
+			t.Fatalf("update %d: %+v, %v", i, h, err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	t.Logf("%d reads during 8 fetches", reads.Load())
 }

@@ -42,6 +42,10 @@ type Options struct {
 	Keep int
 	// Logger gets one line per build decision; nil discards.
 	Logger *slog.Logger
+	// Registry, when set (host[:port]), receives every passed build
+	// before it is published (see push.go); RegistryAuth encodes its
+	// credentials (RegistryAuth()), empty for none.
+	Registry, RegistryAuth string
 }
 
 // OptionsFrom applies the built-in defaults to the build: section of
@@ -224,12 +228,19 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 	switch d.Action {
 	case ActionNone:
 		res.ImageID = d.Build.ImageID
+		if err := b.ensurePushed(ctx, spec, *d.Build); err != nil {
+			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StagePush, Err: err}
+		}
 		b.succeeded(spec.Image)
 		res.Duration = time.Since(res.Started)
 		return res, nil
 	case ActionTag, ActionPin:
 		res.ImageID = d.Build.ImageID
 		res.Duration = time.Since(res.Started)
+		// Nodes must be able to pull what I:latest comes to serve.
+		if err := b.ensurePushed(ctx, spec, *d.Build); err != nil {
+			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StagePush, Err: err}
+		}
 		if err := b.engine.ImageTag(ctx, d.Build.ImageID, spec.Image+":"+LatestTag); err != nil {
 			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageTag, Err: err}
 		}
@@ -369,6 +380,10 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		return "", fail(StageSmoke, err)
 	}
 	fmt.Fprintln(out, "smoke test passed")
+	if _, err := b.push(ctx, spec, id, out); err != nil {
+		drop()
+		return "", fail(StagePush, err)
+	}
 
 	if err := b.engine.ImageTag(ctx, id, spec.KeyTag()); err != nil {
 		drop()

@@ -104,7 +104,7 @@ func (d *DockerEngine) ImageList(ctx context.Context, labels ...string) ([]Image
 				tags = append(tags, imageref.Familiar(t))
 			}
 		}
-		out = append(out, ImageInfo{ID: im.ID, Tags: tags, Labels: im.Labels, Created: time.Unix(im.Created, 0)})
+		out = append(out, ImageInfo{ID: im.ID, Tags: tags, Labels: im.Labels, Created: time.Unix(im.Created, 0), Digests: im.RepoDigests})
 	}
 	return out, nil
 }
@@ -201,4 +201,13 @@ func (d *DockerEngine) ContainerStatPath(ctx context.Context, id, path string) (
 		return FileStat{}, fmt.Errorf("docker stat %s:%s: %w", id, path, notFound(err))
 	}
 	return FileStat{Mode: st.Mode, Size: st.Size, LinkTarget: st.LinkTarget}, nil
+}
+
+// ImagePush implements Pusher.
+func (d *DockerEngine) ImagePush(ctx context.Context, ref, auth string) (io.ReadCloser, error) {
+	rc, err := d.cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: auth})
+	if err != nil {
+		return nil, fmt.Errorf("docker push %s: %w", ref, notFound(err))
+	}
+	return rc, nil
 }

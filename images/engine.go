@@ -64,6 +64,9 @@ type ImageInfo struct {
 	Tags    []string // repo:tag references
 	Labels  map[string]string
 	Created time.Time
+	// Digests are the repository digests (registry/repo@sha256:…) of the
+	// pushes of this image.
+	Digests []string
 }
 
 // ContainerConfig describes a throwaway container.

@@ -21,6 +21,9 @@ type Build struct {
 	Smoke string `json:"smoke"`
 	// Latest is true for the build I:latest points at.
 	Latest bool `json:"latest"`
+	// Digests are the registry digests of the build's pushes
+	// (registry/I@sha256:…), when the site has a registry.
+	Digests []string `json:"digests,omitempty"`
 }
 
 // ErrNoImage is returned by Current when image has no I:latest yet.
@@ -41,7 +44,8 @@ func (b *Builder) Builds(ctx context.Context, image string) ([]Build, error) {
 		out = append(out, Build{
 			Image: image, Key: im.Labels[LabelBuildKey], Source: im.Labels[LabelSource],
 			ImageID: im.ID, Created: im.Created, Tags: im.Tags, Smoke: smoke,
-			Latest: slices.Contains(im.Tags, image+":"+LatestTag),
+			Latest:  slices.Contains(im.Tags, image+":"+LatestTag),
+			Digests: im.Digests,
 		})
 	}
 	return out, nil

@@ -82,6 +82,7 @@ func sorted(ps []Problem) Errors {
 // mergeDefaults fills every course field left unset from defaults:, and
 // defaults: itself from the built-in values.
 func (c *Config) mergeDefaults() {
+	c.swarmDefaults()
 	d := &c.Defaults
 	d.Branch = or(d.Branch, DefaultBranch)
 	d.Idle = or(d.Idle, Duration(DefaultIdle))
@@ -127,6 +128,9 @@ func mergeContainer(c, d Container) Container {
 	}
 	if c.Mounts == nil {
 		c.Mounts = d.Mounts
+	}
+	if c.Constraints == nil {
+		c.Constraints = d.Constraints
 	}
 	if len(d.Env) > 0 {
 		env := make(map[string]string, len(d.Env)+len(c.Env))

@@ -18,6 +18,7 @@ type Config struct {
 	Defaults  Defaults          `json:"defaults,omitempty"`
 	Schedules Schedules         `json:"schedules,omitempty"`
 	Build     Build             `json:"build,omitempty"`
+	Engine    Engine            `json:"engine,omitempty"`
 	Images    map[string]Image  `json:"images,omitempty"`
 	Courses   map[string]Course `json:"courses"`
 	Notify    []Notifier        `json:"notify,omitempty"`
@@ -67,6 +68,8 @@ type Container struct {
 	// a course's notebooks what they expect under nbhosting (modules/ on
 	// PYTHONPATH, static top-levels, NBAUTOEVAL_LOG, .nbhosting/jupyter/).
 	Preset string `json:"preset,omitempty"`
+	// Constraints are Swarm placement constraints (engine.kind: swarm).
+	Constraints []string `json:"constraints,omitempty"`
 }
 
 // Presets are the known values of Container.Preset.

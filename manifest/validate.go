@@ -89,6 +89,7 @@ func (v *validator) check() {
 	if c.Build.Concurrency < 0 || c.Build.Concurrency > 64 {
 		v.errorf("build.concurrency", "must be between 1 and 64, got %d", c.Build.Concurrency)
 	}
+	v.engine("engine", c.Engine)
 	if c.Build.Keep < 0 {
 		v.errorf("build.keep", "must be 1 or more, got %d", c.Build.Keep)
 	}
@@ -285,6 +286,7 @@ func (v *validator) container(p string, c Container) {
 	if c.Preset != "" && !slices.Contains(Presets, c.Preset) {
 		v.errorf(p+".preset", "unknown preset %q (known: %s)", c.Preset, strings.Join(Presets, ", "))
 	}
+	v.constraints(p+".constraints", c.Constraints)
 }
 
 // engineSockets are the sockets of container engines: whoever can open one
@@ -387,6 +389,7 @@ func (v *validator) placeholders(p, s string) {
 			v.errorf(p, "unknown placeholder %s (known: {root}, {course}, {student}, {uid}, {port}, {prefix})", m)
 		}
 	}
+	v.swarmPort(p, s)
 }
 
 func (v *validator) freeze(p string, fs []Freeze) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 
@@ -93,7 +94,7 @@ func (ap *Applier) Apply(ctx context.Context, actions []Action) ([]Outcome, erro
 		}
 	}
 	var errs []error
-	for _, c := range slices.Sorted(mapKeys(byCourse)) {
+	for _, c := range slices.Sorted(maps.Keys(byCourse)) {
 		errs = append(errs, fmt.Errorf("course %s: %w", c, errors.Join(byCourse[c]...)))
 	}
 	return out, errors.Join(errs...)
@@ -139,14 +140,4 @@ func (ap *Applier) one(ctx context.Context, a Action) Outcome {
 	}
 	o.Done = true
 	return o
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

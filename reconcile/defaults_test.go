@@ -153,10 +153,11 @@ func TestDefaultsServeTheStudentAndRetireWhenIdle(t *testing.T) {
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		plan, out, err := pass.Run(ctx, cfg, false)
+		res, err := pass.Run(ctx, cfg, false)
 		if err != nil {
 			t.Fatal(err)
 		}
+		plan, out := res.Actions, res.Outcomes
 		if a := actionOf(plan, "alice"); a.Kind == reconcile.Stop {
 			if !strings.Contains(a.Reason, "idle") || len(out) != 1 || !out[0].Done {
 				t.Fatalf("stop %q, outcomes %+v", a.Reason, out)

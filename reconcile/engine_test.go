@@ -117,14 +117,15 @@ func byStudent(as []Action) map[string]Action {
 	return m
 }
 
-// The whole roll-out of SPEC §4: v1 in service, three students (active,
+// A whole roll-out: v1 in service, three students (active,
 // idle, stopped), v2 published, one pass.
 func TestEngineRollout(t *testing.T) {
 	s := newSite(t, requireDocker(t))
 	ctx := t.Context()
 	alice, bob, carol := s.spawn(t, "alice"), s.spawn(t, "bob"), s.spawn(t, "carol")
 	// Fresh servers without kernels, nothing stale: a pass keeps all.
-	plan, out, err := s.pass.Run(ctx, s.cfg, false)
+	res, err := s.pass.Run(ctx, s.cfg, false)
+	plan, out := res.Actions, res.Outcomes
 	if err != nil || len(out) != 0 {
 		t.Fatalf("pass on v1: %v, %+v\n%s", err, out, kinds(plan))
 	}
@@ -151,7 +152,8 @@ func TestEngineRollout(t *testing.T) {
 	unrelatedID := mk(unrelated)
 
 	fjtest.Tag(t, s.cli, s.v2, s.co.Name+":latest")
-	plan, out, err = s.pass.Run(ctx, s.cfg, false)
+	res, err = s.pass.Run(ctx, s.cfg, false)
+	plan, out = res.Actions, res.Outcomes
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +249,7 @@ func TestEngineSpawnRacesPass(t *testing.T) {
 		wg.Go(func() {
 			got, spawnErr = s.m.Spawn(ctx, s.co, "carol", containers.SpawnOptions{Root: s.root, UID: "1000"})
 		})
-		wg.Go(func() { _, _, passErr = s.pass.Run(ctx, s.cfg, false) })
+		wg.Go(func() { _, passErr = s.pass.Run(ctx, s.cfg, false) })
 		wg.Wait()
 		if spawnErr != nil || passErr != nil {
 			t.Fatalf("round %d: spawn %v, pass %v", round, spawnErr, passErr)
@@ -350,12 +352,12 @@ func TestEngineCallsDoNotGrowWithContainers(t *testing.T) {
 	}
 	pass := func() map[string]int {
 		ct.take()
-		plan, _, err := s.pass.Run(ctx, s.cfg, false)
+		res, err := s.pass.Run(ctx, s.cfg, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(plan) != made {
-			t.Fatalf("plan over %d containers has %d actions", made, len(plan))
+		if len(res.Actions) != made {
+			t.Fatalf("plan over %d containers has %d actions", made, len(res.Actions))
 		}
 		return ct.take()
 	}

@@ -77,7 +77,7 @@ func TestPlanRules(t *testing.T) {
 		act  map[string]activity.Result
 		want want
 	}{
-		// SPEC §4 table.
+		// The decision table of docs/design.md.
 		{"running, active, young: keep", desired(course("c")), ctr("c", "a", R, v2, time.Hour),
 			map[string]activity.Result{"a": lastActive(10 * time.Minute)}, want{Keep, "", "active"}},
 		{"running, busy: keep", desired(course("c")), ctr("c", "a", R, v2, time.Hour),

@@ -192,7 +192,8 @@ func TestPassRealJupyter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, out, err := pass.Run(ctx, cfg, false)
+	res, err := pass.Run(ctx, cfg, false)
+	plan, out := res.Actions, res.Outcomes
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +240,8 @@ func TestPassRealJupyter(t *testing.T) {
 	}
 
 	// Level-triggered and idempotent: a second pass changes nothing.
-	plan, out, err = pass.Run(ctx, cfg, false)
+	res, err = pass.Run(ctx, cfg, false)
+	plan, out = res.Actions, res.Outcomes
 	if err != nil || len(out) != 0 {
 		t.Errorf("second pass: %v, %+v", err, out)
 	}

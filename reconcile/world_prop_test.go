@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -231,21 +232,11 @@ func (w *world) newImage() string {
 }
 
 func (w *world) randomCourse() string {
-	names := slices.Sorted(mapKeys(w.courses))
+	names := slices.Sorted(maps.Keys(w.courses))
 	return names[w.rng.IntN(len(names))]
 }
 
 func (w *world) randomStudent() string { return w.students[w.rng.IntN(len(w.students))] }
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
 
 // randomizeCourse draws a course's settings, merged with defaults the way
 // Parse merges them (every field set).
@@ -353,7 +344,7 @@ func (w *world) step(ctx context.Context) {
 	w.now = w.now.Add(time.Duration(1+r.IntN(180)) * time.Minute)
 	switch n := r.IntN(20); {
 	case n < 5: // students work, stop working, servers fail
-		for _, id := range slices.Sorted(mapKeys(w.ctrs)) {
+		for _, id := range slices.Sorted(maps.Keys(w.ctrs)) {
 			c := w.ctrs[id]
 			if !c.running || r.IntN(3) != 0 {
 				continue
@@ -427,7 +418,7 @@ func (w *world) settle(ctx context.Context) {
 			return
 		}
 	}
-	for _, id := range slices.Sorted(mapKeys(w.ctrs)) {
+	for _, id := range slices.Sorted(maps.Keys(w.ctrs)) {
 		c := w.ctrs[id]
 		sc, known := w.courses[c.course]
 		switch {
@@ -448,10 +439,11 @@ func (w *world) config() (*manifest.Config, map[string]string) {
 			cfg.Courses[name] = sc.co
 		}
 	}
-	return cfg, maps(w.images)
+	return cfg, builtImages(w.images)
 }
 
-func maps(m map[string]string) map[string]string {
+// builtImages leaves out the images not built yet (empty IDs).
+func builtImages(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {
 		if v != "" {
@@ -545,7 +537,7 @@ func (w *world) pass(ctx context.Context, racing, settling bool) {
 		v := visit{w.randomCourse(), w.randomStudent(), r.IntN(2) == 0, r.IntN(2) == 0, r.IntN(4) == 0}
 		if len(w.planned) > 0 && r.IntN(2) == 0 {
 			// Aim at a container the plan means to retire.
-			ids := slices.Sorted(mapKeys(w.planned))
+			ids := slices.Sorted(maps.Keys(w.planned))
 			a := w.planned[ids[r.IntN(len(ids))]]
 			v.course, v.student = a.Course, a.Student
 		}
@@ -662,7 +654,7 @@ func (w *world) retiring(op, id string) {
 	}
 }
 
-// active is the oracle of SPEC §4: a busy kernel, a server whose activity
+// active is the oracle of "active" (docs/design.md): a busy kernel, a server whose activity
 // cannot be read (no port, an error, starting up), or activity within idle.
 func active(c simCtr, now time.Time, idle time.Duration) bool {
 	last := c.started

@@ -27,7 +27,7 @@ type Backend interface {
 	// Plan returns what a sync would do now, as the JSON document that
 	// `nbh-sync plan --json` prints.
 	Plan(ctx context.Context) (any, error)
-	// Spawn ensures a student's container (SPEC §4).
+	// Spawn ensures a student's container (docs/design.md, "The decision table").
 	Spawn(ctx context.Context, req SpawnRequest) (SpawnResult, error)
 	// Sync asks for a pass (it does not wait for it) and returns the
 	// courses it was asked for. An empty Course means every course.

@@ -49,7 +49,11 @@ func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.builder == nil {
-		s.builder = images.NewBuilder(s.opts.ImageEngine, images.OptionsFrom(cfg.Build, s.log))
+		opts := images.OptionsFrom(cfg.Build, s.log)
+		if cfg.Engine.Swarm() {
+			opts.Registry = cfg.Engine.Registry // nodes pull passed builds from there
+		}
+		s.builder = images.NewBuilder(s.opts.ImageEngine, opts)
 		s.builder.RestoreFailures(readFailures(s.opts.Root))
 	}
 	return s.builder

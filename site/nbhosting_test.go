@@ -211,6 +211,10 @@ func TestNbhostingSite(t *testing.T) {
 	a, b, c := n.course("a"), n.course("b"), n.course("c")
 
 	// The plan says where each Dockerfile is and what is built on what.
+	// (A plan reads the mirrors: fetch first, as the command line does.)
+	if err := n.site.Fetch(ctx); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
 	plan, err := n.site.Plan(ctx, site.PassOptions{})
 	if err != nil {
 		t.Fatalf("plan: %v (%v)", err, plan.Errors)
@@ -318,6 +322,9 @@ func TestNbhostingSite(t *testing.T) {
 		writeFile(t, df, string(old)+"\nRUN echo v2 > /etc/nbh-core-version\n")
 		commitAll(t, n.config, "core image v2")
 
+		if err := n.site.Fetch(ctx); err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
 		plan, _ := n.site.Plan(ctx, site.PassOptions{})
 		for _, p := range plan.Builds {
 			if p.Image == n.scipy() && (p.Action != "build" || !slices.Equal(p.Cascade, []string{a, b})) {

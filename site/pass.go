@@ -34,11 +34,14 @@ type PassOptions struct {
 	AllowMassPrune bool
 }
 
-// pass returns the container pass under cfg. record says whether cfg's
-// courses join the site's record of the courses it has had: a pass that
-// applies cfg records them, a plan only reads the record.
-func (s *Site) pass(cfg *manifest.Config, record bool) *reconcile.Pass {
-	return &reconcile.Pass{Containers: s.ctrs, Prober: s.prober, Root: s.opts.Root, Log: s.log, Had: s.knownCourses(cfg, record)}
+// pass returns the site's container pass under cfg over ctrs (the manager
+// of the engine cfg names): the one the daemon, the command line, the tests
+// and the benchmark all run. record says whether cfg's courses join the
+// site's record of the courses it has had: a pass that applies cfg records
+// them, a plan only reads the record.
+func (s *Site) pass(ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
+	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
+		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(cfg, record)}
 }
 
 // Pass runs one container pass under the config in force: observe, plan,
@@ -48,21 +51,24 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		return PassReport{}, err
 	}
-	start := planAt()
-	obs, err := s.pass(cfg, true).Observe(ctx, cfg, opts.AllowMassPrune)
+	ctrs, err := s.containersOf(cfg)
 	if err != nil {
-		return PassReport{At: start}, err
+		return PassReport{}, err
 	}
+	res, err := s.pass(ctrs, cfg, true).Run(ctx, cfg, opts.AllowMassPrune)
+	if _, ok := errors.AsType[*reconcile.ObserveError](err); ok {
+		return PassReport{At: res.At}, err
+	}
+	obs := res.Observed
 	if s.opts.Observed != nil {
-		s.opts.Observed(obs.Containers, start)
+		// What the pass listed, before it applied anything; res.At was
+		// taken just before the engine was read.
+		s.opts.Observed(obs.Containers, res.At)
 	}
-	actions := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, start)
-	ap := &reconcile.Applier{Exec: s.ctrs, Locks: s.ctrs.Locks(), Log: s.log}
-	outs, err := ap.Apply(ctx, actions)
-	s.actionEvents(ctx, outs)
+	s.actionEvents(ctx, res.Outcomes)
 	s.containerMetrics(obs)
 
-	rep := PassReport{At: start, Duration: time.Since(start), Actions: actions, Outcomes: outs}
+	rep := PassReport{At: res.At, Duration: time.Since(res.At), Actions: res.Actions, Outcomes: res.Outcomes}
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
@@ -175,7 +181,11 @@ func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containe
 	if err != nil {
 		return containers.Spawned{}, err
 	}
-	sp, err := s.ctrs.Spawn(ctx, co, student, containers.SpawnOptions{Root: s.opts.Root, UID: uid})
+	ctrs, err := s.containersOf(cfg)
+	if err != nil {
+		return containers.Spawned{}, err
+	}
+	sp, err := ctrs.Spawn(ctx, co, student, containers.SpawnOptions{Root: s.opts.Root, UID: uid})
 	if err == nil && sp.State != containers.Existing {
 		s.record(ctx, history.Record{Kind: history.KindAction, Course: course, Student: student,
 			Action: "spawn", Result: string(sp.State), Message: fmt.Sprintf("%s on port %d", sp.Name, sp.Port)})

@@ -117,7 +117,11 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 		}
 	}
 
-	obs, err := s.pass(rev.Config, false).Observe(ctx, rev.Config, opts.AllowMassPrune)
+	ctrs, err := s.containersOf(rev.Config)
+	var obs reconcile.Observed
+	if err == nil {
+		obs, err = s.pass(ctrs, rev.Config, false).Observe(ctx, rev.Config, opts.AllowMassPrune)
+	}
 	if err != nil {
 		errs = append(errs, err)
 	} else {

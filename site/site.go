@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -19,6 +20,7 @@ import (
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
@@ -46,6 +48,9 @@ type Options struct {
 	// (DOCKER_HOST or the socket); tests may swap them.
 	ImageEngine     images.Engine
 	ContainerEngine containers.Engine
+	// SwarmEngine serves a config with engine.kind: swarm; it defaults to
+	// the Swarm manager of the environment (see containersOf).
+	SwarmEngine containers.Engine
 	// Observed, when set, is told the containers each container pass
 	// listed, and when it listed them (the front door's route table
 	// follows them).
@@ -62,6 +67,7 @@ type Site struct {
 	loader  *gitwatch.ConfigLoader
 	syncer  *gitwatch.Syncer
 	ctrs    *containers.Manager
+	swarm   *containers.Manager // engine.kind: swarm, made on first use
 	prober  *activity.Prober
 
 	failMu   sync.Mutex // serializes writes of the build failures file
@@ -74,6 +80,10 @@ type Site struct {
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
 	lastPass *PassReport
+
+	// closers are the engine clients New opened itself (not those given
+	// in Options): Close releases them.
+	closers []io.Closer
 
 	knownMu sync.Mutex // serializes the known-courses record
 }
@@ -99,19 +109,23 @@ func New(opts Options) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
+	var closers []io.Closer
 	if opts.ImageEngine == nil {
 		e, err := images.NewDockerEngine()
 		if err != nil {
 			return nil, err
 		}
 		opts.ImageEngine = e
+		closers = append(closers, e)
 	}
 	if opts.ContainerEngine == nil {
 		e, err := containers.DialDocker()
 		if err != nil {
+			closeAll(closers)
 			return nil, err
 		}
 		opts.ContainerEngine = e
+		closers = append(closers, e)
 	}
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
@@ -126,7 +140,20 @@ func New(opts Options) (*Site, error) {
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  activity.New(),
+		closers: closers,
 	}, nil
+}
+
+// Close releases the engine clients the site opened. The site must not be
+// used after.
+func (s *Site) Close() error { return closeAll(s.closers) }
+
+func closeAll(cs []io.Closer) error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // SiteName is the name of the site whose data directory is root (an
@@ -188,7 +215,7 @@ func (e *NoConfigError) Error() string {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
 	if e.Rejected != nil {
-		fmt.Fprintf(&b, "; commit %s was rejected:\n%s", short(e.Rejected.Commit.String()), problems(e.Rejected))
+		fmt.Fprintf(&b, "; commit %s was rejected:\n%s", shortid.Of(e.Rejected.Commit.String()), problems(e.Rejected))
 	}
 	return b.String()
 }
@@ -212,7 +239,7 @@ func (s *Site) Pull(ctx context.Context) (PullReport, error) {
 	}
 	if res.Rejected != nil {
 		errs = append(errs, fmt.Errorf("config commit %s rejected, still applying %s:\n%s",
-			short(res.Rejected.Commit.String()), short(res.Current.Commit.String()), problems(res.Rejected)))
+			shortid.Of(res.Rejected.Commit.String()), shortid.Of(res.Current.Commit.String()), problems(res.Rejected)))
 	}
 	s.mu.Lock()
 	s.rev, s.rejected = res.Current, res.Rejected
@@ -286,12 +313,8 @@ func problems(r *gitwatch.Rejection) string {
 	return strings.Join(lines, "\n")
 }
 
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
-}
+// short is shortid.Of, under the name build.go and plan.go call it by.
+var short = shortid.Of
 
 // planAt is the clock of passes; a variable so tests can move it.
 var planAt = time.Now

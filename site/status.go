@@ -9,6 +9,7 @@ import (
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/server"
 )
@@ -33,7 +34,7 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 		_, _, rejected, _ = gitwatch.ReadConfigState(s.opts.Root)
 	}
 	if rejected != nil && (rev == nil || rejected.At.After(rev.At)) {
-		st.ConfigError = fmt.Sprintf("commit %s rejected:\n%s", short(rejected.Commit.String()), problems(rejected))
+		st.ConfigError = fmt.Sprintf("commit %s rejected:\n%s", shortid.Of(rejected.Commit.String()), problems(rejected))
 		st.Errors = append(st.Errors, "config "+st.ConfigError)
 	}
 	if rev == nil {
@@ -57,13 +58,18 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 	if err != nil {
 		st.Errors = append(st.Errors, err.Error())
 	}
-	current, err := s.ctrs.CurrentImages(ctx, cfg.ImageNames())
+	mgr, err := s.containersOf(cfg)
+	if err != nil {
+		st.Errors = append(st.Errors, "engine: "+err.Error())
+		mgr = s.ctrs
+	}
+	current, err := mgr.CurrentImages(ctx, cfg.ImageNames())
 	if err != nil {
 		st.Errors = append(st.Errors, "engine: "+err.Error())
 	}
 	d := reconcile.NewDesired(cfg, nil)
 	d.Had = s.knownCourses(cfg, false)
-	ctrs, err := s.ctrs.List(ctx, d.Adopts)
+	ctrs, err := mgr.List(ctx, d.Adopts)
 	if err != nil && !strings.Contains(strings.Join(st.Errors, "\n"), "engine:") {
 		st.Errors = append(st.Errors, "engine: "+err.Error())
 	}

@@ -11,19 +11,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 )
-
-var gitEnv = []string{
-	"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-	"GIT_AUTHOR_NAME=b", "GIT_AUTHOR_EMAIL=b@example.org",
-	"GIT_COMMITTER_NAME=b", "GIT_COMMITTER_EMAIL=b@example.org",
-}
 
 func main() {
 	n := flag.Int("repos", 100, "number of course repos")
@@ -34,17 +28,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gitpoll:", err)
 		os.Exit(1)
 	}
-}
-
-func git(dir string, args ...string) error {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), gitEnv...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("git %v: %v: %s", args, err, out)
-	}
-	return nil
 }
 
 // usage is the CPU time (user+sys) of who: this process or its waited-for
@@ -67,7 +50,7 @@ func run(ctx context.Context, n, rounds, commits int) error {
 	// One source repo with some history, cloned into n bare remotes, each
 	// with one commit of its own so that they differ.
 	src := filepath.Join(dir, "src")
-	if err := git(dir, "init", "-q", "-b", "main", src); err != nil {
+	if err := benchenv.Git(dir, "init", "-q", "-b", "main", src); err != nil {
 		return err
 	}
 	for i := range commits {
@@ -75,10 +58,10 @@ func run(ctx context.Context, n, rounds, commits int) error {
 		if err := os.WriteFile(p, fmt.Appendf(nil, `{"cells": %d}`, i), 0o644); err != nil {
 			return err
 		}
-		if err := git(src, "add", "-A"); err != nil {
+		if err := benchenv.Git(src, "add", "-A"); err != nil {
 			return err
 		}
-		if err := git(src, "commit", "-q", "-m", fmt.Sprint(i)); err != nil {
+		if err := benchenv.Git(src, "commit", "-q", "-m", fmt.Sprint(i)); err != nil {
 			return err
 		}
 	}
@@ -86,11 +69,11 @@ func run(ctx context.Context, n, rounds, commits int) error {
 	clones := make([]string, n)
 	for i := range n {
 		remotes[i] = filepath.Join(dir, "remotes", fmt.Sprintf("course%03d.git", i))
-		if err := git(dir, "clone", "-q", "--bare", "--no-local", src, remotes[i]); err != nil {
+		if err := benchenv.Git(dir, "clone", "-q", "--bare", "--no-local", src, remotes[i]); err != nil {
 			return err
 		}
 		clones[i] = filepath.Join(dir, "clones", fmt.Sprintf("course%03d", i))
-		if err := git(dir, "clone", "-q", "--bare", "file://"+remotes[i], clones[i]); err != nil {
+		if err := benchenv.Git(dir, "clone", "-q", "--bare", "file://"+remotes[i], clones[i]); err != nil {
 			return err
 		}
 	}
@@ -121,7 +104,7 @@ func run(ctx context.Context, n, rounds, commits int) error {
 
 		cpu0, t0 = usage(syscall.RUSAGE_CHILDREN), time.Now()
 		for _, c := range clones {
-			if err := git(c, "fetch", "-q", "origin", "+refs/heads/main:refs/heads/main"); err != nil {
+			if err := benchenv.Git(c, "fetch", "-q", "origin", "+refs/heads/main:refs/heads/main"); err != nil {
 				return err
 			}
 		}

@@ -13,9 +13,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
@@ -28,16 +25,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
+	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
 )
 
@@ -62,20 +56,6 @@ func main() {
 	}
 }
 
-var gitEnv = []string{"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-	"GIT_AUTHOR_NAME=bench", "GIT_AUTHOR_EMAIL=bench@example.org",
-	"GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@example.org"}
-
-func git(dir string, args ...string) error {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), gitEnv...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
 // repo makes a bare repo at bare holding files in one commit on main.
 func repo(tmp, bare string, files map[string]string) error {
 	work, err := os.MkdirTemp(tmp, "work")
@@ -83,10 +63,10 @@ func repo(tmp, bare string, files map[string]string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	if err := git(tmp, "init", "-q", "--bare", "-b", "main", bare); err != nil {
+	if err := benchenv.Git(tmp, "init", "-q", "--bare", "-b", "main", bare); err != nil {
 		return err
 	}
-	if err := git(work, "init", "-q", "-b", "main"); err != nil {
+	if err := benchenv.Git(work, "init", "-q", "-b", "main"); err != nil {
 		return err
 	}
 	for name, content := range files {
@@ -99,7 +79,7 @@ func repo(tmp, bare string, files map[string]string) error {
 		}
 	}
 	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", "init"}, {"push", "-q", bare, "main"}} {
-		if err := git(work, args...); err != nil {
+		if err := benchenv.Git(work, args...); err != nil {
 			return err
 		}
 	}
@@ -120,9 +100,7 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	if _, err := cli.Ping(ctx); err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	prefix := "nbhtest-prv-mem" + hex.EncodeToString(b)
+	prefix := benchenv.Prefix("mem")
 	tmp, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return err
@@ -131,7 +109,7 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 		defer cancel()
-		n := cleanup(cctx, cli, prefix, workers)
+		n := benchenv.Cleanup(cctx, cli, prefix, workers)
 		fmt.Printf("cleanup: %d containers and the %s* images removed\n", n, prefix)
 	}()
 
@@ -156,23 +134,17 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	// holds their removal, so the daemon keeps all of them in view.
 	fmt.Fprintf(&yaml, "version: 1\ndefaults:\n  freeze: [{cron: \"* * * * *\", for: 1h}]\nschedules:\n  pull: \"@every 1m\"\n  reconcile: \"*/15 * * * *\"\n")
 	fmt.Fprintf(&yaml, "images:\n  %s:\n    dockerfile: images/shared.dockerfile\ncourses:\n", shared)
-	var wg sync.WaitGroup
-	errs := make([]error, nCourses)
-	sem := make(chan struct{}, workers)
+	bare := func(i int) string { return filepath.Join(tmp, "repos", course(i)+".git") }
 	for i := range nCourses {
-		bare := filepath.Join(tmp, "repos", course(i)+".git")
-		fmt.Fprintf(&yaml, "  %s:\n    repo: file://%s\n    image: %s\n", course(i), bare, shared)
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = repo(tmp, bare, map[string]string{
-				"README.md":          "# " + course(i) + "\n",
-				"notebooks/intro.md": strings.Repeat("Some course text.\n", 200),
-			})
-		})
+		fmt.Fprintf(&yaml, "  %s:\n    repo: file://%s\n    image: %s\n", course(i), bare(i), shared)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = benchenv.Parallel(ctx, nCourses, workers, func(i int) error {
+		return repo(tmp, bare(i), map[string]string{
+			"README.md":          "# " + course(i) + "\n",
+			"notebooks/intro.md": strings.Repeat("Some course text.\n", 200),
+		})
+	})
+	if err != nil {
 		return err
 	}
 	configRepo := filepath.Join(tmp, "config.git")
@@ -210,29 +182,17 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	if err != nil {
 		return err
 	}
-	var next atomic.Int64
-	var firstErr atomic.Value
-	var cwg sync.WaitGroup
-	for range workers {
-		cwg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= nCtrs || ctx.Err() != nil {
-					return
-				}
-				co, student := course(i%nCourses), fmt.Sprintf("s%04d", i)
-				_, err := cli.ContainerCreate(ctx, &container.Config{Image: dummy, Cmd: []string{"/none"}, Labels: map[string]string{
-					containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: co, containers.LabelStudent: student,
-				}}, nil, nil, nil, containers.Name(co, student))
-				if err != nil {
-					firstErr.CompareAndSwap(nil, fmt.Errorf("create container %d: %w", i, err))
-					return
-				}
-			}
-		})
-	}
-	cwg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
+	err = benchenv.Parallel(ctx, nCtrs, workers, func(i int) error {
+		co, student := course(i%nCourses), fmt.Sprintf("s%04d", i)
+		_, err := cli.ContainerCreate(ctx, &container.Config{Image: dummy, Cmd: []string{"/none"}, Labels: map[string]string{
+			containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: co, containers.LabelStudent: student,
+		}}, nil, nil, nil, containers.Name(co, student))
+		if err != nil {
+			return fmt.Errorf("create container %d: %w", i, err)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Printf("setup: containers in %s\n", time.Since(t0).Round(time.Millisecond))
@@ -256,7 +216,7 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	args := strings.Fields(strings.NewReplacer("{config}", configRepo, "{root}", root, "{listen}", listen).Replace(cmdline))
 	fmt.Printf("daemon: %s %s\n", bin, strings.Join(args, " "))
 	daemon := exec.CommandContext(ctx, bin, args...)
-	daemon.Env = append(os.Environ(), gitEnv...)
+	daemon.Env = append(os.Environ(), testenv.GitEnv...)
 	logPath := filepath.Join(tmp, "daemon.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -396,44 +356,4 @@ func vm(pid int) (rss, hwm int, err error) {
 // dummyImage builds FROM scratch an image holding one small file.
 func dummyImage(ctx context.Context, cli *client.Client, tag string) (string, error) {
 	return testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte("FROM scratch\nCOPY none /none\n")}, {Name: "none", Data: []byte("x")}}, tag)
-}
-
-// cleanup removes the containers named prefix* (the daemon's smoke
-// containers included), then every image whose reference starts with
-// prefix.
-func cleanup(ctx context.Context, cli *client.Client, prefix string, workers int) int {
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", prefix))})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cleanup:", err)
-		return 0
-	}
-	var removed atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, workers)
-	for _, c := range cs {
-		if len(c.Names) == 0 || !strings.HasPrefix(strings.TrimPrefix(c.Names[0], "/"), prefix) {
-			continue
-		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err == nil {
-				removed.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	imgs, err := cli.ImageList(ctx, image.ListOptions{All: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cleanup:", err)
-		return int(removed.Load())
-	}
-	for _, img := range imgs {
-		for _, tag := range img.RepoTags {
-			if strings.HasPrefix(tag, prefix) {
-				_, _ = cli.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
-			}
-		}
-	}
-	return int(removed.Load())
 }

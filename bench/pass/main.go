@@ -1,7 +1,9 @@
-// Command pass measures the observe-and-plan half of a container pass over
-// many containers on the real engine, with the engine API calls counted,
-// side by side with what a naive tool does: `docker ps -a` and one
-// `docker inspect` per container. See README.md.
+// Command pass measures the container pass production runs
+// (reconcile.Pass, as site.Site.Pass drives it) over many containers on the
+// real engine, with the engine API calls counted: its observe-and-plan half
+// side by side with what a naive tool does (`docker ps -a` and one `docker
+// inspect` per container), then its apply half at the production
+// concurrency side by side with one action at a time. See README.md.
 //
 //	go run ./bench/pass -n 1000 -running 50 -rounds 3
 package main
@@ -9,11 +11,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -31,13 +33,13 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/nbhosting/nbh-sync/activity"
+	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
@@ -48,10 +50,11 @@ func main() {
 	courses := flag.Int("courses", 10, "courses the containers are spread over")
 	rounds := flag.Int("rounds", 3, "timed rounds of each side, interleaved")
 	workers := flag.Int("workers", 8, "concurrent engine calls while setting up and cleaning up")
+	apply := flag.Bool("apply", true, "then apply the plan: half the courses one action at a time, half at the production concurrency")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *n, min(*running, *n), max(*courses, 1), max(*rounds, 1), max(*workers, 1)); err != nil {
+	if err := run(ctx, *n, min(*running, *n), max(*courses, 2), max(*rounds, 1), max(*workers, 1), *apply); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/pass:", err)
 		os.Exit(1)
 	}
@@ -77,9 +80,13 @@ func (c *counter) count(r *http.Request) {
 			p = p[i+1:]
 		}
 	}
-	// One inspect per container: group by the path's shape, not its ID.
-	if strings.HasPrefix(p, "/containers/") && strings.HasSuffix(p, "/json") && p != "/containers/json" {
-		p = "/containers/{id}/json"
+	// One call per container: group by the path's shape, not its ID.
+	if rest, ok := strings.CutPrefix(p, "/containers/"); ok && p != "/containers/json" {
+		_, verb, _ := strings.Cut(rest, "/")
+		p = "/containers/{id}"
+		if verb != "" {
+			p += "/" + verb
+		}
 	}
 	c.mu.Lock()
 	c.n[r.Method+" "+p]++
@@ -104,13 +111,7 @@ func total(m map[string]int) int {
 
 func format(m map[string]int) string {
 	var parts []string
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s ×%d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
@@ -134,7 +135,26 @@ func unixTransport(sock string) *http.Transport {
 	}, MaxIdleConnsPerHost: 16}
 }
 
-func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
+// ownContainers shows a pass only the containers whose name starts with
+// one of prefixes: the engine is shared (with other benchmarks, tests, a
+// real site), and this pass applies its plan.
+type ownContainers struct {
+	containers.Engine
+	prefixes []string
+}
+
+func (o ownContainers) List(ctx context.Context) ([]containers.Raw, error) {
+	all, err := o.Engine.List(ctx)
+	var out []containers.Raw
+	for _, r := range all {
+		if slices.ContainsFunc(o.prefixes, func(p string) bool { return strings.HasPrefix(r.Name, p) }) {
+			out = append(out, r)
+		}
+	}
+	return out, err
+}
+
+func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply bool) error {
 	if _, err := exec.LookPath("docker"); err != nil {
 		return errors.New("the baseline needs the docker CLI on PATH")
 	}
@@ -151,9 +171,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	if err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	prefix := "nbhtest-prv-pass" + hex.EncodeToString(b)
+	prefix := benchenv.Prefix("pass")
 	tmp, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return err
@@ -162,15 +180,11 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 
 	// Whatever happens from here on, clean up: containers first, then the
 	// images they use.
-	var tags []string
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 		defer cancel()
 		t0 := time.Now()
-		removed := cleanup(cctx, cli, prefix, workers)
-		for _, tag := range tags {
-			_, _ = cli.ImageRemove(cctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
-		}
+		removed := benchenv.Cleanup(cctx, cli, prefix, workers)
 		fmt.Printf("cleanup: %d containers removed in %s\n", removed, time.Since(t0).Round(time.Millisecond))
 	}()
 
@@ -182,7 +196,6 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 		return fmt.Errorf("build fakejupyter (run from the module root): %v\n%s", err, out)
 	}
 	img := prefix + "-img"
-	tags = append(tags, img+":old", img+":latest")
 	old, err := buildImage(ctx, cli, bin, img+":old")
 	if err != nil {
 		return err
@@ -202,12 +215,12 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	fmt.Printf("setup: creating %d containers (%d running), %d workers\n", n, running, workers)
 	t0 := time.Now()
 	var made atomic.Int64
-	err = parallel(ctx, n, workers, func(i int) error {
+	err = benchenv.Parallel(ctx, n, workers, func(i int) error {
 		student := fmt.Sprintf("s%04d", i)
 		course := courseName(i)
 		id := old
-		if i%2 == 0 {
-			id = cur // half stale, half current
+		if (i/nCourses)%2 == 0 {
+			id = cur // half stale, half current, in every course
 		}
 		labels := map[string]string{containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: course, containers.LabelStudent: student}
 		cc := &container.Config{Image: id, Cmd: []string{"/fakejupyter"}, Labels: labels}
@@ -242,17 +255,19 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	}
 	fmt.Printf("setup: %d containers in %s\n", n, time.Since(t0).Round(time.Millisecond))
 
-	// nbh-sync's side: the real Pass over a client whose transport counts.
+	// nbh-sync's side: the production Pass (as site.Site.Pass makes it) over
+	// a client whose transport counts.
 	ct := &counter{base: unixTransport(sock), n: map[string]int{}}
-	eng, err := containers.DialDocker(client.WithHTTPClient(&http.Client{Transport: ct}))
+	docker, err := containers.DialDocker(client.WithHTTPClient(&http.Client{Transport: ct}))
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer docker.Close()
+	eng := ownContainers{docker, []string{prefix}}
 	probes := &counter{base: http.DefaultTransport, n: map[string]int{}}
 	prober := activity.New()
 	prober.Client = &http.Client{Transport: probes}
-	pass := &reconcile.Pass{Containers: containers.New(eng, nil, nil), Prober: prober, Root: tmp}
+	pass := &reconcile.Pass{Containers: containers.New(eng, nil, nil), Prober: prober, Root: tmp, Concurrency: reconcile.DefaultConcurrency}
 	// Wait until the running servers answer, so that every round probes the
 	// same thing (a server still starting would be probed twice).
 	if err := waitServers(ctx, pass, cfg, running); err != nil {
@@ -279,7 +294,10 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	// What a naive tool does: list the managed containers, then inspect each
 	// one for its labels, state, start time and image.
 	naive := func(batch bool) (int, error) {
-		out, err := dockerCLI("ps", "-a", "-q", "--no-trunc", "--filter", "label="+containers.LabelManagedBy+"="+containers.ManagedBy)
+		// Only this run's containers, as on nbh-sync's side: others on the
+		// shared engine may vanish between the list and their inspect.
+		out, err := dockerCLI("ps", "-a", "-q", "--no-trunc", "--filter", "label="+containers.LabelManagedBy+"="+containers.ManagedBy,
+			"--filter", "name=^"+prefix)
 		if err != nil {
 			return 0, err
 		}
@@ -305,18 +323,19 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 		ct.take()
 		probes.take()
 		t0 := time.Now()
-		obs, err := pass.Observe(ctx, cfg, false)
+		res, err := pass.Preview(ctx, cfg, false)
 		if err != nil {
 			return err
 		}
-		t1 := time.Now()
-		plan := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, t1)
 		syncT = append(syncT, time.Since(t0))
-		planT = append(planT, time.Since(t1))
 		syncCalls, probeCalls = ct.take(), probes.take()
+		// Plan alone, again on what was observed: the pure function's share.
+		t1 := time.Now()
+		reconcile.Plan(res.Observed.Desired, res.Observed.Containers, res.Observed.Activity, res.At)
+		planT = append(planT, time.Since(t1))
 		actions = map[reconcile.Kind]int{}
 		mine := 0
-		for _, a := range plan {
+		for _, a := range res.Actions {
 			if strings.HasPrefix(a.Course, prefix) {
 				actions[a.Kind]++
 				mine++
@@ -354,7 +373,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	fmt.Printf("\npass (observe + plan) over %d managed containers (%d running, %d stale), %d courses; Docker %s (API %s); median of %d rounds\n",
 		n, running, n/2, nCourses, ver.Version, ver.APIVersion, rounds)
 	fmt.Printf("%-42s %10s %12s  %s\n", "", "wall", "engine calls", "detail")
-	fmt.Printf("%-42s %10s %12d  %s; plan alone %s; %d HTTP probes; actions %v\n", "nbh-sync Pass.Observe + Plan",
+	fmt.Printf("%-42s %10s %12d  %s; plan alone %s; %d HTTP probes; actions %v\n", "nbh-sync Pass.Preview (observe + plan)",
 		med(syncT).Round(time.Millisecond), total(syncCalls), format(syncCalls), med(planT).Round(time.Microsecond), total(probeCalls), actions)
 	fmt.Printf("%-42s %10s %12d  %s; %d CLI processes\n", "docker ps -a + docker inspect per container",
 		med(eachT).Round(time.Millisecond), total(eachCalls), format(eachCalls), seen+1)
@@ -367,6 +386,54 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int) error {
 	fmt.Printf("RESULT pass n=%d nbh=%s baseline=%s ratio=%.4f calls=%d baseline_calls=%d\n", n,
 		med(syncT).Round(time.Millisecond), med(eachT).Round(time.Millisecond), float64(med(syncT))/float64(med(eachT)),
 		total(syncCalls), total(eachCalls))
+	if apply {
+		return applyHalves(ctx, pass, docker, ct, cfg, courseName, nCourses)
+	}
+	return nil
+}
+
+// applyHalves runs the production pass (Run: observe, plan, apply) over
+// each half of the courses: the first at one action at a time — what
+// site.Site.Pass did before it took the production pass — the second at
+// the production concurrency. Each half has the same mix of containers.
+func applyHalves(ctx context.Context, pass *reconcile.Pass, docker containers.Engine, ct *counter, cfg *manifest.Config, courseName func(int) string, nCourses int) error {
+	fmt.Printf("\napply: the production pass (Run) over half the courses each\n")
+	fmt.Printf("%-42s %10s %12s %8s  %s\n", "", "wall", "engine calls", "retired", "detail")
+	var walls [2]time.Duration
+	for half, conc := range []int{1, pass.Concurrency} {
+		// The half's courses, and only their containers: another course's
+		// would count as removed from courses.yaml, to be removed.
+		sub := &manifest.Config{Version: cfg.Version, Defaults: cfg.Defaults, Courses: map[string]manifest.Course{}}
+		var prefixes []string
+		for i := half; i < nCourses; i += 2 {
+			sub.Courses[courseName(i)] = cfg.Courses[courseName(i)]
+			prefixes = append(prefixes, courseName(i)+containers.NameSep)
+		}
+		p := *pass
+		p.Containers = containers.New(ownContainers{docker, prefixes}, nil, nil)
+		p.Concurrency = conc
+		ct.take()
+		t0 := time.Now()
+		res, err := p.Run(ctx, sub, false)
+		walls[half] = time.Since(t0)
+		if err != nil {
+			return err
+		}
+		calls := ct.take()
+		done := 0
+		for _, o := range res.Outcomes {
+			if o.Done {
+				done++
+			}
+		}
+		if done == 0 {
+			return fmt.Errorf("apply at concurrency %d retired nothing of %d actions", conc, len(res.Actions))
+		}
+		fmt.Printf("%-42s %10s %12d %8d  %s\n", fmt.Sprintf("Pass.Run, concurrency %d", conc),
+			walls[half].Round(time.Millisecond), total(calls), done, format(calls))
+		fmt.Printf("RESULT apply concurrency=%d wall=%s retired=%d calls=%d\n", conc, walls[half].Round(time.Millisecond), done, total(calls))
+	}
+	fmt.Printf("ratio concurrency %d / 1: wall %.3f\n", pass.Concurrency, float64(walls[1])/float64(walls[0]))
 	return nil
 }
 
@@ -417,71 +484,19 @@ func countingProxy(path, engine string, c *counter) (func(), error) {
 	return func() { _ = srv.Close() }, nil
 }
 
-// parallel runs f(0..n-1) on workers goroutines and returns the first error.
-func parallel(ctx context.Context, n, workers int, f func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := f(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
-}
-
-// cleanup removes every container whose name starts with prefix.
-func cleanup(ctx context.Context, cli *client.Client, prefix string, workers int) int {
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", prefix))})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cleanup: list containers:", err)
-		return 0
-	}
-	var ids []string
-	for _, c := range cs {
-		if len(c.Names) > 0 && strings.HasPrefix(strings.TrimPrefix(c.Names[0], "/"), prefix) {
-			ids = append(ids, c.ID)
-		}
-	}
-	var removed atomic.Int64
-	_ = parallel(ctx, len(ids), workers, func(i int) error {
-		if err := cli.ContainerRemove(ctx, ids[i], container.RemoveOptions{Force: true}); err != nil {
-			fmt.Fprintln(os.Stderr, "cleanup:", err)
-			return nil
-		}
-		removed.Add(1)
-		return nil
-	})
-	return int(removed.Load())
-}
-
 // buildImage builds FROM scratch an image holding the fake server, with a
-// random label so that each call makes a distinct image ID.
+// random label so that each call makes a distinct image ID, and the build
+// labels of nbh-sync's builder, without which a site takes no image for
+// its own (and so nothing for stale).
 func buildImage(ctx context.Context, cli *client.Client, bin, tag string) (string, error) {
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", err
 	}
-	b := make([]byte, 8)
+	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL nbhtest.nonce=%x\nCMD [\"/fakejupyter\"]\n", b)
+	name, _, _ := strings.Cut(tag, ":")
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL nbhtest.nonce=%x %s=%s %s=%x\nCMD [\"/fakejupyter\"]\n",
+		b[:8], images.LabelImage, name, images.LabelBuildKey, b)
 	return testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(dockerfile)}, {Name: "fakejupyter", Mode: 0o755, Data: data}}, tag)
 }

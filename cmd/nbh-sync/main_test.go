@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 // runCLI runs the program in-process and returns its exit status and output.
@@ -48,7 +50,7 @@ func TestValidateJSON(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
-	var rep validateReport
+	var rep manifest.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("not one JSON document: %v\n%s", err, out)
 	}

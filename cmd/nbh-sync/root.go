@@ -18,7 +18,7 @@ import (
 // version is stamped by make build (-ldflags -X main.version=...).
 var version = "dev"
 
-// Exit statuses (SPEC §6).
+// Exit statuses: 2 tells a script that a plan has changes.
 const (
 	exitOK      = 0
 	exitError   = 1

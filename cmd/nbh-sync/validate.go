@@ -14,16 +14,6 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
-// validateReport is the JSON document of validate --json.
-type validateReport struct {
-	Valid    bool               `json:"valid"`
-	File     string             `json:"file"`
-	Courses  int                `json:"courses"`
-	Images   []string           `json:"images"`
-	Errors   []manifest.Problem `json:"errors"`
-	Warnings []manifest.Problem `json:"warnings"`
-}
-
 func newValidateCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -84,13 +74,13 @@ it is not.`,
 // validatePath validates the config found at path: the files on disk when
 // path is courses.yaml or a folder holding it, else the committed state of
 // the git repo (URL, bare repo, or work tree) path names.
-func validatePath(cmd *cobra.Command, g *globals, path string) (*validateReport, error) {
+func validatePath(cmd *cobra.Command, g *globals, path string) (*manifest.Report, error) {
 	if dir, file, ok := onDisk(path); ok {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", file, err)
 		}
-		return check(file, data, func(c *manifest.Config) manifest.Sources { return dirSources{dir: dir, cfg: c} }), nil
+		return manifest.Check(file, data, func(c *manifest.Config) manifest.Sources { return manifest.DirSources{Dir: dir, Config: c} }), nil
 	}
 	return validateRepo(cmd.Context(), g, path)
 }
@@ -114,7 +104,7 @@ func onDisk(path string) (dir, file string, ok bool) {
 
 // validateRepo fetches the config repo at location into a scratch
 // directory and validates its head commit, as the daemon would.
-func validateRepo(ctx context.Context, g *globals, location string) (*validateReport, error) {
+func validateRepo(ctx context.Context, g *globals, location string) (*manifest.Report, error) {
 	loc, err := gitwatch.LocateConfig(location, "")
 	if err != nil {
 		return nil, fmt.Errorf("config %s: not courses.yaml, nor a folder holding one, nor a git repo: %w", location, err)
@@ -138,69 +128,13 @@ func validateRepo(ctx context.Context, g *globals, location string) (*validateRe
 		return nil, err
 	}
 	file := path.Join(loc.Dir, manifest.FileName)
-	rep := &validateReport{File: file, Errors: []manifest.Problem{}, Warnings: []manifest.Problem{}, Images: []string{}}
+	rep := manifest.NewReport(file)
 	if res.Rejected != nil {
-		for _, p := range res.Rejected.Problems {
-			if p.Warning {
-				rep.Warnings = append(rep.Warnings, p)
-			} else {
-				rep.Errors = append(rep.Errors, p)
-			}
-		}
+		rep.Add(res.Rejected.Problems...)
 		return rep, nil
 	}
 	rev := res.Current
 	rep.Valid, rep.Courses, rep.Images = true, len(rev.Config.Courses), rev.Config.ImageNames()
 	rep.Warnings = append(rep.Warnings, rev.Warnings...)
 	return rep, nil
-}
-
-// check parses data and checks every image against the sources made for
-// it, as the daemon's config loader does (manifest.CheckImages: the
-// Dockerfile lookup, FROM cycles, the lint of the config repo's
-// Dockerfiles), so that validate and the daemon agree.
-func check(file string, data []byte, sources func(*manifest.Config) manifest.Sources) *validateReport {
-	rep := &validateReport{File: file, Errors: []manifest.Problem{}, Warnings: []manifest.Problem{}, Images: []string{}}
-	c, warns, err := manifest.Parse(file, data)
-	rep.Warnings = append(rep.Warnings, warns...)
-	if err != nil {
-		rep.Errors = append(rep.Errors, err.(manifest.Errors)...)
-		return rep
-	}
-	rep.Courses, rep.Images = len(c.Courses), c.ImageNames()
-	src := sources(c)
-	for _, p := range c.CheckImages(src) {
-		if p.Warning {
-			rep.Warnings = append(rep.Warnings, p)
-		} else {
-			rep.Errors = append(rep.Errors, p)
-		}
-	}
-	rep.Valid = len(rep.Errors) == 0
-	return rep
-}
-
-// dirSources answers manifest.Sources from a config directory on disk. A
-// course in the config repo itself (repo: .) is read there too, its path:
-// relative to the directory; other course repos are not looked at.
-type dirSources struct {
-	dir string
-	cfg *manifest.Config
-}
-
-func (d dirSources) ConfigFile(p string) bool {
-	fi, err := os.Stat(filepath.Join(d.dir, filepath.FromSlash(p)))
-	return err == nil && fi.Mode().IsRegular()
-}
-
-func (d dirSources) ReadConfigFile(p string) ([]byte, error) {
-	return os.ReadFile(filepath.Join(d.dir, filepath.FromSlash(p)))
-}
-
-func (d dirSources) CourseFile(course, p string) (exists, known bool) {
-	co, ok := d.cfg.Courses[course]
-	if !ok || co.Repo != "." {
-		return false, false
-	}
-	return d.ConfigFile(path.Join(co.Path, p)), true
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // These tests establish, against the real servers, what moves which
-// last_activity timestamp, so that nbh-sync's activity probe (SPEC §4) can
+// last_activity timestamp, so that nbh-sync's activity probe can
 // read a server without making it look active.
 
 // settledKernel creates a kernel, runs a trivial cell in it so that the

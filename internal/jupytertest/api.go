@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,6 +36,24 @@ type Status struct {
 	// and every kernel's (and terminal's) last activity.
 	LastActivity time.Time `json:"last_activity"`
 	Started      time.Time `json:"started"`
+}
+
+// Dial returns a client of a Jupyter server that runs already — one that
+// nbh-sync spawned, say — at serverURL (http://HOST:PORT/BASE/), sending
+// token. It is a Server without a container of its own: its API methods
+// work; Flavor, ContainerID and ContainerName are empty.
+func Dial(serverURL, token string) (*Server, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("jupytertest: server URL %q: want http://HOST:PORT/BASE/", serverURL)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	base := "/" + strings.Trim(u.Path, "/") + "/"
+	if base == "//" {
+		base = "/"
+	}
+	return &Server{URL: "http://" + u.Host + base, HostPort: port, Token: token, BaseURL: base,
+		http: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
 // HTTPError is a non-2xx answer from the server.

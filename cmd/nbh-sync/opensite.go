@@ -1,0 +1,62 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/nbhosting/nbh-sync/daemon"
+	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/site"
+)
+
+// openSite opens the site for a command that works directly (no daemon).
+// With record, what the command does goes to the history store, unless a
+// daemon holds it. Without record, an existing history store is opened
+// read-only.
+func (g *globals) openSite(record bool) (*site.Site, func(), error) {
+	root, err := filepath.Abs(g.root)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := daemon.PrepareRoot(root, g.log); err != nil {
+		return nil, nil, err
+	}
+	creds, err := g.configCredentials()
+	if err != nil {
+		return nil, nil, err
+	}
+	var hist *history.Store
+	switch {
+	case record:
+		hist, err = history.Open(history.Path(root), history.Options{})
+		if err != nil {
+			g.log.Warn("this run is not recorded in the history", "err", err)
+			hist = nil
+		}
+	case fileExists(history.Path(root)):
+		// Read-only, for the recent builds and actions a status shows.
+		if hist, err = history.Open(history.Path(root), history.Options{ReadOnly: true}); err != nil {
+			g.log.Info("history not shown", "err", err)
+			hist = nil
+		}
+	}
+	s, err := site.New(site.Options{Config: g.config, ConfigCredentials: creds, SafeDirectories: g.safeDirs, Root: root, Log: g.log, History: hist})
+	if err != nil {
+		if hist != nil {
+			hist.Close()
+		}
+		return nil, nil, err
+	}
+	closeAll := func() {
+		s.Close()
+		if hist != nil {
+			hist.Close()
+		}
+	}
+	return s, closeAll, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

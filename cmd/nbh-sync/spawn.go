@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/server"
+)
+
+func newSpawnCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	var uid int
+	cmd := &cobra.Command{
+		Use:   "spawn COURSE STUDENT",
+		Short: "Ensure a student's container runs and print where it answers",
+		Long: `Spawn makes sure STUDENT has a running container for COURSE: a
+running one is used as is; a stopped one is started, unless its image is stale,
+then it is replaced; a missing one is created from the course's current image.
+The student's work directory ROOT/students/STUDENT/COURSE is created if missing.
+It returns once the Jupyter server answers: name, state (existing, started,
+created), host port, URL and the server's Jupyter token (open URL?token=TOKEN).
+
+{uid} is the uid of the host account named STUDENT, or --uid.`,
+		Example: `  nbh-sync spawn flotpython alice
+  nbh-sync spawn flotpython alice --uid 1001 --json`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var res containers.Spawned
+			c, derr := g.daemon(ctx)
+			if derr != nil {
+				return derr
+			}
+			if c != nil {
+				req := server.SpawnRequest{Course: args[0], Student: args[1]}
+				if cmd.Flags().Changed("uid") {
+					req.UID = &uid
+				}
+				var r server.SpawnResult
+				if err := c.do(ctx, "POST", "/api/spawn", nil, req, &r); err != nil {
+					return err
+				}
+				res = containers.Spawned{Name: r.Name, State: containers.SpawnState(r.State), Port: r.Port, URL: r.URL, Token: r.Token}
+			} else {
+				s, done, err := g.openSite(true)
+				if err != nil {
+					return err
+				}
+				defer done()
+				u := ""
+				if cmd.Flags().Changed("uid") {
+					u = strconv.Itoa(uid)
+				}
+				if res, err = s.Spawn(ctx, args[0], args[1], u); err != nil {
+					return err
+				}
+			}
+			if asJSON {
+				return printJSON(g.stdout, res)
+			}
+			open := res.URL
+			if res.Token != "" {
+				open += "?token=" + res.Token
+			}
+			fmt.Fprintf(g.stdout, "%s %s on port %d: %s\n", res.Name, res.State, res.Port, open)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url, token}")
+	cmd.Flags().IntVar(&uid, "uid", -1, "uid to run the student's server as (default: the host account's)")
+	return cmd
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/shortid"
+	"github.com/nbhosting/nbh-sync/reconcile"
+	"github.com/nbhosting/nbh-sync/site"
+)
+
+func newWhyCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "why COURSE [STUDENT]",
+		Short: "Explain why a container or image is (or is not) about to be acted on",
+		Long: `Why explains the decisions the next sync would take about COURSE: whether its
+checkout would move, whether its image would be built (and why: where its
+Dockerfile was found, which image it is built on), and, for each
+of its containers (or STUDENT's only), the action and its reason — activity,
+idle time, image staleness, lingering, freeze windows, guards.`,
+		Example: `  nbh-sync why flotpython
+  nbh-sync why flotpython alice`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := g.plan(cmd.Context(), false)
+			w := whyOf(*rep, args)
+			if asJSON {
+				if jerr := printJSON(g.stdout, w); jerr != nil {
+					return jerr
+				}
+			} else {
+				printWhy(g.stdout, w)
+			}
+			if err != nil {
+				return err
+			}
+			if len(w.Actions) == 0 && len(args) == 2 {
+				return fmt.Errorf("no container %s", containers.Name(args[0], args[1]))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {course, student, pull, build, actions}")
+	return cmd
+}
+
+// why is the part of a plan about one course (and student).
+type why struct {
+	Course  string             `json:"course"`
+	Student string             `json:"student,omitempty"`
+	Pull    *site.PlanPull     `json:"pull,omitempty"`
+	Build   *site.PlanBuild    `json:"build,omitempty"`
+	Actions []reconcile.Action `json:"actions"`
+}
+
+func whyOf(rep site.PlanReport, args []string) why {
+	w := why{Course: args[0], Actions: []reconcile.Action{}}
+	if len(args) == 2 {
+		w.Student = args[1]
+	}
+	for i, p := range rep.Pulls {
+		if p.Course == w.Course {
+			w.Pull = &rep.Pulls[i]
+		}
+	}
+	for _, a := range rep.Actions {
+		if a.Course == w.Course && (w.Student == "" || a.Student == w.Student) {
+			w.Actions = append(w.Actions, a)
+		}
+	}
+	for i, b := range rep.Builds {
+		if slices.Contains(b.Courses, w.Course) {
+			w.Build = &rep.Builds[i]
+		}
+	}
+	return w
+}
+
+func printWhy(w io.Writer, y why) {
+	if y.Pull != nil {
+		fmt.Fprintf(w, "pull: %s would move %s -> %s\n", y.Course, orDash(shortid.Of(y.Pull.From)), shortid.Of(y.Pull.To))
+	} else {
+		fmt.Fprintf(w, "pull: %s is at its branch head\n", y.Course)
+	}
+	if b := y.Build; b != nil {
+		fmt.Fprintf(w, "image %s: %s — %s\n", b.Image, b.Action, b.Reason)
+		if b.Dockerfile != "" {
+			fmt.Fprintf(w, "  Dockerfile: %s\n", b.Dockerfile)
+		}
+		if b.Base != "" {
+			fmt.Fprintf(w, "  built on: %s\n", b.Base)
+		}
+		if len(b.Cascade) > 0 {
+			fmt.Fprintf(w, "  then rebuilt on it: %s\n", strings.Join(b.Cascade, ", "))
+		}
+	}
+	if len(y.Actions) == 0 {
+		fmt.Fprintln(w, "no containers")
+	}
+	for _, a := range y.Actions {
+		fmt.Fprintf(w, "%s: %s — %s\n", a.Container, a.Kind, a.Reason)
+	}
+}

@@ -1,0 +1,111 @@
+package site_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/site"
+)
+
+// recordingEngine is a containers.Engine that records which calls reach it
+// and has no containers and no images.
+type recordingEngine struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+var _ containers.Engine = (*recordingEngine)(nil)
+
+func (e *recordingEngine) rec(op string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls = append(e.calls, op)
+}
+
+func (e *recordingEngine) got() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.calls...)
+}
+
+func (e *recordingEngine) List(context.Context) ([]containers.Raw, error) {
+	e.rec("List")
+	return nil, nil
+}
+
+func (e *recordingEngine) Images(_ context.Context, refs []string) (map[string]containers.Image, error) {
+	e.rec("Images")
+	return map[string]containers.Image{}, nil
+}
+
+func (e *recordingEngine) Inspect(_ context.Context, name string) (containers.Raw, error) {
+	e.rec("Inspect")
+	return containers.Raw{}, containers.ErrNotFound
+}
+
+func (e *recordingEngine) Create(context.Context, containers.Spec) (string, error) {
+	e.rec("Create")
+	return "", errors.New("no")
+}
+
+func (e *recordingEngine) Start(context.Context, string) error { e.rec("Start"); return nil }
+
+func (e *recordingEngine) Stop(context.Context, string, time.Duration) error {
+	e.rec("Stop")
+	return nil
+}
+
+func (e *recordingEngine) Remove(context.Context, string) error { e.rec("Remove"); return nil }
+
+// TestEngineChosenInCoursesYAML: a site whose courses.yaml says
+// engine.kind: swarm spawns through the Swarm engine, not the local one;
+// without it, through the local one.
+func TestEngineChosenInCoursesYAML(t *testing.T) {
+	tests := []struct {
+		name, engine string
+		wantSwarm    bool
+	}{
+		{"local by default", "", false},
+		{"swarm", "engine: {kind: swarm, registry: 127.0.0.1:5000}\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			config := filepath.Join(dir, "config")
+			if err := os.MkdirAll(config, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			yaml := "version: 1\n" + tt.engine + "courses:\n  a: {repo: " + filepath.Join(dir, "none") + "}\n"
+			if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Git(t, config, "init", "-q", "-b", "main")
+			testenv.Git(t, config, "add", "-A")
+			testenv.Git(t, config, "commit", "-q", "-m", "config")
+			local, sw := &recordingEngine{}, &recordingEngine{}
+			st, err := site.New(site.Options{Config: config, Root: filepath.Join(dir, "root"),
+				ContainerEngine: local, SwarmEngine: sw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = st.Spawn(t.Context(), "a", "alice", "1000")
+			if !errors.Is(err, containers.ErrImageNotBuilt) {
+				t.Fatalf("spawn: %v; want image not built (no image anywhere)", err)
+			}
+			used, unused := local, sw
+			if tt.wantSwarm {
+				used, unused = sw, local
+			}
+			if len(used.got()) == 0 || len(unused.got()) != 0 {
+				t.Errorf("calls: chosen engine %v, other engine %v", used.got(), unused.got())
+			}
+		})
+	}
+}
