@@ -22,6 +22,16 @@
 // Terminals have no busy state: their last_activity moves with their input
 // and output. A server without terminals support answers 404 there, which
 // means no terminal.
+//
+// The listed state can be wrong (missed status messages; in jupyter_server
+// 1.x and Notebook 6.x a new websocket's kernel_info "nudge" reply can
+// overwrite "busy" with "idle"), and a student reading a notebook or
+// waiting on a silent computation moves no timestamp at all. So more
+// signals hold a server (see Result.Holds): open websockets (each kernel's
+// "connections", counted by the server and dropped after its ping timeout;
+// /api/status's "connections" is their sum, so it is not read), a kernel
+// remembered busy that has sent nothing since (Memory, kept across passes
+// and restarts), and the container's CPU use since the last look (CPUReader).
 package activity
 
 import (
@@ -87,12 +97,41 @@ type Result struct {
 	LastActivity time.Time `json:"last_activity,omitzero"`
 	// Err says why the server could not be read.
 	Err string `json:"error,omitempty"`
+
+	// Connections is the number of open kernel websockets (browser tabs
+	// or other clients attached to a kernel).
+	Connections int `json:"connections,omitempty"`
+	// KernelStates is each kernel as listed, for Memory.
+	KernelStates []KernelState `json:"-"`
+	// SeenBusy is set by Memory.Observe: the last look that saw busy a
+	// kernel that has sent no message since (and is not listed busy now).
+	SeenBusy time.Time `json:"seen_busy,omitzero"`
+	// StartedAt is the container's start, from the target.
+	StartedAt time.Time `json:"-"`
+	// CPUSample is the container's CPU time at this probe, when read.
+	CPUSample *CPUSample `json:"-"`
+	// CPU is the container's CPU use since the last look (set by
+	// Memory.Observe); nil when it could not be read.
+	CPU *CPUUse `json:"cpu,omitempty"`
+	// CPUErr says why the CPU time could not be read.
+	CPUErr string `json:"cpu_error,omitempty"`
+	// CPUEngineCall says reading the CPU time cost an engine call.
+	CPUEngineCall bool `json:"-"`
+}
+
+// KernelState is one kernel as the server listed it.
+type KernelState struct {
+	ID             string
+	ExecutionState string
+	LastActivity   time.Time
+	Connections    int
 }
 
 // Idle reports whether the server has been idle for at least d at now.
-// Only Answered and Unreachable servers can be idle; a busy one never is.
+// Only Answered and Unreachable servers can be idle; one that something
+// holds (Holds) never is.
 func (r Result) Idle(now time.Time, d time.Duration) bool {
-	if r.Busy || (r.State != Answered && r.State != Unreachable) {
+	if len(r.Holds()) > 0 || (r.State != Answered && r.State != Unreachable) {
 		return false
 	}
 	return !r.LastActivity.IsZero() && now.Sub(r.LastActivity) >= d
@@ -114,11 +153,18 @@ type Prober struct {
 	SecondLook time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// CPU reads each container's CPU time, also when its server does not
+	// answer; nil reads none.
+	CPU *LocalFirst
+	// CPUConcurrency bounds the CPU reads in flight, apart from the
+	// probes: an engine answers a one-shot stats call at its next
+	// sampling tick (about a second), whatever the load.
+	CPUConcurrency int
 }
 
 // New returns a Prober with defaults for a real site.
 func New() *Prober {
-	return &Prober{Client: &http.Client{}, Concurrency: 8, Timeout: 5 * time.Second,
+	return &Prober{Client: &http.Client{}, Concurrency: 8, CPUConcurrency: 32, Timeout: 5 * time.Second,
 		Grace: 2 * time.Minute, SecondLook: 3 * time.Second}
 }
 
@@ -129,6 +175,7 @@ func (p *Prober) Probe(ctx context.Context, targets []Target) map[string]Result 
 	out := make(map[string]Result, len(targets))
 	var mu sync.Mutex
 	sem := make(chan struct{}, max(p.Concurrency, 1))
+	cpuSem := make(chan struct{}, max(p.CPUConcurrency, 1))
 	var wg sync.WaitGroup
 	for _, t := range targets {
 		wg.Go(func() {
@@ -142,6 +189,25 @@ func (p *Prober) Probe(ctx context.Context, targets []Target) map[string]Result 
 			}
 			r := p.one(ctx, t)
 			<-sem
+			r.StartedAt = t.StartedAt
+			// Apart from the HTTP probes, so that slow engine reads
+			// (the engine answers a stats call at its next sampling
+			// tick) do not hold back the probes.
+			if p.CPU != nil {
+				select {
+				case cpuSem <- struct{}{}:
+					used, viaEngine, err := p.CPU.Read(ctx, t.ID)
+					<-cpuSem
+					r.CPUEngineCall = viaEngine
+					if err != nil {
+						r.CPUErr = err.Error()
+					} else {
+						r.CPUSample = &CPUSample{Used: used, At: time.Now(), ViaEngine: viaEngine}
+					}
+				case <-ctx.Done():
+					r.CPUErr = ctx.Err().Error()
+				}
+			}
 			mu.Lock()
 			out[t.ID] = r
 			mu.Unlock()
@@ -201,6 +267,7 @@ type kernel struct {
 	ID             string `json:"id"`
 	LastActivity   string `json:"last_activity"`
 	ExecutionState string `json:"execution_state"`
+	Connections    int    `json:"connections"`
 }
 
 // terminal is one entry of GET /api/terminals.
@@ -296,6 +363,8 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 		case "starting":
 			r.Starting++
 		}
+		r.Connections += max(k.Connections, 0)
+		r.KernelStates = append(r.KernelStates, KernelState{ID: k.ID, ExecutionState: k.ExecutionState, LastActivity: at, Connections: k.Connections})
 		if at.After(r.LastActivity) {
 			r.LastActivity = at
 		}

@@ -9,6 +9,8 @@
 #   BENCH_CONTAINERS=1000  bench/pass, bench/memory: containers (CI: 100)
 #   BENCH_RUNNING=50       bench/pass: of which running fake Jupyter servers
 #   BENCH_COURSES=100      bench/memory: courses
+#   BENCH_SERVERS=1000     bench/probe: running servers probed per round
+#   BENCH_ENGINE=10        bench/probe: real containers for the engine CPU reads (0: skip)
 #   BENCH_WEBSOCKETS=1000  bench/frontdoor: idle websockets held open
 #   BENCH_CLASS=100        bench/frontdoor class: students starting at once
 #   BENCH_ONLY="pass spawn" run only these
@@ -22,9 +24,10 @@ export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 GO=${GO:-go}
 OUT=${BENCH_OUT:-$(mktemp -d -t nbh-bench.XXXXXX)}
 mkdir -p "$OUT"
-ONLY=${BENCH_ONLY:-gitpoll spawn build pass memory frontdoor class}
+ONLY=${BENCH_ONLY:-gitpoll spawn build pass probe memory frontdoor class}
 REPOS=${BENCH_REPOS:-100} ROUNDS=${BENCH_ROUNDS:-3} SPAWN=${BENCH_SPAWN:-10}
 CONTAINERS=${BENCH_CONTAINERS:-1000} RUNNING=${BENCH_RUNNING:-50} COURSES=${BENCH_COURSES:-100}
+SERVERS=${BENCH_SERVERS:-1000} ENGINE=${BENCH_ENGINE:-10}
 WEBSOCKETS=${BENCH_WEBSOCKETS:-1000}
 export BENCH_CLASS=${BENCH_CLASS:-100}
 
@@ -86,6 +89,12 @@ if bench pass "$GO" run ./bench/pass -n "$CONTAINERS" -running "$RUNNING" -round
 		l=$conc; n=$(get concurrency); w=$(get wall); r=$(get retired)
 		l=$one; row pass "apply, $r retirements" "$w (concurrency $n)" "$(get wall) (one at a time)" "$(sed -n 's/^ratio concurrency [0-9]* \/ 1: \(.*\)/\1/p' "$OUT/pass.txt")"
 	fi
+fi
+
+if bench probe "$GO" run ./bench/probe -n "$SERVERS" -rounds "$ROUNDS" -engine "$ENGINE"; then
+	l=$(grep '^RESULT probe' "$OUT/probe.txt")
+	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
+	row probe "probe round, $SERVERS servers" "$(get cpu) (+CPU, memory)" "$(get today) (HTTP only)" "wall $(get ratio); via engine $(get engine_ratio)"
 fi
 
 if bench memory "$GO" run ./bench/memory -courses "$COURSES" -containers "$CONTAINERS"; then

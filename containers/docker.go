@@ -2,7 +2,9 @@ package containers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -219,4 +221,24 @@ func (d *Docker) Remove(ctx context.Context, id string) error {
 		return nil
 	}
 	return fmt.Errorf("remove container %s: %w", id, err)
+}
+
+// CPUTime returns the CPU time a container's processes used since it
+// started, from one one-shot stats call (the engine answers at once, from
+// the container's cgroup, instead of sampling for a second). For the
+// activity probe when the container's cgroup is not on this host.
+func (d *Docker) CPUTime(ctx context.Context, id string) (time.Duration, error) {
+	rd, err := d.cli.ContainerStatsOneShot(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("stats of container %s: %w", id, err)
+	}
+	defer rd.Body.Close()
+	var st container.StatsResponse
+	if err := json.NewDecoder(io.LimitReader(rd.Body, 1<<20)).Decode(&st); err != nil {
+		return 0, fmt.Errorf("stats of container %s: %w", id, err)
+	}
+	if st.CPUStats.CPUUsage.TotalUsage == 0 && st.Read.IsZero() {
+		return 0, fmt.Errorf("stats of container %s: no CPU figures (not running?)", id)
+	}
+	return time.Duration(st.CPUStats.CPUUsage.TotalUsage), nil
 }

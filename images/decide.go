@@ -201,8 +201,9 @@ func (e *BuildError) InputsAtFault() bool {
 		return true
 	case StageBuild:
 		// The classic builder logs "Step N/M" for each instruction it
-		// runs: a failure after one is the Dockerfile's.
-		return strings.Contains(e.Log, "Step ")
+		// runs (podman's buildah "STEP N/M:"): a failure after one is the
+		// Dockerfile's.
+		return strings.Contains(e.Log, "Step ") || strings.Contains(e.Log, "STEP ")
 	}
 	return false
 }

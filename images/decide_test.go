@@ -70,6 +70,7 @@ func TestBuildErrorInputsAtFault(t *testing.T) {
 		{"base failed", &BuildError{Stage: StageContext, Err: ErrBaseFailed}, false},
 		{"lint", &BuildError{Stage: StageLint}, true},
 		{"a step failed", &BuildError{Stage: StageBuild, Log: "Step 2/3 : RUN false\n"}, true},
+		{"a step failed on podman", &BuildError{Stage: StageBuild, Log: "STEP 2/2: RUN echo installing; exit 3\ninstalling\n"}, true},
 		{"engine unreachable", &BuildError{Stage: StageBuild, Log: ""}, false},
 		{"smoke", &BuildError{Stage: StageSmoke}, true},
 		{"tag", &BuildError{Stage: StageTag}, false},

@@ -26,6 +26,7 @@ type Metrics struct {
 	builds        *prometheus.CounterVec
 	containers    *prometheus.GaugeVec
 	probeErrors   *prometheus.CounterVec
+	cpuEngine     prometheus.Counter
 	gitErrors     *prometheus.CounterVec
 	lastPass      prometheus.Gauge
 	passes        *prometheus.CounterVec
@@ -62,6 +63,10 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "probe_errors_total",
 			Help: "Activity probes that failed, by course.",
 		}, []string{"course"}),
+		cpuEngine: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "cpu_engine_reads_total",
+			Help: "Engine calls made to read containers' CPU time (when their cgroups are not on this host), apart from each pass's constant engine calls.",
+		}),
 		gitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "git_errors_total",
 			Help: "Failed git operations (remote check, fetch), by remote (credentials removed).",
@@ -76,7 +81,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 	}
 	m.reg.MustRegister(m.passDuration, m.buildDuration, m.actions, m.builds, m.containers,
-		m.probeErrors, m.gitErrors, m.lastPass, m.passes,
+		m.probeErrors, m.cpuEngine, m.gitErrors, m.lastPass, m.passes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -140,6 +145,9 @@ func (m *Metrics) SetContainers(counts []ContainerCount) {
 		m.containers.WithLabelValues(c.Course, c.State, stale).Add(float64(c.Count))
 	}
 }
+
+// CountCPUEngineReads adds the engine calls a pass made to read CPU time.
+func (m *Metrics) CountCPUEngineReads(n int) { m.cpuEngine.Add(float64(n)) }
 
 // ProbeError counts a failed activity probe of a container of course.
 func (m *Metrics) ProbeError(course string) { m.probeErrors.WithLabelValues(course).Inc() }

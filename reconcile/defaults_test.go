@@ -1,7 +1,6 @@
 package reconcile_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
@@ -36,9 +33,11 @@ func courseImage(t *testing.T, cli *client.Client, course string, extra ...teste
 	t.Helper()
 	base := jupytertest.Stacks(t, cli)
 	files := append([]testenv.File{
-		// The labels of a build by this site: a spawn refuses any other.
-		{Name: "Dockerfile", Data: fmt.Appendf(nil, "FROM %s\nCOPY start-in-dir-as-uid.sh %s\nLABEL %s=%s %s=%s\n",
-			base, images.StartScriptPath, images.LabelImage, course, images.LabelBuildKey, strings.Repeat("0", 64))},
+		// The labels of a build by this site (a spawn refuses any other),
+		// first: no layer is shared with another test's image, which its
+		// cleanup could prune while this build uses it.
+		{Name: "Dockerfile", Data: fmt.Appendf(nil, "FROM %s\nLABEL %s=%s %s=%s\nCOPY start-in-dir-as-uid.sh %s\n",
+			base, images.LabelImage, course, images.LabelBuildKey, strings.Repeat("0", 64), images.StartScriptPath)},
 		{Name: "start-in-dir-as-uid.sh", Mode: 0o755, Data: images.StartScript},
 	}, extra...)
 	if _, err := testenv.BuildImage(t.Context(), cli, files, course+":latest"); err != nil {
@@ -60,43 +59,10 @@ func defaultsConfig(t *testing.T, course, extra string) *manifest.Config {
 	return cfg
 }
 
-// execIn runs cmd in container id as root and returns its output.
-func execIn(t *testing.T, cli *client.Client, id string, cmd ...string) string {
-	t.Helper()
-	return execAs(t, cli, id, "0", cmd...)
-}
-
-// execAs runs cmd in container id as user, with the container's
-// environment, and returns its output (stdout, then stderr).
+// execAs runs cmd in container id as user (testenv.Exec).
 func execAs(t *testing.T, cli *client.Client, id, user string, cmd ...string) string {
 	t.Helper()
-	ctx := t.Context()
-	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, User: user, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		t.Fatalf("exec %v: %v", cmd, err)
-	}
-	att, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
-	if err != nil {
-		t.Fatalf("exec %v: %v", cmd, err)
-	}
-	defer att.Close()
-	var out, errOut bytes.Buffer
-	if _, err := stdcopy.StdCopy(&out, &errOut, att.Reader); err != nil {
-		t.Fatalf("exec %v: %v", cmd, err)
-	}
-	return out.String() + errOut.String()
-}
-
-// serverUID is the real uid of the container's first process: the Jupyter
-// server, once the start script and the shims have exec'd into it.
-func serverUID(t *testing.T, cli *client.Client, id string) (uid, cmdline string) {
-	t.Helper()
-	for _, line := range strings.Split(execIn(t, cli, id, "cat", "/proc/1/status"), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
-			uid = f[1]
-		}
-	}
-	return uid, strings.ReplaceAll(execIn(t, cli, id, "cat", "/proc/1/cmdline"), "\x00", " ")
+	return testenv.Exec(t, cli, id, user, cmd...)
 }
 
 // TestDefaultsServeTheStudentAndRetireWhenIdle is the default path end to
@@ -135,8 +101,10 @@ func TestDefaultsServeTheStudentAndRetireWhenIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if uid, cmd := serverUID(t, cli, sp.ID); uid != "1234" || !strings.Contains(cmd, "jupyter_server") {
-		t.Errorf("the server runs as uid %q (%s), want the student's 1234, running jupyter_server", uid, cmd)
+	// The Jupyter server (python3 -m jupyter_server), however the start
+	// script got there (exec or a runuser child), runs as the student.
+	if ps := testenv.ProcessUIDs(t, cli, sp.ID, "-m jupyter_server"); len(ps) != 1 || !strings.HasPrefix(ps[0], "1234 ") {
+		t.Errorf("Jupyter server processes (uid command) %q, want one, of uid 1234", ps)
 	}
 	if sp.Token == "" {
 		t.Fatal("spawn handed out no token")

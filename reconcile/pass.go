@@ -33,6 +33,13 @@ type Pass struct {
 	// Now is the clock plans are made at; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
+	// MemoryFile keeps what the probe remembers between passes (kernels
+	// seen busy, CPU time at the last look: activity.Memory); empty keeps
+	// nothing, so every pass looks afresh.
+	MemoryFile string
+	// CPUThreshold is the share of one core above which a container is
+	// working; activity.DefaultCPUThreshold when zero.
+	CPUThreshold float64
 	// Had holds the courses of earlier config revisions (the site's
 	// record), so that unlabelled nbhosting containers of a course
 	// removed since are still the site's to retire; see Desired.Adopts.
@@ -54,6 +61,13 @@ type Observed struct {
 	Desired    Desired                    `json:"-"`
 	Containers []containers.Container     `json:"containers"`
 	Activity   map[string]activity.Result `json:"activity"`
+	// Memory is the probe's memory brought up to date by this
+	// observation; Remember keeps it.
+	Memory *activity.Memory `json:"-"`
+	// CPUEngineReads counts the engine calls made to read CPU time (one
+	// per running container when its cgroup is not on this host), apart
+	// from the pass's constant engine calls.
+	CPUEngineReads int `json:"cpu_engine_reads,omitempty"`
 }
 
 // Observe reads the engine and probes every running managed container.
@@ -90,8 +104,30 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		}
 		targets = append(targets, t)
 	}
-	act := p.Prober.Probe(ctx, targets)
-	return Observed{Desired: d, Containers: cs, Activity: act}, nil
+	act, mem, err := p.Prober.Round(ctx, targets, p.MemoryFile, p.CPUThreshold)
+	if err != nil && p.Log != nil {
+		// Starting afresh only forgets reasons to keep servers (kernels
+		// seen busy, the CPU baseline): the next pass has them again.
+		p.Log.Warn("activity memory unreadable, starting afresh", "err", err)
+	}
+	obs := Observed{Desired: d, Containers: cs, Activity: act, Memory: mem}
+	for _, r := range act {
+		if r.CPUEngineCall {
+			obs.CPUEngineReads++
+		}
+	}
+	return obs, nil
+}
+
+// Remember keeps the probe's memory of obs for the next pass (and the next
+// daemon). Only a pass that applies its plan calls it: a plan or a why
+// reads the memory and leaves it, so that it does not shorten the window
+// the next pass measures CPU use over.
+func (p *Pass) Remember(obs Observed) error {
+	if p.MemoryFile == "" || obs.Memory == nil {
+		return nil
+	}
+	return obs.Memory.Save(p.MemoryFile)
 }
 
 // ObserveError is a pass that could not read the engine: it planned and
@@ -120,13 +156,16 @@ func (p *Pass) Preview(ctx context.Context, cfg *manifest.Config, allowMassPrune
 }
 
 // Run does one pass: observe, plan, apply, Concurrency retirements at a
-// time. The result holds the plan and what became of each retirement; when
-// the engine cannot be read the error is an *ObserveError and the result
-// holds no plan.
+// time. It keeps the probe's memory for the next pass. The result holds the
+// plan and what became of each retirement; when the engine cannot be read
+// the error is an *ObserveError and the result holds no plan.
 func (p *Pass) Run(ctx context.Context, cfg *manifest.Config, allowMassPrune bool) (Result, error) {
 	res, err := p.Preview(ctx, cfg, allowMassPrune)
 	if err != nil {
 		return res, err
+	}
+	if err := p.Remember(res.Observed); err != nil && p.Log != nil {
+		p.Log.Warn("activity memory not kept", "err", err)
 	}
 	ap := &Applier{Exec: p.Containers, Locks: p.Containers.Locks(), Concurrency: cmp.Or(p.Concurrency, DefaultConcurrency), Log: p.Log}
 	res.Outcomes, err = ap.Apply(ctx, res.Actions)

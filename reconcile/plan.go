@@ -97,7 +97,10 @@ func NewDesired(cfg *manifest.Config, current map[string]string) Desired {
 // The rules, in order: a container of a removed or archived course is
 // removed once idle; a stopped one is removed if its image is stale, kept
 // otherwise; a running one idle for the course's idle time is stopped, or
-// removed if stale; one older than lingering is stopped (or removed if
+// removed if stale — idle meaning nothing holds it (a busy kernel, an open
+// connection, a kernel seen busy and silent since, CPU use: see
+// activity.Result.Holds) and its last kernel or terminal activity is that
+// old; one older than lingering is stopped (or removed if
 // stale) even if active; an active one is kept, and reported if stale; one
 // whose activity cannot be read is kept. Then the guards: freeze windows
 // suspend retirement for staleness and lingering; the mass-prune guard holds
@@ -180,6 +183,10 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 		}
 	case lingers(c, co, now):
 		k, text := Stop, lingerText(c, co, now)
+		if probed && len(r.Holds()) > 0 {
+			// lingering is the hard cap: it stops a held server too.
+			text += ", although " + strings.Join(r.Holds(), ", ")
+		}
 		if stale {
 			k, text = Remove, text+", "+staleText
 		}
@@ -221,8 +228,8 @@ func activityText(r activity.Result, probed bool, now time.Time) string {
 	switch {
 	case !probed:
 		return "activity not probed"
-	case r.Busy:
-		return "active (a kernel is busy)"
+	case len(r.Holds()) > 0:
+		return "active (" + strings.Join(r.Holds(), ", ") + ")"
 	case r.State == activity.Answered:
 		return fmt.Sprintf("active (last activity %s ago)", round(now.Sub(r.LastActivity)))
 	case r.State == activity.Starting:

@@ -47,6 +47,13 @@ func lastActive(ago time.Duration) activity.Result {
 	return activity.Result{State: activity.Answered, Kernels: 1, LastActivity: now.Add(-ago)}
 }
 
+// held is a server idle for 3 hours but for what mod sets.
+func held(mod func(*activity.Result)) activity.Result {
+	r := lastActive(3 * time.Hour)
+	mod(&r)
+	return r
+}
+
 func confirmed(d Desired) Desired { d.AllowMassPrune = true; return d }
 
 func frozenMonday(co *manifest.Course) {
@@ -124,6 +131,29 @@ func TestPlanRules(t *testing.T) {
 			map[string]activity.Result{"a": lastActive(3 * time.Hour)}, want{Remove, "", "no longer in courses.yaml"}},
 		{"removed, active: keep", confirmed(desired(course("x"))), ctr("gone", "a", R, v2, time.Hour),
 			map[string]activity.Result{"a": busy()}, want{Keep, "", "removed once idle"}},
+		// What holds an old, otherwise idle server, in the words of why.
+		{"open connection: keep", desired(course("c")), ctr("c", "a", R, v2, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.Connections = 1 })}, want{Keep, "", "active (1 open connection), image current"}},
+		{"kernel seen busy, silent since: keep", desired(course("c")), ctr("c", "a", R, v2, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.SeenBusy = now.Add(-118 * time.Minute) })},
+			want{Keep, "", "kernel seen busy at 08:02 UTC, silent since"}},
+		{"CPU use: keep", desired(course("c")), ctr("c", "a", R, v2, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) {
+				r.CPU = &activity.CPUUse{Percent: 37, Over: 5 * time.Minute, Above: true}
+			})}, want{Keep, "", "37% CPU over the last 5 min"}},
+		{"CPU under the threshold: stop", desired(course("c")), ctr("c", "a", R, v2, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.CPU = &activity.CPUUse{Percent: 3, Over: 5 * time.Minute} })},
+			want{Stop, "", "idle for 3h0m0s"}},
+		{"CPU use, unreachable server: keep, stale reported", desired(course("c")), ctr("c", "a", R, v1, 5*time.Hour),
+			map[string]activity.Result{"a": {State: activity.Unreachable, LastActivity: now.Add(-5 * time.Hour),
+				CPU: &activity.CPUUse{Percent: 99, Over: 5 * time.Minute, Above: true}}}, want{ReportStale, "", "99% CPU"}},
+		{"open connection, archived course: kept until idle", desired(course("c", archived)), ctr("c", "a", R, v2, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.Connections = 2 })}, want{Keep, "", "2 open connections"}},
+		{"open connection, lingering: stop, saying so", desired(course("c")), ctr("c", "a", R, v2, 49*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.Connections = 1 })},
+			want{Stop, "", "beyond lingering (48h0m0s), although 1 open connection"}},
+		{"open connection, lingering, frozen: held", desired(course("c", frozenMonday)), ctr("c", "a", R, v2, 49*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.Connections = 1 })}, want{Hold, Stop, "freeze window"}},
 		// Freeze windows: Monday 08:00 for 4h is open at 10:00.
 		{"freeze: stopped stale is held", desired(course("c", frozenMonday)), ctr("c", "a", S, v1, 0), nil,
 			want{Hold, Remove, `freeze window "0 8 * * 1" for 4h0m0s open since 2025-03-03T08:00:00Z`}},

@@ -20,6 +20,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,7 +69,9 @@ func TestPropPass(t *testing.T) {
 	// The generator must reach the cases the invariants are about.
 	for what, n := range map[string]int{"stops": stats.Stops, "removes": stats.Removes, "holds": stats.Holds,
 		"skipped after a hand-out": stats.SkippedHandedOut, "skipped, replaced": stats.SkippedReplaced,
-		"retired lingering": stats.Lingering} {
+		"retired lingering":           stats.Lingering,
+		"kept for an open connection": stats.HeldConn, "kept for a kernel seen busy": stats.HeldSeenBusy,
+		"kept for CPU use": stats.HeldCPU} {
 		if n == 0 && iters >= 50 {
 			t.Errorf("no %s in %d worlds: the generator misses a case", what, iters)
 		}
@@ -79,6 +82,7 @@ func TestPropPass(t *testing.T) {
 type worldStats struct {
 	Passes, Containers, Stops, Removes, Holds, Spawns          int
 	SkippedHandedOut, SkippedReplaced, SkippedOther, Lingering int
+	HeldConn, HeldSeenBusy, HeldCPU                            int
 }
 
 func (s *worldStats) add(o worldStats) {
@@ -92,6 +96,9 @@ func (s *worldStats) add(o worldStats) {
 	s.SkippedReplaced += o.SkippedReplaced
 	s.SkippedOther += o.SkippedOther
 	s.Lingering += o.Lingering
+	s.HeldConn += o.HeldConn
+	s.HeldSeenBusy += o.HeldSeenBusy
+	s.HeldCPU += o.HeldCPU
 }
 
 // The truth about a running container's server.
@@ -115,6 +122,40 @@ type simCtr struct {
 	srv                              srvKind
 	busy                             bool
 	last                             time.Time
+
+	// What one look at the server cannot tell. listedIdle: the server
+	// lists the busy kernel idle (a missed or overwritten status), with
+	// no message since. busySeen: a pass's probe listed the running cell
+	// busy. conns: open websockets. cpuRate: the share of a core its
+	// processes use, steady since cpuSince; cpuUsed: its CPU time since
+	// it started. prevLook, lastLook: the two last probes.
+	listedIdle, busySeen bool
+	conns                int
+	cpuRate              float64
+	cpuSince             time.Time
+	cpuUsed              time.Duration
+	prevLook, lastLook   time.Time
+}
+
+// cpuRates are the shares of a core containers use: idle, a background
+// trickle, a computation, a full core.
+var cpuRates = []float64{0, 0, 0.02, 0.3, 1}
+
+// resetWork is a (re)started container: a fresh server, no computation,
+// its cgroup's CPU time back to zero.
+func (c *simCtr) resetWork(at time.Time) {
+	c.srv, c.busy, c.listedIdle, c.busySeen, c.conns = srvNoKernel, false, false, false, 0
+	c.cpuRate, c.cpuSince, c.cpuUsed, c.prevLook, c.lastLook = 0, at, 0, time.Time{}, time.Time{}
+}
+
+// advance moves a world's clock, running its containers' CPU meanwhile.
+func (w *world) advance(d time.Duration) {
+	for _, c := range w.ctrs {
+		if c.running {
+			c.cpuUsed += time.Duration(float64(d) * c.cpuRate)
+		}
+	}
+	w.now = w.now.Add(d)
 }
 
 type simCourse struct {
@@ -160,6 +201,8 @@ type world struct {
 	cfgSnap map[string]simCourse        // courses as the plan saw them
 	retired map[string]map[string]bool  // course -> container IDs retired
 
+	memFile string // the activity memory, as ROOT/state/activity.json
+
 	violations []string
 	trace      []string
 	stats      worldStats
@@ -167,7 +210,8 @@ type world struct {
 
 func newWorld(t *testing.T, seed uint64) *world {
 	w := &world{
-		seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		memFile: filepath.Join(t.TempDir(), "state", "activity.json"),
+		seed:    seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		locks: containers.NewLocks(), foreignLocks: containers.NewLocks(),
 		// The clock starts far ahead of the real one: Locks forgets a
 		// hand-out older than an hour of real time, and simulated times
@@ -264,7 +308,8 @@ func (w *world) create(course, student, image string, at time.Time) *simCtr {
 	}
 	w.nextID++
 	c := &simCtr{id: fmt.Sprintf("ctr%05d", w.nextID), name: name, course: course, student: student, image: image,
-		running: true, created: at, started: at, port: 30000 + w.nextID, srv: srvNoKernel}
+		running: true, created: at, started: at, port: 30000 + w.nextID}
+	c.resetWork(at)
 	w.ctrs[c.id], w.byName[name] = c, c.id
 	w.stats.Containers++
 	return c
@@ -304,7 +349,8 @@ func (w *world) spawn(ctx context.Context, course, student string, at time.Time,
 		c, how = w.create(course, student, img, at), "created"
 	case c.running:
 	case c.image == img && c.port != 0:
-		c.running, c.started, c.srv, c.busy, how = true, at, srvNoKernel, false, "started"
+		c.running, c.started, how = true, at, "started"
+		c.resetWork(at)
 	default:
 		delete(w.ctrs, c.id)
 		delete(w.byName, c.name)
@@ -322,7 +368,7 @@ func (w *world) spawn(ctx context.Context, course, student string, at time.Time,
 	locks.MarkHandedOut(course, student, at)
 	w.stats.Spawns++
 	if works {
-		c.srv, c.busy, c.last = srvKernel, busy, at
+		c.srv, c.busy, c.last, c.listedIdle, c.busySeen = srvKernel, busy, at, false, false
 	}
 	w.trace = append(w.trace, fmt.Sprintf("  spawn %s: %s %s (foreign %v)", c.name, how, c.id, foreign))
 }
@@ -341,7 +387,7 @@ func (w *world) run(ctx context.Context) {
 // step advances the clock and does one random thing.
 func (w *world) step(ctx context.Context) {
 	r := w.rng
-	w.now = w.now.Add(time.Duration(1+r.IntN(180)) * time.Minute)
+	w.advance(time.Duration(1+r.IntN(180)) * time.Minute)
 	switch n := r.IntN(20); {
 	case n < 5: // students work, stop working, servers fail
 		for _, id := range slices.Sorted(maps.Keys(w.ctrs)) {
@@ -349,19 +395,39 @@ func (w *world) step(ctx context.Context) {
 			if !c.running || r.IntN(3) != 0 {
 				continue
 			}
-			switch r.IntN(6) {
+			switch r.IntN(10) {
 			case 0, 1:
+				// A cell starts (or some activity); the server may miss
+				// its busy status from the start.
 				c.srv, c.busy, c.last = srvKernel, r.IntN(3) == 0, w.now.Add(-time.Duration(r.IntN(30))*time.Minute)
+				c.listedIdle, c.busySeen = c.busy && r.IntN(4) == 0, false
 			case 2:
-				c.busy = false
+				// The cell finishes: its last status message moves the
+				// kernel's last_activity.
+				if c.busy {
+					c.busy, c.listedIdle, c.busySeen, c.last = false, false, false, w.now
+				}
+			case 6:
+				// The server overwrites a busy kernel's state with idle.
+				c.listedIdle = c.busy
+			case 7:
+				if c.srv == srvKernel {
+					c.conns = pick(r, 0, 0, 1, 2)
+				}
+			case 8, 9:
+				c.cpuRate, c.cpuSince = pick(r, cpuRates...), w.now
 			case 3:
 				c.srv = srvDown
 			case 4:
 				c.srv = srvError
 			case 5:
-				c.srv, c.busy = srvNoKernel, false
+				c.srv, c.busy, c.listedIdle, c.busySeen, c.conns = srvNoKernel, false, false, false, 0
 			}
-			w.logf("activity %s: srv %d busy %v last %s", c.name, c.srv, c.busy, c.last.Format("Mon 15:04"))
+			if c.srv != srvKernel {
+				c.conns = 0 // connections are to kernels
+			}
+			w.logf("activity %s: srv %d busy %v (listed idle %v) last %s conns %d cpu %.2f since %s", c.name, c.srv, c.busy, c.listedIdle,
+				c.last.Format("Mon 15:04"), c.conns, c.cpuRate, c.cpuSince.Format("Mon 15:04"))
 		}
 	case n < 7: // an image is rebuilt
 		img := w.courses[w.randomCourse()].co.ImageOf()
@@ -397,7 +463,11 @@ func (w *world) settle(ctx context.Context) {
 		if c.srv != srvKernel {
 			c.srv = srvNoKernel
 		}
-		c.busy = false
+		if c.busy {
+			c.last = w.now // the cell ends, with a message
+		}
+		c.busy, c.listedIdle, c.busySeen, c.conns = false, false, false, 0
+		c.cpuRate, c.cpuSince = 0, w.now
 	}
 	limit := w.defaults.RetireLimit
 	for _, sc := range w.courses {
@@ -412,7 +482,7 @@ func (w *world) settle(ctx context.Context) {
 	// removed after); lingering (48h at most) ends every unprobed one.
 	bound := 2*((most+limit-1)/limit) + 30
 	for range bound {
-		w.now = w.now.Add(3 * time.Hour)
+		w.advance(3 * time.Hour)
 		w.pass(ctx, false, true)
 		if len(w.violations) > 0 {
 			return
@@ -454,18 +524,25 @@ func builtImages(m map[string]string) map[string]string {
 }
 
 // probe is what activity.Prober would report for each running container
-// with a published port.
+// with a published port, completed by the activity memory kept in a file
+// (read and written by every pass, as a restarted daemon would).
 func (w *world) probe() map[string]activity.Result {
 	out := map[string]activity.Result{}
 	for id, c := range w.ctrs {
 		if !c.running || c.port == 0 {
 			continue
 		}
+		c.prevLook, c.lastLook = c.lastLook, w.now
 		switch c.srv {
 		case srvNoKernel:
 			out[id] = activity.Result{State: activity.Answered, LastActivity: c.started}
 		case srvKernel:
-			out[id] = activity.Result{State: activity.Answered, Kernels: 1, Busy: c.busy, LastActivity: c.last}
+			listed := "idle"
+			if c.busy && !c.listedIdle {
+				listed, c.busySeen = "busy", true
+			}
+			out[id] = activity.Result{State: activity.Answered, Kernels: 1, Busy: listed == "busy", LastActivity: c.last, Connections: c.conns,
+				KernelStates: []activity.KernelState{{ID: "k-" + id, ExecutionState: listed, LastActivity: c.last, Connections: c.conns}}}
 		case srvDown:
 			if w.now.Sub(c.started) < grace {
 				out[id] = activity.Result{State: activity.Starting, Err: "no answer"}
@@ -475,6 +552,17 @@ func (w *world) probe() map[string]activity.Result {
 		case srvError:
 			out[id] = activity.Result{State: activity.Unknown, Err: "status 500"}
 		}
+		r := out[id]
+		r.StartedAt, r.CPUSample = c.started, &activity.CPUSample{Used: c.cpuUsed, At: w.now}
+		out[id] = r
+	}
+	mem, err := activity.LoadMemory(w.memFile)
+	if err != nil {
+		w.violate("load memory: %v", err)
+	}
+	mem.Observe(out, w.now, activity.DefaultCPUThreshold)
+	if err := mem.Save(w.memFile); err != nil {
+		w.violate("save memory: %v", err)
 	}
 	return out
 }
@@ -499,6 +587,7 @@ func (w *world) pass(ctx context.Context, racing, settling bool) {
 		w.violate("list: %v", err)
 		return
 	}
+	act := w.probe()
 	w.mu.Lock()
 	w.planAt = w.now
 	w.planned, w.snap, w.cfgSnap, w.retired = map[string]reconcile.Action{}, map[string]simCtr{}, map[string]simCourse{}, map[string]map[string]bool{}
@@ -509,7 +598,7 @@ func (w *world) pass(ctx context.Context, racing, settling bool) {
 		w.cfgSnap[n] = *sc
 	}
 	w.mu.Unlock()
-	plan := reconcile.Plan(d, observed, w.probe(), w.planAt)
+	plan := reconcile.Plan(d, observed, act, w.planAt)
 	if len(plan) != len(observed) {
 		w.violate("plan has %d actions for %d containers", len(plan), len(observed))
 	}
@@ -519,6 +608,11 @@ func (w *world) pass(ctx context.Context, racing, settling bool) {
 		}
 		if a.Kind == reconcile.Hold {
 			w.stats.Holds++
+		}
+		if a.Kind == reconcile.Keep || a.Kind == reconcile.ReportStale {
+			w.stats.HeldConn += b2i(strings.Contains(a.Reason, "open connection"))
+			w.stats.HeldSeenBusy += b2i(strings.Contains(a.Reason, "seen busy"))
+			w.stats.HeldCPU += b2i(strings.Contains(a.Reason, "% CPU"))
 		}
 		w.trace = append(w.trace, fmt.Sprintf("  plan %s %s %s: %s", a.Kind, a.Container, a.ID, a.Reason))
 	}
@@ -654,9 +748,17 @@ func (w *world) retiring(op, id string) {
 	}
 }
 
-// active is the oracle of "active" (docs/design.md): a busy kernel, a server whose activity
-// cannot be read (no port, an error, starting up), or activity within idle.
+// active is the oracle of "active" (docs/design.md): a server whose activity
+// cannot be read (no port, an error, starting up); a busy kernel the server
+// lists busy, or that a pass saw listed busy since its cell started (the
+// server may list it idle later); an open connection; a computation at or
+// above the CPU threshold all the time since the previous look (since the
+// start, when restarted since or never looked at); or activity within idle.
 func active(c simCtr, now time.Time, idle time.Duration) bool {
+	window := maxTime(c.prevLook, c.started)
+	if c.cpuRate >= activity.DefaultCPUThreshold && !c.cpuSince.After(window) {
+		return true
+	}
 	last := c.started
 	switch {
 	case c.port == 0 || c.srv == srvError:
@@ -664,12 +766,19 @@ func active(c simCtr, now time.Time, idle time.Duration) bool {
 	case c.srv == srvDown && now.Sub(c.started) < grace:
 		return true
 	case c.srv == srvKernel:
-		if c.busy {
+		if c.conns > 0 || (c.busy && (!c.listedIdle || c.busySeen)) {
 			return true
 		}
 		last = c.last
 	}
 	return now.Sub(last) < idle
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // checkUnique: no student ever has two containers.

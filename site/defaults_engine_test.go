@@ -1,7 +1,6 @@
 package site
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
@@ -32,13 +29,7 @@ func TestSiteDefaultsEndToEnd(t *testing.T) {
 	ctx := t.Context()
 	base := jupytertest.Stacks(t, cli)
 	course := "nbhtest-sdef-" + fjtest.Suffix()
-	t.Cleanup(func() {
-		ctx := context.Background()
-		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "org.nbhosting.image="+course))})
-		for _, im := range imgs {
-			_, _ = cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-		}
-	})
+	t.Cleanup(func() { removeImagesLabelled(cli, course) })
 	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
 
 	cfgDir, root := t.TempDir(), t.TempDir()

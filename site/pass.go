@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
@@ -24,7 +25,11 @@ type PassReport struct {
 	Duration time.Duration       `json:"duration_ns"`
 	Actions  []reconcile.Action  `json:"actions"`
 	Outcomes []reconcile.Outcome `json:"outcomes"`
-	Error    string              `json:"error,omitempty"`
+	// CPUEngineReads counts the engine calls made to read containers' CPU
+	// time, apart from the pass's constant engine calls (none when the
+	// engine runs on this host: cgroups are read instead).
+	CPUEngineReads int    `json:"cpu_engine_reads,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 // PassOptions tune a container pass.
@@ -41,7 +46,21 @@ type PassOptions struct {
 // them, a plan only reads the record.
 func (s *Site) pass(ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
 	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
-		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(cfg, record)}
+		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(cfg, record),
+		MemoryFile: activity.MemoryFile(s.opts.Root)}
+}
+
+// newProber is the activity probe of a site: it reads each container's CPU
+// time from its cgroup when the engine runs on this host, else (when the
+// engine can tell) from the engine's one-shot stats.
+func newProber(eng containers.Engine) *activity.Prober {
+	p := activity.New()
+	cpu := &activity.LocalFirst{Local: activity.Cgroup{}}
+	if r, ok := eng.(activity.CPUReader); ok {
+		cpu.Engine = r
+	}
+	p.CPU = cpu
+	return p
 }
 
 // Pass runs one container pass under the config in force: observe, plan,
@@ -68,7 +87,7 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	s.actionEvents(ctx, res.Outcomes)
 	s.containerMetrics(obs)
 
-	rep := PassReport{At: res.At, Duration: time.Since(res.At), Actions: res.Actions, Outcomes: res.Outcomes}
+	rep := PassReport{At: res.At, Duration: time.Since(res.At), Actions: res.Actions, Outcomes: res.Outcomes, CPUEngineReads: obs.CPUEngineReads}
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
@@ -128,6 +147,7 @@ func (s *Site) containerMetrics(obs reconcile.Observed) {
 		out = append(out, metrics.ContainerCount{Course: key.course, State: key.state, Stale: key.stale, Count: n})
 	}
 	s.opts.Metrics.SetContainers(out)
+	s.opts.Metrics.CountCPUEngineReads(obs.CPUEngineReads)
 }
 
 // SyncOptions tune a full pass.

@@ -139,7 +139,7 @@ func New(opts Options) (*Site, error) {
 		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, opts.ConfigCredentials, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
-		prober:  activity.New(),
+		prober:  newProber(opts.ContainerEngine),
 		closers: closers,
 	}, nil
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // These tests establish, against the real servers, what moves which
-// last_activity timestamp, so that nbh-sync's activity probe can
-// read a server without making it look active.
+// last_activity timestamp, so that nbh-sync's activity probe can read a
+// server without making it look active.
 
 // settledKernel creates a kernel, runs a trivial cell in it so that the
 // server sees it go idle, and waits until the server lists it idle: from
@@ -211,6 +211,53 @@ func TestKernelActivityFromStudentActions(t *testing.T) {
 					t.Fatalf("kernels after delete: %+v, %v", ks, err)
 				}
 			})
+		})
+	}
+}
+
+// TestConnections: every server application counts a kernel's open
+// websockets in its "connections" (GET /api/kernels), /api/status reports
+// their sum, and a closed websocket stops being counted. Reading either
+// does not open one.
+func TestConnections(t *testing.T) {
+	for _, flavor := range Generations {
+		t.Run(string(flavor), func(t *testing.T) {
+			cli := requireDocker(t)
+			s := Start(t, cli, Options{Flavor: flavor})
+			ctx := t.Context()
+			k, err := s.CreateKernel(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts := func(want int) {
+				t.Helper()
+				if _, err := s.WaitConnections(ctx, k.ID, want, 30*time.Second); err != nil {
+					t.Fatal(err)
+				}
+				st, err := s.Status(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Connections != want {
+					t.Errorf("/api/status connections %d, kernel's %d", st.Connections, want)
+				}
+			}
+			counts(0)
+			tab1, err := s.Connect(ctx, k.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tab1.Close()
+			counts(1)
+			tab2, err := s.Connect(ctx, k.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts(2)
+			if err := tab2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			counts(1)
 		})
 	}
 }

@@ -2,10 +2,12 @@
 //
 // The server comes from the image nbhtest-jupyter:latest, built offline by
 // testimages/jupyter/build.sh (Debian's jupyter-server 1.23 and notebook
-// 6.4 packages). Start runs one container per call, publishes its port on
-// 127.0.0.1 and removes the container when the test ends. The Server methods
-// talk to the Jupyter REST API (and, for Execute, the kernel websocket) the
-// way a browser or an activity probe would.
+// 6.4 packages), or for FlavorServer2 from nbhtest-jupyter2:latest
+// (build.sh --gen 2: Debian trixie's jupyter_server 2.15). Start runs one
+// container per call, publishes its port on 127.0.0.1 and removes the
+// container when the test ends. The Server methods talk to the Jupyter REST
+// API (and, for Execute and Connect, the kernel websocket) the way a browser
+// or an activity probe would.
 //
 // Facts established by this package's tests, identical for jupyter_server
 // 1.23 (FlavorServer) and notebook 6.4 (FlavorNotebook):
@@ -27,6 +29,9 @@
 //     kernel's first messages, so the listed state may lag the truth.
 //   - Timestamps are ISO 8601 UTC with a "Z" and microseconds (Python's
 //     isoformat: the fraction is left out when it is zero).
+//   - Each kernel's "connections" counts its open websockets, on every
+//     generation (jupyter_server 2.15, FlavorServer2, too); /api/status's
+//     "connections" is their sum; a closed one stops being counted.
 //
 // So an activity probe should read GET /api/kernels?no_track_activity=1
 // (or use per-kernel timestamps only) and GET /api/status freely.
@@ -46,7 +51,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,7 +63,8 @@ import (
 	"github.com/docker/go-connections/nat"
 )
 
-// Image is the image Start runs; testimages/jupyter/build.sh builds it.
+// Image is the image Start runs for the first generation (FlavorServer,
+// FlavorNotebook); testimages/jupyter/build.sh builds it.
 const Image = "nbhtest-jupyter:latest"
 
 // RequireEnv is the environment variable that turns a missing image (or
@@ -82,10 +87,27 @@ const (
 	// FlavorNotebook runs the classic `jupyter notebook` (NotebookApp 6.x),
 	// which older nbhosting images still serve.
 	FlavorNotebook Flavor = "notebook"
+	// FlavorServer2 runs jupyter_server 2.15 (`python3 -m jupyter_server`,
+	// from Image2): the second generation, where the kernel websocket's
+	// kernel_info "nudge" no longer overwrites a kernel's busy state.
+	FlavorServer2 Flavor = "server2"
 )
 
-// Flavors lists every flavor, for tests that check both servers.
+// Flavors lists the first generation's flavors, for tests that check both
+// of its servers.
 var Flavors = []Flavor{FlavorServer, FlavorNotebook}
+
+// Generations lists one flavor or more of each generation: every server
+// application nbh-sync must read, from both images.
+var Generations = []Flavor{FlavorServer, FlavorNotebook, FlavorServer2}
+
+// Image is the image that runs the flavor.
+func (f Flavor) Image() string {
+	if f == FlavorServer2 {
+		return Image2
+	}
+	return Image
+}
 
 // Options tunes Start. The zero value is usable.
 type Options struct {
@@ -174,14 +196,8 @@ func (s *Server) Client() *http.Client { return s.http }
 func Start(t testing.TB, cli *client.Client, opts Options) *Server {
 	t.Helper()
 	ctx := t.Context()
-	if _, err := cli.ImageInspect(ctx, Image); err != nil {
-		msg := fmt.Sprintf("jupyter test image %s unavailable (build it with testimages/jupyter/build.sh): %v", Image, err)
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
 	opts = withDefaults(opts)
+	RequireImage(t, cli, opts.Flavor.Image())
 	pick := opts.HostPort == 0 && usesPort(opts)
 	var s *Server
 	for attempt := 1; ; attempt++ {
@@ -221,7 +237,7 @@ var errPortInUse = errors.New("host port already in use")
 // start is removed at once (so that Start can try another port).
 func create(ctx context.Context, t testing.TB, cli *client.Client, opts Options) (*Server, error) {
 	cfg := &container.Config{
-		Image:        Image,
+		Image:        opts.Flavor.Image(),
 		User:         opts.User,
 		Cmd:          command(opts),
 		Env:          []string{"PYDEVD_DISABLE_FILE_VALIDATION=1"}, // silences ipykernel's debugger warning in logs
@@ -365,12 +381,16 @@ func command(o Options) []string {
 	if o.Flavor == FlavorNotebook {
 		app = "NotebookApp"
 	}
-	cmd := []string{
-		"jupyter", string(o.Flavor),
-		"--ip=0.0.0.0", "--port=8888", "--no-browser",
-		"--" + app + ".token=" + o.Token,
-		"--" + app + ".base_url=" + o.BaseURL,
+	cmd := []string{"jupyter", string(o.Flavor)}
+	if o.Flavor == FlavorServer2 {
+		// Image2 has no `jupyter server` subcommand: the module runs.
+		cmd = []string{"python3", "-m", "jupyter_server"}
 	}
+	cmd = append(cmd,
+		"--ip=0.0.0.0", "--port=8888", "--no-browser",
+		"--"+app+".token="+o.Token,
+		"--"+app+".base_url="+o.BaseURL,
+	)
 	return append(cmd, o.Args...)
 }
 

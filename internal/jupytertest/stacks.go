@@ -13,8 +13,8 @@ import (
 )
 
 // Image2 is the jupyter_server 2.15 image (Debian trixie) that
-// testimages/jupyter/build.sh --gen 2 builds; the docker-stacks-like base
-// is built on it.
+// testimages/jupyter/build.sh --gen 2 builds: Start runs it for
+// FlavorServer2, and the docker-stacks-like base is built on it.
 const Image2 = "nbhtest-jupyter2:latest"
 
 // StacksFiles returns the build context of testimages/stacks: a base that

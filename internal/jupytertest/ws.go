@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,23 +57,51 @@ func (s *Server) StartExecution(ctx context.Context, kernelID, code string) erro
 	return nil
 }
 
-func (s *Server) execute(ctx context.Context, kernelID, code string, returnWhenBusy bool) (string, error) {
+// Connect opens a kernel's websocket and leaves it open, as a browser tab
+// showing a notebook does: the server counts it in the kernel's
+// "connections" until it is closed (or stops answering pings). Nothing is
+// sent on it; close it to go away.
+func (s *Server) Connect(ctx context.Context, kernelID string) (io.Closer, error) {
+	conn, _, err := s.dial(ctx, kernelID)
+	if err != nil {
+		return nil, fmt.Errorf("connect to kernel %s: %w", kernelID, err)
+	}
+	// Read and drop what the server sends, so that it never blocks on us
+	// and its pings are answered (the websocket package answers them while
+	// reading).
+	go func() {
+		var m message
+		for websocket.JSON.Receive(conn, &m) == nil {
+		}
+	}()
+	return conn, nil
+}
+
+func (s *Server) dial(ctx context.Context, kernelID string) (*websocket.Conn, string, error) {
 	session := randomHex(16)
 	u, err := url.Parse(s.URL)
 	if err != nil {
-		return "", fmt.Errorf("server URL: %w", err)
+		return nil, "", fmt.Errorf("server URL: %w", err)
 	}
 	origin := "http://" + u.Host
 	loc := "ws://" + u.Host + u.Path + "api/kernels/" + kernelID + "/channels?session_id=" + session
 	cfg, err := websocket.NewConfig(loc, origin)
 	if err != nil {
-		return "", fmt.Errorf("websocket config: %w", err)
+		return nil, "", fmt.Errorf("websocket config: %w", err)
 	}
 	cfg.Header = http.Header{}
 	s.Authorize(cfg.Header)
 	conn, err := cfg.DialContext(ctx)
 	if err != nil {
-		return "", fmt.Errorf("open websocket: %w", err)
+		return nil, "", fmt.Errorf("open websocket: %w", err)
+	}
+	return conn, session, nil
+}
+
+func (s *Server) execute(ctx context.Context, kernelID, code string, returnWhenBusy bool) (string, error) {
+	conn, session, err := s.dial(ctx, kernelID)
+	if err != nil {
+		return "", err
 	}
 	defer conn.Close()
 	// Unblock reads when ctx ends: websocket.Conn reads ignore contexts.
@@ -168,6 +197,36 @@ func (s *Server) WaitKernelState(ctx context.Context, id, state string, timeout 
 		}
 		if time.Now().After(deadline) {
 			return Kernel{}, fmt.Errorf("kernel %s not listed %s within %s", id, state, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return Kernel{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// WaitConnections polls the kernel (untracked) until the server counts n
+// open websockets on it, or timeout passes. A closed websocket is counted
+// until the server notices it is gone.
+func (s *Server) WaitConnections(ctx context.Context, id string, n int, timeout time.Duration) (Kernel, error) {
+	deadline := time.Now().Add(timeout)
+	var last Kernel
+	for {
+		ks, err := s.KernelsUntracked(ctx)
+		if err != nil {
+			return Kernel{}, err
+		}
+		for _, k := range ks {
+			if k.ID == id {
+				last = k
+				if k.Connections == n {
+					return k, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return Kernel{}, fmt.Errorf("kernel %s has %d connections, not %d, after %s", id, last.Connections, n, timeout)
 		}
 		select {
 		case <-ctx.Done():

@@ -51,7 +51,9 @@ func RequireDockerFor(t testing.TB, env string, opts ...client.Opt) *client.Clie
 	}
 	t.Cleanup(func() { cli.Close() })
 	if os.Getenv(RequirePodmanEnv) == "1" {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// podman's version call asks its runtime too: slow on a busy
+		// machine, where a ping still answers at once.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if ok, err := IsPodman(ctx, cli); err != nil || !ok {
 			t.Fatalf("%s=1 but the engine at %s is not podman (%v)", RequirePodmanEnv, cli.DaemonHost(), err)

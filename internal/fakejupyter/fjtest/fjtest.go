@@ -74,7 +74,10 @@ func Build(t testing.TB, cli *client.Client, bin string, tags ...string) string 
 		name, _, _ := strings.Cut(tags[0], ":")
 		labels += fmt.Sprintf(" %s=%s %s=%s", images.LabelImage, name, images.LabelBuildKey, strings.Repeat(nonce, 8))
 	}
-	dockerfile := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL %s\nENTRYPOINT []\nCMD [\"/fakejupyter\"]\n", labels)
+	// The labels come first: a COPY layer shared through the build cache
+	// with another test's image would be pruned by one cleanup while the
+	// other build still uses it ("failed to get digest").
+	dockerfile := fmt.Sprintf("FROM scratch\nLABEL %s\nCOPY fakejupyter /fakejupyter\nENTRYPOINT []\nCMD [\"/fakejupyter\"]\n", labels)
 	id, err := testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(dockerfile)}, {Name: "fakejupyter", Mode: 0o755, Data: data}}, tags...)
 	if err != nil {
 		t.Fatal(err)
