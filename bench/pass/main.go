@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -27,7 +26,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -60,63 +58,6 @@ func main() {
 	}
 }
 
-// counter is an http.RoundTripper that counts engine API calls by method
-// and path (version prefix dropped).
-type counter struct {
-	base http.RoundTripper
-	mu   sync.Mutex
-	n    map[string]int
-}
-
-func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.count(r)
-	return c.base.RoundTrip(r)
-}
-
-func (c *counter) count(r *http.Request) {
-	p := r.URL.Path
-	if strings.HasPrefix(p, "/v1.") {
-		if i := strings.Index(p[1:], "/"); i > 0 {
-			p = p[i+1:]
-		}
-	}
-	// One call per container: group by the path's shape, not its ID.
-	if rest, ok := strings.CutPrefix(p, "/containers/"); ok && p != "/containers/json" {
-		_, verb, _ := strings.Cut(rest, "/")
-		p = "/containers/{id}"
-		if verb != "" {
-			p += "/" + verb
-		}
-	}
-	c.mu.Lock()
-	c.n[r.Method+" "+p]++
-	c.mu.Unlock()
-}
-
-func (c *counter) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.n
-	c.n = map[string]int{}
-	return n
-}
-
-func total(m map[string]int) int {
-	t := 0
-	for _, v := range m {
-		t += v
-	}
-	return t
-}
-
-func format(m map[string]int) string {
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s ×%d", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
 func socketPath() (string, error) {
 	h := os.Getenv("DOCKER_HOST")
 	if h == "" {
@@ -126,13 +67,6 @@ func socketPath() (string, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("DOCKER_HOST=%s: counting needs the engine on a unix socket", h)
-}
-
-func unixTransport(sock string) *http.Transport {
-	return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}, MaxIdleConnsPerHost: 16}
 }
 
 // ownContainers shows a pass only the containers whose name starts with
@@ -257,14 +191,14 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 
 	// nbh-sync's side: the production Pass (as site.Site.Pass makes it) over
 	// a client whose transport counts.
-	ct := &counter{base: unixTransport(sock), n: map[string]int{}}
+	ct := &benchenv.Counter{Base: benchenv.UnixTransport(sock)}
 	docker, err := containers.DialDocker(client.WithHTTPClient(&http.Client{Transport: ct}))
 	if err != nil {
 		return err
 	}
 	defer docker.Close()
 	eng := ownContainers{docker, []string{prefix}}
-	probes := &counter{base: http.DefaultTransport, n: map[string]int{}}
+	probes := &benchenv.Counter{Base: http.DefaultTransport}
 	prober := activity.New()
 	prober.Client = &http.Client{Transport: probes}
 	pass := &reconcile.Pass{Containers: containers.New(eng, nil, nil), Prober: prober, Root: tmp, Concurrency: reconcile.DefaultConcurrency}
@@ -276,7 +210,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 
 	// The baseline: the docker CLI through a counting proxy of the socket.
 	proxySock := filepath.Join(tmp, "docker.sock")
-	pc := &counter{n: map[string]int{}}
+	pc := &benchenv.Counter{}
 	stopProxy, err := countingProxy(proxySock, sock, pc)
 	if err != nil {
 		return err
@@ -320,15 +254,15 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 	var actions map[reconcile.Kind]int
 	for r := range rounds {
 		fmt.Printf("round %d/%d\n", r+1, rounds)
-		ct.take()
-		probes.take()
+		ct.Take()
+		probes.Take()
 		t0 := time.Now()
 		res, err := pass.Preview(ctx, cfg, false)
 		if err != nil {
 			return err
 		}
 		syncT = append(syncT, time.Since(t0))
-		syncCalls, probeCalls = ct.take(), probes.take()
+		syncCalls, probeCalls = ct.Take(), probes.Take()
 		// Plan alone, again on what was observed: the pure function's share.
 		t1 := time.Now()
 		reconcile.Plan(res.Observed.Desired, res.Observed.Containers, res.Observed.Activity, res.At)
@@ -345,14 +279,14 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 			return fmt.Errorf("the plan covers %d of our %d containers", mine, n)
 		}
 
-		pc.take()
+		pc.Take()
 		t0 = time.Now()
 		seen, err = naive(false)
 		if err != nil {
 			return err
 		}
 		eachT = append(eachT, time.Since(t0))
-		eachCalls = pc.take()
+		eachCalls = pc.Take()
 		if seen < n {
 			return fmt.Errorf("docker ps saw %d managed containers, want >= %d", seen, n)
 		}
@@ -362,7 +296,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 			return err
 		}
 		batchT = append(batchT, time.Since(t0))
-		batchCalls = pc.take()
+		batchCalls = pc.Take()
 	}
 
 	med := func(ds []time.Duration) time.Duration {
@@ -374,18 +308,18 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 		n, running, n/2, nCourses, ver.Version, ver.APIVersion, rounds)
 	fmt.Printf("%-42s %10s %12s  %s\n", "", "wall", "engine calls", "detail")
 	fmt.Printf("%-42s %10s %12d  %s; plan alone %s; %d HTTP probes; actions %v\n", "nbh-sync Pass.Preview (observe + plan)",
-		med(syncT).Round(time.Millisecond), total(syncCalls), format(syncCalls), med(planT).Round(time.Microsecond), total(probeCalls), actions)
+		med(syncT).Round(time.Millisecond), benchenv.Total(syncCalls), benchenv.Describe(syncCalls), med(planT).Round(time.Microsecond), benchenv.Total(probeCalls), actions)
 	fmt.Printf("%-42s %10s %12d  %s; %d CLI processes\n", "docker ps -a + docker inspect per container",
-		med(eachT).Round(time.Millisecond), total(eachCalls), format(eachCalls), seen+1)
+		med(eachT).Round(time.Millisecond), benchenv.Total(eachCalls), benchenv.Describe(eachCalls), seen+1)
 	fmt.Printf("%-42s %10s %12d  %s; 2 CLI processes\n", "docker ps -a + one docker inspect of all",
-		med(batchT).Round(time.Millisecond), total(batchCalls), format(batchCalls))
+		med(batchT).Round(time.Millisecond), benchenv.Total(batchCalls), benchenv.Describe(batchCalls))
 	fmt.Printf("ratio nbh-sync/naive: wall %.4f, engine calls %.4f; nbh-sync/batched inspect: wall %.3f\n",
-		float64(med(syncT))/float64(med(eachT)), float64(total(syncCalls))/float64(total(eachCalls)),
+		float64(med(syncT))/float64(med(eachT)), float64(benchenv.Total(syncCalls))/float64(benchenv.Total(eachCalls)),
 		float64(med(syncT))/float64(med(batchT)))
 	// One line for bench/run.sh's summary.
 	fmt.Printf("RESULT pass n=%d nbh=%s baseline=%s ratio=%.4f calls=%d baseline_calls=%d\n", n,
 		med(syncT).Round(time.Millisecond), med(eachT).Round(time.Millisecond), float64(med(syncT))/float64(med(eachT)),
-		total(syncCalls), total(eachCalls))
+		benchenv.Total(syncCalls), benchenv.Total(eachCalls))
 	if apply {
 		return applyHalves(ctx, pass, docker, ct, cfg, courseName, nCourses)
 	}
@@ -396,7 +330,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 // each half of the courses: the first at one action at a time — what
 // site.Site.Pass did before it took the production pass — the second at
 // the production concurrency. Each half has the same mix of containers.
-func applyHalves(ctx context.Context, pass *reconcile.Pass, docker containers.Engine, ct *counter, cfg *manifest.Config, courseName func(int) string, nCourses int) error {
+func applyHalves(ctx context.Context, pass *reconcile.Pass, docker containers.Engine, ct *benchenv.Counter, cfg *manifest.Config, courseName func(int) string, nCourses int) error {
 	fmt.Printf("\napply: the production pass (Run) over half the courses each\n")
 	fmt.Printf("%-42s %10s %12s %8s  %s\n", "", "wall", "engine calls", "retired", "detail")
 	var walls [2]time.Duration
@@ -412,14 +346,14 @@ func applyHalves(ctx context.Context, pass *reconcile.Pass, docker containers.En
 		p := *pass
 		p.Containers = containers.New(ownContainers{docker, prefixes}, nil, nil)
 		p.Concurrency = conc
-		ct.take()
+		ct.Take()
 		t0 := time.Now()
 		res, err := p.Run(ctx, sub, false)
 		walls[half] = time.Since(t0)
 		if err != nil {
 			return err
 		}
-		calls := ct.take()
+		calls := ct.Take()
 		done := 0
 		for _, o := range res.Outcomes {
 			if o.Done {
@@ -430,8 +364,8 @@ func applyHalves(ctx context.Context, pass *reconcile.Pass, docker containers.En
 			return fmt.Errorf("apply at concurrency %d retired nothing of %d actions", conc, len(res.Actions))
 		}
 		fmt.Printf("%-42s %10s %12d %8d  %s\n", fmt.Sprintf("Pass.Run, concurrency %d", conc),
-			walls[half].Round(time.Millisecond), total(calls), done, format(calls))
-		fmt.Printf("RESULT apply concurrency=%d wall=%s retired=%d calls=%d\n", conc, walls[half].Round(time.Millisecond), done, total(calls))
+			walls[half].Round(time.Millisecond), benchenv.Total(calls), done, benchenv.Describe(calls))
+		fmt.Printf("RESULT apply concurrency=%d wall=%s retired=%d calls=%d\n", conc, walls[half].Round(time.Millisecond), done, benchenv.Total(calls))
 	}
 	fmt.Printf("ratio concurrency %d / 1: wall %.3f\n", pass.Concurrency, float64(walls[1])/float64(walls[0]))
 	return nil
@@ -467,17 +401,17 @@ func waitServers(ctx context.Context, pass *reconcile.Pass, cfg *manifest.Config
 
 // countingProxy serves the engine's API on a unix socket at path, counting
 // every request in c, for the CLI baseline. It returns a stop function.
-func countingProxy(path, engine string, c *counter) (func(), error) {
+func countingProxy(path, engine string, c *benchenv.Counter) (func(), error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
 	}
 	target, _ := url.Parse("http://docker")
 	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = unixTransport(engine)
+	rp.Transport = benchenv.UnixTransport(engine)
 	rp.FlushInterval = -1
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.count(r)
+		c.Count(r)
 		rp.ServeHTTP(w, r)
 	})}
 	go func() { _ = srv.Serve(ln) }()

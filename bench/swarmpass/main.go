@@ -12,13 +12,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +30,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/activity"
+	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
@@ -53,37 +52,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/swarmpass:", err)
 		os.Exit(1)
 	}
-}
-
-// counter counts engine API calls by method and path shape.
-type counter struct {
-	base http.RoundTripper
-	mu   sync.Mutex
-	n    map[string]int
-}
-
-func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
-	p := r.URL.Path
-	if strings.HasPrefix(p, "/v1.") {
-		p = p[strings.Index(p[1:], "/")+1:]
-	}
-	c.mu.Lock()
-	c.n[r.Method+" "+p]++
-	c.mu.Unlock()
-	return c.base.RoundTrip(r)
-}
-
-func (c *counter) take() (total int, by string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var parts []string
-	for k, v := range c.n {
-		total += v
-		parts = append(parts, fmt.Sprintf("%s ×%d", k, v))
-	}
-	slices.Sort(parts)
-	c.n = map[string]int{}
-	return total, strings.Join(parts, ", ")
 }
 
 func run(ctx context.Context, n, running, courses, rounds, workers int, registry string) error {
@@ -161,7 +129,7 @@ func run(ctx context.Context, n, running, courses, rounds, workers int, registry
 
 	// The measured path: reconcile.Pass.Observe and reconcile.Plan, as the
 	// daemon runs them, through a client whose transport counts calls.
-	ct := &counter{base: unixTransport(), n: map[string]int{}}
+	ct := &benchenv.Counter{Base: benchenv.UnixTransport(engineSocket())}
 	ccli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation(), client.WithHTTPClient(&http.Client{Transport: ct}))
 	if err != nil {
 		return err
@@ -170,7 +138,7 @@ func run(ctx context.Context, n, running, courses, rounds, workers int, registry
 	if _, err := ccli.Ping(ctx); err != nil { // version negotiation, not counted
 		return err
 	}
-	ct.take()
+	ct.Take()
 	m := containers.New(containers.NewSwarm(ccli, registry, ""), nil, nil)
 	m.Site = site
 	yaml := fmt.Sprintf("version: 1\nengine: {kind: swarm, registry: %q}\ncourses:\n", registry)
@@ -190,7 +158,8 @@ func run(ctx context.Context, n, running, courses, rounds, workers int, registry
 		}
 		plan := reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, time.Now())
 		d := time.Since(t)
-		calls, by := ct.take()
+		counts := ct.Take()
+		calls, by := benchenv.Total(counts), benchenv.Describe(counts)
 		answered := 0
 		for _, a := range obs.Activity {
 			if a.State == activity.Answered {
@@ -206,15 +175,12 @@ func run(ctx context.Context, n, running, courses, rounds, workers int, registry
 	return nil
 }
 
-func unixTransport() *http.Transport {
-	sock := "/var/run/docker.sock"
+// engineSocket is the engine's unix socket, from DOCKER_HOST if it names one.
+func engineSocket() string {
 	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
-		sock = strings.TrimPrefix(h, "unix://")
+		return strings.TrimPrefix(h, "unix://")
 	}
-	return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}
+	return "/var/run/docker.sock"
 }
 
 // cleanup removes every service of the run, also after an error or Ctrl-C.
