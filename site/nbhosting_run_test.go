@@ -107,6 +107,7 @@ func TestNbhostingCourseOnStacksWithDefaults(t *testing.T) {
 	}
 
 	s = open() // a restarted daemon: the same ROOT, so the same tokens
+	settled(t, s, "alice")
 	defer func(old func() time.Time) { planAt = old }(planAt)
 	planAt = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	pass, err := s.Pass(ctx, PassOptions{})
