@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"cmp"
 	"reflect"
 	"slices"
 
@@ -71,27 +72,27 @@ func sorted(ps []Problem) Errors {
 func (c *Config) mergeDefaults() {
 	c.swarmDefaults()
 	d := &c.Defaults
-	d.Branch = or(d.Branch, DefaultBranch)
-	d.Idle = or(d.Idle, Duration(DefaultIdle))
-	d.Lingering = or(d.Lingering, Duration(DefaultLingering))
-	d.RetireLimit = or(d.RetireLimit, DefaultRetireLimit)
-	d.Container.Port = or(d.Container.Port, DefaultPort)
-	d.Container.User = or(d.Container.User, DefaultUser)
+	d.Branch = cmp.Or(d.Branch, DefaultBranch)
+	d.Idle = cmp.Or(d.Idle, Duration(DefaultIdle))
+	d.Lingering = cmp.Or(d.Lingering, Duration(DefaultLingering))
+	d.RetireLimit = cmp.Or(d.RetireLimit, DefaultRetireLimit)
+	d.Container.Port = cmp.Or(d.Container.Port, DefaultPort)
+	d.Container.User = cmp.Or(d.Container.User, DefaultUser)
 	if d.Container.Command == nil {
 		d.Container.Command = DefaultCommand
 	}
 	if d.Container.Mounts == nil {
 		d.Container.Mounts = DefaultMounts
 	}
-	c.Build.Concurrency = or(c.Build.Concurrency, DefaultConcurrency)
-	c.Build.Keep = or(c.Build.Keep, DefaultKeep)
-	c.Build.Timeout = or(c.Build.Timeout, Duration(DefaultBuildTO))
+	c.Build.Concurrency = cmp.Or(c.Build.Concurrency, DefaultConcurrency)
+	c.Build.Keep = cmp.Or(c.Build.Keep, DefaultKeep)
+	c.Build.Timeout = cmp.Or(c.Build.Timeout, Duration(DefaultBuildTO))
 	for name, co := range c.Courses {
 		co.Name = name
-		co.Branch = or(co.Branch, d.Branch)
-		co.Idle = or(co.Idle, d.Idle)
-		co.Lingering = or(co.Lingering, d.Lingering)
-		co.RetireLimit = or(co.RetireLimit, d.RetireLimit)
+		co.Branch = cmp.Or(co.Branch, d.Branch)
+		co.Idle = cmp.Or(co.Idle, d.Idle)
+		co.Lingering = cmp.Or(co.Lingering, d.Lingering)
+		co.RetireLimit = cmp.Or(co.RetireLimit, d.RetireLimit)
 		if co.Freeze == nil {
 			co.Freeze = d.Freeze
 		}
@@ -101,12 +102,12 @@ func (c *Config) mergeDefaults() {
 }
 
 func mergeContainer(c, d Container) Container {
-	c.Port = or(c.Port, d.Port)
-	c.Memory = or(c.Memory, d.Memory)
-	c.CPUs = or(c.CPUs, d.CPUs)
-	c.Token = or(c.Token, d.Token)
-	c.User = or(c.User, d.User)
-	c.Preset = or(c.Preset, d.Preset)
+	c.Port = cmp.Or(c.Port, d.Port)
+	c.Memory = cmp.Or(c.Memory, d.Memory)
+	c.CPUs = cmp.Or(c.CPUs, d.CPUs)
+	c.Token = cmp.Or(c.Token, d.Token)
+	c.User = cmp.Or(c.User, d.User)
+	c.Preset = cmp.Or(c.Preset, d.Preset)
 	if c.Entrypoint == nil {
 		c.Entrypoint = d.Entrypoint
 	}
@@ -130,12 +131,4 @@ func mergeContainer(c, d Container) Container {
 		c.Env = env
 	}
 	return c
-}
-
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }

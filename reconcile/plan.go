@@ -134,7 +134,7 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 	if !known {
 		co = manifest.Course{Name: c.Course, Idle: d.Defaults.Idle, Lingering: d.Defaults.Lingering, Freeze: d.Defaults.Freeze}
 	}
-	idleFor := or(co.Idle.Std(), manifest.DefaultIdle)
+	idleFor := cmp.Or(co.Idle.Std(), manifest.DefaultIdle)
 	frozen, window := frozen(co.Freeze, now)
 	r, probed := act[c.ID]
 
@@ -206,12 +206,12 @@ func hold(k Kind, reason string) Action { return Action{Kind: Hold, Held: k, Rea
 // lingers reports whether a running container has been up longer than the
 // course's lingering limit.
 func lingers(c containers.Container, co manifest.Course, now time.Time) bool {
-	l := or(co.Lingering.Std(), manifest.DefaultLingering)
+	l := cmp.Or(co.Lingering.Std(), manifest.DefaultLingering)
 	return !c.StartedAt.IsZero() && now.Sub(c.StartedAt) >= l
 }
 
 func lingerText(c containers.Container, co manifest.Course, now time.Time) string {
-	return fmt.Sprintf("running for %s, beyond lingering (%s)", round(now.Sub(c.StartedAt)), or(co.Lingering.Std(), manifest.DefaultLingering))
+	return fmt.Sprintf("running for %s, beyond lingering (%s)", round(now.Sub(c.StartedAt)), cmp.Or(co.Lingering.Std(), manifest.DefaultLingering))
 }
 
 func idleText(r activity.Result, now time.Time) string {
@@ -299,7 +299,7 @@ func retireLimit(d Desired, cs []containers.Container, act map[string]activity.R
 		if st, ok := d.Courses[course]; ok && st.Course.RetireLimit > 0 {
 			limit = st.Course.RetireLimit
 		}
-		limit = or(limit, manifest.DefaultRetireLimit)
+		limit = cmp.Or(limit, manifest.DefaultRetireLimit)
 		if len(idx) <= limit {
 			continue
 		}
@@ -323,14 +323,6 @@ func stateRank(s containers.State) int {
 		return 0
 	}
 	return 1
-}
-
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 func round(d time.Duration) time.Duration {
