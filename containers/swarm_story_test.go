@@ -36,6 +36,9 @@ const RequireSwarmEnv = "NBH_REQUIRE_SWARM"
 // the registry (NBH_REGISTRY, default 127.0.0.1:5000) that answers.
 func requireSwarm(t *testing.T) (*client.Client, string) {
 	t.Helper()
+	if os.Getenv(testenv.RequirePodmanEnv) == "1" {
+		t.Skip("podman has no swarm mode: the Swarm engine is Docker's")
+	}
 	cli := testenv.RequireDockerFor(t, RequireSwarmEnv)
 	fail := t.Skipf
 	if os.Getenv(RequireSwarmEnv) == "1" {
