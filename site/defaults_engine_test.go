@@ -29,7 +29,7 @@ func TestSiteDefaultsEndToEnd(t *testing.T) {
 	ctx := t.Context()
 	base := jupytertest.Stacks(t, cli)
 	course := "nbhtest-sdef-" + fjtest.Suffix()
-	t.Cleanup(func() { removeImagesLabelled(cli, course) })
+	t.Cleanup(func() { testenv.RemoveImagesLabelled(cli, images.LabelImage, course) })
 	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
 
 	cfgDir, root := t.TempDir(), t.TempDir()

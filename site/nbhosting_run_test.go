@@ -1,16 +1,12 @@
 package site
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
@@ -51,7 +47,7 @@ func TestNbhostingCourseOnStacksWithDefaults(t *testing.T) {
 	base := jupytertest.Stacks(t, cli)
 	ns := "nbhtest-" + fjtest.Suffix()
 	scipy, course := ns+"/scipy-notebook", ns+"-sample"
-	t.Cleanup(func() { removeImagesLabelled(cli, scipy, course) })
+	t.Cleanup(func() { testenv.RemoveImagesLabelled(cli, images.LabelImage, scipy, course) })
 	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
 
 	dir := t.TempDir()
@@ -127,17 +123,5 @@ func writeTestFile(t *testing.T, p, content string) {
 	}
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// removeImagesLabelled removes every build of the images, by their
-// org.nbhosting.image label.
-func removeImagesLabelled(cli *client.Client, names ...string) {
-	ctx := context.Background()
-	for _, name := range names {
-		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", images.LabelImage+"="+name))})
-		for _, im := range imgs {
-			_, _ = cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-		}
 	}
 }

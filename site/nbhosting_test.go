@@ -1,7 +1,6 @@
 package site_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/history"
@@ -88,7 +85,9 @@ func newNbhSite(t *testing.T, cli *client.Client) *nbhSite {
 	dir := t.TempDir()
 	n := &nbhSite{ns: "nbhtest-" + hex.EncodeToString(b), config: filepath.Join(dir, "config"), root: filepath.Join(dir, "root"),
 		courses: map[string]string{}}
-	t.Cleanup(func() { removeImages(cli, n.scipy(), n.minimal(), n.course("a"), n.course("b"), n.course("c")) })
+	t.Cleanup(func() {
+		testenv.RemoveImagesLabelled(cli, images.LabelImage, n.scipy(), n.minimal(), n.course("a"), n.course("b"), n.course("c"))
+	})
 	renamed := func(s string) string { return strings.ReplaceAll(s, "FROM nbhosting/", "FROM "+n.ns+"/") }
 
 	// The config repo: nbhosting's images/ folder as it is, and a
@@ -146,17 +145,6 @@ courses:
 		t.Fatal(err)
 	}
 	return n
-}
-
-// removeImages removes every build of the images (labelled by nbh-sync).
-func removeImages(cli *client.Client, names ...string) {
-	ctx := context.Background()
-	for _, name := range names {
-		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", images.LabelImage+"="+name))})
-		for _, im := range imgs {
-			cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-		}
-	}
 }
 
 // logBuilds logs what a sync built and how long each build took.

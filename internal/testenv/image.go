@@ -9,6 +9,8 @@ import (
 	"io"
 
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 )
 
@@ -65,4 +67,23 @@ func BuildImage(ctx context.Context, cli *client.Client, files []File, tags ...s
 		return "", fmt.Errorf("inspect %s: %w", tags[0], err)
 	}
 	return insp.ID, nil
+}
+
+// RemoveImagesLabelled removes every image whose label key has one of
+// values, also when some are built FROM others: a base cannot go before its
+// children, so rounds go on while they remove something. Errors are ignored:
+// it is for test clean-ups.
+func RemoveImagesLabelled(cli *client.Client, key string, values ...string) {
+	ctx := context.Background()
+	for removed := true; removed; {
+		removed = false
+		for _, v := range values {
+			imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", key+"="+v))})
+			for _, im := range imgs {
+				if _, err := cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err == nil {
+					removed = true
+				}
+			}
+		}
+	}
 }
