@@ -82,20 +82,27 @@ func TestSiteDefaultsEndToEnd(t *testing.T) {
 	// Restarted: a new Site on the same ROOT. At once, the pass keeps
 	// alice's server (idle: 1m has not passed); two minutes on, it stops it.
 	s = open()
-	settled(t, s, "alice")
-	defer func(old func() time.Time) { planAt = old }(planAt)
-	planAt = func() time.Time { return time.Now().Add(2 * time.Minute) }
-	rep, err := s.Pass(ctx, PassOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := actionFor(rep.Actions, "alice")
-	if a.Kind != reconcile.Stop || !strings.Contains(a.Reason, "no kernel, idle") || len(rep.Outcomes) != 1 || !rep.Outcomes[0].Done {
-		t.Fatalf("two minutes on: %s (%s), outcomes %+v; want alice's server stopped as idle", a.Kind, a.Reason, rep.Outcomes)
-	}
+	stopsWhenIdle(t, s, "alice")
 	c, err := s.ctrs.Get(ctx, course, "alice")
 	if err != nil || c.State != containers.Stopped {
 		t.Fatalf("after the pass: %+v, %v; want stopped", c, err)
+	}
+}
+
+// stopsWhenIdle checks that the student's server, fresh and without a
+// kernel, is stopped as idle by a pass two minutes on (the tests' idle is 1m).
+func stopsWhenIdle(t *testing.T, s *Site, student string) {
+	t.Helper()
+	settled(t, s, student)
+	defer func(old func() time.Time) { planAt = old }(planAt)
+	planAt = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	rep, err := s.Pass(t.Context(), PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := actionFor(rep.Actions, student)
+	if a.Kind != reconcile.Stop || !strings.Contains(a.Reason, "no kernel, idle") || len(rep.Outcomes) != 1 || !rep.Outcomes[0].Done {
+		t.Fatalf("two minutes on: %s (%s), outcomes %+v; want %s's server stopped as idle", a.Kind, a.Reason, rep.Outcomes, student)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
-	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
 // copyTree copies files of testdata/nbhosting/from into dir/to, through edit.
@@ -103,17 +102,7 @@ func TestNbhostingCourseOnStacksWithDefaults(t *testing.T) {
 	}
 
 	s = open() // a restarted daemon: the same ROOT, so the same tokens
-	settled(t, s, "alice")
-	defer func(old func() time.Time) { planAt = old }(planAt)
-	planAt = func() time.Time { return time.Now().Add(2 * time.Minute) }
-	pass, err := s.Pass(ctx, PassOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := actionFor(pass.Actions, "alice")
-	if a.Kind != reconcile.Stop || !strings.Contains(a.Reason, "no kernel, idle") || len(pass.Outcomes) != 1 || !pass.Outcomes[0].Done {
-		t.Fatalf("two minutes on: %s (%s), outcomes %+v; want alice's server stopped as idle", a.Kind, a.Reason, pass.Outcomes)
-	}
+	stopsWhenIdle(t, s, "alice")
 }
 
 func writeTestFile(t *testing.T, p, content string) {
