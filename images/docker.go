@@ -106,7 +106,33 @@ func (d *DockerEngine) ImageList(ctx context.Context, labels ...string) ([]Image
 		}
 		out = append(out, ImageInfo{ID: im.ID, Tags: tags, Labels: im.Labels, Created: time.Unix(im.Created, 0), Digests: im.RepoDigests})
 	}
+	d.preciseTies(ctx, out)
 	return out, nil
+}
+
+// preciseTies replaces the whole-second creation time the list gives with
+// the inspected, nanosecond one for the images that share their second
+// with another: builds of one image made within a second (cached layers,
+// podman) would otherwise have no order, and Prune would keep the wrong
+// ones. Only tied images are inspected, so a list of builds made at
+// different times costs no inspect call.
+func (d *DockerEngine) preciseTies(ctx context.Context, list []ImageInfo) {
+	perSecond := map[int64]int{}
+	for _, im := range list {
+		perSecond[im.Created.Unix()]++
+	}
+	for i, im := range list {
+		if perSecond[im.Created.Unix()] < 2 {
+			continue
+		}
+		insp, err := d.cli.ImageInspect(ctx, im.ID)
+		if err != nil {
+			continue // gone since the list, or unreadable: keep the second
+		}
+		if t, err := time.Parse(time.RFC3339Nano, insp.Created); err == nil {
+			list[i].Created = t
+		}
+	}
 }
 
 // hasLabels reports whether have matches every filter, each "key" or
