@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/proxy"
 )
@@ -109,6 +110,18 @@ func (d *daemon) observed(cs []containers.Container, at time.Time) {
 		}
 	}
 	d.proxy.Routes().Sync(routes, at)
+}
+
+// frontDoorTraffic lends the front door's traffic to the container passes
+// (none without a front door). The site is made before the front door,
+// which spawns through it; d.proxy is set before any pass runs.
+type frontDoorTraffic struct{ d *daemon }
+
+func (t frontDoorTraffic) Traffic(course, student string) (activity.Traffic, bool) {
+	if t.d.proxy == nil {
+		return activity.Traffic{}, false
+	}
+	return t.d.proxy.Traffic(course, student)
 }
 
 // spawnedRoute is the route of a server Spawn handed out.

@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 )
 
@@ -106,7 +107,7 @@ type Proxy struct {
 	jobs map[Key]*job
 }
 
-var _ TrafficSource = (*Proxy)(nil)
+var _ activity.TrafficSource = (*Proxy)(nil)
 
 // New returns a Proxy.
 func New(opts Options) (*Proxy, error) {
@@ -156,7 +157,7 @@ func New(opts Options) (*Proxy, error) {
 		routes:   opts.Routes,
 		tickets:  newTickets(opts.TicketTTL, opts.Now),
 		sessions: sessions{key: opts.Key, ttl: opts.SessionTTL, now: opts.Now},
-		traffic:  &traffic{m: map[Key]Traffic{}, now: opts.Now},
+		traffic:  &traffic{m: map[Key]activity.Traffic{}, now: opts.Now},
 		jobs:     map[Key]*job{},
 	}
 	p.rp = &httputil.ReverseProxy{
@@ -173,8 +174,8 @@ func New(opts Options) (*Proxy, error) {
 // Routes returns the route table.
 func (p *Proxy) Routes() *Table { return p.routes }
 
-// Traffic implements TrafficSource.
-func (p *Proxy) Traffic(course, student string) (Traffic, bool) {
+// Traffic implements activity.TrafficSource.
+func (p *Proxy) Traffic(course, student string) (activity.Traffic, bool) {
 	return p.traffic.get(Key{course, student})
 }
 
