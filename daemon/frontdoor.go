@@ -64,7 +64,7 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	}
 	d.proxy, err = proxy.New(proxy.Options{
 		Spawner: proxySpawner{d}, Tokens: siteTokens{d},
-		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, Log: d.log.With("part", "proxy"),
+		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, Observer: d.metrics, Log: d.log.With("part", "proxy"),
 	})
 	if err != nil {
 		return nil, err

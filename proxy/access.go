@@ -58,19 +58,20 @@ func (t *tickets) issue(k Key) string {
 }
 
 // redeem returns the key of a valid ticket and forgets it: a second
-// redeem of the same ticket fails.
-func (t *tickets) redeem(s string) (Key, bool) {
+// redeem of the same ticket fails. A refused ticket gets the reason, for
+// the metrics: ticket-unknown (forged, or replayed) or ticket-expired.
+func (t *tickets) redeem(s string) (k Key, refused string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tk, ok := t.m[s]
 	if !ok {
-		return Key{}, false
+		return Key{}, "ticket-unknown"
 	}
 	delete(t.m, s)
 	if t.now().After(tk.expires) {
-		return Key{}, false
+		return Key{}, "ticket-expired"
 	}
-	return tk.key, true
+	return tk.key, ""
 }
 
 // sessions sign and check the session cookie: course|student|expiry|mac,
@@ -94,20 +95,19 @@ func (s sessions) value(k Key) string {
 	return k.Course + "|" + k.Student + "|" + exp + "|" + s.mac(k.Course, k.Student, exp)
 }
 
-// verify returns the key of a well-signed, unexpired session value.
-func (s sessions) verify(v string) (Key, bool) {
+// verify returns the key of a well-signed, unexpired session value; a
+// refused one gets the reason, for the metrics: session-forged or
+// session-expired.
+func (s sessions) verify(v string) (k Key, refused string) {
 	parts := strings.Split(v, "|")
-	if len(parts) != 4 {
-		return Key{}, false
-	}
-	if !hmac.Equal([]byte(parts[3]), []byte(s.mac(parts[0], parts[1], parts[2]))) {
-		return Key{}, false
+	if len(parts) != 4 || !hmac.Equal([]byte(parts[3]), []byte(s.mac(parts[0], parts[1], parts[2]))) {
+		return Key{}, "session-forged"
 	}
 	exp, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil || !s.now().Before(time.Unix(exp, 0)) {
-		return Key{}, false
+		return Key{}, "session-expired"
 	}
-	return Key{Course: parts[0], Student: parts[1]}, true
+	return Key{Course: parts[0], Student: parts[1]}, ""
 }
 
 // KeyFile is where the session key lives under the data directory.

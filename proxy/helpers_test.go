@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,4 +203,57 @@ func body(t *testing.T, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// observer records what the proxy tells its Observer.
+type observer struct {
+	mu         sync.Mutex
+	requests   map[string]int
+	websockets int
+	spawns     []string
+	rejected   []string
+}
+
+func (o *observer) FrontDoorRequest(class string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.requests == nil {
+		o.requests = map[string]int{}
+	}
+	o.requests[class]++
+}
+
+func (o *observer) FrontDoorWebsockets(delta int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.websockets += delta
+}
+
+func (o *observer) FrontDoorSpawn(result string, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.spawns = append(o.spawns, result)
+}
+
+func (o *observer) FrontDoorRejected(reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rejected = append(o.rejected, reason)
+}
+
+// lastRejected returns the last reason told, and forgets them all.
+func (o *observer) lastRejected() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	defer func() { o.rejected = nil }()
+	if len(o.rejected) == 0 {
+		return ""
+	}
+	return o.rejected[len(o.rejected)-1]
+}
+
+func (o *observer) counts() (requests map[string]int, websockets int, spawns []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.requests), o.websockets, slices.Clone(o.spawns)
 }

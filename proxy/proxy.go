@@ -22,6 +22,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,24 @@ type Tokens interface {
 	TokenFor(course, student string) string
 }
 
+// Observer is told what the front door does, for the daemon's metrics
+// (metrics.Metrics implements it).
+type Observer interface {
+	// FrontDoorRequest counts a request answered, by status class: 1xx
+	// for a websocket upgrade (counted when it closes), 2xx … 5xx.
+	FrontDoorRequest(class string)
+	// FrontDoorWebsockets moves the count of open websockets by delta.
+	FrontDoorWebsockets(delta int)
+	// FrontDoorSpawn records a server started on demand: ok, archived,
+	// unknown-course or error, and how long it took.
+	FrontDoorSpawn(result string, d time.Duration)
+	// FrontDoorRejected counts a launch ticket or session refused, by
+	// reason: ticket-unknown (forged or replayed), ticket-expired,
+	// ticket-other-server, no-session, session-forged, session-expired,
+	// session-other-student.
+	FrontDoorRejected(reason string)
+}
+
 // Options configure a Proxy.
 type Options struct {
 	// Routes is the route table; a new one when nil.
@@ -88,7 +107,9 @@ type Options struct {
 	SpawnTimeout time.Duration
 	// Transport reaches the servers; a tuned http.Transport when nil.
 	Transport http.RoundTripper
-	Log       *slog.Logger
+	// Observer is told what the proxy does; nil observes nothing.
+	Observer Observer
+	Log      *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -102,6 +123,7 @@ type Proxy struct {
 	sessions sessions
 	traffic  *traffic
 	rp       *httputil.ReverseProxy
+	obs      Observer // never nil
 
 	mu   sync.Mutex
 	jobs map[Key]*job
@@ -159,6 +181,10 @@ func New(opts Options) (*Proxy, error) {
 		sessions: sessions{key: opts.Key, ttl: opts.SessionTTL, now: opts.Now},
 		traffic:  &traffic{m: map[Key]activity.Traffic{}, now: opts.Now},
 		jobs:     map[Key]*job{},
+		obs:      opts.Observer,
+	}
+	if p.obs == nil {
+		p.obs = unobserved{}
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -201,6 +227,16 @@ type retriedKey struct{}
 
 // ServeHTTP routes, authenticates and forwards one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.opts.Observer == nil {
+		p.serve(w, r)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() { p.obs.FrontDoorRequest(sw.class()) }()
+	p.serve(sw, r)
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
 		answer(w, r, http.StatusMethodNotAllowed, page{Title: "Not allowed", Message: "CONNECT is not served here."})
 		return
@@ -226,9 +262,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A launch: trade the ticket for a session cookie, then drop the
 	// ticket from the address bar (and from the history).
 	if q := r.URL.Query(); q.Has(TicketParam) {
-		tk, ok := p.tickets.redeem(q.Get(TicketParam))
-		if !ok || (known && tk != key) {
-			p.log.Warn("launch ticket refused", "path", base, "remote", r.RemoteAddr)
+		tk, refused := p.tickets.redeem(q.Get(TicketParam))
+		if refused == "" && known && tk != key {
+			refused = "ticket-other-server"
+		}
+		if refused != "" {
+			p.obs.FrontDoorRejected(refused)
+			p.log.Warn("launch ticket refused", "path", base, "remote", r.RemoteAddr, "reason", refused)
 			answer(w, r, http.StatusForbidden, page{Title: "This link has expired",
 				Message: "Launch links work once, for a minute. Open your server again from your course page."})
 			return
@@ -241,8 +281,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sess, ok := p.session(r, key, known)
-	if !ok {
+	sess, refused := p.session(r, key, known)
+	if refused != "" {
+		p.obs.FrontDoorRejected(refused)
 		p.denied(w, r)
 		return
 	}
@@ -279,6 +320,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 		t.token = p.opts.Tokens.TokenFor(rt.Course, rt.Student)
 	}
 	if isWebsocket(r) {
+		p.obs.FrontDoorWebsockets(1)
+		defer p.obs.FrontDoorWebsockets(-1)
 		defer p.traffic.websocket(rt.Key)()
 	} else {
 		p.traffic.request(rt.Key)
@@ -316,15 +359,22 @@ func (p *Proxy) resolve(path string) (base string, k Key, known, ok bool) {
 // session returns the student of a valid session cookie sent with r: for
 // key when known, else the first valid one. Every cookie of the name is
 // tried, since a page of another prefix may have set one with a wider
-// path (it cannot forge a valid one).
-func (p *Proxy) session(r *http.Request, key Key, known bool) (Key, bool) {
+// path (it cannot forge a valid one). Without one, refused says why (see
+// Observer.FrontDoorRejected).
+func (p *Proxy) session(r *http.Request, key Key, known bool) (k Key, refused string) {
+	refused = "no-session"
 	for _, c := range r.CookiesNamed(CookieName) {
-		k, ok := p.sessions.verify(c.Value)
-		if ok && (!known || k == key) {
-			return k, true
+		k, why := p.sessions.verify(c.Value)
+		switch {
+		case why != "":
+			refused = why
+		case !known || k == key:
+			return k, ""
+		default:
+			refused = "session-other-student"
 		}
 	}
-	return Key{}, false
+	return Key{}, refused
 }
 
 func (p *Proxy) setSession(w http.ResponseWriter, r *http.Request, k Key, base string) {
@@ -435,6 +485,53 @@ func (p *Proxy) backendDown(w http.ResponseWriter, r *http.Request, err error) {
 		p.forward(w, r.WithContext(context.WithValue(r.Context(), retriedKey{}, true)), rt)
 	}
 }
+
+// statusWriter keeps the status of the answer, for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 { // not 100 Continue, 103 Early Hints
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Hijack is how a websocket upgrade answers (ReverseProxy writes the 101
+// on the hijacked connection).
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.code == 0 {
+		w.code = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach Flush and the deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) class() string {
+	if w.code == 0 {
+		return "none" // the client went away before any answer
+	}
+	return strconv.Itoa(w.code/100) + "xx"
+}
+
+// unobserved is the Observer of a proxy without one.
+type unobserved struct{}
+
+func (unobserved) FrontDoorRequest(string)              {}
+func (unobserved) FrontDoorWebsockets(int)              {}
+func (unobserved) FrontDoorSpawn(string, time.Duration) {}
+func (unobserved) FrontDoorRejected(string)             {}
 
 // bufferPool lends ReverseProxy 64 KiB copy buffers (its default is 32 KiB
 // allocated per copy).

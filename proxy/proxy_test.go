@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -77,34 +79,39 @@ func TestLaunchSetsScopedCookieAndForwardsWithToken(t *testing.T) {
 func TestTicketsRefused(t *testing.T) {
 	be := newBackend(t, "/u/flot/alice/")
 	beBob := newBackend(t, "/u/flot/bob/")
-	f := newFront(t, Options{})
+	obs := &observer{}
+	f := newFront(t, Options{Observer: obs})
 	alice, bob := be.route("flot", "alice"), beBob.route("flot", "bob")
 	f.Routes().Set(alice)
 	f.Routes().Set(bob)
 
 	for _, tc := range []struct {
-		name string
-		path func() string
+		name   string
+		path   func() string
+		reason string // told to the Observer
 	}{
-		{"forged", func() string { return "/u/flot/alice/?" + TicketParam + "=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }},
-		{"empty", func() string { return "/u/flot/alice/?" + TicketParam + "=" }},
-		{"expired", func() string { l := f.Launch(alice); f.clock.add(61 * time.Second); return l }},
+		{"forged", func() string { return "/u/flot/alice/?" + TicketParam + "=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }, "ticket-unknown"},
+		{"empty", func() string { return "/u/flot/alice/?" + TicketParam + "=" }, "ticket-unknown"},
+		{"expired", func() string { l := f.Launch(alice); f.clock.add(61 * time.Second); return l }, "ticket-expired"},
 		{"replayed", func() string {
 			l := f.Launch(alice)
 			if r := f.get(t, l); r.StatusCode != http.StatusSeeOther {
 				t.Fatalf("first use: %s", r.Status)
 			}
 			return l
-		}},
+		}, "ticket-unknown"},
 		{"alice's on bob's prefix", func() string {
 			l := f.Launch(alice)
 			return strings.Replace(l, "/alice/", "/bob/", 1)
-		}},
+		}, "ticket-other-server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := f.get(t, tc.path())
 			if resp.StatusCode != http.StatusForbidden {
 				t.Errorf("status %s, want 403", resp.Status)
+			}
+			if got := obs.lastRejected(); got != tc.reason {
+				t.Errorf("rejection counted as %q, want %q", got, tc.reason)
 			}
 			if len(resp.Cookies()) != 0 {
 				t.Errorf("cookies set: %v", resp.Cookies())
@@ -119,7 +126,8 @@ func TestTicketsRefused(t *testing.T) {
 func TestSessionRefused(t *testing.T) {
 	be := newBackend(t, "/u/flot/alice/")
 	beBob := newBackend(t, "/u/flot/bob/")
-	f := newFront(t, Options{})
+	obs := &observer{}
+	f := newFront(t, Options{Observer: obs})
 	alice, bob := be.route("flot", "alice"), beBob.route("flot", "bob")
 	f.Routes().Set(alice)
 	f.Routes().Set(bob)
@@ -133,13 +141,14 @@ func TestSessionRefused(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, path, cookie string
+		reason             string // told to the Observer
 	}{
-		{"none", "/u/flot/bob/echo", ""},
-		{"alice's cookie on bob's prefix", "/u/flot/bob/echo", aliceCookie},
-		{"alice's cookie on bob's websocket", "/u/flot/bob/ws", aliceCookie},
-		{"alice's value renamed to bob", "/u/flot/bob/echo", "Cookie: " + CookieName + "=" + strings.Replace(value, "alice", "bob", 1)},
-		{"expiry moved", "/u/flot/alice/echo", "Cookie: " + CookieName + "=" + moveExpiry(value)},
-		{"garbage", "/u/flot/alice/echo", "Cookie: " + CookieName + "=flot|alice|99999999999|xyz"},
+		{"none", "/u/flot/bob/echo", "", "no-session"},
+		{"alice's cookie on bob's prefix", "/u/flot/bob/echo", aliceCookie, "session-other-student"},
+		{"alice's cookie on bob's websocket", "/u/flot/bob/ws", aliceCookie, "session-other-student"},
+		{"alice's value renamed to bob", "/u/flot/bob/echo", "Cookie: " + CookieName + "=" + strings.Replace(value, "alice", "bob", 1), "session-forged"},
+		{"expiry moved", "/u/flot/alice/echo", "Cookie: " + CookieName + "=" + moveExpiry(value), "session-forged"},
+		{"garbage", "/u/flot/alice/echo", "Cookie: " + CookieName + "=flot|alice|99999999999|xyz", "session-forged"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h []string
@@ -149,6 +158,9 @@ func TestSessionRefused(t *testing.T) {
 			if r := f.get(t, tc.path, h...); r.StatusCode != http.StatusForbidden {
 				t.Errorf("status %s, want 403", r.Status)
 			}
+			if got := obs.lastRejected(); got != tc.reason {
+				t.Errorf("rejection counted as %q, want %q", got, tc.reason)
+			}
 		})
 	}
 	t.Run("expired", func(t *testing.T) {
@@ -156,6 +168,9 @@ func TestSessionRefused(t *testing.T) {
 		defer f.clock.add(-13 * time.Hour)
 		if r := f.get(t, "/u/flot/alice/echo", aliceCookie); r.StatusCode != http.StatusForbidden {
 			t.Errorf("status %s, want 403", r.Status)
+		}
+		if got := obs.lastRejected(); got != "session-expired" {
+			t.Errorf("rejection counted as %q, want session-expired", got)
 		}
 	})
 	t.Run("login URL", func(t *testing.T) {
@@ -506,6 +521,41 @@ func TestTrafficAndWebsockets(t *testing.T) {
 	waitFor(t, func() bool { tr, _ := f.Traffic("flot", "alice"); return tr.Websockets == 0 })
 	if tr, _ := f.Traffic("flot", "alice"); !tr.Last.Equal(f.clock.now()) {
 		t.Errorf("after the websocket closed: %+v, want its closing time as the last request", tr)
+	}
+}
+
+// The Observer hears every answer by its status class (a websocket's when
+// it closes), the websockets open, and the spawns on demand.
+func TestObserverCounts(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	rt := be.route("flot", "alice")
+	obs := &observer{}
+	f := newFront(t, Options{Observer: obs, StartWait: time.Minute,
+		Spawner: spawnFunc(func(context.Context, string, string) (Route, error) { return rt, nil })})
+	cookie := f.login(t, rt) // 3xx, and a spawn on demand: no route yet
+	if r := f.get(t, "/u/flot/alice/echo", cookie, "Accept: text/html"); r.StatusCode != http.StatusOK {
+		t.Fatalf("alice's page: %s", r.Status)
+	}
+	f.get(t, "/u/flot/bob/echo")              // 4xx
+	f.get(t, "/nowhere")                      // 4xx
+	f.get(t, "/u/flot/alice/missing", cookie) // 4xx from the server
+	cfg, _ := websocket.NewConfig(strings.Replace(f.URL, "http", "ws", 1)+"/u/flot/alice/ws", f.URL)
+	cfg.Header = http.Header{"Cookie": {strings.TrimPrefix(cookie, "Cookie: ")}}
+	ws, err := cfg.DialContext(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, n, _ := obs.counts(); n != 1 {
+		t.Errorf("%d websockets counted open, want 1", n)
+	}
+	ws.Close()
+	waitFor(t, func() bool { req, n, _ := obs.counts(); return n == 0 && req["1xx"] == 1 })
+	req, _, spawns := obs.counts()
+	if want := map[string]int{"1xx": 1, "2xx": 1, "3xx": 1, "4xx": 3}; !maps.Equal(req, want) {
+		t.Errorf("requests by class %v, want %v", req, want)
+	}
+	if !slices.Equal(spawns, []string{"ok"}) {
+		t.Errorf("spawns %q, want one ok", spawns)
 	}
 }
 
