@@ -100,7 +100,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 		fdRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "frontdoor_rejections_total",
-			Help: "Launch tickets and sessions the front door refused, by reason (ticket-unknown: forged or replayed, ticket-expired, ticket-other-server, no-session, session-forged, session-expired, session-other-student).",
+			Help: "Launch tickets and sessions the front door refused, by reason (ticket-unknown: forged or replayed, ticket-expired, ticket-other-server, no-session, session-forged, session-expired, session-other-student, cross-origin).",
 		}, []string{"reason"}),
 	}
 	m.reg.MustRegister(m.passDuration, m.buildDuration, m.actions, m.builds, m.containers,

@@ -56,6 +56,14 @@ func newBackend(t *testing.T, base string) *backend {
 		w.WriteHeader(http.StatusFound)
 		io.WriteString(w, `<script>var token = "`+secret+`";</script>`)
 	})
+	mux.HandleFunc(base+"cookies", func(w http.ResponseWriter, r *http.Request) {
+		// A server setting cookies inside its prefix and outside it.
+		for _, c := range []string{"_xsrf=1; Path=" + base, "mine=1", "sub=1; Path=" + base + "lab", "trimmed=1; Path=" + strings.TrimSuffix(base, "/"),
+			"wide=1; Path=/", "sibling=1; Path=" + strings.TrimSuffix(base, "/") + "x/", "classmate=1; Path=/u/flot/bob/",
+			"nbh-session=forged; Path=" + base, "parent=1; Domain=example.org; Path=" + base, "bad name=1"} {
+			w.Header().Add("Set-Cookie", c)
+		}
+	})
 	mux.HandleFunc(base+"big", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		w.Header().Set("Content-Length", strconv.Itoa(n))

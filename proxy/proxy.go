@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -76,7 +77,7 @@ type Observer interface {
 	// FrontDoorRejected counts a launch ticket or session refused, by
 	// reason: ticket-unknown (forged or replayed), ticket-expired,
 	// ticket-other-server, no-session, session-forged, session-expired,
-	// session-other-student.
+	// session-other-student, cross-origin.
 	FrontDoorRejected(reason string)
 }
 
@@ -287,6 +288,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.denied(w, r)
 		return
 	}
+	if !sameOrigin(r) {
+		p.obs.FrontDoorRejected("cross-origin")
+		answer(w, r, http.StatusForbidden, page{Title: "Cross-site request refused",
+			Message: "Only pages of this site may change things on your server."})
+		return
+	}
 	key = sess
 	rt, up := p.routes.Lookup(key)
 	if up && rt.BasePath != base {
@@ -438,27 +445,33 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if t.token != "" {
 		h.Set("Authorization", "token "+t.token)
+		// Compressed frames would hide the token from frameRedactor.
+		h.Del("Sec-Websocket-Extensions")
 	}
 	h.Del("Accept-Encoding")
 }
 
 // modifyResponse keeps the token and the server's own login cookie from
-// the browser.
+// the browser, and a server's cookies inside its prefix.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	t, _ := resp.Request.Context().Value(ctxKey{}).(target)
-	var kept []string
-	for _, sc := range resp.Header.Values("Set-Cookie") {
-		if !jupyterLoginCookie(sc) {
-			kept = append(kept, sc)
+	if scs := resp.Header.Values("Set-Cookie"); len(scs) > 0 {
+		var kept []string
+		for _, sc := range scs {
+			if !jupyterLoginCookie(sc) && ownCookie(sc, t.route.BasePath) {
+				kept = append(kept, sc)
+			}
 		}
-	}
-	resp.Header.Del("Set-Cookie")
-	for _, sc := range kept {
-		resp.Header.Add("Set-Cookie", sc)
+		resp.Header["Set-Cookie"] = kept
 	}
 	redactHeaders(resp.Header, t.token)
-	if t.token != "" && resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
+	if t.token == "" || resp.Body == nil || resp.Body == http.NoBody {
+		return nil
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
 		resp.Body = newRedactor(resp.Body, t.token)
+	} else if conn, ok := resp.Body.(io.ReadWriteCloser); ok {
+		resp.Body = newFrameRedactor(conn, t.token)
 	}
 	return nil
 }

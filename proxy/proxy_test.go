@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -307,6 +308,72 @@ func TestHeaderTricks(t *testing.T) {
 	})
 }
 
+// Jupyter does not check XSRF on requests that carry its token, as every
+// forwarded one does: the front door refuses, itself, a request that can
+// change something when it comes from a page of another origin (a sibling
+// site of the same registrable domain gets SameSite=Lax cookies sent).
+func TestCrossOriginRefused(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	obs := &observer{}
+	f := newFront(t, Options{Observer: obs})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+	self := f.URL
+	for _, tc := range []struct {
+		name, method string
+		header       []string
+		want         int
+	}{
+		{"POST from another site", http.MethodPost, []string{"Origin: https://students.example.org"}, http.StatusForbidden},
+		{"POST with a null origin", http.MethodPost, []string{"Origin: null"}, http.StatusForbidden},
+		{"DELETE, cross-site by fetch metadata", http.MethodDelete, []string{"Sec-Fetch-Site: same-site"}, http.StatusForbidden},
+		{"websocket from another site", http.MethodGet, []string{"Origin: https://students.example.org", "Connection: Upgrade", "Upgrade: websocket",
+			"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="}, http.StatusForbidden},
+		{"POST from the site's own page", http.MethodPost, []string{"Origin: " + self, "Sec-Fetch-Site: same-origin"}, http.StatusOK},
+		{"POST by a script that is no browser", http.MethodPost, nil, http.StatusOK},
+		{"GET from another site (a link)", http.MethodGet, []string{"Origin: https://students.example.org", "Sec-Fetch-Site: cross-site"}, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), tc.method, f.URL+"/u/flot/alice/echo", nil)
+			for _, h := range append(tc.header, cookie) {
+				k, v, _ := strings.Cut(h, ": ")
+				req.Header.Add(k, v)
+			}
+			n := len(be.requests())
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status %s, want %d", resp.Status, tc.want)
+			}
+			if reached := len(be.requests()) > n; reached != (tc.want == http.StatusOK) {
+				t.Errorf("reached the server: %v", reached)
+			}
+			if tc.want == http.StatusForbidden {
+				if got := obs.lastRejected(); got != "cross-origin" {
+					t.Errorf("rejection counted as %q", got)
+				}
+			}
+		})
+	}
+}
+
+// A server's cookies stay inside its prefix: all students share one
+// origin, and a page of one server must not set what another's pages get.
+func TestServerCookiesScopedToPrefix(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	resp := f.get(t, "/u/flot/alice/cookies", f.login(t, rt))
+	if got := strings.Join(resp.Header.Values("Set-Cookie"), " | "); got != "_xsrf=1; Path=/u/flot/alice/ | mine=1 | sub=1; Path=/u/flot/alice/lab | trimmed=1; Path=/u/flot/alice" {
+		t.Errorf("cookies passed: %s", got)
+	}
+}
+
 func TestTokenNeverReachesTheBrowser(t *testing.T) {
 	be := newBackend(t, "/u/flot/alice/")
 	f := newFront(t, Options{})
@@ -359,6 +426,107 @@ func TestRedactorFindsSplitSecrets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// frame builds a websocket frame as a server sends it (unmasked): fin,
+// opcode, rsv1 (compressed) and payload.
+func frame(op byte, rsv1 bool, payload string) string {
+	b := []byte{0x80 | op}
+	if rsv1 {
+		b[0] |= 0x40
+	}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n < 1<<16:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return string(b) + payload
+}
+
+// rwc is a server side of a websocket: reads from r, writes recorded.
+type rwc struct {
+	r       io.Reader
+	written bytes.Buffer
+}
+
+func (c *rwc) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *rwc) Write(p []byte) (int, error) { return c.written.Write(p) }
+func (c *rwc) Close() error                { return nil }
+
+func TestFrameRedactorMasksEveryFrame(t *testing.T) {
+	stars := strings.Repeat("*", len(secret))
+	big := strings.Repeat("x", 70<<10)
+	for _, tc := range []struct{ name, in, want string }{
+		{"text", frame(1, false, "token "+secret+"!"), frame(1, false, "token "+stars+"!")},
+		{"binary, 16-bit length, at the end", frame(2, false, strings.Repeat("y", 300)+secret), frame(2, false, strings.Repeat("y", 300)+stars)},
+		{"64-bit length, across the buffer", frame(2, false, big[:4090]+secret+big), frame(2, false, big[:4090]+stars+big)},
+		{"adjacent and near miss", frame(1, false, secret+secret+secret[1:]), frame(1, false, stars+stars+secret[1:])},
+		{"several frames, a close", frame(1, false, secret) + frame(9, false, secret) + frame(1, false, "ok") + frame(8, false, "\x03\xe8"+secret),
+			frame(1, false, stars) + frame(9, false, stars) + frame(1, false, "ok") + frame(8, false, "\x03\xe8"+stars)},
+		{"no secret split over two frames", frame(0, false, secret[:10]) + frame(0, false, secret[10:]), frame(0, false, secret[:10]) + frame(0, false, secret[10:])},
+		{"compressed: left alone (never negotiated)", frame(1, true, secret), frame(1, true, secret)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, rd := range []io.Reader{strings.NewReader(tc.in), iotest.OneByteReader(strings.NewReader(tc.in)), iotest.HalfReader(strings.NewReader(tc.in))} {
+				conn := &rwc{r: rd}
+				f := newFrameRedactor(conn, secret)
+				got, err := io.ReadAll(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != tc.want {
+					t.Errorf("%d bytes in, %d out; differ at %d", len(tc.in), len(got), firstDiff(string(got), tc.want))
+				}
+				if _, err := f.Write([]byte(secret)); err != nil || conn.written.String() != secret {
+					t.Errorf("the browser's frames are changed: %q, %v", conn.written.String(), err)
+				}
+			}
+		})
+	}
+}
+
+func firstDiff(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// A server that sends its token on a websocket (a kernel printing its
+// environment) reaches the browser masked, and a browser's offer of
+// compression, which would hide it, never reaches the server.
+func TestWebsocketFramesMasked(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+	cfg, _ := websocket.NewConfig(strings.Replace(f.URL, "http", "ws", 1)+"/u/flot/alice/ws", f.URL)
+	cfg.Header = http.Header{"Cookie": {strings.TrimPrefix(cookie, "Cookie: ")}, "Sec-Websocket-Extensions": {"permessage-deflate; client_max_window_bits"}}
+	ws, err := cfg.DialContext(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	msg := "JUPYTER_TOKEN=" + secret + "\n"
+	if err := websocket.Message.Send(ws, msg); err != nil { // the echo sends it back
+		t.Fatal(err)
+	}
+	var got string
+	if err := websocket.Message.Receive(ws, &got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "JUPYTER_TOKEN=" + strings.Repeat("*", len(secret)) + "\n"; got != want {
+		t.Errorf("the browser got %q, want %q", got, want)
+	}
+	if ext := be.last(t).Header.Get("Sec-Websocket-Extensions"); ext != "" {
+		t.Errorf("the server was offered %q", ext)
 	}
 }
 
