@@ -179,7 +179,7 @@ func New(opts Options) (*Proxy, error) {
 		log:      opts.Log,
 		routes:   opts.Routes,
 		tickets:  newTickets(opts.TicketTTL, opts.Now),
-		sessions: sessions{key: opts.Key, ttl: opts.SessionTTL, now: opts.Now},
+		sessions: newSessions(opts.Key, opts.SessionTTL, opts.Now),
 		traffic:  &traffic{m: map[Key]activity.Traffic{}, now: opts.Now},
 		jobs:     map[Key]*job{},
 		obs:      opts.Observer,
@@ -340,15 +340,23 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 // student. ok is false for a path no server can live under.
 func (p *Proxy) resolve(path string) (base string, k Key, known, ok bool) {
 	if rest, found := strings.CutPrefix(path, containers.PrefixRoot); found {
-		parts := strings.SplitN(rest, "/", 3)
-		if len(parts) < 2 {
+		c, rest, ok := strings.Cut(rest, "/")
+		s, _, _ := strings.Cut(rest, "/")
+		k := Key{c, s}
+		if !ok {
 			return "", Key{}, false, false
 		}
-		c, s, valid := containers.SplitName(containers.Name(parts[0], parts[1]))
-		if !valid || c != parts[0] || s != parts[1] {
-			return "", Key{}, false, false
+		// A route's names were checked when it was made; others are
+		// checked here, as container names.
+		if _, routed := p.routes.Lookup(k); !routed {
+			if cc, ss, valid := containers.SplitName(containers.Name(c, s)); !valid || cc != c || ss != s {
+				return "", Key{}, false, false
+			}
 		}
-		return containers.Prefix(c, s), Key{c, s}, true, true
+		if n := len(containers.PrefixRoot) + len(c) + len(s) + 2; len(path) >= n {
+			return path[:n], k, true, true // the prefix itself, as it starts path
+		}
+		return containers.Prefix(c, s), k, true, true
 	}
 	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	port, err := strconv.Atoi(first)
@@ -439,9 +447,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	h.Del("Authorization")
 	// Jupyter reads a token= parameter before the header: a client's own
 	// guess must not stand in for the token the proxy sends.
-	if q := pr.Out.URL.Query(); q.Has("token") {
-		q.Del("token")
-		pr.Out.URL.RawQuery = q.Encode()
+	if strings.Contains(pr.Out.URL.RawQuery, "token") {
+		if q := pr.Out.URL.Query(); q.Has("token") {
+			q.Del("token")
+			pr.Out.URL.RawQuery = q.Encode()
+		}
 	}
 	if t.token != "" {
 		h.Set("Authorization", "token "+t.token)

@@ -485,6 +485,16 @@ func TestFrameRedactorMasksEveryFrame(t *testing.T) {
 					t.Errorf("the browser's frames are changed: %q, %v", conn.written.String(), err)
 				}
 			}
+			// As io.Copy runs it: WriteTo, and ReadFrom for the browser's side.
+			var out bytes.Buffer
+			conn := &rwc{r: iotest.HalfReader(strings.NewReader(tc.in))}
+			f := newFrameRedactor(conn, secret)
+			if _, err := io.Copy(&out, f); err != nil || out.String() != tc.want {
+				t.Errorf("WriteTo: %d bytes out, %v", out.Len(), err)
+			}
+			if _, err := io.Copy(f, strings.NewReader(secret)); err != nil || conn.written.String() != secret {
+				t.Errorf("ReadFrom: %q, %v", conn.written.String(), err)
+			}
 		})
 	}
 }

@@ -21,14 +21,13 @@ func checkPath(u *url.URL) error {
 	if !strings.HasPrefix(p, "/") {
 		return errors.New("path must start with /")
 	}
-	for _, seg := range strings.Split(p, "/") {
+	for seg := range strings.SplitSeq(p, "/") {
 		if seg == "." || seg == ".." {
 			return errors.New("dot segments are refused")
 		}
 	}
-	lower := strings.ToLower(u.EscapedPath() + "\x00" + p)
-	for _, bad := range []string{"%2f", "%5c", "%2e", "%00", "\\"} {
-		if strings.Contains(lower, bad) {
+	for _, s := range [...]string{u.EscapedPath(), p} {
+		if strings.Contains(s, "\\") || encodedEscape(s) {
 			return errors.New("encoded slashes, dots and backslashes are refused")
 		}
 	}
@@ -36,6 +35,23 @@ func checkPath(u *url.URL) error {
 		return errors.New("NUL is refused")
 	}
 	return nil
+}
+
+// encodedEscape reports whether s holds %2f, %5c, %2e or %00, in either
+// case.
+func encodedEscape(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0 && i+2 < len(s); {
+		switch strings.ToLower(s[i+1 : i+3]) {
+		case "2f", "5c", "2e", "00":
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // stripCookie removes the cookies named name from a Cookie header value,
@@ -251,6 +267,49 @@ func newFrameRedactor(conn io.ReadWriteCloser, secret string) *frameRedactor {
 }
 
 func (f *frameRedactor) Read(p []byte) (int, error) {
+	if f.fill(); f.ready == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.buf[:f.ready])
+	f.consume(n)
+	return n, nil
+}
+
+// WriteTo hands the frames on from the redactor's own buffer: io.Copy,
+// which the reverse proxy runs for each direction of a websocket, would
+// otherwise hold a buffer of 32 KiB for the websocket's whole life.
+func (f *frameRedactor) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if f.fill(); f.ready == 0 {
+			if f.err == io.EOF {
+				return total, nil
+			}
+			return total, f.err
+		}
+		n, err := w.Write(f.buf[:f.ready])
+		total += int64(n)
+		f.consume(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// ReadFrom passes the browser's frames on through a small buffer, for the
+// same reason.
+func (f *frameRedactor) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, 4096)
+	return io.CopyBuffer(f.ReadWriteCloser, struct{ io.Reader }{r}, buf)
+}
+
+func (f *frameRedactor) consume(n int) {
+	f.ready -= n
+	f.buf = f.buf[:copy(f.buf, f.buf[n:])]
+}
+
+// fill reads until some bytes are ready or an error is kept.
+func (f *frameRedactor) fill() {
 	for f.ready == 0 && f.err == nil {
 		switch {
 		case f.left == 0 && len(f.buf) > 0:
@@ -275,13 +334,6 @@ func (f *frameRedactor) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	if f.ready == 0 {
-		return 0, f.err
-	}
-	n := copy(p, f.buf[:f.ready])
-	f.ready -= n
-	f.buf = f.buf[:copy(f.buf, f.buf[n:])]
-	return n, nil
 }
 
 // header reads a frame header (RFC 6455 section 5.2) into buf, ready.
