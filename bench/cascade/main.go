@@ -85,13 +85,10 @@ func run(ctx context.Context, n, rounds int) error {
 	defer os.RemoveAll(tmp)
 	core := prefix + "/core"
 	course := func(i int) string { return fmt.Sprintf("%s-c%02d", prefix, i) }
-	var names []string
-	for i := range n {
-		names = append(names, course(i))
-	}
 	defer func() {
-		// Course images before the core image they are built FROM; the
-		// baseline's images carry the same prefix.
+		// Everything this run made carries the prefix, the baseline's
+		// images too. In rounds: a core image whose course images still
+		// stand is only untagged by the first.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 		defer cancel()
 		for range 3 {
