@@ -137,7 +137,7 @@ type Options struct {
 	// Args are extra command-line arguments for the server; "{port}"
 	// stands for the published host port.
 	Args []string
-	// ReadyTimeout bounds the wait for the server to answer; 60s when zero.
+	// ReadyTimeout bounds the wait for the server to answer; 3 minutes when zero.
 	ReadyTimeout time.Duration
 }
 
