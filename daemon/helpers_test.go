@@ -145,8 +145,12 @@ func busyboxBase(t *testing.T, cli *client.Client) string {
 		t.Fatalf("need a static /bin/busybox (Debian package busybox-static): %v", err)
 	}
 	tag := testPrefix + "base-" + randHex(4) + ":v1"
+	// The label makes the image this test's own: without it the layer
+	// cache gives every concurrent test (and every concurrent run on the
+	// engine) the same image ID, and the first clean-up removed the base
+	// from under the others' builds, which then tried to pull it.
 	id := buildImage(t, cli, tag, map[string][]byte{
-		"Dockerfile": []byte("FROM scratch\nCOPY busybox /bin/busybox\n" + `RUN ["/bin/busybox", "--install", "-s", "/bin"]` + "\n"),
+		"Dockerfile": []byte("FROM scratch\nCOPY busybox /bin/busybox\n" + `RUN ["/bin/busybox", "--install", "-s", "/bin"]` + "\nLABEL org.nbhosting.test-base=" + tag + "\n"),
 		"busybox":    bb,
 	})
 	t.Cleanup(func() { removeImageTree(t, cli, id) })
