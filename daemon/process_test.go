@@ -40,7 +40,6 @@ const (
 func TestProcessDaemon(t *testing.T) {
 	cli := requireDocker(t)
 	bin := nbhSyncBinary(t)
-	cleanupContainers(t, cli, testPrefix)
 	base := busyboxBase(t, cli) // its cleanup removes every build made on it
 
 	dir := t.TempDir()
@@ -51,6 +50,9 @@ func TestProcessDaemon(t *testing.T) {
 	remote := httpRemote(t, srvDir)
 	suffix := randHex(4)
 	webCourse, localCourse := testPrefix+"w-"+suffix, testPrefix+"l-"+suffix
+	// This run's containers only: another run may share the engine.
+	cleanupContainers(t, cli, webCourse)
+	cleanupContainers(t, cli, localCourse)
 	webURL := remote.URL + "/web.git"
 
 	// The web course carries the image (docker-image/) that both courses
