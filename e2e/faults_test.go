@@ -201,8 +201,16 @@ func checkEngineClean(t *testing.T, s *fakeSite, imageName string) {
 	// that passed; one with a tag is a leftover of an interrupted build
 	// that prune missed.
 	for _, im := range ims {
-		if images.Served(imageName, im.RepoTags) && !images.Passed(imageName, im.RepoTags, im.Labels[images.LabelBuildKey]) {
+		if served(imageName, im.RepoTags) && !images.Passed(imageName, im.RepoTags, im.Labels[images.LabelBuildKey]) {
 			t.Errorf("unsmoked build still tagged: %s %v", im.ID, im.RepoTags)
 		}
 	}
+}
+
+// served reports whether any of tags serves image: any tag but the
+// scratch tag of a build in progress (I:build-<short key>).
+func served(image string, tags []string) bool {
+	return slices.ContainsFunc(tags, func(t string) bool {
+		return strings.HasPrefix(t, image+":") && !strings.HasPrefix(t, image+":build-")
+	})
 }

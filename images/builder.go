@@ -413,14 +413,6 @@ func Passed(image string, tags []string, key string) bool {
 	return len(key) >= ShortKeyLen && slices.Contains(tags, image+":"+key[:ShortKeyLen])
 }
 
-// Served reports whether any of tags serves image, that is any tag but the
-// scratch tag of a build in progress (I:build-<short key>).
-func Served(image string, tags []string) bool {
-	return slices.ContainsFunc(tags, func(t string) bool {
-		return strings.HasPrefix(t, image+":") && !strings.HasPrefix(t, image+":build-")
-	})
-}
-
 // smoke runs the image's check in a throwaway container: the smoke command
 // to exit 0, or by default the start script present and executable, read
 // through the engine on a container that never starts (no shell needed).

@@ -267,8 +267,8 @@ func TestHookReadsCapped(t *testing.T) {
 // names allowed; webhooks and mutations are not held to it.
 func TestHostAllowList(t *testing.T) {
 	hooks := server.HookFunc(func(context.Context, string, *http.Request, []byte) ([]string, error) { return nil, nil })
-	s, err := server.New(server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, Token: token, Addr: "0.0.0.0:8787",
-		AllowedHosts: []string{"nbh.example.org"}})
+	s, err := server.New(server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, Token: token,
+		AllowedHosts: []string{"0.0.0.0:8787", "nbh.example.org"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,6 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultAddr        = "127.0.0.1:8765"
 	DefaultMaxHookBody = 5 << 20
 	DefaultMaxAPIBody  = 64 << 10
 	DefaultRefresh     = 10 * time.Second
@@ -42,8 +41,6 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	// Addr is where ListenAndServe listens (localhost by default).
-	Addr    string
 	Backend Backend
 	// Hooks verifies webhooks; nil disables /hooks/ (404).
 	Hooks HookVerifier
@@ -55,9 +52,10 @@ type Config struct {
 	// MaxHookReads bounds the webhook bodies read at once; a webhook
 	// beyond it is answered 503 at once (DefaultHookReads if 0).
 	MaxHookReads int
-	// AllowedHosts are the host names (besides localhost and IP
-	// addresses) the unauthenticated GET endpoints answer to: a browser
-	// led to the daemon by DNS rebinding sends another name and gets 403.
+	// AllowedHosts are the host names, or host:port addresses such as the
+	// one listened on, whose host (besides localhost and IP addresses) the
+	// unauthenticated GET endpoints answer to: a browser led to the daemon
+	// by DNS rebinding sends another name and gets 403.
 	AllowedHosts []string
 	// BodyReadTimeout bounds the reading of one request body
 	// (DefaultBodyReadTimeout if 0).
@@ -106,9 +104,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("server: no backend")
 	}
-	if cfg.Addr == "" {
-		cfg.Addr = DefaultAddr
-	}
 	if cfg.MaxHookBody <= 0 {
 		cfg.MaxHookBody = DefaultMaxHookBody
 	}
@@ -129,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), hookSem: make(chan struct{}, cfg.MaxHookReads),
 		allowed: map[string]bool{"localhost": true}}
-	for _, h := range append([]string{cfg.Addr}, cfg.AllowedHosts...) {
+	for _, h := range cfg.AllowedHosts {
 		if host, _, err := net.SplitHostPort(h); err == nil {
 			h = host
 		}
@@ -188,17 +183,6 @@ func (s *Server) routes() {
 
 // Handler returns the server's handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// ListenAndServe listens on Config.Addr and serves until ctx is cancelled,
-// then shuts down gracefully (in-flight requests get 10s).
-func (s *Server) ListenAndServe(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
-	}
-	return s.Serve(ctx, ln)
-}
 
 // Serve serves on ln until ctx is cancelled.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {

@@ -217,8 +217,8 @@ courses:
 		if provider != "github" && provider != "gitlab" && provider != "generic" {
 			return nil, fmt.Errorf("%s: %w", provider, server.ErrUnknownProvider)
 		}
-		p, err := webhook.Verify(r.Header, body, []byte(hookSecret))
-		if err != nil {
+		p := webhook.Provider(provider)
+		if err := webhook.VerifyFor(p, r.Header, body, []byte(hookSecret)); err != nil {
 			return nil, err
 		}
 		push, err := webhook.Parse(p, r.Header, body)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/client"
+
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch"
@@ -81,8 +83,8 @@ type Site struct {
 	notifyOK bool                // notifier was made (nil when notify: is broken)
 	lastPass *PassReport
 
-	// closers are the engine clients New opened itself (not those given
-	// in Options): Close releases them.
+	// closers are the engine clients the site opened itself (not those
+	// given in Options): Close releases them. mu held.
 	closers []io.Closer
 
 	knownMu sync.Mutex // serializes the known-courses record
@@ -110,22 +112,20 @@ func New(opts Options) (*Site, error) {
 		return nil, err
 	}
 	var closers []io.Closer
-	if opts.ImageEngine == nil {
-		e, err := images.NewDockerEngine()
+	if opts.ImageEngine == nil || opts.ContainerEngine == nil {
+		// One client of the engine for images and containers: one pool of
+		// connections, closed once by Close.
+		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("connect to docker engine: %w", err)
 		}
-		opts.ImageEngine = e
-		closers = append(closers, e)
-	}
-	if opts.ContainerEngine == nil {
-		e, err := containers.DialDocker()
-		if err != nil {
-			closeAll(closers)
-			return nil, err
+		closers = append(closers, cli)
+		if opts.ImageEngine == nil {
+			opts.ImageEngine = images.NewDocker(cli)
 		}
-		opts.ContainerEngine = e
-		closers = append(closers, e)
+		if opts.ContainerEngine == nil {
+			opts.ContainerEngine = containers.NewDocker(cli)
+		}
 	}
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
@@ -146,13 +146,14 @@ func New(opts Options) (*Site, error) {
 
 // Close releases the engine clients the site opened. The site must not be
 // used after.
-func (s *Site) Close() error { return closeAll(s.closers) }
-
-func closeAll(cs []io.Closer) error {
+func (s *Site) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
-	for _, c := range cs {
+	for _, c := range s.closers {
 		errs = append(errs, c.Close())
 	}
+	s.closers = nil
 	return errors.Join(errs...)
 }
 

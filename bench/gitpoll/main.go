@@ -23,11 +23,7 @@ func main() {
 	n := flag.Int("repos", 100, "number of course repos")
 	rounds := flag.Int("rounds", 3, "no-change polls of all repos, per side")
 	commits := flag.Int("commits", 20, "commits in each repo")
-	flag.Parse()
-	if err := run(context.Background(), *n, *rounds, *commits); err != nil {
-		fmt.Fprintln(os.Stderr, "gitpoll:", err)
-		os.Exit(1)
-	}
+	benchenv.Main("bench/gitpoll", func(ctx context.Context) error { return run(ctx, *n, *rounds, *commits) })
 }
 
 // usage is the CPU time (user+sys) of who: this process or its waited-for

@@ -21,13 +21,11 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -43,19 +41,11 @@ import (
 )
 
 func main() {
-	n := flag.Int("n", 1000, "managed containers to create (created, not started)")
-	running := flag.Int("running", 50, "of which running fake Jupyter servers")
-	courses := flag.Int("courses", 10, "courses the containers are spread over")
-	rounds := flag.Int("rounds", 3, "timed rounds of each side, interleaved")
-	workers := flag.Int("workers", 8, "concurrent engine calls while setting up and cleaning up")
+	sc := benchenv.ScaleFlags("managed containers (created, not started)")
 	apply := flag.Bool("apply", true, "then apply the plan: half the courses one action at a time, half at the production concurrency")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *n, min(*running, *n), max(*courses, 2), max(*rounds, 1), max(*workers, 1), *apply); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/pass:", err)
-		os.Exit(1)
-	}
+	benchenv.Main("bench/pass", func(ctx context.Context) error {
+		return run(ctx, sc.N, min(sc.Running, sc.N), max(sc.Courses, 2), max(sc.Rounds, 1), max(sc.Workers, 1), *apply)
+	})
 }
 
 func socketPath() (string, error) {
