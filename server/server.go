@@ -2,9 +2,9 @@
 // Prometheus metrics, a JSON API (status, history, plan, spawn, sync,
 // confirm-prune), webhook endpoints, and a server-rendered dashboard.
 //
-// It talks to the rest of the daemon only through Backend and HookVerifier.
+// It talks to the rest of the daemon only through Backend and HookHandler.
 // Mutating API endpoints need the bearer token; webhooks carry their own
-// signatures and are checked by the HookVerifier.
+// signatures and are checked by the HookHandler.
 package server
 
 import (
@@ -42,8 +42,8 @@ const (
 // Config configures a Server.
 type Config struct {
 	Backend Backend
-	// Hooks verifies webhooks; nil disables /hooks/ (404).
-	Hooks HookVerifier
+	// Hooks handles webhooks; nil disables /hooks/ (404).
+	Hooks HookHandler
 	// HookHeaders, when set, checks a webhook's headers (the provider's
 	// signature header present and well-formed) before its body is read,
 	// so that an unsigned request costs no body read. An error wrapping
@@ -381,10 +381,6 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	if c := r.URL.Query().Get("course"); c != "" {
 		req.Course = c
 	}
-	if len(req.Repos) > 0 {
-		writeError(w, http.StatusBadRequest, "repos are for webhooks; name a course")
-		return
-	}
 	req.Source = "api"
 	ctx, cancel := s.ctx(r)
 	defer cancel()
@@ -414,8 +410,8 @@ func (s *Server) confirmPrune(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "confirmed"})
 }
 
-// hook serves POST /hooks/{provider}: bounded body, verification, then a
-// sync of the repos the push names.
+// hook serves POST /hooks/{provider}: the signature header, a bounded
+// body, then the HookHandler's verification and pass.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	provider := r.PathValue("provider")
 	if s.cfg.Hooks == nil {
@@ -455,41 +451,29 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	repos, err := s.cfg.Hooks.Verify(ctx, provider, r, body)
-	if errors.Is(err, ErrUnknownProvider) {
+	res, err := s.cfg.Hooks.Push(ctx, provider, r.Header, body)
+	switch {
+	case errors.Is(err, ErrUnknownProvider):
 		writeError(w, http.StatusNotFound, err.Error())
 		return
-	}
-	if errors.Is(err, ErrInvalid) {
+	case errors.Is(err, ErrInvalid):
 		// Signed, hence from the forge, but unreadable: say so.
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	if errors.Is(err, ErrConflict) {
+	case errors.Is(err, ErrConflict):
 		// Signed, but seen already: a replay.
 		s.log.Warn("webhook refused", "provider", provider, "remote", r.RemoteAddr, "err", err)
 		writeError(w, http.StatusConflict, err.Error())
 		return
-	}
-	if err != nil {
+	case err != nil:
 		// The reason goes to the log, not to an unauthenticated caller.
 		s.log.Warn("webhook refused", "provider", provider, "remote", r.RemoteAddr, "err", err)
 		writeError(w, http.StatusUnauthorized, "webhook verification failed")
 		return
 	}
-	if len(repos) == 0 {
-		writeJSON(w, http.StatusAccepted, SyncResult{Courses: []string{}})
-		return
-	}
-	res, err := s.cfg.Backend.Sync(ctx, SyncRequest{Repos: repos, Source: "hook:" + provider})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	if res.Courses == nil {
 		res.Courses = []string{}
 	}
-	s.log.Info("webhook accepted", "provider", provider, "repos", len(repos), "courses", res.Courses)
 	writeJSON(w, http.StatusAccepted, res)
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -188,9 +189,6 @@ func (s *Site) ServerToken(ctx context.Context, course, student string, port int
 // HostIP is the address student servers publish their ports on.
 func (s *Site) HostIP() string { return s.ctrs.HostIP }
 
-// Mirrors are the site's git mirrors (for webhooks: Reset on a push).
-func (s *Site) Mirrors() *gitwatch.Mirrors { return s.mirrors }
-
 // PullReport is what a pull did.
 type PullReport struct {
 	// ConfigCommit is the config revision in force after the pull.
@@ -319,3 +317,32 @@ var short = shortid.Of
 
 // planAt is the clock of passes; a variable so tests can move it.
 var planAt = time.Now
+
+// Pushed says what of the site a push concerns; keys are the pushed
+// remotes, as gitwatch.NormalizeURL spells them. It ends the fetch backoff
+// of each of the site's repos pushed to (the config repo, course repos),
+// and returns the courses whose repo was pushed — those in the config repo
+// when it was — sorted; ours is false when the push concerns none of the
+// site's repos. Without a config in force, nothing is ours.
+func (s *Site) Pushed(ctx context.Context, keys []string) (courses []string, ours bool) {
+	cfg, err := s.Config(ctx)
+	if err != nil {
+		return nil, false
+	}
+	pushed := func(url string) bool {
+		if !slices.Contains(keys, gitwatch.NormalizeURL(url)) {
+			return false
+		}
+		s.mirrors.Reset(url) // a push ends any backoff at once
+		ours = true
+		return true
+	}
+	configPushed := pushed(s.loc.URL)
+	for _, name := range cfg.CourseNames() { // sorted
+		co := cfg.Courses[name]
+		if co.Repo == "." && configPushed || co.Repo != "." && pushed(co.Repo) {
+			courses = append(courses, name)
+		}
+	}
+	return courses, ours
+}
