@@ -4,10 +4,10 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/nbhosting/nbh-sync/images"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +15,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+
+	"github.com/nbhosting/nbh-sync/images"
 )
 
 // TestEngineOutage cuts the daemon off the engine in the middle of a pass
