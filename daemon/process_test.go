@@ -22,6 +22,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // Timing of the daemon under test.
@@ -434,7 +435,7 @@ func checkNoHalfBuild(t *testing.T, cli *client.Client, name, interrupted string
 	}
 	for _, im := range list {
 		key := im.Labels[images.LabelBuildKey]
-		passed, served := images.Passed(name, im.RepoTags, key), served(name, im.RepoTags)
+		passed, served := images.Passed(name, im.RepoTags, key), testenv.Served(name, im.RepoTags)
 		if served && !passed {
 			t.Errorf("image %s is tagged %v but did not pass its smoke test", im.ID, im.RepoTags)
 		}
@@ -459,12 +460,4 @@ func runContainers(t *testing.T, cli *client.Client, marker string) []string {
 		}
 	}
 	return ids
-}
-
-// served reports whether any of tags serves image: any tag but the
-// scratch tag of a build in progress (I:build-<short key>).
-func served(image string, tags []string) bool {
-	return slices.ContainsFunc(tags, func(t string) bool {
-		return strings.HasPrefix(t, image+":") && !strings.HasPrefix(t, image+":build-")
-	})
 }

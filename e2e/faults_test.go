@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // TestEngineOutage cuts the daemon off the engine in the middle of a pass
@@ -203,16 +203,8 @@ func checkEngineClean(t *testing.T, s *fakeSite, imageName string) {
 	// that passed; one with a tag is a leftover of an interrupted build
 	// that prune missed.
 	for _, im := range ims {
-		if served(imageName, im.RepoTags) && !images.Passed(imageName, im.RepoTags, im.Labels[images.LabelBuildKey]) {
+		if testenv.Served(imageName, im.RepoTags) && !images.Passed(imageName, im.RepoTags, im.Labels[images.LabelBuildKey]) {
 			t.Errorf("unsmoked build still tagged: %s %v", im.ID, im.RepoTags)
 		}
 	}
-}
-
-// served reports whether any of tags serves image: any tag but the
-// scratch tag of a build in progress (I:build-<short key>).
-func served(image string, tags []string) bool {
-	return slices.ContainsFunc(tags, func(t string) bool {
-		return strings.HasPrefix(t, image+":") && !strings.HasPrefix(t, image+":build-")
-	})
 }
