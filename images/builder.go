@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -244,7 +245,7 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 		if err := b.engine.ImageTag(ctx, d.Build.ImageID, spec.Image+":"+LatestTag); err != nil {
 			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageTag, Err: err}
 		}
-		b.log.Info("tagged", "image", spec.Image, "action", d.Action, "key", short(d.Build.Key), "id", d.Build.ImageID)
+		b.log.Info("tagged", "image", spec.Image, "action", d.Action, "key", shortid.Of(d.Build.Key), "id", d.Build.ImageID)
 		b.succeeded(spec.Image)
 		return res, nil
 	case ActionHold:

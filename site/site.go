@@ -312,9 +312,6 @@ func problems(r *gitwatch.Rejection) string {
 	return strings.Join(lines, "\n")
 }
 
-// short is shortid.Of, under the name build.go and plan.go call it by.
-var short = shortid.Of
-
 // planAt is the clock of passes; a variable so tests can move it.
 var planAt = time.Now
 
