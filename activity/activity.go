@@ -31,7 +31,9 @@
 // "connections", counted by the server and dropped after its ping timeout;
 // /api/status's "connections" is their sum, so it is not read), a kernel
 // remembered busy that has sent nothing since (Memory, kept across passes
-// and restarts), and the container's CPU use since the last look (CPUReader).
+// and restarts), the container's CPU use since the last look (CPUReader),
+// and what the students' front door saw (Traffic: websockets open through
+// it hold the server, its last request counts as activity).
 package activity
 
 import (
@@ -117,6 +119,9 @@ type Result struct {
 	CPUErr string `json:"cpu_error,omitempty"`
 	// CPUEngineCall says reading the CPU time cost an engine call.
 	CPUEngineCall bool `json:"-"`
+	// FrontDoor is what the students' front door saw of the server, when
+	// it runs one and saw anything (set by the container pass).
+	FrontDoor *Traffic `json:"front_door,omitempty"`
 }
 
 // KernelState is one kernel as the server listed it.
@@ -127,14 +132,16 @@ type KernelState struct {
 	Connections    int
 }
 
-// Idle reports whether the server has been idle for at least d at now.
-// Only Answered and Unreachable servers can be idle; one that something
-// holds (Holds) never is.
+// Idle reports whether the server has been idle for at least d at now:
+// nothing holds it (Holds) and its last activity, the front door's last
+// request included (Last), is that old. Only Answered and Unreachable
+// servers can be idle.
 func (r Result) Idle(now time.Time, d time.Duration) bool {
-	if len(r.Holds()) > 0 || (r.State != Answered && r.State != Unreachable) {
+	if len(r.Holds(now)) > 0 || (r.State != Answered && r.State != Unreachable) {
 		return false
 	}
-	return !r.LastActivity.IsZero() && now.Sub(r.LastActivity) >= d
+	last := r.Last()
+	return !last.IsZero() && now.Sub(last) >= d
 }
 
 // Prober probes servers. Its fields may be changed before the first Probe.

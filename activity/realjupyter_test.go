@@ -320,17 +320,20 @@ func TestRealJupyterTerminal(t *testing.T) {
 				t.Fatal(err)
 			}
 			// jupyter_server 2.x moves a terminal's last_activity with its
-			// shell's first output (the prompt), just after creation: wait
-			// until it rests, so that a move seen later is the probe's.
+			// shell's first output (the prompt), after creation: wait until
+			// it rests, so that a move seen later is the probe's. On a loaded
+			// machine the prompt came more than 1 s after creation: rest
+			// means 10 s without a move.
+			const rest = 10 * time.Second
 			var settled time.Time
-			eventually(t, 30*time.Second, "the terminal's last_activity at rest", func() (bool, string) {
+			eventually(t, 90*time.Second, "the terminal's last_activity at rest", func() (bool, string) {
 				var ts []struct {
 					LastActivity time.Time `json:"last_activity"`
 				}
 				if err := s.Do(t.Context(), "GET", activity.TerminalsPath, nil, &ts); err != nil || len(ts) != 1 {
 					return false, fmt.Sprint(ts, err)
 				}
-				if ts[0].LastActivity.Equal(settled) && time.Since(settled) > time.Second {
+				if ts[0].LastActivity.Equal(settled) && time.Since(settled) > rest {
 					return true, ""
 				}
 				settled = ts[0].LastActivity

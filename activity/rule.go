@@ -3,6 +3,7 @@ package activity
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -25,11 +26,46 @@ type CPUUse struct {
 	Above bool `json:"above,omitempty"`
 }
 
-// Holds says, in words, what keeps the server from being idle: a busy
-// kernel, open connections, a kernel seen busy and silent since, CPU use
-// above the threshold. Empty when nothing does; then only the age of the
-// last kernel or terminal activity decides (Idle).
-func (r Result) Holds() []string {
+// Traffic is what the students' front door saw of a server: the proxy
+// records it, the rule reads it. Jupyter's own activity says what kernels
+// and terminals did; this says a browser is there — an open notebook keeps
+// websockets open while nothing runs, and a student reading files makes
+// requests no kernel sees.
+type Traffic struct {
+	// Last is the time of the last request through the front door, or of
+	// the last websocket closing.
+	Last time.Time `json:"last,omitzero"`
+	// Websockets is the number of websockets open through it now.
+	Websockets int `json:"websockets"`
+}
+
+// TrafficSource gives the front door's traffic of students' servers.
+type TrafficSource interface {
+	// Traffic returns what the front door saw of a student's server since
+	// it started; ok is false when it saw nothing.
+	Traffic(course, student string) (t Traffic, ok bool)
+}
+
+// String reads "front door: last request 12 s ago, 1 websocket open".
+func (t Traffic) String(now time.Time) string {
+	var parts []string
+	if !t.Last.IsZero() {
+		parts = append(parts, "last request "+words(max(0, now.Sub(t.Last)))+" ago")
+	}
+	if t.Websockets > 0 {
+		parts = append(parts, plural(t.Websockets, "websocket")+" open")
+	}
+	if len(parts) == 0 {
+		return "front door: no request"
+	}
+	return "front door: " + strings.Join(parts, ", ")
+}
+
+// Holds says, in words, what keeps the server from being idle at now: a
+// busy kernel, open connections, a kernel seen busy and silent since, CPU
+// use above the threshold, a websocket open through the front door. Empty
+// when nothing does; then only the age of the last activity decides (Idle).
+func (r Result) Holds(now time.Time) []string {
 	var out []string
 	if r.Busy {
 		out = append(out, "a kernel is busy")
@@ -43,7 +79,20 @@ func (r Result) Holds() []string {
 	if r.CPU != nil && r.CPU.Above {
 		out = append(out, r.CPU.String())
 	}
+	if r.FrontDoor != nil && r.FrontDoor.Websockets > 0 {
+		out = append(out, r.FrontDoor.String(now))
+	}
 	return out
+}
+
+// Last is the latest sign of use: the last kernel or terminal activity
+// (or the container's start, see LastActivity), or the last request
+// through the front door when that is later.
+func (r Result) Last() time.Time {
+	if r.FrontDoor != nil && r.FrontDoor.Last.After(r.LastActivity) {
+		return r.FrontDoor.Last
+	}
+	return r.LastActivity
 }
 
 // String reads "37% CPU over the last 5 min".

@@ -34,11 +34,26 @@ func TestHoldsAndIdle(t *testing.T) {
 			[]string{"80% CPU since the container started 40 s ago"}, false},
 		{"an unreachable server working its CPU", Result{State: Unreachable, LastActivity: old, CPU: &CPUUse{Percent: 99, Over: 2 * time.Hour, Above: true}},
 			[]string{"99% CPU over the last 2 h"}, false},
+		{"front door: a websocket open holds an old server", Result{State: Answered, LastActivity: old, FrontDoor: &Traffic{Last: t0.Add(-12 * time.Second), Websockets: 1}},
+			[]string{"front door: last request 12 s ago, 1 websocket open"}, false},
+		{"front door: websockets open long after the last request", Result{State: Answered, LastActivity: old, FrontDoor: &Traffic{Last: old, Websockets: 3}},
+			[]string{"front door: last request 3 h ago, 3 websockets open"}, false},
+		{"front door: a request younger than idle keeps it, holds nothing", Result{State: Answered, Kernels: 1, LastActivity: old, FrontDoor: &Traffic{Last: t0.Add(-59 * time.Minute)}},
+			nil, false},
+		{"front door: a request exactly idle ago, none open: idle", Result{State: Answered, Kernels: 1, LastActivity: old, FrontDoor: &Traffic{Last: t0.Add(-time.Hour)}},
+			nil, true},
+		{"front door: old requests, none open: idle", Result{State: Answered, LastActivity: old, FrontDoor: &Traffic{Last: old.Add(time.Hour)}}, nil, true},
+		{"front door: old requests do not age recent kernel activity", Result{State: Answered, Kernels: 1, LastActivity: t0.Add(-time.Minute), FrontDoor: &Traffic{Last: old}},
+			nil, false},
+		{"front door: a recent request to an unreachable server", Result{State: Unreachable, LastActivity: old, FrontDoor: &Traffic{Last: t0.Add(-time.Minute)}},
+			nil, false},
+		{"front door: traffic never makes a starting server idle", Result{State: Starting, FrontDoor: &Traffic{Last: old}}, nil, false},
 		{"every signal, in order", Result{State: Answered, Busy: true, Connections: 2, SeenBusy: t0.Add(-time.Hour), LastActivity: old,
-			CPU: &CPUUse{Percent: 100, Over: 90 * time.Minute, Above: true}},
-			[]string{"a kernel is busy", "2 open connections", "kernel seen busy at 09:30 UTC, silent since", "100% CPU over the last 1 h 30 min"}, false},
+			CPU: &CPUUse{Percent: 100, Over: 90 * time.Minute, Above: true}, FrontDoor: &Traffic{Last: t0.Add(-time.Second), Websockets: 2}},
+			[]string{"a kernel is busy", "2 open connections", "kernel seen busy at 09:30 UTC, silent since", "100% CPU over the last 1 h 30 min",
+				"front door: last request 1 s ago, 2 websockets open"}, false},
 	} {
-		if got := tc.r.Holds(); !reflect.DeepEqual(got, tc.holds) {
+		if got := tc.r.Holds(t0); !reflect.DeepEqual(got, tc.holds) {
 			t.Errorf("%s: holds %q, want %q", tc.desc, got, tc.holds)
 		}
 		if got := tc.r.Idle(t0, time.Hour); got != tc.idle {
@@ -169,14 +184,14 @@ func TestMemoryCPUAcrossLooks(t *testing.T) {
 		return rs["c"]
 	}
 	r1 := look(time.Minute, t0) // 1 min over 1 h: under 10%, since the start
-	if r1.CPU == nil || !r1.CPU.SinceStart || r1.CPU.Above || len(r1.Holds()) != 0 {
+	if r1.CPU == nil || !r1.CPU.SinceStart || r1.CPU.Above || len(r1.Holds(t0)) != 0 {
 		t.Fatalf("first look: %+v", r1.CPU)
 	}
 	r2 := look(time.Minute+4*time.Minute, t0.Add(5*time.Minute)) // 80% over 5 min
 	if r2.CPU == nil || r2.CPU.SinceStart || !r2.CPU.Above || r2.Idle(t0.Add(5*time.Minute), time.Minute) {
-		t.Fatalf("second look: %+v, holds %q", r2.CPU, r2.Holds())
+		t.Fatalf("second look: %+v, holds %q", r2.CPU, r2.Holds(t0))
 	}
-	if got := r2.Holds(); len(got) != 1 || got[0] != "80% CPU over the last 5 min" {
+	if got := r2.Holds(t0); len(got) != 1 || got[0] != "80% CPU over the last 5 min" {
 		t.Errorf("holds %q", got)
 	}
 	r3 := look(5*time.Minute+time.Second, t0.Add(10*time.Minute)) // idle again
@@ -343,8 +358,8 @@ func TestRoundReadsCPUAndMemory(t *testing.T) {
 			t.Errorf("%s: %+v (sample %+v, use %+v)", id, r, r.CPUSample, r.CPU)
 			continue
 		}
-		if held := len(r.Holds()) > 0; held != want.held {
-			t.Errorf("%s: holds %q", id, r.Holds())
+		if held := len(r.Holds(time.Now())) > 0; held != want.held {
+			t.Errorf("%s: holds %q", id, r.Holds(time.Now()))
 		}
 	}
 	if err := mem.Save(memFile); err != nil {

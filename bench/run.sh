@@ -3,12 +3,18 @@
 # summary table of the ratios (nbh-sync / baseline; lower is better).
 # This is what `make bench` runs. Sizes come from the environment:
 #
-#   BENCH_REPOS=100        bench/gitpoll: course repos polled
-#   BENCH_ROUNDS=3         bench/gitpoll, bench/pass: timed rounds
-#   BENCH_SPAWN=10         bench/spawn: iterations (-benchtime Nx)
-#   BENCH_CONTAINERS=1000  bench/pass, bench/memory: containers (CI: 100)
+#   BENCH_REPOS=1000       bench/gitpoll: course repos polled
+#   BENCH_TRANSPORT=http   bench/gitpoll: http (git http-backend) or file
+#   BENCH_ROUNDS=3         bench/gitpoll, bench/pass, bench/cascade: timed rounds
+#   BENCH_SPAWN=10         bench/spawn: iterations (-benchtime Nx), new and returning
+#   BENCH_CONTAINERS="1000 10000"  bench/pass: containers, one run per size (CI: 100)
 #   BENCH_RUNNING=50       bench/pass: of which running fake Jupyter servers
-#   BENCH_COURSES=100      bench/memory: courses
+#   BENCH_NAIVE_MAX=1000   bench/pass: sizes above it skip the docker ps + inspect baselines
+#   BENCH_WATCHTOWER=BIN   bench/pass: a watchtower binary to time beside the pass, or
+#   BENCH_WATCHTOWER_SRC=DIR  a checkout of github.com/containrrr/watchtower to build it from
+#   BENCH_COURSES=500      bench/memory: courses
+#   BENCH_MEM_CONTAINERS=10000  bench/memory: containers
+#   BENCH_CASCADE=20       bench/cascade: course images FROM the core image
 #   BENCH_SERVERS=1000     bench/probe: running servers probed per round
 #   BENCH_ENGINE=10        bench/probe: real containers for the engine CPU reads (0: skip)
 #   BENCH_WEBSOCKETS=1000  bench/frontdoor: idle websockets held open
@@ -24,9 +30,10 @@ export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 GO=${GO:-go}
 OUT=${BENCH_OUT:-$(mktemp -d -t nbh-bench.XXXXXX)}
 mkdir -p "$OUT"
-ONLY=${BENCH_ONLY:-gitpoll spawn build pass probe memory frontdoor class}
-REPOS=${BENCH_REPOS:-100} ROUNDS=${BENCH_ROUNDS:-3} SPAWN=${BENCH_SPAWN:-10}
-CONTAINERS=${BENCH_CONTAINERS:-1000} RUNNING=${BENCH_RUNNING:-50} COURSES=${BENCH_COURSES:-100}
+ONLY=${BENCH_ONLY:-gitpoll spawn returning build cascade pass probe memory frontdoor class}
+REPOS=${BENCH_REPOS:-1000} TRANSPORT=${BENCH_TRANSPORT:-http} ROUNDS=${BENCH_ROUNDS:-3} SPAWN=${BENCH_SPAWN:-10}
+CONTAINERS=${BENCH_CONTAINERS:-1000 10000} RUNNING=${BENCH_RUNNING:-50} NAIVE_MAX=${BENCH_NAIVE_MAX:-1000}
+COURSES=${BENCH_COURSES:-500} MEM_CONTAINERS=${BENCH_MEM_CONTAINERS:-10000} CASCADE=${BENCH_CASCADE:-20}
 SERVERS=${BENCH_SERVERS:-1000} ENGINE=${BENCH_ENGINE:-10}
 WEBSOCKETS=${BENCH_WEBSOCKETS:-1000}
 export BENCH_CLASS=${BENCH_CLASS:-100}
@@ -51,17 +58,21 @@ bench() { # name, command...
 	return 2
 }
 
-if bench gitpoll "$GO" run ./bench/gitpoll -repos "$REPOS" -rounds "$ROUNDS"; then
-	f=$OUT/gitpoll.txt
-	nbh=$(awk '/^gitwatch Mirrors.Update/ {print $NF}' "$f")
-	base=$(awk '/^git fetch/ {print $NF}' "$f")
-	ratio=$(sed -n 's/^ratio gitwatch\/git: CPU \([0-9.]*\), wall \([0-9.]*\).*/CPU \1, wall \2/p' "$f")
-	row gitpoll "no-change poll, $REPOS repos" "$nbh /poll" "$base /poll (git fetch)" "$ratio"
+if bench gitpoll "$GO" run ./bench/gitpoll -repos "$REPOS" -rounds "$ROUNDS" -transport "$TRANSPORT"; then
+	l=$(grep '^RESULT gitpoll' "$OUT/gitpoll.txt")
+	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
+	row gitpoll "no change, $REPOS repos, $TRANSPORT" "CPU $(get cpu), $(get wall)" "CPU $(get base_cpu), $(get base_wall) (git fetch)" "CPU $(get cpu_ratio), wall $(get wall_ratio)"
+	row gitpoll "1 of $REPOS changed, $TRANSPORT" "CPU $(get one_cpu), $(get one_wall)" "CPU $(get one_base_cpu), $(get one_base_wall) (git fetch)" "CPU $(get one_cpu_ratio), wall $(get one_wall_ratio)"
 fi
 
 if bench spawn "$GO" test -run XXX -bench SpawnVsDockerRun -benchtime "${SPAWN}x" -count 1 ./bench/spawn/; then
 	read -r nbh base ratio < <(awk '/^BenchmarkSpawnVsDockerRun/ {for (i=1;i<=NF;i++) {if ($i=="spawn-ms/op") s=$(i-1); if ($i=="dockerrun-ms/op") d=$(i-1); if ($i=="ratio") r=$(i-1)}; print s, d, r}' "$OUT/spawn.txt")
 	row spawn "new student, ${SPAWN}x" "${nbh} ms" "${base} ms (docker run -d)" "wall $ratio"
+fi
+
+if bench returning "$GO" test -run XXX -bench ReturningStudent -benchtime "${SPAWN}x" -count 1 ./bench/spawn/; then
+	read -r nbh base ratio < <(awk '/^BenchmarkReturningStudent/ {for (i=1;i<=NF;i++) {if ($i=="spawn-ms/op") s=$(i-1); if ($i=="dockerstart-ms/op") d=$(i-1); if ($i=="ratio") r=$(i-1)}; print s, d, r}' "$OUT/returning.txt")
+	row returning "stopped container, ${SPAWN}x" "${nbh} ms" "${base} ms (docker start)" "wall $ratio"
 fi
 
 if [ -d bench/build ]; then
@@ -79,17 +90,40 @@ else
 	case " $ONLY " in *" build "*) row build "not in this tree" "" "" "bench/build missing" ;; esac
 fi
 
-if bench pass "$GO" run ./bench/pass -n "$CONTAINERS" -running "$RUNNING" -rounds "$ROUNDS"; then
-	l=$(grep '^RESULT pass' "$OUT/pass.txt")
+if bench cascade "$GO" run ./bench/cascade -courses "$CASCADE" -rounds "$ROUNDS"; then
+	l=$(grep '^RESULT cascade' "$OUT/cascade.txt")
 	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
-	row pass "observe+plan, $CONTAINERS ctrs" "$(get nbh), $(get calls) calls" "$(get baseline), $(get baseline_calls) calls (ps+inspect)" "wall $(get ratio)"
-	one=$(grep '^RESULT apply concurrency=1 ' "$OUT/pass.txt")
-	conc=$(grep '^RESULT apply concurrency=' "$OUT/pass.txt" | grep -v 'concurrency=1 ')
-	if [ -n "$one" ] && [ -n "$conc" ]; then
-		l=$conc; n=$(get concurrency); w=$(get wall); r=$(get retired)
-		l=$one; row pass "apply, $r retirements" "$w (concurrency $n)" "$(get wall) (one at a time)" "$(sed -n 's/^ratio concurrency [0-9]* \/ 1: \(.*\)/\1/p' "$OUT/pass.txt")"
-	fi
+	row cascade "core change, $CASCADE courses on it" "$(get nbh) (sync)" "$(get base) ($((CASCADE + 1)) builds by hand)" "wall $(get ratio); notebooks only: $(get notebook_builds) builds"
 fi
+
+# watchtower, the pass's baseline, from its source (its module is not on
+# the Go proxy; its dependencies are).
+WATCHTOWER=${BENCH_WATCHTOWER:-}
+if [ -z "$WATCHTOWER" ] && [ -n "${BENCH_WATCHTOWER_SRC:-}" ]; then
+	case " $ONLY " in *" pass "*)
+		echo "=== building watchtower from $BENCH_WATCHTOWER_SRC" >&2
+		(cd "$BENCH_WATCHTOWER_SRC" && "$GO" build -o "$OUT/watchtower" .) >&2 && WATCHTOWER=$OUT/watchtower ;;
+	esac
+fi
+for n in $CONTAINERS; do
+	naive=true
+	[ "$n" -gt "$NAIVE_MAX" ] && [ -n "$WATCHTOWER" ] && naive=false
+	args=(-n "$n" -running "$RUNNING" -rounds "$ROUNDS" -naive="$naive")
+	[ -n "$WATCHTOWER" ] && args+=(-watchtower "$WATCHTOWER")
+	bench pass "$GO" run ./bench/pass "${args[@]}" || continue
+	f=$OUT/pass-$n.txt
+	mv "$OUT/pass.txt" "$f"
+	while read -r l; do
+		get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
+		row pass "observe+plan, $n ctrs" "$(get nbh), $(get calls) calls" "$(get base), $(get base_calls) calls ($(get baseline))" "wall $(get ratio) (x$(get speedup))"
+	done < <(grep '^RESULT pass ' "$f")
+	one=$(grep '^RESULT apply concurrency=1 ' "$f")
+	conc=$(grep '^RESULT apply concurrency=' "$f" | grep -v 'concurrency=1 ')
+	if [ -n "$one" ] && [ -n "$conc" ]; then
+		l=$conc; c=$(get concurrency); w=$(get wall); r=$(get retired); k=$(get calls)
+		l=$one; row pass "apply, $n ctrs, $r retired" "$w, $k calls (conc. $c)" "$(get wall) (one at a time)" "$(sed -n 's/^ratio concurrency [0-9]* \/ 1: \(.*\)/\1/p' "$f")"
+	fi
+done
 
 if bench probe "$GO" run ./bench/probe -n "$SERVERS" -rounds "$ROUNDS" -engine "$ENGINE"; then
 	l=$(grep '^RESULT probe' "$OUT/probe.txt")
@@ -97,10 +131,10 @@ if bench probe "$GO" run ./bench/probe -n "$SERVERS" -rounds "$ROUNDS" -engine "
 	row probe "probe round, $SERVERS servers" "$(get cpu) (+CPU, memory)" "$(get today) (HTTP only)" "wall $(get ratio); via engine $(get engine_ratio)"
 fi
 
-if bench memory "$GO" run ./bench/memory -courses "$COURSES" -containers "$CONTAINERS"; then
+if bench memory "$GO" run ./bench/memory -courses "$COURSES" -containers "$MEM_CONTAINERS"; then
 	l=$(grep '^RESULT memory' "$OUT/memory.txt")
 	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
-	row memory "daemon, $COURSES courses, $CONTAINERS ctrs" "$(get rss_kb) kB RSS" "$(get floor_kb) kB (sleep)" "x$(get ratio) of the floor"
+	row memory "daemon, $COURSES courses, $MEM_CONTAINERS ctrs" "$(get rss_kb) kB RSS, peak $(get hwm_kb)" "$(get floor_kb) kB (sleep)" "goal 51200 kB; heap top in $OUT/memory.txt"
 fi
 
 if bench frontdoor "$GO" run ./bench/frontdoor -websockets "$WEBSOCKETS" -rounds "$ROUNDS"; then

@@ -143,7 +143,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics,
-		Observed: d.observed})
+		Observed: d.observed, Traffic: frontDoorTraffic{d}})
 	if err != nil {
 		return err
 	}

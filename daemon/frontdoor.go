@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/proxy"
 )
@@ -63,7 +64,7 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	}
 	d.proxy, err = proxy.New(proxy.Options{
 		Spawner: proxySpawner{d}, Tokens: siteTokens{d},
-		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, Log: d.log.With("part", "proxy"),
+		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, Observer: d.metrics, Log: d.log.With("part", "proxy"),
 	})
 	if err != nil {
 		return nil, err
@@ -109,6 +110,18 @@ func (d *daemon) observed(cs []containers.Container, at time.Time) {
 		}
 	}
 	d.proxy.Routes().Sync(routes, at)
+}
+
+// frontDoorTraffic lends the front door's traffic to the container passes
+// (none without a front door). The site is made before the front door,
+// which spawns through it; d.proxy is set before any pass runs.
+type frontDoorTraffic struct{ d *daemon }
+
+func (t frontDoorTraffic) Traffic(course, student string) (activity.Traffic, bool) {
+	if t.d.proxy == nil {
+		return activity.Traffic{}, false
+	}
+	return t.d.proxy.Traffic(course, student)
 }
 
 // spawnedRoute is the route of a server Spawn handed out.

@@ -30,6 +30,12 @@ type Metrics struct {
 	gitErrors     *prometheus.CounterVec
 	lastPass      prometheus.Gauge
 	passes        *prometheus.CounterVec
+
+	// The students' front door.
+	fdRequests   *prometheus.CounterVec
+	fdWebsockets prometheus.Gauge
+	fdSpawns     *prometheus.HistogramVec
+	fdRejected   *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a fresh registry, with the Go runtime
@@ -79,9 +85,27 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "passes_total",
 			Help: "Passes run, by result (ok, error).",
 		}, []string{"result"}),
+		fdRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "frontdoor_requests_total",
+			Help: "Requests the students' front door answered, by status class (1xx: websocket upgrades, counted when they close; 2xx ... 5xx).",
+		}, []string{"class"}),
+		fdWebsockets: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "frontdoor_websockets",
+			Help: "Websockets open through the front door.",
+		}),
+		fdSpawns: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "frontdoor_spawn_duration_seconds",
+			Help:    "Servers the front door started on demand (a page load on a stopped or removed server), by result (ok, archived, unknown-course, error), and how long each took.",
+			Buckets: []float64{.5, 1, 2, 5, 10, 20, 30, 60, 120, 180},
+		}, []string{"result"}),
+		fdRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "frontdoor_rejections_total",
+			Help: "Launch tickets and sessions the front door refused, by reason (ticket-unknown: forged or replayed, ticket-expired, ticket-other-server, no-session, session-forged, session-expired, session-other-student, cross-origin).",
+		}, []string{"reason"}),
 	}
 	m.reg.MustRegister(m.passDuration, m.buildDuration, m.actions, m.builds, m.containers,
 		m.probeErrors, m.cpuEngine, m.gitErrors, m.lastPass, m.passes,
+		m.fdRequests, m.fdWebsockets, m.fdSpawns, m.fdRejected,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -164,3 +188,20 @@ func redact(remote string) string {
 	u.User = nil
 	return u.String()
 }
+
+// FrontDoorRequest counts a request the front door answered, by status
+// class ("2xx").
+func (m *Metrics) FrontDoorRequest(class string) { m.fdRequests.WithLabelValues(class).Inc() }
+
+// FrontDoorWebsockets moves the count of websockets open through the front
+// door by delta.
+func (m *Metrics) FrontDoorWebsockets(delta int) { m.fdWebsockets.Add(float64(delta)) }
+
+// FrontDoorSpawn records a server the front door started on demand.
+func (m *Metrics) FrontDoorSpawn(result string, d time.Duration) {
+	m.fdSpawns.WithLabelValues(result).Observe(d.Seconds())
+}
+
+// FrontDoorRejected counts a launch ticket or session the front door
+// refused, by reason.
+func (m *Metrics) FrontDoorRejected(reason string) { m.fdRejected.WithLabelValues(reason).Inc() }

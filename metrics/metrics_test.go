@@ -26,6 +26,13 @@ func TestRecordAndExpose(t *testing.T) {
 	m.SetContainers([]ContainerCount{{"flotpython", "running", false, 2}, {"flotpython", "running", true, 1}})
 	m.ProbeError("flotpython")
 	m.GitError("https://user:secret@example.org/x.git")
+	m.FrontDoorRequest("2xx")
+	m.FrontDoorRequest("2xx")
+	m.FrontDoorWebsockets(1)
+	m.FrontDoorWebsockets(1)
+	m.FrontDoorWebsockets(-1)
+	m.FrontDoorSpawn("ok", 3*time.Second)
+	m.FrontDoorRejected("ticket-expired")
 
 	checks := []struct {
 		name string
@@ -39,6 +46,9 @@ func TestRecordAndExpose(t *testing.T) {
 		{"containers series", float64(testutil.CollectAndCount(m.containers)), 2},
 		{"last pass is the successful one", testutil.ToFloat64(m.lastPass), 1_700_000_000.5},
 		{"probe errors", testutil.ToFloat64(m.probeErrors.WithLabelValues("flotpython")), 1},
+		{"front door 2xx", testutil.ToFloat64(m.fdRequests.WithLabelValues("2xx")), 2},
+		{"front door websockets open", testutil.ToFloat64(m.fdWebsockets), 1},
+		{"front door rejections", testutil.ToFloat64(m.fdRejected.WithLabelValues("ticket-expired")), 1},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -61,7 +71,8 @@ func TestRecordAndExpose(t *testing.T) {
 	}
 	for _, name := range []string{"pass_duration_seconds", "build_duration_seconds", "actions_total",
 		"builds_total", "containers", "probe_errors_total", "git_errors_total",
-		"last_successful_pass_timestamp_seconds", "passes_total"} {
+		"last_successful_pass_timestamp_seconds", "passes_total", "frontdoor_requests_total", "frontdoor_websockets",
+		"frontdoor_spawn_duration_seconds", "frontdoor_rejections_total"} {
 		if fams[Namespace+"_"+name] == nil {
 			t.Errorf("family %s missing", name)
 		}

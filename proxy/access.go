@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,56 +60,72 @@ func (t *tickets) issue(k Key) string {
 }
 
 // redeem returns the key of a valid ticket and forgets it: a second
-// redeem of the same ticket fails.
-func (t *tickets) redeem(s string) (Key, bool) {
+// redeem of the same ticket fails. A refused ticket gets the reason, for
+// the metrics: ticket-unknown (forged, or replayed) or ticket-expired.
+func (t *tickets) redeem(s string) (k Key, refused string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tk, ok := t.m[s]
 	if !ok {
-		return Key{}, false
+		return Key{}, "ticket-unknown"
 	}
 	delete(t.m, s)
 	if t.now().After(tk.expires) {
-		return Key{}, false
+		return Key{}, "ticket-expired"
 	}
-	return tk.key, true
+	return tk.key, ""
 }
 
 // sessions sign and check the session cookie: course|student|expiry|mac,
 // an HMAC-SHA256 under the site's key. Signed rather than kept, so that a
-// daemon restart keeps students in their servers.
+// daemon restart keeps students in their servers. Every proxied request
+// checks one, so the HMAC states are pooled.
 type sessions struct {
-	key []byte
-	ttl time.Duration
-	now func() time.Time
+	key  []byte
+	ttl  time.Duration
+	now  func() time.Time
+	macs *sync.Pool
 }
 
-func (s sessions) mac(course, student, exp string) string {
-	h := hmac.New(sha256.New, s.key)
-	fmt.Fprintf(h, "nbh-session-v1|%s|%s|%s", course, student, exp)
-	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+func newSessions(key []byte, ttl time.Duration, now func() time.Time) sessions {
+	return sessions{key: key, ttl: ttl, now: now, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+}
+
+// mac appends the base64 MAC of a session to dst.
+func (s sessions) mac(dst []byte, course, student, exp string) []byte {
+	h := s.macs.Get().(hash.Hash)
+	h.Reset()
+	for _, part := range [...]string{"nbh-session-v1|", course, "|", student, "|", exp} {
+		_, _ = io.WriteString(h, part)
+	}
+	var sum [sha256.Size]byte
+	dst = base64.RawURLEncoding.AppendEncode(dst, h.Sum(sum[:0]))
+	s.macs.Put(h)
+	return dst
 }
 
 // value returns a new session cookie value for k.
 func (s sessions) value(k Key) string {
 	exp := strconv.FormatInt(s.now().Add(s.ttl).Unix(), 10)
-	return k.Course + "|" + k.Student + "|" + exp + "|" + s.mac(k.Course, k.Student, exp)
+	return k.Course + "|" + k.Student + "|" + exp + "|" + string(s.mac(nil, k.Course, k.Student, exp))
 }
 
-// verify returns the key of a well-signed, unexpired session value.
-func (s sessions) verify(v string) (Key, bool) {
-	parts := strings.Split(v, "|")
-	if len(parts) != 4 {
-		return Key{}, false
+// verify returns the key of a well-signed, unexpired session value; a
+// refused one gets the reason, for the metrics: session-forged or
+// session-expired.
+func (s sessions) verify(v string) (k Key, refused string) {
+	course, rest, ok1 := strings.Cut(v, "|")
+	student, rest, ok2 := strings.Cut(rest, "|")
+	exp, mac, ok3 := strings.Cut(rest, "|")
+	var buf [64]byte
+	if !ok1 || !ok2 || !ok3 || !hmac.Equal([]byte(mac), s.mac(buf[:0], course, student, exp)) {
+		return Key{}, "session-forged"
 	}
-	if !hmac.Equal([]byte(parts[3]), []byte(s.mac(parts[0], parts[1], parts[2]))) {
-		return Key{}, false
+	e, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || !s.now().Before(time.Unix(e, 0)) {
+		return Key{}, "session-expired"
 	}
-	exp, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil || !s.now().Before(time.Unix(exp, 0)) {
-		return Key{}, false
-	}
-	return Key{Course: parts[0], Student: parts[1]}, true
+	return Key{Course: course, Student: student}, ""
 }
 
 // KeyFile is where the session key lives under the data directory.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +55,14 @@ func newBackend(t *testing.T, base string) *backend {
 		h.Add("Set-Cookie", "_xsrf=2|abc; Path="+base)
 		w.WriteHeader(http.StatusFound)
 		io.WriteString(w, `<script>var token = "`+secret+`";</script>`)
+	})
+	mux.HandleFunc(base+"cookies", func(w http.ResponseWriter, r *http.Request) {
+		// A server setting cookies inside its prefix and outside it.
+		for _, c := range []string{"_xsrf=1; Path=" + base, "mine=1", "sub=1; Path=" + base + "lab", "trimmed=1; Path=" + strings.TrimSuffix(base, "/"),
+			"wide=1; Path=/", "sibling=1; Path=" + strings.TrimSuffix(base, "/") + "x/", "classmate=1; Path=/u/flot/bob/",
+			"nbh-session=forged; Path=" + base, "parent=1; Domain=example.org; Path=" + base, "bad name=1"} {
+			w.Header().Add("Set-Cookie", c)
+		}
 	})
 	mux.HandleFunc(base+"big", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
@@ -201,4 +211,57 @@ func body(t *testing.T, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// observer records what the proxy tells its Observer.
+type observer struct {
+	mu         sync.Mutex
+	requests   map[string]int
+	websockets int
+	spawns     []string
+	rejected   []string
+}
+
+func (o *observer) FrontDoorRequest(class string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.requests == nil {
+		o.requests = map[string]int{}
+	}
+	o.requests[class]++
+}
+
+func (o *observer) FrontDoorWebsockets(delta int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.websockets += delta
+}
+
+func (o *observer) FrontDoorSpawn(result string, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.spawns = append(o.spawns, result)
+}
+
+func (o *observer) FrontDoorRejected(reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rejected = append(o.rejected, reason)
+}
+
+// lastRejected returns the last reason told, and forgets them all.
+func (o *observer) lastRejected() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	defer func() { o.rejected = nil }()
+	if len(o.rejected) == 0 {
+		return ""
+	}
+	return o.rejected[len(o.rejected)-1]
+}
+
+func (o *observer) counts() (requests map[string]int, websockets int, spawns []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.requests), o.websockets, slices.Clone(o.spawns)
 }

@@ -22,9 +22,11 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 )
 
@@ -58,6 +61,24 @@ type Spawner interface {
 type Tokens interface {
 	// TokenFor returns the token of a student's server ("" for none).
 	TokenFor(course, student string) string
+}
+
+// Observer is told what the front door does, for the daemon's metrics
+// (metrics.Metrics implements it).
+type Observer interface {
+	// FrontDoorRequest counts a request answered, by status class: 1xx
+	// for a websocket upgrade (counted when it closes), 2xx … 5xx.
+	FrontDoorRequest(class string)
+	// FrontDoorWebsockets moves the count of open websockets by delta.
+	FrontDoorWebsockets(delta int)
+	// FrontDoorSpawn records a server started on demand: ok, archived,
+	// unknown-course or error, and how long it took.
+	FrontDoorSpawn(result string, d time.Duration)
+	// FrontDoorRejected counts a launch ticket or session refused, by
+	// reason: ticket-unknown (forged or replayed), ticket-expired,
+	// ticket-other-server, no-session, session-forged, session-expired,
+	// session-other-student, cross-origin.
+	FrontDoorRejected(reason string)
 }
 
 // Options configure a Proxy.
@@ -87,7 +108,9 @@ type Options struct {
 	SpawnTimeout time.Duration
 	// Transport reaches the servers; a tuned http.Transport when nil.
 	Transport http.RoundTripper
-	Log       *slog.Logger
+	// Observer is told what the proxy does; nil observes nothing.
+	Observer Observer
+	Log      *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -101,12 +124,13 @@ type Proxy struct {
 	sessions sessions
 	traffic  *traffic
 	rp       *httputil.ReverseProxy
+	obs      Observer // never nil
 
 	mu   sync.Mutex
 	jobs map[Key]*job
 }
 
-var _ TrafficSource = (*Proxy)(nil)
+var _ activity.TrafficSource = (*Proxy)(nil)
 
 // New returns a Proxy.
 func New(opts Options) (*Proxy, error) {
@@ -155,9 +179,13 @@ func New(opts Options) (*Proxy, error) {
 		log:      opts.Log,
 		routes:   opts.Routes,
 		tickets:  newTickets(opts.TicketTTL, opts.Now),
-		sessions: sessions{key: opts.Key, ttl: opts.SessionTTL, now: opts.Now},
-		traffic:  &traffic{m: map[Key]Traffic{}, now: opts.Now},
+		sessions: newSessions(opts.Key, opts.SessionTTL, opts.Now),
+		traffic:  &traffic{m: map[Key]activity.Traffic{}, now: opts.Now},
 		jobs:     map[Key]*job{},
+		obs:      opts.Observer,
+	}
+	if p.obs == nil {
+		p.obs = unobserved{}
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -173,8 +201,8 @@ func New(opts Options) (*Proxy, error) {
 // Routes returns the route table.
 func (p *Proxy) Routes() *Table { return p.routes }
 
-// Traffic implements TrafficSource.
-func (p *Proxy) Traffic(course, student string) (Traffic, bool) {
+// Traffic implements activity.TrafficSource.
+func (p *Proxy) Traffic(course, student string) (activity.Traffic, bool) {
 	return p.traffic.get(Key{course, student})
 }
 
@@ -200,6 +228,16 @@ type retriedKey struct{}
 
 // ServeHTTP routes, authenticates and forwards one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.opts.Observer == nil {
+		p.serve(w, r)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() { p.obs.FrontDoorRequest(sw.class()) }()
+	p.serve(sw, r)
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
 		answer(w, r, http.StatusMethodNotAllowed, page{Title: "Not allowed", Message: "CONNECT is not served here."})
 		return
@@ -225,9 +263,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A launch: trade the ticket for a session cookie, then drop the
 	// ticket from the address bar (and from the history).
 	if q := r.URL.Query(); q.Has(TicketParam) {
-		tk, ok := p.tickets.redeem(q.Get(TicketParam))
-		if !ok || (known && tk != key) {
-			p.log.Warn("launch ticket refused", "path", base, "remote", r.RemoteAddr)
+		tk, refused := p.tickets.redeem(q.Get(TicketParam))
+		if refused == "" && known && tk != key {
+			refused = "ticket-other-server"
+		}
+		if refused != "" {
+			p.obs.FrontDoorRejected(refused)
+			p.log.Warn("launch ticket refused", "path", base, "remote", r.RemoteAddr, "reason", refused)
 			answer(w, r, http.StatusForbidden, page{Title: "This link has expired",
 				Message: "Launch links work once, for a minute. Open your server again from your course page."})
 			return
@@ -240,9 +282,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sess, ok := p.session(r, key, known)
-	if !ok {
+	sess, refused := p.session(r, key, known)
+	if refused != "" {
+		p.obs.FrontDoorRejected(refused)
 		p.denied(w, r)
+		return
+	}
+	if !sameOrigin(r) {
+		p.obs.FrontDoorRejected("cross-origin")
+		answer(w, r, http.StatusForbidden, page{Title: "Cross-site request refused",
+			Message: "Only pages of this site may change things on your server."})
 		return
 	}
 	key = sess
@@ -278,6 +327,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 		t.token = p.opts.Tokens.TokenFor(rt.Course, rt.Student)
 	}
 	if isWebsocket(r) {
+		p.obs.FrontDoorWebsockets(1)
+		defer p.obs.FrontDoorWebsockets(-1)
 		defer p.traffic.websocket(rt.Key)()
 	} else {
 		p.traffic.request(rt.Key)
@@ -289,15 +340,23 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 // student. ok is false for a path no server can live under.
 func (p *Proxy) resolve(path string) (base string, k Key, known, ok bool) {
 	if rest, found := strings.CutPrefix(path, containers.PrefixRoot); found {
-		parts := strings.SplitN(rest, "/", 3)
-		if len(parts) < 2 {
+		c, rest, ok := strings.Cut(rest, "/")
+		s, _, _ := strings.Cut(rest, "/")
+		k := Key{c, s}
+		if !ok {
 			return "", Key{}, false, false
 		}
-		c, s, valid := containers.SplitName(containers.Name(parts[0], parts[1]))
-		if !valid || c != parts[0] || s != parts[1] {
-			return "", Key{}, false, false
+		// A route's names were checked when it was made; others are
+		// checked here, as container names.
+		if _, routed := p.routes.Lookup(k); !routed {
+			if cc, ss, valid := containers.SplitName(containers.Name(c, s)); !valid || cc != c || ss != s {
+				return "", Key{}, false, false
+			}
 		}
-		return containers.Prefix(c, s), Key{c, s}, true, true
+		if n := len(containers.PrefixRoot) + len(c) + len(s) + 2; len(path) >= n {
+			return path[:n], k, true, true // the prefix itself, as it starts path
+		}
+		return containers.Prefix(c, s), k, true, true
 	}
 	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	port, err := strconv.Atoi(first)
@@ -315,15 +374,22 @@ func (p *Proxy) resolve(path string) (base string, k Key, known, ok bool) {
 // session returns the student of a valid session cookie sent with r: for
 // key when known, else the first valid one. Every cookie of the name is
 // tried, since a page of another prefix may have set one with a wider
-// path (it cannot forge a valid one).
-func (p *Proxy) session(r *http.Request, key Key, known bool) (Key, bool) {
+// path (it cannot forge a valid one). Without one, refused says why (see
+// Observer.FrontDoorRejected).
+func (p *Proxy) session(r *http.Request, key Key, known bool) (k Key, refused string) {
+	refused = "no-session"
 	for _, c := range r.CookiesNamed(CookieName) {
-		k, ok := p.sessions.verify(c.Value)
-		if ok && (!known || k == key) {
-			return k, true
+		k, why := p.sessions.verify(c.Value)
+		switch {
+		case why != "":
+			refused = why
+		case !known || k == key:
+			return k, ""
+		default:
+			refused = "session-other-student"
 		}
 	}
-	return Key{}, false
+	return Key{}, refused
 }
 
 func (p *Proxy) setSession(w http.ResponseWriter, r *http.Request, k Key, base string) {
@@ -381,33 +447,41 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	h.Del("Authorization")
 	// Jupyter reads a token= parameter before the header: a client's own
 	// guess must not stand in for the token the proxy sends.
-	if q := pr.Out.URL.Query(); q.Has("token") {
-		q.Del("token")
-		pr.Out.URL.RawQuery = q.Encode()
+	if strings.Contains(pr.Out.URL.RawQuery, "token") {
+		if q := pr.Out.URL.Query(); q.Has("token") {
+			q.Del("token")
+			pr.Out.URL.RawQuery = q.Encode()
+		}
 	}
 	if t.token != "" {
 		h.Set("Authorization", "token "+t.token)
+		// Compressed frames would hide the token from frameRedactor.
+		h.Del("Sec-Websocket-Extensions")
 	}
 	h.Del("Accept-Encoding")
 }
 
 // modifyResponse keeps the token and the server's own login cookie from
-// the browser.
+// the browser, and a server's cookies inside its prefix.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	t, _ := resp.Request.Context().Value(ctxKey{}).(target)
-	var kept []string
-	for _, sc := range resp.Header.Values("Set-Cookie") {
-		if !jupyterLoginCookie(sc) {
-			kept = append(kept, sc)
+	if scs := resp.Header.Values("Set-Cookie"); len(scs) > 0 {
+		var kept []string
+		for _, sc := range scs {
+			if !jupyterLoginCookie(sc) && ownCookie(sc, t.route.BasePath) {
+				kept = append(kept, sc)
+			}
 		}
-	}
-	resp.Header.Del("Set-Cookie")
-	for _, sc := range kept {
-		resp.Header.Add("Set-Cookie", sc)
+		resp.Header["Set-Cookie"] = kept
 	}
 	redactHeaders(resp.Header, t.token)
-	if t.token != "" && resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
+	if t.token == "" || resp.Body == nil || resp.Body == http.NoBody {
+		return nil
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
 		resp.Body = newRedactor(resp.Body, t.token)
+	} else if conn, ok := resp.Body.(io.ReadWriteCloser); ok {
+		resp.Body = newFrameRedactor(conn, t.token)
 	}
 	return nil
 }
@@ -434,6 +508,53 @@ func (p *Proxy) backendDown(w http.ResponseWriter, r *http.Request, err error) {
 		p.forward(w, r.WithContext(context.WithValue(r.Context(), retriedKey{}, true)), rt)
 	}
 }
+
+// statusWriter keeps the status of the answer, for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 { // not 100 Continue, 103 Early Hints
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Hijack is how a websocket upgrade answers (ReverseProxy writes the 101
+// on the hijacked connection).
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.code == 0 {
+		w.code = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach Flush and the deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) class() string {
+	if w.code == 0 {
+		return "none" // the client went away before any answer
+	}
+	return strconv.Itoa(w.code/100) + "xx"
+}
+
+// unobserved is the Observer of a proxy without one.
+type unobserved struct{}
+
+func (unobserved) FrontDoorRequest(string)              {}
+func (unobserved) FrontDoorWebsockets(int)              {}
+func (unobserved) FrontDoorSpawn(string, time.Duration) {}
+func (unobserved) FrontDoorRejected(string)             {}
 
 // bufferPool lends ReverseProxy 64 KiB copy buffers (its default is 32 KiB
 // allocated per copy).

@@ -2,14 +2,17 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -77,34 +80,39 @@ func TestLaunchSetsScopedCookieAndForwardsWithToken(t *testing.T) {
 func TestTicketsRefused(t *testing.T) {
 	be := newBackend(t, "/u/flot/alice/")
 	beBob := newBackend(t, "/u/flot/bob/")
-	f := newFront(t, Options{})
+	obs := &observer{}
+	f := newFront(t, Options{Observer: obs})
 	alice, bob := be.route("flot", "alice"), beBob.route("flot", "bob")
 	f.Routes().Set(alice)
 	f.Routes().Set(bob)
 
 	for _, tc := range []struct {
-		name string
-		path func() string
+		name   string
+		path   func() string
+		reason string // told to the Observer
 	}{
-		{"forged", func() string { return "/u/flot/alice/?" + TicketParam + "=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }},
-		{"empty", func() string { return "/u/flot/alice/?" + TicketParam + "=" }},
-		{"expired", func() string { l := f.Launch(alice); f.clock.add(61 * time.Second); return l }},
+		{"forged", func() string { return "/u/flot/alice/?" + TicketParam + "=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }, "ticket-unknown"},
+		{"empty", func() string { return "/u/flot/alice/?" + TicketParam + "=" }, "ticket-unknown"},
+		{"expired", func() string { l := f.Launch(alice); f.clock.add(61 * time.Second); return l }, "ticket-expired"},
 		{"replayed", func() string {
 			l := f.Launch(alice)
 			if r := f.get(t, l); r.StatusCode != http.StatusSeeOther {
 				t.Fatalf("first use: %s", r.Status)
 			}
 			return l
-		}},
+		}, "ticket-unknown"},
 		{"alice's on bob's prefix", func() string {
 			l := f.Launch(alice)
 			return strings.Replace(l, "/alice/", "/bob/", 1)
-		}},
+		}, "ticket-other-server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := f.get(t, tc.path())
 			if resp.StatusCode != http.StatusForbidden {
 				t.Errorf("status %s, want 403", resp.Status)
+			}
+			if got := obs.lastRejected(); got != tc.reason {
+				t.Errorf("rejection counted as %q, want %q", got, tc.reason)
 			}
 			if len(resp.Cookies()) != 0 {
 				t.Errorf("cookies set: %v", resp.Cookies())
@@ -119,7 +127,8 @@ func TestTicketsRefused(t *testing.T) {
 func TestSessionRefused(t *testing.T) {
 	be := newBackend(t, "/u/flot/alice/")
 	beBob := newBackend(t, "/u/flot/bob/")
-	f := newFront(t, Options{})
+	obs := &observer{}
+	f := newFront(t, Options{Observer: obs})
 	alice, bob := be.route("flot", "alice"), beBob.route("flot", "bob")
 	f.Routes().Set(alice)
 	f.Routes().Set(bob)
@@ -133,13 +142,14 @@ func TestSessionRefused(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, path, cookie string
+		reason             string // told to the Observer
 	}{
-		{"none", "/u/flot/bob/echo", ""},
-		{"alice's cookie on bob's prefix", "/u/flot/bob/echo", aliceCookie},
-		{"alice's cookie on bob's websocket", "/u/flot/bob/ws", aliceCookie},
-		{"alice's value renamed to bob", "/u/flot/bob/echo", "Cookie: " + CookieName + "=" + strings.Replace(value, "alice", "bob", 1)},
-		{"expiry moved", "/u/flot/alice/echo", "Cookie: " + CookieName + "=" + moveExpiry(value)},
-		{"garbage", "/u/flot/alice/echo", "Cookie: " + CookieName + "=flot|alice|99999999999|xyz"},
+		{"none", "/u/flot/bob/echo", "", "no-session"},
+		{"alice's cookie on bob's prefix", "/u/flot/bob/echo", aliceCookie, "session-other-student"},
+		{"alice's cookie on bob's websocket", "/u/flot/bob/ws", aliceCookie, "session-other-student"},
+		{"alice's value renamed to bob", "/u/flot/bob/echo", "Cookie: " + CookieName + "=" + strings.Replace(value, "alice", "bob", 1), "session-forged"},
+		{"expiry moved", "/u/flot/alice/echo", "Cookie: " + CookieName + "=" + moveExpiry(value), "session-forged"},
+		{"garbage", "/u/flot/alice/echo", "Cookie: " + CookieName + "=flot|alice|99999999999|xyz", "session-forged"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h []string
@@ -149,6 +159,9 @@ func TestSessionRefused(t *testing.T) {
 			if r := f.get(t, tc.path, h...); r.StatusCode != http.StatusForbidden {
 				t.Errorf("status %s, want 403", r.Status)
 			}
+			if got := obs.lastRejected(); got != tc.reason {
+				t.Errorf("rejection counted as %q, want %q", got, tc.reason)
+			}
 		})
 	}
 	t.Run("expired", func(t *testing.T) {
@@ -156,6 +169,9 @@ func TestSessionRefused(t *testing.T) {
 		defer f.clock.add(-13 * time.Hour)
 		if r := f.get(t, "/u/flot/alice/echo", aliceCookie); r.StatusCode != http.StatusForbidden {
 			t.Errorf("status %s, want 403", r.Status)
+		}
+		if got := obs.lastRejected(); got != "session-expired" {
+			t.Errorf("rejection counted as %q, want session-expired", got)
 		}
 	})
 	t.Run("login URL", func(t *testing.T) {
@@ -292,6 +308,72 @@ func TestHeaderTricks(t *testing.T) {
 	})
 }
 
+// Jupyter does not check XSRF on requests that carry its token, as every
+// forwarded one does: the front door refuses, itself, a request that can
+// change something when it comes from a page of another origin (a sibling
+// site of the same registrable domain gets SameSite=Lax cookies sent).
+func TestCrossOriginRefused(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	obs := &observer{}
+	f := newFront(t, Options{Observer: obs})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+	self := f.URL
+	for _, tc := range []struct {
+		name, method string
+		header       []string
+		want         int
+	}{
+		{"POST from another site", http.MethodPost, []string{"Origin: https://students.example.org"}, http.StatusForbidden},
+		{"POST with a null origin", http.MethodPost, []string{"Origin: null"}, http.StatusForbidden},
+		{"DELETE, cross-site by fetch metadata", http.MethodDelete, []string{"Sec-Fetch-Site: same-site"}, http.StatusForbidden},
+		{"websocket from another site", http.MethodGet, []string{"Origin: https://students.example.org", "Connection: Upgrade", "Upgrade: websocket",
+			"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="}, http.StatusForbidden},
+		{"POST from the site's own page", http.MethodPost, []string{"Origin: " + self, "Sec-Fetch-Site: same-origin"}, http.StatusOK},
+		{"POST by a script that is no browser", http.MethodPost, nil, http.StatusOK},
+		{"GET from another site (a link)", http.MethodGet, []string{"Origin: https://students.example.org", "Sec-Fetch-Site: cross-site"}, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), tc.method, f.URL+"/u/flot/alice/echo", nil)
+			for _, h := range append(tc.header, cookie) {
+				k, v, _ := strings.Cut(h, ": ")
+				req.Header.Add(k, v)
+			}
+			n := len(be.requests())
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status %s, want %d", resp.Status, tc.want)
+			}
+			if reached := len(be.requests()) > n; reached != (tc.want == http.StatusOK) {
+				t.Errorf("reached the server: %v", reached)
+			}
+			if tc.want == http.StatusForbidden {
+				if got := obs.lastRejected(); got != "cross-origin" {
+					t.Errorf("rejection counted as %q", got)
+				}
+			}
+		})
+	}
+}
+
+// A server's cookies stay inside its prefix: all students share one
+// origin, and a page of one server must not set what another's pages get.
+func TestServerCookiesScopedToPrefix(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	resp := f.get(t, "/u/flot/alice/cookies", f.login(t, rt))
+	if got := strings.Join(resp.Header.Values("Set-Cookie"), " | "); got != "_xsrf=1; Path=/u/flot/alice/ | mine=1 | sub=1; Path=/u/flot/alice/lab | trimmed=1; Path=/u/flot/alice" {
+		t.Errorf("cookies passed: %s", got)
+	}
+}
+
 func TestTokenNeverReachesTheBrowser(t *testing.T) {
 	be := newBackend(t, "/u/flot/alice/")
 	f := newFront(t, Options{})
@@ -344,6 +426,117 @@ func TestRedactorFindsSplitSecrets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// frame builds a websocket frame as a server sends it (unmasked): fin,
+// opcode, rsv1 (compressed) and payload.
+func frame(op byte, rsv1 bool, payload string) string {
+	b := []byte{0x80 | op}
+	if rsv1 {
+		b[0] |= 0x40
+	}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n < 1<<16:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return string(b) + payload
+}
+
+// rwc is a server side of a websocket: reads from r, writes recorded.
+type rwc struct {
+	r       io.Reader
+	written bytes.Buffer
+}
+
+func (c *rwc) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *rwc) Write(p []byte) (int, error) { return c.written.Write(p) }
+func (c *rwc) Close() error                { return nil }
+
+func TestFrameRedactorMasksEveryFrame(t *testing.T) {
+	stars := strings.Repeat("*", len(secret))
+	big := strings.Repeat("x", 70<<10)
+	for _, tc := range []struct{ name, in, want string }{
+		{"text", frame(1, false, "token "+secret+"!"), frame(1, false, "token "+stars+"!")},
+		{"binary, 16-bit length, at the end", frame(2, false, strings.Repeat("y", 300)+secret), frame(2, false, strings.Repeat("y", 300)+stars)},
+		{"64-bit length, across the buffer", frame(2, false, big[:4090]+secret+big), frame(2, false, big[:4090]+stars+big)},
+		{"adjacent and near miss", frame(1, false, secret+secret+secret[1:]), frame(1, false, stars+stars+secret[1:])},
+		{"several frames, a close", frame(1, false, secret) + frame(9, false, secret) + frame(1, false, "ok") + frame(8, false, "\x03\xe8"+secret),
+			frame(1, false, stars) + frame(9, false, stars) + frame(1, false, "ok") + frame(8, false, "\x03\xe8"+stars)},
+		{"no secret split over two frames", frame(0, false, secret[:10]) + frame(0, false, secret[10:]), frame(0, false, secret[:10]) + frame(0, false, secret[10:])},
+		{"compressed: left alone (never negotiated)", frame(1, true, secret), frame(1, true, secret)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, rd := range []io.Reader{strings.NewReader(tc.in), iotest.OneByteReader(strings.NewReader(tc.in)), iotest.HalfReader(strings.NewReader(tc.in))} {
+				conn := &rwc{r: rd}
+				f := newFrameRedactor(conn, secret)
+				got, err := io.ReadAll(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != tc.want {
+					t.Errorf("%d bytes in, %d out; differ at %d", len(tc.in), len(got), firstDiff(string(got), tc.want))
+				}
+				if _, err := f.Write([]byte(secret)); err != nil || conn.written.String() != secret {
+					t.Errorf("the browser's frames are changed: %q, %v", conn.written.String(), err)
+				}
+			}
+			// As io.Copy runs it: WriteTo, and ReadFrom for the browser's side.
+			var out bytes.Buffer
+			conn := &rwc{r: iotest.HalfReader(strings.NewReader(tc.in))}
+			f := newFrameRedactor(conn, secret)
+			if _, err := io.Copy(&out, f); err != nil || out.String() != tc.want {
+				t.Errorf("WriteTo: %d bytes out, %v", out.Len(), err)
+			}
+			if _, err := io.Copy(f, strings.NewReader(secret)); err != nil || conn.written.String() != secret {
+				t.Errorf("ReadFrom: %q, %v", conn.written.String(), err)
+			}
+		})
+	}
+}
+
+func firstDiff(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// A server that sends its token on a websocket (a kernel printing its
+// environment) reaches the browser masked, and a browser's offer of
+// compression, which would hide it, never reaches the server.
+func TestWebsocketFramesMasked(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+	cfg, _ := websocket.NewConfig(strings.Replace(f.URL, "http", "ws", 1)+"/u/flot/alice/ws", f.URL)
+	cfg.Header = http.Header{"Cookie": {strings.TrimPrefix(cookie, "Cookie: ")}, "Sec-Websocket-Extensions": {"permessage-deflate; client_max_window_bits"}}
+	ws, err := cfg.DialContext(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	msg := "JUPYTER_TOKEN=" + secret + "\n"
+	if err := websocket.Message.Send(ws, msg); err != nil { // the echo sends it back
+		t.Fatal(err)
+	}
+	var got string
+	if err := websocket.Message.Receive(ws, &got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "JUPYTER_TOKEN=" + strings.Repeat("*", len(secret)) + "\n"; got != want {
+		t.Errorf("the browser got %q, want %q", got, want)
+	}
+	if ext := be.last(t).Header.Get("Sec-Websocket-Extensions"); ext != "" {
+		t.Errorf("the server was offered %q", ext)
 	}
 }
 
@@ -498,16 +691,49 @@ func TestTrafficAndWebsockets(t *testing.T) {
 		t.Fatalf("echo %q, %v", buf, err)
 	}
 	f.clock.add(time.Minute)
-	if tr, _ := f.Traffic("flot", "alice"); tr.Websockets != 1 || !tr.Active(f.clock.now(), time.Second) {
-		t.Errorf("with a websocket open: %+v", tr)
-	}
-	if got := tr.Why(f.clock.now()); !strings.Contains(got, "1m0s ago") {
-		t.Errorf("Why = %q", got)
+	opened := tr.Last
+	if tr, _ := f.Traffic("flot", "alice"); tr.Websockets != 1 || !tr.Last.Equal(opened) {
+		t.Errorf("with a websocket open: %+v, want 1 open since %v", tr, opened)
 	}
 	ws.Close()
 	waitFor(t, func() bool { tr, _ := f.Traffic("flot", "alice"); return tr.Websockets == 0 })
-	if tr, _ := f.Traffic("flot", "alice"); !tr.Last.Equal(f.clock.now()) || tr.Active(f.clock.now().Add(time.Hour), time.Hour) {
-		t.Errorf("after the websocket closed: %+v", tr)
+	if tr, _ := f.Traffic("flot", "alice"); !tr.Last.Equal(f.clock.now()) {
+		t.Errorf("after the websocket closed: %+v, want its closing time as the last request", tr)
+	}
+}
+
+// The Observer hears every answer by its status class (a websocket's when
+// it closes), the websockets open, and the spawns on demand.
+func TestObserverCounts(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	rt := be.route("flot", "alice")
+	obs := &observer{}
+	f := newFront(t, Options{Observer: obs, StartWait: time.Minute,
+		Spawner: spawnFunc(func(context.Context, string, string) (Route, error) { return rt, nil })})
+	cookie := f.login(t, rt) // 3xx, and a spawn on demand: no route yet
+	if r := f.get(t, "/u/flot/alice/echo", cookie, "Accept: text/html"); r.StatusCode != http.StatusOK {
+		t.Fatalf("alice's page: %s", r.Status)
+	}
+	f.get(t, "/u/flot/bob/echo")              // 4xx
+	f.get(t, "/nowhere")                      // 4xx
+	f.get(t, "/u/flot/alice/missing", cookie) // 4xx from the server
+	cfg, _ := websocket.NewConfig(strings.Replace(f.URL, "http", "ws", 1)+"/u/flot/alice/ws", f.URL)
+	cfg.Header = http.Header{"Cookie": {strings.TrimPrefix(cookie, "Cookie: ")}}
+	ws, err := cfg.DialContext(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, n, _ := obs.counts(); n != 1 {
+		t.Errorf("%d websockets counted open, want 1", n)
+	}
+	ws.Close()
+	waitFor(t, func() bool { req, n, _ := obs.counts(); return n == 0 && req["1xx"] == 1 })
+	req, _, spawns := obs.counts()
+	if want := map[string]int{"1xx": 1, "2xx": 1, "3xx": 1, "4xx": 3}; !maps.Equal(req, want) {
+		t.Errorf("requests by class %v, want %v", req, want)
+	}
+	if !slices.Equal(spawns, []string{"ok"}) {
+		t.Errorf("spawns %q, want one ok", spawns)
 	}
 }
 

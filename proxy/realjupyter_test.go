@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -206,11 +207,13 @@ func TestRealJupyterStoppedServerComesBack(t *testing.T) {
 }
 
 // TestRealJupyterTokenNeverReachesTheBrowser loads the pages and API
-// answers a browser loads, through the proxy, from both server
-// applications: no header or body carries the token, and the server's own
-// login cookie (which it does set, see the direct request) is held back.
+// answers a browser loads, through the proxy, from every server
+// application of both generations: no header or body carries the token,
+// and the server's own login cookie (which it does set, see the direct
+// request) is held back. A kernel that prints the token (as a student's
+// code printing its environment would) sends it masked over its websocket.
 func TestRealJupyterTokenNeverReachesTheBrowser(t *testing.T) {
-	for _, flavor := range jupytertest.Flavors {
+	for _, flavor := range jupytertest.Generations {
 		t.Run(string(flavor), func(t *testing.T) {
 			srv, via, _, _ := realFront(t, flavor)
 			ctx := t.Context()
@@ -250,6 +253,15 @@ func TestRealJupyterTokenNeverReachesTheBrowser(t *testing.T) {
 						}
 					}
 				}
+			}
+			k, err := via.CreateKernel(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The code does not hold the token; its output does.
+			out, err := via.Execute(ctx, k.ID, fmt.Sprintf("print(bytes.fromhex(%q).decode())", hex.EncodeToString([]byte(srv.Token))))
+			if want := strings.Repeat("*", len(srv.Token)) + "\n"; err != nil || out != want {
+				t.Errorf("a kernel printing the token, through the front door: %q, %v; want %q", out, err, want)
 			}
 		})
 	}

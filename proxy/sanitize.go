@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
@@ -19,14 +21,13 @@ func checkPath(u *url.URL) error {
 	if !strings.HasPrefix(p, "/") {
 		return errors.New("path must start with /")
 	}
-	for _, seg := range strings.Split(p, "/") {
+	for seg := range strings.SplitSeq(p, "/") {
 		if seg == "." || seg == ".." {
 			return errors.New("dot segments are refused")
 		}
 	}
-	lower := strings.ToLower(u.EscapedPath() + "\x00" + p)
-	for _, bad := range []string{"%2f", "%5c", "%2e", "%00", "\\"} {
-		if strings.Contains(lower, bad) {
+	for _, s := range [...]string{u.EscapedPath(), p} {
+		if strings.Contains(s, "\\") || encodedEscape(s) {
 			return errors.New("encoded slashes, dots and backslashes are refused")
 		}
 	}
@@ -34,6 +35,23 @@ func checkPath(u *url.URL) error {
 		return errors.New("NUL is refused")
 	}
 	return nil
+}
+
+// encodedEscape reports whether s holds %2f, %5c, %2e or %00, in either
+// case.
+func encodedEscape(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0 && i+2 < len(s); {
+		switch strings.ToLower(s[i+1 : i+3]) {
+		case "2f", "5c", "2e", "00":
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // stripCookie removes the cookies named name from a Cookie header value,
@@ -68,6 +86,31 @@ func stripForwarded(h http.Header) {
 	h.Del("X-Rewrite-Url")
 }
 
+// sameOrigin reports whether a request that can change something (any
+// method but GET, HEAD and OPTIONS, and websockets) comes from a page of
+// the site, as its Origin (or Sec-Fetch-Site) says; a request with
+// neither is not a browser's and passes. Jupyter skips its own XSRF check
+// for requests that carry its token, as every forwarded one does: without
+// this, a page of another site under the same registrable domain (the
+// session cookie is SameSite=Lax, and such a site is "same-site") could
+// post to a student's server.
+func sameOrigin(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		if !isWebsocket(r) {
+			return true
+		}
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
+		return s == "same-origin" || s == "none"
+	}
+	return true
+}
+
 // isWebsocket reports whether r asks for a websocket upgrade.
 func isWebsocket(r *http.Request) bool {
 	return headerHasToken(r.Header, "Connection", "upgrade") && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
@@ -91,6 +134,19 @@ func headerHasToken(h http.Header, name, token string) bool {
 func jupyterLoginCookie(setCookie string) bool {
 	name, _, _ := strings.Cut(setCookie, "=")
 	return strings.HasPrefix(strings.TrimSpace(name), "username-")
+}
+
+// ownCookie reports whether a Set-Cookie value of the server under base
+// stays its own: host-only, with a path inside base, and not the front
+// door's session cookie. One origin serves every student, so a server may
+// not set cookies other servers' pages would get (at worst, overwrite a
+// classmate's session in a browser that opened one of its pages).
+func ownCookie(setCookie, base string) bool {
+	c, err := http.ParseSetCookie(setCookie)
+	if err != nil || c.Name == CookieName || c.Domain != "" {
+		return false
+	}
+	return c.Path == "" || strings.HasPrefix(c.Path+"/", base)
 }
 
 // redactHeaders replaces secret in every response header value, and drops
@@ -183,4 +239,134 @@ func mask(b, secret []byte) {
 		}
 		off += i + len(secret)
 	}
+}
+
+// frameRedactor masks a secret in the data frames a server sends on a
+// websocket (a kernel printing its environment, a terminal running env)
+// with as many '*': the length is kept, so the framing stays right. Each
+// frame's header is handed on whole, its payload as it arrives but for the
+// last len(secret)-1 bytes, held until more of the frame comes, so that a
+// secret split across reads is still found. A compressed frame would hide
+// the secret: rewrite strips permessage-deflate from upgrade requests, so
+// that none is negotiated. Writes (the browser's frames) pass through.
+type frameRedactor struct {
+	io.ReadWriteCloser // the server's side of the websocket
+	r                  *bufio.Reader
+	secret             []byte
+	hdr                [14]byte
+	left               uint64 // payload bytes of the current frame not read yet
+	data               bool   // the current frame's payload is scanned
+	buf                []byte // read, not handed out yet
+	ready              int    // buf[:ready] may be handed out
+	err                error
+}
+
+func newFrameRedactor(conn io.ReadWriteCloser, secret string) *frameRedactor {
+	return &frameRedactor{ReadWriteCloser: conn, r: bufio.NewReaderSize(conn, 4096), secret: []byte(secret),
+		buf: make([]byte, 0, 4096+len(secret))}
+}
+
+func (f *frameRedactor) Read(p []byte) (int, error) {
+	if f.fill(); f.ready == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.buf[:f.ready])
+	f.consume(n)
+	return n, nil
+}
+
+// WriteTo hands the frames on from the redactor's own buffer: io.Copy,
+// which the reverse proxy runs for each direction of a websocket, would
+// otherwise hold a buffer of 32 KiB for the websocket's whole life.
+func (f *frameRedactor) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if f.fill(); f.ready == 0 {
+			if f.err == io.EOF {
+				return total, nil
+			}
+			return total, f.err
+		}
+		n, err := w.Write(f.buf[:f.ready])
+		total += int64(n)
+		f.consume(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// ReadFrom passes the browser's frames on through a small buffer, for the
+// same reason.
+func (f *frameRedactor) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, 4096)
+	return io.CopyBuffer(f.ReadWriteCloser, struct{ io.Reader }{r}, buf)
+}
+
+func (f *frameRedactor) consume(n int) {
+	f.ready -= n
+	f.buf = f.buf[:copy(f.buf, f.buf[n:])]
+}
+
+// fill reads until some bytes are ready or an error is kept.
+func (f *frameRedactor) fill() {
+	for f.ready == 0 && f.err == nil {
+		switch {
+		case f.left == 0 && len(f.buf) > 0:
+			f.ready = len(f.buf) // the end of a frame: its held bytes too
+		case f.left == 0:
+			f.err = f.header()
+		default:
+			if len(f.buf) == cap(f.buf) {
+				f.buf = append(f.buf, 0)[:len(f.buf)] // only for a huge secret
+			}
+			n, err := f.r.Read(f.buf[len(f.buf):min(cap(f.buf), len(f.buf)+int(min(f.left, 1<<30)))])
+			f.buf, f.left, f.err = f.buf[:len(f.buf)+n], f.left-uint64(n), err
+			if !f.data {
+				f.ready = len(f.buf)
+				break
+			}
+			mask(f.buf, f.secret)
+			if f.left == 0 || err != nil {
+				f.ready = len(f.buf)
+			} else {
+				f.ready = max(0, len(f.buf)-(len(f.secret)-1))
+			}
+		}
+	}
+}
+
+// header reads a frame header (RFC 6455 section 5.2) into buf, ready.
+func (f *frameRedactor) header() error {
+	if _, err := io.ReadFull(f.r, f.hdr[:2]); err != nil {
+		return err
+	}
+	size, ext := uint64(f.hdr[1]&0x7f), 0
+	switch size {
+	case 126:
+		ext = 2
+	case 127:
+		ext = 8
+	}
+	masked := f.hdr[1]&0x80 != 0
+	n := 2 + ext
+	if masked {
+		n += 4
+	}
+	if _, err := io.ReadFull(f.r, f.hdr[2:n]); err != nil {
+		return err
+	}
+	switch ext {
+	case 2:
+		size = uint64(binary.BigEndian.Uint16(f.hdr[2:4]))
+	case 8:
+		size = binary.BigEndian.Uint64(f.hdr[2:10])
+	}
+	// Every frame in the clear: a server never masks, and RSV1 marks a
+	// compressed data frame (control frames are never compressed).
+	f.data = !masked && f.hdr[0]&0x40 == 0
+	f.left = size
+	f.buf = append(f.buf, f.hdr[:n]...)
+	f.ready = len(f.buf)
+	return nil
 }

@@ -48,7 +48,9 @@ func (p *Proxy) start(k Key) *job {
 		ctx, cancel := context.WithTimeout(context.Background(), p.opts.SpawnTimeout)
 		defer cancel()
 		p.log.Info("starting a server for the front door", "course", k.Course, "student", k.Student)
+		began := time.Now()
 		rt, err := p.opts.Spawner.Spawn(ctx, k.Course, k.Student)
+		p.obs.FrontDoorSpawn(spawnResult(err), time.Since(began))
 		if err == nil {
 			p.routes.Set(rt)
 		} else {
@@ -100,4 +102,18 @@ func (p *Proxy) waitStart(w http.ResponseWriter, r *http.Request, k Key) (rt Rou
 			Message: "It will be tried again in a few seconds; if this lasts, tell the site's admins.", Refresh: int(failedFor / time.Second)})
 	}
 	return Route{}, false
+}
+
+// spawnResult names a spawn's outcome for the metrics.
+func spawnResult(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, containers.ErrArchived):
+		return "archived"
+	case errors.Is(err, containers.ErrUnknownCourse):
+		return "unknown-course"
+	default:
+		return "error"
+	}
 }

@@ -40,6 +40,9 @@ type Pass struct {
 	// CPUThreshold is the share of one core above which a container is
 	// working; activity.DefaultCPUThreshold when zero.
 	CPUThreshold float64
+	// Traffic is what the students' front door saw of each server; nil
+	// without a front door.
+	Traffic activity.TrafficSource
 	// Had holds the courses of earlier config revisions (the site's
 	// record), so that unlabelled nbhosting containers of a course
 	// removed since are still the site's to retire; see Desired.Adopts.
@@ -109,6 +112,15 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		// Starting afresh only forgets reasons to keep servers (kernels
 		// seen busy, the CPU baseline): the next pass has them again.
 		p.Log.Warn("activity memory unreadable, starting afresh", "err", err)
+	}
+	if p.Traffic != nil {
+		for _, c := range cs {
+			r, probed := act[c.ID]
+			if tr, seen := p.Traffic.Traffic(c.Course, c.Student); probed && seen {
+				r.FrontDoor = &tr
+				act[c.ID] = r
+			}
+		}
 	}
 	obs := Observed{Desired: d, Containers: cs, Activity: act, Memory: mem}
 	for _, r := range act {

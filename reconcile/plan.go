@@ -99,8 +99,9 @@ func NewDesired(cfg *manifest.Config, current map[string]string) Desired {
 // removed once idle; a stopped one is removed if its image is stale, kept
 // otherwise; a running one idle for the course's idle time is stopped, or
 // removed if stale — idle meaning nothing holds it (a busy kernel, an open
-// connection, a kernel seen busy and silent since, CPU use: see
-// activity.Result.Holds) and its last kernel or terminal activity is that
+// connection, a kernel seen busy and silent since, CPU use, a websocket
+// open through the front door: see activity.Result.Holds) and its last
+// kernel or terminal activity, or request through the front door, is that
 // old; one older than lingering is stopped (or removed if
 // stale) even if active; an active one is kept, and reported if stale; one
 // whose activity cannot be read is kept. Then the guards: freeze windows
@@ -184,9 +185,9 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 		}
 	case lingers(c, co, now):
 		k, text := Stop, lingerText(c, co, now)
-		if probed && len(r.Holds()) > 0 {
+		if holds := r.Holds(now); probed && len(holds) > 0 {
 			// lingering is the hard cap: it stops a held server too.
-			text += ", although " + strings.Join(r.Holds(), ", ")
+			text += ", although " + strings.Join(holds, ", ")
 		}
 		if stale {
 			k, text = Remove, text+", "+staleText
@@ -216,21 +217,30 @@ func lingerText(c containers.Container, co manifest.Course, now time.Time) strin
 }
 
 func idleText(r activity.Result, now time.Time) string {
-	if r.State == activity.Unreachable {
-		return fmt.Sprintf("server unreachable at two looks, up %s", round(now.Sub(r.LastActivity)))
+	var text string
+	switch {
+	case r.State == activity.Unreachable:
+		text = fmt.Sprintf("server unreachable at two looks, up %s", round(now.Sub(r.LastActivity)))
+	case r.Kernels == 0:
+		text = fmt.Sprintf("no kernel, idle for %s", round(now.Sub(r.Last())))
+	default:
+		text = fmt.Sprintf("idle for %s", round(now.Sub(r.Last())))
 	}
-	if r.Kernels == 0 {
-		return fmt.Sprintf("no kernel, idle for %s", round(now.Sub(r.LastActivity)))
+	if r.FrontDoor != nil {
+		text += " (" + r.FrontDoor.String(now) + ")"
 	}
-	return fmt.Sprintf("idle for %s", round(now.Sub(r.LastActivity)))
+	return text
 }
 
 func activityText(r activity.Result, probed bool, now time.Time) string {
+	holds := r.Holds(now)
 	switch {
 	case !probed:
 		return "activity not probed"
-	case len(r.Holds()) > 0:
-		return "active (" + strings.Join(r.Holds(), ", ") + ")"
+	case len(holds) > 0:
+		return "active (" + strings.Join(holds, ", ") + ")"
+	case r.FrontDoor != nil && r.FrontDoor.Last.After(r.LastActivity) && (r.State == activity.Answered || r.State == activity.Unreachable):
+		return "active (" + r.FrontDoor.String(now) + ")"
 	case r.State == activity.Answered:
 		return fmt.Sprintf("active (last activity %s ago)", round(now.Sub(r.LastActivity)))
 	case r.State == activity.Starting:
@@ -309,7 +319,7 @@ func retireLimit(d Desired, cs []containers.Container, act map[string]activity.R
 			if ci.State != cj.State {
 				return cmp.Compare(stateRank(ci.State), stateRank(cj.State))
 			}
-			return act[ci.ID].LastActivity.Compare(act[cj.ID].LastActivity)
+			return act[ci.ID].Last().Compare(act[cj.ID].Last())
 		})
 		for _, i := range idx[limit:] {
 			a := actions[i]

@@ -154,6 +154,31 @@ func TestPlanRules(t *testing.T) {
 			want{Stop, "", "beyond lingering (48h0m0s), although 1 open connection"}},
 		{"open connection, lingering, frozen: held", desired(course("c", frozenMonday)), ctr("c", "a", R, v2, 49*time.Hour),
 			map[string]activity.Result{"a": held(func(r *activity.Result) { r.Connections = 1 })}, want{Hold, Stop, "freeze window"}},
+		// The front door's traffic: a websocket open holds, a request
+		// younger than idle keeps; lingering and freezes as for any hold.
+		{"front door websocket open: keep", desired(course("c")), ctr("c", "a", R, v2, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) {
+				r.FrontDoor = &activity.Traffic{Last: now.Add(-12 * time.Second), Websockets: 1}
+			})},
+			want{Keep, "", "active (front door: last request 12 s ago, 1 websocket open), image current"}},
+		{"front door request younger than idle: keep", desired(course("c")), ctr("c", "a", R, v2, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.FrontDoor = &activity.Traffic{Last: now.Add(-90 * time.Minute)} })},
+			want{Keep, "", "active (front door: last request 1 h 30 min ago), image current"}},
+		{"front door request younger than idle, stale: reported", desired(course("c")), ctr("c", "a", R, v1, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.FrontDoor = &activity.Traffic{Last: now.Add(-time.Minute)} })},
+			want{ReportStale, "", "front door: last request 1 min ago"}},
+		{"front door quiet for idle, none open: stop, saying so", desired(course("c")), ctr("c", "a", R, v2, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.FrontDoor = &activity.Traffic{Last: now.Add(-150 * time.Minute)} })},
+			want{Stop, "", "idle for 2h30m0s (front door: last request 2 h 30 min ago) (idle: 2h0m0s)"}},
+		{"front door websocket, lingering: stop, saying so", desired(course("c")), ctr("c", "a", R, v2, 49*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.FrontDoor = &activity.Traffic{Last: now, Websockets: 2} })},
+			want{Stop, "", "beyond lingering (48h0m0s), although front door: last request 0 s ago, 2 websockets open"}},
+		{"front door websocket, lingering, frozen: held", desired(course("c", frozenMonday)), ctr("c", "a", R, v2, 49*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.FrontDoor = &activity.Traffic{Last: now, Websockets: 1} })},
+			want{Hold, Stop, "freeze window"}},
+		{"front door websocket, archived course: kept until idle", desired(course("c", archived)), ctr("c", "a", R, v2, 5*time.Hour),
+			map[string]activity.Result{"a": held(func(r *activity.Result) { r.FrontDoor = &activity.Traffic{Last: now, Websockets: 1} })},
+			want{Keep, "", "removed once idle (active (front door"}},
 		// Freeze windows: Monday 08:00 for 4h is open at 10:00.
 		{"freeze: stopped stale is held", desired(course("c", frozenMonday)), ctr("c", "a", S, v1, 0), nil,
 			want{Hold, Remove, `freeze window "0 8 * * 1" for 4h0m0s open since 2025-03-03T08:00:00Z`}},

@@ -47,7 +47,7 @@ type PassOptions struct {
 func (s *Site) pass(ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
 	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
 		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(cfg, record),
-		MemoryFile: activity.MemoryFile(s.opts.Root)}
+		MemoryFile: activity.MemoryFile(s.opts.Root), Traffic: s.opts.Traffic}
 }
 
 // newProber is the activity probe of a site: it reads each container's CPU

@@ -58,6 +58,9 @@ type Options struct {
 	// listed, and when it listed them (the front door's route table
 	// follows them).
 	Observed func(cs []containers.Container, at time.Time)
+	// Traffic, when set, is what the students' front door saw of each
+	// server: container passes count it as activity.
+	Traffic activity.TrafficSource
 }
 
 // Site is one course site: its config repo, course repos, images and

@@ -13,6 +13,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
@@ -117,7 +118,13 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	if bin == "" {
 		fmt.Println("setup: building ./cmd/nbh-sync")
 		bin = filepath.Join(tmp, "nbh-sync")
-		gb := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/nbh-sync")
+		// The bench's build serves the heap profile (pprofFile, added
+		// with -overlay): the product's own build has no such endpoint.
+		overlay, err := pprofOverlay(tmp)
+		if err != nil {
+			return err
+		}
+		gb := exec.CommandContext(ctx, "go", "build", "-overlay", overlay, "-o", bin, "./cmd/nbh-sync")
 		gb.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := gb.CombinedOutput(); err != nil {
 			return fmt.Errorf("build ./cmd/nbh-sync (run from the module root): %v\n%s", err, out)
@@ -217,6 +224,15 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	fmt.Printf("daemon: %s %s\n", bin, strings.Join(args, " "))
 	daemon := exec.CommandContext(ctx, bin, args...)
 	daemon.Env = append(os.Environ(), testenv.GitEnv...)
+	pprofAddr := ""
+	if binFlag == "" {
+		p, err := testenv.FreePort()
+		if err != nil {
+			return err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(p)
+		daemon.Env = append(daemon.Env, pprofEnv+"="+pprofAddr)
+	}
 	logPath := filepath.Join(tmp, "daemon.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -280,6 +296,76 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	fmt.Printf("%-34s %7d kB\n", "sleep (floor)", sleepRSS)
 	fmt.Printf("RESULT memory courses=%d containers=%d rss_kb=%d hwm_kb=%d floor_kb=%d ratio=%.1f\n",
 		nCourses, nCtrs, rss, hwm, sleepRSS, float64(rss)/float64(max(sleepRSS, 1)))
+	if pprofAddr != "" {
+		return heapTop(ctx, bin, "http://"+pprofAddr+"/debug/pprof/heap", filepath.Join(tmp, "heap.pprof"))
+	}
+	return nil
+}
+
+// pprofEnv names the address where the bench's build of the daemon serves
+// net/http/pprof.
+const pprofEnv = "NBH_BENCH_PPROF"
+
+// pprofFile is added to package main of ./cmd/nbh-sync by the bench's
+// build only.
+const pprofFile = `package main
+
+import (
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+)
+
+func init() {
+	if addr := os.Getenv("` + pprofEnv + `"); addr != "" {
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
+}
+`
+
+// pprofOverlay writes pprofFile and the -overlay file of go build that
+// adds it to ./cmd/nbh-sync, and returns the latter's path.
+func pprofOverlay(tmp string) (string, error) {
+	src := filepath.Join(tmp, "benchpprof.go")
+	if err := os.WriteFile(src, []byte(pprofFile), 0o644); err != nil {
+		return "", err
+	}
+	target, err := filepath.Abs(filepath.Join("cmd", "nbh-sync", "zz_benchpprof.go"))
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(map[string]map[string]string{"Replace": {target: src}})
+	if err != nil {
+		return "", err
+	}
+	overlay := filepath.Join(tmp, "overlay.json")
+	return overlay, os.WriteFile(overlay, b, 0o644)
+}
+
+// heapTop saves the daemon's heap profile (after a GC, as the endpoint
+// makes it) to path and prints its top entries by in-use bytes.
+func heapTop(ctx context.Context, bin, url, path string) error {
+	resp, err := http.Get(url + "?gc=1")
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", "-sample_index=inuse_space", bin, path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go tool pprof: %v\n%s", err, out)
+	}
+	fmt.Printf("\nheap profile of the daemon (in use, after a GC):\n%s", out)
 	return nil
 }
 

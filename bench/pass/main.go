@@ -9,23 +9,28 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -36,16 +41,32 @@ import (
 	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
 func main() {
-	sc := benchenv.ScaleFlags("managed containers (created, not started)")
+	n := flag.Int("n", 1000, "managed containers to create (created, not started)")
+	running := flag.Int("running", 50, "of which running fake Jupyter servers")
+	courses := flag.Int("courses", 10, "courses the containers are spread over")
+	rounds := flag.Int("rounds", 3, "timed rounds of each side, interleaved")
+	workers := flag.Int("workers", 8, "concurrent engine calls while setting up and cleaning up")
 	apply := flag.Bool("apply", true, "then apply the plan: half the courses one action at a time, half at the production concurrency")
-	benchenv.Main("bench/pass", func(ctx context.Context) error {
-		return run(ctx, sc.N, min(sc.Running, sc.N), max(sc.Courses, 2), max(sc.Rounds, 1), max(sc.Workers, 1), *apply)
-	})
+	naive := flag.Bool("naive", true, "also time the CLI baselines (docker ps + one docker inspect each, and one of all)")
+	watchtower := flag.String("watchtower", "", "watchtower binary (built from github.com/containrrr/watchtower) to time beside the pass: --run-once --monitor-only --no-pull --include-stopped --label-enable")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *watchtower == "" && !*naive {
+		fmt.Fprintln(os.Stderr, "bench/pass: no baseline: give -watchtower or leave -naive on")
+		os.Exit(2)
+	}
+	b := baselines{naive: *naive, watchtower: *watchtower}
+	if err := run(ctx, *n, min(*running, *n), max(*courses, 2), max(*rounds, 1), max(*workers, 1), *apply, b); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/pass:", err)
+		os.Exit(1)
+	}
 }
 
 func socketPath() (string, error) {
@@ -78,7 +99,17 @@ func (o ownContainers) List(ctx context.Context) ([]containers.Raw, error) {
 	return out, err
 }
 
-func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply bool) error {
+// baselines says what the pass is timed beside.
+type baselines struct {
+	naive      bool   // docker ps + docker inspect
+	watchtower string // the watchtower binary, if any
+}
+
+// watchtowerLabel is the label watchtower's --label-enable looks for: the
+// bench's containers carry it, so that watchtower scans them and no other.
+const watchtowerLabel = "com.centurylinklabs.watchtower.enable"
+
+func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply bool, base baselines) error {
 	if _, err := exec.LookPath("docker"); err != nil {
 		return errors.New("the baseline needs the docker CLI on PATH")
 	}
@@ -146,7 +177,8 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 		if (i/nCourses)%2 == 0 {
 			id = cur // half stale, half current, in every course
 		}
-		labels := map[string]string{containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: course, containers.LabelStudent: student}
+		labels := map[string]string{containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: course, containers.LabelStudent: student,
+			watchtowerLabel: "true"}
 		cc := &container.Config{Image: id, Cmd: []string{"/fakejupyter"}, Labels: labels}
 		var hc *container.HostConfig
 		if i < running {
@@ -201,7 +233,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 	// The baseline: the docker CLI through a counting proxy of the socket.
 	proxySock := filepath.Join(tmp, "docker.sock")
 	pc := &benchenv.Counter{}
-	stopProxy, err := countingProxy(proxySock, sock, pc)
+	stopProxy, err := countingProxy(proxySock, sock, prefix, pc)
 	if err != nil {
 		return err
 	}
@@ -238,9 +270,29 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 		return len(ids), nil
 	}
 
-	var seen int
-	var syncT, planT, eachT, batchT []time.Duration
-	var syncCalls, probeCalls, eachCalls, batchCalls map[string]int
+	// watchtower, one run of it, through the same counting proxy: it
+	// lists the labelled containers, then inspects each and its image.
+	scanned := regexp.MustCompile(`Scanned=(\d+)`)
+	watch := func() error {
+		cmd := exec.CommandContext(ctx, base.watchtower, "--run-once", "--monitor-only", "--no-pull", "--include-stopped", "--label-enable")
+		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+proxySock)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("watchtower: %v\n%s", err, out)
+		}
+		m := scanned.FindAllSubmatch(out, -1)
+		if len(m) == 0 {
+			return fmt.Errorf("watchtower printed no Scanned= count:\n%s", out)
+		}
+		if got, _ := strconv.Atoi(string(m[len(m)-1][1])); got < n {
+			return fmt.Errorf("watchtower scanned %d containers, want >= %d:\n%s", got, n, out)
+		}
+		return nil
+	}
+
+	seen := n
+	var syncT, planT, eachT, batchT, watchT []time.Duration
+	var syncCalls, probeCalls, eachCalls, batchCalls, watchCalls map[string]int
 	var actions map[reconcile.Kind]int
 	for r := range rounds {
 		fmt.Printf("round %d/%d\n", r+1, rounds)
@@ -269,6 +321,18 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 			return fmt.Errorf("the plan covers %d of our %d containers", mine, n)
 		}
 
+		if base.watchtower != "" {
+			pc.Take()
+			t0 = time.Now()
+			if err := watch(); err != nil {
+				return err
+			}
+			watchT = append(watchT, time.Since(t0))
+			watchCalls = pc.Take()
+		}
+		if !base.naive {
+			continue
+		}
 		pc.Take()
 		t0 = time.Now()
 		seen, err = naive(false)
@@ -299,17 +363,20 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 	fmt.Printf("%-42s %10s %12s  %s\n", "", "wall", "engine calls", "detail")
 	fmt.Printf("%-42s %10s %12d  %s; plan alone %s; %d HTTP probes; actions %v\n", "nbh-sync Pass.Preview (observe + plan)",
 		med(syncT).Round(time.Millisecond), benchenv.Total(syncCalls), benchenv.Describe(syncCalls), med(planT).Round(time.Microsecond), benchenv.Total(probeCalls), actions)
-	fmt.Printf("%-42s %10s %12d  %s; %d CLI processes\n", "docker ps -a + docker inspect per container",
-		med(eachT).Round(time.Millisecond), benchenv.Total(eachCalls), benchenv.Describe(eachCalls), seen+1)
-	fmt.Printf("%-42s %10s %12d  %s; 2 CLI processes\n", "docker ps -a + one docker inspect of all",
-		med(batchT).Round(time.Millisecond), benchenv.Total(batchCalls), benchenv.Describe(batchCalls))
-	fmt.Printf("ratio nbh-sync/naive: wall %.4f, engine calls %.4f; nbh-sync/batched inspect: wall %.3f\n",
-		float64(med(syncT))/float64(med(eachT)), float64(benchenv.Total(syncCalls))/float64(benchenv.Total(eachCalls)),
-		float64(med(syncT))/float64(med(batchT)))
-	// One line for bench/run.sh's summary.
-	fmt.Printf("RESULT pass n=%d nbh=%s baseline=%s ratio=%.4f calls=%d baseline_calls=%d\n", n,
-		med(syncT).Round(time.Millisecond), med(eachT).Round(time.Millisecond), float64(med(syncT))/float64(med(eachT)),
-		benchenv.Total(syncCalls), benchenv.Total(eachCalls))
+	// One line per baseline for bench/run.sh's summary.
+	result := func(name, what string, t []time.Duration, calls map[string]int) {
+		fmt.Printf("%-42s %10s %12d  %s\n", what, med(t).Round(time.Millisecond), benchenv.Total(calls), benchenv.Describe(calls))
+		fmt.Printf("RESULT pass baseline=%s n=%d nbh=%s base=%s ratio=%.4f speedup=%.1f calls=%d base_calls=%d\n", name, n,
+			med(syncT).Round(time.Millisecond), med(t).Round(time.Millisecond), float64(med(syncT))/float64(med(t)),
+			float64(med(t))/float64(med(syncT)), benchenv.Total(syncCalls), benchenv.Total(calls))
+	}
+	if base.watchtower != "" {
+		result("watchtower", "watchtower --run-once --monitor-only ...", watchT, watchCalls)
+	}
+	if base.naive {
+		result("naive", fmt.Sprintf("docker ps -a + inspect each (%d CLI runs)", seen+1), eachT, eachCalls)
+		result("batched", "docker ps -a + one docker inspect of all", batchT, batchCalls)
+	}
 	if apply {
 		return applyHalves(ctx, pass, docker, ct, cfg, courseName, nCourses)
 	}
@@ -390,8 +457,12 @@ func waitServers(ctx context.Context, pass *reconcile.Pass, cfg *manifest.Config
 }
 
 // countingProxy serves the engine's API on a unix socket at path, counting
-// every request in c, for the CLI baseline. It returns a stop function.
-func countingProxy(path, engine string, c *benchenv.Counter) (func(), error) {
+// every request in c, for the baselines. Its container lists hold only the
+// containers whose name starts with prefix, as the pass sees them
+// (ownContainers): watchtower lists every container of the shared engine
+// and inspects each before it reads their labels. It returns a stop
+// function.
+func countingProxy(path, engine, prefix string, c *benchenv.Counter) (func(), error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
@@ -400,6 +471,36 @@ func countingProxy(path, engine string, c *benchenv.Counter) (func(), error) {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = benchenv.UnixTransport(engine)
 	rp.FlushInterval = -1
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method != http.MethodGet || !strings.HasSuffix(resp.Request.URL.Path, "/containers/json") || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		var all []json.RawMessage
+		err := json.NewDecoder(resp.Body).Decode(&all)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		mine := []json.RawMessage{}
+		for _, raw := range all {
+			var c struct{ Names []string }
+			if err := json.Unmarshal(raw, &c); err != nil {
+				return err
+			}
+			if len(c.Names) > 0 && strings.HasPrefix(c.Names[0], "/"+prefix) {
+				mine = append(mine, raw)
+			}
+		}
+		b, err := json.Marshal(mine)
+		if err != nil {
+			return err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		resp.Header.Del("Transfer-Encoding")
+		return nil
+	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.Count(r)
 		rp.ServeHTTP(w, r)

@@ -50,6 +50,10 @@ func fakeDaemon(t *testing.T, ln net.Listener) *recorder {
 		SyncFunc: func(context.Context, server.SyncRequest) (server.SyncResult, error) {
 			return server.SyncResult{Courses: []string{"a"}}, nil
 		},
+		SpawnFunc: func(_ context.Context, req server.SpawnRequest) (server.SpawnResult, error) {
+			return server.SpawnResult{Name: req.Course + "-x-" + req.Student, State: "created", Port: 30001, URL: "http://127.0.0.1:30001/30001/",
+				Token: "jt", LaunchURL: "https://hub.example.org/u/" + req.Course + "/" + req.Student + "/?nbh-ticket=tk"}, nil
+		},
 	}
 	srv, err := server.New(server.Config{Backend: be, Token: "tok"})
 	if err != nil {
@@ -98,6 +102,31 @@ func TestCLITalksToTheDaemonOfItsRoot(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "--config is not used") {
 		t.Errorf("--config silently ignored:\n%s", errOut)
+	}
+}
+
+// spawn prints the launch URL a daemon running the front door answers, in
+// words and in its JSON document.
+func TestSpawnPrintsLaunchURL(t *testing.T) {
+	root := t.TempDir()
+	ln, err := server.ListenSocket(t.Context(), server.SocketPath(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeDaemon(t, ln)
+	const launch = "https://hub.example.org/u/intro/alice/?nbh-ticket=tk"
+	code, out, errOut := runCLI(t, "--root", root, "--api-token-file", tokenFile(t), "spawn", "intro", "alice")
+	if code != 0 || !strings.Contains(out, "intro-x-alice created on port 30001: http://127.0.0.1:30001/30001/?token=jt\n") ||
+		!strings.Contains(out, "launch (once, within a minute): "+launch+"\n") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "--root", root, "--api-token-file", tokenFile(t), "spawn", "intro", "alice", "--json")
+	var doc map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if doc["launch_url"] != launch || doc["name"] != "intro-x-alice" || doc["token"] != "jt" || doc["port"] != float64(30001) {
+		t.Errorf("spawn --json: %s", out)
 	}
 }
 

@@ -22,6 +22,9 @@ then it is replaced; a missing one is created from the course's current image.
 The student's work directory ROOT/students/STUDENT/COURSE is created if missing.
 It returns once the Jupyter server answers: name, state (existing, started,
 created), host port, URL and the server's Jupyter token (open URL?token=TOKEN).
+When a daemon that runs the students' front door (run --proxy-listen) answers,
+it also prints the launch URL: the server through the front door, with a
+ticket that lets one browser in, once, within a minute.
 
 {uid} is the uid of the host account named STUDENT, or --uid.`,
 		Example: `  nbh-sync spawn flotpython alice
@@ -29,7 +32,7 @@ created), host port, URL and the server's Jupyter token (open URL?token=TOKEN).
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			var res containers.Spawned
+			var res spawnOutput
 			c, derr := g.daemon(ctx)
 			if derr != nil {
 				return derr
@@ -43,7 +46,8 @@ created), host port, URL and the server's Jupyter token (open URL?token=TOKEN).
 				if err := c.do(ctx, "POST", "/api/spawn", nil, req, &r); err != nil {
 					return err
 				}
-				res = containers.Spawned{Name: r.Name, State: containers.SpawnState(r.State), Port: r.Port, URL: r.URL, Token: r.Token}
+				res = spawnOutput{Spawned: containers.Spawned{Name: r.Name, State: containers.SpawnState(r.State), Port: r.Port, URL: r.URL, Token: r.Token},
+					LaunchURL: r.LaunchURL}
 			} else {
 				s, done, err := g.openSite(true)
 				if err != nil {
@@ -54,7 +58,7 @@ created), host port, URL and the server's Jupyter token (open URL?token=TOKEN).
 				if cmd.Flags().Changed("uid") {
 					u = strconv.Itoa(uid)
 				}
-				if res, err = s.Spawn(ctx, args[0], args[1], u); err != nil {
+				if res.Spawned, err = s.Spawn(ctx, args[0], args[1], u); err != nil {
 					return err
 				}
 			}
@@ -66,10 +70,20 @@ created), host port, URL and the server's Jupyter token (open URL?token=TOKEN).
 				open += "?token=" + res.Token
 			}
 			fmt.Fprintf(g.stdout, "%s %s on port %d: %s\n", res.Name, res.State, res.Port, open)
+			if res.LaunchURL != "" {
+				fmt.Fprintf(g.stdout, "launch (once, within a minute): %s\n", res.LaunchURL)
+			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url, token}")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url, token, launch_url}")
 	cmd.Flags().IntVar(&uid, "uid", -1, "uid to run the student's server as (default: the host account's)")
 	return cmd
+}
+
+// spawnOutput is what spawn prints: the container handed out and, from a
+// daemon that runs the front door, the launch URL.
+type spawnOutput struct {
+	containers.Spawned
+	LaunchURL string `json:"launch_url,omitempty"`
 }

@@ -9,12 +9,15 @@ package fakejupyter
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/websocket"
 )
 
 // Kernel is one kernel as /api/kernels shows it.
@@ -64,6 +67,7 @@ func (s *Server) SetKernels(ks []Kernel) {
 //	GET  {base}api/kernels    the kernels
 //	PUT  {base}fake/kernels   replace the kernels (JSON list of Kernel)
 //	GET  {base}fake/ls?dir=D  names of the files in D, sorted (JSON list)
+//	GET  {base}fake/ws        a websocket echo, counted as no connection
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, ok := strings.CutPrefix(r.URL.Path, s.base)
 	if !ok {
@@ -76,6 +80,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.authorized(r) {
 		http.Error(w, `{"message": "Forbidden", "reason": null}`, http.StatusForbidden)
+		return
+	}
+	if p == "fake/ws" {
+		// An echo websocket that is no kernel's, so that the server
+		// counts it nowhere: only a proxy in front can see it.
+		websocket.Handler(func(c *websocket.Conn) { _, _ = io.Copy(c, c) }).ServeHTTP(w, r)
 		return
 	}
 	s.mu.Lock()

@@ -137,7 +137,7 @@ type Options struct {
 	// Args are extra command-line arguments for the server; "{port}"
 	// stands for the published host port.
 	Args []string
-	// ReadyTimeout bounds the wait for the server to answer; 60s when zero.
+	// ReadyTimeout bounds the wait for the server to answer; 3 minutes when zero.
 	ReadyTimeout time.Duration
 }
 
@@ -369,7 +369,10 @@ func withDefaults(o Options) Options {
 		o.User = "jovyan"
 	}
 	if o.ReadyTimeout == 0 {
-		o.ReadyTimeout = 60 * time.Second
+		// A real Jupyter server starts in 2–5 s here, but its Python imports
+		// took over a minute on a machine loaded to 40: readiness is waited
+		// on, so a generous bound costs nothing when all is well.
+		o.ReadyTimeout = 3 * time.Minute
 	}
 	return o
 }

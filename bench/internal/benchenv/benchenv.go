@@ -70,32 +70,22 @@ func Parallel(ctx context.Context, n, workers int, f func(i int) error) error {
 // Cleanup removes every container whose name starts with prefix, workers
 // at a time, then every image with a tag that starts with prefix. It
 // reports problems on stderr and returns how many containers it removed.
+// It lists the containers again while the last round removed some: a
+// create cancelled by Ctrl-C may still be completed by the engine after
+// the first list.
 func Cleanup(ctx context.Context, cli *client.Client, prefix string, workers int) int {
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", prefix))})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cleanup: list containers:", err)
-		return 0
-	}
-	var ids []string
-	for _, c := range cs {
-		// The engine's name filter matches anywhere in the name.
-		if len(c.Names) > 0 && strings.HasPrefix(strings.TrimPrefix(c.Names[0], "/"), prefix) {
-			ids = append(ids, c.ID)
+	total := 0
+	for range 5 {
+		n, ok := removeContainers(ctx, cli, prefix, workers)
+		total += n
+		if !ok || n == 0 {
+			break
 		}
 	}
-	var removed atomic.Int64
-	_ = Parallel(ctx, len(ids), workers, func(i int) error {
-		if err := cli.ContainerRemove(ctx, ids[i], container.RemoveOptions{Force: true}); err != nil {
-			fmt.Fprintln(os.Stderr, "cleanup:", err)
-			return nil
-		}
-		removed.Add(1)
-		return nil
-	})
 	imgs, err := cli.ImageList(ctx, image.ListOptions{All: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cleanup: list images:", err)
-		return int(removed.Load())
+		return total
 	}
 	for _, img := range imgs {
 		for _, tag := range img.RepoTags {
@@ -104,7 +94,34 @@ func Cleanup(ctx context.Context, cli *client.Client, prefix string, workers int
 			}
 		}
 	}
-	return int(removed.Load())
+	return total
+}
+
+// removeContainers removes the containers whose name starts with prefix
+// and returns how many; ok is false when they could not be listed.
+func removeContainers(ctx context.Context, cli *client.Client, prefix string, workers int) (removed int, ok bool) {
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", prefix))})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cleanup: list containers:", err)
+		return 0, false
+	}
+	var ids []string
+	for _, c := range cs {
+		// The engine's name filter matches anywhere in the name.
+		if len(c.Names) > 0 && strings.HasPrefix(strings.TrimPrefix(c.Names[0], "/"), prefix) {
+			ids = append(ids, c.ID)
+		}
+	}
+	var n atomic.Int64
+	_ = Parallel(ctx, len(ids), workers, func(i int) error {
+		if err := cli.ContainerRemove(ctx, ids[i], container.RemoveOptions{Force: true}); err != nil {
+			fmt.Fprintln(os.Stderr, "cleanup:", err)
+			return nil
+		}
+		n.Add(1)
+		return nil
+	})
+	return int(n.Load()), true
 }
 
 // Git runs the git command in dir, isolated from the user's and the

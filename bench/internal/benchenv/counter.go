@@ -12,8 +12,8 @@ import (
 )
 
 // Counter is an http.RoundTripper that counts engine API calls by method
-// and path shape: the version prefix dropped, one container's ID written
-// {id}, so that a count says which kind of call grows with the containers.
+// and path shape: the version prefix dropped, one container's or image's
+// ID written {id}, so that a count says which kind of call grows with the containers.
 type Counter struct {
 	Base http.RoundTripper
 	mu   sync.Mutex
@@ -35,12 +35,16 @@ func (c *Counter) Count(r *http.Request) {
 			p = p[i+1:]
 		}
 	}
-	if rest, ok := strings.CutPrefix(p, "/containers/"); ok && p != "/containers/json" {
+	if rest, ok := strings.CutPrefix(p, "/containers/"); ok && rest != "json" {
 		_, verb, _ := strings.Cut(rest, "/")
-		p = "/containers/{id}"
-		if verb != "" {
-			p += "/" + verb
+		p = "/containers/{id}" + suffix(verb)
+	} else if rest, ok := strings.CutPrefix(p, "/images/"); ok && (strings.Contains(rest, "/") || !imageEndpoints[rest]) {
+		// An image's name may hold slashes: the verb is the last part.
+		verb := ""
+		if i := strings.LastIndexByte(rest, '/'); i >= 0 && imageVerbs[rest[i+1:]] {
+			verb = rest[i+1:]
 		}
+		p = "/images/{id}" + suffix(verb)
 	}
 	c.mu.Lock()
 	if c.n == nil {
@@ -48,6 +52,19 @@ func (c *Counter) Count(r *http.Request) {
 	}
 	c.n[r.Method+" "+p]++
 	c.mu.Unlock()
+}
+
+// The image API's paths that name no image, and its verbs after a name.
+var (
+	imageEndpoints = map[string]bool{"json": true, "create": true, "load": true, "prune": true, "search": true, "get": true}
+	imageVerbs     = map[string]bool{"json": true, "history": true, "tag": true, "push": true, "get": true}
+)
+
+func suffix(verb string) string {
+	if verb == "" {
+		return ""
+	}
+	return "/" + verb
 }
 
 // Take returns the counts since the last Take and starts afresh.
