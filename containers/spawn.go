@@ -87,10 +87,6 @@ func (m *Manager) Token(cc manifest.Container, v Vars) (string, error) {
 // host port names it.
 func BasePath(port int) string { return "/" + strconv.Itoa(port) + "/" }
 
-// URL returns the base URL of a server published on hostIP:port under
-// nbhosting's /{port}/ prefix.
-func URL(hostIP string, port int) string { return ServerURL(hostIP, port, BasePath(port)) }
-
 // ServerURL returns the base URL of a server published on hostIP:port that
 // serves under base (a path with slashes at both ends).
 func ServerURL(hostIP string, port int, base string) string {

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
-	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
-	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 	"github.com/nbhosting/nbh-sync/trigger"
@@ -80,9 +77,6 @@ func (b backend) Sync(ctx context.Context, req server.SyncRequest) (server.SyncR
 		}
 		courses = []string{req.Course}
 	}
-	if len(req.Repos) > 0 { // a webhook: the courses of the pushed repos
-		courses = coursesOf(b.d.site.Location().URL, cfg, req.Repos)
-	}
 	b.d.trigger(kinds, req.Source)
 	return server.SyncResult{Courses: courses}, nil
 }
@@ -100,49 +94,36 @@ func (b backend) ConfirmPrune(ctx context.Context, revision string) error {
 	return nil
 }
 
-// verifyHook checks a webhook and returns the site's repos it pushed to; a
-// push to a repo the site does not use triggers nothing.
-func (d *daemon) verifyHook(ctx context.Context, provider string, r *http.Request, body []byte) ([]string, error) {
+// push handles a webhook: the signature by the path's provider, replays,
+// the payload; then a pass when the push concerns the site, whose fetch
+// backoff on the pushed repos ends at once.
+func (d *daemon) push(ctx context.Context, provider string, h http.Header, body []byte) (server.SyncResult, error) {
 	p := webhook.Provider(provider)
 	if !webhook.Known(p) {
-		return nil, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
+		return server.SyncResult{}, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
 	}
 	// Only the signature the path's provider uses counts.
-	if err := webhook.VerifyFor(p, r.Header, body, d.secret); err != nil {
-		return nil, err
+	if err := webhook.VerifyFor(p, h, body, d.secret); err != nil {
+		return server.SyncResult{}, err
 	}
 	if d.replays.Seen(p, body, time.Now()) {
-		return nil, fmt.Errorf("%w: this signed delivery was received already (a replay)", server.ErrConflict)
+		return server.SyncResult{}, fmt.Errorf("%w: this signed delivery was received already (a replay)", server.ErrConflict)
 	}
-	push, err := webhook.Parse(p, r.Header, body)
+	push, err := webhook.Parse(p, h, body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", server.ErrInvalid, err)
+		return server.SyncResult{}, fmt.Errorf("%w: %w", server.ErrInvalid, err)
 	}
 	if !push.IsPush {
-		return nil, nil
+		return server.SyncResult{}, nil
 	}
-	cfg, err := d.site.Config(ctx)
-	if err != nil {
-		return nil, nil
+	courses, ours := d.site.Pushed(ctx, push.Keys())
+	if !ours {
+		d.log.Info("webhook push for a repo the site does not use", "provider", provider, "repos", push.Keys())
+		return server.SyncResult{}, nil
 	}
-	var repos []string
-	keys := push.Keys()
-	consider := func(url string) {
-		if slices.Contains(keys, gitwatch.NormalizeURL(url)) && !slices.Contains(repos, url) {
-			repos = append(repos, url)
-			d.site.Mirrors().Reset(url) // a push ends any backoff at once
-		}
-	}
-	consider(d.site.Location().URL)
-	for _, name := range cfg.CourseNames() {
-		if co := cfg.Courses[name]; co.Repo != "." {
-			consider(co.Repo)
-		}
-	}
-	if len(repos) == 0 {
-		d.log.Info("webhook push for a repo the site does not use", "provider", provider, "repos", keys)
-	}
-	return repos, nil
+	d.trigger(trigger.Sync, "hook:"+provider)
+	d.log.Info("webhook accepted", "provider", provider, "courses", courses)
+	return server.SyncResult{Courses: courses}, nil
 }
 
 // hookHeaders checks a webhook's signature header before its body is
@@ -153,20 +134,4 @@ func hookHeaders(provider string, h http.Header) error {
 		return fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
 	}
 	return webhook.CheckHeader(p, h)
-}
-
-// coursesOf returns the courses whose repo is one of repos (those in the
-// config repo when it is one of them).
-func coursesOf(configURL string, cfg *manifest.Config, repos []string) []string {
-	var out []string
-	for _, name := range cfg.CourseNames() {
-		repo := cfg.Courses[name].Repo
-		if repo == "." {
-			repo = configURL
-		}
-		if slices.Contains(repos, repo) {
-			out = append(out, name)
-		}
-	}
-	return out
 }

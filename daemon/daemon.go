@@ -147,11 +147,12 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	defer d.site.Close()
 	d.queue = trigger.New(d.pass, trigger.Options{Concurrency: 2, Timeout: opts.PassTimeout, Grace: opts.Grace, Logger: opts.Log, Done: d.passDone})
 	d.sched = trigger.NewScheduler(func(k trigger.Kinds) { d.trigger(k, "schedule") }, nil, opts.Log)
 
-	srv, err := server.New(server.Config{Addr: opts.Listen, Backend: backend{d}, Hooks: server.HookFunc(d.verifyHook),
-		HookHeaders: hookHeaders, AllowedHosts: opts.AllowedHosts, Metrics: d.metrics.Handler(), Token: token, Logger: opts.Log})
+	srv, err := server.New(server.Config{Backend: backend{d}, Hooks: server.HookFunc(d.push),
+		HookHeaders: hookHeaders, AllowedHosts: append([]string{opts.Listen}, opts.AllowedHosts...), Metrics: d.metrics.Handler(), Token: token, Logger: opts.Log})
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 // Webhooks are verified by the path's provider only, and a signed
 // delivery sent again is refused.
-func TestVerifyHookProviderAndReplays(t *testing.T) {
+func TestPushProviderAndReplays(t *testing.T) {
 	const secret = "HOOKSECRET"
 	d := &daemon{secret: []byte(secret), replays: newReplays(), log: slog.New(slog.DiscardHandler)}
 	sign := func(body string) string {
@@ -28,7 +28,7 @@ func TestVerifyHookProviderAndReplays(t *testing.T) {
 		for k, v := range h {
 			r.Header.Set(k, v)
 		}
-		_, err := d.verifyHook(t.Context(), provider, r, []byte(body))
+		_, err := d.push(t.Context(), provider, r.Header, []byte(body))
 		return err
 	}
 	ping := `{"zen":"Keep it logically awesome.","hook_id":1}`

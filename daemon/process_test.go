@@ -22,6 +22,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // Timing of the daemon under test.
@@ -436,7 +437,7 @@ func checkNoHalfBuild(t *testing.T, cli *client.Client, name, interrupted string
 	}
 	for _, im := range list {
 		key := im.Labels[images.LabelBuildKey]
-		passed, served := images.Passed(name, im.RepoTags, key), images.Served(name, im.RepoTags)
+		passed, served := images.Passed(name, im.RepoTags, key), testenv.Served(name, im.RepoTags)
 		if served && !passed {
 			t.Errorf("image %s is tagged %v but did not pass its smoke test", im.ID, im.RepoTags)
 		}

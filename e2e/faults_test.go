@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/nbhosting/nbh-sync/images"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,9 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+
+	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // TestEngineOutage cuts the daemon off the engine in the middle of a pass
@@ -201,7 +203,7 @@ func checkEngineClean(t *testing.T, s *fakeSite, imageName string) {
 	// that passed; one with a tag is a leftover of an interrupted build
 	// that prune missed.
 	for _, im := range ims {
-		if images.Served(imageName, im.RepoTags) && !images.Passed(imageName, im.RepoTags, im.Labels[images.LabelBuildKey]) {
+		if testenv.Served(imageName, im.RepoTags) && !images.Passed(imageName, im.RepoTags, im.Labels[images.LabelBuildKey]) {
 			t.Errorf("unsmoked build still tagged: %s %v", im.ID, im.RepoTags)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -244,7 +245,7 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 		if err := b.engine.ImageTag(ctx, d.Build.ImageID, spec.Image+":"+LatestTag); err != nil {
 			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageTag, Err: err}
 		}
-		b.log.Info("tagged", "image", spec.Image, "action", d.Action, "key", short(d.Build.Key), "id", d.Build.ImageID)
+		b.log.Info("tagged", "image", spec.Image, "action", d.Action, "key", shortid.Of(d.Build.Key), "id", d.Build.ImageID)
 		b.succeeded(spec.Image)
 		return res, nil
 	case ActionHold:
@@ -411,14 +412,6 @@ func isPassed(image string, im ImageInfo) bool {
 // (I:<short key>). A build cut short carries at most its scratch tag.
 func Passed(image string, tags []string, key string) bool {
 	return len(key) >= ShortKeyLen && slices.Contains(tags, image+":"+key[:ShortKeyLen])
-}
-
-// Served reports whether any of tags serves image, that is any tag but the
-// scratch tag of a build in progress (I:build-<short key>).
-func Served(image string, tags []string) bool {
-	return slices.ContainsFunc(tags, func(t string) bool {
-		return strings.HasPrefix(t, image+":") && !strings.HasPrefix(t, image+":build-")
-	})
 }
 
 // smoke runs the image's check in a throwaway container: the smoke command

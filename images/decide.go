@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 )
 
 // Action is what a pass does about one image.
@@ -100,7 +102,7 @@ func Decide(spec *Spec, builds []Build, failed *Failure, opts DecideOptions) Dec
 		return d
 	case i >= 0:
 		d.Action, d.Build = ActionTag, &passed[i]
-		d.Reason = fmt.Sprintf("a passed build of key %s exists; %s:latest moves to it (serving %s)", spec.ShortKey(), spec.Image, orNone(short(d.Serving)))
+		d.Reason = fmt.Sprintf("a passed build of key %s exists; %s:latest moves to it (serving %s)", spec.ShortKey(), spec.Image, orNone(shortid.Of(d.Serving)))
 		return d
 	}
 	if f := failed; f != nil && f.Key == spec.Key && f.InputsAtFault && !opts.Retry {
@@ -115,7 +117,7 @@ func Decide(spec *Spec, builds []Build, failed *Failure, opts DecideOptions) Dec
 	if d.Serving == "" {
 		d.Reason = "no build yet"
 	} else {
-		d.Reason = fmt.Sprintf("inputs changed (serving %s, inputs now %s)", short(d.Serving), spec.ShortKey())
+		d.Reason = fmt.Sprintf("inputs changed (serving %s, inputs now %s)", shortid.Of(d.Serving), spec.ShortKey())
 	}
 	return d
 }
@@ -134,7 +136,7 @@ func decidePin(spec *Spec, passed []Build, d Decision) Decision {
 	case 0:
 		kept := make([]string, 0, len(keys))
 		for k := range keys {
-			kept = append(kept, short(k))
+			kept = append(kept, shortid.Of(k))
 		}
 		slices.Sort(kept)
 		d.Action = ActionError
@@ -142,9 +144,9 @@ func decidePin(spec *Spec, passed []Build, d Decision) Decision {
 	case 1:
 		d.Build = &match[0]
 		if match[0].Latest {
-			d.Action, d.Reason = ActionNone, "pinned build "+short(match[0].Key)+" serves"
+			d.Action, d.Reason = ActionNone, "pinned build "+shortid.Of(match[0].Key)+" serves"
 		} else {
-			d.Action, d.Reason = ActionPin, "pinned to build "+short(match[0].Key)+"; "+spec.Image+":latest moves to it"
+			d.Action, d.Reason = ActionPin, "pinned to build "+shortid.Of(match[0].Key)+"; "+spec.Image+":latest moves to it"
 		}
 	default:
 		d.Action = ActionError
@@ -226,13 +228,6 @@ func LogTail(log string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-func short(k string) string {
-	if len(k) > ShortKeyLen {
-		return k[:ShortKeyLen]
-	}
-	return k
 }
 
 func orNone(s string) string {

@@ -35,8 +35,12 @@ func NewDockerEngine() (*DockerEngine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &DockerEngine{cli: cli}, nil
+	return NewDocker(cli), nil
 }
+
+// NewDocker returns the Engine of cli, a client shared with other parts
+// (the container engine of the same site): whoever made cli closes it.
+func NewDocker(cli *client.Client) *DockerEngine { return &DockerEngine{cli: cli} }
 
 // Close releases the client's connections.
 func (d *DockerEngine) Close() error { return d.cli.Close() }

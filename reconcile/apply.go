@@ -77,7 +77,7 @@ func (ap *Applier) Apply(ctx context.Context, actions []Action) ([]Outcome, erro
 			o := out[i]
 			switch {
 			case o.Err != nil:
-				log.Error("container action failed", "course", a.Course, "container", a.Container, "action", string(a.Kind), "error", o.Err.Error())
+				log.Error("container action failed", "course", a.Course, "container", a.Container, "action", string(a.Kind), "err", o.Err)
 			case o.Done:
 				log.Info("container action", "course", a.Course, "container", a.Container, "action", string(a.Kind), "reason", a.Reason)
 			default:

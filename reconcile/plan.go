@@ -13,6 +13,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -160,7 +161,7 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 	}
 
 	stale := st.ImageID != "" && c.ImageID != st.ImageID
-	staleText := fmt.Sprintf("image %s is stale (current %s)", short(c.ImageID), short(st.ImageID))
+	staleText := fmt.Sprintf("image %s is stale (current %s)", cmp.Or(shortid.Of(c.ImageID), "(none)"), cmp.Or(shortid.Of(st.ImageID), "(none)"))
 	if c.State == containers.Stopped {
 		switch {
 		case !stale:
@@ -340,12 +341,4 @@ func round(d time.Duration) time.Duration {
 		return d.Round(time.Minute)
 	}
 	return d.Round(time.Second)
-}
-
-func short(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if id == "" {
-		return "(none)"
-	}
-	return id[:min(12, len(id))]
 }

@@ -37,27 +37,28 @@ type Backend interface {
 	ConfirmPrune(ctx context.Context, revision string) error
 }
 
-// HookVerifier checks webhook requests (signature or token) and says which
-// repos a push concerns. The body has already been read (bounded) and the
-// request's Body must not be read again.
-type HookVerifier interface {
-	// Verify returns the repos (URLs as in courses.yaml) a verified push
-	// names; an empty list with a nil error means a verified event that
-	// triggers nothing (a ping). An error wrapping ErrUnknownProvider is
-	// answered 404, one wrapping ErrInvalid (a verified but unreadable
-	// payload) 400, any other error 401.
-	Verify(ctx context.Context, provider string, r *http.Request, body []byte) (repos []string, err error)
+// HookHandler handles a webhook whose body has been read (bounded): it
+// verifies the signature, maps the push to the site's courses and asks for
+// a pass of them, in one call.
+type HookHandler interface {
+	// Push returns the courses a verified push asked a pass for; none
+	// with a nil error means a verified event that triggers nothing (a
+	// ping, a repo the site does not use). An error wrapping
+	// ErrUnknownProvider is answered 404, one wrapping ErrInvalid (a
+	// verified but unreadable payload) 400, ErrConflict (a replay) 409,
+	// any other error 401.
+	Push(ctx context.Context, provider string, h http.Header, body []byte) (SyncResult, error)
 }
 
-// HookFunc adapts a function to HookVerifier.
-type HookFunc func(ctx context.Context, provider string, r *http.Request, body []byte) ([]string, error)
+// HookFunc adapts a function to HookHandler.
+type HookFunc func(ctx context.Context, provider string, h http.Header, body []byte) (SyncResult, error)
 
-// Verify calls f.
-func (f HookFunc) Verify(ctx context.Context, provider string, r *http.Request, body []byte) ([]string, error) {
-	return f(ctx, provider, r, body)
+// Push calls f.
+func (f HookFunc) Push(ctx context.Context, provider string, h http.Header, body []byte) (SyncResult, error) {
+	return f(ctx, provider, h, body)
 }
 
-// Errors a Backend or HookVerifier wraps to choose the HTTP status.
+// Errors a Backend or HookHandler wraps to choose the HTTP status.
 var (
 	ErrNotFound        = errors.New("not found")
 	ErrInvalid         = errors.New("invalid request")
@@ -196,12 +197,10 @@ type SpawnResult struct {
 type SyncRequest struct {
 	// Course limits the pass to one course ("" for all).
 	Course string `json:"course,omitempty"`
-	// Repos are the repos a webhook push named (hooks only).
-	Repos []string `json:"repos,omitempty"`
 	// Kinds are pass kinds ("pull", "reconcile", "rebuild", "sync");
 	// empty means a full sync.
 	Kinds []string `json:"kinds,omitempty"`
-	// Source says who asked: "api", "hook:github", ...
+	// Source says who asked: "api", "confirm-prune", ...
 	Source string `json:"source"`
 }
 

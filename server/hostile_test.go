@@ -95,7 +95,9 @@ func rawRequest(t *testing.T, addr, head, partial string) (int, string) {
 // A body that never comes is refused without naming this host's addresses.
 func TestSlowBodyAnswerNamesNoAddress(t *testing.T) {
 	addr := serve(t, server.Config{Backend: fakeBackend(&calls{}), Token: token, BodyReadTimeout: 300 * time.Millisecond,
-		Hooks: server.HookFunc(func(context.Context, string, *http.Request, []byte) ([]string, error) { return nil, nil })})
+		Hooks: server.HookFunc(func(context.Context, string, http.Header, []byte) (server.SyncResult, error) {
+			return server.SyncResult{}, nil
+		})})
 	host, port, _ := net.SplitHostPort(addr)
 	for _, path := range []string{"/api/spawn", "/hooks/github"} {
 		head := "POST " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + token +
@@ -156,9 +158,9 @@ func rss(t *testing.T) int64 {
 // on their headers, and only MaxHookReads bodies are read at once.
 func TestHookFloodMemoryBounded(t *testing.T) {
 	var verified atomic.Int64
-	hooks := server.HookFunc(func(_ context.Context, _ string, r *http.Request, body []byte) ([]string, error) {
+	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (server.SyncResult, error) {
 		verified.Add(1)
-		return nil, errors.New("signature does not match")
+		return server.SyncResult{}, errors.New("signature does not match")
 	})
 	s, err := server.New(server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, HookHeaders: webhookHeaders})
 	if err != nil {
@@ -236,7 +238,9 @@ func TestHookFloodMemoryBounded(t *testing.T) {
 
 // Beyond MaxHookReads bodies at once, a webhook is answered 503 at once.
 func TestHookReadsCapped(t *testing.T) {
-	hooks := server.HookFunc(func(context.Context, string, *http.Request, []byte) ([]string, error) { return nil, nil })
+	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (server.SyncResult, error) {
+		return server.SyncResult{}, nil
+	})
 	addr := serve(t, server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, HookHeaders: webhookHeaders, MaxHookReads: 1,
 		BodyReadTimeout: 10 * time.Second})
 	head := "POST /hooks/github HTTP/1.1\r\nHost: " + addr + "\r\nX-Hub-Signature-256: sha256=" + strings.Repeat("0", 64) +
@@ -266,9 +270,11 @@ func TestHookReadsCapped(t *testing.T) {
 // The unauthenticated GETs answer only to localhost, IP addresses and the
 // names allowed; webhooks and mutations are not held to it.
 func TestHostAllowList(t *testing.T) {
-	hooks := server.HookFunc(func(context.Context, string, *http.Request, []byte) ([]string, error) { return nil, nil })
-	s, err := server.New(server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, Token: token, Addr: "0.0.0.0:8787",
-		AllowedHosts: []string{"nbh.example.org"}})
+	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (server.SyncResult, error) {
+		return server.SyncResult{}, nil
+	})
+	s, err := server.New(server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, Token: token,
+		AllowedHosts: []string{"0.0.0.0:8787", "nbh.example.org"}})
 	if err != nil {
 		t.Fatal(err)
 	}

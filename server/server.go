@@ -2,9 +2,9 @@
 // Prometheus metrics, a JSON API (status, history, plan, spawn, sync,
 // confirm-prune), webhook endpoints, and a server-rendered dashboard.
 //
-// It talks to the rest of the daemon only through Backend and HookVerifier.
+// It talks to the rest of the daemon only through Backend and HookHandler.
 // Mutating API endpoints need the bearer token; webhooks carry their own
-// signatures and are checked by the HookVerifier.
+// signatures and are checked by the HookHandler.
 package server
 
 import (
@@ -28,7 +28,6 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultAddr        = "127.0.0.1:8765"
 	DefaultMaxHookBody = 5 << 20
 	DefaultMaxAPIBody  = 64 << 10
 	DefaultRefresh     = 10 * time.Second
@@ -42,11 +41,9 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	// Addr is where ListenAndServe listens (localhost by default).
-	Addr    string
 	Backend Backend
-	// Hooks verifies webhooks; nil disables /hooks/ (404).
-	Hooks HookVerifier
+	// Hooks handles webhooks; nil disables /hooks/ (404).
+	Hooks HookHandler
 	// HookHeaders, when set, checks a webhook's headers (the provider's
 	// signature header present and well-formed) before its body is read,
 	// so that an unsigned request costs no body read. An error wrapping
@@ -55,9 +52,10 @@ type Config struct {
 	// MaxHookReads bounds the webhook bodies read at once; a webhook
 	// beyond it is answered 503 at once (DefaultHookReads if 0).
 	MaxHookReads int
-	// AllowedHosts are the host names (besides localhost and IP
-	// addresses) the unauthenticated GET endpoints answer to: a browser
-	// led to the daemon by DNS rebinding sends another name and gets 403.
+	// AllowedHosts are the host names, or host:port addresses such as the
+	// one listened on, whose host (besides localhost and IP addresses) the
+	// unauthenticated GET endpoints answer to: a browser led to the daemon
+	// by DNS rebinding sends another name and gets 403.
 	AllowedHosts []string
 	// BodyReadTimeout bounds the reading of one request body
 	// (DefaultBodyReadTimeout if 0).
@@ -106,9 +104,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("server: no backend")
 	}
-	if cfg.Addr == "" {
-		cfg.Addr = DefaultAddr
-	}
 	if cfg.MaxHookBody <= 0 {
 		cfg.MaxHookBody = DefaultMaxHookBody
 	}
@@ -129,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), hookSem: make(chan struct{}, cfg.MaxHookReads),
 		allowed: map[string]bool{"localhost": true}}
-	for _, h := range append([]string{cfg.Addr}, cfg.AllowedHosts...) {
+	for _, h := range cfg.AllowedHosts {
 		if host, _, err := net.SplitHostPort(h); err == nil {
 			h = host
 		}
@@ -188,17 +183,6 @@ func (s *Server) routes() {
 
 // Handler returns the server's handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// ListenAndServe listens on Config.Addr and serves until ctx is cancelled,
-// then shuts down gracefully (in-flight requests get 10s).
-func (s *Server) ListenAndServe(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
-	}
-	return s.Serve(ctx, ln)
-}
 
 // Serve serves on ln until ctx is cancelled.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
@@ -397,10 +381,6 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	if c := r.URL.Query().Get("course"); c != "" {
 		req.Course = c
 	}
-	if len(req.Repos) > 0 {
-		writeError(w, http.StatusBadRequest, "repos are for webhooks; name a course")
-		return
-	}
 	req.Source = "api"
 	ctx, cancel := s.ctx(r)
 	defer cancel()
@@ -430,8 +410,8 @@ func (s *Server) confirmPrune(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "confirmed"})
 }
 
-// hook serves POST /hooks/{provider}: bounded body, verification, then a
-// sync of the repos the push names.
+// hook serves POST /hooks/{provider}: the signature header, a bounded
+// body, then the HookHandler's verification and pass.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	provider := r.PathValue("provider")
 	if s.cfg.Hooks == nil {
@@ -471,41 +451,29 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	repos, err := s.cfg.Hooks.Verify(ctx, provider, r, body)
-	if errors.Is(err, ErrUnknownProvider) {
+	res, err := s.cfg.Hooks.Push(ctx, provider, r.Header, body)
+	switch {
+	case errors.Is(err, ErrUnknownProvider):
 		writeError(w, http.StatusNotFound, err.Error())
 		return
-	}
-	if errors.Is(err, ErrInvalid) {
+	case errors.Is(err, ErrInvalid):
 		// Signed, hence from the forge, but unreadable: say so.
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	if errors.Is(err, ErrConflict) {
+	case errors.Is(err, ErrConflict):
 		// Signed, but seen already: a replay.
 		s.log.Warn("webhook refused", "provider", provider, "remote", r.RemoteAddr, "err", err)
 		writeError(w, http.StatusConflict, err.Error())
 		return
-	}
-	if err != nil {
+	case err != nil:
 		// The reason goes to the log, not to an unauthenticated caller.
 		s.log.Warn("webhook refused", "provider", provider, "remote", r.RemoteAddr, "err", err)
 		writeError(w, http.StatusUnauthorized, "webhook verification failed")
 		return
 	}
-	if len(repos) == 0 {
-		writeJSON(w, http.StatusAccepted, SyncResult{Courses: []string{}})
-		return
-	}
-	res, err := s.cfg.Backend.Sync(ctx, SyncRequest{Repos: repos, Source: "hook:" + provider})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	if res.Courses == nil {
 		res.Courses = []string{}
 	}
-	s.log.Info("webhook accepted", "provider", provider, "repos", len(repos), "courses", res.Courses)
 	writeJSON(w, http.StatusAccepted, res)
 }
 

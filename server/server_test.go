@@ -32,7 +32,7 @@ type calls struct {
 	hooks int
 }
 
-func newServer(t *testing.T, be *servertest.Backend, hooks server.HookVerifier) *httptest.Server {
+func newServer(t *testing.T, be *servertest.Backend, hooks server.HookHandler) *httptest.Server {
 	t.Helper()
 	m := metrics.New()
 	m.CountAction("stop", "flotpython")
@@ -150,7 +150,7 @@ func TestAPI(t *testing.T) {
 		{"sync course by query", req{"POST", "/api/sync?course=flotpython", "", bearer}, 202, `"flotpython"`},
 		{"sync course by body", req{"POST", "/api/sync", `{"course":"ds-handbook","kinds":["rebuild"]}`, bearer}, 202, `"ds-handbook"`},
 		{"sync unknown course", req{"POST", "/api/sync?course=nope", "", bearer}, 404, `not found`},
-		{"sync repos refused", req{"POST", "/api/sync", `{"repos":["x"]}`, bearer}, 400, `webhooks`},
+		{"sync repos refused", req{"POST", "/api/sync", `{"repos":["x"]}`, bearer}, 400, `unknown field \"repos\"`},
 		{"sync without token", req{"POST", "/api/sync", "", ""}, 401, `bearer`},
 		{"confirm prune", req{"POST", "/api/confirm-prune", `{"revision":"abc"}`, bearer}, 200, `confirmed`},
 		{"confirm prune stale", req{"POST", "/api/confirm-prune", `{"revision":"stale"}`, bearer}, 409, `nothing held`},
@@ -227,21 +227,23 @@ func TestNoTokenConfiguredRefusesMutations(t *testing.T) {
 
 func TestHooks(t *testing.T) {
 	c := &calls{}
-	verify := server.HookFunc(func(ctx context.Context, provider string, r *http.Request, body []byte) ([]string, error) {
+	var pushes []string
+	verify := server.HookFunc(func(_ context.Context, provider string, h http.Header, body []byte) (server.SyncResult, error) {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		c.hooks++
-		c.mu.Unlock()
 		switch {
 		case provider == "bitbucket":
-			return nil, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
-		case r.Header.Get("X-Hub-Signature-256") != "sha256=good":
-			return nil, errors.New("signature mismatch")
+			return server.SyncResult{}, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
+		case h.Get("X-Hub-Signature-256") != "sha256=good":
+			return server.SyncResult{}, errors.New("signature mismatch")
 		case string(body) == `{"zen":"ping"}`:
-			return nil, nil
+			return server.SyncResult{}, nil
 		case string(body) == `{"ref":`:
-			return nil, fmt.Errorf("%w: unreadable payload", server.ErrInvalid)
+			return server.SyncResult{}, fmt.Errorf("%w: unreadable payload", server.ErrInvalid)
 		}
-		return []string{"https://github.com/parmentelat/flotpython.git"}, nil
+		pushes = append(pushes, provider)
+		return server.SyncResult{Courses: []string{"flotpython"}}, nil
 	})
 	ts := newServer(t, fakeBackend(c), verify)
 	post := func(provider, sig, body string) (int, string) {
@@ -261,7 +263,7 @@ func TestHooks(t *testing.T) {
 		name, provider, sig, body string
 		code                      int
 		contains                  string
-		verified, synced          int // cumulative counts
+		verified, pushed          int // cumulative counts
 	}{
 		{"bad signature", "github", "sha256=bad", `{"ref":"refs/heads/main"}`, 401, "verification failed", 1, 0},
 		{"missing signature", "github", "", `{}`, 401, "verification failed", 2, 0},
@@ -277,15 +279,14 @@ func TestHooks(t *testing.T) {
 			t.Fatalf("%s: %d %s, want %d with %q", tt.name, code, body, tt.code, tt.contains)
 		}
 		c.mu.Lock()
-		v, s := c.hooks, len(c.syncs)
+		v, p, s := c.hooks, len(pushes), len(c.syncs)
 		c.mu.Unlock()
-		if v != tt.verified || s != tt.synced {
-			t.Fatalf("%s: verified %d synced %d, want %d %d", tt.name, v, s, tt.verified, tt.synced)
+		if v != tt.verified || p != tt.pushed {
+			t.Fatalf("%s: verified %d pushed %d, want %d %d", tt.name, v, p, tt.verified, tt.pushed)
 		}
-	}
-	sr := c.syncs[0]
-	if sr.Source != "hook:github" || len(sr.Repos) != 1 || sr.Course != "" {
-		t.Errorf("hook sync request = %+v", sr)
+		if s != 0 {
+			t.Fatalf("%s: a webhook went through Backend.Sync: the hook handler asks for its pass itself", tt.name)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -25,7 +26,7 @@ func (s *Site) trees(rev *gitwatch.ConfigRevision) images.Trees {
 	src := rev.Sources
 	return images.Trees{
 		Config:       src.ConfigTree(),
-		ConfigSource: fmt.Sprintf("%s@%s", gitwatch.RedactURL(rev.Location.URL), short(rev.Commit.String())),
+		ConfigSource: fmt.Sprintf("%s@%s", gitwatch.RedactURL(rev.Location.URL), shortid.Of(rev.Commit.String())),
 		Course: func(course string) (*object.Tree, string, string, error) {
 			tree, commit, err := src.CourseTree(course)
 			if err != nil {
@@ -36,7 +37,7 @@ func (s *Site) trees(rev *gitwatch.ConfigRevision) images.Trees {
 			if repo == "." {
 				repo = rev.Location.URL
 			}
-			return tree, "", fmt.Sprintf("%s@%s:%s", gitwatch.RedactURL(repo), short(commit.String()), co.Path), nil
+			return tree, "", fmt.Sprintf("%s@%s:%s", gitwatch.RedactURL(repo), shortid.Of(commit.String()), co.Path), nil
 		},
 	}
 }

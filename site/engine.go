@@ -24,6 +24,7 @@ func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 				return nil, err
 			}
 			eng = sw
+			s.closers = append(s.closers, sw)
 		}
 		m := containers.New(eng, s.ctrs.Locks(), s.log)
 		m.Site = s.ctrs.Site

@@ -118,18 +118,17 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 	}
 
 	ctrs, err := s.containersOf(rev.Config)
-	var obs reconcile.Observed
+	var pre reconcile.Result
 	if err == nil {
-		obs, err = s.pass(ctrs, rev.Config, false).Observe(ctx, rev.Config, opts.AllowMassPrune)
+		pre, err = s.pass(ctrs, rev.Config, false).Preview(ctx, rev.Config, opts.AllowMassPrune)
 	}
 	if err != nil {
 		errs = append(errs, err)
-	} else {
-		rep.Actions = reconcile.Plan(obs.Desired, obs.Containers, obs.Activity, planAt())
-		for _, a := range rep.Actions {
-			if a.Retires() {
-				rep.Changes++
-			}
+	}
+	rep.Actions = pre.Actions
+	for _, a := range rep.Actions {
+		if a.Retires() {
+			rep.Changes++
 		}
 	}
 	if rep.Actions == nil {

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/containers"
-	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
@@ -200,38 +199,29 @@ courses:
 		t.Errorf("no history records: the failures were not recorded")
 	}
 
-	// The daemon's HTTP face, with a webhook verifier on gitwatch/webhook.
-	known := map[string]string{}
-	var cfgRepos []string
-	cfg, err := st.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, co := range cfg.Courses {
-		known[gitwatch.NormalizeURL(co.Repo)] = co.Repo
-		cfgRepos = append(cfgRepos, co.Repo)
-	}
+	// The daemon's HTTP face, with a webhook handler on gitwatch/webhook
+	// and the site's Pushed, as the daemon's.
 	var syncs []server.SyncRequest
 	var mu sync.Mutex
-	hooks := server.HookFunc(func(_ context.Context, provider string, r *http.Request, body []byte) ([]string, error) {
+	hooks := server.HookFunc(func(ctx context.Context, provider string, h http.Header, body []byte) (server.SyncResult, error) {
 		if provider != "github" && provider != "gitlab" && provider != "generic" {
-			return nil, fmt.Errorf("%s: %w", provider, server.ErrUnknownProvider)
+			return server.SyncResult{}, fmt.Errorf("%s: %w", provider, server.ErrUnknownProvider)
 		}
-		p, err := webhook.Verify(r.Header, body, []byte(hookSecret))
-		if err != nil {
-			return nil, err
+		p := webhook.Provider(provider)
+		if err := webhook.VerifyFor(p, h, body, []byte(hookSecret)); err != nil {
+			return server.SyncResult{}, err
 		}
-		push, err := webhook.Parse(p, r.Header, body)
+		push, err := webhook.Parse(p, h, body)
 		if err != nil || !push.IsPush {
-			return nil, err
+			return server.SyncResult{}, err
 		}
-		var out []string
-		for _, k := range push.Keys() {
-			if u, ok := known[k]; ok {
-				out = append(out, u)
-			}
+		courses, ours := st.Pushed(ctx, push.Keys())
+		if ours {
+			mu.Lock()
+			defer mu.Unlock()
+			syncs = append(syncs, server.SyncRequest{Source: "hook:" + provider})
 		}
-		return out, nil
+		return server.SyncResult{Courses: courses}, nil
 	})
 	be := &backend{site: st, hist: hist, sync: func(req server.SyncRequest) {
 		mu.Lock()
@@ -341,7 +331,6 @@ courses:
 	if os.Getenv("NBH_SHOW_LOG") != "" {
 		t.Logf("log:\n%s", logs.String())
 	}
-	_ = cfgRepos
 }
 
 func get(t *testing.T, url string) string {

@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
@@ -84,8 +87,8 @@ type Site struct {
 	notifyOK bool                // notifier was made (nil when notify: is broken)
 	lastPass *PassReport
 
-	// closers are the engine clients New opened itself (not those given
-	// in Options): Close releases them.
+	// closers are the engine clients the site opened itself (not those
+	// given in Options): Close releases them. mu held.
 	closers []io.Closer
 
 	knownMu sync.Mutex // serializes the known-courses record
@@ -113,22 +116,20 @@ func New(opts Options) (*Site, error) {
 		return nil, err
 	}
 	var closers []io.Closer
-	if opts.ImageEngine == nil {
-		e, err := images.NewDockerEngine()
+	if opts.ImageEngine == nil || opts.ContainerEngine == nil {
+		// One client of the engine for images and containers: one pool of
+		// connections, closed once by Close.
+		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("connect to docker engine: %w", err)
 		}
-		opts.ImageEngine = e
-		closers = append(closers, e)
-	}
-	if opts.ContainerEngine == nil {
-		e, err := containers.DialDocker()
-		if err != nil {
-			closeAll(closers)
-			return nil, err
+		closers = append(closers, cli)
+		if opts.ImageEngine == nil {
+			opts.ImageEngine = images.NewDocker(cli)
 		}
-		opts.ContainerEngine = e
-		closers = append(closers, e)
+		if opts.ContainerEngine == nil {
+			opts.ContainerEngine = containers.NewDocker(cli)
+		}
 	}
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
@@ -149,13 +150,14 @@ func New(opts Options) (*Site, error) {
 
 // Close releases the engine clients the site opened. The site must not be
 // used after.
-func (s *Site) Close() error { return closeAll(s.closers) }
-
-func closeAll(cs []io.Closer) error {
+func (s *Site) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
-	for _, c := range cs {
+	for _, c := range s.closers {
 		errs = append(errs, c.Close())
 	}
+	s.closers = nil
 	return errors.Join(errs...)
 }
 
@@ -189,9 +191,6 @@ func (s *Site) ServerToken(ctx context.Context, course, student string, port int
 
 // HostIP is the address student servers publish their ports on.
 func (s *Site) HostIP() string { return s.ctrs.HostIP }
-
-// Mirrors are the site's git mirrors (for webhooks: Reset on a push).
-func (s *Site) Mirrors() *gitwatch.Mirrors { return s.mirrors }
 
 // PullReport is what a pull did.
 type PullReport struct {
@@ -316,8 +315,34 @@ func problems(r *gitwatch.Rejection) string {
 	return strings.Join(lines, "\n")
 }
 
-// short is shortid.Of, under the name build.go and plan.go call it by.
-var short = shortid.Of
-
 // planAt is the clock of passes; a variable so tests can move it.
 var planAt = time.Now
+
+// Pushed says what of the site a push concerns; keys are the pushed
+// remotes, as gitwatch.NormalizeURL spells them. It ends the fetch backoff
+// of each of the site's repos pushed to (the config repo, course repos),
+// and returns the courses whose repo was pushed — those in the config repo
+// when it was — sorted; ours is false when the push concerns none of the
+// site's repos. Without a config in force, nothing is ours.
+func (s *Site) Pushed(ctx context.Context, keys []string) (courses []string, ours bool) {
+	cfg, err := s.Config(ctx)
+	if err != nil {
+		return nil, false
+	}
+	pushed := func(url string) bool {
+		if !slices.Contains(keys, gitwatch.NormalizeURL(url)) {
+			return false
+		}
+		s.mirrors.Reset(url) // a push ends any backoff at once
+		ours = true
+		return true
+	}
+	configPushed := pushed(s.loc.URL)
+	for _, name := range cfg.CourseNames() { // sorted
+		co := cfg.Courses[name]
+		if co.Repo == "." && configPushed || co.Repo != "." && pushed(co.Repo) {
+			courses = append(courses, name)
+		}
+	}
+	return courses, ours
+}

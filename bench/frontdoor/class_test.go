@@ -19,8 +19,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
-	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/proxy"
@@ -43,20 +43,8 @@ func BenchmarkClassStart(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("BENCH_CLASS")); err == nil && v > 0 {
 		n = v
 	}
-	cli := fjtest.RequireDocker(b)
-	if _, err := exec.LookPath("docker"); err != nil {
-		b.Skip("the baseline needs the docker CLI")
-	}
-	name := "nbhtest-class-" + fjtest.Suffix()
-	img := fjtest.Build(b, cli, fjtest.Binary(b), name+":latest")
-	fjtest.CleanupContainers(b, cli, name)
-	root := b.TempDir()
-	co := manifest.Course{Name: name, Container: manifest.Container{
-		Port: 8888, Memory: 64 << 20,
-		Command: []string{"/fakejupyter", "--port=8888", "--base-url={prefix}"},
-		Mounts:  []string{"{root}/students/{student}/{course}:/home/jovyan/work"},
-	}}
-	m := containers.New(containers.NewDocker(cli), nil, nil)
+	fc := benchenv.NewFakeCourse(b, "class", "{prefix}")
+	cli, name, img, root, co, m := fc.Cli, fc.Course.Name, fc.Image, fc.Root, fc.Course, fc.Manager
 	key := make([]byte, 32)
 	rand.Read(key)
 	p, err := proxy.New(proxy.Options{Key: key, Spawner: managerSpawner{m, co, root}})
@@ -126,7 +114,7 @@ func BenchmarkClassStart(b *testing.B) {
 		if err != nil {
 			return 0, fmt.Errorf("docker run: %v: %s", err, out)
 		}
-		if err := containers.WaitReady(ctx, containers.URL("127.0.0.1", port), 2*time.Minute); err != nil {
+		if err := containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", port, containers.BasePath(port)), 2*time.Minute); err != nil {
 			return 0, err
 		}
 		return time.Since(start), nil

@@ -27,16 +27,15 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/activity"
+	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 )
@@ -46,13 +45,9 @@ func main() {
 	rounds := flag.Int("rounds", 5, "timed rounds of each variant, interleaved")
 	engine := flag.Int("engine", 10, "real containers for the engine and real-cgroup rounds (0: skip them)")
 	img := flag.String("image", "nbhtest-jupyter:latest", "image of those containers (must have sleep)")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, max(*n, 1), max(*rounds, 1), max(*engine, 0), *img); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/probe:", err)
-		os.Exit(1)
-	}
+	benchenv.Main("bench/probe", func(ctx context.Context) error {
+		return run(ctx, max(*n, 1), max(*rounds, 1), max(*engine, 0), *img)
+	})
 }
 
 func randomID() string {

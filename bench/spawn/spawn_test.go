@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/manifest"
@@ -21,20 +22,8 @@ import (
 // plus the same readiness wait (containers.WaitReady). It reports both and
 // their ratio.
 func BenchmarkSpawnVsDockerRun(b *testing.B) {
-	cli := fjtest.RequireDocker(b)
-	if _, err := exec.LookPath("docker"); err != nil {
-		b.Skip("the baseline needs the docker CLI")
-	}
-	name := "nbhtest-ctr-" + fjtest.Suffix()
-	image := fjtest.Build(b, cli, fjtest.Binary(b), name+":latest")
-	fjtest.CleanupContainers(b, cli, name)
-	root := b.TempDir()
-	co := manifest.Course{Name: name, Container: manifest.Container{
-		Port: 8888, Memory: 64 << 20,
-		Command: []string{"/fakejupyter", "--port=8888", "--base-url=/{port}/"},
-		Mounts:  []string{"{root}/students/{student}/{course}:/home/jovyan/work"},
-	}}
-	m := containers.New(containers.NewDocker(cli), nil, nil)
+	fc := benchenv.NewFakeCourse(b, "ctr", "/{port}/")
+	cli, name, image, root, co, m := fc.Cli, fc.Course.Name, fc.Image, fc.Root, fc.Course, fc.Manager
 	ctx := b.Context()
 
 	spawnOne := func(i int) time.Duration {
@@ -58,7 +47,7 @@ func BenchmarkSpawnVsDockerRun(b *testing.B) {
 		if err != nil {
 			b.Fatalf("docker run: %v\n%s", err, out)
 		}
-		if err := containers.WaitReady(ctx, containers.URL("127.0.0.1", l), time.Minute); err != nil {
+		if err := containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", l, containers.BasePath(l)), time.Minute); err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(start)

@@ -15,12 +15,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -39,19 +37,11 @@ import (
 )
 
 func main() {
-	n := flag.Int("n", 1000, "student services to create")
-	running := flag.Int("running", 50, "of which scaled to 1, running the fake Jupyter server")
-	courses := flag.Int("courses", 10, "courses the services are spread over")
-	rounds := flag.Int("rounds", 3, "timed rounds")
-	workers := flag.Int("workers", 8, "concurrent engine calls while setting up and cleaning up")
+	sc := benchenv.ScaleFlags("student services")
 	registry := flag.String("registry", "127.0.0.1:5000", "the site's registry")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *n, min(*running, *n), max(*courses, 1), max(*rounds, 1), max(*workers, 1), *registry); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/swarmpass:", err)
-		os.Exit(1)
-	}
+	benchenv.Main("bench/swarmpass", func(ctx context.Context) error {
+		return run(ctx, sc.N, min(sc.Running, sc.N), max(sc.Courses, 1), max(sc.Rounds, 1), max(sc.Workers, 1), *registry)
+	})
 }
 
 func run(ctx context.Context, n, running, courses, rounds, workers int, registry string) error {

@@ -1,18 +1,16 @@
 // Package webhook verifies the push webhooks of GitHub, GitLab,
 // Gitea/Forgejo and a generic HMAC-SHA256 form, and maps a push to the
-// remotes it concerns (keys of gitwatch.NormalizeURL). It does no I/O
-// beyond reading the request body; the daemon's HTTP server decides what
-// to trigger.
+// remotes it concerns (keys of gitwatch.NormalizeURL). It does no I/O: the
+// daemon's HTTP server reads the (bounded) body and decides what to
+// trigger.
 package webhook
 
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -32,13 +30,9 @@ const (
 	Generic Provider = "generic" // X-Signature-256: sha256=<hex HMAC>
 )
 
-// DefaultMaxBody bounds a webhook body; forges send push payloads well
-// under it.
-const DefaultMaxBody = 5 << 20
-
 // Error is a refused webhook; Status is the HTTP status to answer with
-// (401 for a bad or missing signature, 413 for a body too large, 400 for an
-// unreadable payload).
+// (401 for a bad or missing signature, 404 for an unknown provider, 400 for
+// an unreadable payload).
 type Error struct {
 	Status int
 	Msg    string
@@ -55,7 +49,6 @@ func (e *Error) Is(target error) bool {
 // Sentinels for errors.Is.
 var (
 	ErrUnauthorized = &Error{Status: http.StatusUnauthorized}
-	ErrTooLarge     = &Error{Status: http.StatusRequestEntityTooLarge}
 	ErrBadPayload   = &Error{Status: http.StatusBadRequest}
 )
 
@@ -83,71 +76,6 @@ func (p *Push) Keys() []string {
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
-}
-
-// Handle reads, verifies and parses a webhook request with secret, reading
-// at most maxBody bytes (DefaultMaxBody if 0). A request without a valid
-// signature yields an error matching ErrUnauthorized and nothing else is
-// read from it; an empty secret refuses every request.
-func Handle(r *http.Request, secret []byte, maxBody int64) (*Push, error) {
-	body, err := ReadBody(r, maxBody)
-	if err != nil {
-		return nil, err
-	}
-	p, err := Verify(r.Header, body, secret)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(p, r.Header, body)
-}
-
-// ReadBody reads r's body up to maxBody bytes (DefaultMaxBody if 0); a
-// longer body is an error matching ErrTooLarge.
-func ReadBody(r *http.Request, maxBody int64) ([]byte, error) {
-	if maxBody <= 0 {
-		maxBody = DefaultMaxBody
-	}
-	if r.ContentLength > maxBody {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("body of %d bytes, limit %d", r.ContentLength, maxBody)}
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return nil, &Error{Status: http.StatusBadRequest, Msg: "read body: " + err.Error()}
-	}
-	if int64(len(body)) > maxBody {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("body over the limit of %d bytes", maxBody)}
-	}
-	return body, nil
-}
-
-// Verify checks the signature of body by the first signature header found
-// (Forgejo, Gitea, GitHub, GitLab, generic; Gitea also sends GitHub's
-// header) and returns the provider. Comparisons are constant-time.
-func Verify(h http.Header, body, secret []byte) (Provider, error) {
-	unauthorized := func(msg string) error { return &Error{Status: http.StatusUnauthorized, Msg: msg} }
-	if len(secret) == 0 {
-		return "", unauthorized("no secret configured: every webhook is refused")
-	}
-	switch {
-	case h.Get("X-Forgejo-Signature") != "":
-		return Forgejo, checkHMAC(h.Get("X-Forgejo-Signature"), "", body, secret)
-	case h.Get("X-Gitea-Signature") != "":
-		return Gitea, checkHMAC(h.Get("X-Gitea-Signature"), "", body, secret)
-	case h.Get("X-Hub-Signature-256") != "":
-		return GitHub, checkHMAC(h.Get("X-Hub-Signature-256"), "sha256=", body, secret)
-	case h.Get("X-Gitlab-Token") != "":
-		// Compare digests, so that the time taken says nothing of the
-		// secret's length either.
-		got := sha256.Sum256([]byte(h.Get("X-Gitlab-Token")))
-		want := sha256.Sum256(secret)
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			return GitLab, unauthorized("X-Gitlab-Token does not match")
-		}
-		return GitLab, nil
-	case h.Get("X-Signature-256") != "":
-		return Generic, checkHMAC(h.Get("X-Signature-256"), "sha256=", body, secret)
-	}
-	return "", unauthorized("no signature header (X-Hub-Signature-256, X-Gitlab-Token, X-Gitea-Signature, X-Forgejo-Signature or X-Signature-256)")
 }
 
 func checkHMAC(header, prefix string, body, secret []byte) error {

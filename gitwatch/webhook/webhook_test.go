@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -31,41 +32,41 @@ const gitlabPush = `{"object_kind":"push","ref":"refs/heads/dev","after":"def","
 const giteaPush = `{"ref":"refs/heads/main","after":"123","repository":{
  "clone_url":"https://gitea.example.org/u/r.git","ssh_url":"ssh://git@gitea.example.org:2222/u/r.git","html_url":"https://gitea.example.org/u/r"}}`
 
-func TestHandle(t *testing.T) {
+// TestVerifyAndParse is the daemon's path: the path's provider's signature,
+// then the payload.
+func TestVerifyAndParse(t *testing.T) {
 	tests := []struct {
 		name     string
 		body     string
+		provider Provider // the path's
 		headers  map[string]string
-		max      int64
 		status   int // 0: accepted
-		provider Provider
 		keys     []string
 		branch   string
 		isPush   bool
 	}{
-		{"github ok", githubPush, map[string]string{"X-Hub-Signature-256": "sha256=" + sign(githubPush), "X-GitHub-Event": "push"},
-			0, 0, GitHub, []string{"github.com/Parmentelat/FlotPython"}, "main", true},
-		{"github ping", `{"zen":"x","repository":{"clone_url":"https://github.com/a/b.git"}}`,
+		{"github ok", githubPush, GitHub, map[string]string{"X-Hub-Signature-256": "sha256=" + sign(githubPush), "X-GitHub-Event": "push"},
+			0, []string{"github.com/Parmentelat/FlotPython"}, "main", true},
+		{"github ping", `{"zen":"x","repository":{"clone_url":"https://github.com/a/b.git"}}`, GitHub,
 			map[string]string{"X-Hub-Signature-256": "sha256=" + sign(`{"zen":"x","repository":{"clone_url":"https://github.com/a/b.git"}}`), "X-GitHub-Event": "ping"},
-			0, 0, GitHub, []string{"github.com/a/b"}, "", false},
-		{"github bad signature", githubPush, map[string]string{"X-Hub-Signature-256": "sha256=" + sign(githubPush+" ")}, 0, 401, "", nil, "", false},
-		{"github no prefix", githubPush, map[string]string{"X-Hub-Signature-256": sign(githubPush)}, 0, 401, "", nil, "", false},
-		{"github not hex", githubPush, map[string]string{"X-Hub-Signature-256": "sha256=zz"}, 0, 401, "", nil, "", false},
-		{"no signature", githubPush, map[string]string{"X-GitHub-Event": "push"}, 0, 401, "", nil, "", false},
-		{"gitlab ok", gitlabPush, map[string]string{"X-Gitlab-Token": secret, "X-Gitlab-Event": "Push Hook"},
-			0, 0, GitLab, []string{"gitlab.example.org/dept/intro"}, "dev", true},
-		{"gitlab wrong token", gitlabPush, map[string]string{"X-Gitlab-Token": secret + "x"}, 0, 401, "", nil, "", false},
-		{"gitea ok", giteaPush, map[string]string{"X-Gitea-Signature": sign(giteaPush), "X-Gitea-Event": "push",
-			"X-Hub-Signature-256": "sha256=" + sign(giteaPush)}, 0, 0, Gitea, []string{"gitea.example.org/u/r"}, "main", true},
-		{"forgejo ok", giteaPush, map[string]string{"X-Forgejo-Signature": sign(giteaPush), "X-Forgejo-Event": "push"},
-			0, 0, Forgejo, []string{"gitea.example.org/u/r"}, "main", true},
-		{"forgejo bad", giteaPush, map[string]string{"X-Forgejo-Signature": sign("other")}, 0, 401, "", nil, "", false},
-		{"generic ok", `{"ref":"refs/heads/main","url":"file:///srv/git/c.git"}`,
+			0, []string{"github.com/a/b"}, "", false},
+		{"github bad signature", githubPush, GitHub, map[string]string{"X-Hub-Signature-256": "sha256=" + sign(githubPush+" ")}, 401, nil, "", false},
+		{"github no prefix", githubPush, GitHub, map[string]string{"X-Hub-Signature-256": sign(githubPush)}, 401, nil, "", false},
+		{"github not hex", githubPush, GitHub, map[string]string{"X-Hub-Signature-256": "sha256=zz"}, 401, nil, "", false},
+		{"no signature", githubPush, GitHub, map[string]string{"X-GitHub-Event": "push"}, 401, nil, "", false},
+		{"gitlab ok", gitlabPush, GitLab, map[string]string{"X-Gitlab-Token": secret, "X-Gitlab-Event": "Push Hook"},
+			0, []string{"gitlab.example.org/dept/intro"}, "dev", true},
+		{"gitlab wrong token", gitlabPush, GitLab, map[string]string{"X-Gitlab-Token": secret + "x"}, 401, nil, "", false},
+		{"gitea ok", giteaPush, Gitea, map[string]string{"X-Gitea-Signature": sign(giteaPush), "X-Gitea-Event": "push",
+			"X-Hub-Signature-256": "sha256=" + sign(giteaPush)}, 0, []string{"gitea.example.org/u/r"}, "main", true},
+		{"forgejo ok", giteaPush, Forgejo, map[string]string{"X-Forgejo-Signature": sign(giteaPush), "X-Forgejo-Event": "push"},
+			0, []string{"gitea.example.org/u/r"}, "main", true},
+		{"forgejo bad", giteaPush, Forgejo, map[string]string{"X-Forgejo-Signature": sign("other")}, 401, nil, "", false},
+		{"generic ok", `{"ref":"refs/heads/main","url":"file:///srv/git/c.git"}`, Generic,
 			map[string]string{"X-Signature-256": "sha256=" + sign(`{"ref":"refs/heads/main","url":"file:///srv/git/c.git"}`)},
-			0, 0, Generic, []string{"/srv/git/c.git"}, "main", true},
-		{"too large", githubPush, map[string]string{"X-Hub-Signature-256": "sha256=" + sign(githubPush)}, 10, 413, "", nil, "", false},
-		{"not json", "nope", map[string]string{"X-Signature-256": "sha256=" + sign("nope")}, 0, 400, "", nil, "", false},
-		{"push without url", `{"ref":"refs/heads/main"}`, map[string]string{"X-Signature-256": "sha256=" + sign(`{"ref":"refs/heads/main"}`)}, 0, 400, "", nil, "", false},
+			0, []string{"/srv/git/c.git"}, "main", true},
+		{"not json", "nope", Generic, map[string]string{"X-Signature-256": "sha256=" + sign("nope")}, 400, nil, "", false},
+		{"push without url", `{"ref":"refs/heads/main"}`, Generic, map[string]string{"X-Signature-256": "sha256=" + sign(`{"ref":"refs/heads/main"}`)}, 400, nil, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +74,7 @@ func TestHandle(t *testing.T) {
 			for k, v := range tt.headers {
 				r.Header.Set(k, v)
 			}
-			p, err := Handle(r, []byte(secret), tt.max)
+			p, err := verifyAndParse(tt.provider, r)
 			if tt.status != 0 {
 				var e *Error
 				if !errors.As(err, &e) || e.Status != tt.status {
@@ -91,14 +92,27 @@ func TestHandle(t *testing.T) {
 	}
 }
 
+func verifyAndParse(p Provider, r *http.Request) (*Push, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	if err := VerifyFor(p, r.Header, body, []byte(secret)); err != nil {
+		return nil, err
+	}
+	return Parse(p, r.Header, body)
+}
+
 func TestErrorsIs(t *testing.T) {
-	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}"))
-	if _, err := Handle(r, []byte(secret), 0); !errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrTooLarge) {
+	h := http.Header{}
+	if err := VerifyFor(GitHub, h, []byte("{}"), []byte(secret)); !errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrBadPayload) {
 		t.Fatalf("got %v", err)
 	}
-	r = httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}"))
-	r.Header.Set("X-Gitlab-Token", "")
-	if _, err := Handle(r, nil, 0); !errors.Is(err, ErrUnauthorized) {
+	h.Set("X-Gitlab-Token", "x")
+	if err := VerifyFor(GitLab, h, []byte("{}"), nil); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("empty secret: got %v, want unauthorized", err)
+	}
+	if _, err := Parse(Generic, h, []byte("nope")); !errors.Is(err, ErrBadPayload) {
+		t.Fatalf("not JSON: got %v, want a bad payload", err)
 	}
 }

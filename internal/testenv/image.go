@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
@@ -86,4 +88,13 @@ func RemoveImagesLabelled(cli *client.Client, key string, values ...string) {
 			}
 		}
 	}
+}
+
+// Served reports whether any of tags serves image: any tag but the scratch
+// tag of a build in progress (I:build-<short key>). A build that carries
+// one must have passed its smoke test.
+func Served(image string, tags []string) bool {
+	return slices.ContainsFunc(tags, func(t string) bool {
+		return strings.HasPrefix(t, image+":") && !strings.HasPrefix(t, image+":build-")
+	})
 }
