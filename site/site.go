@@ -21,6 +21,7 @@ import (
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
+	"github.com/nbhosting/nbh-sync/livelog"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
@@ -86,6 +87,8 @@ type Site struct {
 	closers []io.Closer
 
 	knownMu sync.Mutex // serializes the known-courses record
+
+	live *livelog.Logs // the logs of the builds of BuildAll while they run
 }
 
 // New opens the site described by opts. It does no network work and does
@@ -141,6 +144,7 @@ func New(opts Options) (*Site, error) {
 		ctrs:    ctrs,
 		prober:  newProber(opts.ContainerEngine),
 		closers: closers,
+		live:    livelog.New(),
 	}, nil
 }
 
@@ -189,6 +193,9 @@ func (s *Site) HostIP() string { return s.ctrs.HostIP }
 
 // Mirrors are the site's git mirrors (for webhooks: Reset on a push).
 func (s *Site) Mirrors() *gitwatch.Mirrors { return s.mirrors }
+
+// LiveBuilds returns the logs of the builds BuildAll runs, while they run.
+func (s *Site) LiveBuilds() *livelog.Logs { return s.live }
 
 // PullReport is what a pull did.
 type PullReport struct {
