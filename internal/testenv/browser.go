@@ -14,24 +14,27 @@ import (
 // them (CI sets it).
 const RequireBrowserEnv = "NBH_REQUIRE_BROWSER"
 
-// Browser starts Debian's chromium, headless, and returns a chromedp
-// context of a new tab that ends after timeout (and at cleanup). Without
-// chromium the test is skipped, or fails when NBH_REQUIRE_BROWSER=1.
-func Browser(t testing.TB, timeout time.Duration) context.Context {
+// RequireBrowser returns the path of Debian's chromium. Without it the
+// test is skipped, or fails when NBH_REQUIRE_BROWSER=1.
+func RequireBrowser(t testing.TB) string {
 	t.Helper()
-	chromium := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
-			chromium = p
-			break
+			return p
 		}
 	}
-	if chromium == "" {
-		if os.Getenv(RequireBrowserEnv) == "1" {
-			t.Fatalf("%s=1 but no chromium found (apt-get install chromium)", RequireBrowserEnv)
-		}
-		t.Skipf("no chromium; install Debian's chromium package or set %s=1 to fail", RequireBrowserEnv)
+	if os.Getenv(RequireBrowserEnv) == "1" {
+		t.Fatalf("%s=1 but no chromium found (apt-get install chromium)", RequireBrowserEnv)
 	}
+	t.Skipf("no chromium; install Debian's chromium package or set %s=1 to fail", RequireBrowserEnv)
+	return ""
+}
+
+// Browser starts chromium (see RequireBrowser), headless, and returns a
+// chromedp context of a new tab that ends after timeout (and at cleanup).
+func Browser(t testing.TB, timeout time.Duration) context.Context {
+	t.Helper()
+	chromium := RequireBrowser(t)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox, // tests run as root in CI
