@@ -14,6 +14,9 @@ addr=${NBH_REGISTRY_ADDR:-127.0.0.1:5000}
 up() {
 	mkdir -p "$dir/storage"
 	command -v docker-registry >/dev/null || {
+		# The package lists may be gone since the last update (seen in CI):
+		# update right before the install.
+		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
 	}
 	# The node address: the first non-loopback IPv4 of the default route.
