@@ -77,7 +77,7 @@ func TestMakeRunSite(t *testing.T) {
 	d.start()
 	// The first pass builds the three images: a minute on a quiet machine,
 	// far more on a busy one.
-	d.waitReady(10 * time.Minute)
+	d.waitReady(15 * time.Minute)
 	t.Logf("first pass (builds) done in %s", time.Since(start).Round(time.Second))
 	browser := testenv.Browser(t, 5*time.Minute)
 
