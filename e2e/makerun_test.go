@@ -81,8 +81,14 @@ func TestMakeRunSite(t *testing.T) {
 	t.Logf("first pass (builds) done in %s", time.Since(start).Round(time.Second))
 	browser := testenv.Browser(t, 5*time.Minute)
 
+	st := d.mustStatus()
+	for _, im := range st.Images {
+		if im.BuildKey == "" {
+			t.Fatalf("image %s not built by the first pass: %s", im.Name, im.Error)
+		}
+	}
 	// The dashboard says which base the core image is built on.
-	if from := imageView(d.mustStatus(), "nbhosting/minimal-notebook").From; from != "nbhtest-jupyter2:latest" {
+	if from := imageView(st, "nbhosting/minimal-notebook").From; from != "nbhtest-jupyter2:latest" {
 		t.Errorf("core image built on %q, want nbhtest-jupyter2:latest", from)
 	}
 
