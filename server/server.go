@@ -95,7 +95,7 @@ type Server struct {
 	hookSem chan struct{}
 	allowed map[string]bool
 	// stopping is closed when the server shuts down, to end the build
-	// logs it streams (Shutdown does not wait for them otherwise).
+	// logs it streams: a build can outlast Shutdown's grace.
 	stopping chan struct{}
 	stopOnce sync.Once
 }
