@@ -279,7 +279,8 @@ func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
 	if _, err := d.site.Pull(ctx); err != nil {
 		var nc *site.NoConfigError
 		if errors.As(err, &nc) {
-			return err // nothing to apply: wait for a valid config
+			d.configured(ctx) // the default schedules retry the pull
+			return err        // nothing to apply: wait for a valid config
 		}
 		errs = append(errs, err)
 	}
@@ -304,11 +305,14 @@ func (d *daemon) passDone(p trigger.Pass, err error, dur time.Duration) {
 }
 
 // configured applies the config in force to the daemon itself: schedules
-// and the set of local repos watched.
+// and the set of local repos watched. Before any config is in force (the
+// first pull failed: a remote down, a fetch timed out), the default
+// schedules retry the pull and a local config repo is watched, so that the
+// daemon does not wait for ever.
 func (d *daemon) configured(ctx context.Context) {
 	cfg, err := d.site.Config(ctx)
 	if err != nil {
-		return
+		cfg = &manifest.Config{}
 	}
 	sch := cfg.Schedules
 	if sch.Pull == "" {
