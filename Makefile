@@ -55,8 +55,8 @@ run: build ## the demo site of examples/: dashboard on http://$(LISTEN), front d
 	@mkdir -p $(RUN_ROOT)
 	@# The demo's API token: made here, for this machine only.
 	@test -s $(RUN_ROOT)/api-token || (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '/+=' > $(RUN_ROOT)/api-token)
-	@echo "make run: open a demo student through the front door: the launch_url of curl -s -H \"Authorization: Bearer \$$(cat $(RUN_ROOT)/api-token)\" -d '{\"course\":\"demo\",\"student\":\"alice\",\"uid\":1000}' http://$(LISTEN)/api/spawn"
-	$(BIN) run --config examples --root $(RUN_ROOT) --api-token-file $(RUN_ROOT)/api-token --listen $(LISTEN) --proxy-listen $(PROXY_LISTEN)
+	@echo "make run: open http://$(LISTEN)/ and click \"Open a demo student\" on a course (the demo credential of --demo, on this machine only)"
+	$(BIN) run --config examples --root $(RUN_ROOT) --api-token-file $(RUN_ROOT)/api-token --listen $(LISTEN) --proxy-listen $(PROXY_LISTEN) --demo
 
 image: build ## the daemon's own image, nbh-sync:latest (see Dockerfile)
 	cp /etc/ssl/certs/ca-certificates.crt bin/

@@ -77,7 +77,45 @@ type Options struct {
 	AllowedHosts []string
 	// Proxy configures the students' front door (off without a Listen).
 	Proxy ProxyOptions
-	Log   *slog.Logger
+	// Demo, when set, is the demo student the dashboard opens with no
+	// token (run --demo): for a demo on this machine only, so Run
+	// refuses it unless Listen is a loopback address and the front door
+	// is on.
+	Demo string
+	Log  *slog.Logger
+}
+
+// demoUID is the uid of the demo student's server: the host has no
+// account of that name, and the start script makes the uid in the
+// container.
+const demoUID = 1000
+
+// checkDemo refuses the demo credential where someone other than this
+// machine's users could use it.
+func (o Options) checkDemo() error {
+	if o.Demo == "" {
+		return nil
+	}
+	if !loopbackOnly(o.Listen) {
+		return fmt.Errorf("--demo opens notebooks with no token: --listen %q must be a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT)", o.Listen)
+	}
+	if o.Proxy.Listen == "" {
+		return errors.New("--demo opens the notebook through the front door: give --proxy-listen too")
+	}
+	return nil
+}
+
+// loopbackOnly is true when addr (host:port) listens on loopback only.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // daemon is the running process's state.
@@ -110,6 +148,9 @@ type daemon struct {
 func Run(ctx context.Context, opts Options) error {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := opts.checkDemo(); err != nil {
+		return err
 	}
 	root, err := filepath.Abs(opts.Root)
 	if err != nil {
@@ -151,8 +192,15 @@ func Run(ctx context.Context, opts Options) error {
 	d.queue = trigger.New(d.pass, trigger.Options{Concurrency: 2, Timeout: opts.PassTimeout, Grace: opts.Grace, Logger: opts.Log, Done: d.passDone})
 	d.sched = trigger.NewScheduler(func(k trigger.Kinds) { d.trigger(k, "schedule") }, nil, opts.Log)
 
-	srv, err := server.New(server.Config{Backend: backend{d}, Hooks: server.HookFunc(d.push),
-		HookHeaders: hookHeaders, AllowedHosts: append([]string{opts.Listen}, opts.AllowedHosts...), Metrics: d.metrics.Handler(), Token: token, Logger: opts.Log})
+	scfg := server.Config{Backend: backend{d}, Hooks: server.HookFunc(d.push),
+		HookHeaders: hookHeaders, AllowedHosts: append([]string{opts.Listen}, opts.AllowedHosts...), Metrics: d.metrics.Handler(), Token: token,
+		Builds: d.site.LiveBuilds(), Logger: opts.Log}
+	if opts.Demo != "" {
+		scfg.Demo = &server.Demo{Student: opts.Demo, UID: demoUID}
+		opts.Log.Warn("demo credential on: whoever can open the dashboard can open a notebook as the demo student; never in production",
+			"student", opts.Demo, "dashboard", opts.Listen)
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
@@ -232,7 +280,8 @@ func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
 	if _, err := d.site.Pull(ctx); err != nil {
 		var nc *site.NoConfigError
 		if errors.As(err, &nc) {
-			return err // nothing to apply: wait for a valid config
+			d.configured(ctx) // the default schedules retry the pull
+			return err        // nothing to apply: wait for a valid config
 		}
 		errs = append(errs, err)
 	}
@@ -257,11 +306,14 @@ func (d *daemon) passDone(p trigger.Pass, err error, dur time.Duration) {
 }
 
 // configured applies the config in force to the daemon itself: schedules
-// and the set of local repos watched.
+// and the set of local repos watched. Before any config is in force (the
+// first pull failed: a remote down, a fetch timed out), the default
+// schedules retry the pull and a local config repo is watched, so that the
+// daemon does not wait for ever.
 func (d *daemon) configured(ctx context.Context) {
 	cfg, err := d.site.Config(ctx)
 	if err != nil {
-		return
+		cfg = &manifest.Config{}
 	}
 	sch := cfg.Schedules
 	if sch.Pull == "" {

@@ -38,6 +38,9 @@ type daemon struct {
 	secret string
 	docker string // DOCKER_HOST
 	http   *http.Client
+	// runFlags, when set, are the flags of `run` instead of the ones the
+	// fault tests use.
+	runFlags []string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -103,12 +106,13 @@ func freeAddr(t *testing.T) string {
 func (d *daemon) start() {
 	d.t.Helper()
 	dir := filepath.Dir(d.root)
-	cmd := exec.Command(daemonBin, "--config", d.config, "--root", d.root, "--api", "none",
-		"--log-format", "json", "--log-level", "info",
-		"run", "--listen", d.addr,
-		"--api-token-file", filepath.Join(dir, "token"),
-		"--webhook-secret-file", filepath.Join(dir, "secret"),
-		"--grace", "2s")
+	flags := d.runFlags
+	if flags == nil {
+		flags = []string{"--listen", d.addr, "--api-token-file", d.tokenFile(),
+			"--webhook-secret-file", filepath.Join(dir, "secret"), "--grace", "2s"}
+	}
+	cmd := exec.Command(daemonBin, append([]string{"--config", d.config, "--root", d.root, "--api", "none",
+		"--log-format", "json", "--log-level", "info", "run"}, flags...)...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.docker)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -151,6 +155,9 @@ func (d *daemon) add(raw string, run int) {
 	close(d.changed)
 	d.changed = make(chan struct{})
 }
+
+// tokenFile holds the daemon's API token.
+func (d *daemon) tokenFile() string { return filepath.Join(filepath.Dir(d.root), "token") }
 
 // kill sends SIGKILL and waits for the process to be gone.
 func (d *daemon) kill() {

@@ -196,8 +196,15 @@ const jupyterImage = "nbhtest-jupyter:latest"
 // fails it when NBH_REQUIRE_JUPYTER=1.
 func requireJupyter(t *testing.T, cli *client.Client) {
 	t.Helper()
-	if _, err := cli.ImageInspect(t.Context(), jupyterImage); err != nil {
-		msg := "image " + jupyterImage + " missing: run bash testimages/jupyter/build.sh first: " + err.Error()
+	requireImage(t, cli, jupyterImage, "bash testimages/jupyter/build.sh")
+}
+
+// requireImage is requireJupyter for the Jupyter image ref, which build
+// makes.
+func requireImage(t *testing.T, cli *client.Client, ref, build string) {
+	t.Helper()
+	if _, err := cli.ImageInspect(t.Context(), ref); err != nil {
+		msg := "image " + ref + " missing: run " + build + " first: " + err.Error()
 		if os.Getenv("NBH_REQUIRE_JUPYTER") == "1" {
 			t.Fatal(msg)
 		}

@@ -126,8 +126,12 @@ func (c CourseView) Rollout() int {
 // ImageView is one image.
 type ImageView struct {
 	Name string `json:"name"`
-	// Base is the image of this site it is built FROM, if any.
+	// Base is the image of this site it is built FROM, if any; From, when
+	// it is built on no image of the site, the outside image it is built
+	// FROM, as its Dockerfile writes it (a registry's, or one made on this
+	// host).
 	Base     string    `json:"base,omitempty"`
+	From     string    `json:"from,omitempty"`
 	BuildKey string    `json:"build_key,omitempty"`
 	Tag      string    `json:"tag,omitempty"`
 	Source   string    `json:"source,omitempty"`

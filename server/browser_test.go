@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,37 +14,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/server/servertest"
 )
-
-// requireBrowser returns the path of Debian's chromium, skipping the test
-// when it is absent unless NBH_REQUIRE_BROWSER=1, where it fails.
-func requireBrowser(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("NBH_REQUIRE_BROWSER") == "1" {
-		t.Fatal("NBH_REQUIRE_BROWSER=1 but no chromium found (apt-get install chromium)")
-	}
-	t.Skip("no chromium; install Debian's chromium package or set NBH_REQUIRE_BROWSER=1 to fail")
-	return ""
-}
-
-// artifactDir is where screenshots go: $NBH_ARTIFACTS when set (kept after
-// the run), else a temporary directory.
-func artifactDir(t *testing.T) string {
-	if d := os.Getenv("NBH_ARTIFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	return t.TempDir()
-}
 
 // console collects what the page wrote to its console (console API calls,
 // uncaught exceptions, browser log entries such as failed loads or CSP
@@ -85,7 +57,7 @@ func (c *console) problems() []string {
 func (c *console) reset() { c.mu.Lock(); c.msgs = nil; c.mu.Unlock() }
 
 func TestDashboardInBrowser(t *testing.T) {
-	chromium := requireBrowser(t)
+	ctx := testenv.Browser(t, 90*time.Second)
 	now := time.Now()
 	var statusCalls atomic.Int64
 	be := fakeBackend(&calls{})
@@ -107,18 +79,6 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
-
-	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // tests run as root in CI
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 900),
-	)...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
 
 	con := &console{}
 	con.collect(ctx)
@@ -212,7 +172,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("console problems on the dashboard:\n%s", strings.Join(p, "\n"))
 	}
 
-	dir := artifactDir(t)
+	dir := testenv.ArtifactDir(t)
 	for name, png := range map[string][]byte{"dashboard-desktop.png": desktop, "dashboard-phone.png": phone} {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, png, 0o644); err != nil {
@@ -226,7 +186,7 @@ func TestDashboardInBrowser(t *testing.T) {
 // under the page's Content-Security-Policy: the page asks for a new status
 // by itself.
 func TestDashboardRefreshesItself(t *testing.T) {
-	chromium := requireBrowser(t)
+	ctx := testenv.Browser(t, 60*time.Second)
 	var statusCalls atomic.Int64
 	be := fakeBackend(&calls{})
 	be.StatusFunc = func(context.Context) (server.Status, error) {
@@ -239,13 +199,6 @@ func TestDashboardRefreshesItself(t *testing.T) {
 	}
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
-	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU)...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelT()
 	con := &console{}
 	con.collect(ctx)
 	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/")); err != nil {

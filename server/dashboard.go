@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/livelog"
 )
 
 //go:embed dashboard.html
@@ -24,10 +26,14 @@ type page struct {
 	// SiteErrors what belongs to no course nor image.
 	Courses    []courseCard
 	SiteErrors []string
-	Err        string
-	Nonce      string
-	RefreshSec int
-	RefreshMS  int64
+	// Live are the builds running now (their logs stream into the page);
+	// DemoStudent, when set, puts "Open a demo student" on the cards.
+	Live        []livelog.Build
+	DemoStudent string
+	Err         string
+	Nonce       string
+	RefreshSec  int
+	RefreshMS   int64
 	// Now is the time the page is rendered at, for relative times.
 	Now time.Time
 }
@@ -89,6 +95,12 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	p.Status = normalize(st)
+	if s.cfg.Builds != nil {
+		p.Live = s.cfg.Builds.Running()
+	}
+	if s.cfg.Demo != nil {
+		p.DemoStudent = s.cfg.Demo.Student
+	}
 	p.Courses, p.SiteErrors = placeErrors(p.Status)
 	var buf bytes.Buffer
 	if err := dashboardTemplate.Execute(&buf, p); err != nil {
@@ -102,8 +114,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	// Nothing from elsewhere: the site may be offline, and the page shows
-	// build logs that anyone with a commit can influence.
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "+
+	// build logs that anyone with a commit can influence. Its script talks
+	// to this origin only (live build logs, the demo action).
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "+
 		"script-src 'nonce-"+p.Nonce+"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	w.WriteHeader(code)
 	_, _ = w.Write(buf.Bytes())

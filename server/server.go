@@ -21,9 +21,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/livelog"
 )
 
 // Defaults of Config.
@@ -72,7 +74,14 @@ type Config struct {
 	// APITimeout bounds one API call to the backend (spawn waits for the
 	// student's server, so it is generous).
 	APITimeout time.Duration
-	Logger     *slog.Logger
+	// Builds, when set, are the logs of the builds running now: the
+	// dashboard follows them and GET /api/builds/log/IMAGE streams one.
+	Builds *livelog.Logs
+	// Demo, when set, lets the dashboard open a demo student's notebook
+	// with no token (POST /api/demo): for a site on loopback only, which
+	// the daemon checks before it sets it.
+	Demo   *Demo
+	Logger *slog.Logger
 }
 
 // Server is the HTTP server; build it with New.
@@ -83,6 +92,10 @@ type Server struct {
 	handler http.Handler
 	hookSem chan struct{}
 	allowed map[string]bool
+	// stopping is closed when the server shuts down, to end the build
+	// logs it streams: a build can outlast Shutdown's grace.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // LoadToken reads a bearer token from path; surrounding whitespace is
@@ -123,7 +136,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxHookReads = DefaultHookReads
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), hookSem: make(chan struct{}, cfg.MaxHookReads),
-		allowed: map[string]bool{"localhost": true}}
+		allowed: map[string]bool{"localhost": true}, stopping: make(chan struct{})}
 	for _, h := range cfg.AllowedHosts {
 		if host, _, err := net.SplitHostPort(h); err == nil {
 			h = host
@@ -149,17 +162,26 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.ToLower(strings.Trim(host, "[]"))
-		if !s.allowed[host] && net.ParseIP(host) == nil {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not allowed: the daemon answers to localhost, IP addresses and the names of --allowed-host", host))
+		if !s.hostAllowed(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hostAllowed answers 403 and returns false when r's Host is neither
+// localhost, an IP address, nor an allowed name.
+func (s *Server) hostAllowed(w http.ResponseWriter, r *http.Request) bool {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.Trim(host, "[]"))
+	if !s.allowed[host] && net.ParseIP(host) == nil {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not allowed: the daemon answers to localhost, IP addresses and the names of --allowed-host", host))
+		return false
+	}
+	return true
 }
 
 func (s *Server) routes() {
@@ -178,6 +200,13 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/sync", s.auth(s.sync))
 	m.HandleFunc("POST /api/confirm-prune", s.auth(s.confirmPrune))
 	m.HandleFunc("POST /hooks/{provider}", s.hook)
+	if s.cfg.Builds != nil {
+		m.HandleFunc("GET /api/builds/running", s.runningBuilds)
+		m.HandleFunc("GET /api/builds/log/{image...}", s.buildLog)
+	}
+	if s.cfg.Demo != nil {
+		m.HandleFunc("POST /api/demo", s.demo)
+	}
 	m.HandleFunc("GET /{$}", s.dashboard)
 }
 
@@ -194,6 +223,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	hs.RegisterOnShutdown(func() { s.stopOnce.Do(func() { close(s.stopping) }) })
 	s.log.Info("http server listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -236,7 +236,9 @@ func (s *Site) BuildAll(ctx context.Context, force bool) ([]images.Result, error
 					return
 				}
 			}
-			results[i], errs[i] = s.ensure(ctx, spec, images.EnsureOptions{Force: force})
+			log := s.live.Writer(spec.Image)
+			defer log.Close()
+			results[i], errs[i] = s.ensure(ctx, spec, images.EnsureOptions{Force: force, Log: log})
 		})
 	}
 	wg.Wait()

@@ -24,6 +24,7 @@ import (
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
+	"github.com/nbhosting/nbh-sync/livelog"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
@@ -92,6 +93,8 @@ type Site struct {
 	closers []io.Closer
 
 	knownMu sync.Mutex // serializes the known-courses record
+
+	live *livelog.Logs // the logs of the builds of BuildAll while they run
 }
 
 // New opens the site described by opts. It does no network work and does
@@ -145,6 +148,7 @@ func New(opts Options) (*Site, error) {
 		ctrs:    ctrs,
 		prober:  newProber(opts.ContainerEngine),
 		closers: closers,
+		live:    livelog.New(),
 	}, nil
 }
 
@@ -191,6 +195,9 @@ func (s *Site) ServerToken(ctx context.Context, course, student string, port int
 
 // HostIP is the address student servers publish their ports on.
 func (s *Site) HostIP() string { return s.ctrs.HostIP }
+
+// LiveBuilds returns the logs of the builds BuildAll runs, while they run.
+func (s *Site) LiveBuilds() *livelog.Logs { return s.live }
 
 // PullReport is what a pull did.
 type PullReport struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nbhosting/nbh-sync/dockerfile"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
@@ -78,12 +79,17 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 	keys := map[string]string{}
 	imageErrs := map[string]string{}
 	specs, _ := s.specs(rev) // for the bases; errors show as failures
-	bases := map[string]string{}
+	bases, froms := map[string]string{}, map[string]string{}
 	for _, sp := range specs {
 		bases[sp.Image] = sp.Base
+		for _, f := range dockerfile.Froms(sp.Dockerfile) {
+			if f.Final && sp.Base == "" {
+				froms[sp.Image] = f.Ref
+			}
+		}
 	}
 	for _, name := range cfg.ImageNames() {
-		v := server.ImageView{Name: name, Base: bases[name], Courses: cfg.CoursesUsing(name), Pinned: cfg.Images[name].Pin != ""}
+		v := server.ImageView{Name: name, Base: bases[name], From: froms[name], Courses: cfg.CoursesUsing(name), Pinned: cfg.Images[name].Pin != ""}
 		cur, err := b.Current(ctx, name)
 		switch {
 		case err == nil:

@@ -38,6 +38,11 @@ when the container command uses {prefix} as base_url, else /PORT/). POST
 /api/spawn then answers a launch_url, valid once for a minute, where the site's
 front end sends the student's browser; the session key is ROOT/state/proxy-session.key.
 
+With --demo (make run passes it) each course card of the dashboard has "Open a
+demo student": it starts the course's server of the demo student and sends the
+browser through the front door, with no token. It is refused unless --listen is
+a loopback address and the front door is on: a demo on this machine only.
+
 SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 --grace to finish, then is cancelled at a safe point.`,
 		Example: `  nbh-sync run --config https://git.example.org/site/config.git --root /var/lib/nbh-sync
@@ -69,5 +74,7 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 	f.StringVar(&o.Proxy.PublicURL, "proxy-public-url", "", "where browsers reach the front door, e.g. https://hub.example.org (default: its address)")
 	f.StringVar(&o.Proxy.LoginURL, "proxy-login-url", "", "where the front door sends a browser without a session (default: a 403 page)")
 	f.BoolVar(&o.Proxy.SecureCookies, "proxy-secure-cookies", false, "mark session cookies Secure: set it when TLS ends in nginx or Caddy in front")
+	f.StringVar(&o.Demo, "demo", "", "a demo on this machine: the dashboard opens this student's notebook with no token (--demo alone: alice); refused unless --listen is loopback; never in production")
+	f.Lookup("demo").NoOptDefVal = "alice"
 	return cmd
 }

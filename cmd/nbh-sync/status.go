@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -98,7 +99,7 @@ func printStatus(w io.Writer, st server.Status) {
 		case im.Error != "":
 			key = "(" + firstLine(im.Error) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Name, orDash(im.Base), key, built, orDash(im.Source))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Name, orDash(cmp.Or(im.Base, im.From)), key, built, orDash(im.Source))
 	}
 	tw.Flush()
 	for _, im := range st.Images {

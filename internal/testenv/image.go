@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 )
@@ -72,19 +71,29 @@ func BuildImage(ctx context.Context, cli *client.Client, files []File, tags ...s
 }
 
 // RemoveImagesLabelled removes every image whose label key has one of
-// values, also when some are built FROM others: a base cannot go before its
-// children, so rounds go on while they remove something. Errors are ignored:
-// it is for test clean-ups.
+// values, also when some are built FROM others (see RemoveImagesWhere).
 func RemoveImagesLabelled(cli *client.Client, key string, values ...string) {
+	RemoveImagesWhere(cli, func(labels map[string]string) bool {
+		v, ok := labels[key]
+		return ok && slices.Contains(values, v)
+	})
+}
+
+// RemoveImagesWhere removes every image whose labels mine says is the
+// test's, also when some are built FROM others: a base cannot go before
+// its children, so rounds go on while they remove something. Errors are
+// ignored: it is for test clean-ups.
+func RemoveImagesWhere(cli *client.Client, mine func(labels map[string]string) bool) {
 	ctx := context.Background()
 	for removed := true; removed; {
 		removed = false
-		for _, v := range values {
-			imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", key+"="+v))})
-			for _, im := range imgs {
-				if _, err := cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err == nil {
-					removed = true
-				}
+		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true})
+		for _, im := range imgs {
+			if !mine(im.Labels) {
+				continue
+			}
+			if _, err := cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err == nil {
+				removed = true
 			}
 		}
 	}

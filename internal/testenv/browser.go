@@ -1,0 +1,62 @@
+package testenv
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// RequireBrowserEnv makes a missing chromium fail tests instead of skipping
+// them (CI sets it).
+const RequireBrowserEnv = "NBH_REQUIRE_BROWSER"
+
+// RequireBrowser returns the path of Debian's chromium. Without it the
+// test is skipped, or fails when NBH_REQUIRE_BROWSER=1.
+func RequireBrowser(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv(RequireBrowserEnv) == "1" {
+		t.Fatalf("%s=1 but no chromium found (apt-get install chromium)", RequireBrowserEnv)
+	}
+	t.Skipf("no chromium; install Debian's chromium package or set %s=1 to fail", RequireBrowserEnv)
+	return ""
+}
+
+// Browser starts chromium (see RequireBrowser), headless, and returns a
+// chromedp context of a new tab that ends after timeout (and at cleanup).
+func Browser(t testing.TB, timeout time.Duration) context.Context {
+	t.Helper()
+	chromium := RequireBrowser(t)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox, // tests run as root in CI
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 900),
+	)...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancel(); cancelTab(); cancelAlloc() })
+	return ctx
+}
+
+// ArtifactDir is where a test puts what a person should look at after the
+// run (screenshots): $NBH_ARTIFACTS when set, kept after the run, else a
+// temporary directory.
+func ArtifactDir(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("NBH_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
