@@ -33,7 +33,8 @@ func TestFrontDoorProcess(t *testing.T) {
 	bin := nbhSyncBinary(t)
 	fj := fjtest.Binary(t)
 	course := testPrefix + "fd-" + randHex(4)
-	cleanupContainers(t, cli, course)
+	// Registered first, so it runs after the containers' clean-up: an
+	// image a running container uses cannot be removed.
 	t.Cleanup(func() {
 		ctx := context.Background()
 		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "org.nbhosting.image="+course))})
@@ -41,6 +42,7 @@ func TestFrontDoorProcess(t *testing.T) {
 			cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
 		}
 	})
+	cleanupContainers(t, cli, course)
 
 	dir := t.TempDir()
 	cfg := newWorkTree(t, filepath.Join(dir, "config"), "")
