@@ -26,8 +26,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/docker/client"
-
 	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/manifest"
@@ -68,15 +66,11 @@ func commit(dir, msg string) error {
 }
 
 func run(ctx context.Context, n, rounds int) error {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, ver, err := benchenv.Engine(ctx)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	ver, err := cli.ServerVersion(ctx)
-	if err != nil {
-		return fmt.Errorf("docker engine: %w", err)
-	}
 	prefix := benchenv.Prefix("cas")
 	tmp, err := os.MkdirTemp("", prefix)
 	if err != nil {

@@ -117,15 +117,11 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 	if err != nil {
 		return err
 	}
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, ver, err := benchenv.Engine(ctx)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	ver, err := cli.ServerVersion(ctx)
-	if err != nil {
-		return fmt.Errorf("docker engine: %w", err)
-	}
 	prefix := benchenv.Prefix("pass")
 	tmp, err := os.MkdirTemp("", prefix)
 	if err != nil {

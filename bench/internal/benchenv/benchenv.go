@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -134,4 +135,20 @@ func Git(dir string, args ...string) error {
 		return fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return nil
+}
+
+// Engine dials the Docker engine DOCKER_HOST names (the local socket by
+// default) and reads its version, which every bench prints beside its
+// figures; the caller closes the client.
+func Engine(ctx context.Context) (*client.Client, types.Version, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, types.Version{}, err
+	}
+	ver, err := cli.ServerVersion(ctx)
+	if err != nil {
+		cli.Close()
+		return nil, types.Version{}, fmt.Errorf("docker engine: %w", err)
+	}
+	return cli, ver, nil
 }
