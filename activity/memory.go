@@ -21,9 +21,19 @@ import (
 type Memory struct {
 	// Busy maps a container ID to its kernels seen busy, by kernel ID.
 	Busy map[string]map[string]BusyKernel `json:"busy_kernels"`
-	// CPU maps a container ID to its CPU time at the last look.
+	// CPU maps a container ID to its CPU time at the last look that
+	// measured over at least MinCPUWindow (a look sooner does not replace it).
 	CPU map[string]CPUSample `json:"cpu"`
+	// CPUBefore maps a container ID to the sample CPU replaced: what a look
+	// sooner than MinCPUWindow after CPU measures from.
+	CPUBefore map[string]CPUSample `json:"cpu_before,omitempty"`
 }
+
+// MinCPUWindow is the shortest time CPU use is measured over. Passes can
+// come back to back (a webhook, a spawn, the schedule), and over a fraction
+// of a second the CPU the probe's own two requests cost the server reads
+// as use: measured over a short window, an idle server looks busy.
+const MinCPUWindow = 30 * time.Second
 
 // BusyKernel is a kernel seen busy.
 type BusyKernel struct {
@@ -81,6 +91,9 @@ func (m *Memory) Observe(results map[string]Result, now time.Time, threshold flo
 	if m.CPU == nil {
 		m.CPU = map[string]CPUSample{}
 	}
+	if m.CPUBefore == nil {
+		m.CPUBefore = map[string]CPUSample{}
+	}
 	for id := range m.Busy {
 		if _, ok := results[id]; !ok {
 			delete(m.Busy, id)
@@ -89,6 +102,7 @@ func (m *Memory) Observe(results map[string]Result, now time.Time, threshold flo
 	for id := range m.CPU {
 		if _, ok := results[id]; !ok {
 			delete(m.CPU, id)
+			delete(m.CPUBefore, id)
 		}
 	}
 	for id, r := range results {
@@ -114,13 +128,32 @@ func (m *Memory) Observe(results map[string]Result, now time.Time, threshold flo
 			}
 		}
 		if r.CPUSample != nil {
-			var prev *CPUSample
-			if p, ok := m.CPU[id]; ok {
-				prev = &p
-			}
-			r.CPU = cpuUse(prev, *r.CPUSample, r.StartedAt, threshold)
-			m.CPU[id] = *r.CPUSample
+			r.CPU = m.observeCPU(id, *r.CPUSample, r.StartedAt, threshold)
 		}
 		results[id] = r
 	}
+}
+
+// observeCPU measures a container's CPU use at cur over at least
+// MinCPUWindow: from the last sample when it is that old, which cur then
+// replaces; else from the one before it, kept for that, and cur is not
+// remembered. With neither (a second look soon after the first), the use
+// is since the container's start, as at a first look.
+func (m *Memory) observeCPU(id string, cur CPUSample, started time.Time, threshold float64) *CPUUse {
+	last, ok := m.CPU[id]
+	if !ok || cur.At.Sub(last.At) >= MinCPUWindow || cur.Used < last.Used || (!started.IsZero() && !last.At.After(started)) {
+		// Old enough, or from before a restart: start afresh from cur.
+		var prev *CPUSample
+		if ok {
+			prev = &last
+			m.CPUBefore[id] = last
+		}
+		m.CPU[id] = cur
+		return cpuUse(prev, cur, started, threshold)
+	}
+	var prev *CPUSample
+	if before, ok := m.CPUBefore[id]; ok {
+		prev = &before
+	}
+	return cpuUse(prev, cur, started, threshold)
 }

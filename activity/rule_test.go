@@ -200,6 +200,52 @@ func TestMemoryCPUAcrossLooks(t *testing.T) {
 	}
 }
 
+// TestMemoryCPUShortWindows: looks sooner than MinCPUWindow after the last
+// one (passes back to back) measure from an older sample, so that the CPU
+// a probe costs over a fraction of a second does not read as use.
+func TestMemoryCPUShortWindows(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	started := t0.Add(-time.Hour)
+	type look struct {
+		used time.Duration
+		at   time.Duration // after t0
+	}
+	for _, tc := range []struct {
+		desc  string
+		looks []look
+		want  CPUUse // the last look's
+	}{
+		{"a look 300 ms after the last: over the window before it",
+			[]look{{time.Minute, 0}, {time.Minute + 300*time.Millisecond, time.Minute}, {time.Minute + 400*time.Millisecond, time.Minute + 300*time.Millisecond}},
+			CPUUse{Percent: 0.7, Over: time.Minute + 300*time.Millisecond}},
+		{"busy over the window, then a look 1 s on: still held",
+			[]look{{time.Minute, 0}, {time.Minute + 50*time.Second, time.Minute}, {time.Minute + 51*time.Second, time.Minute + time.Second}},
+			CPUUse{Percent: 83.6, Over: time.Minute + time.Second, Above: true}},
+		{"two looks 1 s apart, nothing before: since the start",
+			[]look{{time.Minute, 0}, {time.Minute + 500*time.Millisecond, time.Second}},
+			CPUUse{Percent: 1.7, Over: time.Hour + time.Second, SinceStart: true}},
+		{"short looks do not move the baseline: the window grows to the minimum",
+			[]look{{0, 0}, {0, MinCPUWindow}, {time.Second, MinCPUWindow + 10*time.Second}, {2 * time.Second, MinCPUWindow + 20*time.Second}},
+			CPUUse{Percent: 2 / 50.0 * 100, Over: 50 * time.Second}},
+		{"a window of exactly the minimum replaces the baseline",
+			[]look{{0, 0}, {0, MinCPUWindow}, {3 * time.Second, 2 * MinCPUWindow}},
+			CPUUse{Percent: 10, Over: MinCPUWindow, Above: true}},
+	} {
+		m := &Memory{}
+		var r Result
+		for _, l := range tc.looks {
+			rs := map[string]Result{"c": {State: Answered, StartedAt: started, CPUSample: &CPUSample{Used: l.used, At: t0.Add(l.at)}}}
+			m.Observe(rs, t0.Add(l.at), DefaultCPUThreshold)
+			r = rs["c"]
+		}
+		got := *r.CPU
+		got.Percent = float64(int(got.Percent*10+0.5)) / 10
+		if got != tc.want {
+			t.Errorf("%s: got %+v, want %+v", tc.desc, got, tc.want)
+		}
+	}
+}
+
 func TestMemoryFile(t *testing.T) {
 	dir := t.TempDir()
 	p := MemoryFile(dir)
@@ -362,6 +408,11 @@ func TestRoundReadsCPUAndMemory(t *testing.T) {
 			t.Errorf("%s: holds %q", id, r.Holds(time.Now()))
 		}
 	}
+	// The first round, as if a minute ago: a round sooner than
+	// MinCPUWindow measures from further back.
+	first := mem.CPU["here"]
+	first.At = first.At.Add(-time.Minute)
+	mem.CPU["here"] = first
 	if err := mem.Save(memFile); err != nil {
 		t.Fatal(err)
 	}
