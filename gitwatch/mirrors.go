@@ -61,7 +61,16 @@ type Options struct {
 	// ("*": all), like git's safe.directory; any other local repository
 	// must belong to the user nbh-sync runs as.
 	SafeDirectories []string
+	// ObjectCache is the size in bytes of the cache of git objects (commits,
+	// trees, delta bases) shared by all mirrors; DefaultObjectCache when 0.
+	ObjectCache int64
 }
+
+// DefaultObjectCache is the shared object cache's size. Objects are named
+// by their content, so one cache serves every mirror; what a pass reads
+// again (head commits, their trees) is small, and go-git's default of
+// 96 MiB per repository grew with the number of courses.
+const DefaultObjectCache = 8 << 20
 
 // DefaultDepth is the depth of the first fetch of a network remote.
 const DefaultDepth = 1
@@ -80,6 +89,9 @@ func (o Options) withDefaults() Options {
 		o.BackoffMax = DefaultBackoffMax
 	}
 	o.BackoffMax = max(o.BackoffMax, o.BackoffBase)
+	if o.ObjectCache <= 0 {
+		o.ObjectCache = DefaultObjectCache
+	}
 	switch {
 	case o.Depth == 0:
 		o.Depth = DefaultDepth
@@ -141,6 +153,8 @@ type Mirrors struct {
 	dir  string
 	log  *slog.Logger
 	opts Options
+	// objects is the object cache of every mirror's storage.
+	objects cache.Object
 
 	mu      sync.Mutex
 	remotes map[string]*remote
@@ -149,6 +163,7 @@ type Mirrors struct {
 // remote is the state of one mirror.
 type remote struct {
 	key, dir string
+	objects  cache.Object
 
 	// work serializes network and writes on this mirror.
 	work sync.Mutex
@@ -175,10 +190,12 @@ type remote struct {
 // NewMirrors returns the mirrors kept under {root}/mirrors.
 func NewMirrors(root string, log *slog.Logger, opts Options) *Mirrors {
 	installLocalTransport()
+	opts = opts.withDefaults()
 	return &Mirrors{
 		dir:     filepath.Join(root, "mirrors"),
 		log:     log,
-		opts:    opts.withDefaults(),
+		opts:    opts,
+		objects: cache.NewObjectLRU(cache.FileSize(opts.ObjectCache)),
 		remotes: map[string]*remote{},
 	}
 }
@@ -189,7 +206,7 @@ func (m *Mirrors) remote(url string) *remote {
 	defer m.mu.Unlock()
 	r, ok := m.remotes[key]
 	if !ok {
-		r = &remote{key: key, dir: filepath.Join(m.dir, mirrorName(url))}
+		r = &remote{key: key, dir: filepath.Join(m.dir, mirrorName(url)), objects: m.objects}
 		m.remotes[key] = r
 	}
 	return r
@@ -498,7 +515,7 @@ func (m *Mirrors) Repository(url string) (*git.Repository, error) {
 	if r.reader != nil {
 		return r.reader, nil
 	}
-	repo, err := git.Open(storage(r.dir), nil)
+	repo, err := git.Open(r.storage(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -526,7 +543,7 @@ func (r *remote) open() (*git.Repository, error) {
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return nil, err
 	}
-	st := storage(r.dir)
+	st := r.storage()
 	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.Init(st, nil)
@@ -542,9 +559,15 @@ func (r *remote) open() (*git.Repository, error) {
 // rather than read whole: a course repo may hold big data files.
 const largeObject = 1 << 20
 
+// storage is the mirror's storage, over the object cache shared by all.
+// go-git caches only whole objects it has read (never ones that point
+// into a pack), by their hash, so one repository's entry is right for
+// any other's; the cache locks itself.
+func (r *remote) storage() *filesystem.Storage { return storage(r.dir, r.objects) }
+
 // storage is the object storage of the git directory dir.
-func storage(dir string) *filesystem.Storage {
-	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(), filesystem.Options{LargeObjectThreshold: largeObject})
+func storage(dir string, objects cache.Object) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(dir), objects, filesystem.Options{LargeObjectThreshold: largeObject})
 }
 
 func hasCommit(repo *git.Repository, h plumbing.Hash) bool {

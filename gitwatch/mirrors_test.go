@@ -2,6 +2,7 @@ package gitwatch
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 
 	"github.com/nbhosting/nbh-sync/manifest"
 )
@@ -262,5 +264,38 @@ func TestShallowThenDeepenHTTP(t *testing.T) {
 	}
 	if _, err := repo.CommitObject(plumbing.NewHash(c1)); err != nil {
 		t.Fatalf("after Deepen, first commit missing: %v", err)
+	}
+}
+
+// TestMirrorsShareOneObjectCache: what readers of any mirror load lands in
+// the one cache of Options.ObjectCache bytes, not in a cache per mirror
+// (which grew with the number of courses).
+func TestMirrorsShareOneObjectCache(t *testing.T) {
+	m := NewMirrors(t.TempDir(), testLogger(t), Options{ObjectCache: 1 << 20})
+	lru, ok := m.objects.(*cache.ObjectLRU)
+	if !ok || lru.MaxSize != 1<<20 {
+		t.Fatalf("object cache %T %+v, want one LRU of 1 MiB", m.objects, m.objects)
+	}
+	var heads []plumbing.Hash
+	for i := range 3 {
+		f := newFixture(t)
+		f.commit(t, map[string]string{"a.txt": fmt.Sprint("course ", i)}, "one")
+		h, err := m.Update(t.Context(), f.url(), "main", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo, err := m.Repository(f.url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := repo.CommitObject(h.Commit); err != nil {
+			t.Fatal(err)
+		}
+		heads = append(heads, h.Commit)
+	}
+	for i, h := range heads {
+		if _, ok := m.objects.Get(h); !ok {
+			t.Errorf("head commit of mirror %d not in the shared cache", i)
+		}
 	}
 }

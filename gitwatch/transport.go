@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -81,7 +82,8 @@ func loadLocal(p string) (storer.Storer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return storage(gitDir), nil
+	// A cache of its own: the repository is read for one fetch, then dropped.
+	return storage(gitDir, cache.NewObjectLRUDefault()), nil
 }
 
 // findGitDir returns the git directory of the repository at p.
