@@ -245,7 +245,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 					// Its port went to someone else while it slept
 					// (or it vanished): make it again, the student's
 					// files are on the host.
-					m.log.Info("recreating container", "container", c.Name, "reason", err.Error())
+					m.log.InfoContext(ctx, "recreating container", "container", c.Name, "reason", err.Error())
 					if err := m.eng.Remove(ctx, c.ID); err != nil {
 						return fail(err)
 					}
@@ -264,7 +264,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			// Stale, or with no published port to reach it by (made by
 			// nbhosting): make it again; the student's files are on the
 			// host.
-			m.log.Info("removing stopped container to recreate it", "container", c.Name, "image", c.ImageID, "current", imageID, "port", c.Port)
+			m.log.InfoContext(ctx, "removing stopped container to recreate it", "container", c.Name, "image", c.ImageID, "current", imageID, "port", c.Port)
 			if err := m.eng.Remove(ctx, c.ID); err != nil {
 				return fail(err)
 			}
@@ -311,7 +311,7 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 			return "", 0, "", "", fmt.Errorf("preset %s: %w", co.Container.Preset, err)
 		}
 		for _, n := range pre.Notes {
-			m.log.Warn("preset: left out", "course", co.Name, "preset", co.Container.Preset, "note", n)
+			m.log.WarnContext(ctx, "preset: left out", "course", co.Name, "preset", co.Container.Preset, "note", n)
 		}
 	}
 	picks := m.picksHostPort()
@@ -342,12 +342,12 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 		if err == nil && picks {
 			var c Container
 			if c, err = m.awaitStarted(ctx, spec.Name); err == nil {
-				m.log.Info("created service", "container", spec.Name, "image", imageID, "host", c.Host, "port", c.Port)
+				m.log.InfoContext(ctx, "created service", "container", spec.Name, "image", imageID, "host", c.Host, "port", c.Port)
 				return c.ID, c.Port, c.Host, uid, nil
 			}
 		}
 		if err == nil {
-			m.log.Info("created container", "container", spec.Name, "image", imageID, "port", port)
+			m.log.InfoContext(ctx, "created container", "container", spec.Name, "image", imageID, "port", port)
 			return id, port, "", uid, nil
 		}
 		// Never leave a half-made container behind to be mistaken for a
@@ -382,7 +382,7 @@ func (m *Manager) awaitServing(ctx context.Context, res Spawned) (Spawned, error
 			return res, err
 		}
 		if c.Port != res.Port || c.Host != res.Host {
-			m.log.Info("server moved while starting", "container", res.Name, "host", c.Host, "port", c.Port)
+			m.log.InfoContext(ctx, "server moved while starting", "container", res.Name, "host", c.Host, "port", c.Port)
 		}
 		res.ID, res.Port, res.Host = c.ID, c.Port, c.Host
 		res.URL = ServerURL(cmp.Or(c.Host, m.HostIP), c.Port, res.BasePath)

@@ -118,11 +118,11 @@ func (d *daemon) push(ctx context.Context, provider string, h http.Header, body 
 	}
 	courses, ours := d.site.Pushed(ctx, push.Keys())
 	if !ours {
-		d.log.Info("webhook push for a repo the site does not use", "provider", provider, "repos", push.Keys())
+		d.log.InfoContext(ctx, "webhook push for a repo the site does not use", "provider", provider, "repos", push.Keys())
 		return server.SyncResult{}, nil
 	}
 	d.trigger(trigger.Sync, "hook:"+provider)
-	d.log.Info("webhook accepted", "provider", provider, "courses", courses)
+	d.log.InfoContext(ctx, "webhook accepted", "provider", provider, "courses", courses)
 	return server.SyncResult{Courses: courses}, nil
 }
 

@@ -269,8 +269,6 @@ func (d *daemon) trigger(kinds trigger.Kinds, reason string) {
 // container pass is asked for to bring them into service; on passKey a
 // container pass.
 func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
-	log := d.log.With("pass", p.ID)
-	log.Info("pass", "kinds", p.Kinds.String(), "reasons", p.Reasons)
 	if p.Key == passKey {
 		allow := d.allowPrune.Swap(false)
 		_, err := d.site.Pass(ctx, site.PassOptions{AllowMassPrune: allow})
@@ -297,11 +295,6 @@ func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
 
 func (d *daemon) passDone(p trigger.Pass, err error, dur time.Duration) {
 	d.metrics.ObservePass(p.Kinds.String(), dur, err, time.Now())
-	if err != nil {
-		d.log.Warn("pass finished with errors", "pass", p.ID, "duration", dur.Round(time.Millisecond), "err", err)
-	} else {
-		d.log.Info("pass finished", "pass", p.ID, "duration", dur.Round(time.Millisecond))
-	}
 	d.ready.Store(true)
 }
 
@@ -323,7 +316,7 @@ func (d *daemon) configured(ctx context.Context) {
 		sch.Reconcile = DefaultReconcile
 	}
 	if err := d.sched.Update(sch); err != nil {
-		d.log.Error("schedules not updated", "err", err)
+		d.log.ErrorContext(ctx, "schedules not updated", "err", err)
 	}
 	d.watch(ctx, localRepos(d.site.Location(), cfg))
 }

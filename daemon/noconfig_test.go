@@ -18,7 +18,7 @@ func TestNoConfigAtStartIsRetried(t *testing.T) {
 	cfg.commit(t, map[string]string{"courses.yaml": "version: 1\ncourses:\n  a:\n    repo: .\n    idel: 1h\n"}, "a typo")
 	p := startDaemon(t, bin, "run", "--config", cfg.dir, "--root", filepath.Join(dir, "root"), "--listen", "127.0.0.1:0",
 		"--log-format", "json", "--grace", testGrace.String())
-	p.waitLog(time.Minute, "the first pass, with no config", func(l logLine) bool { return l.str("msg") == "pass failed" })
+	p.waitLog(time.Minute, "the first pass, with no config", func(l logLine) bool { return l.str("msg") == "pass finished with errors" })
 	mark := p.mark()
 	cfg.commit(t, map[string]string{"courses.yaml": "version: 1\ncourses: {}\n"}, "fixed")
 	p.waitLogFrom(mark, time.Minute, "the fixed config applied", func(l logLine) bool { return l.str("msg") == "config applied" })

@@ -233,7 +233,7 @@ courses:
 		t.Errorf("daemon did not exit by itself with status 0 (a graceful stop is not a failure): %v", state)
 	}
 	p.waitLog(time.Second, "the graceful stop", func(l logLine) bool { return l.str("msg") == "grace period over, cancelling passes" })
-	cut := p.waitLog(time.Second, "the cancelled pass", func(l logLine) bool { return l.str("msg") == "pass failed" })
+	cut := p.waitLog(time.Second, "the cancelled pass", func(l logLine) bool { return l.str("msg") == "pass finished with errors" })
 	t.Logf("cancelled pass: %s", cut.str("err"))
 
 	// The state left: latest unmoved, the interrupted build recorded as

@@ -243,10 +243,10 @@ func (m *Mirrors) UpdateBranches(ctx context.Context, url string, branches []str
 	heads, err := m.update(ctx, r, url, branches, creds)
 	var bnf *branchError
 	if err != nil && !(errors.As(err, &bnf) && len(heads)+countBranchErrors(err) == len(branches)) {
-		m.fail(r, err)
+		m.fail(ctx, r, err)
 		return heads, err
 	}
-	m.succeed(r)
+	m.succeed(ctx, r)
 	m.remember(r, heads)
 	return heads, err
 }
@@ -320,7 +320,7 @@ func (m *Mirrors) checkBackoff(r *remote, url string) error {
 	return nil
 }
 
-func (m *Mirrors) fail(r *remote, err error) {
+func (m *Mirrors) fail(ctx context.Context, r *remote, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.failures++
@@ -333,14 +333,14 @@ func (m *Mirrors) fail(r *remote, err error) {
 	d = d/2 + rand.N(d/2+1)
 	r.until = time.Now().Add(d)
 	r.lastErr = err
-	m.log.Warn("remote failed, backing off", "remote", r.key, "failures", r.failures, "retry_in", d.Round(time.Millisecond), "err", err)
+	m.log.WarnContext(ctx, "remote failed, backing off", "remote", r.key, "failures", r.failures, "retry_in", d.Round(time.Millisecond), "err", err)
 }
 
-func (m *Mirrors) succeed(r *remote) {
+func (m *Mirrors) succeed(ctx context.Context, r *remote) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r.failures > 0 {
-		m.log.Info("remote recovered", "remote", r.key, "failures", r.failures)
+		m.log.InfoContext(ctx, "remote recovered", "remote", r.key, "failures", r.failures)
 	}
 	r.failures, r.until, r.lastErr = 0, time.Time{}, nil
 }
@@ -422,11 +422,11 @@ func (m *Mirrors) update(ctx context.Context, r *remote, rawURL string, branches
 				h.Forced = !isAncestor(repo, h.Previous, h.Commit)
 			}
 			if h.Forced {
-				m.log.Warn("branch was force-pushed", "remote", r.key, "branch", b, "previous", h.Previous.String(), "commit", h.Commit.String())
+				m.log.WarnContext(ctx, "branch was force-pushed", "remote", r.key, "branch", b, "previous", h.Previous.String(), "commit", h.Commit.String())
 			}
 			heads[b] = h
 		}
-		m.log.Debug("fetched", "remote", r.key, "branches", len(specs))
+		m.log.DebugContext(ctx, "fetched", "remote", r.key, "branches", len(specs))
 	}
 	return heads, errors.Join(errs...)
 }

@@ -231,7 +231,7 @@ func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Co
 		st.Error, st.ErrorAt = err.Error(), now
 		var busy *BusyError
 		st.Pending = errors.As(err, &busy)
-		log.Warn("course not updated", "err", err)
+		log.WarnContext(ctx, "course not updated", "err", err)
 		return st
 	}
 	var commit plumbing.Hash
@@ -275,7 +275,7 @@ func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Co
 	if commit != old.Commit {
 		st.Forced = !old.Commit.IsZero() && !isAncestor(repo, old.Commit, commit)
 		st.Changed = true
-		log.Info("course checked out", "commit", commit.String(), "forced", st.Forced)
+		log.InfoContext(ctx, "course checked out", "commit", commit.String(), "forced", st.Forced)
 	}
 	st.Commit = commit
 	return st

@@ -245,7 +245,7 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 		if err := b.engine.ImageTag(ctx, d.Build.ImageID, spec.Image+":"+LatestTag); err != nil {
 			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageTag, Err: err}
 		}
-		b.log.Info("tagged", "image", spec.Image, "action", d.Action, "key", shortid.Of(d.Build.Key), "id", d.Build.ImageID)
+		b.log.InfoContext(ctx, "tagged", "image", spec.Image, "action", d.Action, "key", shortid.Of(d.Build.Key), "id", d.Build.ImageID)
 		b.succeeded(spec.Image)
 		return res, nil
 	case ActionHold:
@@ -274,13 +274,15 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 		b.record(res)
 		b.failed(Failure{Image: spec.Image, Key: spec.Key, At: res.Started, Stage: be.Stage,
 			InputsAtFault: be.InputsAtFault() && ctx.Err() == nil, Error: be.Error(), LogTail: LogTail(res.Log, logTailLines)})
-		b.log.Error("build failed", "image", spec.Image, "key", spec.ShortKey(), "stage", be.Stage, "err", be.Err)
+		// The event only: the error is returned (and logged once, at
+		// the end of the pass).
+		b.log.InfoContext(ctx, "build failed", "image", spec.Image, "key", spec.ShortKey(), "stage", be.Stage)
 		return res, be
 	}
 	res.Built, res.ImageID = true, id
 	b.record(res)
 	b.succeeded(spec.Image)
-	b.log.Info("built", "image", spec.Image, "key", spec.ShortKey(), "id", id, "duration", res.Duration)
+	b.log.InfoContext(ctx, "built", "image", spec.Image, "key", spec.ShortKey(), "id", id, "duration", res.Duration)
 	return res, nil
 }
 
@@ -370,7 +372,7 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 	// dangling and goes with the next Prune.
 	drop := func() {
 		if err := b.engine.ImageRemove(context.WithoutCancel(ctx), firstTag); err != nil && !errors.Is(err, ErrNotFound) {
-			b.log.Warn("remove failed build", "image", spec.Image, "tag", firstTag, "err", err)
+			b.log.WarnContext(ctx, "remove failed build", "image", spec.Image, "tag", firstTag, "err", err)
 		}
 	}
 
@@ -433,7 +435,7 @@ func (b *Builder) smoke(ctx context.Context, spec *Spec, id string, out io.Write
 	}
 	defer func() {
 		if err := b.engine.ContainerRemove(context.WithoutCancel(ctx), cid); err != nil {
-			b.log.Warn("remove smoke container", "image", spec.Image, "container", cid, "err", err)
+			b.log.WarnContext(ctx, "remove smoke container", "image", spec.Image, "container", cid, "err", err)
 		}
 	}()
 	if len(spec.Smoke) == 0 {

@@ -94,7 +94,7 @@ func (b *Builder) push(ctx context.Context, spec *Spec, id string, out io.Writer
 		return "", fmt.Errorf("push %s: the engine reported no digest", ref)
 	}
 	fmt.Fprintf(out, "pushed %s@%s\n", ref[:strings.LastIndex(ref, ":")], digest)
-	b.log.Info("pushed", "image", spec.Image, "key", spec.ShortKey(), "ref", ref, "digest", digest)
+	b.log.InfoContext(ctx, "pushed", "image", spec.Image, "key", spec.ShortKey(), "ref", ref, "digest", digest)
 	return digest, nil
 }
 

@@ -96,7 +96,7 @@ func (b *Builder) Prune(ctx context.Context, image string, inUse map[string]bool
 			errs = append(errs, err)
 			continue
 		}
-		b.log.Info("removed old build", "image", image, "key", bd.Key, "id", bd.ImageID)
+		b.log.InfoContext(ctx, "removed old build", "image", image, "key", bd.Key, "id", bd.ImageID)
 		removed = append(removed, bd.ImageID)
 	}
 	return removed, errors.Join(errs...)

@@ -203,12 +203,12 @@ func (n *Notifier) Notify(ctx context.Context, ev Event) {
 			continue
 		}
 		if err := n.send(ctx, s, ev); err != nil {
-			n.log.Warn("notification not sent", "notifier", s.name, "event", string(ev.Kind),
+			n.log.WarnContext(ctx, "notification not sent", "notifier", s.name, "event", string(ev.Kind),
 				"subject", ev.Subject, "err", err)
 			n.forget(i, ev)
 			continue
 		}
-		n.log.Info("notification sent", "notifier", s.name, "event", string(ev.Kind), "subject", ev.Subject)
+		n.log.InfoContext(ctx, "notification sent", "notifier", s.name, "event", string(ev.Kind), "subject", ev.Subject)
 	}
 }
 

@@ -74,14 +74,12 @@ func (ap *Applier) Apply(ctx context.Context, actions []Action) ([]Outcome, erro
 			}
 			defer func() { <-sem }()
 			out[i] = ap.one(ctx, a)
-			o := out[i]
-			switch {
-			case o.Err != nil:
-				log.Error("container action failed", "course", a.Course, "container", a.Container, "action", string(a.Kind), "err", o.Err)
+			// A failure is returned, not logged: the pass's end logs it.
+			switch o := out[i]; {
 			case o.Done:
-				log.Info("container action", "course", a.Course, "container", a.Container, "action", string(a.Kind), "reason", a.Reason)
-			default:
-				log.Info("container action skipped", "course", a.Course, "container", a.Container, "action", string(a.Kind), "skipped", o.Skipped)
+				log.InfoContext(ctx, "container action", "course", a.Course, "container", a.Container, "action", string(a.Kind), "reason", a.Reason)
+			case o.Err == nil:
+				log.InfoContext(ctx, "container action skipped", "course", a.Course, "container", a.Container, "action", string(a.Kind), "skipped", o.Skipped)
 			}
 		})
 	}

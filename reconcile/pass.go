@@ -103,7 +103,7 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		v := containers.Vars{Root: p.Root, Course: c.Course, Student: c.Student, UID: c.UID, Port: c.Port}
 		if t.Token, err = p.Containers.Token(cc, v); err != nil && p.Log != nil {
 			// Probed without it, the server refuses: not idle, kept.
-			p.Log.Warn("probe without the container's token", "container", c.Name, "err", err)
+			p.Log.WarnContext(ctx, "probe without the container's token", "container", c.Name, "err", err)
 		}
 		targets = append(targets, t)
 	}
@@ -111,7 +111,7 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 	if err != nil && p.Log != nil {
 		// Starting afresh only forgets reasons to keep servers (kernels
 		// seen busy, the CPU baseline): the next pass has them again.
-		p.Log.Warn("activity memory unreadable, starting afresh", "err", err)
+		p.Log.WarnContext(ctx, "activity memory unreadable, starting afresh", "err", err)
 	}
 	if p.Traffic != nil {
 		for _, c := range cs {
@@ -177,7 +177,7 @@ func (p *Pass) Run(ctx context.Context, cfg *manifest.Config, allowMassPrune boo
 		return res, err
 	}
 	if err := p.Remember(res.Observed); err != nil && p.Log != nil {
-		p.Log.Warn("activity memory not kept", "err", err)
+		p.Log.WarnContext(ctx, "activity memory not kept", "err", err)
 	}
 	ap := &Applier{Exec: p.Containers, Locks: p.Containers.Locks(), Concurrency: cmp.Or(p.Concurrency, DefaultConcurrency), Log: p.Log}
 	res.Outcomes, err = ap.Apply(ctx, res.Actions)

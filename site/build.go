@@ -77,11 +77,11 @@ func readFailures(root string) []images.Failure {
 }
 
 // saveFailures writes the builder's failures under root.
-func (s *Site) saveFailures(b *images.Builder) {
+func (s *Site) saveFailures(ctx context.Context, b *images.Builder) {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
 	if err := atomicfile.WriteJSON(failuresFile(s.opts.Root), b.Failures()); err != nil {
-		s.log.Warn("build failures not recorded", "err", err)
+		s.log.WarnContext(ctx, "build failures not recorded", "err", err)
 	}
 }
 
@@ -169,7 +169,7 @@ func (s *Site) ensure(ctx context.Context, spec *images.Spec, opts images.Ensure
 		return res, err // nothing ran; the failure was reported when it happened
 	}
 	if after, _ := b.Failure(spec.Image); after != before {
-		s.saveFailures(b)
+		s.saveFailures(ctx, b)
 	}
 	s.buildEvents(ctx, cfg, res, err)
 	return res, err
@@ -187,7 +187,7 @@ func (s *Site) specFailed(ctx context.Context, cfg *manifest.Config, err error) 
 		return // the same trouble as last pass: said already
 	}
 	b.Fail(be)
-	s.saveFailures(b)
+	s.saveFailures(ctx, b)
 	s.buildEvents(ctx, cfg, images.Result{Image: be.Image, Err: be.Error()}, be)
 }
 
@@ -256,7 +256,7 @@ func (s *Site) prune(ctx context.Context, cfg *manifest.Config, inUse map[string
 			errs = append(errs, err)
 		}
 		if len(removed) > 0 {
-			s.log.Info("old builds removed", "image", name, "count", len(removed))
+			s.log.InfoContext(ctx, "old builds removed", "image", name, "count", len(removed))
 		}
 	}
 	return errors.Join(errs...)

@@ -26,7 +26,7 @@ func (s *Site) record(ctx context.Context, r history.Record) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if _, err := s.opts.History.Append(ctx, r); err != nil {
-		s.log.Warn("history not recorded", "kind", r.Kind, "err", err)
+		s.log.WarnContext(ctx, "history not recorded", "kind", r.Kind, "err", err)
 	}
 }
 

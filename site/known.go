@@ -1,6 +1,7 @@
 package site
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,12 +52,12 @@ func readKnownCourses(root string) (map[string]bool, error) {
 // added to the record (written, 0600, when it grew). A record that cannot
 // be read adopts nothing beyond cfg's courses — the safe side: containers
 // of removed courses are then left alone, never those of others taken.
-func (s *Site) knownCourses(cfg *manifest.Config, record bool) map[string]bool {
+func (s *Site) knownCourses(ctx context.Context, cfg *manifest.Config, record bool) map[string]bool {
 	s.knownMu.Lock()
 	defer s.knownMu.Unlock()
 	had, err := readKnownCourses(s.opts.Root)
 	if err != nil {
-		s.log.Warn("courses of earlier revisions unknown: adopting only those of courses.yaml", "err", err)
+		s.log.WarnContext(ctx, "courses of earlier revisions unknown: adopting only those of courses.yaml", "err", err)
 		had = map[string]bool{}
 		record = false // keep the broken file for a human to look at
 	}
@@ -69,7 +70,7 @@ func (s *Site) knownCourses(cfg *manifest.Config, record bool) map[string]bool {
 	if grew && record {
 		rec := knownCourses{Courses: slices.Sorted(maps.Keys(had))}
 		if err := atomicfile.WriteJSON(knownCoursesFile(s.opts.Root), rec); err != nil {
-			s.log.Warn("known courses not recorded", "err", err)
+			s.log.WarnContext(ctx, "known courses not recorded", "err", err)
 		}
 	}
 	return had

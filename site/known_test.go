@@ -51,7 +51,7 @@ func TestKnownCourses(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		got := slices.Sorted(maps.Keys(s.knownCourses(step.cfg, step.record)))
+		got := slices.Sorted(maps.Keys(s.knownCourses(t.Context(), step.cfg, step.record)))
 		if !slices.Equal(got, step.want) {
 			t.Errorf("%s: had %v, want %v", step.desc, got, step.want)
 		}

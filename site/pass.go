@@ -44,9 +44,9 @@ type PassOptions struct {
 // and the benchmark all run. record says whether cfg's courses join the
 // site's record of the courses it has had: a pass that applies cfg records
 // them, a plan only reads the record.
-func (s *Site) pass(ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
+func (s *Site) pass(ctx context.Context, ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
 	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
-		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(cfg, record),
+		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
 		MemoryFile: activity.MemoryFile(s.opts.Root), Traffic: s.opts.Traffic}
 }
 
@@ -74,7 +74,7 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		return PassReport{}, err
 	}
-	res, err := s.pass(ctrs, cfg, true).Run(ctx, cfg, opts.AllowMassPrune)
+	res, err := s.pass(ctx, ctrs, cfg, true).Run(ctx, cfg, opts.AllowMassPrune)
 	if _, ok := errors.AsType[*reconcile.ObserveError](err); ok {
 		return PassReport{At: res.At}, err
 	}
@@ -107,7 +107,7 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	s.lastPass = &rep
 	s.mu.Unlock()
 	if werr := atomicfile.WriteJSON(lastPassFile(s.opts.Root), rep); werr != nil {
-		s.log.Warn("last pass not recorded", "err", werr)
+		s.log.WarnContext(ctx, "last pass not recorded", "err", werr)
 	}
 	return rep, err
 }

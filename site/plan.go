@@ -120,7 +120,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 	ctrs, err := s.containersOf(rev.Config)
 	var pre reconcile.Result
 	if err == nil {
-		pre, err = s.pass(ctrs, rev.Config, false).Preview(ctx, rev.Config, opts.AllowMassPrune)
+		pre, err = s.pass(ctx, ctrs, rev.Config, false).Preview(ctx, rev.Config, opts.AllowMassPrune)
 	}
 	if err != nil {
 		errs = append(errs, err)

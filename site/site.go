@@ -252,7 +252,7 @@ func (s *Site) Pull(ctx context.Context) (PullReport, error) {
 	}
 	s.mu.Lock()
 	s.rev, s.rejected = res.Current, res.Rejected
-	s.refreshNotifier(res.Current.Config)
+	s.refreshNotifier(ctx, res.Current.Config)
 	s.mu.Unlock()
 
 	st, err := s.syncer.Sync(ctx, res.Current)
@@ -277,7 +277,7 @@ func (s *Site) revision(ctx context.Context) (*gitwatch.ConfigRevision, error) {
 		s.mu.Lock()
 		if s.rev == nil {
 			s.rev = rev
-			s.refreshNotifier(rev.Config)
+			s.refreshNotifier(ctx, rev.Config)
 		}
 		s.mu.Unlock()
 		return rev, nil
@@ -302,13 +302,13 @@ func (s *Site) Config(ctx context.Context) (*manifest.Config, error) {
 }
 
 // refreshNotifier (re)makes the notifier when notify: changed. s.mu held.
-func (s *Site) refreshNotifier(cfg *manifest.Config) {
+func (s *Site) refreshNotifier(ctx context.Context, cfg *manifest.Config) {
 	if s.notifyOK && reflect.DeepEqual(s.notifyOf, cfg.Notify) {
 		return
 	}
 	n, err := notify.New(cfg.Notify, notify.Options{Logger: s.log})
 	if err != nil {
-		s.log.Error("notifications off until notify: changes", "err", err)
+		s.log.ErrorContext(ctx, "notifications off until notify: changes", "err", err)
 		n = nil
 	}
 	s.notifier, s.notifyOf, s.notifyOK = n, cfg.Notify, true

@@ -69,7 +69,7 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 		st.Errors = append(st.Errors, "engine: "+err.Error())
 	}
 	d := reconcile.NewDesired(cfg, nil)
-	d.Had = s.knownCourses(cfg, false)
+	d.Had = s.knownCourses(ctx, cfg, false)
 	ctrs, err := mgr.List(ctx, d.Adopts)
 	if err != nil && !strings.Contains(strings.Join(st.Errors, "\n"), "engine:") {
 		st.Errors = append(st.Errors, "engine: "+err.Error())

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/internal/logctx"
 )
 
 // Kinds is a set of kinds of work a pass is asked to do.
@@ -359,8 +361,10 @@ func (q *Queue) worker(ctx context.Context, s *slot) {
 func (q *Queue) pass(ctx context.Context, p Pass) {
 	q.active.Add(1)
 	defer q.active.Add(-1)
-	log := q.log.With("pass", p.ID, "key", p.Key, "kinds", p.Kinds.String())
-	log.Debug("pass start", "reasons", p.Reasons)
+	// Every line logged during the pass, by any package, names it
+	// (logctx.Handler, the ...Context methods of slog).
+	ctx = logctx.With(ctx, slog.Uint64("pass", p.ID))
+	q.log.InfoContext(ctx, "pass", "key", p.Key, "kinds", p.Kinds.String(), "reasons", p.Reasons)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, q.opt.Timeout)
 	defer cancel()
@@ -369,10 +373,12 @@ func (q *Queue) pass(ctx context.Context, p Pass) {
 		err = fmt.Errorf("%w after %s: %w", ErrTimeout, q.opt.Timeout, err)
 	}
 	d := time.Since(start)
+	// The pass's error is logged here, once: the pass function returns
+	// it and logs none of it.
 	if err != nil {
-		log.Error("pass failed", "duration", d, "err", err)
+		q.log.WarnContext(ctx, "pass finished with errors", "duration", d.Round(time.Millisecond), "err", err)
 	} else {
-		log.Debug("pass done", "duration", d)
+		q.log.InfoContext(ctx, "pass finished", "duration", d.Round(time.Millisecond))
 	}
 	if q.opt.Done != nil {
 		q.opt.Done(p, err, d)

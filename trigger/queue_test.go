@@ -1,14 +1,21 @@
 package trigger
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/internal/logctx"
 )
 
 // waitFor polls cond until it holds or the test times out; no bare sleeps.
@@ -371,4 +378,55 @@ func BenchmarkTriggerCoalesced(b *testing.B) {
 	for b.Loop() {
 		q.Trigger("a", Pull, "x")
 	}
+}
+
+// TestPassLinesNameThePass: every line logged during a pass with its
+// context, by the pass function or the queue, carries the pass ID; the
+// pass's error is logged once, at its end.
+func TestPassLinesNameThePass(t *testing.T) {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	log := slog.New(logctx.Handler(slog.NewJSONHandler(lockedWriter{&mu, &buf}, nil)))
+	done := make(chan struct{})
+	q := New(func(ctx context.Context, p Pass) error {
+		log.InfoContext(ctx, "inside", "n", 1)
+		return errors.New("boom")
+	}, Options{Logger: log, Done: func(Pass, error, time.Duration) { close(done) }})
+	q.Trigger("a", Pull, "poll")
+	start(t, q)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	var msgs []string
+	errs := 0
+	for line := range strings.Lines(buf.String()) {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, l["msg"].(string))
+		if l["pass"] != float64(1) {
+			t.Errorf("line without the pass: %s", line)
+		}
+		if _, ok := l["err"]; ok {
+			errs++
+		}
+	}
+	if want := []string{"pass", "inside", "pass finished with errors"}; !slices.Equal(msgs, want) {
+		t.Errorf("lines %q, want %q", msgs, want)
+	}
+	if errs != 1 {
+		t.Errorf("the error logged %d times, want once", errs)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
