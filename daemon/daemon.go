@@ -37,6 +37,11 @@ import (
 const (
 	DefaultPull      = "@every 5m"
 	DefaultReconcile = "@every 5m"
+	// A failed pass is asked for again after RetryBase, doubling up to
+	// RetryMax (the default schedules' period), when its error says a
+	// retry may succeed; see trigger.Options.
+	RetryBase = 30 * time.Second
+	RetryMax  = 5 * time.Minute
 )
 
 // The queue keys of site passes. A pass covers the whole site: courses
@@ -189,7 +194,8 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer d.site.Close()
-	d.queue = trigger.New(d.pass, trigger.Options{Concurrency: 2, Timeout: opts.PassTimeout, Grace: opts.Grace, Logger: opts.Log, Done: d.passDone})
+	d.queue = trigger.New(d.pass, trigger.Options{Concurrency: 2, Timeout: opts.PassTimeout,
+		RetryBase: RetryBase, RetryMax: RetryMax, Grace: opts.Grace, Logger: opts.Log, Done: d.passDone})
 	d.sched = trigger.NewScheduler(func(k trigger.Kinds) { d.trigger(k, "schedule") }, nil, opts.Log)
 
 	scfg := server.Config{Backend: backend{d}, Hooks: server.HookFunc(d.push),

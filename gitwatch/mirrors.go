@@ -145,6 +145,9 @@ func (e *BusyError) Error() string {
 
 func (e *BackoffError) Unwrap() error { return e.Err }
 
+// RetryAt tells the pass's retry (package retry) when the backoff ends.
+func (e *BackoffError) RetryAt() time.Time { return e.Until }
+
 // Mirrors keeps one bare mirror per distinct remote under {root}/mirrors,
 // shared by every course that uses the remote. It is safe for concurrent
 // use: calls on one remote are serialized, calls on different remotes run

@@ -250,7 +250,7 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 		return res, nil
 	case ActionHold:
 		res.Err = d.Reason
-		return res, &HeldError{Image: spec.Image, Reason: d.Reason}
+		return res, &HeldError{Image: spec.Image, Reason: d.Reason, Until: d.HeldUntil}
 	case ActionError:
 		res.Err = d.Reason
 		return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageTag, Err: errors.New(d.Reason)}

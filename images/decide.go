@@ -71,6 +71,8 @@ type Decision struct {
 	Build *Build `json:"-"`
 	// Serving is the key I:latest serves now ("" before a first build).
 	Serving string `json:"serving,omitempty"`
+	// HeldUntil is when a hold ends (ActionHold).
+	HeldUntil time.Time `json:"-"`
 }
 
 // Decide is the one build decision, shared by plan (which predicts) and
@@ -107,7 +109,7 @@ func Decide(spec *Spec, builds []Build, failed *Failure, opts DecideOptions) Dec
 	}
 	if f := failed; f != nil && f.Key == spec.Key && f.InputsAtFault && !opts.Retry {
 		if until := f.At.Add(RetryFailedAfter); opts.Now.Before(until) {
-			d.Action = ActionHold
+			d.Action, d.HeldUntil = ActionHold, until
 			d.Reason = fmt.Sprintf("build %s failed at %s (%s: %s); retried at %s, on a new commit, or with nbh-sync build",
 				spec.ShortKey(), f.At.Format(time.TimeOnly), f.Stage, firstLine(f.Error), until.Format(time.TimeOnly))
 			return d
@@ -190,6 +192,10 @@ func (e *BuildError) Error() string {
 
 func (e *BuildError) Unwrap() error { return e.Err }
 
+// Terminal tells the pass's retry (package retry) that the same inputs
+// would fail again: only a new commit, or an operator's build, retries.
+func (e *BuildError) Terminal() bool { return e.InputsAtFault() }
+
 // InputsAtFault reports whether the build's inputs failed — the Dockerfile,
 // its context or the built image — so that building them again unchanged
 // would fail again; false when the engine was out of reach, the build was
@@ -214,7 +220,12 @@ func (e *BuildError) InputsAtFault() bool {
 type HeldError struct {
 	Image  string
 	Reason string
+	// Until is when the hold ends (Decision.HeldUntil).
+	Until time.Time
 }
+
+// RetryAt tells the pass's retry (package retry) when the hold ends.
+func (e *HeldError) RetryAt() time.Time { return e.Until }
 
 func (e *HeldError) Error() string { return "image " + e.Image + ": " + e.Reason }
 

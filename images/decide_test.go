@@ -2,9 +2,12 @@ package images
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/retry"
 )
 
 // TestDecide is the build decision table: what plan predicts and what
@@ -55,6 +58,10 @@ func TestDecide(t *testing.T) {
 			if (d.Action == ActionTag || d.Action == ActionPin || d.Action == ActionNone) && d.Build == nil {
 				t.Error("no build to serve")
 			}
+			if wantUntil := tc.failed != nil && d.Action == ActionHold; wantUntil != !d.HeldUntil.IsZero() ||
+				wantUntil && !d.HeldUntil.Equal(tc.failed.At.Add(RetryFailedAfter)) {
+				t.Errorf("HeldUntil %v", d.HeldUntil)
+			}
 		})
 	}
 }
@@ -77,6 +84,10 @@ func TestBuildErrorInputsAtFault(t *testing.T) {
 	} {
 		if got := tc.err.InputsAtFault(); got != tc.want {
 			t.Errorf("%s: InputsAtFault = %v, want %v", tc.name, got, tc.want)
+		}
+		// What a pass does next follows (package retry).
+		if got, want := retry.Of(fmt.Errorf("pass: %w", tc.err)).Kind, map[bool]retry.Kind{true: retry.OnChange, false: retry.Soon}[tc.want]; got != want {
+			t.Errorf("%s: retry %s, want %s", tc.name, got, want)
 		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
+	"github.com/nbhosting/nbh-sync/retry"
 	"github.com/nbhosting/nbh-sync/token"
 )
 
@@ -231,6 +232,11 @@ func (e *NoConfigError) Error() string {
 
 func (e *NoConfigError) Unwrap() error { return e.Err }
 
+// Terminal tells the pass's retry (package retry) that a rejected config
+// with nothing else wrong waits for a new commit; a fetch that failed
+// (Err) is retried.
+func (e *NoConfigError) Terminal() bool { return e.Err == nil && e.Rejected != nil }
+
 // Pull fetches the config repo, applies its head if valid (else keeps the
 // last good revision), then fetches every course repo and checks the
 // courses out. Errors of single courses are joined in the error; the report
@@ -247,8 +253,8 @@ func (s *Site) Pull(ctx context.Context) (PullReport, error) {
 		errs = append(errs, err)
 	}
 	if res.Rejected != nil {
-		errs = append(errs, fmt.Errorf("config commit %s rejected, still applying %s:\n%s",
-			shortid.Of(res.Rejected.Commit.String()), shortid.Of(res.Current.Commit.String()), problems(res.Rejected)))
+		errs = append(errs, retry.OnNewInputs(fmt.Errorf("config commit %s rejected, still applying %s:\n%s",
+			shortid.Of(res.Rejected.Commit.String()), shortid.Of(res.Current.Commit.String()), problems(res.Rejected))))
 	}
 	s.mu.Lock()
 	s.rev, s.rejected = res.Current, res.Rejected

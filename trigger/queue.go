@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/internal/logctx"
+	"github.com/nbhosting/nbh-sync/retry"
 )
 
 // Kinds is a set of kinds of work a pass is asked to do.
@@ -123,6 +124,14 @@ type Options struct {
 	// Abandon is how long a stop waits for cancelled passes to return
 	// before it gives up on them.
 	Abandon time.Duration
+	// RetryBase is the wait before a failed pass is asked for again,
+	// when its error says a retry may succeed (package retry: a transient
+	// failure); it doubles with each failure of the key in a row, up to
+	// RetryMax. An error that names a time (a remote's backoff) waits
+	// until then, within the same bounds; one that only new inputs fix is
+	// not retried. Zero: failed passes wait for the next trigger.
+	RetryBase time.Duration
+	RetryMax  time.Duration
 	// Done, if set, is called after each pass with its outcome and
 	// duration (for metrics and history). It runs on the pass's goroutine.
 	Done   func(p Pass, err error, d time.Duration)
@@ -138,6 +147,10 @@ type slot struct {
 	kinds   Kinds
 	reasons []string
 	started bool // a worker goroutine serves this slot
+	// failures counts the key's failed passes in a row; retry is the
+	// timer that asks for the next try.
+	failures int
+	retry    *time.Timer
 }
 
 // Queue coalesces triggers into passes; see the package doc.
@@ -178,6 +191,7 @@ func New(fn PassFunc, opt Options) *Queue {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	opt.RetryMax = max(opt.RetryMax, opt.RetryBase)
 	return &Queue{
 		run:   fn,
 		opt:   opt,
@@ -294,6 +308,9 @@ func (q *Queue) stop(cancelPasses context.CancelFunc) error {
 		if s.kinds != 0 {
 			dropped = append(dropped, s.key)
 		}
+		if s.retry != nil {
+			s.retry.Stop()
+		}
 		s.mu.Unlock()
 	}
 	q.mu.Unlock()
@@ -352,13 +369,13 @@ func (q *Queue) worker(ctx context.Context, s *slot) {
 		s.mu.Unlock()
 		if p.Kinds != 0 {
 			p.ID = q.ids.Add(1)
-			q.pass(ctx, p)
+			q.pass(ctx, s, p)
 		}
 		<-q.sem
 	}
 }
 
-func (q *Queue) pass(ctx context.Context, p Pass) {
+func (q *Queue) pass(ctx context.Context, s *slot, p Pass) {
 	q.active.Add(1)
 	defer q.active.Add(-1)
 	// Every line logged during the pass, by any package, names it
@@ -376,13 +393,45 @@ func (q *Queue) pass(ctx context.Context, p Pass) {
 	// The pass's error is logged here, once: the pass function returns
 	// it and logs none of it.
 	if err != nil {
-		q.log.WarnContext(ctx, "pass finished with errors", "duration", d.Round(time.Millisecond), "err", err)
+		q.log.WarnContext(ctx, "pass finished with errors", "duration", d.Round(time.Millisecond), "retry", q.retryLater(s, p, err), "err", err)
 	} else {
+		s.mu.Lock()
+		s.failures = 0
+		if s.retry != nil {
+			s.retry.Stop() // whatever it was to retry is done
+		}
+		s.mu.Unlock()
 		q.log.InfoContext(ctx, "pass finished", "duration", d.Round(time.Millisecond))
 	}
 	if q.opt.Done != nil {
 		q.opt.Done(p, err, d)
 	}
+}
+
+// retryLater asks for the pass again after it failed with err, as err
+// says (package retry), and returns when, in words, for the log.
+func (q *Queue) retryLater(s *slot, p Pass, err error) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures++
+	if q.opt.RetryBase <= 0 {
+		return "at the next trigger"
+	}
+	var d time.Duration
+	switch v := retry.Of(err); v.Kind {
+	case retry.OnChange:
+		return "on new inputs"
+	case retry.Later:
+		d = time.Until(v.At)
+	default:
+		d = q.opt.RetryBase << min(s.failures-1, 20)
+	}
+	d = min(max(d, q.opt.RetryBase), q.opt.RetryMax)
+	if s.retry != nil {
+		s.retry.Stop()
+	}
+	s.retry = time.AfterFunc(d, func() { q.Trigger(p.Key, p.Kinds, "retry after error") })
+	return "in " + d.Round(time.Second).String()
 }
 
 // safeRun turns a panic of the pass function into an error, so that one

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/internal/logctx"
+	"github.com/nbhosting/nbh-sync/retry"
 )
 
 // waitFor polls cond until it holds or the test times out; no bare sleeps.
@@ -429,4 +430,88 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+type waitUntil time.Time
+
+func (w waitUntil) Error() string      { return "remote backing off" }
+func (w waitUntil) RetryAt() time.Time { return time.Time(w) }
+
+// TestRetryAfterFailure: a transient failure asks for the pass again, with
+// its kinds, and a success ends the retries; a failure only new inputs fix
+// is not retried.
+func TestRetryAfterFailure(t *testing.T) {
+	for _, tc := range []struct {
+		desc    string
+		err     error
+		retried bool
+	}{
+		{"transient", errors.New("engine restarting"), true},
+		{"a time named", waitUntil(time.Now().Add(30 * time.Millisecond)), true},
+		{"new inputs only", retry.OnNewInputs(errors.New("Dockerfile: unknown instruction")), false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			rec := &recorder{}
+			var calls atomic.Int32
+			q := New(func(ctx context.Context, p Pass) error {
+				if calls.Add(1) == 1 {
+					return tc.err
+				}
+				return nil
+			}, Options{RetryBase: 20 * time.Millisecond, RetryMax: time.Second, Done: rec.done})
+			q.Trigger("pull", Pull|Rebuild, "cron rebuild")
+			start(t, q)
+			waitFor(t, "the first pass", func() bool { return rec.n() == 1 })
+			s := q.slots["pull"]
+			s.mu.Lock()
+			timer := s.retry
+			s.mu.Unlock()
+			if !tc.retried {
+				if timer != nil {
+					t.Fatal("a retry was asked for")
+				}
+				return
+			}
+			waitFor(t, "the retry", func() bool { return rec.n() == 2 })
+			p, err := rec.get(1)
+			if err != nil || p.Kinds != Pull|Rebuild || !slices.Equal(p.Reasons, []string{"retry after error"}) {
+				t.Errorf("retry: %+v, %v", p, err)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.failures != 0 {
+				t.Errorf("failures in a row after a success: %d", s.failures)
+			}
+		})
+	}
+}
+
+// TestRetryBackoff: each failure in a row doubles the wait, up to RetryMax;
+// a named time is kept within the bounds.
+func TestRetryBackoff(t *testing.T) {
+	q := New(func(context.Context, Pass) error { return nil }, Options{RetryBase: time.Minute, RetryMax: 5 * time.Minute})
+	s := &slot{key: "k"}
+	p := Pass{Key: "k", Kinds: Reconcile}
+	defer func() { s.retry.Stop() }()
+	for i, tc := range []struct {
+		err  error
+		want string
+	}{
+		{errors.New("x"), "in 1m0s"},
+		{errors.New("x"), "in 2m0s"},
+		{errors.New("x"), "in 4m0s"},
+		{errors.New("x"), "in 5m0s"},
+		{waitUntil(time.Now().Add(3*time.Minute + 10*time.Second)), "in 3m10s"},
+		{waitUntil(time.Now().Add(time.Second)), "in 1m0s"},
+		{waitUntil(time.Now().Add(time.Hour)), "in 5m0s"},
+		{retry.OnNewInputs(errors.New("x")), "on new inputs"},
+	} {
+		if got := q.retryLater(s, p, tc.err); got != tc.want {
+			t.Errorf("failure %d (%v): %q, want %q", i+1, tc.err, got, tc.want)
+		}
+	}
+	off := New(func(context.Context, Pass) error { return nil }, Options{})
+	if got := off.retryLater(&slot{}, p, errors.New("x")); got != "at the next trigger" {
+		t.Errorf("without RetryBase: %q", got)
+	}
 }
