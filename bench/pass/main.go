@@ -23,14 +23,12 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -47,26 +45,17 @@ import (
 )
 
 func main() {
-	n := flag.Int("n", 1000, "managed containers to create (created, not started)")
-	running := flag.Int("running", 50, "of which running fake Jupyter servers")
-	courses := flag.Int("courses", 10, "courses the containers are spread over")
-	rounds := flag.Int("rounds", 3, "timed rounds of each side, interleaved")
-	workers := flag.Int("workers", 8, "concurrent engine calls while setting up and cleaning up")
+	sc := benchenv.ScaleFlags("managed containers (created, not started; -running of them started)")
 	apply := flag.Bool("apply", true, "then apply the plan: half the courses one action at a time, half at the production concurrency")
 	naive := flag.Bool("naive", true, "also time the CLI baselines (docker ps + one docker inspect each, and one of all)")
 	watchtower := flag.String("watchtower", "", "watchtower binary (built from github.com/containrrr/watchtower) to time beside the pass: --run-once --monitor-only --no-pull --include-stopped --label-enable")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if *watchtower == "" && !*naive {
-		fmt.Fprintln(os.Stderr, "bench/pass: no baseline: give -watchtower or leave -naive on")
-		os.Exit(2)
-	}
-	b := baselines{naive: *naive, watchtower: *watchtower}
-	if err := run(ctx, *n, min(*running, *n), max(*courses, 2), max(*rounds, 1), max(*workers, 1), *apply, b); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/pass:", err)
-		os.Exit(1)
-	}
+	benchenv.Main("bench/pass", func(ctx context.Context) error {
+		if *watchtower == "" && !*naive {
+			return errors.New("no baseline: give -watchtower or leave -naive on")
+		}
+		b := baselines{naive: *naive, watchtower: *watchtower}
+		return run(ctx, sc.N, min(sc.Running, sc.N), max(sc.Courses, 2), max(sc.Rounds, 1), max(sc.Workers, 1), *apply, b)
+	})
 }
 
 func socketPath() (string, error) {
