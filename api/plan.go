@@ -32,7 +32,9 @@ type Rejection struct {
 	At       time.Time `json:"at"`
 }
 
-// Problem is one problem validation found in a config commit.
+// Problem is one problem validation found in a config commit. It has the
+// fields of manifest.Problem, in the same order, so that each converts to
+// the other: the command line prints one with manifest.Problem's String.
 type Problem struct {
 	File string `json:"file"`
 	Line int    `json:"line,omitempty"`
