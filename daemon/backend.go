@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/server"
@@ -26,7 +27,7 @@ func (b backend) Ready() error {
 	return nil
 }
 
-func (b backend) Status(ctx context.Context) (server.Status, error) {
+func (b backend) Status(ctx context.Context) (api.Status, error) {
 	st, err := b.d.site.Status(ctx)
 	st.Schedules = b.d.sched.Next()
 	return st, err
@@ -36,49 +37,49 @@ func (b backend) History(ctx context.Context, q history.Query) ([]history.Record
 	return b.d.hist.Query(ctx, q)
 }
 
-func (b backend) Plan(ctx context.Context) (any, error) {
+func (b backend) Plan(ctx context.Context) (api.Plan, error) {
 	rep, err := b.d.site.Plan(ctx, site.PassOptions{})
 	var nc *site.NoConfigError
 	if errors.As(err, &nc) {
-		return nil, fmt.Errorf("%w: %w", server.ErrNotReady, err)
+		return api.Plan{}, fmt.Errorf("%w: %w", server.ErrNotReady, err)
 	}
 	return rep, nil // a partial plan is still worth showing; errors are in the log
 }
 
-func (b backend) Spawn(ctx context.Context, req server.SpawnRequest) (server.SpawnResult, error) {
+func (b backend) Spawn(ctx context.Context, req api.SpawnRequest) (api.SpawnResult, error) {
 	sp, err := b.d.site.Spawn(ctx, req.Course, req.Student, uidString(req.UID))
 	if err != nil {
-		return server.SpawnResult{}, spawnError(err)
+		return api.SpawnResult{}, spawnError(err)
 	}
-	return server.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL, Token: sp.Token,
+	return api.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL, Token: sp.Token,
 		LaunchURL: b.d.launch(req.Course, req.Student, sp)}, nil
 }
 
-func (b backend) Sync(ctx context.Context, req server.SyncRequest) (server.SyncResult, error) {
+func (b backend) Sync(ctx context.Context, req api.SyncRequest) (api.SyncResult, error) {
 	kinds := trigger.Sync
 	if len(req.Kinds) > 0 {
 		kinds = 0
 		for _, k := range req.Kinds {
 			kk, err := trigger.ParseKind(k)
 			if err != nil {
-				return server.SyncResult{}, fmt.Errorf("%w: %w", server.ErrInvalid, err)
+				return api.SyncResult{}, fmt.Errorf("%w: %w", server.ErrInvalid, err)
 			}
 			kinds |= kk
 		}
 	}
 	cfg, err := b.d.site.Config(ctx)
 	if err != nil {
-		return server.SyncResult{}, fmt.Errorf("%w: %w", server.ErrNotReady, err)
+		return api.SyncResult{}, fmt.Errorf("%w: %w", server.ErrNotReady, err)
 	}
 	courses := cfg.CourseNames()
 	if req.Course != "" {
 		if _, ok := cfg.Courses[req.Course]; !ok {
-			return server.SyncResult{}, fmt.Errorf("%w: no course %s", server.ErrNotFound, req.Course)
+			return api.SyncResult{}, fmt.Errorf("%w: no course %s", server.ErrNotFound, req.Course)
 		}
 		courses = []string{req.Course}
 	}
 	b.d.trigger(kinds, req.Source)
-	return server.SyncResult{Courses: courses}, nil
+	return api.SyncResult{Courses: courses}, nil
 }
 
 func (b backend) ConfirmPrune(ctx context.Context, revision string) error {
@@ -97,33 +98,33 @@ func (b backend) ConfirmPrune(ctx context.Context, revision string) error {
 // push handles a webhook: the signature by the path's provider, replays,
 // the payload; then a pass when the push concerns the site, whose fetch
 // backoff on the pushed repos ends at once.
-func (d *daemon) push(ctx context.Context, provider string, h http.Header, body []byte) (server.SyncResult, error) {
+func (d *daemon) push(ctx context.Context, provider string, h http.Header, body []byte) (api.SyncResult, error) {
 	p := webhook.Provider(provider)
 	if !webhook.Known(p) {
-		return server.SyncResult{}, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
+		return api.SyncResult{}, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
 	}
 	// Only the signature the path's provider uses counts.
 	if err := webhook.VerifyFor(p, h, body, d.secret); err != nil {
-		return server.SyncResult{}, err
+		return api.SyncResult{}, err
 	}
 	if d.replays.Seen(p, body, time.Now()) {
-		return server.SyncResult{}, fmt.Errorf("%w: this signed delivery was received already (a replay)", server.ErrConflict)
+		return api.SyncResult{}, fmt.Errorf("%w: this signed delivery was received already (a replay)", server.ErrConflict)
 	}
 	push, err := webhook.Parse(p, h, body)
 	if err != nil {
-		return server.SyncResult{}, fmt.Errorf("%w: %w", server.ErrInvalid, err)
+		return api.SyncResult{}, fmt.Errorf("%w: %w", server.ErrInvalid, err)
 	}
 	if !push.IsPush {
-		return server.SyncResult{}, nil
+		return api.SyncResult{}, nil
 	}
 	courses, ours := d.site.Pushed(ctx, push.Keys())
 	if !ours {
 		d.log.InfoContext(ctx, "webhook push for a repo the site does not use", "provider", provider, "repos", push.Keys())
-		return server.SyncResult{}, nil
+		return api.SyncResult{}, nil
 	}
 	d.trigger(trigger.Sync, "hook:"+provider)
 	d.log.InfoContext(ctx, "webhook accepted", "provider", provider, "courses", courses)
-	return server.SyncResult{Courses: courses}, nil
+	return api.SyncResult{Courses: courses}, nil
 }
 
 // hookHeaders checks a webhook's signature header before its body is

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
-	"github.com/nbhosting/nbh-sync/server"
 )
 
 // daemon is `nbh-sync run` as a real process, which the test can kill and
@@ -292,13 +292,13 @@ func (d *daemon) waitReady(timeout time.Duration) {
 	})
 }
 
-func (d *daemon) status(ctx context.Context) (server.Status, error) {
-	var st server.Status
+func (d *daemon) status(ctx context.Context) (api.Status, error) {
+	var st api.Status
 	err := d.call(ctx, http.MethodGet, "/api/status", nil, &st)
 	return st, err
 }
 
-func (d *daemon) mustStatus() server.Status {
+func (d *daemon) mustStatus() api.Status {
 	d.t.Helper()
 	st, err := d.status(d.t.Context())
 	if err != nil {
@@ -307,13 +307,13 @@ func (d *daemon) mustStatus() server.Status {
 	return st
 }
 
-func (d *daemon) spawn(ctx context.Context, course, student string, uid *int) (server.SpawnResult, error) {
-	var res server.SpawnResult
-	err := d.call(ctx, http.MethodPost, "/api/spawn", server.SpawnRequest{Course: course, Student: student, UID: uid}, &res)
+func (d *daemon) spawn(ctx context.Context, course, student string, uid *int) (api.SpawnResult, error) {
+	var res api.SpawnResult
+	err := d.call(ctx, http.MethodPost, "/api/spawn", api.SpawnRequest{Course: course, Student: student, UID: uid}, &res)
 	return res, err
 }
 
-func (d *daemon) mustSpawn(course, student string, uid *int) server.SpawnResult {
+func (d *daemon) mustSpawn(course, student string, uid *int) api.SpawnResult {
 	d.t.Helper()
 	res, err := d.spawn(d.t.Context(), course, student, uid)
 	if err != nil {
@@ -325,13 +325,13 @@ func (d *daemon) mustSpawn(course, student string, uid *int) server.SpawnResult 
 // sync asks for a pass of the given kinds (a full sync when none).
 func (d *daemon) sync(kinds ...string) {
 	d.t.Helper()
-	if err := d.call(d.t.Context(), http.MethodPost, "/api/sync", server.SyncRequest{Kinds: kinds}, nil); err != nil {
+	if err := d.call(d.t.Context(), http.MethodPost, "/api/sync", api.SyncRequest{Kinds: kinds}, nil); err != nil {
 		d.t.Fatalf("sync: %v", err)
 	}
 }
 
 // hook sends a signed generic webhook for a push to repoURL.
-func (d *daemon) hook(repoURL string) server.SyncResult {
+func (d *daemon) hook(repoURL string) api.SyncResult {
 	d.t.Helper()
 	body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "repository": map[string]string{"clone_url": repoURL}})
 	mac := hmac.New(sha256.New, []byte(d.secret))
@@ -344,7 +344,7 @@ func (d *daemon) hook(repoURL string) server.SyncResult {
 		d.t.Fatalf("webhook: %v", err)
 	}
 	defer resp.Body.Close()
-	var res server.SyncResult
+	var res api.SyncResult
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(b, &res) != nil {
 		d.t.Fatalf("webhook: %s: %s", resp.Status, b)
@@ -353,23 +353,23 @@ func (d *daemon) hook(repoURL string) server.SyncResult {
 }
 
 // course returns the view of course in st.
-func course(st server.Status, name string) (server.CourseView, bool) {
+func course(st api.Status, name string) (api.CourseView, bool) {
 	for _, c := range st.Courses {
 		if c.Name == name {
 			return c, true
 		}
 	}
-	return server.CourseView{}, false
+	return api.CourseView{}, false
 }
 
 // imageView returns the view of image in st.
-func imageView(st server.Status, name string) server.ImageView {
+func imageView(st api.Status, name string) api.ImageView {
 	for _, im := range st.Images {
 		if im.Name == name {
 			return im
 		}
 	}
-	return server.ImageView{}
+	return api.ImageView{}
 }
 
 // eventually polls cond until it holds or timeout passes; detail says

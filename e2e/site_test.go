@@ -10,8 +10,8 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
-	"github.com/nbhosting/nbh-sync/server"
 )
 
 // Kernels the fake Jupyter server reports (FAKE_KERNELS): one idle since
@@ -105,7 +105,7 @@ func (s *fakeSite) start(courses ...fakeCourse) (*daemon, *engineProxy) {
 }
 
 // setKernels replaces the kernels of a fake server (its control endpoint).
-func setKernels(t *testing.T, sp server.SpawnResult, token, kernels string) {
+func setKernels(t *testing.T, sp api.SpawnResult, token, kernels string) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, sp.URL+"fake/kernels", strings.NewReader(kernels))
 	req.Header.Set("Authorization", "token "+token)

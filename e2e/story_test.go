@@ -19,9 +19,9 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
-	"github.com/nbhosting/nbh-sync/server"
 )
 
 // jupyterDockerfile is a course image on the real Jupyter server; marker
@@ -133,7 +133,7 @@ func TestStory(t *testing.T) {
 	type who struct{ course, name string }
 	cohort := []who{{py, "alice"}, {py, "bob"}, {gone, "carol"}, {gone, "dave"}}
 	spawned := make([]struct {
-		res server.SpawnResult
+		res api.SpawnResult
 		err error
 	}, len(cohort))
 	var wg sync.WaitGroup

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/server/servertest"
@@ -61,7 +62,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	now := time.Now()
 	var statusCalls atomic.Int64
 	be := fakeBackend(&calls{})
-	be.StatusFunc = func(context.Context) (server.Status, error) {
+	be.StatusFunc = func(context.Context) (api.Status, error) {
 		statusCalls.Add(1)
 		return servertest.SampleStatus(now), nil
 	}
@@ -189,7 +190,7 @@ func TestDashboardRefreshesItself(t *testing.T) {
 	ctx := testenv.Browser(t, 60*time.Second)
 	var statusCalls atomic.Int64
 	be := fakeBackend(&calls{})
-	be.StatusFunc = func(context.Context) (server.Status, error) {
+	be.StatusFunc = func(context.Context) (api.Status, error) {
 		statusCalls.Add(1)
 		return servertest.SampleStatus(time.Now()), nil
 	}

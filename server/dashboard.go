@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/livelog"
 )
 
@@ -21,7 +22,7 @@ var dashboardHTML string
 
 // page is what the dashboard template renders.
 type page struct {
-	Status Status
+	Status api.Status
 	// Courses are the cards, each with the errors that belong to it;
 	// SiteErrors what belongs to no course nor image.
 	Courses    []courseCard
@@ -130,7 +131,7 @@ func nonce() string {
 
 // courseCard is a course as its card shows it.
 type courseCard struct {
-	CourseView
+	api.CourseView
 	// Errors are the full texts of the course's errors, each once.
 	Errors []string
 	// ImageShown is true when the images table has the course's image,
@@ -144,7 +145,7 @@ type courseCard struct {
 // failed); the rest stays site-wide. The status carries the same failure
 // in several lists, and an admin reading it seven times looks for seven
 // problems.
-func placeErrors(st Status) ([]courseCard, []string) {
+func placeErrors(st api.Status) ([]courseCard, []string) {
 	onImages := map[string]bool{}
 	images := map[string]bool{}
 	for _, img := range st.Images {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/nbhosting/nbh-sync/api"
 	"slices"
 	"strings"
 	"testing"
@@ -16,14 +17,14 @@ func TestPlaceErrors(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		name       string
-		st         Status
+		st         api.Status
 		wantCourse map[string][]string
 		wantSite   []string
 	}{
 		{
 			name: "a site error naming a course's repo goes on that course, once",
-			st: Status{
-				Courses: []CourseView{{Name: "a", Repo: "https://github.com/x/a.git", Error: dns}},
+			st: api.Status{
+				Courses: []api.CourseView{{Name: "a", Repo: "https://github.com/x/a.git", Error: dns}},
 				Errors:  []string{dns, engine},
 			},
 			wantCourse: map[string][]string{"a": {dns}},
@@ -31,24 +32,24 @@ func TestPlaceErrors(t *testing.T) {
 		},
 		{
 			name: "an image's error shows on its row, not on the courses using it nor site-wide",
-			st: Status{
-				Courses: []CourseView{{Name: "b", Image: "b", Error: build, ImageError: build}, {Name: "b2", Image: "b", ImageError: build}},
-				Images:  []ImageView{{Name: "b", Error: build}},
+			st: api.Status{
+				Courses: []api.CourseView{{Name: "b", Image: "b", Error: build, ImageError: build}, {Name: "b2", Image: "b", ImageError: build}},
+				Images:  []api.ImageView{{Name: "b", Error: build}},
 				Errors:  []string{build},
 			},
 			wantCourse: map[string][]string{"b": nil, "b2": nil},
 		},
 		{
 			name: "an image missing from the table: its error stays on the course",
-			st: Status{
-				Courses: []CourseView{{Name: "c", Image: "c", ImageError: noDocker}},
+			st: api.Status{
+				Courses: []api.CourseView{{Name: "c", Image: "c", ImageError: noDocker}},
 			},
 			wantCourse: map[string][]string{"c": {noDocker}},
 		},
 		{
 			name: "a longer version of an error already on the card is not repeated",
-			st: Status{
-				Courses: []CourseView{{Name: "a", Repo: "https://github.com/x/a.git", Error: "lookup github.com: no such host"}},
+			st: api.Status{
+				Courses: []api.CourseView{{Name: "a", Repo: "https://github.com/x/a.git", Error: "lookup github.com: no such host"}},
 				Errors:  []string{dns},
 			},
 			wantCourse: map[string][]string{"a": {"lookup github.com: no such host"}},
@@ -72,7 +73,7 @@ func TestPlaceErrors(t *testing.T) {
 // "done" is news.
 func TestDashboardActionResults(t *testing.T) {
 	var buf strings.Builder
-	st := Status{Actions: []ActionView{
+	st := api.Status{Actions: []api.ActionView{
 		{Kind: "spawn", Course: "demo", Student: "alice", Result: "created"},
 		{Kind: "stop", Course: "demo", Student: "bob", Result: "done"},
 		{Kind: "remove", Course: "demo", Student: "carol", Result: "failed"},

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/nbhosting/nbh-sync/api"
 )
 
 // Demo is the demo credential of a site on loopback (run --demo): the
@@ -14,18 +16,6 @@ type Demo struct {
 	// UID is the uid the demo student's server runs as (the host has no
 	// account of the student's name).
 	UID int
-}
-
-// DemoRequest asks for the demo student's server of a course.
-type DemoRequest struct {
-	Course string `json:"course"`
-}
-
-// DemoResult is where to send the browser.
-type DemoResult struct {
-	Name      string `json:"name"`
-	State     string `json:"state"`
-	LaunchURL string `json:"launch_url"`
 }
 
 // demo serves POST /api/demo, for the dashboard's own page only: the call
@@ -41,7 +31,7 @@ func (s *Server) demo(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "the demo action answers only to the dashboard's own page")
 		return
 	}
-	var req DemoRequest
+	var req api.DemoRequest
 	if !s.decode(w, r, &req) {
 		return
 	}
@@ -52,7 +42,7 @@ func (s *Server) demo(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	uid := s.cfg.Demo.UID
-	res, err := s.cfg.Backend.Spawn(ctx, SpawnRequest{Course: req.Course, Student: s.cfg.Demo.Student, UID: &uid})
+	res, err := s.cfg.Backend.Spawn(ctx, api.SpawnRequest{Course: req.Course, Student: s.cfg.Demo.Student, UID: &uid})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -61,7 +51,7 @@ func (s *Server) demo(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("%w: no front door to open the notebook through (run --proxy-listen)", ErrNotReady))
 		return
 	}
-	writeJSON(w, http.StatusOK, DemoResult{Name: res.Name, State: res.State, LaunchURL: res.LaunchURL})
+	writeJSON(w, http.StatusOK, api.DemoResult{Name: res.Name, State: res.State, LaunchURL: res.LaunchURL})
 }
 
 // sameOrigin is true when r comes from a page of the origin it is sent to.

@@ -7,18 +7,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/server"
 )
 
 func TestDemoAction(t *testing.T) {
-	var asked []server.SpawnRequest
+	var asked []api.SpawnRequest
 	be := fakeBackend(&calls{})
-	be.SpawnFunc = func(_ context.Context, r server.SpawnRequest) (server.SpawnResult, error) {
+	be.SpawnFunc = func(_ context.Context, r api.SpawnRequest) (api.SpawnResult, error) {
 		asked = append(asked, r)
 		if r.Course == "nodoor" {
-			return server.SpawnResult{Name: "nodoor-x-" + r.Student}, nil
+			return api.SpawnResult{Name: "nodoor-x-" + r.Student}, nil
 		}
-		return server.SpawnResult{Name: r.Course + "-x-" + r.Student, State: "created", Token: "secret",
+		return api.SpawnResult{Name: r.Course + "-x-" + r.Student, State: "created", Token: "secret",
 			LaunchURL: "http://127.0.0.1:8788/u/" + r.Course + "/" + r.Student + "/?ticket=t"}, nil
 	}
 	s, err := server.New(server.Config{Backend: be, Token: token, Demo: &server.Demo{Student: "alice", UID: 1000}})

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/server"
 )
@@ -95,8 +96,8 @@ func rawRequest(t *testing.T, addr, head, partial string) (int, string) {
 // A body that never comes is refused without naming this host's addresses.
 func TestSlowBodyAnswerNamesNoAddress(t *testing.T) {
 	addr := serve(t, server.Config{Backend: fakeBackend(&calls{}), Token: token, BodyReadTimeout: 300 * time.Millisecond,
-		Hooks: server.HookFunc(func(context.Context, string, http.Header, []byte) (server.SyncResult, error) {
-			return server.SyncResult{}, nil
+		Hooks: server.HookFunc(func(context.Context, string, http.Header, []byte) (api.SyncResult, error) {
+			return api.SyncResult{}, nil
 		})})
 	host, port, _ := net.SplitHostPort(addr)
 	for _, path := range []string{"/api/spawn", "/hooks/github"} {
@@ -158,9 +159,9 @@ func rss(t *testing.T) int64 {
 // on their headers, and only MaxHookReads bodies are read at once.
 func TestHookFloodMemoryBounded(t *testing.T) {
 	var verified atomic.Int64
-	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (server.SyncResult, error) {
+	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (api.SyncResult, error) {
 		verified.Add(1)
-		return server.SyncResult{}, errors.New("signature does not match")
+		return api.SyncResult{}, errors.New("signature does not match")
 	})
 	s, err := server.New(server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, HookHeaders: webhookHeaders})
 	if err != nil {
@@ -238,8 +239,8 @@ func TestHookFloodMemoryBounded(t *testing.T) {
 
 // Beyond MaxHookReads bodies at once, a webhook is answered 503 at once.
 func TestHookReadsCapped(t *testing.T) {
-	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (server.SyncResult, error) {
-		return server.SyncResult{}, nil
+	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (api.SyncResult, error) {
+		return api.SyncResult{}, nil
 	})
 	addr := serve(t, server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, HookHeaders: webhookHeaders, MaxHookReads: 1,
 		BodyReadTimeout: 10 * time.Second})
@@ -270,8 +271,8 @@ func TestHookReadsCapped(t *testing.T) {
 // The unauthenticated GETs answer only to localhost, IP addresses and the
 // names allowed; webhooks and mutations are not held to it.
 func TestHostAllowList(t *testing.T) {
-	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (server.SyncResult, error) {
-		return server.SyncResult{}, nil
+	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (api.SyncResult, error) {
+		return api.SyncResult{}, nil
 	})
 	s, err := server.New(server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, Token: token,
 		AllowedHosts: []string{"0.0.0.0:8787", "nbh.example.org"}})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/livelog"
 )
 
@@ -14,7 +15,7 @@ func (s *Server) runningBuilds(w http.ResponseWriter, r *http.Request) {
 	if builds == nil {
 		builds = []livelog.Build{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"builds": builds})
+	writeJSON(w, http.StatusOK, api.RunningBuilds{Builds: builds})
 }
 
 // buildLog serves GET /api/builds/log/IMAGE: the log of the image's latest

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/livelog"
 )
@@ -187,7 +188,7 @@ func (s *Server) hostAllowed(w http.ResponseWriter, r *http.Request) bool {
 func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, api.Ack{Status: "ok"})
 	})
 	m.HandleFunc("GET /readyz", s.readyz)
 	if s.cfg.Metrics != nil {
@@ -261,7 +262,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, api.Ack{Status: "ready"})
 }
 
 func (s *Server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
@@ -281,18 +282,18 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 
 // normalize turns nil lists into empty ones, so that scripts always get
 // arrays.
-func normalize(st Status) Status {
+func normalize(st api.Status) api.Status {
 	if st.Courses == nil {
-		st.Courses = []CourseView{}
+		st.Courses = []api.CourseView{}
 	}
 	if st.Images == nil {
-		st.Images = []ImageView{}
+		st.Images = []api.ImageView{}
 	}
 	if st.Builds == nil {
-		st.Builds = []BuildView{}
+		st.Builds = []api.BuildView{}
 	}
 	if st.Actions == nil {
-		st.Actions = []ActionView{}
+		st.Actions = []api.ActionView{}
 	}
 	if st.Errors == nil {
 		st.Errors = []string{}
@@ -318,7 +319,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	if recs == nil {
 		recs = []history.Record{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"records": recs})
+	writeJSON(w, http.StatusOK, api.History{Records: recs})
 }
 
 func parseHistoryQuery(r *http.Request, now time.Time) (history.Query, error) {
@@ -372,7 +373,7 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) spawn(w http.ResponseWriter, r *http.Request) {
-	var req SpawnRequest
+	var req api.SpawnRequest
 	if !s.decode(w, r, &req) {
 		return
 	}
@@ -401,7 +402,7 @@ func (s *Server) spawn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
-	var req SyncRequest
+	var req api.SyncRequest
 	// The body is optional: POST /api/sync?course=x works too.
 	if r.ContentLength != 0 {
 		if !s.decode(w, r, &req) {
@@ -423,9 +424,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) confirmPrune(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Revision string `json:"revision"`
-	}
+	var req api.ConfirmPruneRequest
 	if r.ContentLength != 0 {
 		if !s.decode(w, r, &req) {
 			return
@@ -437,7 +436,7 @@ func (s *Server) confirmPrune(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "confirmed"})
+	writeJSON(w, http.StatusOK, api.Ack{Status: "confirmed"})
 }
 
 // hook serves POST /hooks/{provider}: the signature header, a bounded
@@ -574,5 +573,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // writeError answers {"error": msg}.
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+	writeJSON(w, code, api.Error{Error: msg})
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/server"
@@ -27,7 +28,7 @@ const token = "s3cr3t-token"
 // calls records what the fake backend was asked.
 type calls struct {
 	mu    sync.Mutex
-	syncs []server.SyncRequest
+	syncs []api.SyncRequest
 	query history.Query
 	hooks int
 }
@@ -48,38 +49,38 @@ func newServer(t *testing.T, be *servertest.Backend, hooks server.HookHandler) *
 func fakeBackend(c *calls) *servertest.Backend {
 	return &servertest.Backend{
 		ReadyFunc:  func() error { return nil },
-		StatusFunc: func(context.Context) (server.Status, error) { return servertest.SampleStatus(time.Now()), nil },
+		StatusFunc: func(context.Context) (api.Status, error) { return servertest.SampleStatus(time.Now()), nil },
 		HistoryFunc: func(_ context.Context, q history.Query) ([]history.Record, error) {
 			c.mu.Lock()
 			c.query = q
 			c.mu.Unlock()
 			return []history.Record{{ID: 2, Kind: history.KindBuild, Image: "x"}}, nil
 		},
-		PlanFunc: func(context.Context) (any, error) {
-			return map[string]any{"actions": []string{"remove flotpython-x-alice"}}, nil
+		PlanFunc: func(context.Context) (api.Plan, error) {
+			return api.Plan{Actions: []api.PlanAction{{Kind: "remove", Container: "flotpython-x-alice"}}}, nil
 		},
-		SpawnFunc: func(_ context.Context, req server.SpawnRequest) (server.SpawnResult, error) {
+		SpawnFunc: func(_ context.Context, req api.SpawnRequest) (api.SpawnResult, error) {
 			switch req.Course {
 			case "nope":
-				return server.SpawnResult{}, fmt.Errorf("spawn: course %q: %w", req.Course, server.ErrNotFound)
+				return api.SpawnResult{}, fmt.Errorf("spawn: course %q: %w", req.Course, server.ErrNotFound)
 			case "old":
-				return server.SpawnResult{}, fmt.Errorf("spawn: course old is archived: %w", server.ErrConflict)
+				return api.SpawnResult{}, fmt.Errorf("spawn: course old is archived: %w", server.ErrConflict)
 			case "slow":
-				return server.SpawnResult{}, fmt.Errorf("spawn: wait for server: %w", context.DeadlineExceeded)
+				return api.SpawnResult{}, fmt.Errorf("spawn: wait for server: %w", context.DeadlineExceeded)
 			}
-			return server.SpawnResult{Name: req.Course + "-x-" + req.Student, State: "created", Port: 32001, URL: "/32001/"}, nil
+			return api.SpawnResult{Name: req.Course + "-x-" + req.Student, State: "created", Port: 32001, URL: "/32001/"}, nil
 		},
-		SyncFunc: func(_ context.Context, req server.SyncRequest) (server.SyncResult, error) {
+		SyncFunc: func(_ context.Context, req api.SyncRequest) (api.SyncResult, error) {
 			c.mu.Lock()
 			c.syncs = append(c.syncs, req)
 			c.mu.Unlock()
 			if req.Course == "nope" {
-				return server.SyncResult{}, fmt.Errorf("sync %s: %w", req.Course, server.ErrNotFound)
+				return api.SyncResult{}, fmt.Errorf("sync %s: %w", req.Course, server.ErrNotFound)
 			}
 			if req.Course != "" {
-				return server.SyncResult{Courses: []string{req.Course}}, nil
+				return api.SyncResult{Courses: []string{req.Course}}, nil
 			}
-			return server.SyncResult{Courses: []string{"flotpython", "ds-handbook"}}, nil
+			return api.SyncResult{Courses: []string{"flotpython", "ds-handbook"}}, nil
 		},
 		ConfirmPruneFunc: func(_ context.Context, rev string) error {
 			if rev == "stale" {
@@ -127,7 +128,7 @@ func TestAPI(t *testing.T) {
 		{"readyz", req{"GET", "/readyz", "", ""}, 200, `"ready"`},
 		{"metrics", req{"GET", "/metrics", "", ""}, 200, `nbh_sync_actions_total{course="flotpython",kind="stop"} 1`},
 		{"status", req{"GET", "/api/status", "", ""}, 200, `"build_key": "sha256:9e1c`},
-		{"plan", req{"GET", "/api/plan", "", ""}, 200, `remove flotpython-x-alice`},
+		{"plan", req{"GET", "/api/plan", "", ""}, 200, `"container": "flotpython-x-alice"`},
 		{"history", req{"GET", "/api/history?kind=build,pull&course=a&limit=5&since=1h&log=1", "", ""}, 200, `"records"`},
 		{"history bad kind", req{"GET", "/api/history?kind=nap", "", ""}, 400, `"error": "kind \"nap\"`},
 		{"history bad limit", req{"GET", "/api/history?limit=-1", "", ""}, 400, `limit`},
@@ -187,7 +188,7 @@ func TestAPI(t *testing.T) {
 
 func TestStatusJSONShape(t *testing.T) {
 	be := fakeBackend(&calls{})
-	be.StatusFunc = func(context.Context) (server.Status, error) { return server.Status{}, nil }
+	be.StatusFunc = func(context.Context) (api.Status, error) { return api.Status{}, nil }
 	ts := newServer(t, be, nil)
 	_, _, body := do(t, ts, req{"GET", "/api/status", "", ""})
 	var m map[string]any
@@ -228,22 +229,22 @@ func TestNoTokenConfiguredRefusesMutations(t *testing.T) {
 func TestHooks(t *testing.T) {
 	c := &calls{}
 	var pushes []string
-	verify := server.HookFunc(func(_ context.Context, provider string, h http.Header, body []byte) (server.SyncResult, error) {
+	verify := server.HookFunc(func(_ context.Context, provider string, h http.Header, body []byte) (api.SyncResult, error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.hooks++
 		switch {
 		case provider == "bitbucket":
-			return server.SyncResult{}, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
+			return api.SyncResult{}, fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
 		case h.Get("X-Hub-Signature-256") != "sha256=good":
-			return server.SyncResult{}, errors.New("signature mismatch")
+			return api.SyncResult{}, errors.New("signature mismatch")
 		case string(body) == `{"zen":"ping"}`:
-			return server.SyncResult{}, nil
+			return api.SyncResult{}, nil
 		case string(body) == `{"ref":`:
-			return server.SyncResult{}, fmt.Errorf("%w: unreadable payload", server.ErrInvalid)
+			return api.SyncResult{}, fmt.Errorf("%w: unreadable payload", server.ErrInvalid)
 		}
 		pushes = append(pushes, provider)
-		return server.SyncResult{Courses: []string{"flotpython"}}, nil
+		return api.SyncResult{Courses: []string{"flotpython"}}, nil
 	})
 	ts := newServer(t, fakeBackend(c), verify)
 	post := func(provider, sig, body string) (int, string) {
@@ -327,7 +328,7 @@ func TestDashboardHTML(t *testing.T) {
 
 func TestDashboardBackendError(t *testing.T) {
 	be := fakeBackend(&calls{})
-	be.StatusFunc = func(context.Context) (server.Status, error) { return server.Status{}, errors.New("engine down") }
+	be.StatusFunc = func(context.Context) (api.Status, error) { return api.Status{}, errors.New("engine down") }
 	ts := newServer(t, be, nil)
 	code, _, body := do(t, ts, req{"GET", "/", "", ""})
 	if code != 503 || !strings.Contains(body, "status unavailable: engine down") {
@@ -380,25 +381,9 @@ func TestNewNeedsBackend(t *testing.T) {
 	}
 }
 
-func TestViewsFromHistory(t *testing.T) {
-	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	recs := []history.Record{
-		{Kind: history.KindBuild, Image: "ds", BuildKey: "k1", Result: "failed", Time: at, Log: "boom", Message: "exit 1"},
-		{Kind: history.KindAction, Course: "c", Student: "s", Action: "stop", Message: "idle 3h", Result: "ok", Time: at},
-		{Kind: history.KindPull, Course: "c"},
-	}
-	b, a := server.BuildViews(recs), server.ActionViews(recs)
-	if len(b) != 1 || b[0].Log != "boom" || b[0].Result != "failed" || b[0].Image != "ds" {
-		t.Errorf("builds = %+v", b)
-	}
-	if len(a) != 1 || a[0].Kind != "stop" || a[0].Reason != "idle 3h" || a[0].Student != "s" {
-		t.Errorf("actions = %+v", a)
-	}
-}
-
 func BenchmarkDashboard(b *testing.B) {
 	st := servertest.SampleStatus(time.Now())
-	be := &servertest.Backend{StatusFunc: func(context.Context) (server.Status, error) { return st, nil }}
+	be := &servertest.Backend{StatusFunc: func(context.Context) (api.Status, error) { return st, nil }}
 	s, err := server.New(server.Config{Backend: be})
 	if err != nil {
 		b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
@@ -207,7 +208,7 @@ func TestNbhostingSite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("plan: %v (%v)", err, plan.Errors)
 	}
-	pb := map[string]site.PlanBuild{}
+	pb := map[string]api.PlanBuild{}
 	for _, p := range plan.Builds {
 		pb[p.Image] = p
 	}

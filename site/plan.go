@@ -7,67 +7,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
-
-// PlanReport is what a sync would do now: the document of
-// `nbh-sync plan --json` and /api/plan.
-type PlanReport struct {
-	Config  PlanConfig         `json:"config"`
-	Pulls   []PlanPull         `json:"pulls"`
-	Builds  []PlanBuild        `json:"builds"`
-	Actions []reconcile.Action `json:"actions"`
-	// Changes counts the pulls, builds and retirements the sync would make.
-	Changes int `json:"changes"`
-	// Errors are what could not be planned (a remote out of reach, no
-	// valid config yet); the rest of the plan stands beside them.
-	Errors []string `json:"errors"`
-}
-
-// PlanConfig is what would become of the config repo's head.
-type PlanConfig struct {
-	// Commit is the config revision the sync would apply.
-	Commit string `json:"commit"`
-	// Change is "none", "apply" (a new valid revision) or "rejected".
-	Change   string              `json:"change"`
-	Rejected *gitwatch.Rejection `json:"rejected,omitempty"`
-}
-
-// PlanPull is a course whose checkout would move.
-type PlanPull struct {
-	Course string `json:"course"`
-	From   string `json:"from,omitempty"`
-	To     string `json:"to"`
-}
-
-// PlanBuild is one image and what a sync would do about it. Builds are in
-// build order: every image after the site images it is built FROM.
-type PlanBuild struct {
-	Image string `json:"image"`
-	// Courses are the courses that run the image.
-	Courses []string `json:"courses"`
-	Key     string   `json:"key,omitempty"`
-	// Dockerfile says where the lookup found it.
-	Dockerfile string `json:"dockerfile,omitempty"`
-	// Base is the site image the Dockerfile's final stage is built FROM;
-	// Bases all the site images it is built FROM (multi-stage builds).
-	Base  string   `json:"base,omitempty"`
-	Bases []string `json:"bases,omitempty"`
-	// Action is what images.Decide says — "build", "tag" (I:latest moves
-	// to a passed build), "none", "pin", "hold" (failed recently) — or
-	// "error" (the spec cannot be made, or a base cannot be built: see
-	// Reason).
-	Action string `json:"action"`
-	Reason string `json:"reason"`
-	// Cascade, on an image built first, lists the images rebuilt after it
-	// because they are built on it (directly or not), in build order.
-	Cascade []string `json:"cascade,omitempty"`
-
-	forBase bool // rebuilt because a base is
-}
 
 // Plan computes what a sync would do now, changing nothing: it compares the
 // heads the mirrors hold (as the last fetch left them) with what is checked
@@ -76,14 +21,14 @@ type PlanBuild struct {
 // — and takes no lock a pull holds while it fetches. Fetch first for a
 // plan against the remotes as they are now. With no valid config at all,
 // the report says why (the config rejected) beside the error.
-func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
-	rep := PlanReport{Config: PlanConfig{Change: "none"}, Pulls: []PlanPull{}, Builds: []PlanBuild{},
-		Actions: []reconcile.Action{}, Errors: []string{}}
+func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
+	rep := api.Plan{Config: api.PlanConfig{Change: "none"}, Pulls: []api.PlanPull{}, Builds: []api.PlanBuild{},
+		Actions: []api.PlanAction{}, Errors: []string{}}
 	res, err := s.loader.Peek(ctx)
 	if res.Current == nil {
 		err := &NoConfigError{Rejected: res.Rejected, Err: err}
 		if res.Rejected != nil {
-			rep.Config = PlanConfig{Commit: res.Rejected.Commit.String(), Change: "rejected", Rejected: res.Rejected}
+			rep.Config = api.PlanConfig{Commit: res.Rejected.Commit.String(), Change: "rejected", Rejected: rejection(res.Rejected)}
 		}
 		rep.Errors = append(rep.Errors, err.Error())
 		return rep, err
@@ -93,7 +38,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 		errs = append(errs, err)
 	}
 	rev := res.Current
-	rep.Config = PlanConfig{Commit: rev.Commit.String(), Change: "none", Rejected: res.Rejected}
+	rep.Config = api.PlanConfig{Commit: rev.Commit.String(), Change: "none", Rejected: rejection(res.Rejected)}
 	switch {
 	case res.Rejected != nil:
 		rep.Config.Change = "rejected"
@@ -125,14 +70,11 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	rep.Actions = pre.Actions
-	for _, a := range rep.Actions {
+	for _, a := range pre.Actions {
+		rep.Actions = append(rep.Actions, planAction(a))
 		if a.Retires() {
 			rep.Changes++
 		}
-	}
-	if rep.Actions == nil {
-		rep.Actions = []reconcile.Action{}
 	}
 	for _, e := range errs {
 		rep.Errors = append(rep.Errors, e.Error())
@@ -143,23 +85,24 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 // planBuilds decides about every image as BuildAll would, with the same
 // specs and the same decision (images.Decide), in build order. An image
 // whose base would not be built (held, failing) is an error, as in a sync.
-func (s *Site) planBuilds(ctx context.Context, rev *gitwatch.ConfigRevision) []PlanBuild {
+func (s *Site) planBuilds(ctx context.Context, rev *gitwatch.ConfigRevision) []api.PlanBuild {
 	b := s.imageBuilder(rev.Config)
 	specs, specErrs := s.specs(rev)
-	var out []PlanBuild
+	var out []api.PlanBuild
 	at := map[string]int{}
-	add := func(pb PlanBuild) {
+	forBase := map[string]bool{} // rebuilt because a base is
+	add := func(pb api.PlanBuild) {
 		at[pb.Image] = len(out)
 		out = append(out, pb)
 	}
 	for _, name := range rev.Config.ImageNames() {
 		if err := specErrs[name]; err != nil {
-			add(PlanBuild{Image: name, Courses: rev.Config.CoursesUsing(name), Action: string(images.ActionError), Reason: err.Error()})
+			add(api.PlanBuild{Image: name, Courses: rev.Config.CoursesUsing(name), Action: string(images.ActionError), Reason: err.Error()})
 		}
 	}
 	now := planAt()
 	for _, spec := range specs {
-		pb := PlanBuild{Image: spec.Image, Courses: rev.Config.CoursesUsing(spec.Image), Key: spec.Key,
+		pb := api.PlanBuild{Image: spec.Image, Courses: rev.Config.CoursesUsing(spec.Image), Key: spec.Key,
 			Dockerfile: spec.Origin.String(), Base: spec.Base, Bases: spec.Bases}
 		var blocked, rebuilt []string
 		for _, base := range spec.Bases {
@@ -180,21 +123,22 @@ func (s *Site) planBuilds(ctx context.Context, rev *gitwatch.ConfigRevision) []P
 			pb.Action, pb.Reason = string(d.Action), d.Reason
 			if d.Action == images.ActionBuild && len(rebuilt) > 0 {
 				pb.Reason = fmt.Sprintf("base changed (%s rebuilt first)", strings.Join(rebuilt, ", "))
-				pb.forBase = true
+				forBase[pb.Image] = true
 			}
 		}
 		add(pb)
 	}
-	cascade(out)
+	cascade(out, forBase)
 	return out
 }
 
-// cascade fills Cascade on each image rebuilt on its own account: the
-// images rebuilt after it because they are built on it, in build order.
-func cascade(builds []PlanBuild) {
-	rebuilt := func(pb PlanBuild) bool { return pb.Action == string(images.ActionBuild) }
+// cascade fills Cascade on each image rebuilt on its own account (not in
+// forBase): the images rebuilt after it because they are built on it, in
+// build order.
+func cascade(builds []api.PlanBuild, forBase map[string]bool) {
+	rebuilt := func(pb api.PlanBuild) bool { return pb.Action == string(images.ActionBuild) }
 	for i := range builds {
-		if !rebuilt(builds[i]) || builds[i].forBase {
+		if !rebuilt(builds[i]) || forBase[builds[i].Image] {
 			continue
 		}
 		on := map[string]bool{builds[i].Image: true}
@@ -252,13 +196,13 @@ func (s *Site) Fetch(ctx context.Context) error {
 
 // planPulls compares every course's head in its mirror with the commit
 // checked out; no network.
-func (s *Site) planPulls(_ context.Context, rev *gitwatch.ConfigRevision) ([]PlanPull, error) {
+func (s *Site) planPulls(_ context.Context, rev *gitwatch.ConfigRevision) ([]api.PlanPull, error) {
 	prev, err := gitwatch.ReadStatus(s.opts.Root)
 	if err != nil {
 		return nil, err
 	}
 	cfg := rev.Config
-	var out []PlanPull
+	var out []api.PlanPull
 	var errs []error
 	for _, name := range cfg.CourseNames() {
 		co := cfg.Courses[name]
@@ -279,8 +223,30 @@ func (s *Site) planPulls(_ context.Context, rev *gitwatch.ConfigRevision) ([]Pla
 			from = ""
 		}
 		if from != to || old.Path != co.Path {
-			out = append(out, PlanPull{Course: name, From: from, To: to})
+			out = append(out, api.PlanPull{Course: name, From: from, To: to})
 		}
 	}
 	return out, errors.Join(errs...) // sorted: CourseNames is
+}
+
+// planAction is a container action as the plan document carries it.
+func planAction(a reconcile.Action) api.PlanAction {
+	return api.PlanAction{Kind: string(a.Kind), Course: a.Course, Student: a.Student, Container: a.Container, ID: a.ID,
+		Reason: a.Reason, Held: string(a.Held), State: string(a.State), ImageID: a.ImageID, At: a.At}
+}
+
+// rejection is a rejected config commit as the plan document carries it
+// (nil for none).
+func rejection(r *gitwatch.Rejection) *api.Rejection {
+	if r == nil {
+		return nil
+	}
+	out := &api.Rejection{Commit: api.Hash(r.Commit), At: r.At}
+	if r.Problems != nil {
+		out.Problems = make([]api.Problem, len(r.Problems))
+	}
+	for i, p := range r.Problems {
+		out.Problems[i] = api.Problem(p)
+	}
+	return out
 }

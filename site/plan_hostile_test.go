@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/server"
@@ -237,11 +238,11 @@ func TestConfigPasswordNeverShown(t *testing.T) {
 // planBackend answers plans from the site, as the daemon does.
 type planBackend struct{ *backend }
 
-func (b planBackend) Plan(ctx context.Context) (any, error) {
+func (b planBackend) Plan(ctx context.Context) (api.Plan, error) {
 	rep, err := b.site.Plan(ctx, site.PassOptions{})
 	var nc *site.NoConfigError
 	if errors.As(err, &nc) {
-		return nil, fmt.Errorf("%w: %w", server.ErrNotReady, err)
+		return api.Plan{}, fmt.Errorf("%w: %w", server.ErrNotReady, err)
 	}
 	return rep, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"io"
 	"log/slog"
@@ -201,29 +202,29 @@ courses:
 
 	// The daemon's HTTP face, with a webhook handler on gitwatch/webhook
 	// and the site's Pushed, as the daemon's.
-	var syncs []server.SyncRequest
+	var syncs []api.SyncRequest
 	var mu sync.Mutex
-	hooks := server.HookFunc(func(ctx context.Context, provider string, h http.Header, body []byte) (server.SyncResult, error) {
+	hooks := server.HookFunc(func(ctx context.Context, provider string, h http.Header, body []byte) (api.SyncResult, error) {
 		if provider != "github" && provider != "gitlab" && provider != "generic" {
-			return server.SyncResult{}, fmt.Errorf("%s: %w", provider, server.ErrUnknownProvider)
+			return api.SyncResult{}, fmt.Errorf("%s: %w", provider, server.ErrUnknownProvider)
 		}
 		p := webhook.Provider(provider)
 		if err := webhook.VerifyFor(p, h, body, []byte(hookSecret)); err != nil {
-			return server.SyncResult{}, err
+			return api.SyncResult{}, err
 		}
 		push, err := webhook.Parse(p, h, body)
 		if err != nil || !push.IsPush {
-			return server.SyncResult{}, err
+			return api.SyncResult{}, err
 		}
 		courses, ours := st.Pushed(ctx, push.Keys())
 		if ours {
 			mu.Lock()
 			defer mu.Unlock()
-			syncs = append(syncs, server.SyncRequest{Source: "hook:" + provider})
+			syncs = append(syncs, api.SyncRequest{Source: "hook:" + provider})
 		}
-		return server.SyncResult{Courses: courses}, nil
+		return api.SyncResult{Courses: courses}, nil
 	})
-	be := &backend{site: st, hist: hist, sync: func(req server.SyncRequest) {
+	be := &backend{site: st, hist: hist, sync: func(req api.SyncRequest) {
 		mu.Lock()
 		defer mu.Unlock()
 		syncs = append(syncs, req)
@@ -349,23 +350,25 @@ func get(t *testing.T, url string) string {
 type backend struct {
 	site *site.Site
 	hist *history.Store
-	sync func(server.SyncRequest)
+	sync func(api.SyncRequest)
 }
 
 var _ server.Backend = (*backend)(nil)
 
-func (b *backend) Ready() error                                      { return nil }
-func (b *backend) Status(ctx context.Context) (server.Status, error) { return b.site.Status(ctx) }
+func (b *backend) Ready() error                                   { return nil }
+func (b *backend) Status(ctx context.Context) (api.Status, error) { return b.site.Status(ctx) }
 func (b *backend) History(ctx context.Context, q history.Query) ([]history.Record, error) {
 	return b.hist.Query(ctx, q)
 }
-func (b *backend) Plan(context.Context) (any, error) { return nil, errors.New("not in this test") }
-func (b *backend) Spawn(context.Context, server.SpawnRequest) (server.SpawnResult, error) {
-	return server.SpawnResult{}, errors.New("not in this test")
+func (b *backend) Plan(context.Context) (api.Plan, error) {
+	return api.Plan{}, errors.New("not in this test")
 }
-func (b *backend) Sync(_ context.Context, req server.SyncRequest) (server.SyncResult, error) {
+func (b *backend) Spawn(context.Context, api.SpawnRequest) (api.SpawnResult, error) {
+	return api.SpawnResult{}, errors.New("not in this test")
+}
+func (b *backend) Sync(_ context.Context, req api.SyncRequest) (api.SyncResult, error) {
 	b.sync(req)
-	return server.SyncResult{Courses: []string{}}, nil
+	return api.SyncResult{Courses: []string{}}, nil
 }
 func (b *backend) ConfirmPrune(context.Context, string) error { return errors.New("not in this test") }
 

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/dockerfile"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/reconcile"
-	"github.com/nbhosting/nbh-sync/server"
 )
 
 // recentLimit is how many builds and actions status shows.
@@ -22,9 +22,9 @@ const recentLimit = 20
 // force, each course's checkout, each image's current build, the
 // containers (one list call), recent builds and actions, and errors. It is
 // the document of `nbh-sync status --json`, /api/status and the dashboard.
-func (s *Site) Status(ctx context.Context) (server.Status, error) {
-	st := server.Status{Courses: []server.CourseView{}, Images: []server.ImageView{}, Builds: []server.BuildView{},
-		Actions: []server.ActionView{}, Errors: []string{}}
+func (s *Site) Status(ctx context.Context) (api.Status, error) {
+	st := api.Status{Courses: []api.CourseView{}, Images: []api.ImageView{}, Builds: []api.BuildView{},
+		Actions: []api.ActionView{}, Errors: []string{}}
 	s.mu.Lock()
 	rev, rejected, last := s.rev, s.rejected, s.lastPass
 	s.mu.Unlock()
@@ -89,7 +89,7 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 		}
 	}
 	for _, name := range cfg.ImageNames() {
-		v := server.ImageView{Name: name, Base: bases[name], From: froms[name], Courses: cfg.CoursesUsing(name), Pinned: cfg.Images[name].Pin != ""}
+		v := api.ImageView{Name: name, Base: bases[name], From: froms[name], Courses: cfg.CoursesUsing(name), Pinned: cfg.Images[name].Pin != ""}
 		cur, err := b.Current(ctx, name)
 		switch {
 		case err == nil:
@@ -105,7 +105,7 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 		}
 		if f, ok := b.Failure(name); ok {
 			v.Error = f.Error
-			v.Failed = &server.FailedBuild{BuildKey: f.Key, Stage: string(f.Stage), Time: f.At, Error: f.Error, LogTail: f.LogTail}
+			v.Failed = &api.FailedBuild{BuildKey: f.Key, Stage: string(f.Stage), Time: f.At, Error: f.Error, LogTail: f.LogTail}
 			imageErrs[name] = f.Error
 			st.Errors = append(st.Errors, f.Error)
 		}
@@ -114,7 +114,7 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 
 	for _, name := range cfg.CourseNames() {
 		co := cfg.Courses[name]
-		v := server.CourseView{Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
+		v := api.CourseView{Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
 			BuildKey: keys[co.ImageOf()], Archived: co.Archived, ImageError: imageErrs[co.ImageOf()]}
 		if p, ok := pulls.Course(name); ok {
 			v.Commit, v.Error, v.Checked, v.Fetched = p.Commit.String(), p.Error, p.CheckedAt, p.FetchedAt
@@ -146,11 +146,11 @@ func (s *Site) Status(ctx context.Context) (server.Status, error) {
 	if s.opts.History != nil {
 		recs, err := s.opts.History.Query(ctx, history.Query{Kinds: []history.Kind{history.KindBuild}, Limit: recentLimit, WithLog: true})
 		if err == nil {
-			st.Builds = server.BuildViews(recs)
+			st.Builds = api.BuildViews(recs)
 		}
 		recs, err = s.opts.History.Query(ctx, history.Query{Kinds: []history.Kind{history.KindAction}, Limit: recentLimit})
 		if err == nil {
-			st.Actions = server.ActionViews(recs)
+			st.Actions = api.ActionViews(recs)
 		}
 	}
 	return st, nil

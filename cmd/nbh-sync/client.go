@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/server"
 )
 
@@ -78,10 +79,10 @@ func (g *globals) daemon(ctx context.Context) (*apiClient, error) {
 	return c, nil
 }
 
-// newAPIClient returns a client of the daemon at api: http(s)://HOST:PORT
+// newAPIClient returns a client of the daemon at addr: http(s)://HOST:PORT
 // or unix:PATH.
-func newAPIClient(api string) (*apiClient, error) {
-	if p, ok := strings.CutPrefix(api, "unix:"); ok {
+func newAPIClient(addr string) (*apiClient, error) {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
 		p = strings.TrimPrefix(p, "//")
 		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -89,11 +90,11 @@ func newAPIClient(api string) (*apiClient, error) {
 		}}
 		return &apiClient{base: "http://localhost", where: "unix:" + p, http: &http.Client{Transport: tr}}, nil
 	}
-	u, err := url.Parse(api)
+	u, err := url.Parse(addr)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--api %q: want http://HOST:PORT, https://HOST:PORT, unix:PATH or none", api)
+		return nil, fmt.Errorf("--api %q: want http://HOST:PORT, https://HOST:PORT, unix:PATH or none", addr)
 	}
-	base := strings.TrimSuffix(api, "/")
+	base := strings.TrimSuffix(addr, "/")
 	return &apiClient{base: base, where: base, http: &http.Client{}}, nil
 }
 
@@ -150,9 +151,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 		return fmt.Errorf("daemon API: %w", err)
 	}
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
+		var e api.Error
 		_ = json.Unmarshal(data, &e)
 		if e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))

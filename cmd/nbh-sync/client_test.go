@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/server/servertest"
 )
@@ -46,12 +47,12 @@ func fakeDaemon(t *testing.T, ln net.Listener) *recorder {
 	t.Helper()
 	be := &servertest.Backend{
 		ReadyFunc:  func() error { return nil },
-		StatusFunc: func(context.Context) (server.Status, error) { return server.Status{Revision: "feedface"}, nil },
-		SyncFunc: func(context.Context, server.SyncRequest) (server.SyncResult, error) {
-			return server.SyncResult{Courses: []string{"a"}}, nil
+		StatusFunc: func(context.Context) (api.Status, error) { return api.Status{Revision: "feedface"}, nil },
+		SyncFunc: func(context.Context, api.SyncRequest) (api.SyncResult, error) {
+			return api.SyncResult{Courses: []string{"a"}}, nil
 		},
-		SpawnFunc: func(_ context.Context, req server.SpawnRequest) (server.SpawnResult, error) {
-			return server.SpawnResult{Name: req.Course + "-x-" + req.Student, State: "created", Port: 30001, URL: "http://127.0.0.1:30001/30001/",
+		SpawnFunc: func(_ context.Context, req api.SpawnRequest) (api.SpawnResult, error) {
+			return api.SpawnResult{Name: req.Course + "-x-" + req.Student, State: "created", Port: 30001, URL: "http://127.0.0.1:30001/30001/",
 				Token: "jt", LaunchURL: "https://hub.example.org/u/" + req.Course + "/" + req.Student + "/?nbh-ticket=tk"}, nil
 		},
 	}
@@ -96,7 +97,7 @@ func TestCLITalksToTheDaemonOfItsRoot(t *testing.T) {
 	}
 	// --config given: the daemon's own config is used, and the CLI says so.
 	code, out, errOut = runCLI(t, "--root", root, "--config", "/elsewhere", "status", "--json")
-	var st server.Status
+	var st api.Status
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Revision != "feedface" {
 		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
 	}

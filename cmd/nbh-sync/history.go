@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
@@ -55,9 +56,7 @@ daemon's API).`,
 				if withLog {
 					q.Set("log", "true")
 				}
-				var out struct {
-					Records []history.Record `json:"records"`
-				}
+				var out api.History
 				if err := c.do(ctx, "GET", "/api/history", q, nil, &out); err != nil {
 					return err
 				}

@@ -9,7 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
+	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/site"
 )
@@ -63,16 +65,16 @@ something would, 1 on error (as terraform plan).`,
 
 // plan gets the plan from the daemon, or computes it directly. The report
 // is never nil: what could not be planned is in its Errors, and err.
-func (g *globals) plan(ctx context.Context, allowMassPrune bool) (*site.PlanReport, error) {
-	failed := func(err error) (*site.PlanReport, error) {
-		return &site.PlanReport{Pulls: []site.PlanPull{}, Builds: []site.PlanBuild{}, Actions: []reconcile.Action{}, Errors: []string{err.Error()}}, err
+func (g *globals) plan(ctx context.Context, allowMassPrune bool) (*api.Plan, error) {
+	failed := func(err error) (*api.Plan, error) {
+		return &api.Plan{Pulls: []api.PlanPull{}, Builds: []api.PlanBuild{}, Actions: []api.PlanAction{}, Errors: []string{err.Error()}}, err
 	}
 	c, derr := g.daemon(ctx)
 	if derr != nil {
 		return failed(derr)
 	}
 	if c != nil && !allowMassPrune {
-		var rep site.PlanReport
+		var rep api.Plan
 		if err := c.do(ctx, "GET", "/api/plan", nil, nil, &rep); err != nil {
 			return failed(err)
 		}
@@ -93,14 +95,14 @@ func (g *globals) plan(ctx context.Context, allowMassPrune bool) (*site.PlanRepo
 	return &rep, errors.Join(ferr, err)
 }
 
-func printPlan(w io.Writer, rep site.PlanReport) {
+func printPlan(w io.Writer, rep api.Plan) {
 	switch rep.Config.Change {
 	case "apply":
 		fmt.Fprintf(w, "config  would apply %s\n", shortid.Of(rep.Config.Commit))
 	case "rejected":
 		fmt.Fprintf(w, "config  head %s would be REJECTED; %s stays applied:\n", shortid.Of(rep.Config.Rejected.Commit.String()), shortid.Of(rep.Config.Commit))
 		for _, p := range rep.Config.Rejected.Problems {
-			fmt.Fprintf(w, "          %s\n", p)
+			fmt.Fprintf(w, "          %s\n", manifest.Problem(p))
 		}
 	}
 	for _, p := range rep.Pulls {
@@ -117,7 +119,7 @@ func printPlan(w io.Writer, rep site.PlanReport) {
 		}
 	}
 	for _, a := range rep.Actions {
-		if a.Kind != reconcile.Keep {
+		if a.Kind != string(reconcile.Keep) {
 			fmt.Fprintf(w, "%-7s %-30s %s\n", a.Kind, a.Container, a.Reason)
 		}
 	}

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/containers"
-	"github.com/nbhosting/nbh-sync/server"
 )
 
 func newSpawnCmd(g *globals) *cobra.Command {
@@ -38,11 +38,11 @@ ticket that lets one browser in, once, within a minute.
 				return derr
 			}
 			if c != nil {
-				req := server.SpawnRequest{Course: args[0], Student: args[1]}
+				req := api.SpawnRequest{Course: args[0], Student: args[1]}
 				if cmd.Flags().Changed("uid") {
 					req.UID = &uid
 				}
-				var r server.SpawnResult
+				var r api.SpawnResult
 				if err := c.do(ctx, "POST", "/api/spawn", nil, req, &r); err != nil {
 					return err
 				}

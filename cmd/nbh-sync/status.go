@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
-	"github.com/nbhosting/nbh-sync/server"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -29,7 +29,7 @@ engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			var st server.Status
+			var st api.Status
 			c, derr := g.daemon(ctx)
 			if derr != nil {
 				return derr
@@ -59,7 +59,7 @@ engine.`,
 	return cmd
 }
 
-func printStatus(w io.Writer, st server.Status) {
+func printStatus(w io.Writer, st api.Status) {
 	fmt.Fprintf(w, "config revision %s\n", orDash(shortid.Of(st.Revision)))
 	if !st.LastPass.IsZero() {
 		fmt.Fprintf(w, "last pass %s ago\n", time.Since(st.LastPass).Round(time.Second))

@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/reconcile"
-	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -44,8 +44,8 @@ one, sync asks it for a pass instead and returns at once. Exit status 1 when any
 				if force {
 					kinds = []string{"sync", "rebuild"}
 				}
-				var res server.SyncResult
-				if err := c.do(ctx, "POST", "/api/sync", nil, server.SyncRequest{Kinds: kinds}, &res); err != nil {
+				var res api.SyncResult
+				if err := c.do(ctx, "POST", "/api/sync", nil, api.SyncRequest{Kinds: kinds}, &res); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.stdout, "pass queued by the daemon at %s for %d courses; see nbh-sync status\n", c.where, len(res.Courses))

@@ -8,10 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
-	"github.com/nbhosting/nbh-sync/reconcile"
-	"github.com/nbhosting/nbh-sync/site"
 )
 
 func newWhyCmd(g *globals) *cobra.Command {
@@ -52,15 +51,15 @@ idle time, image staleness, lingering, freeze windows, guards.`,
 
 // why is the part of a plan about one course (and student).
 type why struct {
-	Course  string             `json:"course"`
-	Student string             `json:"student,omitempty"`
-	Pull    *site.PlanPull     `json:"pull,omitempty"`
-	Build   *site.PlanBuild    `json:"build,omitempty"`
-	Actions []reconcile.Action `json:"actions"`
+	Course  string           `json:"course"`
+	Student string           `json:"student,omitempty"`
+	Pull    *api.PlanPull    `json:"pull,omitempty"`
+	Build   *api.PlanBuild   `json:"build,omitempty"`
+	Actions []api.PlanAction `json:"actions"`
 }
 
-func whyOf(rep site.PlanReport, args []string) why {
-	w := why{Course: args[0], Actions: []reconcile.Action{}}
+func whyOf(rep api.Plan, args []string) why {
+	w := why{Course: args[0], Actions: []api.PlanAction{}}
 	if len(args) == 2 {
 		w.Student = args[1]
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/server"
 )
@@ -15,11 +16,11 @@ import (
 // with an error (Ready: not ready), so a test sets only what it uses.
 type Backend struct {
 	ReadyFunc        func() error
-	StatusFunc       func(ctx context.Context) (server.Status, error)
+	StatusFunc       func(ctx context.Context) (api.Status, error)
 	HistoryFunc      func(ctx context.Context, q history.Query) ([]history.Record, error)
-	PlanFunc         func(ctx context.Context) (any, error)
-	SpawnFunc        func(ctx context.Context, req server.SpawnRequest) (server.SpawnResult, error)
-	SyncFunc         func(ctx context.Context, req server.SyncRequest) (server.SyncResult, error)
+	PlanFunc         func(ctx context.Context) (api.Plan, error)
+	SpawnFunc        func(ctx context.Context, req api.SpawnRequest) (api.SpawnResult, error)
+	SyncFunc         func(ctx context.Context, req api.SyncRequest) (api.SyncResult, error)
 	ConfirmPruneFunc func(ctx context.Context, revision string) error
 }
 
@@ -36,9 +37,9 @@ func (b *Backend) Ready() error {
 }
 
 // Status calls StatusFunc.
-func (b *Backend) Status(ctx context.Context) (server.Status, error) {
+func (b *Backend) Status(ctx context.Context) (api.Status, error) {
 	if b.StatusFunc == nil {
-		return server.Status{}, errUnset
+		return api.Status{}, errUnset
 	}
 	return b.StatusFunc(ctx)
 }
@@ -52,25 +53,25 @@ func (b *Backend) History(ctx context.Context, q history.Query) ([]history.Recor
 }
 
 // Plan calls PlanFunc.
-func (b *Backend) Plan(ctx context.Context) (any, error) {
+func (b *Backend) Plan(ctx context.Context) (api.Plan, error) {
 	if b.PlanFunc == nil {
-		return nil, errUnset
+		return api.Plan{}, errUnset
 	}
 	return b.PlanFunc(ctx)
 }
 
 // Spawn calls SpawnFunc.
-func (b *Backend) Spawn(ctx context.Context, req server.SpawnRequest) (server.SpawnResult, error) {
+func (b *Backend) Spawn(ctx context.Context, req api.SpawnRequest) (api.SpawnResult, error) {
 	if b.SpawnFunc == nil {
-		return server.SpawnResult{}, errUnset
+		return api.SpawnResult{}, errUnset
 	}
 	return b.SpawnFunc(ctx, req)
 }
 
 // Sync calls SyncFunc.
-func (b *Backend) Sync(ctx context.Context, req server.SyncRequest) (server.SyncResult, error) {
+func (b *Backend) Sync(ctx context.Context, req api.SyncRequest) (api.SyncResult, error) {
 	if b.SyncFunc == nil {
-		return server.SyncResult{}, errUnset
+		return api.SyncResult{}, errUnset
 	}
 	return b.SyncFunc(ctx, req)
 }
@@ -86,10 +87,10 @@ func (b *Backend) ConfirmPrune(ctx context.Context, revision string) error {
 // SampleStatus is a plausible site at now: three courses with roll-outs at
 // 75%, 100% (no containers) and 0%, builds with logs (one failed), actions
 // and an error.
-func SampleStatus(now time.Time) server.Status {
-	return server.Status{
+func SampleStatus(now time.Time) api.Status {
+	return api.Status{
 		Revision: "3f2a9c1d0e4b5a69788766554433221100ffeedd",
-		Courses: []server.CourseView{
+		Courses: []api.CourseView{
 			{Name: "flotpython", Repo: "https://github.com/parmentelat/flotpython.git", Branch: "master",
 				Commit: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", Image: "flotpython",
 				BuildKey:   "sha256:9e1c0b7d4f2a6e8b3c5d7f9a1b3c5d7e9f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c",
@@ -103,7 +104,7 @@ func SampleStatus(now time.Time) server.Status {
 				Error:      "build of python-intro failed: step 4/7: exit code 1",
 				ImageError: "image python-intro: build: The command '/bin/sh -c pip install -r requirements.txt' returned a non-zero code: 1"},
 		},
-		Images: []server.ImageView{
+		Images: []api.ImageView{
 			{Name: "flotpython", BuildKey: "sha256:9e1c0b7d4f2a6e8b", Tag: "flotpython:9e1c0b7d4f2a",
 				Source: "https://github.com/parmentelat/flotpython.git@a1b2c3d:docker-image", Built: now.Add(-3 * time.Hour),
 				Courses: []string{"flotpython"}},
@@ -113,18 +114,18 @@ func SampleStatus(now time.Time) server.Status {
 			{Name: "python-intro", Base: "nbhosting/scipy-notebook", BuildKey: "sha256:aa55", Built: now.Add(-50 * time.Hour),
 				Source: "https://example.org/dept-courses.git@77aa88b:intro/.nbhosting/Dockerfile", Courses: []string{"python-intro"},
 				Error: "image python-intro: build: The command '/bin/sh -c pip install -r requirements.txt' returned a non-zero code: 1",
-				Failed: &server.FailedBuild{BuildKey: "sha256:bb66", Stage: "build", Time: now.Add(-4 * time.Minute),
+				Failed: &api.FailedBuild{BuildKey: "sha256:bb66", Stage: "build", Time: now.Add(-4 * time.Minute),
 					Error:   "image python-intro: build: The command '/bin/sh -c pip install -r requirements.txt' returned a non-zero code: 1",
 					LogTail: "Step 4/7 : RUN pip install -r requirements.txt\nERROR: No matching distribution found for numpyy (tail)"}},
 		},
-		Builds: []server.BuildView{
+		Builds: []api.BuildView{
 			{Image: "python-intro", BuildKey: "sha256:aa55", Result: "failed", Time: now.Add(-4 * time.Minute),
 				Duration: 42 * time.Second, Message: "step 4/7: exit code 1",
 				Log: "Step 1/7 : FROM python:3.12@sha256:abcd\n ---> 1a2b3c\nStep 4/7 : RUN pip install -r requirements.txt\nERROR: No matching distribution found for numpyy\n<script>alert('not run')</script>"},
 			{Image: "flotpython", BuildKey: "sha256:9e1c0b7d4f2a6e8b", Result: "ok", Time: now.Add(-3 * time.Hour),
 				Duration: 3*time.Minute + 12*time.Second, Log: "Step 1/5 : FROM jupyter/base\nSuccessfully built 9e1c0b7d4f2a"},
 		},
-		Actions: []server.ActionView{
+		Actions: []api.ActionView{
 			{Kind: "remove", Course: "flotpython", Student: "alice", Reason: "idle 2h14m ≥ 2h, image stale", Result: "ok", Time: now.Add(-2 * time.Minute)},
 			{Kind: "stop", Course: "ds-handbook", Student: "bob", Reason: "idle 31m ≥ 30m", Result: "ok", Time: now.Add(-9 * time.Minute)},
 			{Kind: "keep", Course: "python-intro", Student: "carol", Reason: "active (kernel busy), image stale", Time: now.Add(-9 * time.Minute)},

@@ -1,0 +1,97 @@
+package api
+
+import "time"
+
+// Plan is what a sync would do now: the answer of GET /api/plan and the
+// document of `nbh-sync plan --json`.
+type Plan struct {
+	Config  PlanConfig   `json:"config"`
+	Pulls   []PlanPull   `json:"pulls"`
+	Builds  []PlanBuild  `json:"builds"`
+	Actions []PlanAction `json:"actions"`
+	// Changes counts the pulls, builds and retirements the sync would make.
+	Changes int `json:"changes"`
+	// Errors are what could not be planned (a remote out of reach, no
+	// valid config yet); the rest of the plan stands beside them.
+	Errors []string `json:"errors"`
+}
+
+// PlanConfig is what would become of the config repo's head.
+type PlanConfig struct {
+	// Commit is the config revision the sync would apply.
+	Commit string `json:"commit"`
+	// Change is "none", "apply" (a new valid revision) or "rejected".
+	Change   string     `json:"change"`
+	Rejected *Rejection `json:"rejected,omitempty"`
+}
+
+// Rejection is a config commit that failed validation and is not applied.
+type Rejection struct {
+	Commit   Hash      `json:"commit"`
+	Problems []Problem `json:"problems"`
+	At       time.Time `json:"at"`
+}
+
+// Problem is one problem validation found in a config commit. It has the
+// fields of manifest.Problem, in the same order, so that each converts to
+// the other: the command line prints one with manifest.Problem's String.
+type Problem struct {
+	File string `json:"file"`
+	Line int    `json:"line,omitempty"`
+	Col  int    `json:"col,omitempty"`
+	// Path is the field's path, e.g. courses.ds-handbook.idle.
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+	Warning bool   `json:"warning,omitempty"`
+}
+
+// PlanPull is a course whose checkout would move.
+type PlanPull struct {
+	Course string `json:"course"`
+	From   string `json:"from,omitempty"`
+	To     string `json:"to"`
+}
+
+// PlanBuild is one image and what a sync would do about it. Builds are in
+// build order: every image after the site images it is built FROM.
+type PlanBuild struct {
+	Image string `json:"image"`
+	// Courses are the courses that run the image.
+	Courses []string `json:"courses"`
+	Key     string   `json:"key,omitempty"`
+	// Dockerfile says where the lookup found it.
+	Dockerfile string `json:"dockerfile,omitempty"`
+	// Base is the site image the Dockerfile's final stage is built FROM;
+	// Bases all the site images it is built FROM (multi-stage builds).
+	Base  string   `json:"base,omitempty"`
+	Bases []string `json:"bases,omitempty"`
+	// Action is what the build decision says — "build", "tag" (I:latest
+	// moves to a passed build), "none", "pin", "hold" (failed recently) —
+	// or "error" (the spec cannot be made, or a base cannot be built: see
+	// Reason).
+	Action string `json:"action"`
+	Reason string `json:"reason"`
+	// Cascade, on an image built first, lists the images rebuilt after it
+	// because they are built on it (directly or not), in build order.
+	Cascade []string `json:"cascade,omitempty"`
+}
+
+// PlanAction is one container and what the container pass would do about
+// it, and why.
+type PlanAction struct {
+	// Kind is "keep", "report-stale" (kept, on a stale image), "stop",
+	// "remove" or "hold" (a guard withheld a stop or remove: Held says
+	// which).
+	Kind      string `json:"kind"`
+	Course    string `json:"course"`
+	Student   string `json:"student"`
+	Container string `json:"container"`
+	ID        string `json:"id"`
+	Reason    string `json:"reason"`
+	Held      string `json:"held,omitempty"`
+	// State and ImageID are what the plan saw of the container.
+	State   string `json:"state"`
+	ImageID string `json:"image_id"`
+	// At is the time of the plan.
+	At time.Time `json:"at"`
+}
