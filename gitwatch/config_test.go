@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 func courseYAML(courseURL, idle string) string {
@@ -69,8 +71,8 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	if intro.Commit.String() != cc1 || intro.Error != "" || intro.FetchedAt.IsZero() {
 		t.Fatalf("intro status: %+v", intro)
 	}
-	equalTree(t, "intro", readTree(t, CourseDir(root, "intro")), map[string]string{"nb.ipynb": "v1"})
-	equalTree(t, "local", readTree(t, CourseDir(root, "local")), map[string]string{"hello.txt": "hello"})
+	equalTree(t, "intro", readTree(t, rootdir.Course(root, "intro")), map[string]string{"nb.ipynb": "v1"})
+	equalTree(t, "local", readTree(t, rootdir.Course(root, "local")), map[string]string{"hello.txt": "hello"})
 
 	// A bad commit (bad duration) is rejected; the good one stays.
 	runGit(t, conf.work, "checkout", "-q", "--", "site/courses.yaml")
@@ -148,8 +150,8 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	if c, _ := st.Course("intro"); c.Commit.String() != cc2 || !c.Changed {
 		t.Fatalf("intro after push: %+v", c)
 	}
-	equalTree(t, "intro v2", readTree(t, CourseDir(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
-	equalTree(t, "local v2", readTree(t, CourseDir(root, "local")), map[string]string{"hello.txt": "hello 2"})
+	equalTree(t, "intro v2", readTree(t, rootdir.Course(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
+	equalTree(t, "local v2", readTree(t, rootdir.Course(root, "local")), map[string]string{"hello.txt": "hello 2"})
 
 	// A course whose branch is deleted keeps its work tree and reports it.
 	runGit(t, course.bare, "update-ref", "-d", "refs/heads/main")
@@ -165,5 +167,5 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	if err != nil || len(read.Courses) != 2 {
 		t.Fatalf("ReadStatus: %+v %v", read, err)
 	}
-	equalTree(t, "intro kept", readTree(t, CourseDir(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
+	equalTree(t, "intro kept", readTree(t, rootdir.Course(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // Defaults of Options.
@@ -187,12 +188,12 @@ type remote struct {
 	heads map[string]plumbing.Hash
 }
 
-// NewMirrors returns the mirrors kept under {root}/mirrors.
+// NewMirrors returns the mirrors kept under root (rootdir.Mirrors).
 func NewMirrors(root string, log *slog.Logger, opts Options) *Mirrors {
 	installLocalTransport()
 	opts = opts.withDefaults()
 	return &Mirrors{
-		dir:     filepath.Join(root, "mirrors"),
+		dir:     rootdir.Mirrors(root),
 		log:     log,
 		opts:    opts,
 		objects: cache.NewObjectLRU(cache.FileSize(opts.ObjectCache)),

@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // DefaultConcurrency bounds the remotes a Syncer updates at once.
@@ -51,7 +52,7 @@ type CourseStatus struct {
 }
 
 // Status is the pull state of every course, persisted in
-// {root}/state/courses.json.
+// rootdir.PullStatus.
 type Status struct {
 	// ConfigCommit is the config revision the pass applied.
 	ConfigCommit plumbing.Hash  `json:"config_commit,omitzero"`
@@ -95,9 +96,6 @@ func NewSyncer(m *Mirrors, root string, log *slog.Logger, concurrency int) *Sync
 	}
 	return &Syncer{m: m, root: root, log: log, concurrency: concurrency}
 }
-
-// CourseDir is the work tree of course under root.
-func CourseDir(root, course string) string { return filepath.Join(root, "courses", course) }
 
 // Sync updates the remotes of rev's courses and their work trees, records
 // the status and returns it. One course's failure does not stop the others;
@@ -204,7 +202,7 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 			errs = append(errs, fmt.Errorf("course %s: %s", name, st.Error))
 		}
 	}
-	if err := writeJSON(s.statusPath(), out); err != nil {
+	if err := writeJSON(rootdir.PullStatus(s.root), out); err != nil {
 		errs = append(errs, fmt.Errorf("write status: %w", err))
 	}
 	return out, errors.Join(errs...)
@@ -255,7 +253,7 @@ func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Co
 			st.FetchedAt = h.At
 		}
 	}
-	dest := CourseDir(s.root, co.Name)
+	dest := rootdir.Course(s.root, co.Name)
 	if commit == old.Commit && co.Path == old.Path && old.Error == "" {
 		if _, err := os.Stat(dest); err == nil {
 			return st
@@ -281,12 +279,10 @@ func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Co
 	return st
 }
 
-func (s *Syncer) statusPath() string { return filepath.Join(s.root, "state", "courses.json") }
-
 // ReadStatus returns the status last recorded under root; an empty one if
 // none was.
 func ReadStatus(root string) (Status, error) {
-	b, err := os.ReadFile(filepath.Join(root, "state", "courses.json"))
+	b, err := os.ReadFile(rootdir.PullStatus(root))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Status{}, nil
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // trees gives images the git trees of rev: the config folder at the config
@@ -60,12 +60,8 @@ func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 	return s.builder
 }
 
-// failuresFile keeps the last failed build of each image, so that the
-// 30-minute hold and the status survive a restart and reach the CLI.
-func failuresFile(root string) string { return filepath.Join(root, "state", "build-failures.json") }
-
 func readFailures(root string) []images.Failure {
-	b, err := os.ReadFile(failuresFile(root))
+	b, err := os.ReadFile(rootdir.BuildFailures(root))
 	if err != nil {
 		return nil
 	}
@@ -80,7 +76,7 @@ func readFailures(root string) []images.Failure {
 func (s *Site) saveFailures(b *images.Builder) {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
-	if err := atomicfile.WriteJSON(failuresFile(s.opts.Root), b.Failures()); err != nil {
+	if err := atomicfile.WriteJSON(rootdir.BuildFailures(s.opts.Root), b.Failures()); err != nil {
 		s.log.Warn("build failures not recorded", "err", err)
 	}
 }

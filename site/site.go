@@ -28,6 +28,7 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/token"
 )
 
@@ -137,7 +138,7 @@ func New(opts Options) (*Site, error) {
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
 	ctrs.Site = SiteName(opts.Root)
-	ctrs.Tokens = token.New(token.Path(opts.Root))
+	ctrs.Tokens = token.New(rootdir.TokenKey(opts.Root))
 	return &Site{
 		opts:    opts,
 		log:     opts.Log,

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/server"
 )
 
@@ -52,7 +53,7 @@ func (g *globals) daemon(ctx context.Context) (*apiClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		sock := server.SocketPath(root)
+		sock := rootdir.APISocket(root)
 		err = server.CheckSocket(sock, root)
 		if errors.Is(err, fs.ErrNotExist) {
 			g.log.Info("no daemon runs on this root: working directly", "root", root)
