@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
@@ -22,7 +23,7 @@ import (
 
 // trees gives images the git trees of rev: the config folder at the config
 // commit, each course root at the head its mirror holds.
-func (s *Site) trees(rev *gitwatch.ConfigRevision) images.Trees {
+func (s *Site) trees(rev *configrepo.Revision) images.Trees {
 	src := rev.Sources
 	return images.Trees{
 		Config:       src.ConfigTree(),
@@ -85,7 +86,7 @@ func (s *Site) saveFailures(b *images.Builder) {
 // and the errors of those whose spec cannot be made. The git trees of a
 // revision cache lookups without a lock: a pass, a plan and a status page
 // make their specs one at a time.
-func (s *Site) specs(rev *gitwatch.ConfigRevision) ([]*images.Spec, map[string]error) {
+func (s *Site) specs(rev *configrepo.Revision) ([]*images.Spec, map[string]error) {
 	s.specMu.Lock()
 	defer s.specMu.Unlock()
 	return images.NewSpecs(rev.Config, s.trees(rev))

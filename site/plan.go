@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/manifest"
@@ -32,8 +33,8 @@ type PlanConfig struct {
 	// Commit is the config revision the sync would apply.
 	Commit string `json:"commit"`
 	// Change is "none", "apply" (a new valid revision) or "rejected".
-	Change   string              `json:"change"`
-	Rejected *gitwatch.Rejection `json:"rejected,omitempty"`
+	Change   string                `json:"change"`
+	Rejected *configrepo.Rejection `json:"rejected,omitempty"`
 }
 
 // PlanPull is a course whose checkout would move.
@@ -143,7 +144,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (PlanReport, error) {
 // planBuilds decides about every image as BuildAll would, with the same
 // specs and the same decision (images.Decide), in build order. An image
 // whose base would not be built (held, failing) is an error, as in a sync.
-func (s *Site) planBuilds(ctx context.Context, rev *gitwatch.ConfigRevision) []PlanBuild {
+func (s *Site) planBuilds(ctx context.Context, rev *configrepo.Revision) []PlanBuild {
 	b := s.imageBuilder(rev.Config)
 	specs, specErrs := s.specs(rev)
 	var out []PlanBuild
@@ -252,7 +253,7 @@ func (s *Site) Fetch(ctx context.Context) error {
 
 // planPulls compares every course's head in its mirror with the commit
 // checked out; no network.
-func (s *Site) planPulls(_ context.Context, rev *gitwatch.ConfigRevision) ([]PlanPull, error) {
+func (s *Site) planPulls(_ context.Context, rev *configrepo.Revision) ([]PlanPull, error) {
 	prev, err := gitwatch.ReadStatus(s.opts.Root)
 	if err != nil {
 		return nil, err
