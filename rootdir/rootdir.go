@@ -4,8 +4,9 @@
 // disk by accident (the test pins every name).
 //
 // ROOT is 0750 and ROOT/state 0700, files in state 0600: the daemon's
-// PrepareRoot keeps them so. Whoever writes a state file writes it with
-// internal/atomicfile (a temporary file, then a rename).
+// PrepareRoot keeps them so. The JSON state files are written with
+// internal/atomicfile (a temporary file, then a rename), so a crash leaves
+// the old version or the new one.
 //
 //	ROOT/
 //	  mirrors/               bare mirrors of the config and course repos (gitwatch)
@@ -24,8 +25,9 @@ import "path/filepath"
 func Mirrors(root string) string { return filepath.Join(root, "mirrors") }
 
 // Course is the work tree of course: its files at the commit in force,
-// checked out in place by gitwatch's Syncer and read (never written) by the
-// builds' preset and by the students' containers.
+// checked out in place by gitwatch's Syncer. Nothing else writes it: the
+// students' containers mount it read-only, and containers reads what the
+// nbhosting preset takes from it.
 func Course(root, course string) string { return filepath.Join(root, "courses", course) }
 
 // Student is the folder of one student's work in every course; containers
