@@ -1,7 +1,8 @@
 // Package gitwatch keeps on-disk mirrors of the config repo and of the
-// course repos, checks course work trees out of them, loads the config repo
-// revision in force, and turns file-system events and webhooks into "this
-// remote may have changed" hints. All git work goes through go-git: the
+// course repos, reads trees out of them, brings course work trees to a
+// config revision (the Syncer), and turns file-system events and webhooks
+// into "this remote may have changed" hints. Deciding which config
+// revision is in force is configrepo's. All git work goes through go-git: the
 // product never runs the git binary.
 package gitwatch
 
