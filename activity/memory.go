@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
@@ -17,7 +16,7 @@ import (
 // can later turn "idle" when it is not, but the kernel's last_activity
 // moves with every message it sends, and finishing a cell sends one), and
 // each container's CPU time at the last look. It is kept under
-// ROOT/state (MemoryFile), so that a daemon restart forgets nothing.
+// ROOT/state (rootdir.ActivityMemory), so that a daemon restart forgets nothing.
 type Memory struct {
 	// Busy maps a container ID to its kernels seen busy, by kernel ID.
 	Busy map[string]map[string]BusyKernel `json:"busy_kernels"`
@@ -43,9 +42,6 @@ type BusyKernel struct {
 	// message since (its cell finished, or printed).
 	LastActivity time.Time `json:"last_activity"`
 }
-
-// MemoryFile is where a site keeps its Memory.
-func MemoryFile(root string) string { return filepath.Join(root, "state", "activity.json") }
 
 // LoadMemory reads the memory at path; a missing file is an empty memory.
 // An unreadable one is an error, and the caller decides (a daemon logs it

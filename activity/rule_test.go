@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 func TestHoldsAndIdle(t *testing.T) {
@@ -248,7 +250,7 @@ func TestMemoryCPUShortWindows(t *testing.T) {
 
 func TestMemoryFile(t *testing.T) {
 	dir := t.TempDir()
-	p := MemoryFile(dir)
+	p := rootdir.ActivityMemory(dir)
 	m, err := LoadMemory(p)
 	if err != nil || len(m.Busy)+len(m.CPU) != 0 {
 		t.Fatalf("missing file: %+v, %v", m, err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/preset"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // SpawnState says what Spawn had to do.
@@ -307,7 +308,7 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 	}
 	var pre preset.Additions
 	if co.Container.Preset == manifest.PresetNbhosting {
-		if pre, err = preset.Nbhosting(filepath.Join(opts.Root, "courses", co.Name)); err != nil {
+		if pre, err = preset.Nbhosting(rootdir.Course(opts.Root, co.Name)); err != nil {
 			return "", 0, "", "", fmt.Errorf("preset %s: %w", co.Container.Preset, err)
 		}
 		for _, n := range pre.Notes {
@@ -547,11 +548,12 @@ func usesUID(cc manifest.Container) bool {
 	return slices.ContainsFunc(all, func(s string) bool { return strings.Contains(s, "{uid}") })
 }
 
-// workDir creates {root}/students/{student}/{course}, owned by uid:gid when
-// a uid is known. Existing content is never touched.
+// workDir creates the student's work directory in course (and the
+// student's folder above it), owned by uid:gid when a uid is known.
+// Existing content is never touched.
 func workDir(root, course, student, uid, gid string) error {
-	sdir := filepath.Join(root, "students", student)
-	dir := filepath.Join(sdir, course)
+	sdir := rootdir.Student(root, student)
+	dir := rootdir.StudentCourse(root, student, course)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create work directory: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/proxy"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 	"github.com/nbhosting/nbh-sync/trigger"
@@ -165,7 +166,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := PrepareRoot(root, opts.Log); err != nil {
 		return err
 	}
-	hist, err := history.Open(history.Path(root), history.Options{})
+	hist, err := history.Open(rootdir.History(root), history.Options{})
 	if err != nil {
 		return fmt.Errorf("open history (is another daemon running on %s?): %w", root, err)
 	}
@@ -230,7 +231,7 @@ func Run(ctx context.Context, opts Options) error {
 	opts.Log.Info("listening", "addr", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/")
 	// The command line on this host talks to the daemon through its socket.
 	listeners := []net.Listener{ln}
-	if sock, err := server.ListenSocket(ctx, server.SocketPath(root)); err != nil {
+	if sock, err := server.ListenSocket(ctx, rootdir.APISocket(root)); err != nil {
 		opts.Log.Warn("no API socket: the command line needs --api to reach this daemon", "err", err)
 	} else {
 		listeners = append(listeners, sock)

@@ -17,6 +17,7 @@ import (
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/proxy"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // ProxyOptions configure the front door (run --proxy-listen).
@@ -58,7 +59,7 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	key, err := proxy.LoadKey(proxy.KeyFile(d.opts.Root))
+	key, err := proxy.LoadKey(rootdir.ProxySessionKey(d.opts.Root))
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // Timing of the daemon under test.
@@ -242,7 +243,7 @@ courses:
 	if id := inspect(t, cli, webCourse+":latest").ID; id != latestBefore {
 		t.Errorf("%s:latest moved from %s to %s", webCourse, latestBefore, id)
 	}
-	hist, err := history.Open(history.Path(root), history.Options{ReadOnly: true})
+	hist, err := history.Open(rootdir.History(root), history.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatalf("history after exit: %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // PrepareRoot creates ROOT (0750) and ROOT/state (0700), and tightens them
@@ -14,7 +16,7 @@ import (
 // what the daemon knows of every repo. Files in state are made 0600. What
 // cannot be tightened (another user's ROOT) is only warned about.
 func PrepareRoot(root string, log *slog.Logger) error {
-	state := filepath.Join(root, "state")
+	state := rootdir.State(root)
 	if err := os.MkdirAll(root, 0o750); err != nil {
 		return fmt.Errorf("--root: %w", err)
 	}

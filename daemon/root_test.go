@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 func TestPrepareRootModes(t *testing.T) {
@@ -33,12 +34,12 @@ func TestPrepareRootModes(t *testing.T) {
 			t.Errorf("ROOT/state mode %s, want 0700", m)
 		}
 		// The history store, made after, is the daemon's only.
-		h, err := history.Open(history.Path(root), history.Options{})
+		h, err := history.Open(rootdir.History(root), history.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		h.Close()
-		if m := mode(history.Path(root)); m != 0o600 {
+		if m := mode(rootdir.History(root)); m != 0o600 {
 			t.Errorf("history store mode %s, want 0600", m)
 		}
 	})

@@ -35,7 +35,7 @@ const tmpPrefix = ".nbh-tmp-"
 // The switch is atomic per file, not for the whole tree: while it runs, a
 // reader may see some files of each revision.
 func Checkout(ctx context.Context, repo *git.Repository, commit plumbing.Hash, subpath, dest string) error {
-	tree, err := treeAt(repo, commit, subpath)
+	tree, err := TreeAt(repo, commit, subpath)
 	if err != nil {
 		return fmt.Errorf("checkout %s:%s: %w", commit, subpath, err)
 	}
@@ -77,8 +77,8 @@ func Checkout(ctx context.Context, repo *git.Repository, commit plumbing.Hash, s
 	return nil
 }
 
-// treeAt returns the tree of commit, or of its subfolder subpath.
-func treeAt(repo *git.Repository, commit plumbing.Hash, subpath string) (*object.Tree, error) {
+// TreeAt returns the tree of commit, or of its subfolder subpath.
+func TreeAt(repo *git.Repository, commit plumbing.Hash, subpath string) (*object.Tree, error) {
 	c, err := repo.CommitObject(commit)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // outsideDir is a folder beside dest whose content must never change.
@@ -43,12 +45,12 @@ func outsideDir(t *testing.T) (dir string, check func()) {
 // file, where the symlink was.
 func TestHostileCheckoutSymlinksAndNames(t *testing.T) {
 	out, check := outsideDir(t)
-	f := newFixture(t)
+	f := testenv.NewRepo(t)
 	odd := []string{"with space.txt", "ünïcødé-文件.txt", "-rf", "--help", `back\slash`, "sub dir/-n", "sub dir/日本/ファイル"}
 	// Written and added here: the fixture's `git add NAME` would read
 	// -rf as options.
 	for _, n := range odd {
-		p := filepath.Join(f.work, n)
+		p := filepath.Join(f.Work, n)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -56,23 +58,23 @@ func TestHostileCheckoutSymlinksAndNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runGit(t, f.work, "add", "-A")
+	runGit(t, f.Work, "add", "-A")
 	for name, target := range map[string]string{"abs": out, "rel": "../../../../../../../.." + out, "up": "..", "file-link": filepath.Join(out, "precious")} {
-		if err := os.Symlink(target, filepath.Join(f.work, name)); err != nil {
+		if err := os.Symlink(target, filepath.Join(f.Work, name)); err != nil {
 			t.Fatal(err)
 		}
-		runGit(t, f.work, "add", "--", name)
+		runGit(t, f.Work, "add", "--", name)
 	}
-	first := f.commit(t, map[string]string{"README": "r1"}, "symlinks out")
+	first := f.Commit(t, map[string]string{"README": "r1"}, "symlinks out")
 
 	// The next revision replaces each symlink by a folder or a file of the
 	// same name, with content.
 	for _, name := range []string{"abs", "rel", "up", "file-link"} {
-		runGit(t, f.work, "rm", "-q", name)
+		runGit(t, f.Work, "rm", "-q", name)
 	}
-	second := f.commit(t, map[string]string{"abs/precious": "pwned", "rel/pwned": "pwned", "up/pwned": "pwned", "file-link": "pwned"}, "folders where the links were")
+	second := f.Commit(t, map[string]string{"abs/precious": "pwned", "rel/pwned": "pwned", "up/pwned": "pwned", "file-link": "pwned"}, "folders where the links were")
 
-	repo, err := git.PlainOpen(f.bare)
+	repo, err := git.PlainOpen(f.Bare)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,9 +112,9 @@ func TestHostileCheckoutSymlinksAndNames(t *testing.T) {
 // and prune must remove the symlink, not what it points to.
 func TestHostileCheckoutPlantedSymlinks(t *testing.T) {
 	out, check := outsideDir(t)
-	f := newFixture(t)
-	c := f.commit(t, map[string]string{"notebooks/a.ipynb": "{}", "modules/m.py": "x = 1"}, "course")
-	repo, err := git.PlainOpen(f.bare)
+	f := testenv.NewRepo(t)
+	c := f.Commit(t, map[string]string{"notebooks/a.ipynb": "{}", "modules/m.py": "x = 1"}, "course")
+	repo, err := git.PlainOpen(f.Bare)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +133,7 @@ func TestHostileCheckoutPlantedSymlinks(t *testing.T) {
 	if err := os.Symlink(filepath.Join(out, "precious"), filepath.Join(dest, "modules", "m.py.link")); err != nil {
 		t.Fatal(err)
 	}
-	c2 := f.commit(t, map[string]string{"notebooks/a.ipynb": `{"v": 2}`, "notebooks/precious": "pwned"}, "update")
+	c2 := f.Commit(t, map[string]string{"notebooks/a.ipynb": `{"v": 2}`, "notebooks/precious": "pwned"}, "update")
 	if err := Checkout(t.Context(), repo, plumbing.NewHash(c2), "", dest); err != nil {
 		t.Fatalf("checkout over planted symlinks: %v", err)
 	}

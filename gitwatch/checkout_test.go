@@ -8,6 +8,8 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 func inode(t *testing.T, p string) uint64 {
@@ -19,44 +21,9 @@ func inode(t *testing.T, p string) uint64 {
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
-func readTree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	got := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if d.Type()&os.ModeSymlink != 0 {
-			target, err := os.Readlink(p)
-			got[rel] = "-> " + target
-			return err
-		}
-		b, err := os.ReadFile(p)
-		got[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func equalTree(t *testing.T, step string, got, want map[string]string) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: got files %v, want %v", step, got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Fatalf("%s: %s = %q, want %q (tree %v)", step, k, got[k], v, got)
-		}
-	}
-}
-
 func TestCheckoutSubpathInPlace(t *testing.T) {
-	f := newFixture(t)
-	c1 := f.commit(t, map[string]string{
+	f := testenv.NewRepo(t)
+	c1 := f.Commit(t, map[string]string{
 		"README":             "top",
 		"intro/a.txt":        "a1",
 		"intro/nb/b.ipynb":   "b1",
@@ -70,16 +37,16 @@ func TestCheckoutSubpathInPlace(t *testing.T) {
 	}
 	// The tree turns intro/nb into a symlink that points outside dest: the
 	// next checkout must replace it and never write through it.
-	runGit(t, f.work, "rm", "-q", "-r", "intro/nb", "intro/becomes-dir")
-	if err := os.Symlink(filepath.Dir(outside), filepath.Join(f.work, "intro/nb")); err != nil {
+	runGit(t, f.Work, "rm", "-q", "-r", "intro/nb", "intro/becomes-dir")
+	if err := os.Symlink(filepath.Dir(outside), filepath.Join(f.Work, "intro/nb")); err != nil {
 		t.Fatal(err)
 	}
-	runGit(t, f.work, "add", "intro/nb")
-	c2 := f.commit(t, map[string]string{"intro/a.txt": "a2", "intro/gone/x.txt": "", "intro/becomes-dir/y.txt": "y"}, "two")
-	runGit(t, f.work, "rm", "-q", "intro/nb")
-	c3 := f.commit(t, map[string]string{"intro/nb/b.ipynb": "b3"}, "three")
+	runGit(t, f.Work, "add", "intro/nb")
+	c2 := f.Commit(t, map[string]string{"intro/a.txt": "a2", "intro/gone/x.txt": "", "intro/becomes-dir/y.txt": "y"}, "two")
+	runGit(t, f.Work, "rm", "-q", "intro/nb")
+	c3 := f.Commit(t, map[string]string{"intro/nb/b.ipynb": "b3"}, "three")
 
-	repo, err := git.PlainOpen(f.bare)
+	repo, err := git.PlainOpen(f.Bare)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +56,7 @@ func TestCheckoutSubpathInPlace(t *testing.T) {
 	if err := Checkout(ctx, repo, plumbing.NewHash(c1), "intro", dest); err != nil {
 		t.Fatal(err)
 	}
-	equalTree(t, "c1", readTree(t, dest), map[string]string{"a.txt": "a1", "nb/b.ipynb": "b1", "gone/x.txt": "x", "becomes-dir": "file"})
+	testenv.EqualTree(t, "c1", testenv.ReadTree(t, dest), map[string]string{"a.txt": "a1", "nb/b.ipynb": "b1", "gone/x.txt": "x", "becomes-dir": "file"})
 	ino := inode(t, dest)
 	// Leftovers of a crashed checkout and stray files go away.
 	if err := os.WriteFile(filepath.Join(dest, tmpPrefix+"dead"), nil, 0o644); err != nil {
@@ -98,12 +65,12 @@ func TestCheckoutSubpathInPlace(t *testing.T) {
 	if err := Checkout(ctx, repo, plumbing.NewHash(c2), "intro", dest); err != nil {
 		t.Fatal(err)
 	}
-	equalTree(t, "c2", readTree(t, dest), map[string]string{"a.txt": "a2", "nb": "-> " + filepath.Dir(outside), "becomes-dir/y.txt": "y"})
+	testenv.EqualTree(t, "c2", testenv.ReadTree(t, dest), map[string]string{"a.txt": "a2", "nb": "-> " + filepath.Dir(outside), "becomes-dir/y.txt": "y"})
 
 	if err := Checkout(ctx, repo, plumbing.NewHash(c3), "intro", dest); err != nil {
 		t.Fatal(err)
 	}
-	equalTree(t, "c3", readTree(t, dest), map[string]string{"a.txt": "a2", "nb/b.ipynb": "b3", "becomes-dir/y.txt": "y"})
+	testenv.EqualTree(t, "c3", testenv.ReadTree(t, dest), map[string]string{"a.txt": "a2", "nb/b.ipynb": "b3", "becomes-dir/y.txt": "y"})
 	if b, err := os.ReadFile(outside); err != nil || string(b) != "keep" {
 		t.Fatalf("file outside dest changed: %q, %v", b, err)
 	}
@@ -126,5 +93,5 @@ func TestCheckoutSubpathInPlace(t *testing.T) {
 	if err := Checkout(ctx, repo, plumbing.NewHash(c3), "no/such/dir", dest); err == nil {
 		t.Fatal("checkout of a missing path: no error")
 	}
-	equalTree(t, "after failed checkout", readTree(t, dest), map[string]string{"a.txt": "a2", "nb/b.ipynb": "b3", "becomes-dir/y.txt": "y"})
+	testenv.EqualTree(t, "after failed checkout", testenv.ReadTree(t, dest), map[string]string{"a.txt": "a2", "nb/b.ipynb": "b3", "becomes-dir/y.txt": "y"})
 }

@@ -118,12 +118,12 @@ func buildReaderImage(t *testing.T, cli *client.Client) string {
 // work tree bind-mounted read-only and checks it sees each new revision.
 func TestCheckoutBindMountFollowsUpdates(t *testing.T) {
 	cli := requireDocker(t)
-	f := newFixture(t)
+	f := testenv.NewRepo(t)
 	var commits []string
 	for _, v := range []string{"v1", "v2", "v3"} {
-		commits = append(commits, f.commit(t, map[string]string{"course/version.txt": v, "course/" + v + ".txt": v}, v))
+		commits = append(commits, f.Commit(t, map[string]string{"course/version.txt": v, "course/" + v + ".txt": v}, v))
 	}
-	repo, err := git.PlainOpen(f.bare)
+	repo, err := git.PlainOpen(f.Bare)
 	if err != nil {
 		t.Fatal(err)
 	}

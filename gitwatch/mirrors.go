@@ -1,7 +1,8 @@
 // Package gitwatch keeps on-disk mirrors of the config repo and of the
-// course repos, checks course work trees out of them, loads the config repo
-// revision in force, and turns file-system events and webhooks into "this
-// remote may have changed" hints. All git work goes through go-git: the
+// course repos, reads trees out of them, brings course work trees to a
+// config revision (the Syncer), and turns file-system events and webhooks
+// into "this remote may have changed" hints. Deciding which config
+// revision is in force is configrepo's. All git work goes through go-git: the
 // product never runs the git binary.
 package gitwatch
 
@@ -27,6 +28,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // Defaults of Options.
@@ -190,12 +192,12 @@ type remote struct {
 	heads map[string]plumbing.Hash
 }
 
-// NewMirrors returns the mirrors kept under {root}/mirrors.
+// NewMirrors returns the mirrors kept under root (rootdir.Mirrors).
 func NewMirrors(root string, log *slog.Logger, opts Options) *Mirrors {
 	installLocalTransport()
 	opts = opts.withDefaults()
 	return &Mirrors{
-		dir:     filepath.Join(root, "mirrors"),
+		dir:     rootdir.Mirrors(root),
 		log:     log,
 		opts:    opts,
 		objects: cache.NewObjectLRU(cache.FileSize(opts.ObjectCache)),

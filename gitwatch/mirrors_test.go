@@ -13,23 +13,24 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 func TestUpdateFileRemote(t *testing.T) {
-	f := newFixture(t)
-	c1 := f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	f := testenv.NewRepo(t)
+	c1 := f.Commit(t, map[string]string{"a.txt": "one"}, "one")
 	m := NewMirrors(t.TempDir(), testLogger(t), Options{})
 	ctx := t.Context()
 
-	h, err := m.Update(ctx, f.url(), "main", nil)
+	h, err := m.Update(ctx, f.URL(), "main", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.Commit.String() != c1 || !h.Fetched || h.Forced {
 		t.Fatalf("first update: got %+v, want %s fetched", h, c1)
 	}
-	h, err = m.Update(ctx, f.url(), "main", nil)
+	h, err = m.Update(ctx, f.URL(), "main", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +38,8 @@ func TestUpdateFileRemote(t *testing.T) {
 		t.Fatalf("no-change poll: got %+v, want %s not fetched", h, c1)
 	}
 
-	c2 := f.commit(t, map[string]string{"b.txt": "two"}, "two")
-	h, err = m.Update(ctx, f.url(), "main", nil)
+	c2 := f.Commit(t, map[string]string{"b.txt": "two"}, "two")
+	h, err = m.Update(ctx, f.URL(), "main", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,16 +48,16 @@ func TestUpdateFileRemote(t *testing.T) {
 	}
 
 	// Force-push: c2 is replaced by c3, which does not descend from it.
-	runGit(t, f.work, "reset", "-q", "--hard", c1)
-	c3 := f.commit(t, map[string]string{"c.txt": "three"}, "three")
-	h, err = m.Update(ctx, f.url(), "main", nil)
+	runGit(t, f.Work, "reset", "-q", "--hard", c1)
+	c3 := f.Commit(t, map[string]string{"c.txt": "three"}, "three")
+	h, err = m.Update(ctx, f.URL(), "main", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.Commit.String() != c3 || !h.Fetched || !h.Forced {
 		t.Fatalf("after force-push: got %+v, want %s forced", h, c3)
 	}
-	repo, err := m.Repository(f.url())
+	repo, err := m.Repository(f.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,12 +67,12 @@ func TestUpdateFileRemote(t *testing.T) {
 }
 
 func TestUpdateLocalPaths(t *testing.T) {
-	f := newFixture(t)
-	c1 := f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	f := testenv.NewRepo(t)
+	c1 := f.Commit(t, map[string]string{"a.txt": "one"}, "one")
 	m := NewMirrors(t.TempDir(), testLogger(t), Options{})
 	// A bare repo by path, and a work tree by path: both are served
 	// in-process, and map to distinct mirrors.
-	for _, url := range []string{f.bare, f.work} {
+	for _, url := range []string{f.Bare, f.Work} {
 		h, err := m.Update(t.Context(), url, "main", nil)
 		if err != nil {
 			t.Fatalf("%s: %v", url, err)
@@ -80,22 +81,22 @@ func TestUpdateLocalPaths(t *testing.T) {
 			t.Fatalf("%s: got %s, want %s", url, h.Commit, c1)
 		}
 	}
-	if m.Dir(f.bare) == m.Dir(f.work) || m.Dir(f.bare) != m.Dir(f.url()) {
-		t.Fatalf("mirror dirs: bare %s, work %s, url %s", m.Dir(f.bare), m.Dir(f.work), m.Dir(f.url()))
+	if m.Dir(f.Bare) == m.Dir(f.Work) || m.Dir(f.Bare) != m.Dir(f.URL()) {
+		t.Fatalf("mirror dirs: bare %s, work %s, url %s", m.Dir(f.Bare), m.Dir(f.Work), m.Dir(f.URL()))
 	}
 }
 
 func TestUpdateDeletedBranch(t *testing.T) {
-	f := newFixture(t)
-	f.commit(t, map[string]string{"a.txt": "one"}, "one")
-	runGit(t, f.work, "push", "-q", "origin", "HEAD:refs/heads/feature")
+	f := testenv.NewRepo(t)
+	f.Commit(t, map[string]string{"a.txt": "one"}, "one")
+	runGit(t, f.Work, "push", "-q", "origin", "HEAD:refs/heads/feature")
 	m := NewMirrors(t.TempDir(), testLogger(t), Options{BackoffBase: time.Hour})
-	if _, err := m.Update(t.Context(), f.url(), "feature", nil); err != nil {
+	if _, err := m.Update(t.Context(), f.URL(), "feature", nil); err != nil {
 		t.Fatal(err)
 	}
-	runGit(t, f.work, "push", "-q", "origin", ":refs/heads/feature")
+	runGit(t, f.Work, "push", "-q", "origin", ":refs/heads/feature")
 	for i := range 2 {
-		_, err := m.Update(t.Context(), f.url(), "feature", nil)
+		_, err := m.Update(t.Context(), f.URL(), "feature", nil)
 		if !errors.Is(err, ErrBranchNotFound) {
 			t.Fatalf("try %d: got %v, want ErrBranchNotFound", i, err)
 		}
@@ -106,14 +107,14 @@ func TestUpdateDeletedBranch(t *testing.T) {
 		}
 	}
 	// Other branches of the remote are still served.
-	if _, err := m.Update(t.Context(), f.url(), "main", nil); err != nil {
+	if _, err := m.Update(t.Context(), f.URL(), "main", nil); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestUpdateUnreachableBacksOff(t *testing.T) {
-	good := newFixture(t)
-	good.commit(t, map[string]string{"a.txt": "one"}, "one")
+	good := testenv.NewRepo(t)
+	good.Commit(t, map[string]string{"a.txt": "one"}, "one")
 	m := NewMirrors(t.TempDir(), testLogger(t), Options{BackoffBase: time.Hour, Timeout: 5 * time.Second})
 	bad := "http://127.0.0.1:1/nowhere.git"
 
@@ -127,7 +128,7 @@ func TestUpdateUnreachableBacksOff(t *testing.T) {
 	var wg sync.WaitGroup
 	var badErr, goodErr error
 	wg.Go(func() { _, badErr = m.Update(t.Context(), bad, "main", nil) })
-	wg.Go(func() { _, goodErr = m.Update(t.Context(), good.url(), "main", nil) })
+	wg.Go(func() { _, goodErr = m.Update(t.Context(), good.URL(), "main", nil) })
 	wg.Wait()
 	if !errors.As(badErr, &be) || be.Failures != 1 || time.Until(be.Until) < 20*time.Minute {
 		t.Fatalf("second try: got %v, want a BackoffError of about an hour", badErr)
@@ -143,9 +144,9 @@ func TestUpdateUnreachableBacksOff(t *testing.T) {
 
 func TestUpdateHTTPAuth(t *testing.T) {
 	dir := t.TempDir()
-	f := newFixture(t)
-	c1 := f.commit(t, map[string]string{"a.txt": "one"}, "one")
-	runGit(t, dir, "clone", "-q", "--bare", f.bare, filepath.Join(dir, "course.git"))
+	f := testenv.NewRepo(t)
+	c1 := f.Commit(t, map[string]string{"a.txt": "one"}, "one")
+	runGit(t, dir, "clone", "-q", "--bare", f.Bare, filepath.Join(dir, "course.git"))
 	const secret = "s3cr3t-t0ken"
 	srv := httpRemote(t, dir, "alice", secret)
 	url := srv.URL + "/course.git"
@@ -215,24 +216,24 @@ func TestNormalizeURL(t *testing.T) {
 // TestFileTransportNeedsNoGit proves file:// is served in-process: with no
 // git binary on PATH, clone, no-change poll and a new fetch all work.
 func TestFileTransportNeedsNoGit(t *testing.T) {
-	f := newFixture(t)
-	f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	f := testenv.NewRepo(t)
+	f.Commit(t, map[string]string{"a.txt": "one"}, "one")
 	m := NewMirrors(t.TempDir(), testLogger(t), Options{})
 	t.Setenv("PATH", t.TempDir())
-	if _, err := m.Update(t.Context(), f.url(), "main", nil); err != nil {
+	if _, err := m.Update(t.Context(), f.URL(), "main", nil); err != nil {
 		t.Fatalf("clone without git on PATH: %v", err)
 	}
-	if h, err := m.Update(t.Context(), f.bare, "main", nil); err != nil || h.Fetched {
+	if h, err := m.Update(t.Context(), f.Bare, "main", nil); err != nil || h.Fetched {
 		t.Fatalf("poll without git on PATH: %+v %v", h, err)
 	}
 }
 
 func TestShallowThenDeepenHTTP(t *testing.T) {
 	dir := t.TempDir()
-	f := newFixture(t)
-	c1 := f.commit(t, map[string]string{"a.txt": "one"}, "one")
-	f.commit(t, map[string]string{"a.txt": "two"}, "two")
-	runGit(t, dir, "clone", "-q", "--bare", f.bare, filepath.Join(dir, "course.git"))
+	f := testenv.NewRepo(t)
+	c1 := f.Commit(t, map[string]string{"a.txt": "one"}, "one")
+	f.Commit(t, map[string]string{"a.txt": "two"}, "two")
+	runGit(t, dir, "clone", "-q", "--bare", f.Bare, filepath.Join(dir, "course.git"))
 	srv := httpRemote(t, dir, "", "")
 	url := srv.URL + "/course.git"
 
@@ -249,9 +250,9 @@ func TestShallowThenDeepenHTTP(t *testing.T) {
 		t.Fatal("shallow fetch brought the whole history")
 	}
 	// A later push is fetched on top of the shallow mirror.
-	f.commit(t, map[string]string{"a.txt": "three"}, "three")
-	c3 := runGit(t, f.work, "rev-parse", "HEAD")
-	runGit(t, f.work, "push", "-q", filepath.Join(dir, "course.git"), "HEAD:refs/heads/main")
+	f.Commit(t, map[string]string{"a.txt": "three"}, "three")
+	c3 := runGit(t, f.Work, "rev-parse", "HEAD")
+	runGit(t, f.Work, "push", "-q", filepath.Join(dir, "course.git"), "HEAD:refs/heads/main")
 	if h, err := m.Update(t.Context(), url, "main", nil); err != nil || h.Commit.String() != c3 {
 		t.Fatalf("update of a shallow mirror: %+v %v", h, err)
 	}
@@ -278,13 +279,13 @@ func TestMirrorsShareOneObjectCache(t *testing.T) {
 	}
 	var heads []plumbing.Hash
 	for i := range 3 {
-		f := newFixture(t)
-		f.commit(t, map[string]string{"a.txt": fmt.Sprint("course ", i)}, "one")
-		h, err := m.Update(t.Context(), f.url(), "main", nil)
+		f := testenv.NewRepo(t)
+		f.Commit(t, map[string]string{"a.txt": fmt.Sprint("course ", i)}, "one")
+		h, err := m.Update(t.Context(), f.URL(), "main", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		repo, err := m.Repository(f.url())
+		repo, err := m.Repository(f.URL())
 		if err != nil {
 			t.Fatal(err)
 		}

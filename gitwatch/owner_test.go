@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // A local repository another user owns is refused, as git refuses a
@@ -15,15 +17,15 @@ func TestLocalRepoOwnership(t *testing.T) {
 		t.Skip("chown to another uid needs root")
 	}
 	const other = 12345
-	f := newFixture(t)
-	want := f.commit(t, map[string]string{"secret.txt": "root only"}, "private")
+	f := testenv.NewRepo(t)
+	want := f.Commit(t, map[string]string{"secret.txt": "root only"}, "private")
 
 	// A folder of another user whose .git file points at our repository.
 	pointer := filepath.Join(t.TempDir(), "course")
 	if err := os.Mkdir(pointer, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(pointer, ".git"), []byte("gitdir: "+f.bare+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(pointer, ".git"), []byte("gitdir: "+f.Bare+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chown(pointer, other, other); err != nil {
@@ -31,7 +33,7 @@ func TestLocalRepoOwnership(t *testing.T) {
 	}
 	// A folder of ours whose .git file points at another user's git dir.
 	theirs := filepath.Join(t.TempDir(), "theirs.git")
-	runGit(t, t.TempDir(), "clone", "-q", "--bare", f.bare, theirs)
+	runGit(t, t.TempDir(), "clone", "-q", "--bare", f.Bare, theirs)
 	if err := os.Chown(theirs, other, other); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func TestLocalRepoOwnership(t *testing.T) {
 		safe              []string
 		ok                bool
 	}{
-		{"our own repository", f.bare, "", nil, true},
+		{"our own repository", f.Bare, "", nil, true},
 		{"folder of another user", pointer, pointer, nil, false},
 		{"git dir of another user", ours, theirs, nil, false},
 		{"folder trusted by name", pointer, "", []string{pointer}, true},

@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 // hangingRemote serves the bare repos under dir with git http-backend, but
@@ -46,28 +49,21 @@ func hangingRemote(t *testing.T, dir string) (srv *httptest.Server, release func
 // good course out and moves on, the next pass does not wait for the fetch
 // still running, and the one after that checks out what it brought.
 func TestSyncMovesOnWithoutAHangingRemote(t *testing.T) {
-	good := newFixture(t)
-	goodCommit := good.commit(t, map[string]string{"nb.ipynb": "good"}, "good")
-	slow := newFixture(t)
-	slowCommit := slow.commit(t, map[string]string{"nb.ipynb": "slow"}, "slow")
+	good := testenv.NewRepo(t)
+	goodCommit := good.Commit(t, map[string]string{"nb.ipynb": "good"}, "good")
+	slow := testenv.NewRepo(t)
+	slowCommit := slow.Commit(t, map[string]string{"nb.ipynb": "slow"}, "slow")
 	served := t.TempDir()
-	runGit(t, served, "clone", "-q", "--bare", slow.bare, filepath.Join(served, "slow.git"))
+	runGit(t, served, "clone", "-q", "--bare", slow.Bare, filepath.Join(served, "slow.git"))
 	srv, release := hangingRemote(t, served)
 	slowURL := srv.URL + "/slow.git"
 
-	conf := newFixture(t)
-	conf.commit(t, map[string]string{"courses.yaml": fmt.Sprintf("version: 1\ncourses:\n  good:\n    repo: %s\n  slow:\n    repo: %s\n", good.url(), slowURL),
-		"images/good.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", "images/slow.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n"}, "config")
-	root := t.TempDir()
-	m := NewMirrors(root, testLogger(t), Options{Timeout: 5 * time.Minute, CheckTimeout: 30 * time.Second})
-	loc, err := LocateConfig(conf.bare, "main")
+	cfg, _, err := manifest.Parse(manifest.FileName, fmt.Appendf(nil, "version: 1\ncourses:\n  good:\n    repo: %s\n  slow:\n    repo: %s\n", good.URL(), slowURL))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := NewConfigLoader(m, root, loc, nil, testLogger(t)).Load(t.Context())
-	if err != nil || res.Current == nil {
-		t.Fatalf("config: %+v, %v", res, err)
-	}
+	root := t.TempDir()
+	m := NewMirrors(root, testLogger(t), Options{Timeout: 5 * time.Minute, CheckTimeout: 30 * time.Second})
 	s := NewSyncer(m, root, testLogger(t), 2)
 	s.Wait = time.Second
 
@@ -79,7 +75,7 @@ func TestSyncMovesOnWithoutAHangingRemote(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			st, err := s.Sync(t.Context(), res.Current)
+			st, err := s.Sync(t.Context(), cfg, ConfigLocation{}, plumbing.ZeroHash)
 			done <- result{st, err}
 		}()
 		select {
@@ -126,10 +122,10 @@ func TestSyncMovesOnWithoutAHangingRemote(t *testing.T) {
 // into it: go-git's storage is not safe for concurrent use, so they must
 // not share the fetch's instance (the race detector checks).
 func TestReadersDuringFetches(t *testing.T) {
-	f := newFixture(t)
-	f.commit(t, map[string]string{"a.txt": "0"}, "c0")
+	f := testenv.NewRepo(t)
+	f.Commit(t, map[string]string{"a.txt": "0"}, "c0")
 	m := NewMirrors(t.TempDir(), testLogger(t), Options{})
-	if _, err := m.Update(t.Context(), f.url(), "main", nil); err != nil {
+	if _, err := m.Update(t.Context(), f.URL(), "main", nil); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -143,17 +139,17 @@ func TestReadersDuringFetches(t *testing.T) {
 					return
 				default:
 				}
-				h, err := m.Known(f.url(), "main")
+				h, err := m.Known(f.URL(), "main")
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				repo, err := m.Repository(f.url())
+				repo, err := m.Repository(f.URL())
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				tree, err := treeAt(repo, h, "")
+				tree, err := TreeAt(repo, h, "")
 				if err != nil {
 					t.Errorf("tree of %s: %v", h, err)
 					return
@@ -167,8 +163,8 @@ func TestReadersDuringFetches(t *testing.T) {
 		})
 	}
 	for i := 1; i <= 8; i++ {
-		want := f.commit(t, map[string]string{"a.txt": fmt.Sprint(i)}, fmt.Sprint("c", i))
-		if h, err := m.Update(t.Context(), f.url(), "main", nil); err != nil || h.Commit.String() != want {
+		want := f.Commit(t, map[string]string{"a.txt": fmt.Sprint(i)}, fmt.Sprint("c", i))
+		if h, err := m.Update(t.Context(), f.URL(), "main", nil); err != nil || h.Commit.String() != want {
 			t.Fatalf("update %d: %+v, %v", i, h, err)
 		}
 	}

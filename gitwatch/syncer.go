@@ -15,7 +15,9 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // DefaultConcurrency bounds the remotes a Syncer updates at once.
@@ -51,7 +53,7 @@ type CourseStatus struct {
 }
 
 // Status is the pull state of every course, persisted in
-// {root}/state/courses.json.
+// rootdir.PullStatus.
 type Status struct {
 	// ConfigCommit is the config revision the pass applied.
 	ConfigCommit plumbing.Hash  `json:"config_commit,omitzero"`
@@ -96,18 +98,16 @@ func NewSyncer(m *Mirrors, root string, log *slog.Logger, concurrency int) *Sync
 	return &Syncer{m: m, root: root, log: log, concurrency: concurrency}
 }
 
-// CourseDir is the work tree of course under root.
-func CourseDir(root, course string) string { return filepath.Join(root, "courses", course) }
-
-// Sync updates the remotes of rev's courses and their work trees, records
-// the status and returns it. One course's failure does not stop the others;
-// the error joins them all. A failed course keeps its previous work tree.
-func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) {
+// Sync updates the remotes of cfg's courses and their work trees, records
+// the status and returns it. cfg is the config at commit of the config repo
+// at loc, where the courses kept in the config repo itself (repo: .) are
+// checked out from. One course's failure does not stop the others; the
+// error joins them all. A failed course keeps its previous work tree.
+func (s *Syncer) Sync(ctx context.Context, cfg *manifest.Config, loc ConfigLocation, commit plumbing.Hash) (Status, error) {
 	s.pass.Lock()
 	defer s.pass.Unlock()
 	start := time.Now()
 	prev, _ := ReadStatus(s.root)
-	cfg := rev.Config
 
 	type group struct {
 		url      string
@@ -121,7 +121,7 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 		co := cfg.Courses[name]
 		url := co.Repo
 		if url == "." {
-			url = rev.Location.URL
+			url = loc.URL
 		}
 		k := NormalizeURL(url)
 		g, ok := groups[k]
@@ -166,7 +166,7 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 			}
 			for _, name := range g.courses {
 				old, _ := prev.Course(name)
-				st := s.course(ctx, rev, cfg.Courses[name], old, heads, err)
+				st := s.course(ctx, loc, commit, cfg.Courses[name], old, heads, err)
 				mu.Lock()
 				results[name] = st
 				mu.Unlock()
@@ -190,7 +190,7 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 	closed = true
 	gate.Unlock()
 
-	out := Status{ConfigCommit: rev.Commit, At: time.Now()}
+	out := Status{ConfigCommit: commit, At: time.Now()}
 	var errs []error
 	for _, name := range cfg.CourseNames() {
 		mu.Lock()
@@ -204,7 +204,7 @@ func (s *Syncer) Sync(ctx context.Context, rev *ConfigRevision) (Status, error) 
 			errs = append(errs, fmt.Errorf("course %s: %s", name, st.Error))
 		}
 	}
-	if err := writeJSON(s.statusPath(), out); err != nil {
+	if err := atomicfile.WriteJSON(rootdir.PullStatus(s.root), out); err != nil {
 		errs = append(errs, fmt.Errorf("write status: %w", err))
 	}
 	return out, errors.Join(errs...)
@@ -222,7 +222,7 @@ func (s *Syncer) pending(co manifest.Course, prev Status, wait time.Duration) Co
 }
 
 // course brings one course's work tree to its head and returns its status.
-func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Course, old CourseStatus, heads map[string]Head, updateErr error) CourseStatus {
+func (s *Syncer) course(ctx context.Context, loc ConfigLocation, configCommit plumbing.Hash, co manifest.Course, old CourseStatus, heads map[string]Head, updateErr error) CourseStatus {
 	now := time.Now()
 	st := CourseStatus{Course: co.Name, Repo: RedactURL(co.Repo), Branch: co.Branch, Path: co.Path,
 		Commit: old.Commit, Forced: old.Forced, CheckedAt: old.CheckedAt, FetchedAt: old.FetchedAt}
@@ -238,8 +238,8 @@ func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Co
 	url := co.Repo
 	if co.Repo == "." {
 		// A course in the config repo follows the config revision in force.
-		url, commit = rev.Location.URL, rev.Commit
-		st.Branch = rev.Location.Branch
+		url, commit = loc.URL, configCommit
+		st.Branch = loc.Branch
 		st.CheckedAt = now
 	} else {
 		h, ok := heads[co.Branch]
@@ -255,7 +255,7 @@ func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Co
 			st.FetchedAt = h.At
 		}
 	}
-	dest := CourseDir(s.root, co.Name)
+	dest := rootdir.Course(s.root, co.Name)
 	if commit == old.Commit && co.Path == old.Path && old.Error == "" {
 		if _, err := os.Stat(dest); err == nil {
 			return st
@@ -266,8 +266,8 @@ func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Co
 		return fail(err)
 	}
 	subpath := co.Path
-	if co.Repo == "." && rev.Location.Dir != "" {
-		subpath = filepath.ToSlash(filepath.Join(rev.Location.Dir, co.Path))
+	if co.Repo == "." && loc.Dir != "" {
+		subpath = filepath.ToSlash(filepath.Join(loc.Dir, co.Path))
 	}
 	if err := Checkout(ctx, repo, commit, subpath, dest); err != nil {
 		return fail(err)
@@ -281,12 +281,10 @@ func (s *Syncer) course(ctx context.Context, rev *ConfigRevision, co manifest.Co
 	return st
 }
 
-func (s *Syncer) statusPath() string { return filepath.Join(s.root, "state", "courses.json") }
-
 // ReadStatus returns the status last recorded under root; an empty one if
 // none was.
 func ReadStatus(root string) (Status, error) {
-	b, err := os.ReadFile(filepath.Join(root, "state", "courses.json"))
+	b, err := os.ReadFile(rootdir.PullStatus(root))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Status{}, nil
 	}

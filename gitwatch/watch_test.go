@@ -10,6 +10,8 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // quickCommit commits in-process, much faster than the CLI, so that a
@@ -44,13 +46,13 @@ func TestWatchHintsOnCommit(t *testing.T) {
 	// leave a gap this long between two of them, even on a loaded machine
 	// with the race detector on (at 300 ms they sometimes did).
 	const debounce = time.Second
-	f := newFixture(t)
-	f.commit(t, map[string]string{"a.txt": "one"}, "one")
+	f := testenv.NewRepo(t)
+	f.Commit(t, map[string]string{"a.txt": "one"}, "one")
 	hints := make(chan string, 100)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- Watch(ctx, []string{f.work, f.bare}, debounce, func(p string) { hints <- p })
+		done <- Watch(ctx, []string{f.Work, f.Bare}, debounce, func(p string) { hints <- p })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -62,11 +64,11 @@ func TestWatchHintsOnCommit(t *testing.T) {
 	// The watcher starts asynchronously: commit until it answers.
 	for try := 0; ; try++ {
 		start := time.Now()
-		quickCommit(t, f.work, 1)
+		quickCommit(t, f.Work, 1)
 		select {
 		case p := <-hints:
-			if p != f.work {
-				t.Fatalf("hint for %s, want %s", p, f.work)
+			if p != f.Work {
+				t.Fatalf("hint for %s, want %s", p, f.Work)
 			}
 			t.Logf("hint %s after the commit (debounce %s)", time.Since(start), debounce)
 		case <-time.After(3 * debounce):
@@ -79,7 +81,7 @@ func TestWatchHintsOnCommit(t *testing.T) {
 	}
 
 	// A burst of 50 commits (as a rebase makes) is one hint.
-	quickCommit(t, f.work, 50)
+	quickCommit(t, f.Work, 50)
 	select {
 	case <-hints:
 	case <-time.After(5 * debounce):
@@ -94,12 +96,12 @@ func TestWatchHintsOnCommit(t *testing.T) {
 
 	// A push to the bare repo hints for the bare repo (and for the work
 	// tree, whose remote-tracking ref moves).
-	runGit(t, f.work, "push", "-q", "origin", "HEAD")
+	runGit(t, f.Work, "push", "-q", "origin", "HEAD")
 	deadline := time.After(5 * debounce)
 	for {
 		select {
 		case p := <-hints:
-			if p == f.bare {
+			if p == f.Bare {
 				return
 			}
 		case <-deadline:

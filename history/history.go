@@ -91,8 +91,6 @@ const (
 	DefaultMaxRecords  = 20000
 	DefaultMaxLog      = 256 << 10
 	DefaultOpenTimeout = time.Second
-	// FileName is the store's path relative to the data root.
-	FileName = "state/history.db"
 )
 
 // Options tune a Store; zero values take the defaults above.
@@ -130,9 +128,6 @@ type Store struct {
 	opt  Options
 	path string
 }
-
-// Path returns the store's path under the data root.
-func Path(root string) string { return filepath.Join(root, filepath.FromSlash(FileName)) }
 
 // Open opens (creating it unless ReadOnly) the store at path.
 func Open(path string, opt Options) (*Store, error) {

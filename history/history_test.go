@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // clock is a settable clock for retention tests.
@@ -26,7 +28,7 @@ func (c *clock) Add(d time.Duration) {
 
 func open(t testing.TB, opt Options) (*Store, string) {
 	t.Helper()
-	path := Path(t.TempDir())
+	path := rootdir.History(t.TempDir())
 	s, err := Open(path, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +249,7 @@ func TestReadOnlyAfterClose(t *testing.T) {
 }
 
 func TestReadOnlyMissingFile(t *testing.T) {
-	path := Path(t.TempDir())
+	path := rootdir.History(t.TempDir())
 	if _, err := Open(path, Options{ReadOnly: true}); err == nil {
 		t.Fatal("read-only open of a missing store succeeded")
 	}

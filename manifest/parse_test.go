@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -314,5 +315,15 @@ courses:
 	}
 	if got := c.Courses["a"].Container.Env["KERNELS"]; got != `{"python3": {"argv": []}}` {
 		t.Errorf("KERNELS = %q", got)
+	}
+}
+
+// The default mounts are the student's work folder and the course's work
+// tree where the ROOT layout keeps them: what containers creates and the
+// syncer checks out must be what a default container sees.
+func TestDefaultMountsFollowTheRootLayout(t *testing.T) {
+	want := []string{"{root}/students/{student}/{course}:/home/jovyan/work", "{root}/courses/{course}:/home/jovyan/course:ro"}
+	if !slices.Equal(DefaultMounts, want) {
+		t.Errorf("DefaultMounts = %q, want %q", DefaultMounts, want)
 	}
 }

@@ -6,7 +6,11 @@
 // the Sources interface.
 package manifest
 
-import "time"
+import (
+	"time"
+
+	"github.com/nbhosting/nbh-sync/rootdir"
+)
 
 // FileName is the name of the desired-state file inside the config repo.
 const FileName = "courses.yaml"
@@ -178,10 +182,13 @@ const (
 )
 
 // DefaultCommand and DefaultMounts are the container settings of a course
-// that says nothing about them.
+// that says nothing about them. The mounts are the student's work folder
+// and the course's work tree, where the ROOT layout puts them (spelled with
+// placeholders: "{root}/students/{student}/{course}" and
+// "{root}/courses/{course}").
 var (
 	DefaultCommand = []string{"start-in-dir-as-uid.sh", "/home/jovyan", "{uid}", "jupyter", "lab",
 		"--ip=0.0.0.0", "--no-browser", "--ServerApp.base_url=/{port}/", "--ServerApp.root_dir=/home/jovyan/work"}
-	DefaultMounts = []string{"{root}/students/{student}/{course}:/home/jovyan/work",
-		"{root}/courses/{course}:/home/jovyan/course:ro"}
+	DefaultMounts = []string{rootdir.StudentCourse("{root}", "{student}", "{course}") + ":/home/jovyan/work",
+		rootdir.Course("{root}", "{course}") + ":/home/jovyan/course:ro"}
 )

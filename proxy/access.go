@@ -11,7 +11,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,9 +126,6 @@ func (s sessions) verify(v string) (k Key, refused string) {
 	}
 	return Key{Course: course, Student: student}, ""
 }
-
-// KeyFile is where the session key lives under the data directory.
-func KeyFile(root string) string { return filepath.Join(root, "state", "proxy-session.key") }
 
 // LoadKey reads the session key from path, creating it (32 random bytes,
 // hex, mode 0600) when missing. Keeping it on disk keeps sessions valid

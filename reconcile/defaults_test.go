@@ -21,6 +21,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/token"
 )
 
@@ -95,7 +96,7 @@ func TestDefaultsServeTheStudentAndRetireWhenIdle(t *testing.T) {
 	eng := scoped{containers.NewDocker(cli), course + containers.NameSep}
 	m := containers.New(eng, nil, log)
 	m.StopTimeout = 5 * time.Second
-	m.Tokens = token.New(token.Path(root))
+	m.Tokens = token.New(rootdir.TokenKey(root))
 
 	sp, err := m.Spawn(ctx, co, "alice", containers.SpawnOptions{Root: root, UID: "1234"})
 	if err != nil {
@@ -139,7 +140,7 @@ func TestDefaultsServeTheStudentAndRetireWhenIdle(t *testing.T) {
 	// A restarted daemon: new Manager, new token source, same site key.
 	m2 := containers.New(eng, nil, log)
 	m2.StopTimeout = 5 * time.Second
-	m2.Tokens = token.New(token.Path(root))
+	m2.Tokens = token.New(rootdir.TokenKey(root))
 	p := activity.New()
 	p.SecondLook = 200 * time.Millisecond
 	pass := &reconcile.Pass{Containers: m2, Prober: p, Root: root, Concurrency: 1, Log: log}
@@ -211,7 +212,7 @@ func TestPresetNbhosting(t *testing.T) {
 		}
 	}
 	m := containers.New(scoped{containers.NewDocker(cli), course + containers.NameSep}, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
-	m.Tokens = token.New(token.Path(root))
+	m.Tokens = token.New(rootdir.TokenKey(root))
 	sp, err := m.Spawn(ctx, co, "alice", containers.SpawnOptions{Root: root, UID: "1234"})
 	if err != nil {
 		t.Fatal(err)

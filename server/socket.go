@@ -12,13 +12,6 @@ import (
 	"time"
 )
 
-// SocketPath is where the daemon of ROOT serves its API on a unix socket:
-// the command line's way to find the daemon of the --root it is given. Only
-// the daemon's user can open it (ROOT/state is 0700, the socket 0600), so
-// the command line never hands its token to another user's listener — as
-// it would to whatever answers on a TCP port any local user can bind.
-func SocketPath(root string) string { return filepath.Join(root, "state", "api.sock") }
-
 // maxSocketPath is the longest path a unix socket may have (sun_path).
 const maxSocketPath = 104
 

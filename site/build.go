@@ -7,22 +7,23 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // trees gives images the git trees of rev: the config folder at the config
 // commit, each course root at the head its mirror holds.
-func (s *Site) trees(rev *gitwatch.ConfigRevision) images.Trees {
+func (s *Site) trees(rev *configrepo.Revision) images.Trees {
 	src := rev.Sources
 	return images.Trees{
 		Config:       src.ConfigTree(),
@@ -60,12 +61,8 @@ func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 	return s.builder
 }
 
-// failuresFile keeps the last failed build of each image, so that the
-// 30-minute hold and the status survive a restart and reach the CLI.
-func failuresFile(root string) string { return filepath.Join(root, "state", "build-failures.json") }
-
 func readFailures(root string) []images.Failure {
-	b, err := os.ReadFile(failuresFile(root))
+	b, err := os.ReadFile(rootdir.BuildFailures(root))
 	if err != nil {
 		return nil
 	}
@@ -80,7 +77,7 @@ func readFailures(root string) []images.Failure {
 func (s *Site) saveFailures(ctx context.Context, b *images.Builder) {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
-	if err := atomicfile.WriteJSON(failuresFile(s.opts.Root), b.Failures()); err != nil {
+	if err := atomicfile.WriteJSON(rootdir.BuildFailures(s.opts.Root), b.Failures()); err != nil {
 		s.log.WarnContext(ctx, "build failures not recorded", "err", err)
 	}
 }
@@ -89,7 +86,7 @@ func (s *Site) saveFailures(ctx context.Context, b *images.Builder) {
 // and the errors of those whose spec cannot be made. The git trees of a
 // revision cache lookups without a lock: a pass, a plan and a status page
 // make their specs one at a time.
-func (s *Site) specs(rev *gitwatch.ConfigRevision) ([]*images.Spec, map[string]error) {
+func (s *Site) specs(rev *configrepo.Revision) ([]*images.Spec, map[string]error) {
 	s.specMu.Lock()
 	defer s.specMu.Unlock()
 	return images.NewSpecs(rev.Config, s.trees(rev))

@@ -16,6 +16,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/reconcile"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/token"
 )
 
@@ -65,7 +66,7 @@ func TestSiteDefaultsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, err := token.New(token.Path(root)).For(course, "alice"); err != nil || sp.Token != want {
+	if want, err := token.New(rootdir.TokenKey(root)).For(course, "alice"); err != nil || sp.Token != want {
 		t.Fatalf("spawn token %q, want the one the site key derives (%v)", sp.Token, err)
 	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", sp.URL+"api/kernels?no_track_activity=1", nil)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
@@ -42,7 +43,7 @@ func (s *Site) notify(ctx context.Context, ev notify.Event) {
 	go n.Notify(context.WithoutCancel(ctx), ev)
 }
 
-func (s *Site) configEvents(ctx context.Context, res gitwatch.ConfigResult, err error) {
+func (s *Site) configEvents(ctx context.Context, res configrepo.Result, err error) {
 	switch {
 	case res.Rejected != nil:
 		s.mu.Lock()

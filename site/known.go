@@ -8,21 +8,20 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
-// knownCoursesFile records every course this site has had in a config
-// revision it applied. The container pass adopts unlabelled nbhosting
-// containers (COURSE-x-STUDENT, no labels) only of these courses and of
-// those in courses.yaml now, so that removing a course from courses.yaml
+// knownCourses records every course this site has had in a config
+// revision it applied (in rootdir.KnownCourses). The container pass adopts
+// unlabelled nbhosting containers (COURSE-x-STUDENT, no labels) only of
+// these courses and of those in courses.yaml now, so that removing a course
+// from courses.yaml
 // still retires its adopted containers, while containers named like that
 // of a course the site never had — another tool's — are never touched.
-func knownCoursesFile(root string) string { return filepath.Join(root, "state", "known-courses.json") }
-
 type knownCourses struct {
 	Courses []string `json:"courses"`
 }
@@ -30,7 +29,7 @@ type knownCourses struct {
 // readKnownCourses returns the courses recorded under root; none when no
 // record exists yet.
 func readKnownCourses(root string) (map[string]bool, error) {
-	b, err := os.ReadFile(knownCoursesFile(root))
+	b, err := os.ReadFile(rootdir.KnownCourses(root))
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]bool{}, nil
 	}
@@ -39,7 +38,7 @@ func readKnownCourses(root string) (map[string]bool, error) {
 	}
 	var k knownCourses
 	if err := json.Unmarshal(b, &k); err != nil {
-		return nil, fmt.Errorf("read %s: %w", knownCoursesFile(root), err)
+		return nil, fmt.Errorf("read %s: %w", rootdir.KnownCourses(root), err)
 	}
 	out := make(map[string]bool, len(k.Courses))
 	for _, c := range k.Courses {
@@ -69,7 +68,7 @@ func (s *Site) knownCourses(ctx context.Context, cfg *manifest.Config, record bo
 	}
 	if grew && record {
 		rec := knownCourses{Courses: slices.Sorted(maps.Keys(had))}
-		if err := atomicfile.WriteJSON(knownCoursesFile(s.opts.Root), rec); err != nil {
+		if err := atomicfile.WriteJSON(rootdir.KnownCourses(s.opts.Root), rec); err != nil {
 			s.log.WarnContext(ctx, "known courses not recorded", "err", err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // TestKnownCourses: the record of the courses a site has had grows with
@@ -25,7 +26,7 @@ func TestKnownCourses(t *testing.T) {
 	}
 	root := t.TempDir()
 	s := &Site{opts: Options{Root: root}, log: slog.New(slog.DiscardHandler)}
-	file := knownCoursesFile(root)
+	file := rootdir.KnownCourses(root)
 	for _, step := range []struct {
 		desc    string
 		cfg     *manifest.Config

@@ -18,6 +18,7 @@ import (
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -135,7 +136,7 @@ courses:
 	testenv.Git(t, n.config, "init", "-q", "-b", "main")
 	commitAll(t, n.config, "site")
 
-	hist, err := history.Open(history.Path(n.root), history.Options{})
+	hist, err := history.Open(rootdir.History(n.root), history.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

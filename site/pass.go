@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/activity"
@@ -17,6 +16,7 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/reconcile"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // PassReport is what one container pass decided and did.
@@ -47,7 +47,7 @@ type PassOptions struct {
 func (s *Site) pass(ctx context.Context, ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
 	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
 		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
-		MemoryFile: activity.MemoryFile(s.opts.Root), Traffic: s.opts.Traffic}
+		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic}
 }
 
 // newProber is the activity probe of a site: it reads each container's CPU
@@ -106,19 +106,15 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	s.mu.Lock()
 	s.lastPass = &rep
 	s.mu.Unlock()
-	if werr := atomicfile.WriteJSON(lastPassFile(s.opts.Root), rep); werr != nil {
+	if werr := atomicfile.WriteJSON(rootdir.LastPass(s.opts.Root), rep); werr != nil {
 		s.log.WarnContext(ctx, "last pass not recorded", "err", werr)
 	}
 	return rep, err
 }
 
-// lastPassFile keeps the last container pass, so that a status from another
-// process (the CLI) can show it.
-func lastPassFile(root string) string { return filepath.Join(root, "state", "last-pass.json") }
-
 // readLastPass returns the last pass recorded under root, or nil.
 func readLastPass(root string) *PassReport {
-	b, err := os.ReadFile(lastPassFile(root))
+	b, err := os.ReadFile(rootdir.LastPass(root))
 	if err != nil {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nbhosting/nbh-sync/api"
+	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/manifest"
@@ -85,7 +86,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 // planBuilds decides about every image as BuildAll would, with the same
 // specs and the same decision (images.Decide), in build order. An image
 // whose base would not be built (held, failing) is an error, as in a sync.
-func (s *Site) planBuilds(ctx context.Context, rev *gitwatch.ConfigRevision) []api.PlanBuild {
+func (s *Site) planBuilds(ctx context.Context, rev *configrepo.Revision) []api.PlanBuild {
 	b := s.imageBuilder(rev.Config)
 	specs, specErrs := s.specs(rev)
 	var out []api.PlanBuild
@@ -196,7 +197,7 @@ func (s *Site) Fetch(ctx context.Context) error {
 
 // planPulls compares every course's head in its mirror with the commit
 // checked out; no network.
-func (s *Site) planPulls(_ context.Context, rev *gitwatch.ConfigRevision) ([]api.PlanPull, error) {
+func (s *Site) planPulls(_ context.Context, rev *configrepo.Revision) ([]api.PlanPull, error) {
 	prev, err := gitwatch.ReadStatus(s.opts.Root)
 	if err != nil {
 		return nil, err
@@ -237,7 +238,7 @@ func planAction(a reconcile.Action) api.PlanAction {
 
 // rejection is a rejected config commit as the plan document carries it
 // (nil for none).
-func rejection(r *gitwatch.Rejection) *api.Rejection {
+func rejection(r *configrepo.Rejection) *api.Rejection {
 	if r == nil {
 		return nil
 	}

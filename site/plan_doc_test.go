@@ -7,8 +7,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/containers"
-	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
@@ -39,7 +39,7 @@ func TestPlanDocumentReadsAsBefore(t *testing.T) {
 	} {
 		same("action", a, planAction(a))
 	}
-	for _, r := range []*gitwatch.Rejection{
+	for _, r := range []*configrepo.Rejection{
 		{Commit: plumbing.NewHash("ab00000000000000000000000000000000000001"), At: at,
 			Problems: []manifest.Problem{{File: "courses.yaml", Line: 3, Col: 5, Path: "courses.x.idle", Message: "m", Warning: true}, {Message: "n"}}},
 		{Problems: []manifest.Problem{}},

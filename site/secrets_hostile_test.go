@@ -29,6 +29,7 @@ import (
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/metrics"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 )
@@ -143,7 +144,7 @@ courses:
 	logs := &syncLog{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	root := filepath.Join(dir, "root")
-	hist, err := history.Open(history.Path(root), history.Options{})
+	hist, err := history.Open(rootdir.History(root), history.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/activity"
+	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
@@ -29,6 +30,7 @@ import (
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/notify"
 	"github.com/nbhosting/nbh-sync/retry"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/token"
 )
 
@@ -72,7 +74,7 @@ type Site struct {
 	log     *slog.Logger
 	loc     gitwatch.ConfigLocation
 	mirrors *gitwatch.Mirrors
-	loader  *gitwatch.ConfigLoader
+	loader  *configrepo.Loader
 	syncer  *gitwatch.Syncer
 	ctrs    *containers.Manager
 	swarm   *containers.Manager // engine.kind: swarm, made on first use
@@ -81,8 +83,8 @@ type Site struct {
 	failMu   sync.Mutex // serializes writes of the build failures file
 	specMu   sync.Mutex // serializes reads of a revision's git trees
 	mu       sync.Mutex
-	rev      *gitwatch.ConfigRevision // the config revision in force, once pulled
-	rejected *gitwatch.Rejection
+	rev      *configrepo.Revision // the config revision in force, once pulled
+	rejected *configrepo.Rejection
 	builder  *images.Builder // made from the first config's build: section
 	notifier *notify.Notifier
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
@@ -138,13 +140,13 @@ func New(opts Options) (*Site, error) {
 	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
 	ctrs.Site = SiteName(opts.Root)
-	ctrs.Tokens = token.New(token.Path(opts.Root))
+	ctrs.Tokens = token.New(rootdir.TokenKey(opts.Root))
 	return &Site{
 		opts:    opts,
 		log:     opts.Log,
 		loc:     loc,
 		mirrors: m,
-		loader:  gitwatch.NewConfigLoader(m, opts.Root, loc, opts.ConfigCredentials, opts.Log),
+		loader:  configrepo.NewLoader(m, opts.Root, loc, opts.ConfigCredentials, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
 		prober:  newProber(opts.ContainerEngine),
@@ -207,14 +209,14 @@ type PullReport struct {
 	// ConfigChanged is true when the pull applied a new config revision.
 	ConfigChanged bool `json:"config_changed"`
 	// Rejected is set when the config head failed validation.
-	Rejected *gitwatch.Rejection     `json:"rejected,omitempty"`
+	Rejected *configrepo.Rejection   `json:"rejected,omitempty"`
 	Courses  []gitwatch.CourseStatus `json:"courses"`
 }
 
 // NoConfigError says that no valid config revision was ever seen, so there
 // is nothing to apply.
 type NoConfigError struct {
-	Rejected *gitwatch.Rejection
+	Rejected *configrepo.Rejection
 	Err      error
 }
 
@@ -261,7 +263,7 @@ func (s *Site) Pull(ctx context.Context) (PullReport, error) {
 	s.refreshNotifier(ctx, res.Current.Config)
 	s.mu.Unlock()
 
-	st, err := s.syncer.Sync(ctx, res.Current)
+	st, err := s.syncer.Sync(ctx, res.Current.Config, res.Current.Location, res.Current.Commit)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -272,7 +274,7 @@ func (s *Site) Pull(ctx context.Context) (PullReport, error) {
 
 // revision returns the config revision in force: the one of this process,
 // else the last good one recorded under root, else it pulls.
-func (s *Site) revision(ctx context.Context) (*gitwatch.ConfigRevision, error) {
+func (s *Site) revision(ctx context.Context) (*configrepo.Revision, error) {
 	s.mu.Lock()
 	rev := s.rev
 	s.mu.Unlock()
@@ -320,7 +322,7 @@ func (s *Site) refreshNotifier(ctx context.Context, cfg *manifest.Config) {
 	s.notifier, s.notifyOf, s.notifyOK = n, cfg.Notify, true
 }
 
-func problems(r *gitwatch.Rejection) string {
+func problems(r *configrepo.Rejection) string {
 	lines := make([]string, len(r.Problems))
 	for i, p := range r.Problems {
 		lines[i] = "  " + p.String()

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nbhosting/nbh-sync/api"
+	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/dockerfile"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
@@ -32,7 +33,7 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		rev = s.loader.Restored()
 	}
 	if rejected == nil {
-		_, _, rejected, _ = gitwatch.ReadConfigState(s.opts.Root)
+		_, _, rejected, _ = configrepo.ReadState(s.opts.Root)
 	}
 	if rejected != nil && (rev == nil || rejected.At.After(rev.At)) {
 		st.ConfigError = fmt.Sprintf("commit %s rejected:\n%s", shortid.Of(rejected.Commit.String()), problems(rejected))

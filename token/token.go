@@ -21,14 +21,8 @@ import (
 	"sync"
 )
 
-// KeyFile is the name of the site key under ROOT/state.
-const KeyFile = "jupyter-token.key"
-
 // keyBytes is the size of a new key (256 bits, as the HMAC's hash).
 const keyBytes = 32
-
-// Path returns where the site key of root is kept.
-func Path(root string) string { return filepath.Join(root, "state", KeyFile) }
 
 // Source derives tokens from the key at a path. The key is created (mode
 // 0600) on first use and read once; a key others can read is refused. It
@@ -111,7 +105,7 @@ func create(path string) error {
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), KeyFile+".*.tmp")
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}

@@ -6,34 +6,36 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 func TestTokensSurviveARestart(t *testing.T) {
 	root := t.TempDir()
-	first, err := New(Path(root)).For("flot", "alice")
+	first, err := New(rootdir.TokenKey(root)).For("flot", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(Path(root))
+	st, err := os.Stat(rootdir.TokenKey(root))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v, %v (want mode 0600)", st, err)
 	}
 	// A new Source on the same key is what a restarted daemon has.
-	again, err := New(Path(root)).For("flot", "alice")
+	again, err := New(rootdir.TokenKey(root)).For("flot", "alice")
 	if err != nil || again != first {
 		t.Fatalf("after restart: %q, %v; want %q", again, err, first)
 	}
 	if len(first) != 64 {
 		t.Errorf("token %q: want 64 hex digits", first)
 	}
-	other, _ := New(Path(t.TempDir())).For("flot", "alice")
+	other, _ := New(rootdir.TokenKey(t.TempDir())).For("flot", "alice")
 	if other == first {
 		t.Error("two sites with different keys give the same token")
 	}
 }
 
 func TestTokensDiffer(t *testing.T) {
-	s := New(Path(t.TempDir()))
+	s := New(rootdir.TokenKey(t.TempDir()))
 	pairs := [][2]string{{"flot", "alice"}, {"flot", "bob"}, {"intro", "alice"}, {"a-b", "c"}, {"a", "b-c"}, {"a", "b\x00c"}}
 	seen := map[string][2]string{}
 	for _, p := range pairs {
@@ -63,16 +65,16 @@ func TestBadKeysAreRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			os.MkdirAll(filepath.Join(root, "state"), 0o700)
-			if err := os.WriteFile(Path(root), []byte(tt.content), tt.mode); err != nil {
+			if err := os.WriteFile(rootdir.TokenKey(root), []byte(tt.content), tt.mode); err != nil {
 				t.Fatal(err)
 			}
-			os.Chmod(Path(root), tt.mode)
-			_, err := New(Path(root)).For("c", "s")
+			os.Chmod(rootdir.TokenKey(root), tt.mode)
+			_, err := New(rootdir.TokenKey(root)).For("c", "s")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one saying %q", err, tt.want)
 			}
 			// The bad key is left as it was, for the admin to look at.
-			if b, _ := os.ReadFile(Path(root)); string(b) != tt.content {
+			if b, _ := os.ReadFile(rootdir.TokenKey(root)); string(b) != tt.content {
 				t.Errorf("key file changed to %q", b)
 			}
 		})
@@ -86,7 +88,7 @@ func TestConcurrentFirstUseMakesOneKey(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { toks[i], errs[i] = New(Path(root)).For("c", "s") })
+		wg.Go(func() { toks[i], errs[i] = New(rootdir.TokenKey(root)).For("c", "s") })
 	}
 	wg.Wait()
 	for i := range n {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/api"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/server"
 )
 
@@ -53,7 +54,7 @@ func (g *globals) daemon(ctx context.Context) (*apiClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		sock := server.SocketPath(root)
+		sock := rootdir.APISocket(root)
 		err = server.CheckSocket(sock, root)
 		if errors.Is(err, fs.ErrNotExist) {
 			g.log.Info("no daemon runs on this root: working directly", "root", root)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/api"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/server/servertest"
 )
@@ -80,13 +81,13 @@ func tokenFile(t *testing.T) string {
 // says so, and sends it the token.
 func TestCLITalksToTheDaemonOfItsRoot(t *testing.T) {
 	root := t.TempDir()
-	ln, err := server.ListenSocket(t.Context(), server.SocketPath(root))
+	ln, err := server.ListenSocket(t.Context(), rootdir.APISocket(root))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := fakeDaemon(t, ln)
 	code, out, errOut := runCLI(t, "--root", root, "--api-token-file", tokenFile(t), "sync")
-	if code != 0 || !strings.Contains(out, "pass queued by the daemon at unix:"+server.SocketPath(root)) {
+	if code != 0 || !strings.Contains(out, "pass queued by the daemon at unix:"+rootdir.APISocket(root)) {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 	if !strings.Contains(errOut, "talking to the daemon") {
@@ -110,7 +111,7 @@ func TestCLITalksToTheDaemonOfItsRoot(t *testing.T) {
 // words and in its JSON document.
 func TestSpawnPrintsLaunchURL(t *testing.T) {
 	root := t.TempDir()
-	ln, err := server.ListenSocket(t.Context(), server.SocketPath(root))
+	ln, err := server.ListenSocket(t.Context(), rootdir.APISocket(root))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,12 +140,12 @@ func TestCLIRefusesForeignDaemons(t *testing.T) {
 		t.Skip("chown to another uid needs root")
 	}
 	root := t.TempDir()
-	ln, err := server.ListenSocket(t.Context(), server.SocketPath(root))
+	ln, err := server.ListenSocket(t.Context(), rootdir.APISocket(root))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := fakeDaemon(t, ln)
-	if err := os.Chown(server.SocketPath(root), 12345, 12345); err != nil {
+	if err := os.Chown(rootdir.APISocket(root), 12345, 12345); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut := runCLI(t, "--root", root, "--api-token-file", tokenFile(t), "sync")

@@ -18,6 +18,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 func newHistoryCmd(g *globals) *cobra.Command {
@@ -77,7 +78,7 @@ daemon's API).`,
 					q.Since = time.Now().Add(-d)
 				}
 				root, _ := filepath.Abs(g.root)
-				st, err := history.Open(history.Path(root), history.Options{ReadOnly: true})
+				st, err := history.Open(rootdir.History(root), history.Options{ReadOnly: true})
 				switch {
 				case errors.Is(err, fs.ErrNotExist):
 					g.log.Info("no history yet: nothing has run with this --root", "root", root)

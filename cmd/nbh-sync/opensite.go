@@ -6,6 +6,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/daemon"
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -28,14 +29,14 @@ func (g *globals) openSite(record bool) (*site.Site, func(), error) {
 	var hist *history.Store
 	switch {
 	case record:
-		hist, err = history.Open(history.Path(root), history.Options{})
+		hist, err = history.Open(rootdir.History(root), history.Options{})
 		if err != nil {
 			g.log.Warn("this run is not recorded in the history", "err", err)
 			hist = nil
 		}
-	case fileExists(history.Path(root)):
+	case fileExists(rootdir.History(root)):
 		// Read-only, for the recent builds and actions a status shows.
-		if hist, err = history.Open(history.Path(root), history.Options{ReadOnly: true}); err != nil {
+		if hist, err = history.Open(rootdir.History(root), history.Options{ReadOnly: true}); err != nil {
 			g.log.Info("history not shown", "err", err)
 			hist = nil
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
@@ -119,7 +120,7 @@ func validateRepo(ctx context.Context, g *globals, location string) (*manifest.R
 	if err != nil {
 		return nil, err
 	}
-	l := gitwatch.NewConfigLoader(m, tmp, loc, creds, g.log)
+	l := configrepo.NewLoader(m, tmp, loc, creds, g.log)
 	if err := l.Fetch(ctx); err != nil {
 		return nil, err
 	}

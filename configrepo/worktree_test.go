@@ -1,8 +1,11 @@
-package gitwatch
+package configrepo
 
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // A config folder inside a linked work tree (git worktree add), as make run
@@ -10,25 +13,25 @@ import (
 // repository's git directory, so that is what gets mirrored; the mirror of
 // the work tree's own path found no branch at all.
 func TestConfigInLinkedWorkTree(t *testing.T) {
-	conf := newFixture(t)
-	conf.commit(t, map[string]string{"README": "main branch"}, "init")
+	conf := testenv.NewRepo(t)
+	conf.Commit(t, map[string]string{"README": "main branch"}, "init")
 	linked := filepath.Join(t.TempDir(), "linked")
-	runGit(t, conf.work, "worktree", "add", "-q", "-b", "feature", linked)
-	wt := &fixture{work: linked, bare: conf.bare}
-	wt.commit(t, map[string]string{
+	testenv.Git(t, conf.Work, "worktree", "add", "-q", "-b", "feature", linked)
+	wt := &testenv.Repo{Work: linked, Bare: conf.Bare}
+	wt.Commit(t, map[string]string{
 		"site/courses.yaml":                 "version: 1\ncourses:\n  local:\n    repo: .\n    path: course\n",
 		"site/course/.nbhosting/Dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
 	}, "config on a branch of the linked work tree")
 
-	loc, err := LocateConfig(filepath.Join(linked, "site"), "")
+	loc, err := gitwatch.LocateConfig(filepath.Join(linked, "site"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if loc.URL != filepath.Join(conf.work, ".git") || loc.Branch != "feature" || loc.Dir != "site" {
-		t.Fatalf("LocateConfig: got %+v", loc)
+	if loc.URL != filepath.Join(conf.Work, ".git") || loc.Branch != "feature" || loc.Dir != "site" {
+		t.Fatalf("gitwatch.LocateConfig: got %+v", loc)
 	}
 	root := t.TempDir()
-	l := NewConfigLoader(NewMirrors(root, testLogger(t), Options{}), root, loc, nil, testLogger(t))
+	l := NewLoader(gitwatch.NewMirrors(root, testLogger(t), gitwatch.Options{}), root, loc, nil, testLogger(t))
 	res, err := l.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)

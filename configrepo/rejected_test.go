@@ -1,4 +1,4 @@
-package gitwatch
+package configrepo
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -20,15 +22,15 @@ func TestRejectedConfigParsedOnce(t *testing.T) {
 	}
 	t.Cleanup(func() { parse = orig })
 
-	conf := newFixture(t)
-	conf.commit(t, map[string]string{"courses.yaml": "version: 1\ncourses:\n  a:\n    repo: .\n    idle: 2 hours\n"}, "bad")
-	loc, err := LocateConfig(conf.bare, "main")
+	conf := testenv.NewRepo(t)
+	conf.Commit(t, map[string]string{"courses.yaml": "version: 1\ncourses:\n  a:\n    repo: .\n    idle: 2 hours\n"}, "bad")
+	loc, err := gitwatch.LocateConfig(conf.Bare, "main")
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	m := NewMirrors(root, testLogger(t), Options{})
-	l := NewConfigLoader(m, root, loc, nil, testLogger(t))
+	m := gitwatch.NewMirrors(root, testLogger(t), gitwatch.Options{})
+	l := NewLoader(m, root, loc, nil, testLogger(t))
 	for i := range 5 {
 		res, _ := l.Load(t.Context())
 		if res.Rejected == nil {
@@ -40,7 +42,7 @@ func TestRejectedConfigParsedOnce(t *testing.T) {
 	}
 	// A new commit with the same courses.yaml (a README edit) is not parsed
 	// again either.
-	conf.commit(t, map[string]string{"README.md": "x"}, "readme")
+	conf.Commit(t, map[string]string{"README.md": "x"}, "readme")
 	if res, _ := l.Load(t.Context()); res.Rejected == nil {
 		t.Fatal("the bad courses.yaml was not rejected in a new commit")
 	}
@@ -51,19 +53,19 @@ func TestRejectedConfigParsedOnce(t *testing.T) {
 
 // State files name private repos and their errors: the daemon's user only.
 func TestStateFilesPrivate(t *testing.T) {
-	conf := newFixture(t)
-	conf.commit(t, map[string]string{"courses.yaml": "version: 1\ncourses:\n  a:\n    repo: .\n", "images/a.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n"}, "good")
-	loc, err := LocateConfig(conf.bare, "main")
+	conf := testenv.NewRepo(t)
+	conf.Commit(t, map[string]string{"courses.yaml": "version: 1\ncourses:\n  a:\n    repo: .\n", "images/a.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n"}, "good")
+	loc, err := gitwatch.LocateConfig(conf.Bare, "main")
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	m := NewMirrors(root, testLogger(t), Options{})
-	res, err := NewConfigLoader(m, root, loc, nil, testLogger(t)).Load(t.Context())
+	m := gitwatch.NewMirrors(root, testLogger(t), gitwatch.Options{})
+	res, err := NewLoader(m, root, loc, nil, testLogger(t)).Load(t.Context())
 	if err != nil || res.Current == nil {
 		t.Fatalf("load: %+v, %v", res, err)
 	}
-	if _, err := NewSyncer(m, root, testLogger(t), 1).Sync(t.Context(), res.Current); err != nil {
+	if _, err := gitwatch.NewSyncer(m, root, testLogger(t), 1).Sync(t.Context(), res.Current.Config, res.Current.Location, res.Current.Commit); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"config.json", "courses.json"} {

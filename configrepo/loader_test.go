@@ -1,12 +1,18 @@
-package gitwatch
+package configrepo
 
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nbhosting/nbh-sync/gitwatch"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 func courseYAML(courseURL, idle string) string {
@@ -24,33 +30,33 @@ courses:
 `, idle, courseURL)
 }
 
-func TestConfigLoaderAndSyncer(t *testing.T) {
-	course := newFixture(t)
-	cc1 := course.commit(t, map[string]string{"intro/nb.ipynb": "v1", "other/x": "x"}, "course v1")
+func TestLoaderAndSyncer(t *testing.T) {
+	course := testenv.NewRepo(t)
+	cc1 := course.Commit(t, map[string]string{"intro/nb.ipynb": "v1", "other/x": "x"}, "course v1")
 
 	// The config lives in a subfolder of a work tree: its committed state
 	// is used, not the files on disk.
-	conf := newFixture(t)
-	conf.commit(t, map[string]string{
-		"site/courses.yaml":            courseYAML(course.url(), "2h"),
+	conf := testenv.NewRepo(t)
+	conf.Commit(t, map[string]string{
+		"site/courses.yaml":            courseYAML(course.URL(), "2h"),
 		"site/images/intro.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
 		"site/local-course/hello.txt":  "hello",
 	}, "good config")
-	loc, err := LocateConfig(filepath.Join(conf.work, "site"), "")
+	loc, err := gitwatch.LocateConfig(filepath.Join(conf.Work, "site"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if loc.URL != conf.work || loc.Branch != "main" || loc.Dir != "site" {
-		t.Fatalf("LocateConfig: got %+v", loc)
+	if loc.URL != conf.Work || loc.Branch != "main" || loc.Dir != "site" {
+		t.Fatalf("gitwatch.LocateConfig: got %+v", loc)
 	}
 	// An uncommitted edit is not seen.
-	if err := os.WriteFile(filepath.Join(conf.work, "site/courses.yaml"), []byte("garbage"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(conf.Work, "site/courses.yaml"), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	root := t.TempDir()
-	m := NewMirrors(root, testLogger(t), Options{})
-	l := NewConfigLoader(m, root, loc, nil, testLogger(t))
+	m := gitwatch.NewMirrors(root, testLogger(t), gitwatch.Options{})
+	l := NewLoader(m, root, loc, nil, testLogger(t))
 	res, err := l.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +66,8 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	}
 	good1 := res.Current.Commit
 
-	s := NewSyncer(m, root, testLogger(t), 2)
-	st, err := s.Sync(t.Context(), res.Current)
+	s := gitwatch.NewSyncer(m, root, testLogger(t), 2)
+	st, err := s.Sync(t.Context(), res.Current.Config, res.Current.Location, res.Current.Commit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +75,12 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	if intro.Commit.String() != cc1 || intro.Error != "" || intro.FetchedAt.IsZero() {
 		t.Fatalf("intro status: %+v", intro)
 	}
-	equalTree(t, "intro", readTree(t, CourseDir(root, "intro")), map[string]string{"nb.ipynb": "v1"})
-	equalTree(t, "local", readTree(t, CourseDir(root, "local")), map[string]string{"hello.txt": "hello"})
+	testenv.EqualTree(t, "intro", testenv.ReadTree(t, rootdir.Course(root, "intro")), map[string]string{"nb.ipynb": "v1"})
+	testenv.EqualTree(t, "local", testenv.ReadTree(t, rootdir.Course(root, "local")), map[string]string{"hello.txt": "hello"})
 
 	// A bad commit (bad duration) is rejected; the good one stays.
-	runGit(t, conf.work, "checkout", "-q", "--", "site/courses.yaml")
-	conf.commit(t, map[string]string{"site/courses.yaml": courseYAML(course.url(), "2 hours")}, "bad config")
+	testenv.Git(t, conf.Work, "checkout", "-q", "--", "site/courses.yaml")
+	conf.Commit(t, map[string]string{"site/courses.yaml": courseYAML(course.URL(), "2 hours")}, "bad config")
 	res, err = l.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -87,8 +93,8 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	}
 
 	// After a restart, the last good revision is still in force.
-	m2 := NewMirrors(root, testLogger(t), Options{})
-	l2 := NewConfigLoader(m2, root, loc, nil, testLogger(t))
+	m2 := gitwatch.NewMirrors(root, testLogger(t), gitwatch.Options{})
+	l2 := NewLoader(m2, root, loc, nil, testLogger(t))
 	res, err = l2.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +102,7 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	if res.Current == nil || res.Current.Commit != good1 || res.Rejected == nil {
 		t.Fatalf("after restart: got %+v", res)
 	}
-	if _, good, rej, err := ReadConfigState(root); err != nil || good != good1 || rej == nil {
+	if _, good, rej, err := ReadState(root); err != nil || good != good1 || rej == nil {
 		t.Fatalf("config state: %s %v %v", good, rej, err)
 	}
 
@@ -104,8 +110,8 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	// the config repo is at fault (no course is named like the image);
 	// a course image whose course has no Dockerfile is only a warning:
 	// that course's business, which must not block the site.
-	runGit(t, conf.work, "rm", "-q", "site/images/intro.dockerfile")
-	conf.commit(t, map[string]string{"site/courses.yaml": strings.Replace(courseYAML(course.url(), "3h"), "image: intro", "image: nothing", 1)}, "no dockerfile")
+	testenv.Git(t, conf.Work, "rm", "-q", "site/images/intro.dockerfile")
+	conf.Commit(t, map[string]string{"site/courses.yaml": strings.Replace(courseYAML(course.URL(), "3h"), "image: intro", "image: nothing", 1)}, "no dockerfile")
 	res, err = l2.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -132,8 +138,8 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	}
 
 	// A good commit replaces it; the course moves on too.
-	good3 := conf.commit(t, map[string]string{"site/courses.yaml": courseYAML(course.url(), "3h"), "site/images/intro.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", "site/local-course/hello.txt": "hello 2"}, "good again")
-	cc2 := course.commit(t, map[string]string{"intro/nb.ipynb": "v2", "intro/new.py": "print()"}, "course v2")
+	good3 := conf.Commit(t, map[string]string{"site/courses.yaml": courseYAML(course.URL(), "3h"), "site/images/intro.dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", "site/local-course/hello.txt": "hello 2"}, "good again")
+	cc2 := course.Commit(t, map[string]string{"intro/nb.ipynb": "v2", "intro/new.py": "print()"}, "course v2")
 	res, err = l2.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -141,29 +147,36 @@ func TestConfigLoaderAndSyncer(t *testing.T) {
 	if res.Current.Commit.String() != good3 || !res.Changed || res.Rejected != nil {
 		t.Fatalf("good again: got %+v", res)
 	}
-	st, err = NewSyncer(m2, root, testLogger(t), 2).Sync(t.Context(), res.Current)
+	st, err = gitwatch.NewSyncer(m2, root, testLogger(t), 2).Sync(t.Context(), res.Current.Config, res.Current.Location, res.Current.Commit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := st.Course("intro"); c.Commit.String() != cc2 || !c.Changed {
 		t.Fatalf("intro after push: %+v", c)
 	}
-	equalTree(t, "intro v2", readTree(t, CourseDir(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
-	equalTree(t, "local v2", readTree(t, CourseDir(root, "local")), map[string]string{"hello.txt": "hello 2"})
+	testenv.EqualTree(t, "intro v2", testenv.ReadTree(t, rootdir.Course(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
+	testenv.EqualTree(t, "local v2", testenv.ReadTree(t, rootdir.Course(root, "local")), map[string]string{"hello.txt": "hello 2"})
 
 	// A course whose branch is deleted keeps its work tree and reports it.
-	runGit(t, course.bare, "update-ref", "-d", "refs/heads/main")
-	st, err = NewSyncer(m2, root, testLogger(t), 2).Sync(t.Context(), res.Current)
-	if !errors.Is(err, ErrBranchNotFound) && (err == nil || !strings.Contains(err.Error(), "course intro")) {
+	testenv.Git(t, course.Bare, "update-ref", "-d", "refs/heads/main")
+	st, err = gitwatch.NewSyncer(m2, root, testLogger(t), 2).Sync(t.Context(), res.Current.Config, res.Current.Location, res.Current.Commit)
+	if !errors.Is(err, gitwatch.ErrBranchNotFound) && (err == nil || !strings.Contains(err.Error(), "course intro")) {
 		t.Fatalf("sync error: %v", err)
 	}
 	c, _ := st.Course("intro")
 	if c.Error == "" || c.Commit.String() != cc2 {
 		t.Fatalf("deleted branch: %+v", c)
 	}
-	read, err := ReadStatus(root)
+	read, err := gitwatch.ReadStatus(root)
 	if err != nil || len(read.Courses) != 2 {
-		t.Fatalf("ReadStatus: %+v %v", read, err)
+		t.Fatalf("gitwatch.ReadStatus: %+v %v", read, err)
 	}
-	equalTree(t, "intro kept", readTree(t, CourseDir(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
+	testenv.EqualTree(t, "intro kept", testenv.ReadTree(t, rootdir.Course(root, "intro")), map[string]string{"nb.ipynb": "v2", "new.py": "print()"})
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
