@@ -169,12 +169,9 @@ type Prober struct {
 	CPUConcurrency int
 }
 
-// New returns a Prober with defaults for a real site. A probe is two
-// small requests that wait mostly on the network and the server's answer,
-// so a pass's probes run many at once (bench/pass: the pass over 50
-// running servers is mostly its probes).
+// New returns a Prober with defaults for a real site.
 func New() *Prober {
-	return &Prober{Client: &http.Client{}, Concurrency: 32, CPUConcurrency: 32, Timeout: 5 * time.Second,
+	return &Prober{Client: &http.Client{}, Concurrency: 8, CPUConcurrency: 32, Timeout: 5 * time.Second,
 		Grace: 2 * time.Minute, SecondLook: 3 * time.Second}
 }
 
