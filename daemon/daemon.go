@@ -303,14 +303,16 @@ func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
 
 func (d *daemon) passDone(p trigger.Pass, err error, dur time.Duration) {
 	d.metrics.ObservePass(p.Kinds.String(), dur, err, time.Now())
-	if !d.ready.Swap(true) {
+	if !d.ready.Load() {
 		// The first pass read every mirror and listed every container at
 		// once: the heap's peak. What it needs from then on is a fraction
 		// of it (bench/memory: 8 MB live at 500 courses and 10,000
-		// containers), so the memory goes back to the system now rather
-		// than as the runtime's scavenger gets round to it.
+		// containers), so the memory goes back to the system now, before
+		// the daemon says it is ready, rather than as the runtime's
+		// scavenger gets round to it.
 		debug.FreeOSMemory()
 	}
+	d.ready.Store(true)
 }
 
 // configured applies the config in force to the daemon itself: schedules
