@@ -420,7 +420,7 @@ func (q *Queue) retryLater(s *slot, p Pass, err error) string {
 	var d time.Duration
 	switch v := retry.Of(err); v.Kind {
 	case retry.OnChange:
-		return "on new inputs"
+		return v.Kind.String() // "on new inputs"
 	case retry.Later:
 		d = time.Until(v.At)
 	default:
