@@ -294,6 +294,15 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	fmt.Printf("%-34s %10s %10s\n", "", "VmRSS", "VmHWM")
 	fmt.Printf("%-34s %7d kB %7d kB\n", "nbh-sync run (max over "+settle.String()+")", rss, hwm)
 	fmt.Printf("%-34s %7d kB\n", "sleep (floor)", sleepRSS)
+	// What the resident memory is made of: the heap and stacks (anonymous)
+	// or the executable's pages read from its file.
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", daemon.Process.Pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "RssAnon:") || strings.HasPrefix(line, "RssFile:") || strings.HasPrefix(line, "Threads:") {
+				fmt.Println("  " + strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
 	fmt.Printf("RESULT memory courses=%d containers=%d rss_kb=%d hwm_kb=%d floor_kb=%d ratio=%.1f\n",
 		nCourses, nCtrs, rss, hwm, sleepRSS, float64(rss)/float64(max(sleepRSS, 1)))
 	if pprofAddr != "" {
