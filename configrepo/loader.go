@@ -122,13 +122,13 @@ func (l *Loader) Load(ctx context.Context) (Result, error) {
 		return res, err
 	case res.Rejected != nil:
 		if l.rejected == nil || l.rejected.Commit != res.Rejected.Commit {
-			l.log.Warn("config commit rejected", "commit", res.Rejected.Commit.String(), "problems", len(res.Rejected.Problems))
+			l.log.WarnContext(ctx, "config commit rejected", "commit", res.Rejected.Commit.String(), "problems", len(res.Rejected.Problems))
 		}
 		l.rejected = res.Rejected
 		return res, l.save()
 	}
 	l.current, l.rejected = res.Current, nil
-	l.log.Info("config applied", "commit", res.Current.Commit.String(), "warnings", len(res.Current.Warnings))
+	l.log.InfoContext(ctx, "config applied", "commit", res.Current.Commit.String(), "warnings", len(res.Current.Warnings))
 	return res, l.save()
 }
 
