@@ -45,7 +45,7 @@ func TestEngineOutage(t *testing.T) {
 	// A push; the engine goes away as soon as the pass checks it out,
 	// while the new image builds.
 	mark := d.mark()
-	commit := r.commit(t, map[string]string{"docker-image/marker.txt": "v2\n"}, "v2")
+	commit := r.Commit(t, map[string]string{"docker-image/marker.txt": "v2\n"}, "v2")
 	if _, err := d.waitLog(ctx, mark, func(l logLine) bool { return l.Msg == "course checked out" }); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestBadRemotes(t *testing.T) {
 	tm.phase("errors and backoff visible in /api/status")
 
 	// The instructor of the good course pushes: it still gets built.
-	commit := goodRepo.commit(t, map[string]string{"docker-image/marker.txt": "v2\n"}, "v2")
+	commit := goodRepo.Commit(t, map[string]string{"docker-image/marker.txt": "v2\n"}, "v2")
 	d.hook(goodRepo.url)
 	waited := eventually(t, 4*time.Minute, "the good course built after its push", func() (bool, string) {
 		st, err := d.status(ctx)
@@ -158,7 +158,7 @@ func TestBadRemotes(t *testing.T) {
 
 	// The failing forge is repaired; its webhook ends the backoff at once.
 	s.git.set("failing.git", serve)
-	fc := failRepo.commit(t, map[string]string{"intro.md": "# repaired\n"}, "repaired")
+	fc := failRepo.Commit(t, map[string]string{"intro.md": "# repaired\n"}, "repaired")
 	d.hook(failRepo.url)
 	eventually(t, 2*time.Minute, "the repaired course synced", func() (bool, string) {
 		st, err := d.status(ctx)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -86,40 +85,15 @@ func (g *gitServer) requests(name string) int {
 // repo is a bare repo served by a gitServer and a work tree that pushes
 // to it.
 type repo struct {
-	name, bare, work, url string
+	*testenv.Repo
+	name, url string
 }
 
 // newRepo makes repo name.git on the server, with a first commit of files.
 func (g *gitServer) newRepo(t *testing.T, name string, files map[string]string) *repo {
 	t.Helper()
-	r := &repo{name: name + ".git", bare: filepath.Join(g.dir, name+".git"), work: filepath.Join(t.TempDir(), name)}
+	r := &repo{Repo: testenv.NewRepoAt(t, filepath.Join(g.dir, name+".git"), filepath.Join(t.TempDir(), name)), name: name + ".git"}
 	r.url = g.srv.URL + "/" + r.name
-	testenv.Git(t, g.dir, "init", "-q", "--bare", "-b", "main", r.bare)
-	testenv.Git(t, g.dir, "init", "-q", "-b", "main", r.work)
-	testenv.Git(t, r.work, "remote", "add", "origin", r.bare)
-	r.commit(t, files, "first")
+	r.Commit(t, files, "first")
 	return r
-}
-
-// commit writes files (an empty content removes one), commits and pushes;
-// it returns the commit.
-func (r *repo) commit(t testing.TB, files map[string]string, msg string) string {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.work, name)
-		if content == "" {
-			testenv.Git(t, r.work, "rm", "-q", name)
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Git(t, r.work, "add", name)
-	}
-	testenv.Git(t, r.work, "commit", "-q", "--allow-empty", "-m", msg)
-	testenv.Git(t, r.work, "push", "-q", "-f", "origin", "HEAD")
-	return testenv.Git(t, r.work, "rev-parse", "HEAD")
 }

@@ -73,7 +73,7 @@ func TestKillRestart(t *testing.T) {
 	var last string
 	for round := range killRounds {
 		if round%3 != 0 { // a new image version two rounds in three
-			last = r.commit(t, map[string]string{"docker-image/marker.txt": fmt.Sprintf("v%d\n", round+1)}, fmt.Sprintf("v%d", round+1))
+			last = r.Commit(t, map[string]string{"docker-image/marker.txt": fmt.Sprintf("v%d\n", round+1)}, fmt.Sprintf("v%d", round+1))
 		}
 		if !d.alive() {
 			d.start()

@@ -184,7 +184,7 @@ func TestStory(t *testing.T) {
 
 	// The admin removes the course "gone": its containers stay while in
 	// use.
-	cfgRev := cfgRepo.commit(t, map[string]string{"courses.yaml": storyConfig(map[string]string{py: pyRepo.url}, shared)}, "drop "+gone)
+	cfgRev := cfgRepo.Commit(t, map[string]string{"courses.yaml": storyConfig(map[string]string{py: pyRepo.url}, shared)}, "drop "+gone)
 	mark := d.mark()
 	d.sync()
 	eventually(t, time.Minute, "config revision without "+gone+" applied", func() (bool, string) {
@@ -212,7 +212,7 @@ func TestStory(t *testing.T) {
 
 	// The instructor pushes a new image definition; the forge's webhook
 	// tells the daemon.
-	pyRepo.commit(t, map[string]string{"docker-image/marker.txt": "py v2\n"}, "image: v2")
+	pyRepo.Commit(t, map[string]string{"docker-image/marker.txt": "py v2\n"}, "image: v2")
 	if res := d.hook(pyRepo.url); len(res.Courses) != 1 || res.Courses[0] != py {
 		t.Fatalf("webhook triggered courses %v, want [%s]", res.Courses, py)
 	}

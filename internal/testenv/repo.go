@@ -16,9 +16,16 @@ type Repo struct {
 func NewRepo(t testing.TB) *Repo {
 	t.Helper()
 	dir := t.TempDir()
-	r := &Repo{Bare: filepath.Join(dir, "remote.git"), Work: filepath.Join(dir, "work")}
-	Git(t, dir, "init", "-q", "--bare", "-b", "main", r.Bare)
-	Git(t, dir, "init", "-q", "-b", "main", r.Work)
+	return NewRepoAt(t, filepath.Join(dir, "remote.git"), filepath.Join(dir, "work"))
+}
+
+// NewRepoAt makes an empty Repo whose bare repository is bare (a folder a
+// git server serves, say) and work tree work.
+func NewRepoAt(t testing.TB, bare, work string) *Repo {
+	t.Helper()
+	r := &Repo{Bare: bare, Work: work}
+	Git(t, filepath.Dir(bare), "init", "-q", "--bare", "-b", "main", r.Bare)
+	Git(t, filepath.Dir(bare), "init", "-q", "-b", "main", r.Work)
 	Git(t, r.Work, "remote", "add", "origin", r.Bare)
 	return r
 }
@@ -41,7 +48,7 @@ func (r *Repo) Commit(t testing.TB, files map[string]string, msg string) string 
 		}
 		Git(t, r.Work, "add", name)
 	}
-	Git(t, r.Work, "commit", "-q", "-m", msg)
+	Git(t, r.Work, "commit", "-q", "--allow-empty", "-m", msg)
 	Git(t, r.Work, "push", "-q", "-f", "origin", "HEAD")
 	return Git(t, r.Work, "rev-parse", "HEAD")
 }
