@@ -414,7 +414,10 @@ func (q *Queue) retryLater(s *slot, p Pass, err error) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures++
-	if q.opt.RetryBase <= 0 {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "at the next start" // cut short by a stop, which redoes it
+	case q.opt.RetryBase <= 0:
 		return "at the next trigger"
 	}
 	var d time.Duration

@@ -505,6 +505,7 @@ func TestRetryBackoff(t *testing.T) {
 		{waitUntil(time.Now().Add(time.Second)), "in 1m0s"},
 		{waitUntil(time.Now().Add(time.Hour)), "in 5m0s"},
 		{retry.OnNewInputs(errors.New("x")), "on new inputs"},
+		{fmt.Errorf("build: %w", context.Canceled), "at the next start"},
 	} {
 		if got := q.retryLater(s, p, tc.err); got != tc.want {
 			t.Errorf("failure %d (%v): %q, want %q", i+1, tc.err, got, tc.want)
