@@ -40,6 +40,9 @@ const (
 	ManagedBy = "nbh-sync"
 )
 
+// readLabels are the labels a pass reads; List keeps only these.
+var readLabels = []string{LabelCourse, LabelStudent, LabelManagedBy, LabelPort, LabelUID, LabelBasePath, LabelSite}
+
 // NameSep joins course and student in a container name, as nbhosting does.
 const NameSep = "-x-"
 

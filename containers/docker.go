@@ -44,34 +44,6 @@ func DialDocker(opts ...client.Opt) (*Docker, error) {
 // Close releases the client's connections.
 func (d *Docker) Close() error { return d.cli.Close() }
 
-// List returns every container in one ContainerList call.
-func (d *Docker) List(ctx context.Context) ([]Raw, error) {
-	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true})
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
-	out := make([]Raw, 0, len(cs))
-	for _, c := range cs {
-		r := Raw{
-			ID: c.ID, ImageID: c.ImageID, EngineState: string(c.State), Status: c.Status,
-			Created: time.Unix(c.Created, 0), Labels: c.Labels,
-		}
-		if len(c.Names) > 0 {
-			r.Name = strings.TrimPrefix(c.Names[0], "/")
-		}
-		for _, p := range c.Ports {
-			if p.Type == "tcp" && p.PublicPort != 0 {
-				if r.Ports == nil {
-					r.Ports = map[int]int{}
-				}
-				r.Ports[int(p.PrivatePort)] = int(p.PublicPort)
-			}
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
 // Images resolves refs in one ImageList call (reference filters are ORed).
 func (d *Docker) Images(ctx context.Context, refs []string) (map[string]Image, error) {
 	out := map[string]Image{}
