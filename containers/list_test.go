@@ -90,4 +90,3 @@ func TestEngineListStreamMatchesSDK(t *testing.T) {
 		t.Errorf("alice's container missing from the SDK's list")
 	}
 }
-
