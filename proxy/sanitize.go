@@ -246,9 +246,18 @@ func mask(b, secret []byte) {
 // with as many '*': the length is kept, so the framing stays right. Each
 // frame's header is handed on whole, its payload as it arrives but for the
 // last len(secret)-1 bytes, held until more of the frame comes, so that a
-// secret split across reads is still found. A compressed frame would hide
-// the secret: rewrite strips permessage-deflate from upgrade requests, so
-// that none is negotiated. Writes (the browser's frames) pass through.
+// secret split across reads is still found.
+//
+// A message sent in fragments (a first frame without FIN, continuation
+// frames) is one stream of bytes a secret may straddle, so it is framed
+// anew: each read of it goes out as a fragment of its own, but for the
+// last len(secret)-1 bytes, held for the next fragment (RFC 6455 section
+// 5.4 lets an intermediary change the fragmentation of a message when no
+// extension is in use). Control frames between fragments pass at once.
+//
+// A compressed frame would hide the secret: rewrite strips
+// permessage-deflate from upgrade requests, so that none is negotiated.
+// Writes (the browser's frames) pass through.
 type frameRedactor struct {
 	io.ReadWriteCloser // the server's side of the websocket
 	r                  *bufio.Reader
@@ -259,11 +268,18 @@ type frameRedactor struct {
 	buf                []byte // read, not handed out yet
 	ready              int    // buf[:ready] may be handed out
 	err                error
+
+	// A fragmented message, framed anew:
+	inMessage bool   // one has begun and not ended
+	frag      bool   // the current frame is one of its fragments
+	final     bool   // the current frame is its last
+	op        byte   // the opcode of the next fragment sent: the message's, then continuation
+	tail      []byte // its last bytes read, held for the next fragment sent
 }
 
 func newFrameRedactor(conn io.ReadWriteCloser, secret string) *frameRedactor {
 	return &frameRedactor{ReadWriteCloser: conn, r: bufio.NewReaderSize(conn, 4096), secret: []byte(secret),
-		buf: make([]byte, 0, 4096+len(secret))}
+		buf: make([]byte, 0, maxFrameHeader+4096+len(secret))}
 }
 
 func (f *frameRedactor) Read(p []byte) (int, error) {
@@ -308,14 +324,24 @@ func (f *frameRedactor) consume(n int) {
 	f.buf = f.buf[:copy(f.buf, f.buf[n:])]
 }
 
+// maxFrameHeader is the longest header of a frame from a server.
+const maxFrameHeader = 10
+
 // fill reads until some bytes are ready or an error is kept.
 func (f *frameRedactor) fill() {
 	for f.ready == 0 && f.err == nil {
 		switch {
+		case f.frag && f.left == 0 && f.final:
+			f.fragment(nil) // the message's end: its held bytes
 		case f.left == 0 && len(f.buf) > 0:
 			f.ready = len(f.buf) // the end of a frame: its held bytes too
 		case f.left == 0:
 			f.err = f.header()
+		case f.frag:
+			chunk := f.buf[maxFrameHeader+len(f.tail) : cap(f.buf)] // see fragment
+			n, err := f.r.Read(chunk[:min(uint64(len(chunk)), f.left)])
+			f.left, f.err = f.left-uint64(n), err
+			f.fragment(chunk[:n])
 		default:
 			if len(f.buf) == cap(f.buf) {
 				f.buf = append(f.buf, 0)[:len(f.buf)] // only for a huge secret
@@ -336,7 +362,55 @@ func (f *frameRedactor) fill() {
 	}
 }
 
-// header reads a frame header (RFC 6455 section 5.2) into buf, ready.
+// fragment sends what a fragmented message has read so far, chunk just
+// read after its held tail, as a fragment of its own, holding back a new
+// tail; at the message's end (or a read error) all of it, with FIN.
+func (f *frameRedactor) fragment(chunk []byte) {
+	// buf: [room for a header][tail][chunk]
+	b := f.buf[:cap(f.buf)]
+	payload := b[maxFrameHeader : maxFrameHeader+len(f.tail)+len(chunk)]
+	copy(payload, f.tail) // chunk was read in place after it
+	mask(payload, f.secret)
+	last := f.left == 0 && f.final || f.err != nil
+	keep := 0
+	if !last {
+		keep = min(len(f.secret)-1, len(payload))
+	}
+	out := payload[:len(payload)-keep]
+	f.tail = append(f.tail[:0], payload[len(out):]...)
+	if len(out) == 0 && !last {
+		return
+	}
+	h := frameHeader(f.hdr[:0], last, f.op, len(out))
+	start := maxFrameHeader - len(h)
+	copy(b[start:], h)
+	f.buf = b[:copy(b, b[start:maxFrameHeader+len(out)])]
+	f.ready, f.op = len(f.buf), 0
+	if last {
+		f.inMessage, f.frag = false, false
+	}
+}
+
+// frameHeader appends the header of an unmasked frame (RFC 6455 section
+// 5.2) to dst.
+func frameHeader(dst []byte, fin bool, op byte, size int) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	switch {
+	case size < 126:
+		return append(dst, b0, byte(size))
+	case size <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, b0, 126), uint16(size))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, b0, 127), uint64(size))
+	}
+}
+
+// header reads a frame header (RFC 6455 section 5.2). It is handed on as it
+// is (into buf, ready), but for a fragment of a message, which fragment
+// frames anew.
 func (f *frameRedactor) header() error {
 	if _, err := io.ReadFull(f.r, f.hdr[:2]); err != nil {
 		return err
@@ -366,6 +440,17 @@ func (f *frameRedactor) header() error {
 	// compressed data frame (control frames are never compressed).
 	f.data = !masked && f.hdr[0]&0x40 == 0
 	f.left = size
+	fin, op := f.hdr[0]&0x80 != 0, f.hdr[0]&0x0f
+	f.frag = false
+	switch {
+	case !f.data || op >= 0x8: // control frames may come between fragments
+	case op != 0 && !fin: // a message's first fragment
+		f.inMessage, f.frag, f.final, f.op, f.tail = true, true, false, op, f.tail[:0]
+		return nil
+	case op == 0 && f.inMessage: // a continuation
+		f.frag, f.final = true, fin
+		return nil
+	}
 	f.buf = append(f.buf, f.hdr[:n]...)
 	f.ready = len(f.buf)
 	return nil
