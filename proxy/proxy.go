@@ -311,8 +311,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	key = sess
 	if !p.onHost(r, key) {
-		// A /PORT/ with no server now, and a session of another host's
-		// (which its host-only cookie cannot be: only a bug gets here).
+		// A /PORT/ with no server now: the session says whose it was,
+		// and it must be this host's. A browser sends only this host's
+		// (host-only) cookies; another client may send any.
 		notFound(w, r)
 		return
 	}
