@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -136,10 +137,10 @@ type daemon struct {
 	sched   *trigger.Scheduler
 	secret  []byte
 	replays *webhook.Replays
-	// proxy is the front door (nil when off); publicURL starts its launch
-	// URLs.
+	// proxy is the front door (nil when off); publicURL gives its launch
+	// URLs their scheme, host and port (see proxy.LaunchURL).
 	proxy     *proxy.Proxy
-	publicURL string
+	publicURL *url.URL
 
 	ready      atomic.Bool
 	allowPrune atomic.Bool // one-shot confirmation of a mass prune

@@ -33,10 +33,25 @@ type ProxyOptions struct {
 	LoginURL string
 	// SecureCookies marks session cookies Secure behind a TLS-ending proxy.
 	SecureCookies bool
+	// HostTemplate, when set, serves each student's server on its own host
+	// as well as under its prefix, e.g. {student}-{course}.nb.example.org
+	// (proxy.Options.HostTemplate); launch URLs then take that host.
+	HostTemplate string
 }
 
-// check refuses URLs that would make broken launch links or redirects.
+// check refuses URLs that would make broken launch links or redirects,
+// and a host template that would make bad or shared hosts.
 func (o ProxyOptions) check() error {
+	if o.HostTemplate != "" {
+		if err := proxy.CheckHostTemplate(o.HostTemplate); err != nil {
+			return fmt.Errorf("--proxy-host-template %q: %w", o.HostTemplate, err)
+		}
+		if strings.HasPrefix(o.LoginURL, "/") && !strings.HasPrefix(o.LoginURL, "//") {
+			// A browser without a session is on a student's host, where
+			// the front door serves nothing but that student's server.
+			return fmt.Errorf("--proxy-login-url %q: with --proxy-host-template, want an absolute URL (https://hub.example.org%s): a path would be looked up on the student's host", o.LoginURL, o.LoginURL)
+		}
+	}
 	for _, f := range []struct{ flag, value string }{{"--proxy-public-url", o.PublicURL}, {"--proxy-login-url", o.LoginURL}} {
 		if f.value == "" || f.flag == "--proxy-login-url" && strings.HasPrefix(f.value, "/") && !strings.HasPrefix(f.value, "//") {
 			continue // a login page on the same site may be given by its path
@@ -65,7 +80,7 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	}
 	d.proxy, err = proxy.New(proxy.Options{
 		Spawner: proxySpawner{d}, Tokens: siteTokens{d},
-		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, Observer: d.metrics, Log: d.log.With("part", "proxy"),
+		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, HostTemplate: o.HostTemplate, Observer: d.metrics, Log: d.log.With("part", "proxy"),
 	})
 	if err != nil {
 		return nil, err
@@ -74,11 +89,12 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-listen: %w", err)
 	}
-	d.publicURL = strings.TrimSuffix(o.PublicURL, "/")
-	if d.publicURL == "" {
-		d.publicURL = "http://" + ln.Addr().String()
+	public := cmp.Or(o.PublicURL, "http://"+ln.Addr().String())
+	if d.publicURL, err = url.Parse(public); err != nil { // checked above: only the listener's own address gets here
+		ln.Close()
+		return nil, fmt.Errorf("front door public URL %q: %w", public, err)
 	}
-	d.log.Info("front door listening", "addr", ln.Addr().String(), "public", d.publicURL)
+	d.log.Info("front door listening", "addr", ln.Addr().String(), "public", d.publicURL.String(), "host_template", o.HostTemplate)
 	srv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup
@@ -142,7 +158,7 @@ func (d *daemon) launch(course, student string, sp containers.Spawned) string {
 	}
 	rt := spawnedRoute(course, student, sp)
 	d.proxy.Routes().Set(rt)
-	return d.publicURL + d.proxy.Launch(rt)
+	return d.proxy.LaunchURL(d.publicURL, rt)
 }
 
 // proxySpawner starts servers for the front door, as the spawn API does.

@@ -19,6 +19,14 @@ func TestProxyOptionsCheck(t *testing.T) {
 		{ProxyOptions{LoginURL: "/login?from=nbh"}, ""},
 		{ProxyOptions{LoginURL: "//evil.example/login"}, `--proxy-login-url "//evil.example/login": want an absolute`},
 		{ProxyOptions{LoginURL: "login"}, `--proxy-login-url "login": want an absolute`},
+		{ProxyOptions{HostTemplate: "{student}-{course}.nb.example.org", PublicURL: "https://hub.example.org"}, ""},
+		{ProxyOptions{HostTemplate: "{student}-{course}.localhost"}, ""},
+		{ProxyOptions{HostTemplate: "https://{student}-{course}.nb.example.org"}, `--proxy-host-template "https://{student}-{course}.nb.example.org": want a host name without a scheme`},
+		{ProxyOptions{HostTemplate: "{student}.nb.example.org"}, `--proxy-host-template "{student}.nb.example.org": want {course} and {student} once each`},
+		{ProxyOptions{HostTemplate: "{student}{course}.nb.example.org"}, "want a '-' between {course} and {student}"},
+		{ProxyOptions{HostTemplate: "{student}-{course}.nb.example.org:443"}, "without a port"},
+		{ProxyOptions{HostTemplate: "{student}-{course}.nb.example.org", LoginURL: "/login"}, `--proxy-login-url "/login": with --proxy-host-template, want an absolute URL`},
+		{ProxyOptions{HostTemplate: "{student}-{course}.nb.example.org", LoginURL: "https://hub.example.org/login"}, ""},
 	} {
 		err := tc.o.check()
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {

@@ -14,6 +14,9 @@
 // and forwards requests with the server's Jupyter token added, so the
 // browser never holds the token. The container sees neither the cookie nor
 // anything a client says about forwarding; responses never carry the token.
+// With a host template (Options.HostTemplate) each server is served only on
+// a host of its own as well, so that students' pages are different origins
+// and not only different paths of one.
 //
 // On demand: a page load with a valid session on a server that is down
 // starts (or creates) it behind a "starting your server" page. Scripts and
@@ -98,6 +101,11 @@ type Options struct {
 	// LoginURL, when set, is where a request without a valid session is
 	// sent (with ?next=PATH) instead of a 403 page.
 	LoginURL string
+	// HostTemplate, when set, serves each server on its own host too, e.g.
+	// {student}-{course}.nb.example.org (see CheckHostTemplate, HostFor):
+	// a request is served only on the host of the server its path names,
+	// so that every student's pages are an origin of their own.
+	HostTemplate string
 	// SecureCookies marks session cookies Secure even when the request
 	// came in plain HTTP: set it when TLS ends in a proxy in front.
 	SecureCookies bool
@@ -123,6 +131,7 @@ type Proxy struct {
 	tickets  *tickets
 	sessions sessions
 	traffic  *traffic
+	hosts    *hostTemplate // nil without Options.HostTemplate
 	rp       *httputil.ReverseProxy
 	obs      Observer // never nil
 
@@ -184,6 +193,12 @@ func New(opts Options) (*Proxy, error) {
 		jobs:     map[Key]*job{},
 		obs:      opts.Observer,
 	}
+	if opts.HostTemplate != "" {
+		var err error
+		if p.hosts, err = parseHostTemplate(opts.HostTemplate); err != nil {
+			return nil, fmt.Errorf("proxy: host template %q: %w", opts.HostTemplate, err)
+		}
+	}
 	if p.obs == nil {
 		p.obs = unobserved{}
 	}
@@ -208,7 +223,7 @@ func (p *Proxy) Traffic(course, student string) (activity.Traffic, bool) {
 
 // Launch returns a new launch path for r's server: its prefix with a
 // ticket, valid once, for TicketTTL. The front end sends the browser there
-// (after the proxy's public URL).
+// (after the proxy's public URL: see LaunchURL).
 func (p *Proxy) Launch(r Route) string {
 	return r.BasePath + "?" + TicketParam + "=" + p.tickets.issue(r.Key)
 }
@@ -251,8 +266,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base, key, known, ok := p.resolve(r.URL.Path)
-	if !ok {
-		answer(w, r, http.StatusNotFound, page{Title: "Not found", Message: "No student server lives at this address."})
+	if !ok || known && !p.onHost(r, key) {
+		notFound(w, r)
 		return
 	}
 	if r.URL.Path == strings.TrimSuffix(base, "/") {
@@ -264,7 +279,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	// ticket from the address bar (and from the history).
 	if q := r.URL.Query(); q.Has(TicketParam) {
 		tk, refused := p.tickets.redeem(q.Get(TicketParam))
-		if refused == "" && known && tk != key {
+		if refused == "" && (known && tk != key || !p.onHost(r, tk)) {
 			refused = "ticket-other-server"
 		}
 		if refused != "" {
@@ -295,6 +310,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key = sess
+	if !p.onHost(r, key) {
+		// A /PORT/ with no server now: the session says whose it was,
+		// and it must be this host's. A browser sends only this host's
+		// (host-only) cookies; another client may send any.
+		notFound(w, r)
+		return
+	}
 	rt, up := p.routes.Lookup(key)
 	if up && rt.BasePath != base {
 		// The server lives under another prefix (made again on another
@@ -412,6 +434,12 @@ func (p *Proxy) denied(w http.ResponseWriter, r *http.Request) {
 	}
 	answer(w, r, http.StatusForbidden, page{Title: "Access denied",
 		Message: "Open your server from your course page: this browser has no session for it."})
+}
+
+// notFound answers a path no server lives under, or a server's path on
+// another server's host.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	answer(w, r, http.StatusNotFound, page{Title: "Not found", Message: "No student server lives at this address."})
 }
 
 // notRunning answers a script or websocket whose server is down.

@@ -37,6 +37,10 @@ reverse proxy serving each student's server under its prefix (/u/COURSE/STUDENT/
 when the container command uses {prefix} as base_url, else /PORT/). POST
 /api/spawn then answers a launch_url, valid once for a minute, where the site's
 front end sends the student's browser; the session key is ROOT/state/proxy-session.key.
+With --proxy-host-template each server is also on a host of its own (e.g.
+{student}-{course}.nb.example.org, behind a wildcard DNS record and certificate),
+so that one student's pages can never script another's server; launch URLs
+then take that host, with the scheme and port of --proxy-public-url.
 
 With --demo (make run passes it) each course card of the dashboard has "Open a
 demo student": it starts the course's server of the demo student and sends the
@@ -47,7 +51,8 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 --grace to finish, then is cancelled at a safe point.`,
 		Example: `  nbh-sync run --config https://git.example.org/site/config.git --root /var/lib/nbh-sync
   nbh-sync run --config ./examples --root ./.run --listen 127.0.0.1:8787
-  nbh-sync run --config ... --proxy-listen 127.0.0.1:8000 --proxy-public-url https://hub.example.org --proxy-secure-cookies`,
+  nbh-sync run --config ... --proxy-listen 127.0.0.1:8000 --proxy-public-url https://hub.example.org --proxy-secure-cookies
+  nbh-sync run --config ... --proxy-listen 127.0.0.1:8000 --proxy-public-url https://hub.example.org --proxy-host-template '{student}-{course}.nb.example.org'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Config, o.Root, o.Log = g.config, g.root, g.log
@@ -73,6 +78,7 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 	f.StringVar(&o.Proxy.Listen, "proxy-listen", "", "address of the students' front door (off when empty), e.g. 127.0.0.1:8000")
 	f.StringVar(&o.Proxy.PublicURL, "proxy-public-url", "", "where browsers reach the front door, e.g. https://hub.example.org (default: its address)")
 	f.StringVar(&o.Proxy.LoginURL, "proxy-login-url", "", "where the front door sends a browser without a session (default: a 403 page)")
+	f.StringVar(&o.Proxy.HostTemplate, "proxy-host-template", "", "serve each student's server on its own host, e.g. {student}-{course}.nb.example.org (a wildcard DNS record and certificate for *.nb.example.org): every student's pages get an origin of their own; names that are not short lowercase letters and digits become x+hash")
 	f.BoolVar(&o.Proxy.SecureCookies, "proxy-secure-cookies", false, "mark session cookies Secure: set it when TLS ends in nginx or Caddy in front")
 	f.StringVar(&o.Demo, "demo", "", "a demo on this machine: the dashboard opens this student's notebook with no token (--demo alone: alice); refused unless --listen is loopback; never in production")
 	f.Lookup("demo").NoOptDefVal = "alice"
