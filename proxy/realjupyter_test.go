@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -262,6 +263,44 @@ func TestRealJupyterTokenNeverReachesTheBrowser(t *testing.T) {
 			out, err := via.Execute(ctx, k.ID, fmt.Sprintf("print(bytes.fromhex(%q).decode())", hex.EncodeToString([]byte(srv.Token))))
 			if want := strings.Repeat("*", len(srv.Token)) + "\n"; err != nil || out != want {
 				t.Errorf("a kernel printing the token, through the front door: %q, %v; want %q", out, err, want)
+			}
+		})
+	}
+}
+
+// TestRealJupyterOnItsOwnHost: with a host per student, a real server is
+// used on its student's host — a kernel runs over its websocket (Jupyter
+// checks the websocket's Origin against Host), a notebook saves — and its
+// prefix answers nothing on another student's host.
+func TestRealJupyterOnItsOwnHost(t *testing.T) {
+	for _, flavor := range []jupytertest.Flavor{jupytertest.FlavorNotebook, jupytertest.FlavorServer} {
+		t.Run(string(flavor), func(t *testing.T) {
+			cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
+			srv := jupytertest.Start(t, cli, jupytertest.Options{Flavor: flavor, BaseURL: containers.Prefix("flot", "alice")})
+			rt := Route{Key: Key{"flot", "alice"}, Host: "127.0.0.1:" + strconv.Itoa(srv.HostPort), BasePath: srv.BaseURL, Port: srv.HostPort}
+			f := newFront(t, Options{Tokens: tokens(srv.Token), HostTemplate: "{student}-{course}.nb.example.org"})
+			f.Routes().Set(rt)
+			u, _ := url.Parse(f.URL)
+			host := f.HostFor(rt.Key) + ":" + u.Port()
+			cookie := f.loginAt(t, host, rt)
+			via := srv.ViaAt("http://"+host+rt.BasePath, http.Header{"Cookie": {CookieName + "=" + cookie.Value}}, u.Host)
+			ctx := t.Context()
+
+			k, err := via.CreateKernel(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := via.Execute(ctx, k.ID, "print(6*7)"); err != nil || out != "42\n" {
+				t.Fatalf("Execute on alice's host = %q, %v", out, err)
+			}
+			nb := map[string]any{"type": "notebook", "content": map[string]any{"nbformat": 4, "nbformat_minor": 5, "metadata": map[string]any{}, "cells": []any{}}}
+			if err := via.Do(ctx, http.MethodPut, "api/contents/host.ipynb", nb, nil); err != nil {
+				t.Fatalf("save on alice's host: %v", err)
+			}
+
+			bobs := srv.ViaAt("http://"+f.HostFor(Key{"flot", "bob"})+":"+u.Port()+rt.BasePath, http.Header{"Cookie": {CookieName + "=" + cookie.Value}}, u.Host)
+			if err := bobs.Do(ctx, http.MethodGet, "api/kernels", nil, nil); err == nil || !strings.Contains(err.Error(), "404") {
+				t.Errorf("alice's prefix on bob's host = %v, want a 404", err)
 			}
 		})
 	}

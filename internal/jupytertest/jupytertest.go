@@ -161,6 +161,9 @@ type Server struct {
 	// header, when set, authenticates requests instead of the token (see
 	// Via).
 	header http.Header
+	// addr, when set, is where every connection goes, whatever URL's host
+	// (see ViaAt).
+	addr string
 }
 
 // Via returns a view of s reached at base (the server's URL through a
@@ -173,6 +176,19 @@ func (s *Server) Via(base string, header http.Header) *Server {
 	v.header = header.Clone()
 	v.http = &http.Client{Timeout: 5 * time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &v
+}
+
+// ViaAt is Via for a base URL whose host does not resolve (a host per
+// student, alice-flot.nb.example.org): every connection goes to addr, with
+// the URL's host in Host and Origin, as a browser resolving it would send.
+func (s *Server) ViaAt(base string, header http.Header, addr string) *Server {
+	v := s.Via(base, header)
+	v.addr = addr
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	v.http.Transport = &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, addr)
+	}}
+	return v
 }
 
 // Authorize adds the view's credentials to h: the token, or Via's header.

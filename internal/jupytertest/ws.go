@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -91,8 +92,20 @@ func (s *Server) dial(ctx context.Context, kernelID string) (*websocket.Conn, st
 	}
 	cfg.Header = http.Header{}
 	s.Authorize(cfg.Header)
-	conn, err := cfg.DialContext(ctx)
+	if s.addr == "" {
+		conn, err := cfg.DialContext(ctx)
+		if err != nil {
+			return nil, "", fmt.Errorf("open websocket: %w", err)
+		}
+		return conn, session, nil
+	}
+	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.addr)
 	if err != nil {
+		return nil, "", fmt.Errorf("open websocket: %w", err)
+	}
+	conn, err := websocket.NewClient(cfg, raw)
+	if err != nil {
+		raw.Close()
 		return nil, "", fmt.Errorf("open websocket: %w", err)
 	}
 	return conn, session, nil
