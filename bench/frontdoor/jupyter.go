@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
+	"golang.org/x/net/websocket"
 
 	"github.com/nbhosting/nbh-sync/containers"
 )
@@ -88,4 +91,91 @@ func (j *jupyter) stop() {
 	defer cancel()
 	_ = j.cli.ContainerRemove(ctx, j.id, container.RemoveOptions{Force: true})
 	j.cli.Close()
+}
+
+// kernel is a kernel of the real server with one websocket held open to it
+// directly and one through the front door.
+type kernel struct {
+	direct, via *websocket.Conn
+	session     string
+}
+
+// openKernel starts a kernel and opens its channels both ways.
+func (j *jupyter) openKernel(front, cookie string) (*kernel, error) {
+	base := containers.Prefix("bench", "jupyter")
+	req, _ := http.NewRequest(http.MethodPost, "http://"+j.host+base+"api/kernels", strings.NewReader(`{"name":"python3"}`))
+	req.Header.Set("Authorization", "token "+j.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var k struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&k); err != nil || k.ID == "" {
+		return nil, fmt.Errorf("start a kernel: %s, %v", resp.Status, err)
+	}
+	kn := &kernel{session: randomHex()}
+	dial := func(host string, h http.Header) (*websocket.Conn, error) {
+		cfg, err := websocket.NewConfig("ws://"+host+base+"api/kernels/"+k.ID+"/channels?session_id="+kn.session, "http://"+host)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Header = h
+		return cfg.DialContext(context.Background())
+	}
+	if kn.direct, err = dial(j.host, http.Header{"Authorization": {"token " + j.token}}); err != nil {
+		return nil, fmt.Errorf("kernel websocket, direct: %w", err)
+	}
+	if kn.via, err = dial(strings.TrimPrefix(front, "http://"), http.Header{"Cookie": {cookie}}); err != nil {
+		kn.direct.Close()
+		return nil, fmt.Errorf("kernel websocket, through the front door: %w", err)
+	}
+	// The first execution of a fresh kernel is slow: not timed.
+	if _, err := kn.execute(kn.direct, "1"); err != nil {
+		kn.close()
+		return nil, err
+	}
+	return kn, nil
+}
+
+func (k *kernel) close() { k.direct.Close(); k.via.Close() }
+
+// execute runs code and returns when its execute_reply arrives: what a
+// student's Shift-Enter waits for.
+func (k *kernel) execute(c *websocket.Conn, code string) (time.Duration, error) {
+	id := randomHex()
+	msg := map[string]any{
+		"header": map[string]any{"msg_id": id, "msg_type": "execute_request", "session": k.session, "username": "bench",
+			"version": "5.3", "date": time.Now().UTC().Format(time.RFC3339Nano)},
+		"parent_header": map[string]any{}, "metadata": map[string]any{}, "buffers": []any{}, "channel": "shell",
+		"content": map[string]any{"code": code, "silent": false, "store_history": false, "user_expressions": map[string]any{},
+			"allow_stdin": false, "stop_on_error": true},
+	}
+	t0 := time.Now()
+	if err := websocket.JSON.Send(c, msg); err != nil {
+		return 0, err
+	}
+	for {
+		var m struct {
+			Channel      string `json:"channel"`
+			Header       struct{ MsgType string `json:"msg_type"` }
+			ParentHeader struct{ MsgID string `json:"msg_id"` } `json:"parent_header"`
+			Content      struct{ Status string }
+		}
+		if err := websocket.JSON.Receive(c, &m); err != nil {
+			return 0, err
+		}
+		if m.Header.MsgType == "execute_reply" && m.ParentHeader.MsgID == id {
+			if m.Content.Status != "ok" {
+				return 0, fmt.Errorf("execute %q: %s", code, m.Content.Status)
+			}
+			return time.Since(t0), nil
+		}
+	}
+}
+
+func randomHex() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

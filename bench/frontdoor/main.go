@@ -177,7 +177,8 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	fmt.Printf("%s, proxy pid %d\n", strings.TrimSpace(goVersion()), cmd.Process.Pid)
 
 	// 0. A real Jupyter server (GET api/status), when there is one.
-	jupRatio := map[int]float64{}
+	jupRatio := map[int]float64{} // api/status p50, p99; a cell's round trip at -50, -99
+	var jupTput float64
 	if jup != nil {
 		jc := &http.Client{Jar: jar}
 		if resp, err := jc.Get(front + fields[2]); err != nil {
@@ -215,6 +216,54 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		}
 		jupRatio[50], jupRatio[99] = ratio(pct(vj, 50), pct(dj, 50)), ratio(pct(vj, 99), pct(dj, 99))
 		fmt.Printf("real Jupyter api/status, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", len(dj), pct(dj, 50), pct(dj, 99), pct(vj, 50), pct(vj, 99))
+
+		// A cell's round trip: execute_request to execute_reply on one
+		// kernel, over a websocket held open each way.
+		ju, _ := url.Parse(front + jbase)
+		jcookie := jar.Cookies(ju)
+		if len(jcookie) == 0 {
+			return errors.New("no session cookie for the Jupyter server")
+		}
+		k, err := jup.openKernel(front, jcookie[0].Name+"="+jcookie[0].Value)
+		if err != nil {
+			return err
+		}
+		var dk, vk []time.Duration
+		for i := 0; i < nrt/4+20; i++ {
+			d, err := k.execute(k.direct, "1")
+			if err != nil {
+				return err
+			}
+			v, err := k.execute(k.via, "1")
+			if err != nil {
+				return err
+			}
+			if i >= 20 {
+				dk, vk = append(dk, d), append(vk, v)
+			}
+		}
+		jupRatio[-50], jupRatio[-99] = ratio(pct(vk, 50), pct(dk, 50)), ratio(pct(vk, 99), pct(dk, 99))
+		fmt.Printf("real Jupyter cell round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", len(dk), pct(dk, 50), pct(dk, 99), pct(vk, 50), pct(vk, 99))
+
+		// A download from the server's /files/: a file the kernel writes.
+		if _, err := k.execute(k.direct, fmt.Sprintf("import os\nwith open('big.bin', 'wb') as f: f.write(os.urandom(%d))", mb<<20)); err != nil {
+			return err
+		}
+		k.close()
+		var dt, vt []float64
+		for range rounds {
+			d, err := timedGet(jdirect, "http://"+jup.host+jbase+"files/big.bin", "token "+jup.token)
+			if err != nil {
+				return err
+			}
+			v, err := timedGet(jc, front+jbase+"files/big.bin", "")
+			if err != nil {
+				return err
+			}
+			dt, vt = append(dt, float64(mb<<20)/d.Seconds()/1e6), append(vt, float64(mb<<20)/v.Seconds()/1e6)
+		}
+		jupTput = median(vt) / median(dt)
+		fmt.Printf("real Jupyter download of %d MB from /files/, median of %d: direct %.0f MB/s; front door %.0f MB/s\n", mb, rounds, median(dt), median(vt))
 	}
 
 	// 1. Small requests, alternating.
@@ -343,8 +392,8 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	perWS := float64(rssWS-rssIdle) / float64(nws)
 	fmt.Printf("proxy RSS: %d kB idle, %d kB with %d open idle websockets (%.1f kB each)\n", rssIdle, rssWS, nws, perWS)
 
-	fmt.Printf("RESULT frontdoor p50_ratio=%.2f p99_ratio=%.2f jupyter_p50_ratio=%.2f jupyter_p99_ratio=%.2f ws_p50_ratio=%.2f ws_p99_ratio=%.2f tput_ratio=%.2f rss_idle_kb=%d rss_ws_kb=%d websockets=%d per_ws_kb=%.1f added_p50=%v\n",
-		ratio(vp50, dp50), ratio(vp99, dp99), jupRatio[50], jupRatio[99], ratio(pct(vr, 50), pct(dr, 50)), ratio(pct(vr, 99), pct(dr, 99)), vTput/dTput, rssIdle, rssWS, nws, perWS, vp50-dp50)
+	fmt.Printf("RESULT frontdoor p50_ratio=%.2f p99_ratio=%.2f jupyter_p50_ratio=%.2f jupyter_p99_ratio=%.2f jupyter_cell_p50_ratio=%.2f jupyter_cell_p99_ratio=%.2f jupyter_tput_ratio=%.2f ws_p50_ratio=%.2f ws_p99_ratio=%.2f tput_ratio=%.2f rss_idle_kb=%d rss_ws_kb=%d websockets=%d per_ws_kb=%.1f added_p50=%v\n",
+		ratio(vp50, dp50), ratio(vp99, dp99), jupRatio[50], jupRatio[99], jupRatio[-50], jupRatio[-99], jupTput, ratio(pct(vr, 50), pct(dr, 50)), ratio(pct(vr, 99), pct(dr, 99)), vTput/dTput, rssIdle, rssWS, nws, perWS, vp50-dp50)
 	return nil
 }
 
@@ -355,6 +404,36 @@ func pct(ds []time.Duration, p int) time.Duration {
 }
 
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// timedGet reads url whole, with auth as its Authorization when set.
+func timedGet(c *http.Client, url, auth string) (time.Duration, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	t0 := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return time.Since(t0), nil
+}
 
 func rssKB(pid int) (int, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
