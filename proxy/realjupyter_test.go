@@ -273,7 +273,7 @@ func TestRealJupyterTokenNeverReachesTheBrowser(t *testing.T) {
 // checks the websocket's Origin against Host), a notebook saves — and its
 // prefix answers nothing on another student's host.
 func TestRealJupyterOnItsOwnHost(t *testing.T) {
-	for _, flavor := range []jupytertest.Flavor{jupytertest.FlavorNotebook, jupytertest.FlavorServer, jupytertest.FlavorServer2} {
+	for _, flavor := range jupytertest.Generations {
 		t.Run(string(flavor), func(t *testing.T) {
 			cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 			srv := jupytertest.Start(t, cli, jupytertest.Options{Flavor: flavor, BaseURL: containers.Prefix("flot", "alice")})
