@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -22,6 +23,8 @@ import (
 // Docker SDK in this package.
 type Docker struct {
 	cli *client.Client
+	// negotiated: List's own requests use the engine's API version.
+	negotiated atomic.Bool
 }
 
 var _ Engine = (*Docker)(nil)

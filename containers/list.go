@@ -48,7 +48,16 @@ func (d *Docker) List(ctx context.Context) ([]Raw, error) {
 // HTTP client (its socket dialer, and any transport a caller gave it),
 // decoded with a streaming decoder.
 func (d *Docker) listStream(ctx context.Context) ([]Raw, error) {
-	d.cli.NegotiateAPIVersion(ctx) // once per client; what the SDK does before its first call
+	if !d.negotiated.Load() {
+		// What the SDK does before its first call, once: the client
+		// speaks the engine's API version from then on.
+		ping, err := d.cli.Ping(ctx)
+		if err != nil {
+			return nil, err
+		}
+		d.cli.NegotiateAPIVersionPing(ping)
+		d.negotiated.Store(true)
+	}
 	u := url.URL{Scheme: "http", Host: client.DummyHost, Path: "/containers/json", RawQuery: "all=1"}
 	if v := d.cli.ClientVersion(); v != "" {
 		u.Path = path.Join("/v"+strings.TrimPrefix(v, "v"), u.Path)

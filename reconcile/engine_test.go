@@ -313,8 +313,6 @@ func (c *countingTransport) take() map[string]int {
 	defer c.mu.Unlock()
 	n := c.n
 	c.n = map[string]int{}
-	delete(n, "GET /_ping") // version negotiation, once per client
-	delete(n, "HEAD /_ping")
 	return n
 }
 
@@ -363,6 +361,8 @@ func TestEngineCallsDoNotGrowWithContainers(t *testing.T) {
 	}
 	grow(5)
 	small := pass()
+	delete(small, "GET /_ping") // version negotiation, once per client: not in the next pass
+	delete(small, "HEAD /_ping")
 	grow(30)
 	large := pass()
 	t.Logf("engine calls per pass: N=5 %v, N=30 %v", small, large)
