@@ -273,6 +273,12 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 		return fmt.Errorf("%w; log:\n%s", err, tail(logPath))
 	}
 	readyIn := time.Since(t0)
+	// VmHWM only grows: read now, it is the peak of the start (the first
+	// pull of every course and the first container pass).
+	_, hwmAtReady, err := vm(daemon.Process.Pid)
+	if err != nil {
+		return err
+	}
 	var rss, hwm int
 	deadline := time.Now().Add(settle)
 	for {
@@ -293,6 +299,7 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	fmt.Printf("\nnbh-sync daemon, %d courses, %d containers: ready in %s\n", nCourses, nCtrs, readyIn.Round(time.Millisecond))
 	fmt.Printf("%-34s %10s %10s\n", "", "VmRSS", "VmHWM")
 	fmt.Printf("%-34s %7d kB %7d kB\n", "nbh-sync run (max over "+settle.String()+")", rss, hwm)
+	fmt.Printf("%-34s %10s %7d kB\n", "  of which before ready", "", hwmAtReady)
 	fmt.Printf("%-34s %7d kB\n", "sleep (floor)", sleepRSS)
 	// What the resident memory is made of: the heap and stacks (anonymous)
 	// or the executable's pages read from its file.
@@ -303,8 +310,8 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 			}
 		}
 	}
-	fmt.Printf("RESULT memory courses=%d containers=%d rss_kb=%d hwm_kb=%d floor_kb=%d ratio=%.1f\n",
-		nCourses, nCtrs, rss, hwm, sleepRSS, float64(rss)/float64(max(sleepRSS, 1)))
+	fmt.Printf("RESULT memory courses=%d containers=%d rss_kb=%d hwm_kb=%d hwm_ready_kb=%d floor_kb=%d ratio=%.1f\n",
+		nCourses, nCtrs, rss, hwm, hwmAtReady, sleepRSS, float64(rss)/float64(max(sleepRSS, 1)))
 	if pprofAddr != "" {
 		return heapTop(ctx, bin, "http://"+pprofAddr+"/debug/pprof/heap", filepath.Join(tmp, "heap.pprof"))
 	}
