@@ -97,7 +97,9 @@ func (j *jupyter) stop() {
 // directly and one through the front door.
 type kernel struct {
 	direct, via *websocket.Conn
-	session     string
+	// Each connection is its own session: a second connection of one
+	// session makes Jupyter close the first as stale.
+	sessions map[*websocket.Conn]string
 }
 
 // openKernel starts a kernel and opens its channels both ways.
@@ -114,14 +116,19 @@ func (j *jupyter) openKernel(front, cookie string) (*kernel, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&k); err != nil || k.ID == "" {
 		return nil, fmt.Errorf("start a kernel: %s, %v", resp.Status, err)
 	}
-	kn := &kernel{session: randomHex()}
+	kn := &kernel{sessions: map[*websocket.Conn]string{}}
 	dial := func(host string, h http.Header) (*websocket.Conn, error) {
-		cfg, err := websocket.NewConfig("ws://"+host+base+"api/kernels/"+k.ID+"/channels?session_id="+kn.session, "http://"+host)
+		session := randomHex()
+		cfg, err := websocket.NewConfig("ws://"+host+base+"api/kernels/"+k.ID+"/channels?session_id="+session, "http://"+host)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Header = h
-		return cfg.DialContext(context.Background())
+		c, err := cfg.DialContext(context.Background())
+		if err == nil {
+			kn.sessions[c] = session
+		}
+		return c, err
 	}
 	if kn.direct, err = dial(j.host, http.Header{"Authorization": {"token " + j.token}}); err != nil {
 		return nil, fmt.Errorf("kernel websocket, direct: %w", err)
@@ -145,7 +152,7 @@ func (k *kernel) close() { k.direct.Close(); k.via.Close() }
 func (k *kernel) execute(c *websocket.Conn, code string) (time.Duration, error) {
 	id := randomHex()
 	msg := map[string]any{
-		"header": map[string]any{"msg_id": id, "msg_type": "execute_request", "session": k.session, "username": "bench",
+		"header": map[string]any{"msg_id": id, "msg_type": "execute_request", "session": k.sessions[c], "username": "bench",
 			"version": "5.3", "date": time.Now().UTC().Format(time.RFC3339Nano)},
 		"parent_header": map[string]any{}, "metadata": map[string]any{}, "buffers": []any{}, "channel": "shell",
 		"content": map[string]any{"code": code, "silent": false, "store_history": false, "user_expressions": map[string]any{},
