@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -79,8 +80,15 @@ func child() error {
 	if err != nil {
 		return err
 	}
-	out := []string{ln.Addr().String()}
-	for _, a := range os.Args[1:] {
+	// The floor any proxy pays on this machine: a bare
+	// httputil.ReverseProxy to the first route's server, in the same
+	// process, with nothing else to do.
+	bareLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	out := []string{ln.Addr().String(), bareLn.Addr().String()}
+	for i, a := range os.Args[1:] {
 		who, rest, _ := strings.Cut(a, "@")
 		host, tok, _ := strings.Cut(rest, "#")
 		course, student, _ := strings.Cut(who, "/")
@@ -88,6 +96,10 @@ func child() error {
 		p.Routes().Set(rt)
 		toks[rt.Key] = tok
 		out = append(out, p.Launch(rt))
+		if i == 0 {
+			bare := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: host})
+			go (&http.Server{Handler: bare, ReadHeaderTimeout: 10 * time.Second}).Serve(bareLn)
+		}
 	}
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
@@ -153,8 +165,8 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		return fmt.Errorf("child: %w", err)
 	}
 	fields := strings.Fields(line)
-	addr, launch := fields[0], fields[1]
-	front := "http://" + addr
+	addr, bareAddr, launch := fields[0], fields[1], fields[2]
+	front, bareURL := "http://"+addr, "http://"+bareAddr
 
 	jar, _ := cookiejar.New(nil)
 	viaClient := &http.Client{Jar: jar, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
@@ -181,7 +193,7 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	var jupTput float64
 	if jup != nil {
 		jc := &http.Client{Jar: jar}
-		if resp, err := jc.Get(front + fields[2]); err != nil {
+		if resp, err := jc.Get(front + fields[3]); err != nil {
 			return err
 		} else {
 			resp.Body.Close()
@@ -280,7 +292,8 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		}
 		return time.Since(t0), err
 	}
-	var dl, vl []time.Duration
+	bareClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	var dl, vl, bl []time.Duration
 	for i := 0; i < nreq+100; i++ {
 		d, err := get(directClient, direct+base+"small")
 		if err != nil {
@@ -290,12 +303,16 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if err != nil {
 			return err
 		}
+		b, err := get(bareClient, bareURL+base+"small")
+		if err != nil {
+			return err
+		}
 		if i >= 100 { // warm-up
-			dl, vl = append(dl, d), append(vl, v)
+			dl, vl, bl = append(dl, d), append(vl, v), append(bl, b)
 		}
 	}
 	dp50, dp99, vp50, vp99 := pct(dl, 50), pct(dl, 99), pct(vl, 50), pct(vl, 99)
-	fmt.Printf("request latency, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", nreq, dp50, dp99, vp50, vp99)
+	fmt.Printf("request latency, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v\n", nreq, dp50, dp99, vp50, vp99, pct(bl, 50), pct(bl, 99))
 
 	// 2. Websocket round trips.
 	dialWS := func(host string, hdr http.Header) (*websocket.Conn, error) {
@@ -314,6 +331,10 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	if err != nil {
 		return err
 	}
+	bws, err := dialWS(bareAddr, http.Header{})
+	if err != nil {
+		return err
+	}
 	rtt := func(c *websocket.Conn) (time.Duration, error) {
 		msg := []byte(`{"header":{"msg_type":"execute_request"},"content":{"code":"1+1"}}`)
 		buf := make([]byte, len(msg))
@@ -324,7 +345,7 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		_, err := io.ReadFull(c, buf)
 		return time.Since(t0), err
 	}
-	var dr, vr []time.Duration
+	var dr, vr, br []time.Duration
 	for i := 0; i < nrt+100; i++ {
 		d, err := rtt(dws)
 		if err != nil {
@@ -334,17 +355,22 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if err != nil {
 			return err
 		}
+		b, err := rtt(bws)
+		if err != nil {
+			return err
+		}
 		if i >= 100 {
-			dr, vr = append(dr, d), append(vr, v)
+			dr, vr, br = append(dr, d), append(vr, v), append(br, b)
 		}
 	}
 	dws.Close()
 	vws.Close()
-	fmt.Printf("websocket round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", nrt, pct(dr, 50), pct(dr, 99), pct(vr, 50), pct(vr, 99))
+	bws.Close()
+	fmt.Printf("websocket round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v\n", nrt, pct(dr, 50), pct(dr, 99), pct(vr, 50), pct(vr, 99), pct(br, 50), pct(br, 99))
 
 	// 3. Downloads.
 	n := mb << 20
-	var dt, vt []float64
+	var dt, vt, bt []float64
 	for range rounds {
 		d, err := get(directClient, direct+base+"big?n="+strconv.Itoa(n))
 		if err != nil {
@@ -354,12 +380,14 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if err != nil {
 			return err
 		}
-		dt, vt = append(dt, float64(n)/d.Seconds()/1e6), append(vt, float64(n)/v.Seconds()/1e6)
+		b, err := get(bareClient, bareURL+base+"big?n="+strconv.Itoa(n))
+		if err != nil {
+			return err
+		}
+		dt, vt, bt = append(dt, float64(n)/d.Seconds()/1e6), append(vt, float64(n)/v.Seconds()/1e6), append(bt, float64(n)/b.Seconds()/1e6)
 	}
-	slices.Sort(dt)
-	slices.Sort(vt)
-	dTput, vTput := dt[len(dt)/2], vt[len(vt)/2]
-	fmt.Printf("download %d MB, median of %d: direct %.0f MB/s; front door %.0f MB/s\n", mb, rounds, dTput, vTput)
+	dTput, vTput, bTput := median(dt), median(vt), median(bt)
+	fmt.Printf("download %d MB, median of %d: direct %.0f MB/s; front door %.0f MB/s; bare ReverseProxy %.0f MB/s\n", mb, rounds, dTput, vTput, bTput)
 
 	// 4. Memory with idle websockets.
 	time.Sleep(time.Second) // let the child's heap settle after the downloads
@@ -392,8 +420,9 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	perWS := float64(rssWS-rssIdle) / float64(nws)
 	fmt.Printf("proxy RSS: %d kB idle, %d kB with %d open idle websockets (%.1f kB each)\n", rssIdle, rssWS, nws, perWS)
 
-	fmt.Printf("RESULT frontdoor p50_ratio=%.2f p99_ratio=%.2f jupyter_p50_ratio=%.2f jupyter_p99_ratio=%.2f jupyter_cell_p50_ratio=%.2f jupyter_cell_p99_ratio=%.2f jupyter_tput_ratio=%.2f ws_p50_ratio=%.2f ws_p99_ratio=%.2f tput_ratio=%.2f rss_idle_kb=%d rss_ws_kb=%d websockets=%d per_ws_kb=%.1f added_p50=%v\n",
-		ratio(vp50, dp50), ratio(vp99, dp99), jupRatio[50], jupRatio[99], jupRatio[-50], jupRatio[-99], jupTput, ratio(pct(vr, 50), pct(dr, 50)), ratio(pct(vr, 99), pct(dr, 99)), vTput/dTput, rssIdle, rssWS, nws, perWS, vp50-dp50)
+	fmt.Printf("RESULT frontdoor p50_ratio=%.2f p99_ratio=%.2f jupyter_p50_ratio=%.2f jupyter_p99_ratio=%.2f jupyter_cell_p50_ratio=%.2f jupyter_cell_p99_ratio=%.2f jupyter_tput_ratio=%.2f ws_p50_ratio=%.2f ws_p99_ratio=%.2f tput_ratio=%.2f bare_p50_ratio=%.2f bare_ws_p50_ratio=%.2f bare_tput_ratio=%.2f rss_idle_kb=%d rss_ws_kb=%d websockets=%d per_ws_kb=%.1f added_p50=%v\n",
+		ratio(vp50, dp50), ratio(vp99, dp99), jupRatio[50], jupRatio[99], jupRatio[-50], jupRatio[-99], jupTput, ratio(pct(vr, 50), pct(dr, 50)), ratio(pct(vr, 99), pct(dr, 99)), vTput/dTput,
+		ratio(pct(bl, 50), pct(dl, 50)), ratio(pct(br, 50), pct(dr, 50)), bTput/dTput, rssIdle, rssWS, nws, perWS, vp50-dp50)
 	return nil
 }
 
