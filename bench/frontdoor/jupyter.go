@@ -164,10 +164,14 @@ func (k *kernel) execute(c *websocket.Conn, code string) (time.Duration, error) 
 	}
 	for {
 		var m struct {
-			Channel      string `json:"channel"`
-			Header       struct{ MsgType string `json:"msg_type"` }
-			ParentHeader struct{ MsgID string `json:"msg_id"` } `json:"parent_header"`
-			Content      struct{ Status string }
+			Channel string `json:"channel"`
+			Header  struct {
+				MsgType string `json:"msg_type"`
+			}
+			ParentHeader struct {
+				MsgID string `json:"msg_id"`
+			} `json:"parent_header"`
+			Content struct{ Status string }
 		}
 		if err := websocket.JSON.Receive(c, &m); err != nil {
 			return 0, err
