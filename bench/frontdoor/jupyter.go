@@ -164,8 +164,7 @@ func (k *kernel) execute(c *websocket.Conn, code string) (time.Duration, error) 
 	}
 	for {
 		var m struct {
-			Channel string `json:"channel"`
-			Header  struct {
+			Header struct {
 				MsgType string `json:"msg_type"`
 			}
 			ParentHeader struct {
