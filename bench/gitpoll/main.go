@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,13 +66,9 @@ func usage(who int) time.Duration {
 // serve answers smart HTTP for the bare repos under dir on a loopback
 // port, which it prints first, until stdin closes.
 func serve(dir string) error {
-	out, err := exec.Command("git", "--exec-path").Output()
+	h, err := benchenv.GitHTTP(dir)
 	if err != nil {
-		return fmt.Errorf("git --exec-path: %w", err)
-	}
-	h := &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
-		Env:  []string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1"},
+		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -4,8 +4,9 @@
 //
 //	go run ./bench/memory -courses 100 -containers 1000
 //
-// It builds ./cmd/nbh-sync, makes the course repos (bare, file:// URLs), a
-// config repo with courses.yaml, and the containers (created, not started,
+// It builds ./cmd/nbh-sync, makes the course repos (bare, served over smart
+// HTTP as a site's git server serves them, or file:// URLs with -transport
+// file), a config repo with courses.yaml, and the containers (created, not started,
 // labelled as nbh-sync's), starts the daemon with -cmd, waits for /readyz,
 // then samples VmRSS (and VmHWM) from /proc/PID/status.
 package main
@@ -16,7 +17,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"io"
 	"net/http"
 	"os"
@@ -34,9 +34,10 @@ import (
 
 	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
-var binFlag string
+var binFlag, transport string
 
 const defaultCmd = "run --config {config} --root {root} --listen {listen}"
 
@@ -48,7 +49,12 @@ func main() {
 	settle := flag.Duration("settle", 10*time.Second, "how long to sample after ready")
 	workers := flag.Int("workers", 8, "concurrent engine calls while setting up and cleaning up")
 	flag.StringVar(&binFlag, "bin", "", "daemon binary to run instead of building ./cmd/nbh-sync")
+	flag.StringVar(&transport, "transport", "http", "how the daemon reaches the course repos: http (smart HTTP, git http-backend behind a local server) or file")
 	flag.Parse()
+	if transport != "http" && transport != "file" {
+		fmt.Fprintf(os.Stderr, "bench/memory: -transport %q: want http or file\n", transport)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, max(*nCourses, 1), *nCtrs, *cmdline, *ready, *settle, max(*workers, 1)); err != nil {
@@ -131,7 +137,7 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 		}
 	}
 
-	fmt.Printf("setup: %d course repos and a config repo\n", nCourses)
+	fmt.Printf("setup: %d course repos (%s) and a config repo\n", nCourses, transport)
 	t0 := time.Now()
 	course := func(i int) string { return fmt.Sprintf("%s-c%03d", prefix, i) }
 	shared := prefix + "-shared"
@@ -142,8 +148,18 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 	fmt.Fprintf(&yaml, "version: 1\ndefaults:\n  freeze: [{cron: \"* * * * *\", for: 1h}]\nschedules:\n  pull: \"@every 1m\"\n  reconcile: \"*/15 * * * *\"\n")
 	fmt.Fprintf(&yaml, "images:\n  %s:\n    dockerfile: images/shared.dockerfile\ncourses:\n", shared)
 	bare := func(i int) string { return filepath.Join(tmp, "repos", course(i)+".git") }
+	remote := func(i int) string { return "file://" + bare(i) }
+	if transport == "http" {
+		// In this process: its CPU and memory are not the daemon's.
+		base, stop, err := benchenv.ServeGitHTTP(filepath.Join(tmp, "repos"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		remote = func(i int) string { return base + "/" + course(i) + ".git" }
+	}
 	for i := range nCourses {
-		fmt.Fprintf(&yaml, "  %s:\n    repo: file://%s\n    image: %s\n", course(i), bare(i), shared)
+		fmt.Fprintf(&yaml, "  %s:\n    repo: %s\n    image: %s\n", course(i), remote(i), shared)
 	}
 	err = benchenv.Parallel(ctx, nCourses, workers, func(i int) error {
 		return repo(tmp, bare(i), map[string]string{
@@ -310,8 +326,8 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 			}
 		}
 	}
-	fmt.Printf("RESULT memory courses=%d containers=%d rss_kb=%d hwm_kb=%d hwm_ready_kb=%d floor_kb=%d ratio=%.1f\n",
-		nCourses, nCtrs, rss, hwm, hwmAtReady, sleepRSS, float64(rss)/float64(max(sleepRSS, 1)))
+	fmt.Printf("RESULT memory transport=%s courses=%d containers=%d rss_kb=%d hwm_kb=%d hwm_ready_kb=%d floor_kb=%d ratio=%.1f\n",
+		transport, nCourses, nCtrs, rss, hwm, hwmAtReady, sleepRSS, float64(rss)/float64(max(sleepRSS, 1)))
 	if pprofAddr != "" {
 		return heapTop(ctx, bin, "http://"+pprofAddr+"/debug/pprof/heap", filepath.Join(tmp, "heap.pprof"))
 	}
@@ -382,6 +398,13 @@ func heapTop(ctx context.Context, bin, url, path string) error {
 		return fmt.Errorf("go tool pprof: %v\n%s", err, out)
 	}
 	fmt.Printf("\nheap profile of the daemon (in use, after a GC):\n%s", out)
+	// What was allocated since the start, mostly by the first pull: the
+	// garbage the GC's headroom is sized on.
+	out, err = exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=30", "-sample_index=alloc_space", bin, path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go tool pprof: %v\n%s", err, out)
+	}
+	fmt.Printf("\nallocated since the start (cumulative):\n%s", out)
 	return nil
 }
 
