@@ -191,7 +191,9 @@ type Raw struct {
 	Created time.Time
 	// StartedAt is exact from Inspect, zero from List.
 	StartedAt time.Time
-	Labels    map[string]string
+	// Labels are all the container's from Inspect; from List, only the
+	// ones a pass reads (readLabels).
+	Labels map[string]string
 	// Ports maps a container port (tcp) to its published host port.
 	Ports map[int]int
 	// Host is the address of the node the container runs on; empty for
