@@ -191,7 +191,7 @@ type Raw struct {
 	Created time.Time
 	// StartedAt is exact from Inspect, zero from List.
 	StartedAt time.Time
-	// Labels are all the container's from Inspect; from List, only the
+	// Labels are all the container's from Inspect; from Docker.List, only the
 	// ones a pass reads (readLabels).
 	Labels map[string]string
 	// Ports maps a container port (tcp) to its published host port.
