@@ -172,13 +172,22 @@ var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request
 // get sends a GET of path with header lines ("Name: value").
 func (f *front) get(t *testing.T, path string, header ...string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.URL+path, nil)
+	return f.at(t, http.MethodGet, "", path, header...)
+}
+
+// at sends a request for path to host (the Host header; the server's
+// own when empty) with header lines ("Name: value").
+func (f *front) at(t *testing.T, method, host, path string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, f.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Host = host
 	for _, h := range header {
-		k, v, _ := strings.Cut(h, ": ")
-		req.Header.Add(k, v)
+		if k, v, ok := strings.Cut(h, ": "); ok {
+			req.Header.Add(k, v)
+		}
 	}
 	resp, err := noRedirect.Do(req)
 	if err != nil {

@@ -130,28 +130,6 @@ func TestCheckHostTemplate(t *testing.T) {
 	}
 }
 
-// at sends a request for path to host (the Host header) with header lines
-// ("Name: value").
-func (f *front) at(t *testing.T, method, host, path string, header ...string) *http.Response {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, f.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = host
-	for _, h := range header {
-		if k, v, ok := strings.Cut(h, ": "); ok {
-			req.Header.Add(k, v)
-		}
-	}
-	resp, err := noRedirect.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
-}
-
 // loginAt launches a session for r's server on host and returns its cookie.
 func (f *front) loginAt(t *testing.T, host string, r Route) *http.Cookie {
 	t.Helper()
