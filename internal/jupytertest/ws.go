@@ -1,6 +1,7 @@
 package jupytertest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,14 +93,8 @@ func (s *Server) dial(ctx context.Context, kernelID string) (*websocket.Conn, st
 	}
 	cfg.Header = http.Header{}
 	s.Authorize(cfg.Header)
-	if s.addr == "" {
-		conn, err := cfg.DialContext(ctx)
-		if err != nil {
-			return nil, "", fmt.Errorf("open websocket: %w", err)
-		}
-		return conn, session, nil
-	}
-	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.addr)
+	// What cfg.DialContext does, but to ViaAt's address when it is set.
+	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", cmp.Or(s.addr, u.Host))
 	if err != nil {
 		return nil, "", fmt.Errorf("open websocket: %w", err)
 	}
