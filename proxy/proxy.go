@@ -310,7 +310,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key = sess
-	if !p.onHost(r, key) {
+	if !known && !p.onHost(r, key) {
 		// A /PORT/ with no server now: the session says whose it was,
 		// and it must be this host's. A browser sends only this host's
 		// (host-only) cookies; another client may send any.
