@@ -46,14 +46,14 @@ func (o ProxyOptions) check() error {
 		if err := proxy.CheckHostTemplate(o.HostTemplate); err != nil {
 			return fmt.Errorf("--proxy-host-template %q: %w", o.HostTemplate, err)
 		}
-		if strings.HasPrefix(o.LoginURL, "/") && !strings.HasPrefix(o.LoginURL, "//") {
+		if sitePath(o.LoginURL) {
 			// A browser without a session is on a student's host, where
 			// the front door serves nothing but that student's server.
 			return fmt.Errorf("--proxy-login-url %q: with --proxy-host-template, want an absolute URL (https://hub.example.org%s): a path would be looked up on the student's host", o.LoginURL, o.LoginURL)
 		}
 	}
 	for _, f := range []struct{ flag, value string }{{"--proxy-public-url", o.PublicURL}, {"--proxy-login-url", o.LoginURL}} {
-		if f.value == "" || f.flag == "--proxy-login-url" && strings.HasPrefix(f.value, "/") && !strings.HasPrefix(f.value, "//") {
+		if f.value == "" || f.flag == "--proxy-login-url" && sitePath(f.value) {
 			continue // a login page on the same site may be given by its path
 		}
 		u, err := url.Parse(f.value)
@@ -66,6 +66,10 @@ func (o ProxyOptions) check() error {
 	}
 	return nil
 }
+
+// sitePath reports whether u is a path on the front door's own site
+// (/login), not a URL: "//host/…" is another site.
+func sitePath(u string) bool { return strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "//") }
 
 // startFrontDoor makes the proxy and serves it on its own listener until
 // ctx ends; the returned wait blocks until it has stopped.
