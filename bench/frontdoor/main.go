@@ -279,31 +279,18 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	}
 
 	// 1. Small requests, alternating.
-	get := func(c *http.Client, url string) (time.Duration, error) {
-		t0 := time.Now()
-		resp, err := c.Get(url)
-		if err != nil {
-			return 0, err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return time.Since(t0), err
-	}
 	bareClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	var dl, vl, bl []time.Duration
 	for i := 0; i < nreq+100; i++ {
-		d, err := get(directClient, direct+base+"small")
+		d, err := timedGet(directClient, direct+base+"small", "")
 		if err != nil {
 			return err
 		}
-		v, err := get(viaClient, front+base+"small")
+		v, err := timedGet(viaClient, front+base+"small", "")
 		if err != nil {
 			return err
 		}
-		b, err := get(bareClient, bareURL+base+"small")
+		b, err := timedGet(bareClient, bareURL+base+"small", "")
 		if err != nil {
 			return err
 		}
@@ -372,15 +359,15 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	n := mb << 20
 	var dt, vt, bt []float64
 	for range rounds {
-		d, err := get(directClient, direct+base+"big?n="+strconv.Itoa(n))
+		d, err := timedGet(directClient, direct+base+"big?n="+strconv.Itoa(n), "")
 		if err != nil {
 			return err
 		}
-		v, err := get(viaClient, front+base+"big?n="+strconv.Itoa(n))
+		v, err := timedGet(viaClient, front+base+"big?n="+strconv.Itoa(n), "")
 		if err != nil {
 			return err
 		}
-		b, err := get(bareClient, bareURL+base+"big?n="+strconv.Itoa(n))
+		b, err := timedGet(bareClient, bareURL+base+"big?n="+strconv.Itoa(n), "")
 		if err != nil {
 			return err
 		}
