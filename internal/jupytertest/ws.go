@@ -116,6 +116,25 @@ func (s *Server) execute(ctx context.Context, kernelID, code string, returnWhenB
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 
+	if returnWhenBusy {
+		// jupyter_server before 2.0 takes a kernel's execution_state from
+		// every status message on IOPub, whatever it answers, and on
+		// opening a websocket it "nudges" the kernel with kernel_info
+		// requests on shell and on control. ipykernel answers control in a
+		// thread of its own, so that request's "idle" can land just after
+		// the "busy" of a cell sent at once, and the server then lists a
+		// running kernel idle until the cell ends. A cell run to its end
+		// first on the same websocket lets the nudge's messages pass.
+		if _, err := run(ctx, conn, session, "pass", false); err != nil {
+			return "", fmt.Errorf("settle the new websocket: %w", err)
+		}
+	}
+	return run(ctx, conn, session, code, returnWhenBusy)
+}
+
+// run sends code to the kernel on conn and reads until the kernel is idle
+// again after it (or busy with it, when returnWhenBusy).
+func run(ctx context.Context, conn *websocket.Conn, session, code string, returnWhenBusy bool) (string, error) {
 	msgID := randomHex(16)
 	req := message{
 		Header: header{
