@@ -353,9 +353,7 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 
 	firstTag := spec.buildTag()
 	fmt.Fprintf(out, "building %s (key %s, source %s)\n", spec.Image, spec.Key, spec.Source)
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(spec.WriteContext(pw)) }()
-	id, err := b.runBuild(ctx, pr, BuildOptions{
+	opts := BuildOptions{
 		Tags:       []string{firstTag},
 		Dockerfile: spec.DockerfileName,
 		BuildArgs:  spec.BuildArgs,
@@ -363,8 +361,19 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		// commit): keep them to these three.
 		Labels:  map[string]string{LabelImage: spec.Image, LabelBuildKey: spec.Key, LabelSource: spec.Source},
 		NoCache: force,
-	}, out)
-	pr.Close()
+	}
+	var id string
+	var err error
+	for attempt := 1; ; attempt++ {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(spec.WriteContext(pw)) }()
+		id, err = b.runBuild(ctx, pr, opts, out)
+		pr.Close()
+		if err == nil || !storeRace(err) || attempt == storeRaceAttempts {
+			break
+		}
+		fmt.Fprintf(out, "the engine's image store changed under the build (an image removed meanwhile): building again (%d of %d)\n", attempt+1, storeRaceAttempts)
+	}
 	if err != nil {
 		return "", fail(StageBuild, err)
 	}
@@ -497,6 +506,21 @@ type jsonMessage struct {
 		Message string `json:"message"`
 	} `json:"errorDetail"`
 	Aux json.RawMessage `json:"aux"`
+}
+
+// storeRaceAttempts bounds the builds storeRace lets build run for one
+// spec.
+const storeRaceAttempts = 3
+
+// storeRace reports whether a build failed only because an image went
+// from the engine's store while the build looked through it. podman's
+// builder (buildah) lists every image to find a cached step, then reads
+// each one's top layer, and fails the whole build with "layer not known"
+// when one was removed in between — by nbh-sync's own Prune of another
+// image, or by anything else on a shared engine. Nothing of the build is
+// kept, so building again is safe and almost always succeeds.
+func storeRace(err error) bool {
+	return strings.Contains(err.Error(), "layer not known")
 }
 
 // runBuild runs one engine build, writing its log to out as plain lines,

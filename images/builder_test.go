@@ -235,3 +235,51 @@ func TestPinAndPrune(t *testing.T) {
 		t.Errorf("%d builds left, want 3", len(builds))
 	}
 }
+
+// podman fails a build with "layer not known" when an image goes from its
+// store while the build looks for a cached step; the builder builds again,
+// with the whole context each time, a bounded number of times, and never
+// for any other failure.
+func TestEnsureStoreRace(t *testing.T) {
+	const race = "checking if cached image exists from a previous build: getting top layer info: layer not known"
+	for _, tc := range []struct {
+		name       string
+		failures   int    // the first builds that fail
+		msg        string // with this message
+		wantCalls  int
+		wantErr    bool
+		wantRetold int // "building again" lines in the log
+	}{
+		{name: "once", failures: 1, msg: race, wantCalls: 2, wantRetold: 1},
+		{name: "twice", failures: 2, msg: race, wantCalls: 3, wantRetold: 2},
+		{name: "every time", failures: 9, msg: race, wantCalls: storeRaceAttempts, wantErr: true, wantRetold: storeRaceAttempts - 1},
+		{name: "another failure", failures: 1, msg: "RUN pip install: exit 1", wantCalls: 1, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, eng := newStore()
+			build := eng.ImageBuildFn
+			calls := 0
+			eng.ImageBuildFn = func(ctx context.Context, r io.Reader, o BuildOptions) (io.ReadCloser, error) {
+				calls++
+				if calls <= tc.failures {
+					if n, _ := io.Copy(io.Discard, r); n == 0 {
+						t.Error("a build with an empty context")
+					}
+					return io.NopCloser(strings.NewReader(`{"stream":"STEP 1/2: FROM base\n"}` + "\n" + `{"error":"` + tc.msg + `"}` + "\n")), nil
+				}
+				return build(ctx, r, o)
+			}
+			var log strings.Builder
+			res, err := NewBuilder(eng, Options{}).Ensure(t.Context(), testSpec("i", keyA, goodDockerfile), EnsureOptions{Log: &log})
+			if calls != tc.wantCalls || (err != nil) != tc.wantErr {
+				t.Fatalf("%d builds, err %v; want %d builds, error %v", calls, err, tc.wantCalls, tc.wantErr)
+			}
+			if n := strings.Count(log.String(), "building again"); n != tc.wantRetold {
+				t.Errorf("log tells of %d retries, want %d:\n%s", n, tc.wantRetold, log.String())
+			}
+			if !tc.wantErr && (res.ImageID == "" || st.tagged("i:latest") != res.ImageID) {
+				t.Errorf("after the retry: %+v, latest %s", res, st.tagged("i:latest"))
+			}
+		})
+	}
+}

@@ -26,7 +26,21 @@ type File struct {
 // with tags, and returns the image ID. It is for tests and benchmarks that
 // need images of their own (nothing can be pulled); the product builds
 // through package images.
+//
+// Test packages run side by side on one engine and remove their images as
+// they end: podman fails a build whose cache lookup meets an image removed
+// meanwhile ("layer not known", see storeRace in package images, which
+// this package cannot import), so such a build runs again, twice at most.
 func BuildImage(ctx context.Context, cli *client.Client, files []File, tags ...string) (string, error) {
+	for attempt := 1; ; attempt++ {
+		id, err := buildImage(ctx, cli, files, tags)
+		if err == nil || !strings.Contains(err.Error(), "layer not known") || attempt == 3 {
+			return id, err
+		}
+	}
+}
+
+func buildImage(ctx context.Context, cli *client.Client, files []File, tags []string) (string, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range files {
