@@ -508,8 +508,8 @@ type jsonMessage struct {
 	Aux json.RawMessage `json:"aux"`
 }
 
-// storeRaceAttempts bounds the builds storeRace lets build run for one
-// spec.
+// storeRaceAttempts is how many times build runs one spec's build while
+// each attempt fails on a store race (storeRace).
 const storeRaceAttempts = 3
 
 // storeRace reports whether a build failed only because an image went
