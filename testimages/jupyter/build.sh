@@ -100,7 +100,7 @@ packages=jupyter-server,python3-ipykernel,jupyter-notebook,util-linux,passwd,pro
 cmd='["jupyter", "server", "--ip=0.0.0.0", "--port=8888", "--no-browser"]'
 shims=true
 if [[ $gen == 2 ]]; then
-  packages=python3-jupyter-server,python3-ipykernel,util-linux,passwd,procps
+  packages=python3-jupyter-server,python3-ipykernel,python3-nbclassic,util-linux,passwd,procps
   cmd='["python3", "-m", "jupyter_server", "--ip=0.0.0.0", "--port=8888", "--no-browser"]'
   shims='for s in jupyter-lab jupyter-server; do printf "#!/bin/sh\nexec python3 -m jupyter_server \"\$@\"\n" > "$1/usr/local/bin/$s"; chmod 755 "$1/usr/local/bin/$s"; done'
 fi
@@ -133,7 +133,7 @@ mmdebstrap --mode=root --variant=apt --include="$packages" \
   --customize-hook='chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash jovyan' \
   --customize-hook="sh '$tmp/slim.sh' \"\$1\"" \
   --customize-hook="$shims" \
-  --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/log/* "$1"/var/cache/* "$1"/tmp/*' \
+  --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/log/* "$1"/var/cache/*' \
   "$suite" "$tmp/rootfs.tar" ${mirrors[@]+"${mirrors[@]}"}
 
 # Files excluded above (dpkg path-exclude keeps the package database
