@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/imageref"
 )
 
 // Labels set on every container nbh-sync creates.
@@ -35,7 +37,7 @@ const (
 	// its data directory), so that sites and other tools sharing an engine
 	// leave each other alone. A site acts only on containers carrying its
 	// own name here, and on unlabelled nbhosting containers it adopts.
-	LabelSite = "org.nbhosting.site"
+	LabelSite = imageref.LabelSite
 	// ManagedBy is the value of LabelManagedBy.
 	ManagedBy = "nbh-sync"
 )

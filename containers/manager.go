@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/imageref"
 	"github.com/nbhosting/nbh-sync/images"
 )
 
@@ -126,19 +127,23 @@ func (m *Manager) CurrentImages(ctx context.Context, names []string) (map[string
 
 // latest maps each image name to what its :latest tag is, built here or not.
 func (m *Manager) latest(ctx context.Context, names []string) (map[string]Image, error) {
+	name := make(map[string]string, len(names)) // reference → image name
 	refs := make([]string, 0, len(names))
 	for _, n := range names {
-		refs = append(refs, n+":latest")
+		ref := imageref.Repository(m.Site, n) + ":latest"
+		if _, ok := name[ref]; !ok {
+			name[ref] = n
+			refs = append(refs, ref)
+		}
 	}
 	slices.Sort(refs)
-	refs = slices.Compact(refs)
 	ims, err := m.eng.Images(ctx, refs)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]Image, len(ims))
 	for ref, im := range ims {
-		out[strings.TrimSuffix(ref, ":latest")] = im
+		out[name[ref]] = im
 	}
 	return out, nil
 }

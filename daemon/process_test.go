@@ -21,9 +21,11 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/imageref"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/rootdir"
+	"github.com/nbhosting/nbh-sync/site"
 )
 
 // Timing of the daemon under test.
@@ -83,6 +85,7 @@ courses:
 `, webCourse, webURL, localCourse, local.dir, webCourse)}, "site")
 
 	root := filepath.Join(dir, "root")
+	webRepo := imageref.Repository(site.SiteName(root), webCourse)
 	token, secret := "tok-"+randHex(16), "sec-"+randHex(16)
 	tokenFile, secretFile := filepath.Join(dir, "api-token"), filepath.Join(dir, "webhook-secret")
 	for f, v := range map[string]string{tokenFile: token, secretFile: secret} {
@@ -102,7 +105,7 @@ courses:
 		t.Fatalf("after the first pass, builds of %s: %+v", webCourse, first)
 	}
 	key1 := first[0].BuildKey
-	checkServing(t, cli, webCourse, key1)
+	checkServing(t, cli, webRepo, key1)
 	for _, f := range []string{
 		filepath.Join(root, "courses", webCourse, "notebooks", "a.ipynb"),
 		filepath.Join(root, "courses", localCourse, "notebooks", "intro.ipynb"),
@@ -182,7 +185,7 @@ courses:
 	t.Logf("MEASURED webhook POST → pass start %s, → build start %s, → build done %s (build %s)",
 		passLine.time().Sub(posted).Round(time.Millisecond), buildStart.Sub(posted).Round(time.Millisecond),
 		b2.Time.Sub(posted).Round(time.Millisecond), b2.Duration.Round(time.Millisecond))
-	checkServing(t, cli, webCourse, b2.BuildKey)
+	checkServing(t, cli, webRepo, b2.BuildKey)
 
 	// --- /metrics in the Prometheus text format.
 	fams := p.metrics()
@@ -227,7 +230,7 @@ courses:
 		t.Fatalf("signed webhook: %d %s", code, body)
 	}
 	waitFor(t, 60*time.Second, "the slow RUN step to run", func() bool { return len(runContainers(t, cli, marker)) > 0 })
-	latestBefore := inspect(t, cli, webCourse+":latest").ID
+	latestBefore := inspect(t, cli, webRepo+":latest").ID
 	took, state := p.terminate(testGrace + testAbandon + 3*time.Second)
 	t.Logf("MEASURED SIGTERM mid-build → exit %s (grace %s + abandon %s), %v", took.Round(time.Millisecond), testGrace, testAbandon, state)
 	if !state.Exited() || state.ExitCode() != 0 {
@@ -240,7 +243,7 @@ courses:
 	// The state left: latest unmoved, the interrupted build recorded as
 	// failed, no tag on anything that did not pass its smoke test, and the
 	// engine cleans the build up.
-	if id := inspect(t, cli, webCourse+":latest").ID; id != latestBefore {
+	if id := inspect(t, cli, webRepo+":latest").ID; id != latestBefore {
 		t.Errorf("%s:latest moved from %s to %s", webCourse, latestBefore, id)
 	}
 	hist, err := history.Open(rootdir.History(root), history.Options{ReadOnly: true})
@@ -254,7 +257,7 @@ courses:
 	}
 	key3 := recs[0].BuildKey
 	t.Logf("interrupted build: %s", recs[0].Message)
-	checkNoHalfBuild(t, cli, webCourse, key3)
+	checkNoHalfBuild(t, cli, webCourse, webRepo, key3)
 	waitFor(t, 30*time.Second, "the engine to remove the interrupted RUN container", func() bool { return len(runContainers(t, cli, marker)) == 0 })
 
 	// --- restart: the startup pass completes the interrupted build.
@@ -272,8 +275,8 @@ courses:
 	if !strings.Contains(restartLog, marker) {
 		t.Errorf("the build after restart did not run the RUN step:\n%s", restartLog)
 	}
-	checkServing(t, cli, webCourse, key3)
-	checkNoHalfBuild(t, cli, webCourse, "")
+	checkServing(t, cli, webRepo, key3)
+	checkNoHalfBuild(t, cli, webCourse, webRepo, "")
 	waitFor(t, 30*time.Second, "/readyz after restart", func() bool { return p2.getJSON("/readyz", nil) == http.StatusOK })
 	took, state = p2.terminate(testGrace + testAbandon + 3*time.Second)
 	t.Logf("idle daemon: SIGTERM → exit %s, %v", took.Round(time.Millisecond), state)
@@ -417,20 +420,20 @@ func inspect(t *testing.T, cli *client.Client, ref string) image.InspectResponse
 	return insp
 }
 
-// checkServing checks that image:latest is a passed build of key: a build
+// checkServing checks that repo:latest is a passed build of key: a build
 // is passed (smoke-tested) once it carries the tag of its own build key.
-func checkServing(t *testing.T, cli *client.Client, name, key string) {
+func checkServing(t *testing.T, cli *client.Client, repo, key string) {
 	t.Helper()
-	insp := inspect(t, cli, name+":latest")
-	if got := insp.Config.Labels[images.LabelBuildKey]; got != key || !images.Passed(name, insp.RepoTags, key) {
-		t.Errorf("%s:latest has key %.12s and tags %v, want a passed build of key %.12s", name, got, insp.RepoTags, key)
+	insp := inspect(t, cli, repo+":latest")
+	if got := insp.Config.Labels[images.LabelBuildKey]; got != key || !images.Passed(repo, insp.RepoTags, key) {
+		t.Errorf("%s:latest has key %.12s and tags %v, want a passed build of key %.12s", repo, got, insp.RepoTags, key)
 	}
 }
 
 // checkNoHalfBuild checks that every build of name serving a tag other
 // than its scratch tag passed its smoke test, and that no served tag is on
 // the build key of an interrupted build.
-func checkNoHalfBuild(t *testing.T, cli *client.Client, name, interrupted string) {
+func checkNoHalfBuild(t *testing.T, cli *client.Client, name, repo, interrupted string) {
 	t.Helper()
 	list, err := cli.ImageList(t.Context(), image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", images.LabelImage+"="+name))})
 	if err != nil {
@@ -438,7 +441,7 @@ func checkNoHalfBuild(t *testing.T, cli *client.Client, name, interrupted string
 	}
 	for _, im := range list {
 		key := im.Labels[images.LabelBuildKey]
-		passed, served := images.Passed(name, im.RepoTags, key), testenv.Served(name, im.RepoTags)
+		passed, served := images.Passed(repo, im.RepoTags, key), testenv.Served(repo, im.RepoTags)
 		if served && !passed {
 			t.Errorf("image %s is tagged %v but did not pass its smoke test", im.ID, im.RepoTags)
 		}

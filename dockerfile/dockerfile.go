@@ -149,3 +149,65 @@ func LocalName(ref string) string {
 	}
 	return ref
 }
+
+// RewriteFroms returns src with the image reference of each FROM that names
+// an image replaced by to(ref) where ok; every other byte is kept, so line
+// numbers in the engine's messages still match the file. It is how a build
+// names its site's base images by their site-scoped repositories while the
+// Dockerfile says FROM python.
+func RewriteFroms(src []byte, to func(ref string) (string, bool)) []byte {
+	froms := Froms(src)
+	if len(froms) == 0 {
+		return src
+	}
+	lines := strings.SplitAfter(string(src), "\n")
+	changed := false
+	for _, f := range froms {
+		repl, ok := to(f.Ref)
+		if !ok || repl == f.Ref {
+			continue
+		}
+		if replaceRef(lines[f.Line-1:], f.Ref, repl) {
+			changed = true
+		}
+	}
+	if !changed {
+		return src
+	}
+	return []byte(strings.Join(lines, ""))
+}
+
+// replaceRef replaces the first word of the FROM instruction starting at
+// lines[0] that is neither FROM itself, a --flag nor a line continuation,
+// when it is ref; the instruction may go on over the next lines.
+func replaceRef(lines []string, ref, repl string) bool {
+	first := true
+	for i, line := range lines {
+		pos := 0
+		for pos < len(line) {
+			start := pos + strings.IndexFunc(line[pos:], func(r rune) bool { return !isSpace(r) })
+			if start < pos {
+				break // only spaces left on this line
+			}
+			end := start + strings.IndexFunc(line[start:], isSpace)
+			if end < start {
+				end = len(line)
+			}
+			word := line[start:end]
+			pos = end
+			switch {
+			case first:
+				first = false // the FROM keyword
+			case strings.HasPrefix(word, "--"), word == "\\", word == "`":
+			case word == ref:
+				lines[i] = line[:start] + repl + line[end:]
+				return true
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n' }

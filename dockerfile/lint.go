@@ -104,6 +104,19 @@ func Lint(src []byte, base Bases) []Finding {
 		add(0, false, "no FROM instruction")
 		return probs
 	}
+	for _, in := range ins {
+		cmd, args := in.Cmd, in.Args
+		if cmd == "ONBUILD" {
+			word, rest, _ := strings.Cut(strings.TrimSpace(args), " ")
+			cmd, args = strings.ToUpper(word), rest
+		}
+		if cmd != "ADD" {
+			continue
+		}
+		if src := remoteSource(args); src != "" {
+			add(in.Line, false, "ADD %s: the engine fetches a remote source itself, from the host's network namespace, where the host's loopback services (the daemon's API among them) answer; fetch it in a RUN step instead (RUN curl -fsSLo ... %s), which runs in the build's own container", src, src)
+		}
+	}
 
 	userLine, user := 0, ""
 	for _, in := range ins[final+1:] {
@@ -135,6 +148,27 @@ func Lint(src []byte, base Bases) []Finding {
 		}
 	}
 	return probs
+}
+
+// remoteSource returns the first source of an ADD that the engine would
+// fetch over the network (a URL or a git remote), or "".
+func remoteSource(args string) string {
+	words := Flagless(strings.Fields(args))
+	if len(words) > 0 && strings.HasPrefix(words[0], "[") {
+		var list []string
+		if json.Unmarshal([]byte(strings.Join(words, " ")), &list) == nil {
+			words = list
+		}
+	}
+	if len(words) < 2 {
+		return ""
+	}
+	for _, w := range words[:len(words)-1] {
+		if strings.Contains(w, "://") || strings.HasPrefix(w, "git@") {
+			return w
+		}
+	}
+	return ""
 }
 
 // InstallsStartScript reports whether the final stage of a Dockerfile

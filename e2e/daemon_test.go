@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/api"
+	"github.com/nbhosting/nbh-sync/imageref"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
+	"github.com/nbhosting/nbh-sync/site"
 )
 
 // daemon is `nbh-sync run` as a real process, which the test can kill and
@@ -158,6 +160,11 @@ func (d *daemon) add(raw string, run int) {
 
 // tokenFile holds the daemon's API token.
 func (d *daemon) tokenFile() string { return filepath.Join(filepath.Dir(d.root), "token") }
+
+// repo is the engine repository of the site's builds of image.
+func (d *daemon) repo(image string) string {
+	return imageref.Repository(site.SiteName(d.root), image)
+}
 
 // kill sends SIGKILL and waits for the process to be gone.
 func (d *daemon) kill() {

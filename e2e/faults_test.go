@@ -91,7 +91,7 @@ func TestEngineOutage(t *testing.T) {
 	if b, err := os.ReadFile(notes); err != nil || string(b) != "ann's work" {
 		t.Errorf("ann's file: %q, %v", b, err)
 	}
-	checkEngineClean(t, s, name)
+	checkEngineClean(t, s, name, d.repo(name))
 }
 
 // TestBadRemotes runs a site where one course's forge hangs (accepts,
@@ -178,7 +178,9 @@ func TestBadRemotes(t *testing.T) {
 // checkEngineClean checks what a converged site leaves on the engine for
 // image: no smoke-test container, :latest on a build that passed its smoke
 // test, and no build whose smoke test never passed.
-func checkEngineClean(t *testing.T, s *fakeSite, imageName string) {
+// checkEngineClean checks the engine after imageName was built in repo:
+// no smoke container left, repo:latest and every served tag passed.
+func checkEngineClean(t *testing.T, s *fakeSite, imageName, repo string) {
 	t.Helper()
 	ctx := t.Context()
 	cs, err := s.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", imageName+"-smoke-"))})
@@ -188,11 +190,11 @@ func checkEngineClean(t *testing.T, s *fakeSite, imageName string) {
 	for _, c := range cs {
 		t.Errorf("smoke-test container left behind: %v (%s)", c.Names, c.State)
 	}
-	latest, err := s.cli.ImageInspect(ctx, imageName+":latest")
+	latest, err := s.cli.ImageInspect(ctx, repo+":latest")
 	if err != nil {
 		t.Fatalf("%s:latest: %v", imageName, err)
 	}
-	if latest.Config == nil || !images.Passed(imageName, latest.RepoTags, latest.Config.Labels[images.LabelBuildKey]) {
+	if latest.Config == nil || !images.Passed(repo, latest.RepoTags, latest.Config.Labels[images.LabelBuildKey]) {
 		t.Errorf("%s:latest is not a build that passed its smoke test", imageName)
 	}
 	ims, err := s.cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "org.nbhosting.image="+imageName))})
@@ -203,7 +205,7 @@ func checkEngineClean(t *testing.T, s *fakeSite, imageName string) {
 	// that passed; one with a tag is a leftover of an interrupted build
 	// that prune missed.
 	for _, im := range ims {
-		if testenv.Served(imageName, im.RepoTags) && !images.Passed(imageName, im.RepoTags, im.Labels[images.LabelBuildKey]) {
+		if testenv.Served(repo, im.RepoTags) && !images.Passed(repo, im.RepoTags, im.Labels[images.LabelBuildKey]) {
 			t.Errorf("unsmoked build still tagged: %s %v", im.ID, im.RepoTags)
 		}
 	}

@@ -106,7 +106,7 @@ func TestKillRestart(t *testing.T) {
 		d.kill()
 		stopSpawns()
 		phases[phaseAt(d.logSince(mark))]++
-		checkInvariants(t, s, idle, busy, busyIDs, files)
+		checkInvariants(t, s, idle, d.repo(idle), busy, busyIDs, files)
 	}
 	t.Logf("%d kills, by what the daemon was doing: %v", killRounds, phases)
 	tm.phase(fmt.Sprintf("%d SIGKILLs and restarts", killRounds))
@@ -131,15 +131,15 @@ func TestKillRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	tm.phase("last restart -> converged")
-	checkInvariants(t, s, idle, busy, busyIDs, files)
-	checkEngineClean(t, s, idle)
+	checkInvariants(t, s, idle, d.repo(idle), busy, busyIDs, files)
+	checkEngineClean(t, s, idle, d.repo(idle))
 	for _, st := range idlers {
 		if _, err := d.spawn(ctx, idle, st, nil); err != nil {
 			t.Errorf("spawn %s after the kills: %v", st, err)
 		}
 	}
 	cs := managed(t, s, idle)
-	cur, err := s.cli.ImageInspect(ctx, idle+":latest")
+	cur, err := s.cli.ImageInspect(ctx, d.repo(idle)+":latest")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func managed(t *testing.T, s *fakeSite, course string) []container.Summary {
 
 // checkInvariants checks what must hold at any moment, even right after a
 // SIGKILL.
-func checkInvariants(t *testing.T, s *fakeSite, idle, busy string, busyIDs, files map[string]string) {
+func checkInvariants(t *testing.T, s *fakeSite, idle, idleRepo, busy string, busyIDs, files map[string]string) {
 	t.Helper()
 	ctx := context.WithoutCancel(t.Context())
 	for _, course := range []string{idle, busy} {
@@ -210,7 +210,7 @@ func checkInvariants(t *testing.T, s *fakeSite, idle, busy string, busyIDs, file
 			}
 		}
 	}
-	if im, err := s.cli.ImageInspect(ctx, idle+":latest"); err == nil && (im.Config == nil || !images.Passed(idle, im.RepoTags, im.Config.Labels[images.LabelBuildKey])) {
+	if im, err := s.cli.ImageInspect(ctx, idleRepo+":latest"); err == nil && (im.Config == nil || !images.Passed(idleRepo, im.RepoTags, im.Config.Labels[images.LabelBuildKey])) {
 		t.Errorf("%s:latest points at %s, a build that did not pass its smoke test", idle, im.ID)
 	}
 	for w, id := range busyIDs {

@@ -2,7 +2,11 @@
 // them, whichever engine listed them.
 package imageref
 
-import "strings"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
 
 // Familiar returns ref the way Docker shows it. podman lists the image
 // tagged x:latest as docker.io/library/x:latest when it was made through
@@ -28,3 +32,31 @@ func ListRaced(err error) bool {
 // ListRetries bounds how often an image list is asked again after
 // ListRaced.
 const ListRetries = 5
+
+// LabelSite names the site an object belongs to: the value is the site's
+// name (the cleaned absolute path of its data directory). Containers and
+// images both carry it.
+const LabelSite = "org.nbhosting.site"
+
+// Repository returns the engine repository that holds site's builds of
+// image: image under the site's namespace (see Namespace), so that two
+// sites on one engine may both build an image named "python" without
+// either seeing, running, moving or pruning the other's. With no site (a
+// Builder used on its own, in tests) it is image itself.
+func Repository(site, image string) string {
+	if site == "" {
+		return image
+	}
+	return Namespace(site) + "/" + image
+}
+
+// Namespace is the first path component of a site's image repositories:
+// "nbh-" and 10 hex digits of the SHA-256 of the site's name. A hash, not
+// the name itself, because a site's name is a path that need not be a
+// valid reference; 40 bits make two sites on one engine collide with odds
+// of one in a trillion. It has no "." or ":", so no engine mistakes it for
+// a registry host.
+func Namespace(site string) string {
+	sum := sha256.Sum256([]byte(site))
+	return "nbh-" + hex.EncodeToString(sum[:5])
+}

@@ -2,6 +2,7 @@ package imageref
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,30 @@ func TestListRaced(t *testing.T) {
 		if got := ListRaced(tt.err); got != tt.want {
 			t.Errorf("ListRaced(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestRepository(t *testing.T) {
+	a, b := Repository("/srv/a", "python"), Repository("/srv/b", "python")
+	if a == b {
+		t.Fatalf("two sites share the repository %q", a)
+	}
+	if a != Repository("/srv/a", "python") {
+		t.Errorf("Repository is not stable")
+	}
+	if got := Repository("", "python"); got != "python" {
+		t.Errorf("no site: got %q, want python", got)
+	}
+	// A namespaced image keeps its own path under the site's namespace,
+	// and the result is a reference podman and Docker list the same way.
+	got := Repository("/srv/a", "nbhosting/scipy-notebook")
+	if want := Namespace("/srv/a") + "/nbhosting/scipy-notebook"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if Familiar("docker.io/"+got+":latest") != got+":latest" || Familiar("localhost/"+got+":latest") != got+":latest" {
+		t.Errorf("Familiar does not give %q back", got)
+	}
+	if ns := Namespace("/srv/a"); len(ns) != len("nbh-")+10 || strings.ContainsAny(ns, ".:") {
+		t.Errorf("Namespace = %q: want nbh- and 10 hex digits, no registry-like . or :", ns)
 	}
 }

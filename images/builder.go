@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/imageref"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
@@ -47,6 +48,11 @@ type Options struct {
 	// before it is published (see push.go); RegistryAuth encodes its
 	// credentials (RegistryAuth()), empty for none.
 	Registry, RegistryAuth string
+	// Site is the name of the site the builds belong to: they are labelled
+	// with it and tagged in its repositories (imageref.Repository), and
+	// the Builder sees, serves and prunes no other site's builds. Empty
+	// only for a Builder used on its own (tests): plain image names then.
+	Site string
 }
 
 // OptionsFrom applies the built-in defaults to the build: section of
@@ -194,9 +200,17 @@ func (b *Builder) RestoreFailures(fs []Failure) {
 
 // Decide returns what Ensure would do about spec now, doing nothing.
 func (b *Builder) Decide(ctx context.Context, spec *Spec, opts DecideOptions) (Decision, error) {
-	builds, err := b.Builds(ctx, spec.Image)
+	builds, unscoped, err := b.builds(ctx, spec.Image)
 	if err != nil {
 		return Decision{}, err
+	}
+	// An unscoped build of inputs the site has no passed build of is as
+	// good as one: adopting it spares a rebuild of every image on the
+	// upgrade that scoped them.
+	for _, u := range unscoped {
+		if !slices.ContainsFunc(builds, func(bd Build) bool { return bd.Key == u.Key && bd.Smoke == smokePassed }) {
+			builds = append(builds, u)
+		}
 	}
 	var failed *Failure
 	if f, ok := b.Failure(spec.Image); ok {
@@ -242,7 +256,15 @@ func (b *Builder) Ensure(ctx context.Context, spec *Spec, opts EnsureOptions) (R
 		if err := b.ensurePushed(ctx, spec, *d.Build); err != nil {
 			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StagePush, Err: err}
 		}
-		if err := b.engine.ImageTag(ctx, d.Build.ImageID, spec.Image+":"+LatestTag); err != nil {
+		if d.Build.Adopt {
+			// A build from before images were site-scoped, of exactly
+			// these inputs: this site's key tag makes it one of its own.
+			if err := b.engine.ImageTag(ctx, d.Build.ImageID, b.keyTag(spec.Image, d.Build.Key)); err != nil {
+				return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageTag, Err: err}
+			}
+			b.log.InfoContext(ctx, "adopted an unscoped build", "image", spec.Image, "key", shortid.Of(d.Build.Key), "id", d.Build.ImageID)
+		}
+		if err := b.engine.ImageTag(ctx, d.Build.ImageID, b.latest(spec.Image)); err != nil {
 			return res, &BuildError{Image: spec.Image, Key: spec.Key, Stage: StageTag, Err: err}
 		}
 		b.log.InfoContext(ctx, "tagged", "image", spec.Image, "action", d.Action, "key", shortid.Of(d.Build.Key), "id", d.Build.ImageID)
@@ -351,22 +373,29 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		defer cancel()
 	}
 
-	firstTag := spec.buildTag()
-	fmt.Fprintf(out, "building %s (key %s, source %s)\n", spec.Image, spec.Key, spec.Source)
+	firstTag := b.repo(spec.Image) + ":build-" + spec.ShortKey()
+	fmt.Fprintf(out, "building %s as %s (key %s, source %s)\n", spec.Image, b.repo(spec.Image), spec.Key, spec.Source)
+	labels := map[string]string{LabelImage: spec.Image, LabelBuildKey: spec.Key, LabelSource: spec.Source}
+	if b.opts.Site != "" {
+		labels[imageref.LabelSite] = b.opts.Site
+	}
+	for _, base := range spec.Bases {
+		fmt.Fprintf(out, "FROM %s means this site's %s\n", base, b.latest(base))
+	}
 	opts := BuildOptions{
 		Tags:       []string{firstTag},
 		Dockerfile: spec.DockerfileName,
 		BuildArgs:  spec.BuildArgs,
 		// Each label is one more step of the classic builder (a container
-		// commit): keep them to these three.
-		Labels:  map[string]string{LabelImage: spec.Image, LabelBuildKey: spec.Key, LabelSource: spec.Source},
+		// commit): keep them to these four.
+		Labels:  labels,
 		NoCache: force,
 	}
 	var id string
 	var err error
 	for attempt := 1; ; attempt++ {
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(spec.WriteContext(pw)) }()
+		go func() { pw.CloseWithError(spec.WriteContext(pw, b.latest)) }()
 		id, err = b.runBuild(ctx, pr, opts, out)
 		pr.Close()
 		if err == nil || !storeRace(err) || attempt == storeRaceAttempts {
@@ -392,37 +421,39 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		return "", fail(StageSmoke, err)
 	}
 	fmt.Fprintln(out, "smoke test passed")
-	if _, err := b.push(ctx, spec, id, out); err != nil {
+	if _, err := b.push(ctx, spec.Image, spec.Key, id, out); err != nil {
 		drop()
 		return "", fail(StagePush, err)
 	}
 
-	if err := b.engine.ImageTag(ctx, id, spec.KeyTag()); err != nil {
+	keyTag := b.keyTag(spec.Image, spec.Key)
+	if err := b.engine.ImageTag(ctx, id, keyTag); err != nil {
 		drop()
 		return "", fail(StageTag, err)
 	}
 	drop() // only untags: the key tag holds the image now
-	if err := b.engine.ImageTag(ctx, id, spec.Image+":"+LatestTag); err != nil {
+	if err := b.engine.ImageTag(ctx, id, b.latest(spec.Image)); err != nil {
 		return "", fail(StageTag, err)
 	}
-	fmt.Fprintf(out, "published %s and %s:%s = %s\n", spec.KeyTag(), spec.Image, LatestTag, id)
+	fmt.Fprintf(out, "published %s and %s = %s\n", keyTag, b.latest(spec.Image), id)
 	return id, nil
 }
 
-// buildTag is the scratch tag of a build not yet smoke-tested.
-func (s *Spec) buildTag() string { return s.Image + ":build-" + s.ShortKey() }
+// repo is the engine repository of this site's builds of image.
+func (b *Builder) repo(image string) string { return imageref.Repository(b.opts.Site, image) }
 
-// isPassed reports whether im is a passed build of image: it carries the
-// tag of its own build key, which only a passed smoke test puts on it.
-func isPassed(image string, im ImageInfo) bool {
-	return Passed(image, im.Tags, im.Labels[LabelBuildKey])
-}
+// latest is the reference that serves image: repo:latest.
+func (b *Builder) latest(image string) string { return b.repo(image) + ":" + LatestTag }
 
-// Passed reports whether a build of image with these tags and build key
-// passed its smoke test: only then does it carry the tag of its own key
-// (I:<short key>). A build cut short carries at most its scratch tag.
-func Passed(image string, tags []string, key string) bool {
-	return len(key) >= ShortKeyLen && slices.Contains(tags, image+":"+key[:ShortKeyLen])
+// keyTag is the mark of a passed build of image with this key: repo:<short key>.
+func (b *Builder) keyTag(image, key string) string { return b.repo(image) + ":" + key[:ShortKeyLen] }
+
+// Passed reports whether a build with these tags and build key passed its
+// smoke test, in the repository repo: only then does it carry the tag of
+// its own key (repo:<short key>). A build cut short carries at most its
+// scratch tag.
+func Passed(repo string, tags []string, key string) bool {
+	return len(key) >= ShortKeyLen && slices.Contains(tags, repo+":"+key[:ShortKeyLen])
 }
 
 // smoke runs the image's check in a throwaway container: the smoke command

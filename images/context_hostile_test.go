@@ -180,7 +180,7 @@ func TestHostileCourseContext(t *testing.T) {
 			runtime.ReadMemStats(&before)
 			done := make(chan error, 1)
 			go func() {
-				err := spec.WriteContext(pw)
+				err := spec.WriteContext(pw, nil)
 				pw.CloseWithError(err)
 				done <- err
 			}()

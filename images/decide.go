@@ -104,7 +104,11 @@ func Decide(spec *Spec, builds []Build, failed *Failure, opts DecideOptions) Dec
 		return d
 	case i >= 0:
 		d.Action, d.Build = ActionTag, &passed[i]
-		d.Reason = fmt.Sprintf("a passed build of key %s exists; %s:latest moves to it (serving %s)", spec.ShortKey(), spec.Image, orNone(shortid.Of(d.Serving)))
+		what := "a passed build"
+		if passed[i].Adopt {
+			what = "an unscoped build (made before images were site-scoped)"
+		}
+		d.Reason = fmt.Sprintf("%s of key %s exists; %s:latest moves to it (serving %s)", what, spec.ShortKey(), spec.Image, orNone(shortid.Of(d.Serving)))
 		return d
 	}
 	if f := failed; f != nil && f.Key == spec.Key && f.InputsAtFault && !opts.Retry {

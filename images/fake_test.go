@@ -102,6 +102,7 @@ type imageStore struct {
 	noCache    int
 	scriptMode FileStat
 	seq        int
+	dockerfile string // of the last build
 }
 
 func newStore() (*imageStore, *fakeEngine) {
@@ -144,10 +145,15 @@ func newStore() (*imageStore, *fakeEngine) {
 				delete(s.images, im.ID)
 				return nil
 			}
-			if s.lookup(ref) == nil {
+			im := s.lookup(ref)
+			if im == nil {
 				return fmt.Errorf("remove %s: %w", ref, ErrNotFound)
 			}
+			// As the engine does: removing an image's last tag removes it.
 			s.untag(ref)
+			if len(im.Tags) == 0 {
+				delete(s.images, im.ID)
+			}
 			return nil
 		},
 		ContainerCreateFn: func(context.Context, ContainerConfig) (string, error) { return "c1", nil },
@@ -214,6 +220,7 @@ func (s *imageStore) build(_ context.Context, r io.Reader, o BuildOptions) (io.R
 	labels := maps.Clone(o.Labels)
 	s.mu.Lock()
 	s.builds++
+	s.dockerfile = df
 	if o.NoCache {
 		s.noCache++
 	}

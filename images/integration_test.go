@@ -318,7 +318,7 @@ func TestIntegrationInterruptedBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	half := engineBuild(t, eng, spec.buildTag(), map[string]ctxFile{
+	half := engineBuild(t, eng, name+":build-"+spec.ShortKey(), map[string]ctxFile{
 		"Dockerfile": {data: "FROM " + base + "\n"},
 	}, map[string]string{LabelImage: name, LabelBuildKey: spec.Key, LabelSource: spec.Source})
 	res, err := bl.Ensure(t.Context(), spec, EnsureOptions{Log: testLog(t)})

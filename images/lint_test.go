@@ -37,6 +37,11 @@ func TestLint(t *testing.T) {
 		{"a late directive is a comment", "FROM debian:12\n# escape=`\nUSER root `\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", nil},
 		{"lowercase instructions", "from debian:12\ncopy start-in-dir-as-uid.sh /usr/local/bin/\nuser nobody\n", []string{"3:E:must end as root"}},
 		{"no FROM", "# nothing\n", []string{"0:E:no FROM"}},
+		{"ADD of a URL", "FROM debian:12\nADD http://127.0.0.1:8787/api/status /s\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", []string{"2:E:RUN step instead"}},
+		{"ADD of a URL, json form and flags", "FROM debian:12\nADD --chmod=644 [\"https://example.org/x\", \"/x\"]\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", []string{"2:E:ADD https://example.org/x"}},
+		{"ADD of a git remote", "FROM debian:12\nADD git@example.org:x.git /x\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", []string{"2:E:remote source"}},
+		{"ONBUILD ADD of a URL", "FROM debian:12\nONBUILD ADD http://10.0.0.1/x /x\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", []string{"2:E:remote source"}},
+		{"ADD of a local file", "FROM debian:12\nADD data.tar.gz /opt/\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string

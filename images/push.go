@@ -9,6 +9,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/nbhosting/nbh-sync/internal/shortid"
 )
 
 // Pusher is an Engine that can push images to a registry (a Swarm site's
@@ -31,10 +33,10 @@ func RegistryAuth(user, password string) string {
 	return base64.URLEncoding.EncodeToString(b)
 }
 
-// RegistryRef is the reference a build of spec is pushed as: the registry,
-// the image name, and the build key as tag.
-func RegistryRef(registry string, spec *Spec) string {
-	return registry + "/" + spec.Image + ":" + spec.ShortKey()
+// registryRef is the reference a build of image with this key is pushed
+// as: the registry, the site's repository, and the short key as tag.
+func (b *Builder) registryRef(image, key string) string {
+	return b.opts.Registry + "/" + b.repo(image) + ":" + key[:ShortKeyLen]
 }
 
 // StagePush: pushing a passed build to the site's registry failed (the
@@ -43,14 +45,14 @@ const StagePush Stage = "push"
 
 // pushed reports whether a build is in the registry already: the engine
 // records a repository digest for every push.
-func pushed(registry string, spec *Spec, digests []string) bool {
-	return slices.ContainsFunc(digests, func(d string) bool { return strings.HasPrefix(d, registry+"/"+spec.Image+"@") })
+func (b *Builder) pushed(image string, digests []string) bool {
+	return slices.ContainsFunc(digests, func(d string) bool { return strings.HasPrefix(d, b.opts.Registry+"/"+b.repo(image)+"@") })
 }
 
-// push tags image id as RegistryRef and pushes it to the Builder's
+// push tags image id as registryRef and pushes it to the Builder's
 // registry, returning the digest the registry stored it under. A no-op
 // without a registry.
-func (b *Builder) push(ctx context.Context, spec *Spec, id string, out io.Writer) (string, error) {
+func (b *Builder) push(ctx context.Context, image, key, id string, out io.Writer) (string, error) {
 	if b.opts.Registry == "" {
 		return "", nil
 	}
@@ -58,7 +60,7 @@ func (b *Builder) push(ctx context.Context, spec *Spec, id string, out io.Writer
 	if !ok {
 		return "", fmt.Errorf("push to %s: the engine cannot push images", b.opts.Registry)
 	}
-	ref := RegistryRef(b.opts.Registry, spec)
+	ref := b.registryRef(image, key)
 	if err := b.engine.ImageTag(ctx, id, ref); err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
@@ -94,7 +96,7 @@ func (b *Builder) push(ctx context.Context, spec *Spec, id string, out io.Writer
 		return "", fmt.Errorf("push %s: the engine reported no digest", ref)
 	}
 	fmt.Fprintf(out, "pushed %s@%s\n", ref[:strings.LastIndex(ref, ":")], digest)
-	b.log.InfoContext(ctx, "pushed", "image", spec.Image, "key", spec.ShortKey(), "ref", ref, "digest", digest)
+	b.log.InfoContext(ctx, "pushed", "image", image, "key", shortid.Of(key), "ref", ref, "digest", digest)
 	return digest, nil
 }
 
@@ -102,16 +104,10 @@ func (b *Builder) push(ctx context.Context, spec *Spec, id string, out io.Writer
 // process stopped between smoke test and push, or the site just moved to a
 // registry).
 func (b *Builder) ensurePushed(ctx context.Context, spec *Spec, bd Build) error {
-	if b.opts.Registry == "" || pushed(b.opts.Registry, spec, bd.Digests) {
+	if b.opts.Registry == "" || b.pushed(spec.Image, bd.Digests) {
 		return nil
 	}
-	key := spec
-	if k := bd.Key; len(k) >= ShortKeyLen && k != spec.Key {
-		// A pinned earlier build: tag it by its own key.
-		c := *spec
-		c.Key = k
-		key = &c
-	}
-	_, err := b.push(ctx, key, bd.ImageID, io.Discard)
+	// bd's own key: a pinned earlier build is tagged by it.
+	_, err := b.push(ctx, spec.Image, cmp.Or(bd.Key, spec.Key), bd.ImageID, io.Discard)
 	return err
 }

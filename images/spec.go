@@ -136,9 +136,6 @@ type entry struct {
 // ShortKey is the key's tag: its first ShortKeyLen hex digits.
 func (s *Spec) ShortKey() string { return s.Key[:ShortKeyLen] }
 
-// KeyTag is the image reference I:<short key>.
-func (s *Spec) KeyTag() string { return s.Image + ":" + s.ShortKey() }
-
 // Files returns the context's paths, sorted, for display and tests.
 func (s *Spec) Files() []string {
 	names := make([]string, len(s.entries))
@@ -451,11 +448,28 @@ var contextTime = time.Unix(0, 0).UTC()
 
 // WriteContext writes the build context as a tar stream to w. Contents come
 // from git blobs and embedded data only; a symlink is written as a symlink
-// entry whose target is the blob's text, never followed.
-func (s *Spec) WriteContext(w io.Writer) error {
+// entry whose target is the blob's text, never followed. When base is not
+// nil, each FROM of the Dockerfile that names one of s.Bases names
+// base(image) instead: the reference of the site's own build of it.
+func (s *Spec) WriteContext(w io.Writer, base func(image string) string) error {
+	entries := s.entries
+	if base != nil && len(s.Bases) > 0 {
+		df := dockerfile.RewriteFroms(s.Dockerfile, func(ref string) (string, bool) {
+			if name := dockerfile.LocalName(ref); slices.Contains(s.Bases, name) {
+				return base(name), true
+			}
+			return "", false
+		})
+		entries = slices.Clone(entries)
+		for i, e := range entries {
+			if e.name == s.DockerfileName {
+				entries[i] = entry{name: e.name, mode: e.mode, data: df}
+			}
+		}
+	}
 	tw := tar.NewWriter(w)
 	dirs := map[string]bool{}
-	for _, e := range s.entries {
+	for _, e := range entries {
 		if err := writeParents(tw, dirs, e.name); err != nil {
 			return err
 		}

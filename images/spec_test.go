@@ -23,7 +23,7 @@ courses:
 func readTar(t *testing.T, s *Spec) (map[string]*tar.Header, map[string]string) {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := s.WriteContext(&buf); err != nil {
+	if err := s.WriteContext(&buf, nil); err != nil {
 		t.Fatalf("WriteContext: %v", err)
 	}
 	hdrs, data := map[string]*tar.Header{}, map[string]string{}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/imageref"
 )
 
 // Build describes one build of an image as the engine holds it.
@@ -21,6 +24,10 @@ type Build struct {
 	Smoke string `json:"smoke"`
 	// Latest is true for the build I:latest points at.
 	Latest bool `json:"latest"`
+	// Adopt is true for a passed build made before images were
+	// site-scoped, of exactly the inputs the site wants: serving it tags
+	// it into the site's repository instead of building it again.
+	Adopt bool `json:"adopt,omitempty"`
 	// Digests are the registry digests of the build's pushes
 	// (registry/I@sha256:…), when the site has a registry.
 	Digests []string `json:"digests,omitempty"`
@@ -29,26 +36,55 @@ type Build struct {
 // ErrNoImage is returned by Current when image has no I:latest yet.
 var ErrNoImage = errors.New("no image built yet")
 
-// Builds lists the builds of image the engine holds, newest first.
+// Builds lists this site's builds of image the engine holds, newest first.
 func (b *Builder) Builds(ctx context.Context, image string) ([]Build, error) {
+	own, _, err := b.builds(ctx, image)
+	return own, err
+}
+
+// builds lists the builds of image the engine holds, newest first, in one
+// call: own, this site's (see owns), and unscoped, passed builds that
+// carry no site label, made before images were site-scoped. An unscoped
+// build is not the site's until adopted (Build.Adopt), and only when its
+// key is the one the site wants: a build key digests every input, so such
+// a build is exactly what the site would build.
+func (b *Builder) builds(ctx context.Context, image string) (own, unscoped []Build, err error) {
 	list, err := b.engine.ImageList(ctx, LabelImage+"="+image)
 	if err != nil {
-		return nil, fmt.Errorf("list builds of %s: %w", image, err)
+		return nil, nil, fmt.Errorf("list builds of %s: %w", image, err)
 	}
-	out := make([]Build, 0, len(list))
+	repo := b.repo(image)
 	for _, im := range newestFirst(list) {
-		smoke := "pending"
-		if isPassed(image, im) {
-			smoke = smokePassed
-		}
-		out = append(out, Build{
+		bd := Build{
 			Image: image, Key: im.Labels[LabelBuildKey], Source: im.Labels[LabelSource],
-			ImageID: im.ID, Created: im.Created, Tags: im.Tags, Smoke: smoke,
-			Latest:  slices.Contains(im.Tags, image+":"+LatestTag),
+			ImageID: im.ID, Created: im.Created, Tags: im.Tags, Smoke: "pending",
+			Latest:  slices.Contains(im.Tags, b.latest(image)),
 			Digests: im.Digests,
-		})
+		}
+		switch {
+		case b.owns(repo, im):
+			if Passed(repo, im.Tags, bd.Key) {
+				bd.Smoke = smokePassed
+			}
+			own = append(own, bd)
+		case b.opts.Site != "" && im.Labels[imageref.LabelSite] == "" && Passed(image, im.Tags, bd.Key):
+			bd.Smoke, bd.Adopt = smokePassed, true
+			unscoped = append(unscoped, bd)
+		}
 	}
-	return out, nil
+	return own, unscoped, nil
+}
+
+// owns reports whether im is one of this site's builds: labelled with the
+// site (a build of this Builder, even one left untagged) or tagged in the
+// site's repository (an adopted unscoped build). A Builder with no site
+// owns the images no site claims.
+func (b *Builder) owns(repo string, im ImageInfo) bool {
+	if b.opts.Site == "" {
+		return im.Labels[imageref.LabelSite] == ""
+	}
+	return im.Labels[imageref.LabelSite] == b.opts.Site ||
+		slices.ContainsFunc(im.Tags, func(t string) bool { return strings.HasPrefix(t, repo+":") })
 }
 
 // Current returns the build I:latest points at, or ErrNoImage.
@@ -92,7 +128,7 @@ func (b *Builder) Prune(ctx context.Context, image string, inUse map[string]bool
 		if bd.Latest || inUse[bd.ImageID] {
 			continue
 		}
-		if err := b.engine.ImageRemove(ctx, bd.ImageID); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := b.remove(ctx, bd); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -100,4 +136,27 @@ func (b *Builder) Prune(ctx context.Context, image string, inUse map[string]bool
 		removed = append(removed, bd.ImageID)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// remove removes the site's references to a build: its tags in the site's
+// repository (and their pushes' tags), or its ID when it has no tag at all.
+// A tag of anyone else's (an unscoped one an older version left) keeps the
+// image: it is not the site's to delete.
+func (b *Builder) remove(ctx context.Context, bd Build) error {
+	repo := b.repo(bd.Image)
+	var refs []string
+	for _, t := range bd.Tags {
+		if strings.HasPrefix(t, repo+":") || (b.opts.Registry != "" && strings.HasPrefix(t, b.opts.Registry+"/"+repo+":")) {
+			refs = append(refs, t)
+		}
+	}
+	if len(bd.Tags) == 0 {
+		refs = []string{bd.ImageID}
+	}
+	for _, ref := range refs {
+		if err := b.engine.ImageRemove(ctx, ref); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }

@@ -52,6 +52,7 @@ func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 	defer s.mu.Unlock()
 	if s.builder == nil {
 		opts := images.OptionsFrom(cfg.Build, s.log)
+		opts.Site = SiteName(s.opts.Root)
 		if cfg.Engine.Swarm() {
 			opts.Registry = cfg.Engine.Registry // nodes pull passed builds from there
 		}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -11,7 +12,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: tool sleep SECONDS | exit CODE | cat FILE | readlink FILE | chmod MODE FILE | true")
+		fmt.Fprintln(os.Stderr, "usage: tool sleep SECONDS | exit CODE | cat FILE | readlink FILE | chmod MODE FILE | get URL | true")
 		os.Exit(2)
 	}
 	args := os.Args[2:]
@@ -44,6 +45,17 @@ func main() {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}
+	case "get":
+		// Reports whether a URL answers, and exits 0 either way: a build
+		// step that tries to reach what it must not.
+		c := http.Client{Timeout: 3 * time.Second}
+		resp, err := c.Get(args[0])
+		if err != nil {
+			fmt.Println("unreachable:", err)
+			return
+		}
+		resp.Body.Close()
+		fmt.Println("reached:", resp.Status)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
 		os.Exit(2)
