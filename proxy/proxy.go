@@ -270,6 +270,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		notFound(w, r)
 		return
 	}
+	if r.Header.Get("Service-Worker") != "" && !strings.HasPrefix(r.URL.Path, base) {
+		// A worker controls at most its script's directory (no server
+		// may widen that: see serverHeaders), so a script inside the
+		// prefix keeps it there; the bare prefix /u/C/S is a script of
+		// /u/C/, every classmate's.
+		answer(w, r, http.StatusForbidden, page{Title: "Not allowed", Message: "A service worker may only come from inside a server's prefix."})
+		return
+	}
 	if r.URL.Path == strings.TrimSuffix(base, "/") {
 		http.Redirect(w, r, base+query(r.URL.RawQuery), http.StatusMovedPermanently)
 		return
@@ -490,9 +498,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // modifyResponse keeps the token and the server's own login cookie from
-// the browser, and a server's cookies inside its prefix.
+// the browser, a server's cookies inside its prefix, and its other
+// headers to those of serverHeaders.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	t, _ := resp.Request.Context().Value(ctxKey{}).(target)
+	keepServerHeaders(resp.Header, resp.StatusCode == http.StatusSwitchingProtocols)
 	if scs := resp.Header.Values("Set-Cookie"); len(scs) > 0 {
 		var kept []string
 		for _, sc := range scs {

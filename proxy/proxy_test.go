@@ -841,3 +841,79 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 var _ http.Handler = (*Proxy)(nil)
+
+// A server's answer reaches the browser with the headers Jupyter sends and
+// no other: one origin serves every student, and some headers act on the
+// whole origin.
+func TestServerHeadersAllowListed(t *testing.T) {
+	sent := map[string]bool{ // header: passed on
+		"Content-Type":                     true,
+		"Content-Disposition":              true,
+		"Cache-Control":                    true,
+		"Etag":                             true,
+		"Last-Modified":                    true,
+		"Location":                         true,
+		"Content-Security-Policy":          true,
+		"X-Content-Type-Options":           true,
+		"Service-Worker-Allowed":           false,
+		"Clear-Site-Data":                  false,
+		"Strict-Transport-Security":        false,
+		"Alt-Svc":                          false,
+		"Nel":                              false,
+		"Report-To":                        false,
+		"Accept-Ch":                        false,
+		"Access-Control-Allow-Origin":      false,
+		"Access-Control-Allow-Credentials": false,
+		"Www-Authenticate":                 false,
+		"Link":                             false,
+		"Refresh":                          false,
+		"Server":                           false,
+		"X-Whatever":                       false,
+	}
+	rt := studentServer(t, "flot", "alice", map[string]http.HandlerFunc{
+		"headers": func(w http.ResponseWriter, r *http.Request) {
+			for k := range sent {
+				w.Header().Set(k, "1")
+			}
+			w.WriteHeader(http.StatusFound)
+		},
+	})
+	f := newFront(t, Options{})
+	f.Routes().Set(rt)
+	resp := f.get(t, "/u/flot/alice/headers", f.login(t, rt))
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("status %s", resp.Status)
+	}
+	for k, want := range sent {
+		if got := resp.Header.Get(k) != ""; got != want {
+			t.Errorf("%s passed on: %v, want %v", k, got, want)
+		}
+	}
+}
+
+// A service worker controls at most its script's directory: a script
+// request is served only inside a server's prefix, never for the bare
+// prefix (/u/flot/alice is a script of /u/flot/, every classmate's).
+func TestServiceWorkerScriptOnlyInsideThePrefix(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+	for _, tc := range []struct {
+		path   string
+		header []string
+		want   int
+	}{
+		{"/u/flot/alice", []string{"Service-Worker: script"}, http.StatusForbidden},
+		{"/8888", []string{"Service-Worker: script"}, http.StatusForbidden},
+		{"/u/flot/alice", nil, http.StatusMovedPermanently},
+		{"/u/flot/alice/echo", []string{"Service-Worker: script"}, http.StatusOK},
+	} {
+		t.Run(tc.path+strings.Join(tc.header, ","), func(t *testing.T) {
+			if got := f.get(t, tc.path, append(tc.header, cookie)...).StatusCode; got != tc.want {
+				t.Errorf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
