@@ -99,6 +99,9 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 		return nil, fmt.Errorf("front door public URL %q: %w", public, err)
 	}
 	d.log.Info("front door listening", "addr", ln.Addr().String(), "public", d.publicURL.String(), "host_template", o.HostTemplate)
+	// No ReadTimeout or WriteTimeout: they would cut students' uploads,
+	// downloads and websockets. The proxy bounds the reading of every
+	// request it answers itself (proxy.Options.ReadTimeout).
 	srv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup

@@ -114,6 +114,13 @@ type Options struct {
 	StartWait time.Duration
 	// SpawnTimeout bounds an on-demand spawn (3m).
 	SpawnTimeout time.Duration
+	// ReadTimeout bounds the reading of a request the front door answers
+	// itself — refused, redirected, a "starting" page — body included
+	// (10s): else a body sent a byte at a time holds the connection, since
+	// the HTTP server reads what a handler left before it answers. A
+	// request forwarded to a student's server has no bound, so that
+	// uploads and websockets last as long as they need.
+	ReadTimeout time.Duration
 	// Transport reaches the servers; a tuned http.Transport when nil.
 	Transport http.RoundTripper
 	// Observer is told what the proxy does; nil observes nothing.
@@ -160,6 +167,9 @@ func New(opts Options) (*Proxy, error) {
 	}
 	if opts.SpawnTimeout <= 0 {
 		opts.SpawnTimeout = 3 * time.Minute
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 10 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -253,6 +263,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	// The wall clock, not Options.Now: the connection's deadline is real.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(p.opts.ReadTimeout))
 	if r.Method == http.MethodConnect {
 		answer(w, r, http.StatusMethodNotAllowed, page{Title: "Not allowed", Message: "CONNECT is not served here."})
 		return
@@ -350,8 +362,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, rt)
 }
 
-// forward hands the request to the server of rt.
+// forward hands the request to the server of rt, with no read deadline:
+// it is a student's, in their own server.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	t := target{route: rt}
 	if p.opts.Tokens != nil {
 		t.token = p.opts.Tokens.TokenFor(rt.Course, rt.Student)

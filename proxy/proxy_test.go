@@ -917,3 +917,87 @@ func TestServiceWorkerScriptOnlyInsideThePrefix(t *testing.T) {
 		})
 	}
 }
+
+// drip sends a request's head and the first part of a body announced
+// longer, then the rest a byte every gap, until the answer comes or stop.
+// It returns the answer's status, or 0 when none came within wait.
+func drip(t *testing.T, addr, head string, body string, gap, wait time.Duration) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, head+"Content-Length: "+fmt.Sprint(len(body))+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for i := range len(body) {
+			if _, err := io.WriteString(c, body[i:i+1]); err != nil {
+				return // answered and closed
+			}
+			time.Sleep(gap) // a slow client, on purpose
+		}
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A request the front door answers itself is read for ReadTimeout at
+// most, body included: a body sent a byte at a time does not hold the
+// connection. A student's own slow upload is not cut.
+func TestSlowBodies(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{ReadTimeout: 200 * time.Millisecond})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+	addr := strings.TrimPrefix(f.URL, "http://")
+	slow := strings.Repeat("x", 100) // 100 × 50ms: 5s, far beyond ReadTimeout
+	for _, tc := range []struct {
+		name, head string
+		want       int
+	}{
+		{"no session", "POST /u/flot/alice/upload HTTP/1.1\r\nHost: " + addr + "\r\n", http.StatusForbidden},
+		{"cross-origin", "POST /u/flot/alice/upload HTTP/1.1\r\nHost: " + addr + "\r\n" + cookie + "\r\nOrigin: http://evil.example\r\n", http.StatusForbidden},
+		{"no server there", "POST /u/flot/nobody/upload HTTP/1.1\r\nHost: " + addr + "\r\n", http.StatusForbidden},
+		{"bad path", "POST /u/flot/alice/%2e%2e/x HTTP/1.1\r\nHost: " + addr + "\r\n", http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := drip(t, addr, tc.head, slow, 50*time.Millisecond, 3*time.Second); got != tc.want {
+				t.Errorf("answer %d, want %d before the body ends", got, tc.want)
+			}
+		})
+	}
+	t.Run("a student's slow upload", func(t *testing.T) {
+		head := "POST /u/flot/alice/upload HTTP/1.1\r\nHost: " + addr + "\r\n" + cookie + "\r\n"
+		if got := drip(t, addr, head, "0123456789", 50*time.Millisecond, 10*time.Second); got != http.StatusOK {
+			t.Errorf("answer %d, want 200", got)
+		}
+		if got := be.last(t); got.Path != "/u/flot/alice/upload" {
+			t.Errorf("the server's last request is %s", got.Path)
+		}
+	})
+	t.Run("a websocket idle beyond ReadTimeout", func(t *testing.T) {
+		cfg, _ := websocket.NewConfig(strings.Replace(f.URL, "http", "ws", 1)+"/u/flot/alice/ws", f.URL)
+		cfg.Header = http.Header{"Cookie": {strings.TrimPrefix(cookie, "Cookie: ")}}
+		ws, err := cfg.DialContext(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		time.Sleep(500 * time.Millisecond) // idle past ReadTimeout, on purpose
+		if err := websocket.Message.Send(ws, "still there?"); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := websocket.Message.Receive(ws, &got); err != nil || got != "still there?" {
+			t.Errorf("echo %q, %v", got, err)
+		}
+	})
+}
