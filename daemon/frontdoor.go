@@ -82,8 +82,12 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	var scheme string // browsers reach the listener itself by http
+	if u, err := url.Parse(o.PublicURL); err == nil {
+		scheme = u.Scheme // checked above: "" (none given), http or https
+	}
 	d.proxy, err = proxy.New(proxy.Options{
-		Spawner: proxySpawner{d}, Tokens: siteTokens{d},
+		Spawner: proxySpawner{d}, Tokens: siteTokens{d}, Scheme: scheme,
 		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, HostTemplate: o.HostTemplate, Observer: d.metrics, Log: d.log.With("part", "proxy"),
 	})
 	if err != nil {

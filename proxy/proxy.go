@@ -109,6 +109,10 @@ type Options struct {
 	// SecureCookies marks session cookies Secure even when the request
 	// came in plain HTTP: set it when TLS ends in a proxy in front.
 	SecureCookies bool
+	// Scheme is the scheme browsers reach the front door by, which the
+	// Origin of a request that changes something must have. By default
+	// https on a TLS connection or with SecureCookies, else http.
+	Scheme string
 	// StartWait is how long a request waits for a server that is starting
 	// before it gets the "starting" page (2s).
 	StartWait time.Duration
@@ -323,7 +327,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.denied(w, r)
 		return
 	}
-	if !sameOrigin(r) {
+	if !sameOrigin(r, p.scheme(r)) {
 		p.obs.FrontDoorRejected("cross-origin")
 		answer(w, r, http.StatusForbidden, page{Title: "Cross-site request refused",
 			Message: "Only pages of this site may change things on your server."})
@@ -434,6 +438,17 @@ func (p *Proxy) session(r *http.Request, key Key, known bool) (k Key, refused st
 		}
 	}
 	return Key{}, refused
+}
+
+// scheme returns the scheme browsers reached r's site by.
+func (p *Proxy) scheme(r *http.Request) string {
+	switch {
+	case p.opts.Scheme != "":
+		return p.opts.Scheme
+	case r.TLS != nil || p.opts.SecureCookies:
+		return "https"
+	}
+	return "http"
 }
 
 func (p *Proxy) setSession(w http.ResponseWriter, r *http.Request, k Key, base string) {

@@ -361,6 +361,36 @@ func TestCrossOriginRefused(t *testing.T) {
 	}
 }
 
+// The Origin's scheme counts: http://host is not the https site (a page
+// served over plain HTTP, by whoever is on that path).
+func TestCrossOriginSchemeCounts(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opts   Options
+		scheme string // of the Origin sent
+		want   int
+	}{
+		{"http page, https site", Options{Scheme: "https"}, "http", http.StatusForbidden},
+		{"https page, https site", Options{Scheme: "https"}, "https", http.StatusOK},
+		{"http page, TLS ends in front", Options{SecureCookies: true}, "http", http.StatusForbidden},
+		{"https page, TLS ends in front", Options{SecureCookies: true}, "https", http.StatusOK},
+		{"https page, http site", Options{}, "https", http.StatusForbidden},
+		{"http page, http site", Options{}, "http", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be := newBackend(t, "/u/flot/alice/")
+			f := newFront(t, tc.opts)
+			rt := be.route("flot", "alice")
+			f.Routes().Set(rt)
+			origin := tc.scheme + "://" + strings.TrimPrefix(f.URL, "http://")
+			resp := f.at(t, http.MethodPost, "", "/u/flot/alice/echo", f.login(t, rt), "Origin: "+origin)
+			if resp.StatusCode != tc.want {
+				t.Errorf("POST with Origin %s: %s, want %d", origin, resp.Status, tc.want)
+			}
+		})
+	}
+}
+
 // A server's cookies stay inside its prefix: all students share one
 // origin, and a page of one server must not set what another's pages get.
 func TestServerCookiesScopedToPrefix(t *testing.T) {

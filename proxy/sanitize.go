@@ -88,13 +88,15 @@ func stripForwarded(h http.Header) {
 
 // sameOrigin reports whether a request that can change something (any
 // method but GET, HEAD and OPTIONS, and websockets) comes from a page of
-// the site, as its Origin (or Sec-Fetch-Site) says; a request with
-// neither is not a browser's and passes. Jupyter skips its own XSRF check
-// for requests that carry its token, as every forwarded one does: without
-// this, a page of another site under the same registrable domain (the
-// session cookie is SameSite=Lax, and such a site is "same-site") could
-// post to a student's server.
-func sameOrigin(r *http.Request) bool {
+// the site, scheme://host as browsers reach it, as its Origin (or
+// Sec-Fetch-Site) says; a request with neither is not a browser's and
+// passes. Jupyter skips its own XSRF check for requests that carry its
+// token, as every forwarded one does: without this, a page of another site
+// under the same registrable domain (the session cookie is SameSite=Lax,
+// and such a site is "same-site") could post to a student's server. The
+// scheme counts: http://hub.example.org is another origin than the https
+// site, served by whoever is on the path of a plain-HTTP request.
+func sameOrigin(r *http.Request, scheme string) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		if !isWebsocket(r) {
@@ -103,7 +105,7 @@ func sameOrigin(r *http.Request) bool {
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		return err == nil && strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host)
 	}
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
 		return s == "same-origin" || s == "none"
