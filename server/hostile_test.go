@@ -39,6 +39,9 @@ func TestSpawnUIDAndStrictJSON(t *testing.T) {
 		{"trailing garbage", `{"course":"a","student":"b"}x`, 400, `bad JSON`},
 		{"duplicate key", `{"course":"a","student":"b","course":"c"}`, 400, `duplicate key \"course\"`},
 		{"trailing space", "{\"course\":\"a\",\"student\":\"b\"}\n ", 200, `"created"`},
+		{"a key twice, in two cases", `{"course":"a","student":"zed","STUDENT":"bob"}`, 400,
+			`unknown field \"STUDENT\" (field names are case-sensitive: want \"student\")`},
+		{"a key in another case", `{"Course":"a","student":"b"}`, 400, `unknown field \"Course\"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,6 +54,10 @@ func TestSpawnUIDAndStrictJSON(t *testing.T) {
 	code, _, body := do(t, ts, req{"POST", "/api/sync", `{"course":"a","kinds":["pull"],"kinds":["rebuild"]}`, bearer})
 	if code != 400 || !strings.Contains(body, "duplicate key") {
 		t.Errorf("sync with a duplicate key: %d %s", code, body)
+	}
+	code, _, body = do(t, ts, req{"POST", "/api/sync", `{"course":"a","KINDS":["rebuild"]}`, bearer})
+	if code != 400 || !strings.Contains(body, `unknown field \"KINDS\"`) {
+		t.Errorf("sync with a key in another case: %d %s", code, body)
 	}
 }
 
