@@ -13,7 +13,8 @@
 // scoped to the server's prefix (HttpOnly, SameSite=Lax, Secure under TLS)
 // and forwards requests with the server's Jupyter token added, so the
 // browser never holds the token. The container sees neither the cookie nor
-// anything a client says about forwarding; responses never carry the token.
+// anything a client says about forwarding; responses never carry the token,
+// and carry only the headers Jupyter sends (serverHeaders).
 // With a host template (Options.HostTemplate) each server is served only on
 // a host of its own as well, so that students' pages are different origins
 // and not only different paths of one.
