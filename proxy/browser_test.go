@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
@@ -126,5 +127,41 @@ func TestServiceWorkerStaysInItsPrefix(t *testing.T) {
 	}
 	if got := title(t, f.Launch(bob)); got != "bob" {
 		t.Errorf("bob's launch shows %q, want his server's", got)
+	}
+}
+
+// A real notebook UI works through the front door with only the headers
+// it lets pass: the tree, a notebook, its kernel's websocket, a cell run.
+func TestRealNotebookUIInBrowser(t *testing.T) {
+	_, via, f, _ := realFront(t, jupytertest.FlavorNotebook)
+	nb := map[string]any{"type": "notebook", "content": map[string]any{
+		"nbformat": 4, "nbformat_minor": 4, "metadata": map[string]any{},
+		"cells": []any{map[string]any{"cell_type": "code", "source": "print(6 * 7)",
+			"metadata": map[string]any{}, "outputs": []any{}, "execution_count": nil}},
+	}}
+	if err := via.Do(t.Context(), http.MethodPut, "api/contents/ui.ipynb", nb, nil); err != nil {
+		t.Fatalf("save: %v", err)
+	}
+	rt, _ := f.Routes().Lookup(Key{"flot", "alice"})
+	ctx := testenv.Browser(t, 2*time.Minute)
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.URL+f.Launch(rt)),
+		chromedp.WaitVisible(chromedp.CSS(`#notebook_list`)),
+		chromedp.Navigate(f.URL+rt.BasePath+"notebooks/ui.ipynb"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](connected)); err != nil {
+		t.Fatalf("the kernel's websocket did not connect: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`Jupyter.notebook.execute_all_cells()`)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := chromedp.Run(ctx, chromedp.Poll[string](`document.querySelector(".output_area pre")?.textContent`))
+	if err != nil {
+		t.Fatalf("no output: %v", err)
+	}
+	if strings.TrimSpace(out) != "42" {
+		t.Errorf("the cell printed %q, want 42", out)
 	}
 }
