@@ -82,8 +82,12 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	var scheme string // browsers reach the listener itself by http
+	if u, err := url.Parse(o.PublicURL); err == nil {
+		scheme = u.Scheme // checked above: "" (none given), http or https
+	}
 	d.proxy, err = proxy.New(proxy.Options{
-		Spawner: proxySpawner{d}, Tokens: siteTokens{d},
+		Spawner: proxySpawner{d}, Tokens: siteTokens{d}, Scheme: scheme,
 		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, HostTemplate: o.HostTemplate, Observer: d.metrics, Log: d.log.With("part", "proxy"),
 	})
 	if err != nil {
@@ -99,6 +103,9 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 		return nil, fmt.Errorf("front door public URL %q: %w", public, err)
 	}
 	d.log.Info("front door listening", "addr", ln.Addr().String(), "public", d.publicURL.String(), "host_template", o.HostTemplate)
+	// No ReadTimeout or WriteTimeout: they would cut students' uploads,
+	// downloads and websockets. The proxy bounds the reading of every
+	// request it answers itself (proxy.Options.ReadTimeout).
 	srv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup

@@ -152,7 +152,8 @@ func hostFront(t *testing.T) (f *front, obs *observer, alice, bob Route, aliceBe
 	t.Helper()
 	aliceBe, bobBe = newBackend(t, "/u/flot/alice/"), newBackend(t, "/9001/")
 	obs = &observer{}
-	f = newFront(t, Options{HostTemplate: hostTmpl, Observer: obs})
+	// As behind the proxy in front that ends TLS: pages are https.
+	f = newFront(t, Options{HostTemplate: hostTmpl, Observer: obs, Scheme: "https"})
 	alice, bob = aliceBe.route("flot", "alice"), bobBe.route("flot", "bob")
 	f.Routes().Set(alice)
 	f.Routes().Set(bob)

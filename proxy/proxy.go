@@ -13,7 +13,8 @@
 // scoped to the server's prefix (HttpOnly, SameSite=Lax, Secure under TLS)
 // and forwards requests with the server's Jupyter token added, so the
 // browser never holds the token. The container sees neither the cookie nor
-// anything a client says about forwarding; responses never carry the token.
+// anything a client says about forwarding; responses never carry the token,
+// and carry only the headers Jupyter sends (serverHeaders).
 // With a host template (Options.HostTemplate) each server is served only on
 // a host of its own as well, so that students' pages are different origins
 // and not only different paths of one.
@@ -109,11 +110,22 @@ type Options struct {
 	// SecureCookies marks session cookies Secure even when the request
 	// came in plain HTTP: set it when TLS ends in a proxy in front.
 	SecureCookies bool
+	// Scheme is the scheme browsers reach the front door by, which the
+	// Origin of a request that changes something must have. By default
+	// https on a TLS connection or with SecureCookies, else http.
+	Scheme string
 	// StartWait is how long a request waits for a server that is starting
 	// before it gets the "starting" page (2s).
 	StartWait time.Duration
 	// SpawnTimeout bounds an on-demand spawn (3m).
 	SpawnTimeout time.Duration
+	// ReadTimeout bounds the reading of a request the front door answers
+	// itself — refused, redirected, a "starting" page — body included
+	// (10s): else a body sent a byte at a time holds the connection, since
+	// the HTTP server reads what a handler left before it answers. A
+	// request forwarded to a student's server has no bound, so that
+	// uploads and websockets last as long as they need.
+	ReadTimeout time.Duration
 	// Transport reaches the servers; a tuned http.Transport when nil.
 	Transport http.RoundTripper
 	// Observer is told what the proxy does; nil observes nothing.
@@ -160,6 +172,9 @@ func New(opts Options) (*Proxy, error) {
 	}
 	if opts.SpawnTimeout <= 0 {
 		opts.SpawnTimeout = 3 * time.Minute
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 10 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -253,6 +268,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	// The wall clock, not Options.Now: the connection's deadline is real.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(p.opts.ReadTimeout))
 	if r.Method == http.MethodConnect {
 		answer(w, r, http.StatusMethodNotAllowed, page{Title: "Not allowed", Message: "CONNECT is not served here."})
 		return
@@ -268,6 +285,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	base, key, known, ok := p.resolve(r.URL.Path)
 	if !ok || known && !p.onHost(r, key) {
 		notFound(w, r)
+		return
+	}
+	if r.Header.Get("Service-Worker") != "" && !strings.HasPrefix(r.URL.Path, base) {
+		// A worker controls at most its script's directory (no server
+		// may widen that: see serverHeaders), so a script inside the
+		// prefix keeps it there; the bare prefix /u/C/S is a script of
+		// /u/C/, every classmate's.
+		answer(w, r, http.StatusForbidden, page{Title: "Not allowed", Message: "A service worker may only come from inside a server's prefix."})
 		return
 	}
 	if r.URL.Path == strings.TrimSuffix(base, "/") {
@@ -303,7 +328,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.denied(w, r)
 		return
 	}
-	if !sameOrigin(r) {
+	if !sameOrigin(r, p.scheme(r)) {
 		p.obs.FrontDoorRejected("cross-origin")
 		answer(w, r, http.StatusForbidden, page{Title: "Cross-site request refused",
 			Message: "Only pages of this site may change things on your server."})
@@ -342,8 +367,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, rt)
 }
 
-// forward hands the request to the server of rt.
+// forward hands the request to the server of rt, with no read deadline:
+// it is a student's, in their own server.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	t := target{route: rt}
 	if p.opts.Tokens != nil {
 		t.token = p.opts.Tokens.TokenFor(rt.Course, rt.Student)
@@ -412,6 +439,17 @@ func (p *Proxy) session(r *http.Request, key Key, known bool) (k Key, refused st
 		}
 	}
 	return Key{}, refused
+}
+
+// scheme returns the scheme browsers reached r's site by.
+func (p *Proxy) scheme(r *http.Request) string {
+	switch {
+	case p.opts.Scheme != "":
+		return p.opts.Scheme
+	case r.TLS != nil || p.opts.SecureCookies:
+		return "https"
+	}
+	return "http"
 }
 
 func (p *Proxy) setSession(w http.ResponseWriter, r *http.Request, k Key, base string) {
@@ -490,9 +528,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // modifyResponse keeps the token and the server's own login cookie from
-// the browser, and a server's cookies inside its prefix.
+// the browser, a server's cookies inside its prefix, and its other
+// headers to those of serverHeaders.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	t, _ := resp.Request.Context().Value(ctxKey{}).(target)
+	keepServerHeaders(resp.Header, resp.StatusCode == http.StatusSwitchingProtocols)
 	if scs := resp.Header.Values("Set-Cookie"); len(scs) > 0 {
 		var kept []string
 		for _, sc := range scs {

@@ -361,6 +361,36 @@ func TestCrossOriginRefused(t *testing.T) {
 	}
 }
 
+// The Origin's scheme counts: http://host is not the https site (a page
+// served over plain HTTP, by whoever is on that path).
+func TestCrossOriginSchemeCounts(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opts   Options
+		scheme string // of the Origin sent
+		want   int
+	}{
+		{"http page, https site", Options{Scheme: "https"}, "http", http.StatusForbidden},
+		{"https page, https site", Options{Scheme: "https"}, "https", http.StatusOK},
+		{"http page, TLS ends in front", Options{SecureCookies: true}, "http", http.StatusForbidden},
+		{"https page, TLS ends in front", Options{SecureCookies: true}, "https", http.StatusOK},
+		{"https page, http site", Options{}, "https", http.StatusForbidden},
+		{"http page, http site", Options{}, "http", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be := newBackend(t, "/u/flot/alice/")
+			f := newFront(t, tc.opts)
+			rt := be.route("flot", "alice")
+			f.Routes().Set(rt)
+			origin := tc.scheme + "://" + strings.TrimPrefix(f.URL, "http://")
+			resp := f.at(t, http.MethodPost, "", "/u/flot/alice/echo", f.login(t, rt), "Origin: "+origin)
+			if resp.StatusCode != tc.want {
+				t.Errorf("POST with Origin %s: %s, want %d", origin, resp.Status, tc.want)
+			}
+		})
+	}
+}
+
 // A server's cookies stay inside its prefix: all students share one
 // origin, and a page of one server must not set what another's pages get.
 func TestServerCookiesScopedToPrefix(t *testing.T) {
@@ -841,3 +871,163 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 var _ http.Handler = (*Proxy)(nil)
+
+// A server's answer reaches the browser with the headers Jupyter sends and
+// no other: one origin serves every student, and some headers act on the
+// whole origin.
+func TestServerHeadersAllowListed(t *testing.T) {
+	sent := map[string]bool{ // header: passed on
+		"Content-Type":                     true,
+		"Content-Disposition":              true,
+		"Cache-Control":                    true,
+		"Etag":                             true,
+		"Last-Modified":                    true,
+		"Location":                         true,
+		"Content-Security-Policy":          true,
+		"X-Content-Type-Options":           true,
+		"Service-Worker-Allowed":           false,
+		"Clear-Site-Data":                  false,
+		"Strict-Transport-Security":        false,
+		"Alt-Svc":                          false,
+		"Nel":                              false,
+		"Report-To":                        false,
+		"Accept-Ch":                        false,
+		"Access-Control-Allow-Origin":      false,
+		"Access-Control-Allow-Credentials": false,
+		"Www-Authenticate":                 false,
+		"Link":                             false,
+		"Refresh":                          false,
+		"Server":                           false,
+		"X-Whatever":                       false,
+	}
+	rt := studentServer(t, "flot", "alice", map[string]http.HandlerFunc{
+		"headers": func(w http.ResponseWriter, r *http.Request) {
+			for k := range sent {
+				w.Header().Set(k, "1")
+			}
+			w.WriteHeader(http.StatusFound)
+		},
+	})
+	f := newFront(t, Options{})
+	f.Routes().Set(rt)
+	resp := f.get(t, "/u/flot/alice/headers", f.login(t, rt))
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("status %s", resp.Status)
+	}
+	for k, want := range sent {
+		if got := resp.Header.Get(k) != ""; got != want {
+			t.Errorf("%s passed on: %v, want %v", k, got, want)
+		}
+	}
+}
+
+// A service worker controls at most its script's directory: a script
+// request is served only inside a server's prefix, never for the bare
+// prefix (/u/flot/alice is a script of /u/flot/, every classmate's).
+func TestServiceWorkerScriptOnlyInsideThePrefix(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+	for _, tc := range []struct {
+		path   string
+		header []string
+		want   int
+	}{
+		{"/u/flot/alice", []string{"Service-Worker: script"}, http.StatusForbidden},
+		{"/8888", []string{"Service-Worker: script"}, http.StatusForbidden},
+		{"/u/flot/alice", nil, http.StatusMovedPermanently},
+		{"/u/flot/alice/echo", []string{"Service-Worker: script"}, http.StatusOK},
+	} {
+		t.Run(tc.path+strings.Join(tc.header, ","), func(t *testing.T) {
+			if got := f.get(t, tc.path, append(tc.header, cookie)...).StatusCode; got != tc.want {
+				t.Errorf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// drip sends a request's head and the first part of a body announced
+// longer, then the rest a byte every gap, until the answer comes or stop.
+// It returns the answer's status, or 0 when none came within wait.
+func drip(t *testing.T, addr, head string, body string, gap, wait time.Duration) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, head+"Content-Length: "+fmt.Sprint(len(body))+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for i := range len(body) {
+			if _, err := io.WriteString(c, body[i:i+1]); err != nil {
+				return // answered and closed
+			}
+			time.Sleep(gap) // a slow client, on purpose
+		}
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A request the front door answers itself is read for ReadTimeout at
+// most, body included: a body sent a byte at a time does not hold the
+// connection. A student's own slow upload is not cut.
+func TestSlowBodies(t *testing.T) {
+	be := newBackend(t, "/u/flot/alice/")
+	f := newFront(t, Options{ReadTimeout: 200 * time.Millisecond})
+	rt := be.route("flot", "alice")
+	f.Routes().Set(rt)
+	cookie := f.login(t, rt)
+	addr := strings.TrimPrefix(f.URL, "http://")
+	slow := strings.Repeat("x", 100) // 100 × 50ms: 5s, far beyond ReadTimeout
+	for _, tc := range []struct {
+		name, head string
+		want       int
+	}{
+		{"no session", "POST /u/flot/alice/upload HTTP/1.1\r\nHost: " + addr + "\r\n", http.StatusForbidden},
+		{"cross-origin", "POST /u/flot/alice/upload HTTP/1.1\r\nHost: " + addr + "\r\n" + cookie + "\r\nOrigin: http://evil.example\r\n", http.StatusForbidden},
+		{"no server there", "POST /u/flot/nobody/upload HTTP/1.1\r\nHost: " + addr + "\r\n", http.StatusForbidden},
+		{"bad path", "POST /u/flot/alice/%2e%2e/x HTTP/1.1\r\nHost: " + addr + "\r\n", http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := drip(t, addr, tc.head, slow, 50*time.Millisecond, 3*time.Second); got != tc.want {
+				t.Errorf("answer %d, want %d before the body ends", got, tc.want)
+			}
+		})
+	}
+	t.Run("a student's slow upload", func(t *testing.T) {
+		head := "POST /u/flot/alice/upload HTTP/1.1\r\nHost: " + addr + "\r\n" + cookie + "\r\n"
+		if got := drip(t, addr, head, "0123456789", 50*time.Millisecond, 10*time.Second); got != http.StatusOK {
+			t.Errorf("answer %d, want 200", got)
+		}
+		if got := be.last(t); got.Path != "/u/flot/alice/upload" {
+			t.Errorf("the server's last request is %s", got.Path)
+		}
+	})
+	t.Run("a websocket idle beyond ReadTimeout", func(t *testing.T) {
+		cfg, _ := websocket.NewConfig(strings.Replace(f.URL, "http", "ws", 1)+"/u/flot/alice/ws", f.URL)
+		cfg.Header = http.Header{"Cookie": {strings.TrimPrefix(cookie, "Cookie: ")}}
+		ws, err := cfg.DialContext(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		time.Sleep(500 * time.Millisecond) // idle past ReadTimeout, on purpose
+		if err := websocket.Message.Send(ws, "still there?"); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := websocket.Message.Receive(ws, &got); err != nil || got != "still there?" {
+			t.Errorf("echo %q, %v", got, err)
+		}
+	})
+}

@@ -88,13 +88,15 @@ func stripForwarded(h http.Header) {
 
 // sameOrigin reports whether a request that can change something (any
 // method but GET, HEAD and OPTIONS, and websockets) comes from a page of
-// the site, as its Origin (or Sec-Fetch-Site) says; a request with
-// neither is not a browser's and passes. Jupyter skips its own XSRF check
-// for requests that carry its token, as every forwarded one does: without
-// this, a page of another site under the same registrable domain (the
-// session cookie is SameSite=Lax, and such a site is "same-site") could
-// post to a student's server.
-func sameOrigin(r *http.Request) bool {
+// the site, scheme://host as browsers reach it, as its Origin (or
+// Sec-Fetch-Site) says; a request with neither is not a browser's and
+// passes. Jupyter skips its own XSRF check for requests that carry its
+// token, as every forwarded one does: without this, a page of another site
+// under the same registrable domain (the session cookie is SameSite=Lax,
+// and such a site is "same-site") could post to a student's server. The
+// scheme counts: http://hub.example.org is another origin than the https
+// site, served by whoever is on the path of a plain-HTTP request.
+func sameOrigin(r *http.Request, scheme string) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		if !isWebsocket(r) {
@@ -103,7 +105,7 @@ func sameOrigin(r *http.Request) bool {
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		return err == nil && strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(u.Host, r.Host)
 	}
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
 		return s == "same-origin" || s == "none"
@@ -125,6 +127,52 @@ func headerHasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
+}
+
+// serverHeaders are the response headers a student's server may send
+// to the browser: what Jupyter (jupyter_server and Tornado) sends for its
+// pages, files, API answers and downloads. The list is of what is let in,
+// not what is kept out, because one origin serves every student and a
+// header the browser applies to the whole origin — Service-Worker-Allowed
+// (a worker controlling every prefix), Clear-Site-Data, Strict-Transport-
+// Security, Alt-Svc, NEL and Report-To, Accept-CH, a Basic
+// WWW-Authenticate prompt — would let one student act on every other
+// student's pages in that browser; and new such headers keep coming.
+// Access-Control-* go too: the front door serves one origin, and a page
+// of another has no business reading a server's answers. Set-Cookie is
+// filtered apart (see ownCookie).
+var serverHeaders = headerSet(
+	"Content-Type", "Content-Length", "Content-Encoding", "Content-Disposition", "Content-Language",
+	"Content-Range", "Accept-Ranges",
+	"Cache-Control", "Expires", "Pragma", "Age", "ETag", "Last-Modified", "Vary", "Date",
+	"Location", "Allow", "Retry-After",
+	// Jupyter's own restrictions of its pages; they narrow what a page
+	// may do and never widen it (its "sandbox" CSP on /files/ keeps an
+	// uploaded HTML file from scripting the origin).
+	"Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options",
+	"Set-Cookie",
+)
+
+// upgradeHeaders are the headers of a websocket handshake's answer (101).
+var upgradeHeaders = headerSet("Connection", "Upgrade",
+	"Sec-WebSocket-Accept", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions")
+
+func headerSet(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[http.CanonicalHeaderKey(n)] = true
+	}
+	return m
+}
+
+// keepServerHeaders drops from a server's answer every header not in
+// serverHeaders (nor, in a websocket handshake's, upgradeHeaders).
+func keepServerHeaders(h http.Header, upgrade bool) {
+	for name := range h {
+		if !serverHeaders[name] && !(upgrade && upgradeHeaders[name]) {
+			delete(h, name)
+		}
+	}
 }
 
 // jupyterLoginCookie reports whether a Set-Cookie value is the login

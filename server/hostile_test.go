@@ -39,6 +39,9 @@ func TestSpawnUIDAndStrictJSON(t *testing.T) {
 		{"trailing garbage", `{"course":"a","student":"b"}x`, 400, `bad JSON`},
 		{"duplicate key", `{"course":"a","student":"b","course":"c"}`, 400, `duplicate key \"course\"`},
 		{"trailing space", "{\"course\":\"a\",\"student\":\"b\"}\n ", 200, `"created"`},
+		{"a key twice, in two cases", `{"course":"a","student":"zed","STUDENT":"bob"}`, 400,
+			`unknown field \"STUDENT\" (field names are case-sensitive: want \"student\")`},
+		{"a key in another case", `{"Course":"a","student":"b"}`, 400, `unknown field \"Course\"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,6 +54,10 @@ func TestSpawnUIDAndStrictJSON(t *testing.T) {
 	code, _, body := do(t, ts, req{"POST", "/api/sync", `{"course":"a","kinds":["pull"],"kinds":["rebuild"]}`, bearer})
 	if code != 400 || !strings.Contains(body, "duplicate key") {
 		t.Errorf("sync with a duplicate key: %d %s", code, body)
+	}
+	code, _, body = do(t, ts, req{"POST", "/api/sync", `{"course":"a","KINDS":["rebuild"]}`, bearer})
+	if code != 400 || !strings.Contains(body, `unknown field \"KINDS\"`) {
+		t.Errorf("sync with a key in another case: %d %s", code, body)
 	}
 }
 
@@ -265,6 +272,74 @@ func TestHookReadsCapped(t *testing.T) {
 			t.Fatalf("a second webhook while one body is read: %d %s, want 503", code, body)
 		}
 		time.Sleep(10 * time.Millisecond) // the first request may not have reached its read yet
+	}
+}
+
+// One source sending slow bodies cannot hold every webhook slot: the
+// others' webhooks still get read.
+func TestHookSlotsPerSource(t *testing.T) {
+	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (api.SyncResult, error) {
+		return api.SyncResult{}, nil
+	})
+	addr := serve(t, server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, HookHeaders: webhookHeaders, BodyReadTimeout: time.Minute})
+	head := "POST /hooks/github HTTP/1.1\r\nHost: " + addr + "\r\nX-Hub-Signature-256: sha256=" + strings.Repeat("0", 64) + "\r\n"
+	dial := func(from string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.DialContext(t.Context(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		return c
+	}
+	send := func(from, extra string) int {
+		c := dial(from)
+		if _, err := io.WriteString(c, head+extra+"Content-Length: 2\r\n\r\n{}"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// The attacker holds as many slots as it can get, each with a body
+	// that never comes, and fills them: a webhook of its own is then
+	// refused.
+	for range server.DefaultHookReads {
+		if _, err := io.WriteString(dial("127.0.0.2"), head+"Content-Length: 100\r\n\r\n{"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for send("127.0.0.2", "") != http.StatusServiceUnavailable {
+		time.Sleep(10 * time.Millisecond) // the slow ones may not have reached their read yet
+	}
+	for _, tc := range []struct{ name, from, extra string }{
+		{"another address", "127.0.0.3", ""},
+		{"another client of the proxy in front", "127.0.0.2", "X-Forwarded-For: 198.51.100.7\r\n"},
+	} {
+		if code := send(tc.from, tc.extra); code != http.StatusAccepted {
+			t.Errorf("%s: webhook answered %d, want 202", tc.name, code)
+		}
+	}
+}
+
+// A webhook body is read within HookReadTimeout, shorter than the API's
+// BodyReadTimeout: a slow one gives its slot back soon.
+func TestHookReadTimeout(t *testing.T) {
+	hooks := server.HookFunc(func(context.Context, string, http.Header, []byte) (api.SyncResult, error) {
+		return api.SyncResult{}, nil
+	})
+	addr := serve(t, server.Config{Backend: fakeBackend(&calls{}), Hooks: hooks, HookHeaders: webhookHeaders,
+		BodyReadTimeout: time.Minute, HookReadTimeout: 300 * time.Millisecond, MaxHookReads: 1})
+	head := "POST /hooks/github HTTP/1.1\r\nHost: " + addr + "\r\nX-Hub-Signature-256: sha256=" + strings.Repeat("0", 64) + "\r\n"
+	if code, body := rawRequest(t, addr, head+"Content-Length: 100\r\n\r\n", "{"); code != http.StatusBadRequest {
+		t.Errorf("a slow webhook body: %d %s, want 400", code, body)
+	}
+	if code, body := rawRequest(t, addr, head+"Content-Length: 2\r\n\r\n", "{}"); code != http.StatusAccepted {
+		t.Errorf("the next webhook: %d %s, want 202", code, body)
 	}
 }
 

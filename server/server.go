@@ -38,6 +38,12 @@ const (
 	// DefaultHookReads bounds the webhook bodies read at once: with the
 	// body limit, it bounds the memory a flood of webhooks can take.
 	DefaultHookReads = 4
+	// DefaultHookReadsPerSource bounds those of one source, so that one
+	// sender of slow bodies leaves the others room.
+	DefaultHookReadsPerSource = 2
+	// DefaultHookReadTimeout bounds the reading of a webhook body: a
+	// forge sends its payload at once.
+	DefaultHookReadTimeout = 10 * time.Second
 	// DefaultBodyReadTimeout bounds the reading of one request body.
 	DefaultBodyReadTimeout = 30 * time.Second
 )
@@ -52,9 +58,14 @@ type Config struct {
 	// so that an unsigned request costs no body read. An error wrapping
 	// ErrUnknownProvider is answered 404, any other 401.
 	HookHeaders func(provider string, h http.Header) error
-	// MaxHookReads bounds the webhook bodies read at once; a webhook
-	// beyond it is answered 503 at once (DefaultHookReads if 0).
-	MaxHookReads int
+	// MaxHookReads bounds the webhook bodies read at once, in all and
+	// from one source (the client's address: see hookSource); a webhook
+	// beyond either is answered 503 at once (DefaultHookReads and
+	// DefaultHookReadsPerSource if 0).
+	MaxHookReads, MaxHookReadsPerSource int
+	// HookReadTimeout bounds the reading of a webhook body
+	// (DefaultHookReadTimeout, or BodyReadTimeout if shorter, if 0).
+	HookReadTimeout time.Duration
 	// AllowedHosts are the host names, or host:port addresses such as the
 	// one listened on, whose host (besides localhost and IP addresses) the
 	// unauthenticated GET endpoints answer to: a browser led to the daemon
@@ -91,7 +102,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	handler http.Handler
-	hookSem chan struct{}
+	hooks   *slots
 	allowed map[string]bool
 	// stopping is closed when the server shuts down, to end the build
 	// logs it streams: a build can outlast Shutdown's grace.
@@ -136,7 +147,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxHookReads <= 0 {
 		cfg.MaxHookReads = DefaultHookReads
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), hookSem: make(chan struct{}, cfg.MaxHookReads),
+	if cfg.MaxHookReadsPerSource <= 0 {
+		cfg.MaxHookReadsPerSource = DefaultHookReadsPerSource
+	}
+	if cfg.HookReadTimeout <= 0 {
+		cfg.HookReadTimeout = min(DefaultHookReadTimeout, cfg.BodyReadTimeout)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), hooks: newSlots(cfg.MaxHookReads, cfg.MaxHookReadsPerSource),
 		allowed: map[string]bool{"localhost": true}, stopping: make(chan struct{})}
 	for _, h := range cfg.AllowedHosts {
 		if host, _, err := net.SplitHostPort(h); err == nil {
@@ -460,21 +477,20 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// Then a bounded number of bodies at once: beyond it, the forge
-	// retries later.
-	select {
-	case s.hookSem <- struct{}{}:
-		defer func() { <-s.hookSem }()
-	default:
+	// Then a bounded number of bodies at once, in all and per source:
+	// beyond it, the forge retries later.
+	release, ok := s.hooks.take(hookSource(r))
+	if !ok {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "too many webhooks at once; retry later")
 		return
 	}
+	defer release()
 	if r.ContentLength > s.cfg.MaxHookBody {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body too large: larger than %d bytes", s.cfg.MaxHookBody))
 		return
 	}
-	body, ok := s.readBody(w, r, s.cfg.MaxHookBody)
+	body, ok := s.readBody(w, r, s.cfg.MaxHookBody, s.cfg.HookReadTimeout)
 	if !ok {
 		return
 	}
@@ -527,12 +543,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, code, err.Error())
 }
 
-// readBody reads r's body, at most limit bytes and within
-// Config.BodyReadTimeout; on failure it answers 413 or 400 and returns
-// false. A failed read is not described to the caller: the error of a
-// connection names this host's addresses.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+// readBody reads r's body, at most limit bytes and within timeout; on
+// failure it answers 413 or 400 and returns false. A failed read is not
+// described to the caller: the error of a connection names this host's
+// addresses.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, bool) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -551,7 +567,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 // keys and anything after the value are refused — into v; on failure it
 // answers 400 (or 413) and returns false.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, ok := s.readBody(w, r, DefaultMaxAPIBody)
+	body, ok := s.readBody(w, r, DefaultMaxAPIBody, s.cfg.BodyReadTimeout)
 	if !ok {
 		return false
 	}
