@@ -81,7 +81,7 @@ type PlanBuild struct {
 type PlanAction struct {
 	// Kind is "keep", "report-stale" (kept, on a stale image), "stop",
 	// "remove" or "hold" (a guard withheld a stop or remove: Held says
-	// which).
+	// which, Guard which guard: "freeze", "mass-prune", "retire-limit").
 	Kind      string `json:"kind"`
 	Course    string `json:"course"`
 	Student   string `json:"student"`
@@ -89,6 +89,7 @@ type PlanAction struct {
 	ID        string `json:"id"`
 	Reason    string `json:"reason"`
 	Held      string `json:"held,omitempty"`
+	Guard     string `json:"guard,omitempty"`
 	// State and ImageID are what the plan saw of the container.
 	State   string `json:"state"`
 	ImageID string `json:"image_id"`

@@ -37,8 +37,10 @@ type Action struct {
 	Container string `json:"container"`
 	ID        string `json:"id"`
 	Reason    string `json:"reason"`
-	// Held is what a Hold would have done without its guard.
-	Held Kind `json:"held,omitempty"`
+	// Held is what a Hold would have done without its guard, and Guard
+	// which guard withheld it.
+	Held  Kind  `json:"held,omitempty"`
+	Guard Guard `json:"guard,omitempty"`
 	// State and ImageID are what the plan saw; Apply re-checks them.
 	State   containers.State `json:"state"`
 	ImageID string           `json:"image_id"`
@@ -203,7 +205,26 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 	}
 }
 
-func hold(k Kind, reason string) Action { return Action{Kind: Hold, Held: k, Reason: reason} }
+// Guard names what withholds a Stop or Remove (an Action of kind Hold).
+type Guard string
+
+// The guards of a plan.
+const (
+	GuardFreeze      Guard = "freeze"       // a freeze window of the course
+	GuardMassPrune   Guard = "mass-prune"   // the revision removes most courses: confirm with --allow-mass-prune
+	GuardRetireLimit Guard = "retire-limit" // the course's retire-limit for one pass is reached
+)
+
+// withhold turns a into a Hold by guard g, the reason told after a's own.
+func withhold(a Action, g Guard, why string) Action {
+	a.Kind, a.Held, a.Guard = Hold, a.Kind, g
+	a.Reason += "; held: " + why
+	return a
+}
+
+func hold(k Kind, reason string) Action {
+	return Action{Kind: Hold, Held: k, Guard: GuardFreeze, Reason: reason}
+}
 
 // lingers reports whether a running container has been up longer than the
 // course's lingering limit.
@@ -287,10 +308,8 @@ func massPrune(d Desired, cs []containers.Container, actions []Action) {
 	names := slices.Sorted(maps.Keys(removed))
 	for i, a := range actions {
 		if removed[a.Course] && a.Retires() {
-			actions[i] = Action{Kind: Hold, Held: a.Kind, Course: a.Course, Student: a.Student, Container: a.Container, ID: a.ID,
-				State: a.State, ImageID: a.ImageID, At: a.At,
-				Reason: fmt.Sprintf("%s; held: this revision removes %d of the site's %d courses (%s), confirm with --allow-mass-prune",
-					a.Reason, len(removed), total, strings.Join(names, ", "))}
+			actions[i] = withhold(a, GuardMassPrune, fmt.Sprintf("this revision removes %d of the site's %d courses (%s), confirm with --allow-mass-prune",
+				len(removed), total, strings.Join(names, ", ")))
 		}
 	}
 }
@@ -322,9 +341,7 @@ func retireLimit(d Desired, cs []containers.Container, act map[string]activity.R
 			return act[ci.ID].Last().Compare(act[cj.ID].Last())
 		})
 		for _, i := range idx[limit:] {
-			a := actions[i]
-			actions[i].Kind, actions[i].Held = Hold, a.Kind
-			actions[i].Reason = fmt.Sprintf("%s; held: retire-limit %d reached for course %s in this pass (%d due), next pass", a.Reason, limit, course, len(idx))
+			actions[i] = withhold(actions[i], GuardRetireLimit, fmt.Sprintf("retire-limit %d reached for course %s in this pass (%d due), next pass", limit, course, len(idx)))
 		}
 	}
 }

@@ -201,6 +201,9 @@ func TestPlanRules(t *testing.T) {
 		if a.Course != tc.c.Course || a.Student != tc.c.Student || a.ID != tc.c.ID || a.Container != tc.c.Name || !a.At.Equal(now) || a.State != tc.c.State {
 			t.Errorf("%s: action does not name its container: %+v", tc.desc, a)
 		}
+		if (a.Kind == Hold) != (a.Guard == GuardFreeze) {
+			t.Errorf("%s: %s by guard %q, want holds here by the freeze guard only", tc.desc, a.Kind, a.Guard)
+		}
 	}
 }
 
@@ -232,7 +235,7 @@ func TestPlanRetireLimit(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	as := Plan(desired(course("c", limit(3))), cs, act, now)
-	if !strings.Contains(as[1].Reason, "retire-limit 3 reached for course c in this pass (4 due)") {
+	if as[1].Guard != GuardRetireLimit || !strings.Contains(as[1].Reason, "retire-limit 3 reached for course c in this pass (4 due)") {
 		t.Errorf("hold reason: %s", as[1].Reason)
 	}
 }
@@ -245,7 +248,7 @@ func TestPlanMassPrune(t *testing.T) {
 	if k := kinds(got); k != "a:keep b:hold(remove) c:hold(remove) d:hold(remove)" {
 		t.Errorf("held plan: %s", k)
 	}
-	if !strings.Contains(got[1].Reason, "removes 2 of the site's 3 courses (old1, old2), confirm with --allow-mass-prune") {
+	if got[1].Guard != GuardMassPrune || !strings.Contains(got[1].Reason, "removes 2 of the site's 3 courses (old1, old2), confirm with --allow-mass-prune") {
 		t.Errorf("reason: %s", got[1].Reason)
 	}
 	d.AllowMassPrune = true

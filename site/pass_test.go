@@ -34,12 +34,13 @@ var _ containers.Engine = (*stopGate)(nil)
 
 func (g *stopGate) List(context.Context) ([]containers.Raw, error) { return g.raws, nil }
 
-// Images says every name:latest is a build of this site (the builder's
+// Images says every site-scoped name:latest is a build of this site (the builder's
 // labels), newer than the containers' image.
 func (g *stopGate) Images(_ context.Context, refs []string) (map[string]containers.Image, error) {
 	out := map[string]containers.Image{}
 	for _, r := range refs {
-		name, _, _ := strings.Cut(r, ":")
+		// SITE_NAMESPACE/name:latest, as a site asks for its images.
+		_, name, _ := strings.Cut(strings.TrimSuffix(r, ":latest"), "/")
 		out[r] = containers.Image{ID: "sha256:new", Labels: map[string]string{images.LabelImage: name, images.LabelBuildKey: "0123456789abcdef"}}
 	}
 	return out, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/configrepo"
@@ -60,21 +59,25 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 	if err != nil {
 		st.Errors = append(st.Errors, err.Error())
 	}
+	// One engine error is enough to say the engine is down.
+	engineDown := false
+	engineErr := func(err error) {
+		if err != nil && !engineDown {
+			engineDown = true
+			st.Errors = append(st.Errors, "engine: "+err.Error())
+		}
+	}
 	mgr, err := s.containersOf(cfg)
 	if err != nil {
-		st.Errors = append(st.Errors, "engine: "+err.Error())
+		engineErr(err)
 		mgr = s.ctrs
 	}
 	current, err := mgr.CurrentImages(ctx, cfg.ImageNames())
-	if err != nil {
-		st.Errors = append(st.Errors, "engine: "+err.Error())
-	}
+	engineErr(err)
 	d := reconcile.NewDesired(cfg, nil)
 	d.Had = s.knownCourses(ctx, cfg, false)
 	ctrs, err := mgr.List(ctx, d.Adopts)
-	if err != nil && !strings.Contains(strings.Join(st.Errors, "\n"), "engine:") {
-		st.Errors = append(st.Errors, "engine: "+err.Error())
-	}
+	engineErr(err)
 
 	b := s.imageBuilder(cfg)
 	keys := map[string]string{}
@@ -160,7 +163,7 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 // heldPrune describes the mass-prune guard's hold in a plan, if any.
 func heldPrune(actions []reconcile.Action) string {
 	for _, a := range actions {
-		if a.Kind == reconcile.Hold && strings.Contains(a.Reason, "--allow-mass-prune") {
+		if a.Kind == reconcile.Hold && a.Guard == reconcile.GuardMassPrune {
 			return a.Reason
 		}
 	}
