@@ -291,10 +291,37 @@ func mergeNotebooks(bb, ob, tb []byte) (out []byte, conflicts []string, err erro
 			result = append(result, item{c, k})
 		}
 	}
+	insert := make([]bool, len(theirs.cells))
 	for k, c := range theirs.cells {
 		i := mt[k]
-		if i >= 0 && (b2o[i] >= 0 || cellKey(c) == bkey[i]) {
-			continue // in the result already, or deleted by the student and not changed since
+		// New in the course, or deleted by the student and changed since.
+		insert[k] = i < 0 || (b2o[i] < 0 && cellKey(c) != bkey[i])
+	}
+	// A cell the course would add that the student has already — a new
+	// cell of theirs with its id or its content (a merge made before, or
+	// the same cell pasted) — is not added twice: it stands for it.
+	for pass := 0; pass < 2; pass++ {
+		for k, c := range theirs.cells {
+			if !insert[k] {
+				continue
+			}
+			for r := range result {
+				if result[r].t != -1 {
+					continue
+				}
+				same := pass == 0 && cellID(c) != "" && cellID(result[r].cell) == cellID(c)
+				same = same || pass == 1 && cellKey(result[r].cell) == cellKey(c)
+				if same {
+					result[r].t = k
+					insert[k] = false
+					break
+				}
+			}
+		}
+	}
+	for k, c := range theirs.cells {
+		if !insert[k] {
+			continue
 		}
 		at := 0
 		best := -1
