@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -24,6 +26,9 @@ type Backup struct {
 	To   string    `json:"to,omitempty"`
 	// Entries are the writes, in the order they were made.
 	Entries []BackupEntry `json:"entries"`
+	// Done: the operation finished (a backup without it was taken by a
+	// run cut short; Undo takes it back with the run that finished).
+	Done bool `json:"-"`
 }
 
 // backupRecord is a Backup as kept on disk, with the base before the
@@ -119,7 +124,19 @@ func (w *Workspace) readBackup(id string) (*backupRecord, error) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("backup %s: %w", id, err)
 	}
+	if _, err := os.Lstat(filepath.Join(w.backupsDir(), id, "done")); err == nil {
+		rec.Done = true
+	}
 	return &rec, nil
+}
+
+// markDone marks backup id's operation finished.
+func (w *Workspace) markDone(id string) error {
+	fh, err := os.OpenFile(filepath.Join(w.backupsDir(), id, "done"), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	return fh.Close()
 }
 
 // Backups lists the workspace's complete backups, oldest first.
@@ -183,32 +200,68 @@ func (w *Workspace) Undo(ctx context.Context, id string) (*Report, error) {
 		return nil, fmt.Errorf("undo %s: %w", w.Dir, err)
 	}
 	defer f.close()
-	rep := &Report{Op: "undo", From: b.Commit, To: rec.From}
-	var changes []*change
-	// Last write first: a path written twice ends as it first was.
-	for i := len(rec.Entries) - 1; i >= 0; i-- {
-		e := rec.Entries[i]
-		st, err := f.stat(e.Path)
-		if err != nil {
-			return nil, fmt.Errorf("undo %s: %s: %w", w.Dir, e.Path, err)
-		}
-		c := &change{path: e.Path, noBase: true}
-		switch {
-		case e.Before != "" && st.kind == regular && st.sha == e.Before:
-			continue
-		case e.Before != "" && st.kind == other:
-			rep.Skipped = append(rep.Skipped, e.Path)
-			continue
-		case e.Before != "":
-			data, err := os.ReadFile(filepath.Join(w.backupsDir(), id, "files", strconv.Itoa(i)))
+	// Runs of the same operation cut short by a crash left backups just
+	// before this one, never marked done: they are undone with it, the
+	// oldest's content and base winning.
+	chain := []*backupRecord{rec}
+	if all, err := w.Backups(); err == nil {
+		for j := len(all) - 1; j >= 0; j-- {
+			if all[j].ID >= id {
+				continue
+			}
+			if all[j].Done {
+				break
+			}
+			r, err := w.readBackup(all[j].ID)
 			if err != nil {
-				return nil, fmt.Errorf("undo %s: %s: %w", w.Dir, e.Path, err)
+				break
+			}
+			chain = append(chain, r)
+		}
+	}
+	type target struct {
+		before, after, file string
+		perm                fs.FileMode
+	}
+	targets := map[string]*target{}
+	for _, r := range chain { // newest first
+		for i := len(r.Entries) - 1; i >= 0; i-- {
+			e := r.Entries[i]
+			tg := targets[e.Path]
+			if tg == nil {
+				tg = &target{after: e.After}
+				targets[e.Path] = tg
+			}
+			tg.before, tg.perm = e.Before, e.Perm
+			tg.file = filepath.Join(w.backupsDir(), r.ID, "files", strconv.Itoa(i))
+		}
+	}
+	final := chain[len(chain)-1].Base
+	rep := &Report{Op: "undo", From: b.Commit, To: final.Commit}
+	var changes []*change
+	for _, p := range slices.Sorted(maps.Keys(targets)) {
+		tg := targets[p]
+		st, err := f.stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("undo %s: %s: %w", w.Dir, p, err)
+		}
+		c := &change{path: p, noBase: true}
+		switch {
+		case tg.before != "" && st.kind == regular && st.sha == tg.before:
+			continue
+		case tg.before != "" && st.kind == other:
+			rep.Skipped = append(rep.Skipped, p)
+			continue
+		case tg.before != "":
+			data, err := os.ReadFile(tg.file)
+			if err != nil {
+				return nil, fmt.Errorf("undo %s: %s: %w", w.Dir, p, err)
 			}
 			c.v = vRestore
-			c.writes = []write{{path: e.Path, data: data, perm: e.Perm, create: st.kind == absent, prev: st}}
-		case st.kind == regular && st.sha == e.After:
+			c.writes = []write{{path: p, data: data, perm: tg.perm, create: st.kind == absent, prev: st}}
+		case st.kind == regular && st.sha == tg.after:
 			c.v = vRemove
-			c.writes = []write{{path: e.Path, remove: true, prev: st}}
+			c.writes = []write{{path: p, remove: true, prev: st}}
 		case st.kind == absent:
 			continue
 		default:
@@ -216,7 +269,7 @@ func (w *Workspace) Undo(ctx context.Context, id string) (*Report, error) {
 		}
 		changes = append(changes, c)
 	}
-	rep, err = w.apply(ctx, f, b, changes, rep, "", applyOpts{durable: true, backup: true, final: rec.Base})
+	rep, err = w.apply(ctx, f, b, changes, rep, "", applyOpts{durable: true, backup: true, final: final})
 	if err != nil {
 		return nil, fmt.Errorf("undo %s: %w", w.Dir, err)
 	}

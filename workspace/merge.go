@@ -442,11 +442,15 @@ func (w *Workspace) apply(ctx context.Context, f *folder, b *base, changes []*ch
 	} else if !skipped && to != "" {
 		nb.Commit = to
 	}
-	if reflect.DeepEqual(nb, b) {
-		return rep, nil
+	if !reflect.DeepEqual(nb, b) {
+		if err := w.writeBase(nb); err != nil {
+			return nil, fmt.Errorf("base: %w", err)
+		}
 	}
-	if err := w.writeBase(nb); err != nil {
-		return nil, fmt.Errorf("base: %w", err)
+	if rep.Backup != "" {
+		if err := w.markDone(rep.Backup); err != nil {
+			return nil, err
+		}
 	}
 	return rep, nil
 }
