@@ -57,7 +57,7 @@ func (e *env) push(files map[string]string, exclude ...string) Source {
 	return Source{Tree: e.course, Commit: fmt.Sprintf("commit%d", e.commit), Exclude: exclude}
 }
 
-func writeTree(t *testing.T, dir string, files map[string]string) {
+func writeTree(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for p, c := range files {
 		full := filepath.Join(dir, filepath.FromSlash(p))
@@ -221,3 +221,5 @@ func sources(cs []cell) []string {
 	}
 	return s
 }
+
+func nowNS() int64 { return time.Now().UnixNano() }
