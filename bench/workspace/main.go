@@ -5,12 +5,13 @@
 //   - first visit: workspace.Workspace.Init of a course of N notebooks
 //     (the course's Snapshot already taken, as it is once per commit for
 //     all students) beside `cp -a` of the same tree;
+//
 //   - a push touching 5 notebooks: workspace.Workspace.Update of every
 //     student's workspace beside `git pull` in a git clone per student.
 //     Every student has changed one notebook the push does not touch (so
 //     git's pull is a fast-forward with local changes, its cheapest case).
 //
-//	go run ./bench/workspace -notebooks 200 -rounds 5 -students 1000
+//     go run ./bench/workspace -notebooks 200 -rounds 5 -students 1000
 //
 // It prints a table and a RESULT line for bench/run.sh.
 package main
