@@ -36,9 +36,8 @@ func BenchmarkInit(b *testing.B) {
 		b.Fatal(err)
 	}
 	var initNS, cpNS int64
-	i := 0
-	for b.Loop() {
-		i++
+	b.ResetTimer()
+	for i := range b.N {
 		ws := &Workspace{Dir: filepath.Join(root, "ws", fmt.Sprint(i)), State: filepath.Join(root, "state", fmt.Sprint(i)), Store: store, UID: -1}
 		b.StartTimer()
 		t := nowNS()
@@ -53,7 +52,7 @@ func BenchmarkInit(b *testing.B) {
 		}
 		cpNS += nowNS() - t
 	}
-	b.ReportMetric(float64(cpNS)/float64(i), "cp-ns/op")
+	b.ReportMetric(float64(cpNS)/float64(b.N), "cp-ns/op")
 	b.ReportMetric(float64(initNS)/float64(cpNS), "ratio")
 }
 

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -368,4 +370,61 @@ func cleanPath(p string) error {
 		return fmt.Errorf("%q: %w", p, ErrBadPath)
 	}
 	return nil
+}
+
+// Status is how a workspace stands against its base: what the student
+// changed since the course last gave each file.
+type Status struct {
+	Commit string `json:"commit"`
+	Mode   Mode   `json:"mode"`
+	// Tracked is the number of course files the base knows.
+	Tracked int `json:"tracked"`
+	// Modified and Deleted are the tracked files the student changed or
+	// deleted (an Update will merge or respect them); Other are tracked
+	// paths where something else than a file now stands.
+	Modified []string `json:"modified,omitempty"`
+	Deleted  []string `json:"deleted,omitempty"`
+	Other    []string `json:"other,omitempty"`
+	// Beside are the paths where a file of the student's stood in the way
+	// of the course's, which was put beside it.
+	Beside []string `json:"beside,omitempty"`
+}
+
+// Status reads every tracked file of the workspace (it hashes them: for a
+// status page or `why`, not for every pass — Behind is the cheap query).
+// It takes no lock and changes nothing.
+func (w *Workspace) Status(ctx context.Context) (*Status, error) {
+	b, err := w.readBase()
+	if err != nil {
+		return nil, fmt.Errorf("status %s: %w", w.Dir, err)
+	}
+	f, err := openFolder(w.Dir, w.owner(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("status %s: %w", w.Dir, err)
+	}
+	defer f.close()
+	st := &Status{Commit: b.Commit, Mode: b.Mode, Tracked: len(b.Files)}
+	for _, p := range slices.Sorted(maps.Keys(b.Files)) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s, err := f.stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("status %s: %s: %w", w.Dir, p, err)
+		}
+		switch {
+		case s.kind == absent:
+			st.Deleted = append(st.Deleted, p)
+		case s.kind == other:
+			st.Other = append(st.Other, p)
+		case s.sha != b.Files[p]:
+			st.Modified = append(st.Modified, p)
+		}
+		for _, o := range f.open {
+			o.Close()
+		}
+		f.open = f.open[:0]
+	}
+	st.Beside = slices.Sorted(maps.Keys(b.Beside))
+	return st, nil
 }

@@ -501,3 +501,21 @@ func TestSymlinkEscape(t *testing.T) {
 		t.Errorf("written outside the workspace: %v", got)
 	}
 }
+
+func TestStatus(t *testing.T) {
+	e := newEnv(t)
+	src := e.push(map[string]string{"a.py": "a", "b.py": "b", "c.py": "c", "d.py": "d"})
+	if _, err := e.ws.Init(t.Context(), src, ModeCopy); err != nil {
+		t.Fatal(err)
+	}
+	edit(t, e.ws.Dir, map[string]string{"a.py": "mine", "b.py": del, "new.py": "n"})
+	st, err := e.ws.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Commit != src.Commit || st.Tracked != 4 {
+		t.Errorf("status %+v", st)
+	}
+	eq(t, st.Modified, "a.py")
+	eq(t, st.Deleted, "b.py")
+}
