@@ -237,6 +237,8 @@ func (s *Site) planWorkspaces(cfg *manifest.Config, commits map[string]string, a
 			p.Commit = at
 			behind, berr := ws.Behind(commits[name])
 			switch {
+			case errors.Is(err, workspace.ErrNotInitialized):
+				p.Reason = "not made yet: made when the student's server next starts"
 			case err != nil || berr != nil:
 				p.Reason = "unreadable: " + cmp.Or(err, berr).Error()
 			case commits[name] == "":
