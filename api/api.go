@@ -61,6 +61,44 @@ type SpawnResult struct {
 	LaunchURL string `json:"launch_url,omitempty"`
 }
 
+// ResetRequest is the body of POST /api/reset: one file of a student's
+// workspace given back as the course has it.
+type ResetRequest struct {
+	Course  string `json:"course"`
+	Student string `json:"student"`
+	// Path is the file, relative to the student's work folder.
+	Path string `json:"path"`
+}
+
+// ResetResult is the answer of POST /api/reset.
+type ResetResult struct {
+	Path string `json:"path"`
+	// Beside is where the student's own version was kept ("" when it was
+	// the course's already, or missing).
+	Beside string `json:"beside,omitempty"`
+	// Backup names the backup that can undo the reset.
+	Backup string `json:"backup,omitempty"`
+}
+
+// ShareRequest is the body of POST /api/share: a read-only snapshot of a
+// notebook of a student's workspace, for others to see.
+type ShareRequest struct {
+	Course  string `json:"course"`
+	Student string `json:"student"`
+	// Path is the notebook, relative to the student's work folder.
+	Path string `json:"path"`
+}
+
+// ShareResult is the answer of POST /api/share.
+type ShareResult struct {
+	// Token names the snapshot; whoever has it can read it.
+	Token string `json:"token"`
+	// URL is where the front door serves it (/share/TOKEN), absolute when
+	// the daemon knows the front door's public address.
+	URL  string `json:"url"`
+	Size int    `json:"size"`
+}
+
 // SyncRequest is the body of POST /api/sync (optional: ?course= works
 // too): a pass to queue.
 type SyncRequest struct {

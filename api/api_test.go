@@ -24,7 +24,9 @@ func TestDocumentsKeepTheirFieldNames(t *testing.T) {
 	}{
 		{"status", &api.Status{Revision: "r", ConfigError: "ce",
 			Courses: []api.CourseView{{Name: "c", Repo: "u", Branch: "b", Commit: "k", Checked: at, Fetched: at, Image: "i", BuildKey: "bk",
-				Archived: true, Containers: 4, OnCurrent: 3, Stale: 1, Running: 2, Error: "e", ImageError: "ie"}},
+				Archived: true, Containers: 4, OnCurrent: 3, Stale: 1, Running: 2, Error: "e", ImageError: "ie",
+				Workspaces: api.WorkspacesView{Count: 3, Behind: 1, Conflicts: 1, LastMerge: &api.WorkspaceMerge{Student: "s",
+					WorkspaceEvent: api.WorkspaceEvent{Time: at, Op: "merge", Commit: "k", Result: "conflicts", Message: "m"}}}}},
 			Images: []api.ImageView{{Name: "i", Base: "b", From: "f", BuildKey: "bk", Tag: "t", Source: "s", Pinned: true, Built: at,
 				Courses: []string{"c"}, Error: "e", Failed: &api.FailedBuild{BuildKey: "bk", Stage: "smoke", Time: at, Error: "e", LogTail: "l"}}},
 			Builds:    []api.BuildView{{Image: "i", BuildKey: "bk", Commit: "k", Result: "ok", Time: at, Duration: time.Second, Message: "m", Log: "l"}},
@@ -34,7 +36,8 @@ func TestDocumentsKeepTheirFieldNames(t *testing.T) {
 			Schedules: map[string]time.Time{"pull": at},
 			HeldPrune: "h"},
 			`{"revision":"r","config_error":"ce",` +
-				`"courses":[{"name":"c","repo":"u","branch":"b","commit":"k","checked":"2026-01-02T03:04:05Z","fetched":"2026-01-02T03:04:05Z","image":"i","build_key":"bk","archived":true,"containers":4,"on_current":3,"stale":1,"running":2,"error":"e","image_error":"ie"}],` +
+				`"courses":[{"name":"c","repo":"u","branch":"b","commit":"k","checked":"2026-01-02T03:04:05Z","fetched":"2026-01-02T03:04:05Z","image":"i","build_key":"bk","archived":true,"containers":4,"on_current":3,"stale":1,"running":2,"error":"e","image_error":"ie",` +
+				`"workspaces":{"count":3,"behind":1,"conflicts":1,"last_merge":{"student":"s","time":"2026-01-02T03:04:05Z","op":"merge","commit":"k","result":"conflicts","message":"m"}}}],` +
 				`"images":[{"name":"i","base":"b","from":"f","build_key":"bk","tag":"t","source":"s","pinned":true,"built":"2026-01-02T03:04:05Z","courses":["c"],"error":"e","failed":{"build_key":"bk","stage":"smoke","time":"2026-01-02T03:04:05Z","error":"e","log_tail":"l"}}],` +
 				`"builds":[{"image":"i","build_key":"bk","commit":"k","result":"ok","time":"2026-01-02T03:04:05Z","duration_ns":1000000000,"message":"m","log":"l"}],` +
 				`"actions":[{"kind":"stop","course":"c","student":"s","reason":"r","result":"ok","time":"2026-01-02T03:04:05Z"}],` +
@@ -45,6 +48,8 @@ func TestDocumentsKeepTheirFieldNames(t *testing.T) {
 			Pulls:   []api.PlanPull{{Course: "c", From: "a", To: "b"}},
 			Builds:  []api.PlanBuild{{Image: "i", Courses: []string{"c"}, Key: "k", Dockerfile: "d", Base: "b", Bases: []string{"b"}, Action: "build", Reason: "r", Cascade: []string{"j"}}},
 			Actions: []api.PlanAction{{Kind: "hold", Course: "c", Student: "s", Container: "n", ID: "id", Reason: "r", Held: "remove", State: "running", ImageID: "sha", At: at}},
+			Workspaces: []api.PlanWorkspace{{Course: "c", Student: "s", Mode: "copy", Commit: "a", To: "b", Action: "wait", Reason: "r",
+				Last: &api.WorkspaceEvent{Time: at, Op: "init", Commit: "a", Result: "ok", Message: "m"}}},
 			Changes: 3,
 			Errors:  []string{"e"}},
 			`{"config":{"commit":"k","change":"rejected","rejected":{"commit":[171,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1],` +
@@ -52,7 +57,12 @@ func TestDocumentsKeepTheirFieldNames(t *testing.T) {
 				`"pulls":[{"course":"c","from":"a","to":"b"}],` +
 				`"builds":[{"image":"i","courses":["c"],"key":"k","dockerfile":"d","base":"b","bases":["b"],"action":"build","reason":"r","cascade":["j"]}],` +
 				`"actions":[{"kind":"hold","course":"c","student":"s","container":"n","id":"id","reason":"r","held":"remove","state":"running","image_id":"sha","at":"2026-01-02T03:04:05Z"}],` +
+				`"workspaces":[{"course":"c","student":"s","mode":"copy","commit":"a","to":"b","action":"wait","reason":"r","last":{"time":"2026-01-02T03:04:05Z","op":"init","commit":"a","result":"ok","message":"m"}}],` +
 				`"changes":3,"errors":["e"]}`},
+		{"reset request", &api.ResetRequest{Course: "c", Student: "s", Path: "p"}, `{"course":"c","student":"s","path":"p"}`},
+		{"reset result", &api.ResetResult{Path: "p", Beside: "b", Backup: "k"}, `{"path":"p","beside":"b","backup":"k"}`},
+		{"share request", &api.ShareRequest{Course: "c", Student: "s", Path: "p"}, `{"course":"c","student":"s","path":"p"}`},
+		{"share result", &api.ShareResult{Token: "t", URL: "u", Size: 1}, `{"token":"t","url":"u","size":1}`},
 		{"spawn request", &api.SpawnRequest{Course: "c", Student: "s", UID: &uid}, `{"course":"c","student":"s","uid":1001}`},
 		{"spawn result", &api.SpawnResult{Name: "n", State: "created", Port: 30001, URL: "u", Token: "t", LaunchURL: "l"},
 			`{"name":"n","state":"created","port":30001,"url":"u","token":"t","launch_url":"l"}`},

@@ -9,7 +9,11 @@ type Plan struct {
 	Pulls   []PlanPull   `json:"pulls"`
 	Builds  []PlanBuild  `json:"builds"`
 	Actions []PlanAction `json:"actions"`
-	// Changes counts the pulls, builds and retirements the sync would make.
+	// Workspaces are the students' workspaces and whether the pass would
+	// merge the course's new commit into them.
+	Workspaces []PlanWorkspace `json:"workspaces"`
+	// Changes counts the pulls, builds, retirements and merges the sync
+	// would make.
 	Changes int `json:"changes"`
 	// Errors are what could not be planned (a remote out of reach, no
 	// valid config yet); the rest of the plan stands beside them.
@@ -95,4 +99,35 @@ type PlanAction struct {
 	ImageID string `json:"image_id"`
 	// At is the time of the plan.
 	At time.Time `json:"at"`
+}
+
+// PlanWorkspace is one student's workspace (their own copy of the course)
+// and what the container pass would do about it.
+type PlanWorkspace struct {
+	Course  string `json:"course"`
+	Student string `json:"student"`
+	// Mode is copy, lazy or none, as the workspace was made.
+	Mode string `json:"mode,omitempty"`
+	// Commit is the course commit the workspace is at; To the course's
+	// commit now, when the workspace is behind it.
+	Commit string `json:"commit,omitempty"`
+	To     string `json:"to,omitempty"`
+	// Action is "merge" (behind, and the student's server is not in use),
+	// "wait" (behind, but the server is in use: merged once idle) or
+	// "none" (up to date); Reason says why.
+	Action string `json:"action"`
+	Reason string `json:"reason"`
+	// Last is the last operation recorded on the workspace, if any.
+	Last *WorkspaceEvent `json:"last,omitempty"`
+}
+
+// WorkspaceEvent is an operation recorded on a workspace.
+type WorkspaceEvent struct {
+	Time time.Time `json:"time"`
+	// Op is init, merge, reset or share; Result ok, conflicts, busy or
+	// failed; Message what changed (or the error).
+	Op      string `json:"op"`
+	Commit  string `json:"commit,omitempty"`
+	Result  string `json:"result"`
+	Message string `json:"message,omitempty"`
 }

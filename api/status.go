@@ -51,6 +51,27 @@ type CourseView struct {
 	// ImageError says why the course's image failed to build, if it did
 	// (its previous build, if any, still serves).
 	ImageError string `json:"image_error,omitempty"`
+	// Workspaces sums up the students' workspaces of the course.
+	Workspaces WorkspacesView `json:"workspaces"`
+}
+
+// WorkspacesView sums up the workspaces of one course.
+type WorkspacesView struct {
+	// Count is the number of workspaces; Behind those not yet at the
+	// course's commit (merged once their student is idle).
+	Count  int `json:"count"`
+	Behind int `json:"behind"`
+	// Conflicts counts the workspaces whose last merge put a course
+	// version beside a student's (no conflict markers: both files kept).
+	Conflicts int `json:"conflicts"`
+	// LastMerge is the course's latest merge, with its student.
+	LastMerge *WorkspaceMerge `json:"last_merge,omitempty"`
+}
+
+// WorkspaceMerge is one merge of a student's workspace.
+type WorkspaceMerge struct {
+	Student string `json:"student"`
+	WorkspaceEvent
 }
 
 // Rollout returns the share (0..100) of containers on the current image;

@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 	"github.com/nbhosting/nbh-sync/imageref"
 )
@@ -216,4 +218,70 @@ func (d *Docker) CPUTime(ctx context.Context, id string) (time.Duration, error) 
 		return 0, fmt.Errorf("stats of container %s: no CPU figures (not running?)", id)
 	}
 	return time.Duration(st.CPUStats.CPUUsage.TotalUsage), nil
+}
+
+// Exec runs x in container id through the engine's exec API and waits for
+// it: standard output kept up to x.Limit, the tail of standard error for
+// the message of a failure.
+func (d *Docker) Exec(ctx context.Context, id string, x Exec) ([]byte, error) {
+	fail := func(err error) ([]byte, error) { return nil, fmt.Errorf("exec in container %s: %w", id, err) }
+	ex, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: x.Cmd, User: x.User, Env: x.Env,
+		WorkingDir: x.Dir, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return fail(err)
+	}
+	att, err := d.cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return fail(err)
+	}
+	defer att.Close()
+	// Closing the connection when ctx ends unblocks the copy.
+	stop := context.AfterFunc(ctx, att.Close)
+	defer stop()
+	out := &limitedBuffer{limit: x.Limit}
+	errOut := &limitedBuffer{limit: 64 << 10, tail: true}
+	if _, err := stdcopy.StdCopy(out, errOut, att.Reader); err != nil {
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		return fail(err)
+	}
+	if out.over {
+		return fail(fmt.Errorf("%w: more than %d bytes", ErrOutputTooLarge, x.Limit))
+	}
+	ins, err := d.cli.ContainerExecInspect(ctx, ex.ID)
+	if err != nil {
+		return fail(err)
+	}
+	if ins.ExitCode != 0 {
+		return fail(&ExitError{Code: ins.ExitCode, Stderr: strings.TrimSpace(errOut.String())})
+	}
+	return out.Bytes(), nil
+}
+
+// limitedBuffer keeps up to limit bytes: the first ones, or with tail the
+// last ones. It never fails a write, so the stream is read to its end.
+type limitedBuffer struct {
+	bytes.Buffer
+	limit int64
+	tail  bool
+	over  bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := b.limit - int64(b.Len()); int64(len(p)) > room {
+		b.over = true
+		if !b.tail {
+			p = p[:max(room, 0)]
+		}
+	}
+	b.Buffer.Write(p)
+	if b.tail && int64(b.Len()) > b.limit {
+		keep := b.Bytes()[int64(b.Len())-b.limit:]
+		tail := bytes.Clone(keep)
+		b.Reset()
+		b.Buffer.Write(tail)
+	}
+	return n, nil
 }

@@ -38,6 +38,20 @@ type SpawnOptions struct {
 	// UID is the uid the server runs as ({uid}); empty means the uid of
 	// the host account named like the student.
 	UID string
+	// Prepare, when set, runs right before a stopped or missing server is
+	// started — never while it runs — holding the student's lock, with
+	// the uid and gid the server runs as ("" when unknown): the site makes
+	// the student's workspace there, owned by them. An error fails the
+	// spawn.
+	Prepare func(ctx context.Context, uid, gid string) error
+}
+
+// prepare runs opts.Prepare, if any.
+func (o SpawnOptions) prepare(ctx context.Context, uid, gid string) error {
+	if o.Prepare == nil {
+		return nil
+	}
+	return o.Prepare(ctx, uid, gid)
 }
 
 // Spawned is the result of a Spawn, ready for JSON.
@@ -241,6 +255,9 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			}
 			res, uid = Spawned{ID: c.ID, State: Existing, Port: c.Port, Host: c.Host, BasePath: c.BasePath}, c.UID
 		case c.ImageID == imageID && (c.Port != 0 || picks):
+			if err := opts.prepare(ctx, c.UID, c.UID); err != nil {
+				return fail(err)
+			}
 			if err := m.eng.Start(ctx, c.ID); err != nil {
 				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
 					// Its port went to someone else while it slept
@@ -304,6 +321,9 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 		return "", 0, "", "", err
 	}
 	if err := workDir(opts.Root, co.Name, student, uid, gid); err != nil {
+		return "", 0, "", "", err
+	}
+	if err := opts.prepare(ctx, uid, gid); err != nil {
 		return "", 0, "", "", err
 	}
 	var pre preset.Additions

@@ -402,3 +402,67 @@ func TestSpawnForeignImageMessage(t *testing.T) {
 		t.Fatalf("err = %v, want it to say %q", err, want)
 	}
 }
+
+// Prepare runs before a server starts — created or started again — with
+// the uid it runs as, and never for a server that runs; its error fails
+// the spawn before anything starts.
+func TestSpawnPrepare(t *testing.T) {
+	p := mustFreePort(t)
+	serveFake(t, p)
+	withUID := func(r Raw) Raw { r.Labels[LabelUID] = "1234"; return r }
+	for _, tc := range []struct {
+		name    string
+		state   string // of the container found; "" for none
+		fail    bool
+		want    string // the uid Prepare got; "-" when it must not run
+		starts  int
+		wantErr bool
+	}{
+		{name: "created", want: "1234", starts: 1},
+		{name: "started again", state: "exited", want: "1234", starts: 1},
+		{name: "running: left alone", state: "running", want: "-"},
+		{name: "failure stops the spawn", fail: true, want: "1234", wantErr: true},
+		{name: "failure before a start", state: "exited", fail: true, want: "1234", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var spec Spec
+			starts := 0
+			eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"),
+				InspectFn: func(context.Context, string) (Raw, error) {
+					if tc.state == "" || spec.Name != "" {
+						if spec.Name != "" {
+							return withUID(managedRaw("new", "running", "sha256:v1", spec.HostPort)), nil
+						}
+						return Raw{}, ErrNotFound
+					}
+					return withUID(managedRaw("c1", tc.state, "sha256:v1", p)), nil
+				},
+				CreateFn: func(_ context.Context, s Spec) (string, error) { spec = s; return "new", nil },
+				StartFn: func(context.Context, string) error {
+					starts++
+					if spec.HostPort != 0 {
+						serveFake(t, spec.HostPort)
+					}
+					return nil
+				}}
+			got := "-"
+			prepare := func(_ context.Context, uid, gid string) error {
+				got = uid + ":" + gid
+				if tc.fail {
+					return errors.New("disk full")
+				}
+				return nil
+			}
+			_, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir(), UID: "1234", Prepare: prepare})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Spawn: %v, want error %v", err, tc.wantErr)
+			}
+			if want := tc.want; want != "-" && got != want+":"+want || want == "-" && got != "-" {
+				t.Errorf("Prepare got %q, want %q", got, want)
+			}
+			if tc.wantErr && starts != 0 || !tc.wantErr && starts != tc.starts {
+				t.Errorf("%d starts, want %d", starts, tc.starts)
+			}
+		})
+	}
+}

@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/api"
+	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/server"
+	"github.com/nbhosting/nbh-sync/share"
 	"github.com/nbhosting/nbh-sync/site"
 	"github.com/nbhosting/nbh-sync/trigger"
+	"github.com/nbhosting/nbh-sync/workspace"
 )
 
 // backend maps the site onto the HTTP server's Backend.
@@ -135,4 +140,43 @@ func hookHeaders(provider string, h http.Header) error {
 		return fmt.Errorf("%w: %s", server.ErrUnknownProvider, provider)
 	}
 	return webhook.CheckHeader(p, h)
+}
+
+func (b backend) Reset(ctx context.Context, req api.ResetRequest) (api.ResetResult, error) {
+	rep, err := b.d.site.Reset(ctx, req.Course, req.Student, req.Path)
+	if err != nil {
+		return api.ResetResult{}, workspaceError(err)
+	}
+	res := api.ResetResult{Path: req.Path, Backup: rep.Backup}
+	for _, c := range rep.Conflicts {
+		res.Beside = c.Beside
+	}
+	return res, nil
+}
+
+func (b backend) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult, error) {
+	token, size, err := b.d.site.Share(ctx, req.Course, req.Student, req.Path)
+	if err != nil {
+		return api.ShareResult{}, workspaceError(err)
+	}
+	u := share.Prefix + token
+	if b.d.publicURL != nil {
+		u = strings.TrimSuffix(b.d.publicURL.String(), "/") + u
+	}
+	return api.ShareResult{Token: token, URL: u, Size: size}, nil
+}
+
+// workspaceError maps the errors of workspace operations to the API's.
+func workspaceError(err error) error {
+	switch {
+	case errors.Is(err, workspace.ErrBadPath), errors.Is(err, containers.ErrBadStudent):
+		return fmt.Errorf("%w: %w", server.ErrInvalid, err)
+	case errors.Is(err, containers.ErrUnknownCourse), errors.Is(err, workspace.ErrNotInCourse),
+		errors.Is(err, workspace.ErrNotInitialized), errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %w", server.ErrNotFound, err)
+	case errors.Is(err, workspace.ErrBusy), errors.Is(err, workspace.ErrInTheWay), errors.Is(err, workspace.ErrBadMode),
+		errors.Is(err, containers.ErrExecUnsupported):
+		return fmt.Errorf("%w: %w", server.ErrConflict, err)
+	}
+	return spawnError(err)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/proxy"
 	"github.com/nbhosting/nbh-sync/rootdir"
+	"github.com/nbhosting/nbh-sync/share"
 )
 
 // ProxyOptions configure the front door (run --proxy-listen).
@@ -106,7 +107,7 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	// No ReadTimeout or WriteTimeout: they would cut students' uploads,
 	// downloads and websockets. The proxy bounds the reading of every
 	// request it answers itself (proxy.Options.ReadTimeout).
-	srv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	srv := &http.Server{Handler: withShares(d.proxy, d.site.Shares().Handler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -122,6 +123,19 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 		_ = srv.Shutdown(sctx)
 	})
 	return func() { wg.Wait(); stop() }, nil
+}
+
+// withShares serves the notebooks students shared (share.Prefix) beside
+// the students' servers: read-only pages that anyone with the link may see,
+// so no session is asked for.
+func withShares(front, shares http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, share.Prefix) {
+			shares.ServeHTTP(w, r)
+			return
+		}
+		front.ServeHTTP(w, r)
+	})
 }
 
 // observed follows a container pass's listing into the route table.

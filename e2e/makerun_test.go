@@ -122,9 +122,11 @@ func TestMakeRunSite(t *testing.T) {
 	})
 
 	// The notebook server answers the browser through the front door: its
-	// contents API lists the course's files, its kernel specs a kernel.
+	// contents API lists the course's files at the top of the file browser
+	// (the student's own copy; .nbhosting/ stays out), its kernel specs a
+	// kernel.
 	answer, err := chromedp.Run(browser, chromedp.Evaluate[string](`Promise.all([
-		fetch("`+prefix+`api/contents/course").then(r => r.json()).then(j => (j.content || []).map(c => c.name).sort().join(",")),
+		fetch("`+prefix+`api/contents/").then(r => r.json()).then(j => (j.content || []).map(c => c.name).sort().join(",")),
 		fetch("`+prefix+`api/kernelspecs").then(r => r.json()).then(j => j.default || "none")
 	]).then(a => a.join(" | "))`, chromedp.EvalAwaitPromise))
 	if err != nil || answer != "README.md,hello.ipynb | python3" {

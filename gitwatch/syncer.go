@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
@@ -87,6 +88,55 @@ type Syncer struct {
 
 	// pass serializes passes, hence all work on one course.
 	pass sync.Mutex
+
+	// trees keeps a work tree from being read while it is checked out: a
+	// checkout holds it for writing, ReadTree for reading, so that what is
+	// read of a tree is all of one commit. at is the commit each tree was
+	// checked out at by this process (zero: a checkout failed half-way).
+	trees sync.RWMutex
+	at    map[string]plumbing.Hash
+}
+
+// ErrTreeUnknown: the course has no work tree at a known commit (never
+// checked out, or its last checkout failed half-way).
+var ErrTreeUnknown = errors.New("course work tree not at a known commit")
+
+// ReadTree calls read with the course's work tree and the commit it is at,
+// while no checkout of the tree runs: what read takes of the tree is all
+// of that commit. Keep read short — checkouts wait for it. The commit is
+// the one this process last checked out, else the one the status recorded.
+func (s *Syncer) ReadTree(course string, read func(dir string, commit plumbing.Hash) error) error {
+	s.trees.RLock()
+	defer s.trees.RUnlock()
+	commit, ok := s.at[course]
+	if !ok {
+		st, err := ReadStatus(s.root)
+		if err != nil {
+			return err
+		}
+		cs, _ := st.Course(course)
+		commit = cs.Commit
+	}
+	if commit.IsZero() {
+		return fmt.Errorf("course %s: %w", course, ErrTreeUnknown)
+	}
+	return read(rootdir.Course(s.root, course), commit)
+}
+
+// checkout checks commit out into the course's work tree, holding the
+// trees' write lock, and remembers the commit the tree is at.
+func (s *Syncer) checkout(ctx context.Context, course string, repo *git.Repository, commit plumbing.Hash, subpath, dest string) error {
+	s.trees.Lock()
+	defer s.trees.Unlock()
+	if s.at == nil {
+		s.at = map[string]plumbing.Hash{}
+	}
+	err := Checkout(ctx, repo, commit, subpath, dest)
+	if err != nil {
+		commit = plumbing.ZeroHash // half of one commit, half of another
+	}
+	s.at[course] = commit
+	return err
 }
 
 // NewSyncer returns a syncer of the work trees under root. concurrency
@@ -269,7 +319,7 @@ func (s *Syncer) course(ctx context.Context, loc ConfigLocation, configCommit pl
 	if co.Repo == "." && loc.Dir != "" {
 		subpath = filepath.ToSlash(filepath.Join(loc.Dir, co.Path))
 	}
-	if err := Checkout(ctx, repo, commit, subpath, dest); err != nil {
+	if err := s.checkout(ctx, co.Name, repo, commit, subpath, dest); err != nil {
 		return fail(err)
 	}
 	if commit != old.Commit {

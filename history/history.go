@@ -35,10 +35,13 @@ const (
 	KindAction Kind = "action" // a container action (stop, remove, create, ...)
 	KindConfig Kind = "config" // a config revision applied or rejected
 	KindError  Kind = "error"  // an error not tied to one of the above
+	// KindWorkspace is an operation on a student's workspace (init,
+	// merge, reset, share): Action says which, Commit the course commit.
+	KindWorkspace Kind = "workspace"
 )
 
 // Kinds lists every kind, for validation of user input.
-var Kinds = []Kind{KindPull, KindBuild, KindAction, KindConfig, KindError}
+var Kinds = []Kind{KindPull, KindBuild, KindAction, KindConfig, KindError, KindWorkspace}
 
 // Valid reports whether k is one of Kinds.
 func (k Kind) Valid() bool { return slices.Contains(Kinds, k) }

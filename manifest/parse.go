@@ -84,6 +84,8 @@ func (c *Config) mergeDefaults() {
 	if d.Container.Mounts == nil {
 		d.Container.Mounts = DefaultMounts
 	}
+	d.Workspace = cmp.Or(d.Workspace, WorkspaceCopy)
+	d.WorkspaceRetention = cmp.Or(d.WorkspaceRetention, Duration(DefaultWorkspaceRetention))
 	c.Build.Concurrency = cmp.Or(c.Build.Concurrency, DefaultConcurrency)
 	c.Build.Keep = cmp.Or(c.Build.Keep, DefaultKeep)
 	c.Build.Timeout = cmp.Or(c.Build.Timeout, Duration(DefaultBuildTO))
@@ -95,6 +97,11 @@ func (c *Config) mergeDefaults() {
 		co.RetireLimit = cmp.Or(co.RetireLimit, d.RetireLimit)
 		if co.Freeze == nil {
 			co.Freeze = d.Freeze
+		}
+		co.Workspace = cmp.Or(co.Workspace, d.Workspace)
+		co.WorkspaceRetention = cmp.Or(co.WorkspaceRetention, d.WorkspaceRetention)
+		if co.WorkspaceExclude == nil {
+			co.WorkspaceExclude = d.WorkspaceExclude
 		}
 		co.Container = mergeContainer(co.Container, d.Container)
 		c.Courses[name] = co

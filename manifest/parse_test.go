@@ -98,11 +98,15 @@ defaults:
     memory: 1g
     env: {A: a, B: b}
   freeze: [{cron: "0 8 * * 1", for: 2h}]
+  workspace-exclude: [solutions/]
 courses:
   plain: {repo: /srv/plain}
   custom:
     repo: /srv/custom
     branch: dev
+    workspace: lazy
+    workspace-exclude: []
+    workspace-retention: 2d
     idle: 10m
     freeze: []
     container:
@@ -140,6 +144,12 @@ courses:
 		{"custom.Env.C", custom.Container.Env["C"], "c"},
 		{"custom.Mounts", len(custom.Container.Mounts), len(DefaultMounts)},
 		{"build.Keep", c.Build.Keep, DefaultKeep},
+		{"plain.Workspace", plain.Workspace, WorkspaceCopy},
+		{"plain.WorkspaceExclude", len(plain.WorkspaceExclude), 1},
+		{"plain.WorkspaceRetention", plain.WorkspaceRetention.Std(), DefaultWorkspaceRetention},
+		{"custom.Workspace", custom.Workspace, WorkspaceLazy},
+		{"custom.WorkspaceExclude (explicitly none)", len(custom.WorkspaceExclude), 0},
+		{"custom.WorkspaceRetention", custom.WorkspaceRetention.Std(), 48 * time.Hour},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

@@ -41,7 +41,29 @@ type Defaults struct {
 	RetireLimit int       `json:"retire-limit,omitempty"`
 	Container   Container `json:"container,omitempty"`
 	Freeze      []Freeze  `json:"freeze,omitempty"`
+	// Workspace is how much of the course each student's own copy (their
+	// workspace, their work folder) is given: copy (every file on the
+	// first visit; the default), lazy (a file when the student first opens
+	// it) or none (the folder is the student's alone).
+	Workspace string `json:"workspace,omitempty"`
+	// WorkspaceExclude are patterns of course paths kept out of
+	// workspaces, on top of .git* and .nbhosting/ (always out): globs,
+	// gitignore-like (solutions/, *.pyc, /draft.md).
+	WorkspaceExclude []string `json:"workspace-exclude,omitempty"`
+	// WorkspaceRetention is how long the backups taken before a merge or
+	// a reset are kept (the latest is always kept).
+	WorkspaceRetention Duration `json:"workspace-retention,omitempty"`
 }
+
+// The values of workspace:.
+const (
+	WorkspaceCopy = "copy"
+	WorkspaceLazy = "lazy"
+	WorkspaceNone = "none"
+)
+
+// WorkspaceModes are the known values of workspace:.
+var WorkspaceModes = []string{WorkspaceCopy, WorkspaceLazy, WorkspaceNone}
 
 // Container says how a student's container is made. Strings may hold the
 // placeholders {root}, {course}, {student}, {uid}, {port} and {prefix} (the
@@ -142,6 +164,18 @@ type Course struct {
 	Archived bool `json:"archived,omitempty"`
 	// Credentials are how to reach Repo, when it is not public.
 	Credentials *Credentials `json:"credentials,omitempty"`
+	// Workspace is how much of the course each student's own copy (their
+	// workspace, their work folder) is given: copy (every file on the
+	// first visit; the default), lazy (a file when the student first opens
+	// it) or none (the folder is the student's alone).
+	Workspace string `json:"workspace,omitempty"`
+	// WorkspaceExclude are patterns of course paths kept out of
+	// workspaces, on top of .git* and .nbhosting/ (always out): globs,
+	// gitignore-like (solutions/, *.pyc, /draft.md).
+	WorkspaceExclude []string `json:"workspace-exclude,omitempty"`
+	// WorkspaceRetention is how long the backups taken before a merge or
+	// a reset are kept (the latest is always kept).
+	WorkspaceRetention Duration `json:"workspace-retention,omitempty"`
 }
 
 // Credentials name where secrets are read from; the secrets themselves never
@@ -179,6 +213,9 @@ const (
 	DefaultConcurrency = 2
 	DefaultKeep        = 3
 	DefaultBuildTO     = time.Hour
+	// DefaultWorkspaceRetention keeps two weeks of what merges replaced:
+	// long enough for a student to notice over a week-end and a week.
+	DefaultWorkspaceRetention = 14 * 24 * time.Hour
 )
 
 // DefaultCommand and DefaultMounts are the container settings of a course

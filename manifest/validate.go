@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/robfig/cron/v3"
 
@@ -131,6 +132,7 @@ func (v *validator) defaults(p string, d Defaults) {
 	v.limits(p, d.Idle, d.Lingering, d.RetireLimit)
 	v.container(p+".container", d.Container)
 	v.freeze(p+".freeze", d.Freeze)
+	v.workspace(p, d.Workspace, d.WorkspaceExclude, d.WorkspaceRetention)
 }
 
 func (v *validator) course(p string, co Course) {
@@ -159,6 +161,7 @@ func (v *validator) course(p string, co Course) {
 	v.limits(p, co.Idle, co.Lingering, co.RetireLimit)
 	v.container(p+".container", co.Container)
 	v.freeze(p+".freeze", co.Freeze)
+	v.workspace(p, co.Workspace, co.WorkspaceExclude, co.WorkspaceRetention)
 	if cr := co.Credentials; cr != nil {
 		if cr.PasswordFile != "" && cr.PasswordEnv != "" {
 			v.errorf(p+".credentials", "set one of password-file and password-env, not both")
@@ -405,6 +408,34 @@ func (v *validator) freeze(p string, fs []Freeze) {
 		if f.For <= 0 {
 			v.errorf(q+".for", "missing: how long the window lasts, e.g. 4h")
 		}
+	}
+}
+
+// workspace checks the workspace settings of defaults: or a course. The
+// exclude patterns follow package workspace's syntax: path.Match globs, a
+// trailing slash for folders, a leading one to anchor at the course's top.
+func (v *validator) workspace(p, mode string, exclude []string, retention Duration) {
+	if mode != "" && !slices.Contains(WorkspaceModes, mode) {
+		v.errorf(p+".workspace", "unknown workspace mode %q (known: %s)", mode, strings.Join(WorkspaceModes, ", "))
+	}
+	for i, pat := range exclude {
+		q := fmt.Sprintf("%s.workspace-exclude[%d]", p, i)
+		glob := strings.Trim(strings.TrimSpace(pat), "/")
+		if glob == "" {
+			v.errorf(q, "empty pattern")
+			continue
+		}
+		if _, err := path.Match(glob, ""); err != nil {
+			v.errorf(q, "invalid pattern %q: %v", pat, err)
+		}
+		if slices.Contains(strings.Split(glob, "/"), "..") {
+			v.errorf(q, "invalid pattern %q: a .. component never matches a course path", pat)
+		}
+	}
+	if retention < 0 {
+		v.errorf(p+".workspace-retention", "must not be negative")
+	} else if retention != 0 && retention.Std() < time.Hour {
+		v.errorf(p+".workspace-retention", "%s is too short: at least 1h, so that a student can take back what a merge replaced", retention)
 	}
 }
 

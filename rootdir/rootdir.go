@@ -35,8 +35,10 @@ func Course(root, course string) string { return filepath.Join(root, "courses", 
 func Student(root, student string) string { return filepath.Join(root, "students", student) }
 
 // StudentCourse is one student's work in one course, the folder mounted in
-// their container; containers creates it beside Student, owned alike.
-// Nothing of the daemon ever writes into it once created.
+// their container; containers creates it beside Student, owned alike. It
+// is the student's workspace: besides the student, only package workspace
+// writes into it (the course's files on the first visit, merges at idle
+// time, resets), as the student's uid, never losing a byte of theirs.
 func StudentCourse(root, student, course string) string {
 	return filepath.Join(Student(root, student), course)
 }
@@ -91,3 +93,19 @@ func ConfigState(root string) string { return filepath.Join(State(root), "config
 // PullStatus is the pull state of every course (commit checked out, last
 // check and fetch, error), written by gitwatch's Syncer after each pass.
 func PullStatus(root string) string { return filepath.Join(State(root), "courses.json") }
+
+// Workspaces is the store of course's workspaces (package workspace): the
+// content of every course file given to a student, one snapshot per course
+// commit, and each student's base and backups (WorkspaceState). Only the
+// daemon reads it (it is under state, 0700).
+func Workspaces(root, course string) string { return filepath.Join(State(root), "workspaces", course) }
+
+// WorkspaceState is the private state of one student's workspace of
+// course: its base, backups and lock, outside the student's folder.
+func WorkspaceState(root, course, student string) string {
+	return filepath.Join(Workspaces(root, course), "students", student)
+}
+
+// Shares holds the HTML snapshots of notebooks students shared, one file
+// per share named by its unguessable token; the front door serves them.
+func Shares(root string) string { return filepath.Join(State(root), "shares") }

@@ -30,6 +30,9 @@ func TestLayout(t *testing.T) {
 		{"BuildFailures", BuildFailures(root), "/srv/nbh/state/build-failures.json"},
 		{"ConfigState", ConfigState(root), "/srv/nbh/state/config.json"},
 		{"PullStatus", PullStatus(root), "/srv/nbh/state/courses.json"},
+		{"Workspaces", Workspaces(root, "intro"), "/srv/nbh/state/workspaces/intro"},
+		{"WorkspaceState", WorkspaceState(root, "intro", "alice"), "/srv/nbh/state/workspaces/intro/students/alice"},
+		{"Shares", Shares(root), "/srv/nbh/state/shares"},
 	} {
 		if want := filepath.FromSlash(tc.want); tc.got != want {
 			t.Errorf("%s = %s, want %s", tc.name, tc.got, want)

@@ -34,6 +34,12 @@ type Backend interface {
 	// ConfirmPrune lets a held config revision that removes many courses
 	// through. An empty Revision confirms whatever is held.
 	ConfirmPrune(ctx context.Context, revision string) error
+	// Reset gives back the course's version of one file of a student's
+	// workspace, theirs kept beside it.
+	Reset(ctx context.Context, req api.ResetRequest) (api.ResetResult, error)
+	// Share makes a read-only HTML snapshot of a notebook of a student's
+	// work folder, served by the front door at an unguessable address.
+	Share(ctx context.Context, req api.ShareRequest) (api.ShareResult, error)
 }
 
 // HookHandler handles a webhook whose body has been read (bounded): it

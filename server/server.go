@@ -217,6 +217,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/spawn", s.auth(s.spawn))
 	m.HandleFunc("POST /api/sync", s.auth(s.sync))
 	m.HandleFunc("POST /api/confirm-prune", s.auth(s.confirmPrune))
+	m.HandleFunc("POST /api/reset", s.auth(s.reset))
+	m.HandleFunc("POST /api/share", s.auth(s.share))
 	m.HandleFunc("POST /hooks/{provider}", s.hook)
 	if s.cfg.Builds != nil {
 		m.HandleFunc("GET /api/builds/running", s.runningBuilds)
@@ -454,6 +456,49 @@ func (s *Server) confirmPrune(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Ack{Status: "confirmed"})
+}
+
+// workspaceFile decodes the body of a request about one file of a
+// student's workspace; false when it answered already.
+func (s *Server) workspaceFile(w http.ResponseWriter, r *http.Request, v any, course, student, path *string) bool {
+	if !s.decode(w, r, v) {
+		return false
+	}
+	if *course == "" || *student == "" || *path == "" {
+		writeError(w, http.StatusBadRequest, "course, student and path are required")
+		return false
+	}
+	return true
+}
+
+func (s *Server) reset(w http.ResponseWriter, r *http.Request) {
+	var req api.ResetRequest
+	if !s.workspaceFile(w, r, &req, &req.Course, &req.Student, &req.Path) {
+		return
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	res, err := s.cfg.Backend.Reset(ctx, req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) share(w http.ResponseWriter, r *http.Request) {
+	var req api.ShareRequest
+	if !s.workspaceFile(w, r, &req, &req.Course, &req.Student, &req.Path) {
+		return
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	res, err := s.cfg.Backend.Share(ctx, req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // hook serves POST /hooks/{provider}: the signature header, a bounded

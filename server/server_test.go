@@ -82,6 +82,18 @@ func fakeBackend(c *calls) *servertest.Backend {
 			}
 			return api.SyncResult{Courses: []string{"flotpython", "ds-handbook"}}, nil
 		},
+		ResetFunc: func(_ context.Context, req api.ResetRequest) (api.ResetResult, error) {
+			if req.Path == "gone.ipynb" {
+				return api.ResetResult{}, fmt.Errorf("reset %s: not a file of the course: %w", req.Path, server.ErrNotFound)
+			}
+			return api.ResetResult{Path: req.Path, Beside: "lesson (mine 2026-12-01 10-00-00).ipynb", Backup: "b1"}, nil
+		},
+		ShareFunc: func(_ context.Context, req api.ShareRequest) (api.ShareResult, error) {
+			if req.Student == "busy" {
+				return api.ShareResult{}, fmt.Errorf("share: %w", server.ErrConflict)
+			}
+			return api.ShareResult{Token: "tok", URL: "/share/tok", Size: 12}, nil
+		},
 		ConfirmPruneFunc: func(_ context.Context, rev string) error {
 			if rev == "stale" {
 				return fmt.Errorf("confirm prune: nothing held at %s: %w", rev, server.ErrConflict)
@@ -143,6 +155,15 @@ func TestAPI(t *testing.T) {
 		{"spawn archived", req{"POST", "/api/spawn", `{"course":"old","student":"b"}`, bearer}, 409, `archived`},
 		{"spawn timeout", req{"POST", "/api/spawn", `{"course":"slow","student":"b"}`, bearer}, 504, `deadline`},
 		{"spawn missing student", req{"POST", "/api/spawn", `{"course":"a"}`, bearer}, 400, `required`},
+		{"reset without token", req{"POST", "/api/reset", `{"course":"a","student":"b","path":"lesson.ipynb"}`, ""}, 401, `"error"`},
+		{"reset ok", req{"POST", "/api/reset", `{"course":"a","student":"b","path":"lesson.ipynb"}`, bearer}, 200, `"beside": "lesson (mine`},
+		{"reset not in the course", req{"POST", "/api/reset", `{"course":"a","student":"b","path":"gone.ipynb"}`, bearer}, 404, `not a file of the course`},
+		{"reset without path", req{"POST", "/api/reset", `{"course":"a","student":"b"}`, bearer}, 400, `required`},
+		{"reset path key in another case", req{"POST", "/api/reset", `{"course":"a","student":"b","Path":"x"}`, bearer}, 400, `bad JSON body`},
+		{"share without token", req{"POST", "/api/share", `{"course":"a","student":"b","path":"n.ipynb"}`, ""}, 401, `"error"`},
+		{"share ok", req{"POST", "/api/share", `{"course":"a","student":"b","path":"n.ipynb"}`, bearer}, 200, `"url": "/share/tok"`},
+		{"share conflict", req{"POST", "/api/share", `{"course":"a","student":"busy","path":"n.ipynb"}`, bearer}, 409, `conflict`},
+		{"share unknown key", req{"POST", "/api/share", `{"course":"a","student":"b","path":"n.ipynb","x":1}`, bearer}, 400, `bad JSON body`},
 		{"spawn unknown field", req{"POST", "/api/spawn", `{"course":"a","student":"b","x":1}`, bearer}, 400, `unknown field`},
 		{"spawn not JSON", req{"POST", "/api/spawn", `course=a`, bearer}, 400, `bad JSON`},
 		{"spawn too large", req{"POST", "/api/spawn", `{"course":"` + strings.Repeat("a", 70<<10) + `"}`, bearer}, 413, `too large`},

@@ -86,6 +86,9 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	}
 	s.actionEvents(ctx, res.Outcomes)
 	s.containerMetrics(obs)
+	// Students whose server is not in use once the pass is over get the
+	// course's new commit in their workspace.
+	s.mergeWorkspaces(ctx, cfg, ctrs, res)
 
 	rep := PassReport{At: res.At, Duration: time.Since(res.At), Actions: res.Actions, Outcomes: res.Outcomes, CPUEngineReads: obs.CPUEngineReads}
 	var errs []error
@@ -201,7 +204,13 @@ func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containe
 	if err != nil {
 		return containers.Spawned{}, err
 	}
-	sp, err := ctrs.Spawn(ctx, co, student, containers.SpawnOptions{Root: s.opts.Root, UID: uid})
+	// The student's workspace is made before their server first starts,
+	// owned by the uid the spawn resolved.
+	prepare := func(ctx context.Context, uid, gid string) error {
+		s.initWorkspace(ctx, co, student, uid, gid)
+		return nil
+	}
+	sp, err := ctrs.Spawn(ctx, co, student, containers.SpawnOptions{Root: s.opts.Root, UID: uid, Prepare: prepare})
 	if err == nil && sp.State != containers.Existing {
 		s.record(ctx, history.Record{Kind: history.KindAction, Course: course, Student: student,
 			Action: "spawn", Result: string(sp.State), Message: fmt.Sprintf("%s on port %d", sp.Name, sp.Port)})

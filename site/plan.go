@@ -24,7 +24,7 @@ import (
 // the report says why (the config rejected) beside the error.
 func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 	rep := api.Plan{Config: api.PlanConfig{Change: "none"}, Pulls: []api.PlanPull{}, Builds: []api.PlanBuild{},
-		Actions: []api.PlanAction{}, Errors: []string{}}
+		Actions: []api.PlanAction{}, Workspaces: []api.PlanWorkspace{}, Errors: []string{}}
 	res, err := s.loader.Peek(ctx)
 	if res.Current == nil {
 		err := &NoConfigError{Rejected: res.Rejected, Err: err}
@@ -75,6 +75,14 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 		rep.Actions = append(rep.Actions, planAction(a))
 		if a.Retires() {
 			rep.Changes++
+		}
+	}
+	if err == nil {
+		rep.Workspaces = s.planWorkspaceViews(ctx, rev.Config, pre.Actions)
+		for _, w := range rep.Workspaces {
+			if w.Action == "merge" {
+				rep.Changes++
+			}
 		}
 	}
 	for _, e := range errs {

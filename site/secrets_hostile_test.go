@@ -372,6 +372,12 @@ func (b *backend) Sync(_ context.Context, req api.SyncRequest) (api.SyncResult, 
 	return api.SyncResult{Courses: []string{}}, nil
 }
 func (b *backend) ConfirmPrune(context.Context, string) error { return errors.New("not in this test") }
+func (b *backend) Reset(context.Context, api.ResetRequest) (api.ResetResult, error) {
+	return api.ResetResult{}, errors.New("not in this test")
+}
+func (b *backend) Share(context.Context, api.ShareRequest) (api.ShareResult, error) {
+	return api.ShareResult{}, errors.New("not in this test")
+}
 
 // requireEngines returns the real engines; the test fails without one when
 // NBH_REQUIRE_DOCKER=1, and is skipped otherwise.

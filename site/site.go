@@ -97,6 +97,8 @@ type Site struct {
 
 	knownMu sync.Mutex // serializes the known-courses record
 
+	stores stores // the workspace store of each course
+
 	live *livelog.Logs // the logs of the builds of BuildAll while they run
 }
 

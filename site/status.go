@@ -116,9 +116,10 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		st.Images = append(st.Images, v)
 	}
 
+	wsViews := s.workspaceViews(ctx, cfg)
 	for _, name := range cfg.CourseNames() {
 		co := cfg.Courses[name]
-		v := api.CourseView{Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
+		v := api.CourseView{Workspaces: wsViews[name], Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
 			BuildKey: keys[co.ImageOf()], Archived: co.Archived, ImageError: imageErrs[co.ImageOf()]}
 		if p, ok := pulls.Course(name); ok {
 			v.Commit, v.Error, v.Checked, v.Fetched = p.Commit.String(), p.Error, p.CheckedAt, p.FetchedAt

@@ -57,7 +57,7 @@ something would, 1 on error (as terraform plan).`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {config, pulls, builds, actions, changes, errors}, errors included")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {config, pulls, builds, actions, workspaces, changes, errors}, errors included")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when the plan has changes, 0 when it has none")
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "plan as if a mass prune were confirmed")
 	return cmd
@@ -67,7 +67,7 @@ something would, 1 on error (as terraform plan).`,
 // is never nil: what could not be planned is in its Errors, and err.
 func (g *globals) plan(ctx context.Context, allowMassPrune bool) (*api.Plan, error) {
 	failed := func(err error) (*api.Plan, error) {
-		return &api.Plan{Pulls: []api.PlanPull{}, Builds: []api.PlanBuild{}, Actions: []api.PlanAction{}, Errors: []string{err.Error()}}, err
+		return &api.Plan{Pulls: []api.PlanPull{}, Builds: []api.PlanBuild{}, Actions: []api.PlanAction{}, Workspaces: []api.PlanWorkspace{}, Errors: []string{err.Error()}}, err
 	}
 	c, derr := g.daemon(ctx)
 	if derr != nil {
@@ -121,6 +121,11 @@ func printPlan(w io.Writer, rep api.Plan) {
 	for _, a := range rep.Actions {
 		if a.Kind != string(reconcile.Keep) {
 			fmt.Fprintf(w, "%-7s %-30s %s\n", a.Kind, a.Container, a.Reason)
+		}
+	}
+	for _, ws := range rep.Workspaces {
+		if ws.Action != "none" {
+			fmt.Fprintf(w, "%-7s %-30s %s\n", ws.Action, "workspace "+ws.Course+"/"+ws.Student, ws.Reason)
 		}
 	}
 	for _, e := range rep.Errors {

@@ -162,6 +162,8 @@ data directory). Both may also come from NBH_CONFIG and NBH_ROOT.`,
 		newStatusCmd(g),
 		newHistoryCmd(g),
 		newWhyCmd(g),
+		newResetCmd(g),
+		newShareCmd(g),
 	)
 	return root
 }

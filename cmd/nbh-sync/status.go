@@ -59,13 +59,25 @@ engine.`,
 	return cmd
 }
 
+// workspacesText sums up a course's workspaces in a table cell.
+func workspacesText(v api.WorkspacesView) string {
+	t := fmt.Sprintf("%d", v.Count)
+	if v.Behind > 0 {
+		t += fmt.Sprintf(", %d behind", v.Behind)
+	}
+	if v.Conflicts > 0 {
+		t += fmt.Sprintf(", %d with conflicts", v.Conflicts)
+	}
+	return t
+}
+
 func printStatus(w io.Writer, st api.Status) {
 	fmt.Fprintf(w, "config revision %s\n", orDash(shortid.Of(st.Revision)))
 	if !st.LastPass.IsZero() {
 		fmt.Fprintf(w, "last pass %s ago\n", time.Since(st.LastPass).Round(time.Second))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nCOURSE\tBRANCH\tCOMMIT\tCHECKED\tIMAGE\tCONTAINERS\tRUNNING\tSTALE\tROLLOUT")
+	fmt.Fprintln(tw, "\nCOURSE\tBRANCH\tCOMMIT\tCHECKED\tIMAGE\tCONTAINERS\tRUNNING\tSTALE\tROLLOUT\tWORKSPACES")
 	for _, c := range st.Courses {
 		name := c.Name
 		if c.Error != "" {
@@ -81,7 +93,7 @@ func printStatus(w io.Writer, st api.Status) {
 		if !c.Checked.IsZero() {
 			checked = time.Since(c.Checked).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d%%\n", name, c.Branch, orDash(shortid.Of(c.Commit)), checked, c.Image, c.Containers, c.Running, c.Stale, c.Rollout())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d%%\t%s\n", name, c.Branch, orDash(shortid.Of(c.Commit)), checked, c.Image, c.Containers, c.Running, c.Stale, c.Rollout(), workspacesText(c.Workspaces))
 	}
 	fmt.Fprintln(tw, "\nIMAGE\tBUILT ON\tBUILD KEY\tBUILT\tSOURCE")
 	for _, im := range st.Images {
@@ -102,6 +114,11 @@ func printStatus(w io.Writer, st api.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Name, orDash(cmp.Or(im.Base, im.From)), key, built, orDash(im.Source))
 	}
 	tw.Flush()
+	for _, c := range st.Courses {
+		if m := c.Workspaces.LastMerge; m != nil {
+			fmt.Fprintf(w, "last merge in %s: %s, %s ago, %s — %s\n", c.Name, m.Student, time.Since(m.Time).Round(time.Second), m.Result, m.Message)
+		}
+	}
 	for _, im := range st.Images {
 		if f := im.Failed; f != nil && f.LogTail != "" {
 			fmt.Fprintf(w, "\n--- %s: %s failed at %s; end of its log:\n  %s\n", im.Name, f.Stage, f.Time.Local().Format(time.DateTime), strings.ReplaceAll(f.LogTail, "\n", "\n  "))

@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +23,10 @@ func newWhyCmd(g *globals) *cobra.Command {
 checkout would move, whether its image would be built (and why: where its
 Dockerfile was found, which image it is built on), and, for each
 of its containers (or STUDENT's only), the action and its reason — activity,
-idle time, image staleness, lingering, freeze windows, guards.`,
+idle time, image staleness, lingering, freeze windows, guards; and for each
+student's workspace (their own copy of the course), whether the pass would
+merge the course's new commit into it now or once they are idle, and the
+last operation on it (merge, reset, share) with its outcome.`,
 		Example: `  nbh-sync why flotpython
   nbh-sync why flotpython alice`,
 		Args: cobra.RangeArgs(1, 2),
@@ -39,13 +43,13 @@ idle time, image staleness, lingering, freeze windows, guards.`,
 			if err != nil {
 				return err
 			}
-			if len(w.Actions) == 0 && len(args) == 2 {
+			if len(w.Actions) == 0 && len(w.Workspaces) == 0 && len(args) == 2 {
 				return fmt.Errorf("no container %s", containers.Name(args[0], args[1]))
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {course, student, pull, build, actions}")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {course, student, pull, build, actions, workspaces}")
 	return cmd
 }
 
@@ -56,10 +60,12 @@ type why struct {
 	Pull    *api.PlanPull    `json:"pull,omitempty"`
 	Build   *api.PlanBuild   `json:"build,omitempty"`
 	Actions []api.PlanAction `json:"actions"`
+	// Workspaces are the students' copies of the course.
+	Workspaces []api.PlanWorkspace `json:"workspaces"`
 }
 
 func whyOf(rep api.Plan, args []string) why {
-	w := why{Course: args[0], Actions: []api.PlanAction{}}
+	w := why{Course: args[0], Actions: []api.PlanAction{}, Workspaces: []api.PlanWorkspace{}}
 	if len(args) == 2 {
 		w.Student = args[1]
 	}
@@ -71,6 +77,11 @@ func whyOf(rep api.Plan, args []string) why {
 	for _, a := range rep.Actions {
 		if a.Course == w.Course && (w.Student == "" || a.Student == w.Student) {
 			w.Actions = append(w.Actions, a)
+		}
+	}
+	for _, ws := range rep.Workspaces {
+		if ws.Course == w.Course && (w.Student == "" || ws.Student == w.Student) {
+			w.Workspaces = append(w.Workspaces, ws)
 		}
 	}
 	for i, b := range rep.Builds {
@@ -104,5 +115,15 @@ func printWhy(w io.Writer, y why) {
 	}
 	for _, a := range y.Actions {
 		fmt.Fprintf(w, "%s: %s — %s\n", a.Container, a.Kind, a.Reason)
+	}
+	for _, ws := range y.Workspaces {
+		at := shortid.Of(ws.Commit)
+		if ws.To != "" {
+			at += " -> " + shortid.Of(ws.To)
+		}
+		fmt.Fprintf(w, "workspace of %s (%s, at %s): %s — %s\n", ws.Student, orDash(ws.Mode), orDash(at), ws.Action, ws.Reason)
+		if l := ws.Last; l != nil {
+			fmt.Fprintf(w, "  last %s %s ago: %s — %s\n", l.Op, time.Since(l.Time).Round(time.Second), l.Result, l.Message)
+		}
 	}
 }

@@ -22,6 +22,8 @@ type Backend struct {
 	SpawnFunc        func(ctx context.Context, req api.SpawnRequest) (api.SpawnResult, error)
 	SyncFunc         func(ctx context.Context, req api.SyncRequest) (api.SyncResult, error)
 	ConfirmPruneFunc func(ctx context.Context, revision string) error
+	ResetFunc        func(ctx context.Context, req api.ResetRequest) (api.ResetResult, error)
+	ShareFunc        func(ctx context.Context, req api.ShareRequest) (api.ShareResult, error)
 }
 
 var _ server.Backend = (*Backend)(nil)
@@ -82,6 +84,22 @@ func (b *Backend) ConfirmPrune(ctx context.Context, revision string) error {
 		return errUnset
 	}
 	return b.ConfirmPruneFunc(ctx, revision)
+}
+
+// Reset calls ResetFunc.
+func (b *Backend) Reset(ctx context.Context, req api.ResetRequest) (api.ResetResult, error) {
+	if b.ResetFunc == nil {
+		return api.ResetResult{}, errUnset
+	}
+	return b.ResetFunc(ctx, req)
+}
+
+// Share calls ShareFunc.
+func (b *Backend) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult, error) {
+	if b.ShareFunc == nil {
+		return api.ShareResult{}, errUnset
+	}
+	return b.ShareFunc(ctx, req)
 }
 
 // SampleStatus is a plausible site at now: three courses with roll-outs at
