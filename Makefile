@@ -22,11 +22,13 @@ NBH_PODMAN_HOST ?= unix:///run/nbhtest-podman.sock
 # The packages whose tests drive an engine.
 ENGINE_PKGS := ./containers/... ./images/... ./reconcile/... ./activity/... ./internal/jupytertest/... ./site/...
 # The tests mostly wait (on engines, Jupyter servers, a browser), so more
-# test binaries (-p) and more parallel tests in each (-parallel) run at once
-# than there are cores; both default to the number of cores. GOTESTFLAGS
-# adds flags (.ci/run: -json).
-TEST_P ?= 8
-TEST_PARALLEL ?= 4
+# test binaries (-p) run at once than there are cores (go test's default);
+# -parallel bounds the t.Parallel tests of each. At -p 8 -parallel 4, with
+# make test-podman and make e2e beside it on a shared 2-core machine, the
+# engine's builds and the race-built daemons starved (local git fetches
+# past their minute): hence 4 and 2. GOTESTFLAGS adds flags (.ci/run: -json).
+TEST_P ?= 4
+TEST_PARALLEL ?= 2
 GOTESTFLAGS ?=
 GOTEST = $(GO) test -race -count=1 -p $(TEST_P) -parallel $(TEST_PARALLEL) $(GOTESTFLAGS)
 
