@@ -29,6 +29,10 @@ ENGINE_PKGS := ./containers/... ./images/... ./reconcile/... ./activity/... ./in
 # past their minute): hence 4 and 2. GOTESTFLAGS adds flags (.ci/run: -json).
 TEST_P ?= 4
 TEST_PARALLEL ?= 2
+# On podman (4.3) an image listing fails ("reading image …: image not
+# known") when another test removes an image meanwhile: one test at a time
+# in each package there, as before.
+TEST_PARALLEL_PODMAN ?= 1
 GOTESTFLAGS ?=
 GOTEST = $(GO) test -race -count=1 -p $(TEST_P) -parallel $(TEST_PARALLEL) $(GOTESTFLAGS)
 
@@ -43,6 +47,7 @@ build: ## build bin/nbh-sync, version stamped
 test: ## unit and integration tests, race detector on (needs the Docker engine)
 	$(GOTEST) -timeout 40m ./...
 
+test-podman: TEST_PARALLEL = $(TEST_PARALLEL_PODMAN)
 test-podman: ## the engine tests again, against podman's API at NBH_PODMAN_HOST (fixtures imported there)
 	DOCKER_HOST=$(NBH_PODMAN_HOST) NBH_REQUIRE_PODMAN=1 $(GOTEST) -timeout 30m $(ENGINE_PKGS)
 
