@@ -21,6 +21,20 @@ RUN_BASE ?= nbhtest-jupyter2:latest
 NBH_PODMAN_HOST ?= unix:///run/nbhtest-podman.sock
 # The packages whose tests drive an engine.
 ENGINE_PKGS := ./containers/... ./images/... ./reconcile/... ./activity/... ./internal/jupytertest/... ./site/...
+# The tests mostly wait (on engines, Jupyter servers, a browser), so more
+# test binaries (-p) run at once than there are cores (go test's default);
+# -parallel bounds the t.Parallel tests of each. At -p 8 -parallel 4, with
+# make test-podman and make e2e beside it on a shared 2-core machine, the
+# engine's builds and the race-built daemons starved (local git fetches
+# past their minute): hence 4 and 2. GOTESTFLAGS adds flags (.ci/run: -json).
+TEST_P ?= 4
+TEST_PARALLEL ?= 2
+# On podman (4.3) an image listing fails ("reading image …: image not
+# known") when another test removes an image meanwhile: one test at a time
+# in each package there, as before.
+TEST_PARALLEL_PODMAN ?= 1
+GOTESTFLAGS ?=
+GOTEST = $(GO) test -race -count=1 -p $(TEST_P) -parallel $(TEST_PARALLEL) $(GOTESTFLAGS)
 
 .PHONY: help build test test-podman lint verify run bench e2e fuzz image clean
 
@@ -31,10 +45,11 @@ build: ## build bin/nbh-sync, version stamped
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nbh-sync
 
 test: ## unit and integration tests, race detector on (needs the Docker engine)
-	$(GO) test -race -count=1 -timeout 40m ./...
+	$(GOTEST) -timeout 40m ./...
 
+test-podman: TEST_PARALLEL = $(TEST_PARALLEL_PODMAN)
 test-podman: ## the engine tests again, against podman's API at NBH_PODMAN_HOST (fixtures imported there)
-	DOCKER_HOST=$(NBH_PODMAN_HOST) NBH_REQUIRE_PODMAN=1 $(GO) test -race -count=1 -timeout 30m $(ENGINE_PKGS)
+	DOCKER_HOST=$(NBH_PODMAN_HOST) NBH_REQUIRE_PODMAN=1 $(GOTEST) -timeout 30m $(ENGINE_PKGS)
 
 lint: ## go vet and staticcheck
 	$(GO) vet ./...
@@ -66,7 +81,7 @@ bench: ## every performance figure, side by side with its baseline (see bench/RE
 	bash bench/run.sh
 
 e2e: ## end-to-end: the daemon as a process, real engine, real Jupyter (bash testimages/jupyter/build.sh first)
-	$(GO) test -tags e2e -race -count=1 -timeout 30m ./e2e/...
+	$(GOTEST) -tags e2e -timeout 30m ./e2e/...
 
 fuzz: ## fuzz the courses.yaml parser for FUZZTIME (default 60s)
 	$(GO) test ./manifest -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s}

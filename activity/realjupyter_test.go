@@ -148,6 +148,7 @@ func probesLeaveNoTrace(t *testing.T, s *jupytertest.Server, p *activity.Prober,
 }
 
 func TestRealJupyter(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range jupytertest.Generations {
 		t.Run(string(flavor), func(t *testing.T) {
 			t.Parallel()
@@ -270,6 +271,7 @@ func TestRealJupyter(t *testing.T) {
 // period after its start it is only starting; later it is unreachable after
 // a second look, idle since its container started.
 func TestRealJupyterUnreachable(t *testing.T) {
+	t.Parallel()
 	cli := requireDocker(t)
 	s, tg := realServer(t, cli, jupytertest.FlavorServer)
 	p := realProber()
@@ -306,6 +308,7 @@ func TestRealJupyterUnreachable(t *testing.T) {
 // A student working in a terminal only (no kernel) is seen: the terminal's
 // last_activity counts, and probing does not move it.
 func TestRealJupyterTerminal(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range jupytertest.Generations {
 		t.Run(string(flavor), func(t *testing.T) {
 			t.Parallel()

@@ -41,6 +41,7 @@ func testSite(t *testing.T) (manifest.Course, string, *Manager, *client.Client) 
 }
 
 func TestEngineSpawnLifecycle(t *testing.T) {
+	t.Parallel()
 	co, imageID, m, _ := testSite(t)
 	ctx := t.Context()
 	root := t.TempDir()
@@ -108,6 +109,7 @@ func TestEngineSpawnLifecycle(t *testing.T) {
 }
 
 func TestEngineConcurrentSpawnsMakeOneContainer(t *testing.T) {
+	t.Parallel()
 	co, _, m, cli := testSite(t)
 	// A second Manager with its own Locks stands for another process: only
 	// the engine's name uniqueness keeps the two apart.
@@ -157,6 +159,7 @@ func TestEngineConcurrentSpawnsMakeOneContainer(t *testing.T) {
 }
 
 func TestEngineAdoptsAndIgnores(t *testing.T) {
+	t.Parallel()
 	co, imageID, m, cli := testSite(t)
 	ctx := t.Context()
 	// Made by hand the way nbhosting does: the name pattern, no labels.
@@ -225,6 +228,7 @@ func find(cs []Container, name string) *Container {
 // spawned: not when it is the only one, and not when it replaced a build
 // of the site as :latest; the pass does not take it as current either.
 func TestEngineRefusesForeignImage(t *testing.T) {
+	t.Parallel()
 	co, builtID, m, cli := testSite(t)
 	ctx := t.Context()
 	imported := func(ref string) string {

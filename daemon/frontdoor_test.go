@@ -29,6 +29,7 @@ import (
 // student's; a stopped server comes back on a page load; after a restart,
 // the session still works and the route comes from the container pass.
 func TestFrontDoorProcess(t *testing.T) {
+	t.Parallel()
 	cli := requireDocker(t)
 	bin := nbhSyncBinary(t)
 	fj := fjtest.Binary(t)

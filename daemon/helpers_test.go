@@ -148,9 +148,12 @@ func busyboxBase(t *testing.T, cli *client.Client) string {
 	// The label makes the image this test's own: without it the layer
 	// cache gives every concurrent test (and every concurrent run on the
 	// engine) the same image ID, and the first clean-up removed the base
-	// from under the others' builds, which then tried to pull it.
+	// from under the others' builds, which then tried to pull it. It comes
+	// first: a COPY or RUN layer shared through the cache with another
+	// test's base would be pruned by that test's clean-up while this build
+	// still uses it ("failed to get digest").
 	id := buildImage(t, cli, tag, map[string][]byte{
-		"Dockerfile": []byte("FROM scratch\nCOPY busybox /bin/busybox\n" + `RUN ["/bin/busybox", "--install", "-s", "/bin"]` + "\nLABEL org.nbhosting.test-base=" + tag + "\n"),
+		"Dockerfile": []byte("FROM scratch\nLABEL org.nbhosting.test-base=" + tag + "\nCOPY busybox /bin/busybox\n" + `RUN ["/bin/busybox", "--install", "-s", "/bin"]` + "\n"),
 		"busybox":    bb,
 	})
 	t.Cleanup(func() { removeImageTree(t, cli, id) })

@@ -11,6 +11,7 @@ import (
 // it watches its local config repo and polls on the default schedule, so
 // the first valid commit is applied.
 func TestNoConfigAtStartIsRetried(t *testing.T) {
+	t.Parallel()
 	requireDocker(t)
 	bin := nbhSyncBinary(t)
 	dir := t.TempDir()

@@ -42,6 +42,7 @@ const (
 // /metrics, the API token, and SIGTERM in the middle of a build leaving a
 // state that a restart completes.
 func TestProcessDaemon(t *testing.T) {
+	t.Parallel()
 	cli := requireDocker(t)
 	bin := nbhSyncBinary(t)
 	base := busyboxBase(t, cli) // its cleanup removes every build made on it

@@ -29,6 +29,7 @@ import (
 // through the front door and the dashboard shows the container.
 // Screenshots (desktop, phone) go to $NBH_ARTIFACTS.
 func TestMakeRunSite(t *testing.T) {
+	t.Parallel()
 	cli := requireDocker(t)
 	requireImage(t, cli, "nbhtest-jupyter2:latest", "bash testimages/jupyter/build.sh --gen 2")
 	testenv.RequireBrowser(t)

@@ -128,6 +128,7 @@ func hostileCourse(t *testing.T, packed bool, threshold int64, extra ...string) 
 // nothing of /etc enters), odd names arrive unchanged, and the 50 MB file is
 // streamed whole.
 func TestHostileCourseContext(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("fixtures need the git CLI")
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
@@ -33,7 +32,7 @@ func requireDocker(t *testing.T) *DockerEngine {
 	if err != nil {
 		fail("docker: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.EngineTimeout)
 	defer cancel()
 	if err := eng.Ping(ctx); err != nil {
 		fail("no docker engine: %v", err)

@@ -50,6 +50,7 @@ func mustEnsure(t *testing.T, b *Builder, s *site, yaml, image string) Result {
 }
 
 func TestIntegrationBuildsExactlyOnChange(t *testing.T) {
+	t.Parallel()
 	eng := requireDocker(t)
 	s, name, yaml, _ := courseSite(t, eng)
 	b := NewBuilder(eng, Options{Concurrency: 2})
@@ -88,6 +89,7 @@ func TestIntegrationBuildsExactlyOnChange(t *testing.T) {
 }
 
 func TestIntegrationAdminDockerfileSharedByCourses(t *testing.T) {
+	t.Parallel()
 	eng := requireDocker(t)
 	base := baseImage(t, eng)
 	shared := testName(t, "shared")
@@ -140,6 +142,7 @@ func TestIntegrationAdminDockerfileSharedByCourses(t *testing.T) {
 // A symlink in docker-image/ to a host file travels as a symlink: the
 // host file's content never reaches the context nor the image.
 func TestIntegrationSymlinkToHostFile(t *testing.T) {
+	t.Parallel()
 	eng := requireDocker(t)
 	s, name, yaml, _ := courseSite(t, eng)
 	secret := "nbhtest-secret-" + randHex(8)
@@ -175,6 +178,7 @@ func b(eng Engine) *Builder { return NewBuilder(eng, Options{Concurrency: 2}) }
 // A failed build, a failed smoke command and a failed default check each
 // leave the previous I:latest serving, and no tag on the failed build.
 func TestIntegrationFailuresKeepLatest(t *testing.T) {
+	t.Parallel()
 	eng := requireDocker(t)
 	s, name, yaml, base := courseSite(t, eng)
 	bl := b(eng)
@@ -210,6 +214,7 @@ func TestIntegrationFailuresKeepLatest(t *testing.T) {
 }
 
 func TestIntegrationPinAndPrune(t *testing.T) {
+	t.Parallel()
 	eng := requireDocker(t)
 	s, name, yaml, _ := courseSite(t, eng)
 	bl := NewBuilder(eng, Options{Keep: 2})
@@ -265,6 +270,7 @@ func (w *lineWatcher) Write(p []byte) (int, error) {
 // process is killed) leaves no image with the key, and an image the process
 // built but never smoke-tested is not taken for a build.
 func TestIntegrationInterruptedBuild(t *testing.T) {
+	t.Parallel()
 	eng := requireDocker(t)
 	s, name, yaml, base := courseSite(t, eng)
 	bl := b(eng)

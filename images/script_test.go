@@ -27,6 +27,7 @@ func busybox(t *testing.T) []byte {
 // with and without a setpriv applet. In both the
 // image has no user for the uid.
 func TestStartScript(t *testing.T) {
+	t.Parallel()
 	eng := requireDocker(t)
 	bb := busybox(t)
 	mounted := t.TempDir()
@@ -39,6 +40,7 @@ func TestStartScript(t *testing.T) {
 		{"no setpriv", `RUN ["/bin/rm", "/bin/setpriv"]` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			tag := testName(t, "sh") + ":v1"
 			engineBuild(t, eng, tag, map[string]ctxFile{
 				"Dockerfile": {data: "FROM scratch\nCOPY busybox /bin/busybox\n" +
@@ -65,6 +67,7 @@ func TestStartScript(t *testing.T) {
 		})
 	}
 	t.Run("usage", func(t *testing.T) {
+		t.Parallel()
 		tag := testName(t, "sh") + ":v1"
 		engineBuild(t, eng, tag, map[string]ctxFile{
 			"Dockerfile":             {data: "FROM scratch\nCOPY busybox /bin/busybox\n" + `RUN ["/bin/busybox", "--install", "-s", "/bin"]` + "\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n"},

@@ -69,6 +69,7 @@ func (e engineStarter) Spawn(ctx context.Context, course, student string) (Route
 }
 
 func TestRealJupyterKernelOverWebsocket(t *testing.T) {
+	t.Parallel()
 	_, via, f, _ := realFront(t, jupytertest.FlavorServer)
 	ctx := t.Context()
 	k, err := via.CreateKernel(ctx)
@@ -85,6 +86,7 @@ func TestRealJupyterKernelOverWebsocket(t *testing.T) {
 }
 
 func TestRealJupyterNotebookSaves(t *testing.T) {
+	t.Parallel()
 	srv, via, _, _ := realFront(t, jupytertest.FlavorServer)
 	ctx := t.Context()
 	nb := map[string]any{"type": "notebook", "content": map[string]any{
@@ -112,6 +114,7 @@ func TestRealJupyterNotebookSaves(t *testing.T) {
 // API (base64 in JSON, as JupyterLab's upload does) and downloads them
 // through /files/, comparing digests.
 func TestRealJupyter100MB(t *testing.T) {
+	t.Parallel()
 	_, via, _, _ := realFront(t, jupytertest.FlavorServer)
 	ctx := t.Context()
 	data := make([]byte, 100<<20)
@@ -157,6 +160,7 @@ func TestRealJupyter100MB(t *testing.T) {
 // (as an idle pass does); the next page load through the front door starts
 // it again behind the starting page, and the student's work is there.
 func TestRealJupyterStoppedServerComesBack(t *testing.T) {
+	t.Parallel()
 	srv, via, f, cli := realFront(t, jupytertest.FlavorServer)
 	ctx := t.Context()
 	if err := via.Do(ctx, http.MethodPut, "api/contents/kept.txt", map[string]any{"type": "file", "format": "text", "content": "mine"}, nil); err != nil {
@@ -214,8 +218,10 @@ func TestRealJupyterStoppedServerComesBack(t *testing.T) {
 // request) is held back. A kernel that prints the token (as a student's
 // code printing its environment would) sends it masked over its websocket.
 func TestRealJupyterTokenNeverReachesTheBrowser(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range jupytertest.Generations {
 		t.Run(string(flavor), func(t *testing.T) {
+			t.Parallel()
 			srv, via, _, _ := realFront(t, flavor)
 			ctx := t.Context()
 			get := func(s *jupytertest.Server, path string) *http.Response {
@@ -273,8 +279,10 @@ func TestRealJupyterTokenNeverReachesTheBrowser(t *testing.T) {
 // checks the websocket's Origin against Host), a notebook saves — and its
 // prefix answers nothing on another student's host.
 func TestRealJupyterOnItsOwnHost(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range jupytertest.Generations {
 		t.Run(string(flavor), func(t *testing.T) {
+			t.Parallel()
 			cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 			srv := jupytertest.Start(t, cli, jupytertest.Options{Flavor: flavor, BaseURL: containers.Prefix("flot", "alice")})
 			rt := Route{Key: Key{"flot", "alice"}, Host: "127.0.0.1:" + strconv.Itoa(srv.HostPort), BasePath: srv.BaseURL, Port: srv.HostPort}

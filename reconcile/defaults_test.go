@@ -74,6 +74,7 @@ func execAs(t *testing.T, cli *client.Client, id, user string, cmd ...string) st
 // same site key) reads the server, counts it idle since it started, and
 // stops it once idle has passed.
 func TestDefaultsServeTheStudentAndRetireWhenIdle(t *testing.T) {
+	t.Parallel()
 	cli := requireEngine(t)
 	ctx := t.Context()
 	course := "nbhtest-def-" + fjtest.Suffix()
@@ -185,6 +186,7 @@ func TestDefaultsServeTheStudentAndRetireWhenIdle(t *testing.T) {
 // in the work directory, and .nbhosting/jupyter/ in ~/.jupyter, where the
 // server reads it and can still write files of its own.
 func TestPresetNbhosting(t *testing.T) {
+	t.Parallel()
 	cli := requireEngine(t)
 	ctx := t.Context()
 	course := "nbhtest-pre-" + fjtest.Suffix()

@@ -120,6 +120,7 @@ func byStudent(as []Action) map[string]Action {
 // A whole roll-out: v1 in service, three students (active,
 // idle, stopped), v2 published, one pass.
 func TestEngineRollout(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, requireDocker(t))
 	ctx := t.Context()
 	alice, bob, carol := s.spawn(t, "alice"), s.spawn(t, "bob"), s.spawn(t, "carol")
@@ -212,6 +213,7 @@ func TestEngineRollout(t *testing.T) {
 // defaults: the probe must send it, or the servers refuse it, never look
 // idle and are never removed.
 func TestEngineRemovedCourseProbedWithDefaultToken(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, requireDocker(t))
 	bob := s.spawn(t, "bob")
 	setKernels(t, bob, "bob-tok", []fakejupyter.Kernel{{ID: "k", ExecutionState: "idle", LastActivity: time.Now().Add(-3 * time.Hour)}})
@@ -233,6 +235,7 @@ func TestEngineRemovedCourseProbedWithDefaultToken(t *testing.T) {
 
 // A spawn racing a pass never loses the container it hands out.
 func TestEngineSpawnRacesPass(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, requireDocker(t))
 	ctx := t.Context()
 	latest := []string{s.v2, s.v1, s.v2}
@@ -319,6 +322,7 @@ func (c *countingTransport) take() map[string]int {
 // A pass costs the same engine calls over 5 containers as over 30 (probes
 // aside: these containers are stopped).
 func TestEngineCallsDoNotGrowWithContainers(t *testing.T) {
+	t.Parallel()
 	sock := "/var/run/docker.sock"
 	if h := os.Getenv("DOCKER_HOST"); h != "" {
 		var ok bool

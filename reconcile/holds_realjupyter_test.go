@@ -36,8 +36,12 @@ import (
 // The plan is asked about a moment two minutes ahead (Plan takes now), so
 // the test does not wait out idle; the servers' timestamps are real.
 func TestPassRealJupyterHolds(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range jupytertest.Generations {
-		t.Run(string(flavor), func(t *testing.T) { holdsOf(t, flavor) })
+		t.Run(string(flavor), func(t *testing.T) {
+			t.Parallel()
+			holdsOf(t, flavor)
+		})
 	}
 }
 

@@ -71,6 +71,7 @@ func actionOf(plan []reconcile.Action, student string) reconcile.Action {
 // the pass stops bob's container and keeps alice's, and its probes leave
 // alice's server as it found it.
 func TestPassRealJupyter(t *testing.T) {
+	t.Parallel()
 	cli := requireEngine(t)
 	ctx := t.Context()
 	b := make([]byte, 4)

@@ -35,6 +35,7 @@ import (
 )
 
 func TestPropPass(t *testing.T) {
+	t.Parallel()
 	base, iters := uint64(time.Now().UnixNano()), 120
 	if s := os.Getenv("NBH_PROP_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)

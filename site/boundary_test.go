@@ -33,6 +33,7 @@ import (
 // held when the commit removes every course, and removed once confirmed:
 // the pass does act, on what is its own.
 func TestSiteBoundaryOnSharedEngine(t *testing.T) {
+	t.Parallel()
 	cli := testenv.RequireDocker(t)
 	ctx := t.Context()
 	b := make([]byte, 4)

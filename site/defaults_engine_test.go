@@ -26,6 +26,7 @@ import (
 // the same ROOT (a restarted daemon) probes the server with the same token,
 // counts it idle and stops it once idle has passed.
 func TestSiteDefaultsEndToEnd(t *testing.T) {
+	t.Parallel()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 	ctx := t.Context()
 	base := jupytertest.Stacks(t, cli)
@@ -95,8 +96,8 @@ func TestSiteDefaultsEndToEnd(t *testing.T) {
 func stopsWhenIdle(t *testing.T, s *Site, student string) {
 	t.Helper()
 	settled(t, s, student)
-	defer func(old func() time.Time) { planAt = old }(planAt)
-	planAt = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	defer func(old func() time.Time) { s.clock = old }(s.clock)
+	s.clock = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	rep, err := s.Pass(t.Context(), PassOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +175,7 @@ func copyTree(t *testing.T, from, to string, names []string, edit func(string) s
 // student's server runs as the student's uid, finds the course's static
 // top-levels, is counted idle by a restarted site and stopped after idle.
 func TestNbhostingCourseOnStacksWithDefaults(t *testing.T) {
+	t.Parallel()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 	ctx := t.Context()
 	base := jupytertest.Stacks(t, cli)

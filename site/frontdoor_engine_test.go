@@ -36,6 +36,7 @@ func (studentTokens) TokenFor(_, student string) string { return "tok-" + studen
 // a pass past the idle time keeps the server and says why; once it has
 // closed and the idle time has passed, a pass stops the server.
 func TestFrontDoorTrafficHoldsServer(t *testing.T) {
+	t.Parallel()
 	cli := testenv.RequireDocker(t)
 	ctx := t.Context()
 	fj, err := os.ReadFile(fjtest.Binary(t))
@@ -140,8 +141,8 @@ courses:
 		t.Fatalf("echo through the front door: %q, %v", buf, err)
 	}
 
-	defer func(old func() time.Time) { planAt = old }(planAt)
-	planAt = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	defer func(old func() time.Time) { s.clock = old }(s.clock)
+	s.clock = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	pass := func() reconcile.Action {
 		t.Helper()
 		rep, err := s.Pass(ctx, PassOptions{})

@@ -189,6 +189,7 @@ func result(rep site.SyncReport, image string) images.Result {
 // .nbhosting/ layout build as on nbhosting — core images first, courses on
 // them, each smoke-tested — and a failing course is its own business.
 func TestNbhostingSite(t *testing.T) {
+	t.Parallel()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 	if _, err := cli.ImageInspect(t.Context(), fixtureBase); err != nil {
 		if os.Getenv(jupytertest.RequireEnv) == "1" || os.Getenv(testenv.RequireDockerEnv) == "1" {

@@ -46,7 +46,7 @@ type PassOptions struct {
 // them, a plan only reads the record.
 func (s *Site) pass(ctx context.Context, ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
 	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
-		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
+		Concurrency: reconcile.DefaultConcurrency, Now: s.planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
 		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic}
 }
 

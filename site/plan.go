@@ -109,7 +109,7 @@ func (s *Site) planBuilds(ctx context.Context, rev *configrepo.Revision) []api.P
 			add(api.PlanBuild{Image: name, Courses: rev.Config.CoursesUsing(name), Action: string(images.ActionError), Reason: err.Error()})
 		}
 	}
-	now := planAt()
+	now := s.planAt()
 	for _, spec := range specs {
 		pb := api.PlanBuild{Image: spec.Image, Courses: rev.Config.CoursesUsing(spec.Image), Key: spec.Key,
 			Dockerfile: spec.Origin.String(), Base: spec.Base, Bases: spec.Bases}

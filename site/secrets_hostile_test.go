@@ -389,7 +389,7 @@ func requireEngines(t *testing.T) (images.Engine, containers.Engine) {
 		ce, err = containers.DialDocker()
 	}
 	if err == nil {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), testenv.EngineTimeout)
 		defer cancel()
 		_, err = ce.List(ctx)
 	}

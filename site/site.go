@@ -79,6 +79,7 @@ type Site struct {
 	ctrs    *containers.Manager
 	swarm   *containers.Manager // engine.kind: swarm, made on first use
 	prober  *activity.Prober
+	clock   func() time.Time // nil: time.Now (see planAt)
 
 	failMu   sync.Mutex // serializes writes of the build failures file
 	specMu   sync.Mutex // serializes reads of a revision's git trees
@@ -332,8 +333,15 @@ func problems(r *configrepo.Rejection) string {
 	return strings.Join(lines, "\n")
 }
 
-// planAt is the clock of passes; a variable so tests can move it.
-var planAt = time.Now
+// planAt is the clock of passes: time.Now, unless a test moved this site's
+// (Site.clock; a field, not a package variable, so tests of sites side by
+// side each move their own).
+func (s *Site) planAt() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
+}
 
 // Pushed says what of the site a push concerns; keys are the pushed
 // remotes, as gitwatch.NormalizeURL spells them. It ends the fetch backoff

@@ -45,6 +45,7 @@ func settledKernel(t *testing.T, s *Server) Kernel {
 // authenticated GET moves the server's global last_activity (the one
 // /api/status reports), and that none moves a kernel's last_activity.
 func TestGlobalActivityByEndpoint(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range Flavors {
 		t.Run(string(flavor), func(t *testing.T) {
 			t.Parallel()
@@ -116,6 +117,7 @@ func TestGlobalActivityByEndpoint(t *testing.T) {
 // kernel moves both that kernel's last_activity and the global one, which is
 // never older than any kernel's.
 func TestStatusIsMaxOfActivities(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range Flavors {
 		t.Run(string(flavor), func(t *testing.T) {
 			t.Parallel()
@@ -164,6 +166,7 @@ func TestStatusIsMaxOfActivities(t *testing.T) {
 // TestKernelActivityFromStudentActions checks which REST and websocket
 // actions of a student move a kernel's last_activity and execution_state.
 func TestKernelActivityFromStudentActions(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range Flavors {
 		t.Run(string(flavor), func(t *testing.T) {
 			t.Parallel()
@@ -220,8 +223,10 @@ func TestKernelActivityFromStudentActions(t *testing.T) {
 // their sum, and a closed websocket stops being counted. Reading either
 // does not open one.
 func TestConnections(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range Generations {
 		t.Run(string(flavor), func(t *testing.T) {
+			t.Parallel()
 			cli := requireDocker(t)
 			s := Start(t, cli, Options{Flavor: flavor})
 			ctx := t.Context()

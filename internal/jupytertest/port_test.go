@@ -24,6 +24,7 @@ func TestExpandPort(t *testing.T) {
 // "{port}" makes Start choose the host port first, as nbhosting's
 // /{port}/ convention needs.
 func TestStartPortPlaceholder(t *testing.T) {
+	t.Parallel()
 	cli := requireDocker(t)
 	s := Start(t, cli, Options{Name: "nbhtest-prb-" + randomHex(4), BaseURL: "{port}", Labels: map[string]string{"org.nbhosting.port": "{port}"}})
 	p := strconv.Itoa(s.HostPort)

@@ -36,6 +36,7 @@ type sample struct {
 var timestampRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$`)
 
 func TestSampleResponses(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range Flavors {
 		t.Run(string(flavor), func(t *testing.T) {
 			t.Parallel()

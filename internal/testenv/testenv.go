@@ -19,6 +19,12 @@ import (
 // skipping them (CI sets it).
 const RequireDockerEnv = "NBH_REQUIRE_DOCKER"
 
+// EngineTimeout bounds a test's first call to the engine (a ping, a
+// listing). A missing engine fails at once (nothing listens on the
+// socket); a busy one — podman on a loaded machine, many test binaries at
+// once — can take many seconds to answer, and is waited for.
+const EngineTimeout = time.Minute
+
 // RequireDocker returns a client of the real engine (DOCKER_HOST or the
 // local socket, API version negotiated), closed at cleanup. Without an
 // engine, or under -short, the test is skipped — or fails when
@@ -42,7 +48,7 @@ func RequireDockerFor(t testing.TB, env string, opts ...client.Opt) *client.Clie
 	}
 	cli, err := client.NewClientWithOpts(append([]client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}, opts...)...)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), EngineTimeout)
 		defer cancel()
 		_, err = cli.Ping(ctx)
 	}
@@ -53,7 +59,7 @@ func RequireDockerFor(t testing.TB, env string, opts ...client.Opt) *client.Clie
 	if os.Getenv(RequirePodmanEnv) == "1" {
 		// podman's version call asks its runtime too: slow on a busy
 		// machine, where a ping still answers at once.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), EngineTimeout)
 		defer cancel()
 		if ok, err := IsPodman(ctx, cli); err != nil || !ok {
 			t.Fatalf("%s=1 but the engine at %s is not podman (%v)", RequirePodmanEnv, cli.DaemonHost(), err)
