@@ -228,10 +228,12 @@ func (s *Syncer) course(ctx context.Context, loc ConfigLocation, configCommit pl
 		Commit: old.Commit, Forced: old.Forced, CheckedAt: old.CheckedAt, FetchedAt: old.FetchedAt}
 	log := s.log.With("course", co.Name)
 	fail := func(err error) CourseStatus {
-		st.Error, st.ErrorAt = err.Error(), now
+		// The status is shown to anyone (/api/status) and kept: no URL's
+		// user name goes into it, whatever produced the error.
+		st.Error, st.ErrorAt = RedactText(err.Error()), now
 		var busy *BusyError
 		st.Pending = errors.As(err, &busy)
-		log.WarnContext(ctx, "course not updated", "err", err)
+		log.WarnContext(ctx, "course not updated", "err", st.Error)
 		return st
 	}
 	var commit plumbing.Hash

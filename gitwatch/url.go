@@ -125,6 +125,28 @@ func RedactURL(raw string) string {
 	return u.String()
 }
 
+// URLUser reports whether raw, a URL other than ssh://, carries user
+// information: a user name there is often a token (https://TOKEN@host/x),
+// and Go's HTTP errors quote it. An ssh user is a login name (git), not a
+// secret, as in the scp-like form git@host:path.
+func URLUser(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.User != nil && u.Scheme != "ssh"
+}
+
+// urlUserInfo matches the user information of the URLs in a text.
+var urlUserInfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s"'<>]*@`)
+
+// RedactText returns s with the user information of every URL in it cut
+// out: error texts of go-git and net/http quote the URL they failed on,
+// user name included (net/http hides a password, never a user name).
+func RedactText(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return urlUserInfo.ReplaceAllString(s, "$1")
+}
+
 // URLPassword reports whether raw carries a password in its user
 // information (https://user:secret@host/...).
 func URLPassword(raw string) bool {

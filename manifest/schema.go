@@ -54,7 +54,7 @@ var docs = map[string]string{
 	"Image.build-args":      "Docker build arguments.",
 	"Image.smoke":           "Command that must exit 0 in a throwaway container before a new build is published.",
 	"Image.pin":             "Serve this earlier build (its build key, 12 to 64 hex digits) instead of the newest.",
-	"Course.repo":           "Git URL (https, ssh, git, file), user@host:path, an absolute path, or . for the config repo.",
+	"Course.repo":           "Git URL (https, ssh, git, file) without user information (give it in credentials), user@host:path, an absolute path, or . for the config repo.",
 	"Course.path":           "The course root inside its repo.",
 	"Course.image":          "Image of the course; defaults to the course name.",
 	"Course.archived":       "No new containers; existing ones are removed once idle.",

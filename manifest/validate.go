@@ -164,7 +164,7 @@ func (v *validator) course(p string, co Course) {
 			v.errorf(p+".credentials", "set one of password-file and password-env, not both")
 		}
 		if (cr.PasswordFile != "" || cr.PasswordEnv != "") && !secureTransport(co.Repo) {
-			v.errorf(p+".credentials", "a password is only sent over https or ssh, and repo %q is neither (over plain http it would travel in clear text)", co.Repo)
+			v.errorf(p+".credentials", "a password is only sent over https or ssh, and repo %q is neither (over plain http it would travel in clear text)", redactURL(co.Repo))
 		}
 		if (cr.SSHKeyFile == "") != (cr.KnownHostsFile == "") {
 			v.errorf(p+".credentials", "ssh-key-file and known-hosts-file go together: host keys are never trusted blindly")
@@ -195,19 +195,62 @@ func (v *validator) repo(p, repo string) {
 	}
 	u, err := url.Parse(repo)
 	if err != nil {
-		v.errorf(p, "invalid repo %q: %v", repo, err)
+		// url.Error quotes the whole URL, user information included.
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
+		v.errorf(p, "invalid repo %q: %v", redactURL(repo), err)
 		return
 	}
 	switch u.Scheme {
-	case "https", "http", "ssh", "git", "file":
+	case "https", "http", "git", "file":
 		if u.User != nil {
-			if _, hasPassword := u.User.Password(); hasPassword {
-				v.errorf(p, "a password in the URL would be shown and logged; use credentials.password-file instead")
-			}
+			v.errorf(p, "the URL carries user information (%s), which errors, logs, status and history would show — a token given as the user name leaks with it: write repo: %s and give the user name and token in credentials: {username: USER, password-file: FILE} (or password-env)",
+				userKind(u.User), redactURL(repo))
+		}
+	case "ssh":
+		// An ssh user is a login name (git), never a secret: keys
+		// authenticate. A password is refused all the same.
+		if _, hasPassword := u.User.Password(); hasPassword {
+			v.errorf(p, "a password in the URL would be shown and logged: write repo: %s and use credentials: {ssh-key-file: FILE, known-hosts-file: FILE}", redactURL(repo))
 		}
 	default:
-		v.errorf(p, "invalid repo %q: want an https://, ssh://, git:// or file:// URL, user@host:path, an absolute path, or . for the config repo", repo)
+		v.errorf(p, "invalid repo %q: want an https://, ssh://, git:// or file:// URL, user@host:path, an absolute path, or . for the config repo", redactURL(repo))
 	}
+}
+
+// userKind names what a URL's user information holds, without quoting it.
+func userKind(u *url.Userinfo) string {
+	if _, ok := u.Password(); ok {
+		return "a user name and a password"
+	}
+	return "a user name, which may be a token"
+}
+
+// redactURL is raw without the user information it may carry, for
+// messages: manifest cannot import gitwatch's RedactURL, and a message
+// about a URL must not quote its secret.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil {
+		if u.User == nil {
+			return raw
+		}
+		u.User = nil
+		return u.String()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	auth, path, slash := strings.Cut(rest, "/")
+	if i := strings.LastIndex(auth, "@"); i >= 0 {
+		auth = auth[i+1:]
+	}
+	if slash {
+		return scheme + "://" + auth + "/" + path
+	}
+	return scheme + "://" + auth
 }
 
 func (v *validator) branch(p, b string) {
