@@ -90,6 +90,7 @@ func (v *validator) check() {
 		v.errorf("build.concurrency", "must be between 1 and 64, got %d", c.Build.Concurrency)
 	}
 	v.engine("engine", c.Engine)
+	v.students("students", c.Students)
 	if c.Build.Keep < 0 {
 		v.errorf("build.keep", "must be 1 or more, got %d", c.Build.Keep)
 	}
@@ -251,6 +252,31 @@ func redactURL(raw string) string {
 		return scheme + "://" + auth + "/" + path
 	}
 	return scheme + "://" + auth
+}
+
+// maxUID is the largest uid a student may get: the kernel's uids are 32
+// bits, but the API and Docker take them as int32, and -1 as uint32
+// (4294967295) means "no uid" to the kernel.
+const maxUID = 1<<31 - 2
+
+func (v *validator) students(p string, s Students) {
+	if s.MinUID < 0 || s.MinUID > maxUID {
+		v.errorf(p+".min-uid", "must be between 1 and %d, got %d", maxUID, s.MinUID)
+	}
+	if s.UIDs == "" {
+		return
+	}
+	first, last, ok := s.UIDRange()
+	switch floor := s.Floor(); {
+	case !ok:
+		v.errorf(p+".uids", "invalid range %q: want FIRST-LAST, e.g. 100000-199999", s.UIDs)
+	case first > last:
+		v.errorf(p+".uids", "invalid range %q: %d comes after %d", s.UIDs, first, last)
+	case first < floor:
+		v.errorf(p+".uids", "range %q starts below uid %d, under which are root and the system accounts: start it at %d or more (100000-199999 keeps clear of host accounts)", s.UIDs, floor, floor)
+	case last > maxUID:
+		v.errorf(p+".uids", "range %q ends above %d, the largest uid the engine takes", s.UIDs, maxUID)
+	}
 }
 
 func (v *validator) branch(p, b string) {
