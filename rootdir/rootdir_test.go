@@ -30,6 +30,8 @@ func TestLayout(t *testing.T) {
 		{"BuildFailures", BuildFailures(root), "/srv/nbh/state/build-failures.json"},
 		{"ConfigState", ConfigState(root), "/srv/nbh/state/config.json"},
 		{"PullStatus", PullStatus(root), "/srv/nbh/state/courses.json"},
+		{"UIDs", UIDs(root), "/srv/nbh/state/uids.json"},
+		{"UIDsLock", UIDsLock(root), "/srv/nbh/state/uids.lock"},
 	} {
 		if want := filepath.FromSlash(tc.want); tc.got != want {
 			t.Errorf("%s = %s, want %s", tc.name, tc.got, want)
