@@ -123,7 +123,9 @@ func (s *Syncer) Sync(ctx context.Context, cfg *manifest.Config, loc ConfigLocat
 		if url == "." {
 			url = loc.URL
 		}
-		k := NormalizeURL(url)
+		// One group per mirror: courses on one remote share a check,
+		// and two remotes on one host (another port) never do.
+		k := mirrorKey(url)
 		g, ok := groups[k]
 		if !ok {
 			g = &group{url: url}
