@@ -522,7 +522,10 @@ func mountTarget(bind string) string {
 
 // checkBinds refuses, once placeholders are filled in, the mounts that
 // validation refuses as written (an engine socket, /, ..): the values
-// ({root} above all) are only known here.
+// ({root} above all) are only known here. It checks each source again with
+// its symbolic links resolved, as the engine will: a link in the path (one
+// a host user who shares a student's uid plants in the student's folder,
+// say) to /var/run or /dev would otherwise pass.
 func checkBinds(binds []string) error {
 	for _, b := range binds {
 		parts := strings.Split(b, ":")
@@ -532,8 +535,41 @@ func checkBinds(binds []string) error {
 		if err := manifest.CheckMount(parts[0], parts[1]); err != nil {
 			return fmt.Errorf("mount %q: %w", b, err)
 		}
+		real, err := resolvePath(parts[0])
+		if err != nil {
+			return fmt.Errorf("mount %q: resolve its source: %w", b, err)
+		}
+		if real == filepath.Clean(parts[0]) {
+			continue
+		}
+		if err := manifest.CheckMount(real, parts[1]); err != nil {
+			return fmt.Errorf("mount %q: its source leads, through symbolic links, to %s: %w", b, real, err)
+		}
 	}
 	return nil
+}
+
+// resolvePath returns p with the symbolic links of its longest existing
+// prefix resolved; the missing rest (the engine creates it) is appended as
+// is.
+func resolvePath(p string) (string, error) {
+	have, rest := filepath.Clean(p), ""
+	for {
+		if _, err := os.Lstat(have); err == nil {
+			break
+		}
+		parent := filepath.Dir(have)
+		if parent == have {
+			break
+		}
+		rest = filepath.Join(filepath.Base(have), rest)
+		have = parent
+	}
+	real, err := filepath.EvalSymlinks(have)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(real, rest), nil
 }
 
 // Vars are the values of the placeholders of container settings.
@@ -643,7 +679,12 @@ func workDir(root, course, student, uid, gid string) error {
 		g = u
 	}
 	for _, d := range []string{sdir, dir} {
-		if err := os.Chown(d, u, g); err != nil {
+		// Never through a symbolic link: a link planted in the student's
+		// folder would hand its target (/etc, say) to the student.
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+			return fmt.Errorf("work directory %s is not a directory (a symbolic link?): %v", d, err)
+		}
+		if err := os.Lchown(d, u, g); err != nil {
 			return fmt.Errorf("give work directory to uid %s: %w", uid, err)
 		}
 	}

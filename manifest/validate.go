@@ -368,12 +368,20 @@ var engineSockets = []string{
 	"/var/run/containerd/containerd.sock", "/run/containerd/containerd.sock",
 }
 
+// hostOnly are host directories no student container may see, nor one
+// inside or above them: the engines' data (every container's files and
+// volumes, and their configuration) and the kernel's devices and process
+// and system views.
+var hostOnly = []string{"/var/lib/docker", "/var/lib/containers", "/var/lib/containerd", "/dev", "/proc", "/sys"}
+
 // CheckMount says why a mount (its host source and container target, as
 // written in courses.yaml or once expanded) is clearly wrong: a source or
 // target with a .. component, in the template or once placeholders are
 // filled in (whatever their values); a source that is /, an engine socket,
-// or a directory holding one (/run, /var/run, a user's /run/user/UID).
-// Admins may mount what they like otherwise.
+// or a directory holding one (/run, /var/run, a user's /run/user/UID); a
+// source in, or above, a hostOnly directory. Admins may mount what they
+// like otherwise. It reads the path as written: the spawn checks again
+// with symbolic links resolved.
 func CheckMount(src, dst string) error {
 	if msg := unsafeMount(src, dst); msg != "" {
 		return errors.New(msg)
@@ -401,6 +409,11 @@ func unsafeMount(src, dst string) string {
 			return fmt.Sprintf("the source %s is a container engine's socket: whoever opens it is root on the host", c)
 		case holdsSocket(c):
 			return fmt.Sprintf("the source %s holds a container engine's socket: whoever opens it is root on the host", c)
+		}
+		for _, d := range hostOnly {
+			if c == d || strings.HasPrefix(c, d+"/") || strings.HasPrefix(d, c+"/") {
+				return fmt.Sprintf("the source %s reaches %s, which no student container may see (the engine's data, or the host's devices, processes or system)", c, d)
+			}
 		}
 	}
 	return ""
