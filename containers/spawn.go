@@ -46,6 +46,10 @@ type SpawnOptions struct {
 	// UIDs gives a uid to a student with no host account (and no UID);
 	// nil leaves such a student without one.
 	UIDs UIDAllocator
+	// NoAdopt refuses (ErrNotManaged) an unlabelled container of the
+	// student's name, which Spawn otherwise takes for nbhosting's and uses
+	// (engine.adopt: false).
+	NoAdopt bool
 }
 
 // UIDAllocator keeps one stable uid per student (package uids).
@@ -237,6 +241,9 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			return fail(fmt.Errorf("gave up after %d attempts racing other writers", maxAttempts))
 		}
 		c, err := m.Get(ctx, co.Name, student)
+		if err == nil && c.Adopted && opts.NoAdopt {
+			return fail(fmt.Errorf("container %s: %w: it carries none of nbh-sync's labels and courses.yaml says engine.adopt: false; remove or rename it (it may be another tool's), or set engine.adopt: true if nbhosting made it", c.Name, ErrNotManaged))
+		}
 		if err == nil && c.UID != "" {
 			// Made before the floor, or by hand: never hand it out.
 			if err := checkUID(c.UID, "the "+LabelUID+" label of container "+c.Name, opts.minUID()); err != nil {

@@ -140,3 +140,23 @@ func TestSpawnRecreatedKeepsLabelUID(t *testing.T) {
 		t.Errorf("work dir owned by %d, want 1234", uid)
 	}
 }
+
+// Under engine.adopt: false, an unlabelled container of the student's name
+// (nbhosting's, or another tool's named alike) is neither used, started nor
+// removed: the spawn says whose it may be and what to do.
+func TestSpawnNoAdopt(t *testing.T) {
+	for _, state := range []string{"running", "exited"} {
+		t.Run(state, func(t *testing.T) {
+			eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"),
+				InspectFn: func(context.Context, string) (Raw, error) {
+					return Raw{ID: "theirs", Name: "flot-x-alice", ImageID: "sha256:other", EngineState: state,
+						Labels: map[string]string{}, Ports: map[int]int{8888: 30001}}, nil
+				},
+			}
+			_, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir(), UID: "1234", NoAdopt: true})
+			if !errors.Is(err, ErrNotManaged) || !strings.Contains(err.Error(), "engine.adopt: false") {
+				t.Fatalf("err = %v, want ErrNotManaged naming engine.adopt", err)
+			}
+		})
+	}
+}

@@ -26,6 +26,7 @@ var docs = map[string]string{
 	"Students.min-uid":      "Lowest uid a student's server may run as, whatever gave it (default 1000: below are root and the system accounts).",
 	"Engine.kind":           "local (Docker or podman on this host, the default) or swarm (one service per student).",
 	"Engine.registry":       "Registry (host[:port]) new builds are pushed to; swarm nodes pull from it.",
+	"Engine.adopt":          "Take unlabelled containers named COURSE-x-STUDENT of the site's courses (nbhosting's) as the site's; true by default, false leaves them alone.",
 	"Engine.network":        "Attachable overlay network every student service joins (swarm).",
 	"Container.constraints": "Swarm placement constraints, e.g. node.labels.jupyter==yes.",
 	"Config.notify":         "Where notifications go (build failed or recovered, config rejected, remote unreachable).",

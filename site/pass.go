@@ -188,10 +188,10 @@ func (s *Site) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) {
 }
 
 // spawnOptions are the site's inputs of a spawn under cfg: the uid floor
-// of students.min-uid and, with students.uids, the site's allocation for
-// students with no host account.
+// of students.min-uid, with students.uids the site's allocation for
+// students with no host account, and whether it adopts (engine.adopt).
 func (s *Site) spawnOptions(cfg *manifest.Config, uid string) containers.SpawnOptions {
-	opts := containers.SpawnOptions{Root: s.opts.Root, UID: uid, MinUID: cfg.Students.Floor()}
+	opts := containers.SpawnOptions{Root: s.opts.Root, UID: uid, MinUID: cfg.Students.Floor(), NoAdopt: !cfg.Engine.Adopts()}
 	if first, last, ok := cfg.Students.UIDRange(); ok {
 		opts.UIDs = uids.New(s.opts.Root, uids.Range{First: first, Last: last}, cfg.Students.Floor())
 	}
