@@ -120,6 +120,10 @@ var (
 	ErrImageNotBuilt = errors.New("image not built yet")
 	// ErrBadStudent: the student name is not acceptable.
 	ErrBadStudent = errors.New("invalid student name")
+	// ErrBadUID: the uid a server would run as is root's or a system
+	// account's (below the site's floor, SpawnOptions.MinUID), or no
+	// number.
+	ErrBadUID = errors.New("uid not allowed for a student")
 	// ErrTimeout: the server did not answer in time.
 	ErrTimeout = errors.New("server did not answer in time")
 )

@@ -36,7 +36,7 @@ type SpawnOptions struct {
 	// Root is the data directory that {root} stands for (absolute).
 	Root string
 	// UID is the uid the server runs as ({uid}); empty means the uid of
-	// the host account named like the student.
+	// the host account named like the student, else one from UIDs.
 	UID string
 	// Prepare, when set, runs right before a stopped or missing server is
 	// started — never while it runs — holding the student's lock, with
@@ -44,6 +44,18 @@ type SpawnOptions struct {
 	// the student's workspace there, owned by them. An error fails the
 	// spawn.
 	Prepare func(ctx context.Context, uid, gid string) error
+	// MinUID is the lowest uid a server may run as, whatever gave it (UID,
+	// a host account, a container's label, UIDs): manifest.DefaultMinUID
+	// when 0. Below it are root and the system accounts, whose files and
+	// processes on the host a student's server would own.
+	MinUID int
+	// UIDs gives a uid to a student with no host account (and no UID);
+	// nil leaves such a student without one.
+	UIDs UIDAllocator
+	// NoAdopt refuses (ErrNotManaged) an unlabelled container of the
+	// student's name, which Spawn otherwise takes for nbhosting's and uses
+	// (engine.adopt: false).
+	NoAdopt bool
 }
 
 // prepare runs opts.Prepare, if any.
@@ -53,6 +65,18 @@ func (o SpawnOptions) prepare(ctx context.Context, uid, gid string) error {
 	}
 	return o.Prepare(ctx, uid, gid)
 }
+
+// UIDAllocator keeps one stable uid per student (package uids).
+type UIDAllocator interface {
+	// UID returns student's uid, allocating one on first use.
+	UID(student string) (int, error)
+}
+
+func (o SpawnOptions) minUID() int { return cmp.Or(o.MinUID, manifest.DefaultMinUID) }
+
+// uidFrom is a uid to run a server as and where it came from, for
+// messages.
+type uidFrom struct{ uid, from string }
 
 // Spawned is the result of a Spawn, ready for JSON.
 type Spawned struct {
@@ -222,14 +246,27 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	var res Spawned
 	picks := m.picksHostPort()
 	var uid string // of the container handed out, for the token
+	// want is the uid to make the container with: the one given, else
+	// that of the container it replaces (recorded in its label: a uid the
+	// API gave has no host account to be found again by).
+	want := uidFrom{opts.UID, "given to spawn"}
 	for attempt := 0; ; attempt++ {
 		if attempt == maxAttempts {
 			return fail(fmt.Errorf("gave up after %d attempts racing other writers", maxAttempts))
 		}
 		c, err := m.Get(ctx, co.Name, student)
+		if err == nil && c.Adopted && opts.NoAdopt {
+			return fail(fmt.Errorf("container %s: %w: it carries none of nbh-sync's labels and courses.yaml says engine.adopt: false; remove or rename it (it may be another tool's), or set engine.adopt: true if nbhosting made it", c.Name, ErrNotManaged))
+		}
+		if err == nil && c.UID != "" {
+			// Made before the floor, or by hand: never hand it out.
+			if err := checkUID(c.UID, "the "+LabelUID+" label of container "+c.Name, opts.minUID()); err != nil {
+				return fail(fmt.Errorf("%w; remove the container (docker rm -f %s) so that it is made again with an allowed uid", err, c.Name))
+			}
+		}
 		switch {
 		case errors.Is(err, ErrNotFound):
-			id, port, host, u, err := m.create(ctx, co, student, imageID, opts)
+			id, port, host, u, err := m.create(ctx, co, student, imageID, opts, want)
 			if errors.Is(err, ErrConflict) {
 				// Another process is making it: use theirs. The engine
 				// reserves the name before the container can be
@@ -267,6 +304,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 					if err := m.eng.Remove(ctx, c.ID); err != nil {
 						return fail(err)
 					}
+					want = keepUID(want, c)
 					continue
 				}
 				return fail(err)
@@ -286,6 +324,7 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 			if err := m.eng.Remove(ctx, c.ID); err != nil {
 				return fail(err)
 			}
+			want = keepUID(want, c)
 			continue
 		}
 		break
@@ -315,8 +354,8 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 // another port if the chosen one is taken before the engine binds it. On an
 // engine that picks the port (and node) itself, it reads them back once the
 // container runs.
-func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions) (id string, port int, host, uid string, err error) {
-	uid, gid, err := resolveUID(co.Container, student, opts.UID)
+func (m *Manager) create(ctx context.Context, co manifest.Course, student, imageID string, opts SpawnOptions, want uidFrom) (id string, port int, host, uid string, err error) {
+	uid, gid, err := resolveUID(co.Container, student, want, opts)
 	if err != nil {
 		return "", 0, "", "", err
 	}
@@ -510,7 +549,10 @@ func mountTarget(bind string) string {
 
 // checkBinds refuses, once placeholders are filled in, the mounts that
 // validation refuses as written (an engine socket, /, ..): the values
-// ({root} above all) are only known here.
+// ({root} above all) are only known here. It checks each source again with
+// its symbolic links resolved, as the engine will: a link in the path (one
+// a host user who shares a student's uid plants in the student's folder,
+// say) to /var/run or /dev would otherwise pass.
 func checkBinds(binds []string) error {
 	for _, b := range binds {
 		parts := strings.Split(b, ":")
@@ -520,8 +562,41 @@ func checkBinds(binds []string) error {
 		if err := manifest.CheckMount(parts[0], parts[1]); err != nil {
 			return fmt.Errorf("mount %q: %w", b, err)
 		}
+		real, err := resolvePath(parts[0])
+		if err != nil {
+			return fmt.Errorf("mount %q: resolve its source: %w", b, err)
+		}
+		if real == filepath.Clean(parts[0]) {
+			continue
+		}
+		if err := manifest.CheckMount(real, parts[1]); err != nil {
+			return fmt.Errorf("mount %q: its source leads, through symbolic links, to %s: %w", b, real, err)
+		}
 	}
 	return nil
+}
+
+// resolvePath returns p with the symbolic links of its longest existing
+// prefix resolved; the missing rest (the engine creates it) is appended as
+// is.
+func resolvePath(p string) (string, error) {
+	have, rest := filepath.Clean(p), ""
+	for {
+		if _, err := os.Lstat(have); err == nil {
+			break
+		}
+		parent := filepath.Dir(have)
+		if parent == have {
+			break
+		}
+		rest = filepath.Join(filepath.Base(have), rest)
+		have = parent
+	}
+	real, err := filepath.EvalSymlinks(have)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(real, rest), nil
 }
 
 // Vars are the values of the placeholders of container settings.
@@ -540,24 +615,69 @@ func (v Vars) Expand(s string) string {
 		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port), "{prefix}", Prefix(v.Course, v.Student)).Replace(s)
 }
 
-// resolveUID returns the uid (and gid) a student's server runs as: the one
-// given, or that of the host account named like the student. It fails only
-// when the settings need {uid} and neither is there.
-func resolveUID(cc manifest.Container, student, given string) (uid, gid string, err error) {
-	if given != "" {
-		if n, err := strconv.Atoi(given); err != nil || n < 0 {
-			return "", "", fmt.Errorf("uid %q is not a number", given)
-		}
-		return given, given, nil
+// keepUID is the uid to make a container again with, in place of c: the
+// one wanted already (given to spawn) if any, else c's own.
+func keepUID(want uidFrom, c Container) uidFrom {
+	if want.uid != "" || c.UID == "" {
+		return want
 	}
-	u, err := user.Lookup(student)
-	if err == nil {
+	return uidFrom{c.UID, "the " + LabelUID + " label of the container it replaces, " + c.Name}
+}
+
+// resolveUID returns the uid (and gid) a student's server runs as: the one
+// wanted (given, or carried over from the container it replaces), else that
+// of the host account named like the student, else the one opts.UIDs keeps
+// for the student. Whatever its source, a uid below opts' floor is refused.
+// It fails too when the settings need {uid} and no source has one.
+func resolveUID(cc manifest.Container, student string, want uidFrom, opts SpawnOptions) (uid, gid string, err error) {
+	floor := opts.minUID()
+	if want.uid != "" {
+		if err := checkUID(want.uid, want.from, floor); err != nil {
+			return "", "", err
+		}
+		return want.uid, want.uid, nil
+	}
+	u, lerr := user.Lookup(student)
+	if lerr == nil {
+		if err := checkUID(u.Uid, "the host account named "+student, floor); err != nil {
+			return "", "", err
+		}
 		return u.Uid, u.Gid, nil
 	}
+	if opts.UIDs != nil {
+		n, err := opts.UIDs.UID(student)
+		if err != nil {
+			return "", "", fmt.Errorf("allocate a uid for %s: %w", student, err)
+		}
+		uid := strconv.Itoa(n)
+		if err := checkUID(uid, "allocated to "+student, floor); err != nil {
+			return "", "", err
+		}
+		return uid, uid, nil
+	}
 	if usesUID(cc) {
-		return "", "", fmt.Errorf("no host account named %s to take {uid} from (%v); give a uid", student, err)
+		return "", "", fmt.Errorf("no host account named %s to take {uid} from (%v): give a uid, or set students.uids in courses.yaml so that the site allocates one", student, lerr)
 	}
 	return "", "", nil
+}
+
+// checkUID refuses a uid that is no number, or below floor: root (0) and
+// the system accounts (daemon, bin, www-data...) own files and processes
+// on the host that a student's server must not.
+func checkUID(uid, from string, floor int) error {
+	n, err := strconv.Atoi(uid)
+	switch {
+	case err != nil || n < 0:
+		return fmt.Errorf("%w: uid %q (%s) is not a number", ErrBadUID, uid, from)
+	case n >= floor:
+		return nil
+	}
+	whose := "a system account's"
+	if n == 0 {
+		whose = "root's"
+	}
+	return fmt.Errorf("%w: uid %d (%s) is %s, and a student's server never runs below uid %d: give the student a uid of %d or more (spawn --uid, \"uid\" in the API), or set students.uids in courses.yaml so that the site allocates one (students.min-uid lowers the floor on a site whose accounts start lower)",
+		ErrBadUID, n, from, whose, floor, floor)
 }
 
 func usesUID(cc manifest.Container) bool {
@@ -586,7 +706,12 @@ func workDir(root, course, student, uid, gid string) error {
 		g = u
 	}
 	for _, d := range []string{sdir, dir} {
-		if err := os.Chown(d, u, g); err != nil {
+		// Never through a symbolic link: a link planted in the student's
+		// folder would hand its target (/etc, say) to the student.
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+			return fmt.Errorf("work directory %s is not a directory (a symbolic link?): %v", d, err)
+		}
+		if err := os.Lchown(d, u, g); err != nil {
 			return fmt.Errorf("give work directory to uid %s: %w", uid, err)
 		}
 	}

@@ -69,4 +69,44 @@ func TestPrepareRootModes(t *testing.T) {
 			t.Errorf("%d log lines say what was tightened, want 3:\n%s", n, logs.String())
 		}
 	})
+	t.Run("readable keys refused, not tightened", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			path func(string) string
+			mode fs.FileMode
+			want string // "" for accepted
+		}{
+			{"token key 0644", rootdir.TokenKey, 0o644, "derive every student's Jupyter token"},
+			{"token key 0640", rootdir.TokenKey, 0o640, "chmod 600"},
+			{"session key 0604", rootdir.ProxySessionKey, 0o604, "forge a front-door session"},
+			{"token key 0600", rootdir.TokenKey, 0o600, ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				root := t.TempDir()
+				key := tc.path(root)
+				if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(key, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(key, tc.mode); err != nil {
+					t.Fatal(err)
+				}
+				err := PrepareRoot(root, slog.New(slog.DiscardHandler))
+				if tc.want == "" {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "chmod 600 "+key) {
+					t.Fatalf("err = %v, want a refusal saying %q and chmod 600 %s", err, tc.want, key)
+				}
+				if m := mode(key); m != tc.mode {
+					t.Errorf("key mode %s, want it left at %s", m, tc.mode)
+				}
+			})
+		}
+	})
 }

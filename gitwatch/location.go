@@ -31,6 +31,9 @@ func LocateConfig(location, branch string) (ConfigLocation, error) {
 	if URLPassword(location) {
 		return ConfigLocation{}, fmt.Errorf("config repo %s: the URL carries a password, which process listings, logs and state would show: give it in a file or an environment variable instead (--config-password-file, --config-password-env)", RedactURL(location))
 	}
+	if URLUser(location) {
+		return ConfigLocation{}, fmt.Errorf("config repo %s: the URL carries a user name, which may be a token and which process listings, logs, status and history would show: give --config %s with --config-username and --config-password-file (or --config-password-env)", RedactURL(location), RedactURL(location))
+	}
 	if !isLocal(location) || (len(location) > 7 && location[:7] == "file://") {
 		if branch == "" {
 			branch = manifest.DefaultBranch

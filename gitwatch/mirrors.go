@@ -206,7 +206,7 @@ func NewMirrors(root string, log *slog.Logger, opts Options) *Mirrors {
 }
 
 func (m *Mirrors) remote(url string) *remote {
-	key := NormalizeURL(url)
+	key := mirrorKey(url)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.remotes[key]

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 func TestUpdateFileRemote(t *testing.T) {
@@ -205,11 +206,75 @@ func TestNormalizeURL(t *testing.T) {
 			t.Errorf("NormalizeURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	if mirrorName("https://github.com/a/b.git") != mirrorName("git@github.com:a/b") {
-		t.Error("one remote, two mirror names")
+}
+
+// TestMirrorKey: spellings of one remote share a mirror; remotes that
+// differ by scheme or port (two servers on one host) never do.
+func TestMirrorKey(t *testing.T) {
+	same := [][]string{
+		{"https://GitHub.com/a/b.git", "https://github.com/a/b", "https://github.com:443/a/b/", "https://user@github.com/a/b.git"},
+		{"ssh://git@github.com:22/a/b.git", "git@github.com:a/b", "ssh://github.com/a/b"},
+		{"http://127.0.0.1:19418/x.git", "http://127.0.0.1:19418/x"},
+		{"file:///srv/git/x.git", "/srv/git/x.git/"},
 	}
-	if mirrorName("https://github.com/a/b") == mirrorName("https://github.com/a/c") {
-		t.Error("two remotes, one mirror name")
+	for _, spellings := range same {
+		for _, s := range spellings[1:] {
+			if mirrorKey(s) != mirrorKey(spellings[0]) || mirrorName(s) != mirrorName(spellings[0]) {
+				t.Errorf("%s and %s: two mirrors (%s, %s), want one", spellings[0], s, mirrorKey(spellings[0]), mirrorKey(s))
+			}
+		}
+	}
+	apart := [][2]string{
+		{"http://127.0.0.1:19418/x.git", "http://127.0.0.1:19420/x.git"},
+		{"http://example.org/x.git", "https://example.org/x.git"},
+		{"https://example.org/x.git", "ssh://example.org/x.git"},
+		{"https://github.com/a/b", "https://github.com/a/c"},
+		{"http://[::1]:8080/x", "http://[::1]:8081/x"},
+	}
+	for _, p := range apart {
+		if mirrorName(p[0]) == mirrorName(p[1]) {
+			t.Errorf("%s and %s share a mirror (%s)", p[0], p[1], mirrorKey(p[0]))
+		}
+	}
+	if k := mirrorKey("https://TOKEN@example.org/x.git"); strings.Contains(k, "TOKEN") {
+		t.Errorf("mirror key %s keeps the user", k)
+	}
+}
+
+// Two git servers on one host, on two ports, each serving x.git with its
+// own content: each course gets its own server's files. They used to share
+// one mirror (keyed by host and path), and the second course checked out
+// the first server's content.
+func TestTwoServersOneHost(t *testing.T) {
+	var urls []string
+	var want []string
+	for i, content := range []string{"served on the first port", "served on the second port"} {
+		dir := t.TempDir()
+		r := testenv.NewRepoAt(t, filepath.Join(dir, "x.git"), filepath.Join(t.TempDir(), "work"))
+		r.Commit(t, map[string]string{"README.md": content}, fmt.Sprint("commit ", i))
+		urls = append(urls, httpRemote(t, dir, "", "").URL+"/x.git")
+		want = append(want, content)
+	}
+	if NormalizeURL(urls[0]) != NormalizeURL(urls[1]) {
+		t.Fatalf("the servers do not collide by host and path: %s, %s", urls[0], urls[1])
+	}
+	root := t.TempDir()
+	m := NewMirrors(root, testLogger(t), Options{})
+	cfg := &manifest.Config{Courses: map[string]manifest.Course{
+		"first":  {Name: "first", Repo: urls[0], Branch: "main"},
+		"second": {Name: "second", Repo: urls[1], Branch: "main"},
+	}}
+	if _, err := NewSyncer(m, root, testLogger(t), 2).Sync(t.Context(), cfg, ConfigLocation{}, plumbing.ZeroHash); err != nil {
+		t.Fatal(err)
+	}
+	for i, course := range []string{"first", "second"} {
+		b, err := os.ReadFile(filepath.Join(rootdir.Course(root, course), "README.md"))
+		if err != nil || string(b) != want[i] {
+			t.Errorf("course %s (%s): README %q, %v; want %q", course, urls[i], b, err, want[i])
+		}
+	}
+	if m.Dir(urls[0]) == m.Dir(urls[1]) {
+		t.Errorf("one mirror for both servers: %s", m.Dir(urls[0]))
 	}
 }
 

@@ -173,7 +173,9 @@ func (s *Syncer) Sync(ctx context.Context, cfg *manifest.Config, loc ConfigLocat
 		if url == "." {
 			url = loc.URL
 		}
-		k := NormalizeURL(url)
+		// One group per mirror: courses on one remote share a check,
+		// and two remotes on one host (another port) never do.
+		k := mirrorKey(url)
 		g, ok := groups[k]
 		if !ok {
 			g = &group{url: url}
@@ -278,10 +280,12 @@ func (s *Syncer) course(ctx context.Context, loc ConfigLocation, configCommit pl
 		Commit: old.Commit, Forced: old.Forced, CheckedAt: old.CheckedAt, FetchedAt: old.FetchedAt}
 	log := s.log.With("course", co.Name)
 	fail := func(err error) CourseStatus {
-		st.Error, st.ErrorAt = err.Error(), now
+		// The status is shown to anyone (/api/status) and kept: no URL's
+		// user name goes into it, whatever produced the error.
+		st.Error, st.ErrorAt = RedactText(err.Error()), now
 		var busy *BusyError
 		st.Pending = errors.As(err, &busy)
-		log.WarnContext(ctx, "course not updated", "err", err)
+		log.WarnContext(ctx, "course not updated", "err", st.Error)
 		return st
 	}
 	var commit plumbing.Hash

@@ -208,12 +208,18 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// redact returns err with every secret replaced by "***".
+// redact returns err with every secret replaced by "***" and the user
+// information of every URL cut out (RedactText): a URL refused by
+// validation may still reach here (a caller that skipped it), and its
+// user name may be a token.
 func redact(err error, secrets []string) error {
-	if err == nil || len(secrets) == 0 {
+	if err == nil {
 		return err
 	}
-	msg := err.Error()
+	msg := RedactText(err.Error())
+	if len(secrets) == 0 && msg == err.Error() {
+		return err
+	}
 	for _, s := range secrets {
 		if s != "" {
 			msg = strings.ReplaceAll(msg, s, "***")

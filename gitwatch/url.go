@@ -73,11 +73,49 @@ func fetchURL(raw string) string {
 	return s
 }
 
+// defaultPorts are the ports a URL may leave out, by scheme.
+var defaultPorts = map[string]string{"https": "443", "http": "80", "ssh": "22", "git": "9418"}
+
+// mirrorKey names the remote a mirror holds: scheme, host, port and path
+// (the port and scheme matter — two git servers on one host are two
+// remotes, and http and https may serve different things), with the
+// spellings of one remote made one: the host lowercased, a default port,
+// the user (never a secret kept here) and a .git suffix dropped, and
+// user@host:path read as ssh://host/path. A local path or file:// URL
+// gives its clean absolute path. NormalizeURL, looser, matches webhook
+// pushes to remotes.
+func mirrorKey(raw string) string {
+	s := strings.TrimSpace(raw)
+	if isLocal(s) {
+		return localPath(s)
+	}
+	var scheme, host, port, p string
+	if m := scpLike.FindStringSubmatch(s); m != nil && !strings.Contains(s, "://") {
+		scheme, host, p = "ssh", m[2], m[3]
+	} else if u, err := url.Parse(s); err == nil && u.Host != "" {
+		scheme, host, port, p = strings.ToLower(u.Scheme), u.Hostname(), u.Port(), u.Path
+	} else {
+		return RedactURL(s)
+	}
+	if port == defaultPorts[scheme] {
+		port = ""
+	}
+	hostport := strings.ToLower(host)
+	if strings.Contains(hostport, ":") {
+		hostport = "[" + hostport + "]" // IPv6
+	}
+	if port != "" {
+		hostport += ":" + port
+	}
+	p = strings.TrimSuffix(strings.Trim(p, "/"), ".git")
+	return scheme + "://" + hostport + "/" + strings.TrimSuffix(p, "/")
+}
+
 // mirrorName is a stable directory name for the mirror of a remote: a
-// readable part of the normalized URL plus a hash of all of it, so two
-// remotes never share a name by accident.
+// readable part of its mirrorKey plus a hash of all of it, so two remotes
+// never share a name by accident.
 func mirrorName(raw string) string {
-	key := NormalizeURL(raw)
+	key := mirrorKey(raw)
 	sum := sha256.Sum256([]byte(key))
 	var b strings.Builder
 	for _, r := range key {
@@ -123,6 +161,28 @@ func RedactURL(raw string) string {
 	}
 	u.User = nil
 	return u.String()
+}
+
+// URLUser reports whether raw, a URL other than ssh://, carries user
+// information: a user name there is often a token (https://TOKEN@host/x),
+// and Go's HTTP errors quote it. An ssh user is a login name (git), not a
+// secret, as in the scp-like form git@host:path.
+func URLUser(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.User != nil && u.Scheme != "ssh"
+}
+
+// urlUserInfo matches the user information of the URLs in a text.
+var urlUserInfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s"'<>]*@`)
+
+// RedactText returns s with the user information of every URL in it cut
+// out: error texts of go-git and net/http quote the URL they failed on,
+// user name included (net/http hides a password, never a user name).
+func RedactText(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return urlUserInfo.ReplaceAllString(s, "$1")
 }
 
 // URLPassword reports whether raw carries a password in its user

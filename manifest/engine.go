@@ -19,7 +19,17 @@ type Engine struct {
 	// Network is an attachable overlay network every student service
 	// joins (swarm only; optional).
 	Network string `json:"network,omitempty"`
+	// Adopt, true by default, takes as the site's the containers named
+	// COURSE-x-STUDENT, of a course the site has or had, that carry none of
+	// nbh-sync's labels: nbhosting made them. false leaves every container
+	// without them alone — on an engine shared with another tool that
+	// names its containers alike, or once nbhosting's are gone.
+	Adopt *bool `json:"adopt,omitempty"`
 }
+
+// Adopts reports whether the site adopts unlabelled nbhosting containers
+// (Adopt unset or true).
+func (e Engine) Adopts() bool { return e.Adopt == nil || *e.Adopt }
 
 // The kinds of engine.
 const (

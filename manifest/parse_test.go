@@ -337,3 +337,26 @@ func TestDefaultMountsFollowTheRootLayout(t *testing.T) {
 		t.Errorf("DefaultMounts = %q, want %q", DefaultMounts, want)
 	}
 }
+
+// TestRepoUserNeverQuoted: a URL's user information is refused without
+// being quoted (the refusal goes to logs, status and history), and the
+// refusal says what to write instead.
+func TestRepoUserNeverQuoted(t *testing.T) {
+	for _, repo := range []string{
+		"https://ghp_SECRETTOKEN@example.org/a.git",
+		"http://bot:SECRETTOKEN@127.0.0.1:3000/b.git",
+		"https://ghp_SECRETTOKEN@example.org/%zz.git", // unparsable too
+	} {
+		_, _, err := Parse("courses.yaml", []byte("version: 1\ncourses:\n  a:\n    repo: "+repo+"\n"))
+		if err == nil {
+			t.Errorf("repo %s: accepted", repo)
+			continue
+		}
+		if strings.Contains(err.Error(), "SECRETTOKEN") {
+			t.Errorf("repo %s: the refusal quotes the secret: %v", repo, err)
+		}
+		if !strings.Contains(err.Error(), "courses.yaml:4:5: courses.a.repo: ") {
+			t.Errorf("repo %s: %v, want it placed at courses.yaml:4:5: courses.a.repo", repo, err)
+		}
+	}
+}

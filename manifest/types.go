@@ -7,6 +7,8 @@
 package manifest
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/rootdir"
@@ -23,6 +25,7 @@ type Config struct {
 	Schedules Schedules         `json:"schedules,omitempty"`
 	Build     Build             `json:"build,omitempty"`
 	Engine    Engine            `json:"engine,omitempty"`
+	Students  Students          `json:"students,omitempty"`
 	Images    map[string]Image  `json:"images,omitempty"`
 	Courses   map[string]Course `json:"courses"`
 	Notify    []Notifier        `json:"notify,omitempty"`
@@ -131,6 +134,38 @@ type Build struct {
 	Timeout Duration `json:"timeout,omitempty"`
 }
 
+// Students says which uids students' servers run as.
+type Students struct {
+	// UIDs is the range FIRST-LAST (e.g. 100000-199999) the site
+	// allocates a stable uid from to each student with no host account
+	// (and no uid given to spawn). Empty: such a student needs a uid.
+	UIDs string `json:"uids,omitempty"`
+	// MinUID is the lowest uid a server may run as, whatever gave it: a
+	// host account, the API, a container's label, the allocation
+	// (DefaultMinUID when 0).
+	MinUID int `json:"min-uid,omitempty"`
+}
+
+// UIDRange returns the bounds of UIDs; ok is false when it is empty or
+// not FIRST-LAST.
+func (s Students) UIDRange() (first, last int, ok bool) {
+	a, b, found := strings.Cut(s.UIDs, "-")
+	if !found {
+		return 0, 0, false
+	}
+	first, err1 := strconv.Atoi(a)
+	last, err2 := strconv.Atoi(b)
+	return first, last, err1 == nil && err2 == nil && first >= 0 && last >= 0
+}
+
+// Floor is MinUID, or DefaultMinUID when unset.
+func (s Students) Floor() int {
+	if s.MinUID > 0 {
+		return s.MinUID
+	}
+	return DefaultMinUID
+}
+
 // Image is an explicit image definition from the images: section.
 type Image struct {
 	// Dockerfile is a path in the config repo.
@@ -211,8 +246,13 @@ const (
 	// have no /etc/passwd.
 	DefaultUser        = "0"
 	DefaultConcurrency = 2
-	DefaultKeep        = 3
-	DefaultBuildTO     = time.Hour
+	// DefaultMinUID is the lowest uid a student's server runs as when
+	// students.min-uid says nothing: the first uid of ordinary accounts on
+	// Debian, Ubuntu and Fedora (UID_MIN in /etc/login.defs). Below it are
+	// root and the system accounts.
+	DefaultMinUID  = 1000
+	DefaultKeep    = 3
+	DefaultBuildTO = time.Hour
 	// DefaultWorkspaceRetention keeps two weeks of what merges replaced:
 	// long enough for a student to notice over a week-end and a week.
 	DefaultWorkspaceRetention = 14 * 24 * time.Hour

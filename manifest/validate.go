@@ -91,6 +91,7 @@ func (v *validator) check() {
 		v.errorf("build.concurrency", "must be between 1 and 64, got %d", c.Build.Concurrency)
 	}
 	v.engine("engine", c.Engine)
+	v.students("students", c.Students)
 	if c.Build.Keep < 0 {
 		v.errorf("build.keep", "must be 1 or more, got %d", c.Build.Keep)
 	}
@@ -167,7 +168,7 @@ func (v *validator) course(p string, co Course) {
 			v.errorf(p+".credentials", "set one of password-file and password-env, not both")
 		}
 		if (cr.PasswordFile != "" || cr.PasswordEnv != "") && !secureTransport(co.Repo) {
-			v.errorf(p+".credentials", "a password is only sent over https or ssh, and repo %q is neither (over plain http it would travel in clear text)", co.Repo)
+			v.errorf(p+".credentials", "a password is only sent over https or ssh, and repo %q is neither (over plain http it would travel in clear text)", redactURL(co.Repo))
 		}
 		if (cr.SSHKeyFile == "") != (cr.KnownHostsFile == "") {
 			v.errorf(p+".credentials", "ssh-key-file and known-hosts-file go together: host keys are never trusted blindly")
@@ -198,18 +199,86 @@ func (v *validator) repo(p, repo string) {
 	}
 	u, err := url.Parse(repo)
 	if err != nil {
-		v.errorf(p, "invalid repo %q: %v", repo, err)
+		// url.Error quotes the whole URL, user information included.
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
+		v.errorf(p, "invalid repo %q: %v", redactURL(repo), err)
 		return
 	}
 	switch u.Scheme {
-	case "https", "http", "ssh", "git", "file":
+	case "https", "http", "git", "file":
 		if u.User != nil {
-			if _, hasPassword := u.User.Password(); hasPassword {
-				v.errorf(p, "a password in the URL would be shown and logged; use credentials.password-file instead")
-			}
+			v.errorf(p, "the URL carries user information (%s), which errors, logs, status and history would show — a token given as the user name leaks with it: write repo: %s and give the user name and token in credentials: {username: USER, password-file: FILE} (or password-env)",
+				userKind(u.User), redactURL(repo))
+		}
+	case "ssh":
+		// An ssh user is a login name (git), never a secret: keys
+		// authenticate. A password is refused all the same.
+		if _, hasPassword := u.User.Password(); hasPassword {
+			v.errorf(p, "a password in the URL would be shown and logged: write repo: %s and use credentials: {ssh-key-file: FILE, known-hosts-file: FILE}", redactURL(repo))
 		}
 	default:
-		v.errorf(p, "invalid repo %q: want an https://, ssh://, git:// or file:// URL, user@host:path, an absolute path, or . for the config repo", repo)
+		v.errorf(p, "invalid repo %q: want an https://, ssh://, git:// or file:// URL, user@host:path, an absolute path, or . for the config repo", redactURL(repo))
+	}
+}
+
+// userKind names what a URL's user information holds, without quoting it.
+func userKind(u *url.Userinfo) string {
+	if _, ok := u.Password(); ok {
+		return "a user name and a password"
+	}
+	return "a user name, which may be a token"
+}
+
+// redactURL is raw without the user information it may carry, for
+// messages: manifest cannot import gitwatch's RedactURL, and a message
+// about a URL must not quote its secret.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil {
+		if u.User == nil {
+			return raw
+		}
+		u.User = nil
+		return u.String()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	auth, path, slash := strings.Cut(rest, "/")
+	if i := strings.LastIndex(auth, "@"); i >= 0 {
+		auth = auth[i+1:]
+	}
+	if slash {
+		return scheme + "://" + auth + "/" + path
+	}
+	return scheme + "://" + auth
+}
+
+// maxUID is the largest uid a student may get: the kernel's uids are 32
+// bits, but the API and Docker take them as int32, and -1 as uint32
+// (4294967295) means "no uid" to the kernel.
+const maxUID = 1<<31 - 2
+
+func (v *validator) students(p string, s Students) {
+	if s.MinUID < 0 || s.MinUID > maxUID {
+		v.errorf(p+".min-uid", "must be between 1 and %d, got %d", maxUID, s.MinUID)
+	}
+	if s.UIDs == "" {
+		return
+	}
+	first, last, ok := s.UIDRange()
+	switch floor := s.Floor(); {
+	case !ok:
+		v.errorf(p+".uids", "invalid range %q: want FIRST-LAST, e.g. 100000-199999", s.UIDs)
+	case first > last:
+		v.errorf(p+".uids", "invalid range %q: %d comes after %d", s.UIDs, first, last)
+	case first < floor:
+		v.errorf(p+".uids", "range %q starts below uid %d, under which are root and the system accounts: start it at %d or more (100000-199999 keeps clear of host accounts)", s.UIDs, floor, floor)
+	case last > maxUID:
+		v.errorf(p+".uids", "range %q ends above %d, the largest uid the engine takes", s.UIDs, maxUID)
 	}
 }
 
@@ -302,12 +371,20 @@ var engineSockets = []string{
 	"/var/run/containerd/containerd.sock", "/run/containerd/containerd.sock",
 }
 
+// hostOnly are host directories no student container may see, nor one
+// inside or above them: the engines' data (every container's files and
+// volumes, and their configuration) and the kernel's devices and process
+// and system views.
+var hostOnly = []string{"/var/lib/docker", "/var/lib/containers", "/var/lib/containerd", "/dev", "/proc", "/sys"}
+
 // CheckMount says why a mount (its host source and container target, as
 // written in courses.yaml or once expanded) is clearly wrong: a source or
 // target with a .. component, in the template or once placeholders are
 // filled in (whatever their values); a source that is /, an engine socket,
-// or a directory holding one (/run, /var/run, a user's /run/user/UID).
-// Admins may mount what they like otherwise.
+// or a directory holding one (/run, /var/run, a user's /run/user/UID); a
+// source in, or above, a hostOnly directory. Admins may mount what they
+// like otherwise. It reads the path as written: the spawn checks again
+// with symbolic links resolved.
 func CheckMount(src, dst string) error {
 	if msg := unsafeMount(src, dst); msg != "" {
 		return errors.New(msg)
@@ -335,6 +412,11 @@ func unsafeMount(src, dst string) string {
 			return fmt.Sprintf("the source %s is a container engine's socket: whoever opens it is root on the host", c)
 		case holdsSocket(c):
 			return fmt.Sprintf("the source %s holds a container engine's socket: whoever opens it is root on the host", c)
+		}
+		for _, d := range hostOnly {
+			if c == d || strings.HasPrefix(c, d+"/") || strings.HasPrefix(d, c+"/") {
+				return fmt.Sprintf("the source %s reaches %s, which no student container may see (the engine's data, or the host's devices, processes or system)", c, d)
+			}
 		}
 	}
 	return ""

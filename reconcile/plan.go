@@ -72,13 +72,19 @@ type Desired struct {
 	// recorded them: with those of Courses, they are the courses whose
 	// unlabelled nbhosting containers the site adopts (see Adopts).
 	Had map[string]bool
+	// NoAdopt is set by engine.adopt: false: the site adopts nothing.
+	NoAdopt bool
 }
 
 // Adopts reports whether the site takes unlabelled nbhosting containers of
 // course (named course-x-student, no labels) as its own: only when the
-// course is in courses.yaml now or was in an earlier revision. An
-// unlabelled container of any other course is another tool's.
+// course is in courses.yaml now or was in an earlier revision, and never
+// when the config says engine.adopt: false. An unlabelled container of any
+// other course is another tool's.
 func (d Desired) Adopts(course string) bool {
+	if d.NoAdopt {
+		return false
+	}
 	_, now := d.Courses[course]
 	return now || d.Had[course]
 }
@@ -86,7 +92,7 @@ func (d Desired) Adopts(course string) bool {
 // NewDesired builds the desired state from a config and the current image
 // ID of each image name.
 func NewDesired(cfg *manifest.Config, current map[string]string) Desired {
-	d := Desired{Courses: map[string]CourseState{}, Defaults: cfg.Defaults}
+	d := Desired{Courses: map[string]CourseState{}, Defaults: cfg.Defaults, NoAdopt: !cfg.Engine.Adopts()}
 	for name, co := range cfg.Courses {
 		co.Name = name
 		d.Courses[name] = CourseState{Course: co, ImageID: current[co.ImageOf()]}
@@ -131,6 +137,9 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 	if c.Adopted && !d.Adopts(c.Course) {
 		// Observe never lists these; a plan made from other inputs still
 		// never touches them.
+		if d.NoAdopt {
+			return Action{Kind: Keep, Reason: "not this site's: unlabelled, and courses.yaml says engine.adopt: false"}
+		}
 		return Action{Kind: Keep, Reason: "not this site's: unlabelled, and course " + c.Course + " was never in its courses.yaml"}
 	}
 	st, known := d.Courses[c.Course]

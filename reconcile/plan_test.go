@@ -274,6 +274,12 @@ func had(d Desired, names ...string) Desired {
 	return d
 }
 
+// noAdopt is d under engine.adopt: false.
+func noAdopt(d Desired) Desired {
+	d.NoAdopt = true
+	return d
+}
+
 // TestPlanSiteBoundary: an unlabelled container is the site's to retire
 // only when its course is, or was, in the site's courses.yaml; one of a
 // course the site never had is kept whatever the mass-prune guard says,
@@ -295,6 +301,12 @@ func TestPlanSiteBoundary(t *testing.T) {
 		{"unlabelled, course in courses.yaml, stale: removed",
 			desired(course("a")), []containers.Container{adopted(ctr("a", "b", S, v1, 0))},
 			"b:remove"},
+		{"engine.adopt: false: unlabelled of a course in courses.yaml, stale: kept",
+			noAdopt(desired(course("a"))), []containers.Container{adopted(ctr("a", "b", S, v1, 0)), ctr("a", "c", S, v1, 0)},
+			"b:keep c:remove"},
+		{"engine.adopt: false: unlabelled of a course had: kept",
+			confirmed(noAdopt(had(desired(course("a")), "old"))), []containers.Container{adopted(ctr("old", "b", S, v1, 0))},
+			"b:keep"},
 		{"labelled for the site, course removed: removed",
 			confirmed(desired(course("a"))), []containers.Container{ctr("gone", "b", S, v2, 0)},
 			"b:remove"},
@@ -377,5 +389,22 @@ images:
 	d := NewDesired(cfg, map[string]string{"datascience": v2})
 	if d.Courses["ds"].ImageID != v2 || d.Courses["flot"].ImageID != "" || !d.Courses["ds"].Course.Archived || d.Courses["flot"].Course.Name != "flot" {
 		t.Errorf("desired = %+v", d)
+	}
+}
+
+// engine.adopt in courses.yaml reaches the desired state: unset or true
+// adopts the site's courses' unlabelled containers, false none.
+func TestNewDesiredAdopt(t *testing.T) {
+	for _, tc := range []struct {
+		engine string
+		want   bool
+	}{{"", true}, {"engine: {adopt: true}\n", true}, {"engine: {adopt: false}\n", false}} {
+		cfg, _, err := manifest.Parse("courses.yaml", []byte("version: 1\n"+tc.engine+"courses:\n  a: {repo: /srv/a}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := NewDesired(cfg, nil).Adopts("a"); got != tc.want {
+			t.Errorf("%q: Adopts(a) = %v, want %v", tc.engine, got, tc.want)
+		}
 	}
 }

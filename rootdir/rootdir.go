@@ -90,6 +90,15 @@ func BuildFailures(root string) string { return filepath.Join(State(root), "buil
 // last good revision survives a restart.
 func ConfigState(root string) string { return filepath.Join(State(root), "config.json") }
 
+// UIDs is the uid the site allocated to each student with no host account
+// (package uids), kept so that a student's uid never changes and is never
+// given to another.
+func UIDs(root string) string { return filepath.Join(State(root), "uids.json") }
+
+// UIDsLock is the file lock held while UIDs is read and written, by the
+// daemon and the command line alike.
+func UIDsLock(root string) string { return filepath.Join(State(root), "uids.lock") }
+
 // PullStatus is the pull state of every course (commit checked out, last
 // check and fetch, error), written by gitwatch's Syncer after each pass.
 func PullStatus(root string) string { return filepath.Join(State(root), "courses.json") }

@@ -33,6 +33,8 @@ func TestLayout(t *testing.T) {
 		{"Workspaces", Workspaces(root, "intro"), "/srv/nbh/state/workspaces/intro"},
 		{"WorkspaceState", WorkspaceState(root, "intro", "alice"), "/srv/nbh/state/workspaces/intro/students/alice"},
 		{"Shares", Shares(root), "/srv/nbh/state/shares"},
+		{"UIDs", UIDs(root), "/srv/nbh/state/uids.json"},
+		{"UIDsLock", UIDsLock(root), "/srv/nbh/state/uids.lock"},
 	} {
 		if want := filepath.FromSlash(tc.want); tc.got != want {
 			t.Errorf("%s = %s, want %s", tc.name, tc.got, want)

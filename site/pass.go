@@ -17,6 +17,7 @@ import (
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/rootdir"
+	"github.com/nbhosting/nbh-sync/uids"
 )
 
 // PassReport is what one container pass decided and did.
@@ -189,8 +190,20 @@ func (s *Site) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) {
 	return rep, errors.Join(errs...)
 }
 
+// spawnOptions are the site's inputs of a spawn under cfg: the uid floor
+// of students.min-uid, with students.uids the site's allocation for
+// students with no host account, and whether it adopts (engine.adopt).
+func (s *Site) spawnOptions(cfg *manifest.Config, uid string) containers.SpawnOptions {
+	opts := containers.SpawnOptions{Root: s.opts.Root, UID: uid, MinUID: cfg.Students.Floor(), NoAdopt: !cfg.Engine.Adopts()}
+	if first, last, ok := cfg.Students.UIDRange(); ok {
+		opts.UIDs = uids.New(s.opts.Root, uids.Range{First: first, Last: last}, cfg.Students.Floor())
+	}
+	return opts
+}
+
 // Spawn ensures student's container for course under the config
-// in force. An empty uid means the uid of the host account named student.
+// in force. An empty uid means the uid of the host account named student,
+// else the one the site allocated to the student (students.uids).
 func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containers.Spawned, error) {
 	cfg, err := s.Config(ctx)
 	if err != nil {
@@ -206,11 +219,12 @@ func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containe
 	}
 	// The student's workspace is made before their server first starts,
 	// owned by the uid the spawn resolved.
-	prepare := func(ctx context.Context, uid, gid string) error {
+	opts := s.spawnOptions(cfg, uid)
+	opts.Prepare = func(ctx context.Context, uid, gid string) error {
 		s.initWorkspace(ctx, co, student, uid, gid)
 		return nil
 	}
-	sp, err := ctrs.Spawn(ctx, co, student, containers.SpawnOptions{Root: s.opts.Root, UID: uid, Prepare: prepare})
+	sp, err := ctrs.Spawn(ctx, co, student, opts)
 	if err == nil && sp.State != containers.Existing {
 		s.record(ctx, history.Record{Kind: history.KindAction, Course: course, Student: student,
 			Action: "spawn", Result: string(sp.State), Message: fmt.Sprintf("%s on port %d", sp.Name, sp.Port)})

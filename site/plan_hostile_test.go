@@ -198,6 +198,12 @@ func TestConfigPasswordNeverShown(t *testing.T) {
 	if nerr == nil || !strings.Contains(nerr.Error(), "--config-password-file") {
 		t.Errorf("a password in --config: err = %v, want a refusal naming --config-password-file", nerr)
 	}
+	// So is the password given as the URL's user name (a token often is).
+	withUser := strings.Replace(gs.URL, "://", "://"+password+"@", 1) + "/config.git"
+	_, uerr := site.New(site.Options{Config: withUser, Root: t.TempDir()})
+	if uerr == nil || !strings.Contains(uerr.Error(), "--config-password-file") {
+		t.Errorf("a user name in --config: err = %v, want a refusal naming --config-password-file", uerr)
+	}
 	// The API's answers, of a plan and of a status, carry it neither.
 	srv, err := server.New(server.Config{Backend: planBackend{&backend{site: st}}})
 	if err != nil {
@@ -213,6 +219,9 @@ func TestConfigPasswordNeverShown(t *testing.T) {
 		"/api/plan": apiPlan, "/api/status": apiStatus}
 	if nerr != nil {
 		texts["refusal"] = nerr.Error()
+	}
+	if uerr != nil {
+		texts["refusal of a user name"] = uerr.Error()
 	}
 	err = filepath.WalkDir(filepath.Join(st.Root(), "state"), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

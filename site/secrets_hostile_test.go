@@ -129,11 +129,11 @@ courses:
     repo: %s/a.git
     credentials: {username: %s, password-file: %s}
   b:
-    repo: http://%s@%s/b.git
+    repo: %s/b.git
   c:
     repo: %s/c.git
     credentials: {username: %s, password-file: %s}
-`, notifyURL, gitSrv.URL, user, good, user, host, gitSrv.URL, user, wrong)
+`, notifyURL, gitSrv.URL, user, good, gitSrv.URL, gitSrv.URL, user, wrong)
 	if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -171,9 +171,10 @@ courses:
 	pullJSON, _ := json.Marshal(rep)
 	errText := err.Error()
 
-	// A second revision puts a token in a repo URL: it is rejected, and
-	// the rejection must not quote it.
-	bad := yaml + fmt.Sprintf("  d:\n    repo: http://%s:%s@%s/a.git\n", user, urlToken, host)
+	// A second revision puts a token in repo URLs, as a password and as
+	// the user name (https://TOKEN@host/x.git): it is rejected, and the
+	// rejection must not quote it.
+	bad := yaml + fmt.Sprintf("  d:\n    repo: http://%s:%s@%s/a.git\n  e:\n    repo: http://%s@%s/a.git\n", user, urlToken, host, urlToken, host)
 	if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}

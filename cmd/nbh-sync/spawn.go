@@ -77,7 +77,7 @@ ticket that lets one browser in, once, within a minute.
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url, token, launch_url}")
-	cmd.Flags().IntVar(&uid, "uid", -1, "uid to run the student's server as (default: the host account's)")
+	cmd.Flags().IntVar(&uid, "uid", -1, "uid to run the student's server as (default: the host account's, else the one the site allocated with students.uids; never below students.min-uid)")
 	return cmd
 }
 
