@@ -58,6 +58,7 @@ var docs = map[string]string{
 	"Course.path":           "The course root inside its repo.",
 	"Course.image":          "Image of the course; defaults to the course name.",
 	"Course.archived":       "No new containers; existing ones are removed once idle.",
+	"Course.suspend":        "On hold: no pulls, builds or container retirements for this course; its students are still served.",
 	"Course.credentials":    "Where to read the secrets that reach the repo.",
 	"Notifier.kind":         "json (generic webhook) or slack (Slack-compatible).",
 	"Notifier.url-file":     "File holding the webhook URL.",
