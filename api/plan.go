@@ -81,7 +81,7 @@ type PlanBuild struct {
 type PlanAction struct {
 	// Kind is "keep", "report-stale" (kept, on a stale image), "stop",
 	// "remove" or "hold" (a guard withheld a stop or remove: Held says
-	// which, Guard which guard: "freeze", "mass-prune", "retire-limit").
+	// which, Guard which guard: "freeze", "mass-prune", "retire-limit", "suspended").
 	Kind      string `json:"kind"`
 	Course    string `json:"course"`
 	Student   string `json:"student"`
