@@ -50,6 +50,8 @@ type PlanPull struct {
 	Course string `json:"course"`
 	From   string `json:"from,omitempty"`
 	To     string `json:"to"`
+	// Guard is "suspended" when the course is on hold: the pull waits.
+	Guard string `json:"guard,omitempty"`
 }
 
 // PlanBuild is one image and what a sync would do about it. Builds are in
@@ -74,6 +76,9 @@ type PlanBuild struct {
 	// Cascade, on an image built first, lists the images rebuilt after it
 	// because they are built on it (directly or not), in build order.
 	Cascade []string `json:"cascade,omitempty"`
+	// Guard is "suspended" when every course of the image is on hold: the
+	// build Action names waits (Reason says so).
+	Guard string `json:"guard,omitempty"`
 }
 
 // PlanAction is one container and what the container pass would do about

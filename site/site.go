@@ -96,6 +96,7 @@ type Site struct {
 	closers []io.Closer
 
 	knownMu sync.Mutex // serializes the known-courses record
+	holdMu  sync.Mutex // serializes changes of the course holds
 
 	live *livelog.Logs // the logs of the builds of BuildAll while they run
 }
@@ -141,7 +142,7 @@ func New(opts Options) (*Site, error) {
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
 	ctrs.Site = SiteName(opts.Root)
 	ctrs.Tokens = token.New(rootdir.TokenKey(opts.Root))
-	return &Site{
+	s := &Site{
 		opts:    opts,
 		log:     opts.Log,
 		loc:     loc,
@@ -152,7 +153,9 @@ func New(opts Options) (*Site, error) {
 		prober:  newProber(opts.ContainerEngine),
 		closers: closers,
 		live:    livelog.New(),
-	}, nil
+	}
+	s.syncer.Held = s.held // courses on hold are not pulled
+	return s, nil
 }
 
 // Close releases the engine clients the site opened. The site must not be

@@ -116,10 +116,11 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		st.Images = append(st.Images, v)
 	}
 
+	susp := s.suspensions(cfg)
 	for _, name := range cfg.CourseNames() {
 		co := cfg.Courses[name]
 		v := api.CourseView{Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
-			BuildKey: keys[co.ImageOf()], Archived: co.Archived, ImageError: imageErrs[co.ImageOf()]}
+			BuildKey: keys[co.ImageOf()], Archived: co.Archived, ImageError: imageErrs[co.ImageOf()], Suspended: susp[name]}
 		if p, ok := pulls.Course(name); ok {
 			v.Commit, v.Error, v.Checked, v.Fetched = p.Commit.String(), p.Error, p.CheckedAt, p.FetchedAt
 			if p.Commit.IsZero() {
