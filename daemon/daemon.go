@@ -203,7 +203,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	scfg := server.Config{Backend: backend{d}, Hooks: server.HookFunc(d.push),
 		HookHeaders: hookHeaders, AllowedHosts: append([]string{opts.Listen}, opts.AllowedHosts...), Metrics: d.metrics.Handler(), Token: token,
-		Builds: d.site.LiveBuilds(), Logger: opts.Log}
+		Builds: d.site.LiveBuilds(), Ops: ops{d}, Logger: opts.Log}
 	if opts.Demo != "" {
 		scfg.Demo = &server.Demo{Student: opts.Demo, UID: demoUID}
 		opts.Log.Warn("demo credential on: whoever can open the dashboard can open a notebook as the demo student; never in production",

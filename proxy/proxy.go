@@ -92,6 +92,9 @@ type Options struct {
 	// Spawner starts servers on demand; without it a server that is down
 	// gets a page asking to open it again from the course page.
 	Spawner Spawner
+	// Restarter serves the student's own "restart my server"
+	// (RestartPath); without it that path is not found.
+	Restarter Restarter
 	// Tokens give the servers' Jupyter tokens; none are sent when nil.
 	Tokens Tokens
 	// Key signs session cookies (at least 32 bytes; see LoadKey).
@@ -340,6 +343,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		// and it must be this host's. A browser sends only this host's
 		// (host-only) cookies; another client may send any.
 		notFound(w, r)
+		return
+	}
+	if p.own(w, r, base, key) {
 		return
 	}
 	rt, up := p.routes.Lookup(key)

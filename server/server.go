@@ -92,7 +92,9 @@ type Config struct {
 	// Demo, when set, lets the dashboard open a demo student's notebook
 	// with no token (POST /api/demo): for a site on loopback only, which
 	// the daemon checks before it sets it.
-	Demo   *Demo
+	Demo *Demo
+	// Ops, when set, serves the operators' endpoints (see Ops).
+	Ops    Ops
 	Logger *slog.Logger
 }
 
@@ -226,6 +228,7 @@ func (s *Server) routes() {
 		m.HandleFunc("POST /api/demo", s.demo)
 	}
 	m.HandleFunc("GET /{$}", s.dashboard)
+	s.opsRoutes()
 }
 
 // Handler returns the server's handler, for tests and embedding.

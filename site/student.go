@@ -56,6 +56,14 @@ func (e *ActiveError) Error() string {
 	return fmt.Sprintf("%s refused: %s's server in %s is %s; --force (force: true) acts anyway", e.Action, e.Student, e.Course, e.Activity)
 }
 
+// StudentReport is what an action on one student's server did: the API's
+// document, and for a restart the server handed back (with what the front
+// door needs to route to it).
+type StudentReport struct {
+	api.StudentResult
+	Spawned *containers.Spawned
+}
+
 // ErrBadAction: not one of stop, restart, remove (or --workspace without
 // remove).
 var ErrBadAction = errors.New("invalid action")
@@ -66,24 +74,25 @@ var ErrBadAction = errors.New("invalid action")
 // course no longer in courses.yaml is accepted while the site has had it);
 // *ActiveError when the server is active and opts.Force is not set;
 // ErrBadAction.
-func (s *Site) Student(ctx context.Context, course, student, action string, opts StudentOptions) (api.StudentResult, error) {
-	res := api.StudentResult{Course: course, Student: student, Action: action}
+func (s *Site) Student(ctx context.Context, course, student, action string, opts StudentOptions) (rep StudentReport, err error) {
+	res := &rep.StudentResult
+	*res = api.StudentResult{Course: course, Student: student, Action: action}
 	switch {
 	case action != api.StudentStop && action != api.StudentRestart && action != api.StudentRemove:
-		return res, fmt.Errorf("%w %q: want stop, restart or remove", ErrBadAction, action)
+		return rep, fmt.Errorf("%w %q: want stop, restart or remove", ErrBadAction, action)
 	case opts.Workspace && action != api.StudentRemove:
-		return res, fmt.Errorf("%w: --workspace goes with remove only", ErrBadAction)
+		return rep, fmt.Errorf("%w: --workspace goes with remove only", ErrBadAction)
 	}
 	if err := containers.CheckStudent(student); err != nil {
-		return res, err
+		return rep, err
 	}
 	cfg, err := s.Config(ctx)
 	if err != nil {
-		return res, err
+		return rep, err
 	}
 	co, known := cfg.Courses[course]
 	if !known && !s.knownCourses(ctx, cfg, false)[course] {
-		return res, fmt.Errorf("course %q: %w", course, containers.ErrUnknownCourse)
+		return rep, fmt.Errorf("course %q: %w", course, containers.ErrUnknownCourse)
 	}
 	if !known {
 		co = manifest.Course{Idle: cfg.Defaults.Idle}
@@ -91,11 +100,11 @@ func (s *Site) Student(ctx context.Context, course, student, action string, opts
 	co.Name = course
 	mgr, err := s.containersOf(cfg)
 	if err != nil {
-		return res, err
+		return rep, err
 	}
 	unlock, err := mgr.Locks().Lock(ctx, course, student)
 	if err != nil {
-		return res, err
+		return rep, err
 	}
 	locked := true
 	defer func() {
@@ -108,13 +117,13 @@ func (s *Site) Student(ctx context.Context, course, student, action string, opts
 	case errors.Is(err, containers.ErrNotFound):
 		res.Result = "none"
 	case err != nil:
-		return res, err
+		return rep, err
 	default:
 		res.Container = c.Name
 		r, probed := s.pass(ctx, mgr, cfg, false).ObserveOne(ctx, cfg, c)
 		if active, why := reconcile.Active(co, c, r, probed, planAt()); active {
 			if !opts.Force {
-				return res, &ActiveError{Course: course, Student: student, Action: action, Activity: why}
+				return rep, &ActiveError{Course: course, Student: student, Action: action, Activity: why}
 			}
 			res.Forced = why
 		}
@@ -127,13 +136,13 @@ func (s *Site) Student(ctx context.Context, course, student, action string, opts
 			err, res.Result = mgr.Stop(ctx, c.ID), "restarted"
 		}
 		if err != nil {
-			return res, fmt.Errorf("%s %s: %w", action, c.Name, err)
+			return rep, fmt.Errorf("%s %s: %w", action, c.Name, err)
 		}
 	}
 	if opts.Workspace {
 		if res.Trash, err = s.trash(course, student); err != nil {
-			s.recordStudent(ctx, res, opts, err)
-			return res, err
+			s.recordStudent(ctx, *res, opts, err)
+			return rep, err
 		}
 	}
 	if action == api.StudentRestart {
@@ -142,14 +151,15 @@ func (s *Site) Student(ctx context.Context, course, student, action string, opts
 		locked = false
 		sp, err := s.Spawn(ctx, course, student, c.UID)
 		if err != nil {
-			s.recordStudent(ctx, res, opts, err)
-			return res, fmt.Errorf("restart %s: %w", containers.Name(course, student), err)
+			s.recordStudent(ctx, *res, opts, err)
+			return rep, fmt.Errorf("restart %s: %w", containers.Name(course, student), err)
 		}
 		res.Result, res.Container = "restarted", sp.Name
 		res.Spawn = &api.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL}
+		rep.Spawned = &sp
 	}
-	s.recordStudent(ctx, res, opts, nil)
-	return res, nil
+	s.recordStudent(ctx, *res, opts, nil)
+	return rep, nil
 }
 
 func (s *Site) recordStudent(ctx context.Context, res api.StudentResult, opts StudentOptions, err error) {
