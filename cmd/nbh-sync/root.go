@@ -163,6 +163,7 @@ data directory). Both may also come from NBH_CONFIG and NBH_ROOT.`,
 		newHistoryCmd(g),
 		newWhyCmd(g),
 	)
+	root.AddCommand(opsCommands(g)...)
 	return root
 }
 
