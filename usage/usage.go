@@ -80,15 +80,15 @@ const MaxGap = 15 * time.Minute
 
 // record is one course's day in memory.
 type record struct {
-	students   []uint32 // sorted ids
-	sessions   int
-	notebooks  int
-	kernelSec  float64
-	peak       int
-	cpuSec     float64
-	memPeak    int64
-	disk       int64
-	top        []StudentBytes
+	students  []uint32 // sorted ids
+	sessions  int
+	notebooks int
+	kernelSec float64
+	peak      int
+	cpuSec    float64
+	memPeak   int64
+	disk      int64
+	top       []StudentBytes
 }
 
 func (r *record) add(id uint32) {
