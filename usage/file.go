@@ -42,6 +42,7 @@ type diskRecord struct {
 	MemPeak   int64
 	Disk      int64
 	Top       []StudentBytes
+	Slots     []uint16
 }
 
 const dictFile = "students.txt"
@@ -99,7 +100,7 @@ func (s *Store) load(m int) {
 	}
 	for _, dr := range recs {
 		r := &record{sessions: dr.Sessions, notebooks: dr.Notebooks, kernelSec: dr.KernelSec, peak: dr.Peak,
-			cpuSec: dr.CPUSec, memPeak: dr.MemPeak, disk: dr.Disk, top: dr.Top}
+			cpuSec: dr.CPUSec, memPeak: dr.MemPeak, disk: dr.Disk, top: dr.Top, slots: dr.Slots}
 		var id uint32
 		for i, delta := range dr.Deltas {
 			if i == 0 {
@@ -147,7 +148,7 @@ func (s *Store) writeMonth(m int) error {
 		for _, c := range slices.Sorted(maps.Keys(s.days[d])) {
 			r := s.days[d][c]
 			dr := diskRecord{Day: d, Course: c, Sessions: r.sessions, Notebooks: r.notebooks, KernelSec: r.kernelSec, Peak: r.peak,
-				CPUSec: r.cpuSec, MemPeak: r.memPeak, Disk: r.disk, Top: r.top, Deltas: make([]uint32, len(r.students))}
+				CPUSec: r.cpuSec, MemPeak: r.memPeak, Disk: r.disk, Top: r.top, Slots: r.slots, Deltas: make([]uint32, len(r.students))}
 			prev := uint32(0)
 			for i, id := range r.students {
 				dr.Deltas[i] = id - prev

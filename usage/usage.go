@@ -18,6 +18,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/api"
 )
 
 // Day is a UTC calendar day, counted from 1970-01-01.
@@ -33,33 +35,10 @@ func (d Day) Time() time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
 func (d Day) String() string { return d.Time().Format(time.DateOnly) }
 
 // StudentBytes is one student's workspace size in a course.
-type StudentBytes struct {
-	Student string `json:"student"`
-	Bytes   int64  `json:"bytes"`
-}
+type StudentBytes = api.StudentBytes
 
-// Figures are one course's usage on one day.
-type Figures struct {
-	Day    string `json:"day"`
-	Course string `json:"course"`
-	// Students counts the distinct students who had a session, opened a
-	// notebook or ran a kernel that day.
-	Students  int `json:"students"`
-	Sessions  int `json:"sessions"`
-	Notebooks int `json:"notebooks"`
-	// KernelHours sums, over the container passes, each server's kernels
-	// times the time since the previous pass.
-	KernelHours float64 `json:"kernel_hours"`
-	PeakServers int     `json:"peak_servers"`
-	CPUHours    float64 `json:"cpu_hours"`
-	// MemPeakBytes is the largest sum of the course's servers' memory at
-	// one pass.
-	MemPeakBytes int64 `json:"mem_peak_bytes"`
-	// DiskBytes is the size of the course's workspaces at the day's last
-	// look, Top the largest of them.
-	DiskBytes int64          `json:"disk_bytes"`
-	Top       []StudentBytes `json:"top,omitempty"`
-}
+// Figures are one course's usage on one day: the API's document.
+type Figures = api.UsageDay
 
 // Server is one running server at a container pass.
 type Server struct {
@@ -89,6 +68,15 @@ type record struct {
 	memPeak   int64
 	disk      int64
 	top       []StudentBytes
+	slots     []uint16 // peak servers per quarter hour; nil when none ran
+}
+
+// Slots is the number of quarter hours of a day.
+const Slots = 96
+
+func slotOf(t time.Time) int {
+	t = t.UTC()
+	return (t.Hour()*60 + t.Minute()) / 15
 }
 
 func (r *record) add(id uint32) {
@@ -99,7 +87,11 @@ func (r *record) add(id uint32) {
 }
 
 func (r *record) figures(d Day, course string) Figures {
-	return Figures{Day: d.String(), Course: course, Students: len(r.students), Sessions: r.sessions, Notebooks: r.notebooks,
+	var servers []int
+	for _, n := range r.slots {
+		servers = append(servers, int(n))
+	}
+	return Figures{Servers: servers, Day: d.String(), Course: course, Students: len(r.students), Sessions: r.sessions, Notebooks: r.notebooks,
 		KernelHours: r.kernelSec / 3600, PeakServers: r.peak, CPUHours: r.cpuSec / 3600, MemPeakBytes: r.memPeak,
 		DiskBytes: r.disk, Top: slices.Clone(r.top)}
 }
@@ -203,6 +195,11 @@ func (s *Store) Sample(t time.Time, servers []Server) {
 		r := s.rec(t, course)
 		r.peak = max(r.peak, x.n)
 		r.memPeak = max(r.memPeak, x.mem)
+		if r.slots == nil {
+			r.slots = make([]uint16, Slots)
+		}
+		i := slotOf(t)
+		r.slots[i] = max(r.slots[i], uint16(min(x.n, 65535)))
 	}
 }
 

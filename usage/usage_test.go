@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // start is a Monday, the term's first day.
@@ -19,6 +21,7 @@ type oracleDay struct {
 	sessions, notebooks int
 	kernelSec           float64
 	peak                int
+	slots               []int
 }
 
 // term simulates days of a site of n students in courses, as a test clock
@@ -91,6 +94,11 @@ func term(s *Store, n, days int, courses []string, seed uint64) map[Day]map[stri
 			for c, k := range count {
 				o := get(tick, c)
 				o.peak = max(o.peak, k)
+				if o.slots == nil {
+					o.slots = make([]int, 96)
+				}
+				slot := (tick.Hour()*60 + tick.Minute()) / 15
+				o.slots[slot] = max(o.slots[slot], k)
 			}
 			s.Sample(tick, servers)
 		}
@@ -114,7 +122,7 @@ func compare(t *testing.T, s *Store, oracle map[Day]map[string]*oracleDay, days 
 		}
 		n++
 		want := Figures{Day: f.Day, Course: f.Course, Students: len(o.students), Sessions: o.sessions, Notebooks: o.notebooks,
-			KernelHours: o.kernelSec / 3600, PeakServers: o.peak}
+			KernelHours: o.kernelSec / 3600, PeakServers: o.peak, Servers: o.slots}
 		if !reflect.DeepEqual(f, want) {
 			t.Errorf("%s %s:\n got  %+v\n want %+v", f.Day, f.Course, f, want)
 		}
@@ -235,5 +243,45 @@ func TestDiskAndGap(t *testing.T) {
 	}
 	if f[0].KernelHours != MaxGap.Hours() {
 		t.Errorf("kernel hours %v after a 10h gap, want %v (MaxGap)", f[0].KernelHours, MaxGap.Hours())
+	}
+}
+
+// The Prometheus series are per course: as many as the courses, whatever
+// the number of students.
+func TestCollectorCardinality(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 500 {
+		s.Session(fmt.Sprintf("c%d", i%3), fmt.Sprintf("s%d", i), start.Add(time.Hour))
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(s, func() time.Time { return start.Add(2 * time.Hour) }))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != 8 {
+		t.Errorf("%d metric families, want 8", len(mfs))
+	}
+	for _, mf := range mfs {
+		if n := len(mf.GetMetric()); n != 3 {
+			t.Errorf("%s: %d series, want 3 (one per course)", mf.GetName(), n)
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != 1 || m.GetLabel()[0].GetName() != "course" {
+				t.Errorf("%s: labels %v, want course only", mf.GetName(), m.GetLabel())
+			}
+		}
+		if mf.GetName() == "nbh_sync_usage_students" {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue()
+			}
+			if sum != 500 {
+				t.Errorf("students today: %v, want 500", sum)
+			}
+		}
 	}
 }
