@@ -95,6 +95,8 @@ type Options struct {
 	// Restarter serves the student's own "restart my server"
 	// (RestartPath); without it that path is not found.
 	Restarter Restarter
+	// Usage, when set, is told of every notebook a student opens.
+	Usage UsageSink
 	// Tokens give the servers' Jupyter tokens; none are sent when nil.
 	Tokens Tokens
 	// Key signs session cookies (at least 32 bytes; see LoadKey).
@@ -387,6 +389,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 		defer p.traffic.websocket(rt.Key)()
 	} else {
 		p.traffic.request(rt.Key)
+		p.noteNotebook(r, rt)
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
 }

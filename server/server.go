@@ -94,7 +94,10 @@ type Config struct {
 	// the daemon checks before it sets it.
 	Demo *Demo
 	// Ops, when set, serves the operators' endpoints (see Ops).
-	Ops    Ops
+	Ops Ops
+	// Usage, when set, serves /api/usage and /api/usage.csv and draws
+	// usage on the dashboard.
+	Usage  UsageSource
 	Logger *slog.Logger
 }
 
@@ -229,6 +232,7 @@ func (s *Server) routes() {
 	}
 	m.HandleFunc("GET /{$}", s.dashboard)
 	s.opsRoutes()
+	s.usageRoutes()
 }
 
 // Handler returns the server's handler, for tests and embedding.

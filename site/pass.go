@@ -84,6 +84,9 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 		// taken just before the engine was read.
 		s.opts.Observed(obs.Containers, res.At)
 	}
+	if s.opts.Sampled != nil {
+		s.opts.Sampled(obs.Containers, obs.Activity, res.At)
+	}
 	s.actionEvents(ctx, res.Outcomes)
 	s.containerMetrics(obs)
 

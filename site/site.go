@@ -65,6 +65,9 @@ type Options struct {
 	// Traffic, when set, is what the students' front door saw of each
 	// server: container passes count it as activity.
 	Traffic activity.TrafficSource
+	// Sampled, when set, is told what each container pass saw — the
+	// containers and their activity — for the usage record.
+	Sampled func(cs []containers.Container, act map[string]activity.Result, at time.Time)
 }
 
 // Site is one course site: its config repo, course repos, images and
