@@ -40,6 +40,8 @@ type page struct {
 	// Usage is the usage section's charts (inline SVG), when the daemon
 	// keeps usage.
 	Usage template.HTML
+	// Admin shows the admin view (its calls need the API token).
+	Admin bool
 }
 
 // dashboardTemplate is parsed once; a bad template fails every test.
@@ -106,6 +108,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		p.DemoStudent = s.cfg.Demo.Student
 	}
 	p.Courses, p.SiteErrors = placeErrors(p.Status)
+	p.Admin = s.cfg.Ops != nil
 	if s.cfg.Usage != nil {
 		if u, err := s.cfg.Usage.Usage(ctx, "", 90); err == nil {
 			p.Usage = usageCharts(u)
