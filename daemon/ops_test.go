@@ -84,7 +84,7 @@ courses:
 	front := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := startDaemon(t, bin, "run", "--config", cfg.dir, "--root", root, "--listen", "127.0.0.1:0", "--api-token-file", tokenFile,
 		"--log-format", "json", "--grace", testGrace.String(), "--proxy-listen", "127.0.0.1:"+strconv.Itoa(port))
-	waitFor(t, 5*time.Minute, "/readyz 200", func() bool { return p.getJSON("/readyz", nil) == http.StatusOK })
+	waitFor(t, 20*time.Minute, "/readyz 200", func() bool { return p.getJSON("/readyz", nil) == http.StatusOK })
 	return &opsDaemon{proc: p, bin: bin, course: course, root: root, tokenFile: tokenFile, front: front, cli: cli}
 }
 
