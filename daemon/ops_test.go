@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -288,6 +289,12 @@ func TestOperatorsOnRealJupyter(t *testing.T) {
 		t.Errorf("alice's server after her restart: %s, started %s (before: %s)", st, after, before)
 	}
 
+	// The dashboard's admin view, in chromium, on the same real servers:
+	// nothing without the token, a refusal for the active student, then a
+	// forced stop and a restart.
+	d.startKernel("alice", d.spawn("alice", 1000))
+	dashboardActions(t, d)
+
 	// Every action is in the history, with who asked.
 	var h api.History
 	d.getJSON("/api/history?kind=action&limit=50", &h)
@@ -296,9 +303,68 @@ func TestOperatorsOnRealJupyter(t *testing.T) {
 		seen[r.Action+" "+r.Student+" "+r.Result] = true
 	}
 	for _, want := range []string{"operator-stop alice stopped", "operator-restart alice restarted", "operator-stop bob stopped",
-		"operator-remove bob removed", "suspend  done", "resume  done"} {
+		"operator-remove bob removed", "suspend  done", "resume  done", "operator-stop alice stopped", "operator-restart alice restarted"} {
 		if !seen[want] {
 			t.Errorf("history lacks %q: %v", want, seen)
 		}
+	}
+}
+
+// dashboardActions drives the admin view of the daemon's dashboard in
+// chromium: a search without the token is refused and lists nobody; with
+// it alice is found running and active; stop is refused with the reason
+// until "force" is ticked; then restart brings her server back.
+func dashboardActions(t *testing.T, d *opsDaemon) {
+	t.Helper()
+	ctx := testenv.Browser(t, 3*time.Minute)
+	if err := chromedp.Do(ctx, chromedp.Navigate(d.url("/")), chromedp.Click(chromedp.CSS(`#admin summary`)),
+		chromedp.WaitVisible(chromedp.CSS(`#admin-form`))); err != nil {
+		t.Fatal(err)
+	}
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	wait := func(want string) {
+		t.Helper()
+		var got string
+		waitFor(t, 2*time.Minute, "admin message "+want, func() bool {
+			got = eval(`document.getElementById("admin-msg").textContent`)
+			return strings.Contains(got, want)
+		})
+	}
+	search := func(tok, q string) {
+		eval(fmt.Sprintf(`(document.getElementById("admin-token").value = %q, document.getElementById("admin-q").value = %q,
+			document.getElementById("admin-search").click(), "")`, tok, q))
+	}
+	click := func(action string) {
+		eval(fmt.Sprintf(`(document.querySelector('tr.admin-row[data-student="alice"] button[data-action=%q]').click(), "")`, action))
+	}
+	search("", "alice")
+	wait("refused: missing or wrong bearer token")
+	search("api-tok", "alice")
+	wait("1 found")
+	if row := eval(`document.querySelector("tr.admin-row").textContent`); !strings.Contains(row, "running · active") {
+		t.Errorf("alice's row: %q, want her server running and active", row)
+	}
+	click("stop")
+	wait("stop refused: alice's server in " + d.course + " is active")
+	if st, _ := d.state("alice"); st != "running" {
+		t.Errorf("alice's server after a refused stop: %s", st)
+	}
+	eval(`(document.getElementById("admin-force").click(), "")`)
+	click("stop")
+	wait("alice in " + d.course + ": stopped (forced: active")
+	if st, _ := d.state("alice"); st != "exited" {
+		t.Errorf("alice's server after a forced stop from the dashboard: %s", st)
+	}
+	click("restart")
+	wait("alice in " + d.course + ": restarted")
+	if st, _ := d.state("alice"); st != "running" {
+		t.Errorf("alice's server after a restart from the dashboard: %s", st)
 	}
 }
