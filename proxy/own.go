@@ -3,8 +3,10 @@ package proxy
 import (
 	"context"
 	"html/template"
+	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // OwnPrefix starts the paths the front door answers itself under a
@@ -60,7 +62,15 @@ func (p *Proxy) own(w http.ResponseWriter, r *http.Request, base string, k Key) 
 		h.Set("Content-Security-Policy", "frame-ancestors 'self'")
 		_ = restartTmpl.Execute(w, map[string]string{"Course": k.Course, "Action": base + RestartPath, "Back": base})
 	case http.MethodPost:
-		ctx, cancel := context.WithTimeout(r.Context(), p.opts.SpawnTimeout)
+		// The body (none is expected) is read within ReadTimeout; then the
+		// connection's deadline goes, since a restart takes longer, and
+		// the restart runs to its end even if the browser gives up.
+		if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10)); err != nil {
+			answer(w, r, http.StatusBadRequest, page{Title: "Bad request", Message: "The request could not be read."})
+			return true
+		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.opts.SpawnTimeout)
 		defer cancel()
 		p.log.Info("student restarts their server", "course", k.Course, "student", k.Student, "remote", r.RemoteAddr)
 		rt, err := p.opts.Restarter.Restart(ctx, k.Course, k.Student)
