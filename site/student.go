@@ -94,6 +94,10 @@ func (s *Site) Student(ctx context.Context, course, student, action string, opts
 	if !known && !s.knownCourses(ctx, cfg, false)[course] {
 		return rep, fmt.Errorf("course %q: %w", course, containers.ErrUnknownCourse)
 	}
+	if !known && action == api.StudentRestart {
+		// Its server could be stopped, never started again.
+		return rep, fmt.Errorf("restart: course %q is no longer in courses.yaml: %w", course, containers.ErrUnknownCourse)
+	}
 	if !known {
 		co = manifest.Course{Idle: cfg.Defaults.Idle}
 	}
