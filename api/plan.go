@@ -54,6 +54,8 @@ type PlanPull struct {
 	Course string `json:"course"`
 	From   string `json:"from,omitempty"`
 	To     string `json:"to"`
+	// Guard is "suspended" when the course is on hold: the pull waits.
+	Guard string `json:"guard,omitempty"`
 }
 
 // PlanBuild is one image and what a sync would do about it. Builds are in
@@ -78,6 +80,9 @@ type PlanBuild struct {
 	// Cascade, on an image built first, lists the images rebuilt after it
 	// because they are built on it (directly or not), in build order.
 	Cascade []string `json:"cascade,omitempty"`
+	// Guard is "suspended" when every course of the image is on hold: the
+	// build Action names waits (Reason says so).
+	Guard string `json:"guard,omitempty"`
 }
 
 // PlanAction is one container and what the container pass would do about
@@ -85,7 +90,7 @@ type PlanBuild struct {
 type PlanAction struct {
 	// Kind is "keep", "report-stale" (kept, on a stale image), "stop",
 	// "remove" or "hold" (a guard withheld a stop or remove: Held says
-	// which, Guard which guard: "freeze", "mass-prune", "retire-limit").
+	// which, Guard which guard: "freeze", "mass-prune", "retire-limit", "suspended").
 	Kind      string `json:"kind"`
 	Course    string `json:"course"`
 	Student   string `json:"student"`

@@ -40,6 +40,9 @@ type CourseView struct {
 	Image    string    `json:"image"`
 	BuildKey string    `json:"build_key,omitempty"`
 	Archived bool      `json:"archived,omitempty"`
+	// Suspended says why the course is on hold (no pulls, builds or
+	// retirements; students still served), when it is.
+	Suspended string `json:"suspended,omitempty"`
 	// Containers counts the course's containers; OnCurrent those on the
 	// course's current image, Stale the others; Running those running.
 	Containers int `json:"containers"`

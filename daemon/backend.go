@@ -56,6 +56,7 @@ func (b backend) Spawn(ctx context.Context, req api.SpawnRequest) (api.SpawnResu
 	if err != nil {
 		return api.SpawnResult{}, spawnError(err)
 	}
+	b.d.usage.session(req.Course, req.Student)
 	return api.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL, Token: sp.Token,
 		LaunchURL: b.d.launch(req.Course, req.Student, sp)}, nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/site"
 	"github.com/nbhosting/nbh-sync/trigger"
+	"github.com/nbhosting/nbh-sync/usage"
 )
 
 // Defaults of the schedules the daemon runs when courses.yaml sets none:
@@ -141,6 +142,8 @@ type daemon struct {
 	// URLs their scheme, host and port (see proxy.LaunchURL).
 	proxy     *proxy.Proxy
 	publicURL *url.URL
+	// usage keeps what students use (sessions, notebooks, servers, disk).
+	usage *usageRecorder
 
 	ready      atomic.Bool
 	allowPrune atomic.Bool // one-shot confirmation of a mass prune
@@ -175,6 +178,13 @@ func Run(ctx context.Context, opts Options) error {
 	defer hist.Close()
 
 	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New(), replays: newReplays()}
+	us, err := usage.Open(rootdir.Usage(root))
+	if err != nil {
+		return err
+	}
+	d.usage = &usageRecorder{d: d, store: us}
+	defer us.Flush()
+	d.metrics.Registry().MustRegister(usage.NewCollector(us, nil))
 	for _, f := range []string{opts.WebhookSecretFile, opts.TokenFile} {
 		warnIfReadable(opts.Log, f)
 	}
@@ -192,7 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics,
-		Observed: d.observed, Traffic: frontDoorTraffic{d}})
+		Observed: d.observed, Traffic: frontDoorTraffic{d}, Sampled: d.usage.sampled})
 	if err != nil {
 		return err
 	}
@@ -203,7 +213,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	scfg := server.Config{Backend: backend{d}, Hooks: server.HookFunc(d.push),
 		HookHeaders: hookHeaders, AllowedHosts: append([]string{opts.Listen}, opts.AllowedHosts...), Metrics: d.metrics.Handler(), Token: token,
-		Builds: d.site.LiveBuilds(), Logger: opts.Log}
+		Builds: d.site.LiveBuilds(), Ops: ops{d}, Usage: d.usage, Logger: opts.Log}
 	if opts.Demo != "" {
 		scfg.Demo = &server.Demo{Student: opts.Demo, UID: demoUID}
 		opts.Log.Warn("demo credential on: whoever can open the dashboard can open a notebook as the demo student; never in production",

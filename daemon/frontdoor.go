@@ -88,7 +88,7 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 		scheme = u.Scheme // checked above: "" (none given), http or https
 	}
 	d.proxy, err = proxy.New(proxy.Options{
-		Spawner: proxySpawner{d}, Tokens: siteTokens{d}, Scheme: scheme,
+		Spawner: proxySpawner{d}, Restarter: frontDoorRestarter{d}, Usage: d.usage, Tokens: siteTokens{d}, Scheme: scheme,
 		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, HostTemplate: o.HostTemplate, Observer: d.metrics, Log: d.log.With("part", "proxy"),
 	})
 	if err != nil {
@@ -194,6 +194,7 @@ func (s proxySpawner) Spawn(ctx context.Context, course, student string) (proxy.
 	if err != nil {
 		return proxy.Route{}, err
 	}
+	s.d.usage.session(course, student)
 	return spawnedRoute(course, student, sp), nil
 }
 

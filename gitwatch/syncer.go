@@ -85,6 +85,11 @@ type Syncer struct {
 	// what it brought: one slow remote (a long history, a hung server)
 	// never holds back the pull — and the builds after it — of the others.
 	Wait time.Duration
+	// Held, when set, names the courses on hold: Sync neither fetches
+	// for them nor checks them out, and keeps their last status as it
+	// was (a course sharing a remote with others still sees it fetched
+	// for them, but its work tree does not move).
+	Held func(course string) bool
 
 	// pass serializes passes, hence all work on one course.
 	pass sync.Mutex
@@ -167,7 +172,11 @@ func (s *Syncer) Sync(ctx context.Context, cfg *manifest.Config, loc ConfigLocat
 	}
 	groups := map[string]*group{}
 	var keys []string
+	held := func(name string) bool { return s.Held != nil && s.Held(name) }
 	for _, name := range cfg.CourseNames() {
+		if held(name) {
+			continue
+		}
 		co := cfg.Courses[name]
 		url := co.Repo
 		if url == "." {
@@ -245,6 +254,13 @@ func (s *Syncer) Sync(ctx context.Context, cfg *manifest.Config, loc ConfigLocat
 	out := Status{ConfigCommit: commit, At: time.Now()}
 	var errs []error
 	for _, name := range cfg.CourseNames() {
+		if held(name) {
+			old, _ := prev.Course(name)
+			co := cfg.Courses[name]
+			old.Course, old.Repo, old.Branch, old.Path = name, RedactURL(co.Repo), co.Branch, co.Path
+			out.Courses = append(out.Courses, old)
+			continue
+		}
 		mu.Lock()
 		st, ok := results[name]
 		mu.Unlock()

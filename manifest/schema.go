@@ -72,6 +72,7 @@ var docs = map[string]string{
 	"Course.workspace":             "How much of the course each student's own copy is given: copy, lazy or none (defaults.workspace).",
 	"Course.workspace-exclude":     "Course paths kept out of workspaces (defaults.workspace-exclude).",
 	"Course.workspace-retention":   "How long workspace backups are kept (defaults.workspace-retention).",
+	"Course.suspend":               "On hold: no pulls, builds or container retirements for this course; its students are still served.",
 }
 
 // Schema returns the JSON Schema (draft 2020-12) of courses.yaml, derived

@@ -197,6 +197,10 @@ type Course struct {
 	// Archived courses get no new containers; existing ones are removed
 	// once idle.
 	Archived bool `json:"archived,omitempty"`
+	// Suspend puts the course on hold: no pulls, builds or retirements of
+	// its containers, while its students are still served (a term break,
+	// an incident under investigation).
+	Suspend bool `json:"suspend,omitempty"`
 	// Credentials are how to reach Repo, when it is not public.
 	Credentials *Credentials `json:"credentials,omitempty"`
 	// Workspace is how much of the course each student's own copy (their

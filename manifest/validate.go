@@ -163,6 +163,11 @@ func (v *validator) course(p string, co Course) {
 	v.container(p+".container", co.Container)
 	v.freeze(p+".freeze", co.Freeze)
 	v.workspace(p, co.Workspace, co.WorkspaceExclude, co.WorkspaceRetention)
+	if co.Suspend && co.Archived {
+		// Both are allowed (an archived course put on hold keeps its last
+		// containers), but the hold wins, which the admin should know.
+		v.warnf(p+".suspend", "the course is archived and suspended: its containers are kept until suspend is removed")
+	}
 	if cr := co.Credentials; cr != nil {
 		if cr.PasswordFile != "" && cr.PasswordEnv != "" {
 			v.errorf(p+".credentials", "set one of password-file and password-env, not both")

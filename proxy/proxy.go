@@ -92,6 +92,11 @@ type Options struct {
 	// Spawner starts servers on demand; without it a server that is down
 	// gets a page asking to open it again from the course page.
 	Spawner Spawner
+	// Restarter serves the student's own "restart my server"
+	// (RestartPath); without it that path is not found.
+	Restarter Restarter
+	// Usage, when set, is told of every notebook a student opens.
+	Usage UsageSink
 	// Tokens give the servers' Jupyter tokens; none are sent when nil.
 	Tokens Tokens
 	// Key signs session cookies (at least 32 bytes; see LoadKey).
@@ -342,6 +347,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		notFound(w, r)
 		return
 	}
+	if p.own(w, r, base, key) {
+		return
+	}
 	rt, up := p.routes.Lookup(key)
 	if up && rt.BasePath != base {
 		// The server lives under another prefix (made again on another
@@ -381,6 +389,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 		defer p.traffic.websocket(rt.Key)()
 	} else {
 		p.traffic.request(rt.Key)
+		p.noteNotebook(r, rt)
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
 }

@@ -47,6 +47,9 @@ type Pass struct {
 	// record), so that unlabelled nbhosting containers of a course
 	// removed since are still the site's to retire; see Desired.Adopts.
 	Had map[string]bool
+	// Suspended holds the courses on hold at run time, with why: their
+	// containers are not retired (see Desired.Suspended).
+	Suspended map[string]string
 }
 
 // Result is what one pass saw, decided and did.
@@ -82,6 +85,7 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 	d := NewDesired(cfg, cur)
 	d.AllowMassPrune = allowMassPrune
 	d.Had = p.Had
+	d.Suspended = p.Suspended
 	cs, err := p.Containers.List(ctx, d.Adopts)
 	if err != nil {
 		return Observed{}, fmt.Errorf("observe containers: %w", err)

@@ -74,6 +74,22 @@ type Desired struct {
 	Had map[string]bool
 	// NoAdopt is set by engine.adopt: false: the site adopts nothing.
 	NoAdopt bool
+	// Suspended holds the courses put on hold at run time (nbh-sync
+	// suspend), each with why; a course with suspend: true in
+	// courses.yaml is on hold too (see Desired.Suspension).
+	Suspended map[string]string
+}
+
+// Suspension says why course is on hold, "" when it is not: courses.yaml's
+// suspend: true, else a hold at run time.
+func (d Desired) Suspension(course string) string {
+	if st, ok := d.Courses[course]; ok && st.Course.Suspend {
+		return "course " + course + " is suspended in courses.yaml"
+	}
+	if why := d.Suspended[course]; why != "" {
+		return why
+	}
+	return ""
 }
 
 // Adopts reports whether the site takes unlabelled nbhosting containers of
@@ -129,6 +145,7 @@ func Plan(desired Desired, observed []containers.Container, act map[string]activ
 		actions = append(actions, a)
 	}
 	massPrune(desired, cs, actions)
+	suspended(desired, actions)
 	retireLimit(desired, cs, act, actions)
 	return actions
 }
@@ -222,6 +239,7 @@ const (
 	GuardFreeze      Guard = "freeze"       // a freeze window of the course
 	GuardMassPrune   Guard = "mass-prune"   // the revision removes most courses: confirm with --allow-mass-prune
 	GuardRetireLimit Guard = "retire-limit" // the course's retire-limit for one pass is reached
+	GuardSuspended   Guard = "suspended"    // the course is on hold (suspend: true, or nbh-sync suspend)
 )
 
 // withhold turns a into a Hold by guard g, the reason told after a's own.
@@ -319,6 +337,19 @@ func massPrune(d Desired, cs []containers.Container, actions []Action) {
 		if removed[a.Course] && a.Retires() {
 			actions[i] = withhold(a, GuardMassPrune, fmt.Sprintf("this revision removes %d of the site's %d courses (%s), confirm with --allow-mass-prune",
 				len(removed), total, strings.Join(names, ", ")))
+		}
+	}
+}
+
+// suspended holds every retirement of a course on hold. It comes before
+// the retire limit, so that held retirements take none of a pass's quota.
+func suspended(d Desired, actions []Action) {
+	for i, a := range actions {
+		if !a.Retires() {
+			continue
+		}
+		if why := d.Suspension(a.Course); why != "" {
+			actions[i] = withhold(a, GuardSuspended, why+" (nbh-sync resume "+a.Course+" lifts a hold made at run time)")
 		}
 	}
 }

@@ -37,6 +37,11 @@ type page struct {
 	RefreshMS   int64
 	// Now is the time the page is rendered at, for relative times.
 	Now time.Time
+	// Usage is the usage section's charts (inline SVG), when the daemon
+	// keeps usage.
+	Usage template.HTML
+	// Admin shows the admin view (its calls need the API token).
+	Admin bool
 }
 
 // dashboardTemplate is parsed once; a bad template fails every test.
@@ -103,6 +108,14 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		p.DemoStudent = s.cfg.Demo.Student
 	}
 	p.Courses, p.SiteErrors = placeErrors(p.Status)
+	p.Admin = s.cfg.Ops != nil
+	if s.cfg.Usage != nil {
+		if u, err := s.cfg.Usage.Usage(ctx, "", 90); err == nil {
+			p.Usage = usageCharts(u)
+		} else {
+			s.log.Warn("dashboard usage", "err", err)
+		}
+	}
 	var buf bytes.Buffer
 	if err := dashboardTemplate.Execute(&buf, p); err != nil {
 		s.log.Error("render dashboard", "err", err)

@@ -92,7 +92,12 @@ type Config struct {
 	// Demo, when set, lets the dashboard open a demo student's notebook
 	// with no token (POST /api/demo): for a site on loopback only, which
 	// the daemon checks before it sets it.
-	Demo   *Demo
+	Demo *Demo
+	// Ops, when set, serves the operators' endpoints (see Ops).
+	Ops Ops
+	// Usage, when set, serves /api/usage and /api/usage.csv and draws
+	// usage on the dashboard.
+	Usage  UsageSource
 	Logger *slog.Logger
 }
 
@@ -228,6 +233,8 @@ func (s *Server) routes() {
 		m.HandleFunc("POST /api/demo", s.demo)
 	}
 	m.HandleFunc("GET /{$}", s.dashboard)
+	s.opsRoutes()
+	s.usageRoutes()
 }
 
 // Handler returns the server's handler, for tests and embedding.

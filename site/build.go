@@ -214,14 +214,24 @@ func (s *Site) BuildAll(ctx context.Context, force bool) ([]images.Result, error
 		}
 	}
 	done := map[string]chan struct{}{}
+	bases := map[string][]string{}
 	for _, spec := range specs {
 		done[spec.Image] = make(chan struct{})
+		bases[spec.Image] = spec.Bases
 	}
+	// Images whose every course is on hold are not built (nbh-sync build
+	// IMAGE still builds one on demand).
+	held := heldImages(rev.Config, s.suspensions(rev.Config), bases)
 	var wg sync.WaitGroup
 	for _, spec := range specs {
 		i := index[spec.Image]
 		wg.Go(func() {
 			defer close(done[spec.Image])
+			if held[spec.Image] {
+				results[i] = images.Result{Image: spec.Image, Key: spec.Key, Action: images.ActionNone}
+				s.log.InfoContext(ctx, "image not built: its courses are suspended", "image", spec.Image)
+				return
+			}
 			for _, b := range spec.Bases {
 				<-done[b]
 			}

@@ -48,7 +48,7 @@ type PassOptions struct {
 func (s *Site) pass(ctx context.Context, ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
 	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
 		Concurrency: reconcile.DefaultConcurrency, Now: s.planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
-		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic}
+		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic, Suspended: s.suspensions(cfg)}
 }
 
 // newProber is the activity probe of a site: it reads each container's CPU
@@ -85,6 +85,9 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 		// taken just before the engine was read.
 		s.opts.Observed(obs.Containers, res.At)
 	}
+	if s.opts.Sampled != nil {
+		s.opts.Sampled(obs.Containers, obs.Activity, res.At)
+	}
 	s.actionEvents(ctx, res.Outcomes)
 	s.containerMetrics(obs)
 	// Students whose server is not in use once the pass is over get the
@@ -102,6 +105,11 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	}
 	if err := s.prune(ctx, cfg, inUse); err != nil {
 		errs = append(errs, fmt.Errorf("prune old builds: %w", err))
+	}
+	if n, err := s.PruneTrash(time.Now(), TrashRetention); err != nil {
+		errs = append(errs, fmt.Errorf("prune the trash: %w", err))
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "workspaces deleted from the trash after their retention", "count", n, "retention", TrashRetention)
 	}
 	err = errors.Join(errs...)
 	if err != nil {

@@ -63,6 +63,8 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 		}
 	}
 
+	rep.Changes -= holdPlan(&rep, rev.Config, s.suspensions(rev.Config))
+
 	ctrs, err := s.containersOf(rev.Config)
 	var pre reconcile.Result
 	if err == nil {

@@ -65,6 +65,9 @@ type Options struct {
 	// Traffic, when set, is what the students' front door saw of each
 	// server: container passes count it as activity.
 	Traffic activity.TrafficSource
+	// Sampled, when set, is told what each container pass saw — the
+	// containers and their activity — for the usage record.
+	Sampled func(cs []containers.Container, act map[string]activity.Result, at time.Time)
 }
 
 // Site is one course site: its config repo, course repos, images and
@@ -97,6 +100,7 @@ type Site struct {
 	closers []io.Closer
 
 	knownMu sync.Mutex // serializes the known-courses record
+	holdMu  sync.Mutex // serializes changes of the course holds
 
 	stores stores // the workspace store of each course
 
@@ -144,7 +148,7 @@ func New(opts Options) (*Site, error) {
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
 	ctrs.Site = SiteName(opts.Root)
 	ctrs.Tokens = token.New(rootdir.TokenKey(opts.Root))
-	return &Site{
+	s := &Site{
 		opts:    opts,
 		log:     opts.Log,
 		loc:     loc,
@@ -155,7 +159,9 @@ func New(opts Options) (*Site, error) {
 		prober:  newProber(opts.ContainerEngine),
 		closers: closers,
 		live:    livelog.New(),
-	}, nil
+	}
+	s.syncer.Held = s.held // courses on hold are not pulled
+	return s, nil
 }
 
 // Close releases the engine clients the site opened. The site must not be

@@ -117,10 +117,11 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 	}
 
 	wsViews := s.workspaceViews(ctx, cfg)
+	susp := s.suspensions(cfg)
 	for _, name := range cfg.CourseNames() {
 		co := cfg.Courses[name]
 		v := api.CourseView{Workspaces: wsViews[name], Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
-			BuildKey: keys[co.ImageOf()], Archived: co.Archived, ImageError: imageErrs[co.ImageOf()]}
+			BuildKey: keys[co.ImageOf()], Archived: co.Archived, ImageError: imageErrs[co.ImageOf()], Suspended: susp[name]}
 		if p, ok := pulls.Course(name); ok {
 			v.Commit, v.Error, v.Checked, v.Fetched = p.Commit.String(), p.Error, p.CheckedAt, p.FetchedAt
 			if p.Commit.IsZero() {

@@ -165,6 +165,7 @@ data directory). Both may also come from NBH_CONFIG and NBH_ROOT.`,
 		newResetCmd(g),
 		newShareCmd(g),
 	)
+	root.AddCommand(opsCommands(g)...)
 	return root
 }
 

@@ -89,6 +89,9 @@ func printStatus(w io.Writer, st api.Status) {
 		if c.Archived {
 			name += " (archived)"
 		}
+		if c.Suspended != "" {
+			name += " (suspended)"
+		}
 		checked := "-"
 		if !c.Checked.IsZero() {
 			checked = time.Since(c.Checked).Round(time.Second).String() + " ago"
