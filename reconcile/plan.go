@@ -44,6 +44,9 @@ type Action struct {
 	// State and ImageID are what the plan saw; Apply re-checks them.
 	State   containers.State `json:"state"`
 	ImageID string           `json:"image_id"`
+	// Warm marks a warm server nobody has visited yet, kept or held in its
+	// window, and a warm-up that will start one (what status counts).
+	Warm bool `json:"warm,omitempty"`
 	// At is the time of the plan: a container handed out after it is left
 	// alone by Apply.
 	At time.Time `json:"at"`

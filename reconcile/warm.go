@@ -105,9 +105,9 @@ func decideWarm(st CourseState, r activity.Result, now time.Time, stale bool, st
 	case stale:
 		return Action{Kind: Remove, Reason: "warm, never visited, " + staleText + ": replaced with the current image (" + warmText(w, start) + ")"}
 	case r.Idle(now, idleFor):
-		return Action{Kind: Hold, Held: Stop, Guard: GuardWarm, Reason: idleText(r, now) + ", warm, never visited; held: " + warmText(w, start)}
+		return Action{Kind: Hold, Held: Stop, Guard: GuardWarm, Warm: true, Reason: idleText(r, now) + ", warm, never visited; held: " + warmText(w, start)}
 	default:
-		return Action{Kind: Keep, Reason: "warm, not visited yet, image current (" + warmText(w, start) + ")"}
+		return Action{Kind: Keep, Warm: true, Reason: "warm, not visited yet, image current (" + warmText(w, start) + ")"}
 	}
 }
 
@@ -164,6 +164,7 @@ func PlanWarm(d Desired, observed []containers.Container, act map[string]activit
 			case made >= perPass:
 				a = withhold(a, GuardWarmMax, fmt.Sprintf("%d warm-ups in this pass already, next pass", perPass))
 			default:
+				a.Warm = true
 				warm[name]++
 				siteWarm++
 				made++

@@ -86,6 +86,9 @@ func TestPlanWarm(t *testing.T) {
 					k += ":" + string(a.Guard)
 				}
 				s = append(s, k)
+				if a.Warm != (a.Kind == WarmUp) {
+					t.Errorf("%s: %s with Warm %v", a.Student, a.Kind, a.Warm)
+				}
 				if a.Kind == Hold && a.Held != WarmUp {
 					t.Errorf("%s: held %s, want %s", a.Student, a.Held, WarmUp)
 				}
@@ -130,7 +133,7 @@ func TestWarmWindowStory(t *testing.T) {
 	obs := []containers.Container{up("ann", v2, open), up("bob", v2, open), up("cy", v2, open), up("dan", v2, monday(7, 0))}
 	act := map[string]activity.Result{"ann": visitedAt(monday(8, 35)), "bob": unvisited(open), "cy": unvisited(open), "dan": visitedAt(monday(7, 10))}
 	as = Plan(d, obs, act, monday(8, 40))
-	if a := find(t, as, "bob", ""); a.Kind != Hold || a.Held != Stop || a.Guard != GuardWarm || !strings.Contains(a.Reason, "warm window \"50 7 * * mon\" until 09:50") {
+	if a := find(t, as, "bob", ""); a.Kind != Hold || a.Held != Stop || a.Guard != GuardWarm || !a.Warm || !strings.Contains(a.Reason, "warm window \"50 7 * * mon\" until 09:50") {
 		t.Errorf("bob in the window: %+v", a)
 	}
 	if a := find(t, as, "ann", ""); a.Kind != Keep {

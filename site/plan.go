@@ -73,7 +73,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 	}
 	for _, a := range pre.Actions {
 		rep.Actions = append(rep.Actions, planAction(a))
-		if a.Retires() {
+		if a.Retires() || a.Kind == reconcile.WarmUp {
 			rep.Changes++
 		}
 	}

@@ -265,6 +265,14 @@ func TestPassWarmWindow(t *testing.T) {
 		}
 	}
 
+	st, err := s.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.Courses[0]; c.Warm != 2 || c.WarmHeld != 0 || !c.NextWarm.After(time.Now()) {
+		t.Errorf("status: %d warm, %d held, next window %s", c.Warm, c.WarmHeld, c.NextWarm)
+	}
+
 	// 40 minutes in: ann opened hers 5 minutes ago; bob never came and his
 	// server is idle beyond the idle time (30m), but the window holds it.
 	e.visit(ann, time.Now().Add(35*time.Minute))
