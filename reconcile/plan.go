@@ -20,13 +20,14 @@ import (
 // Kind is what an action does.
 type Kind string
 
-// The kinds of action. Only Stop and Remove change anything.
+// The kinds of action. Only Stop and Remove change anything here; a WarmUp
+// (warm.go) is carried out by the site, which spawns.
 const (
 	Keep        Kind = "keep"
 	Stop        Kind = "stop"
 	Remove      Kind = "remove"
 	ReportStale Kind = "report-stale" // kept, but running a stale image
-	Hold        Kind = "hold"         // a Stop or Remove withheld by a guard
+	Hold        Kind = "hold"         // a Stop, Remove or WarmUp withheld by a guard
 )
 
 // Action is one decision about one container, with its reason.
@@ -218,7 +219,8 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 	}
 }
 
-// Guard names what withholds a Stop or Remove (an Action of kind Hold).
+// Guard names what withholds a Stop, Remove or WarmUp (an Action of kind
+// Hold).
 type Guard string
 
 // The guards of a plan.
