@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,7 +36,9 @@ func (s *Site) expected(ctx context.Context, co manifest.Course, w manifest.Warm
 	}
 	var names []string
 	if st.File != "" {
-		b, err := os.ReadFile(filepath.Join(rootdir.Course(s.opts.Root, co.Name), filepath.FromSlash(st.File)))
+		// Read within the checkout: a symlink the instructor commits
+		// must not make the site read a file outside it.
+		b, err := readInRoot(rootdir.Course(s.opts.Root, co.Name), filepath.FromSlash(st.File))
 		if err != nil {
 			return nil, fmt.Errorf("warm students of %s: %w", co.Name, err)
 		}
@@ -64,6 +67,15 @@ func (s *Site) expected(ctx context.Context, co manifest.Course, w manifest.Warm
 	names = slices.DeleteFunc(names, func(n string) bool { return containers.CheckStudent(n) != nil })
 	slices.Sort(names)
 	return slices.Compact(names), nil
+}
+
+func readInRoot(dir, name string) ([]byte, error) {
+	f, err := os.OpenInRoot(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
 // warmUp starts the servers of the plan's warm-ups, warmConcurrency at a

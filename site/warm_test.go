@@ -18,7 +18,9 @@ import (
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
+	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // warmEngine is a container engine whose containers are fake Jupyter
@@ -326,5 +328,38 @@ func TestPassWarmWindow(t *testing.T) {
 	}
 	if warm != 3 || spawn != 2 {
 		t.Errorf("history: %d warm, %d spawn records; want 3 and 2", warm, spawn)
+	}
+}
+
+// TestExpectedFromFile: file:PATH lists the students in the course's
+// checkout, one a line, comments and blank lines aside; names that cannot
+// be a student are left out, duplicates once.
+func TestExpectedFromFile(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(rootdir.Course(root, "intro"), "class")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	list := "# Monday group\nzoe\nann  # late on Mondays\n\nann\n../etc\n"
+	if err := os.WriteFile(filepath.Join(dir, "monday.txt"), []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Site{opts: Options{Root: root}}
+	co := manifest.Course{Name: "intro"}
+	got, err := s.expected(t.Context(), co, manifest.Warm{Students: "file:class/monday.txt"}, time.Now())
+	if err != nil || strings.Join(got, ",") != "ann,zoe" {
+		t.Errorf("expected = %v, %v; want [ann zoe]", got, err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(dir, "out.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.expected(t.Context(), co, manifest.Warm{Students: "file:class/out.txt"}, time.Now()); err == nil {
+		t.Errorf("a list outside the checkout was read: %v", got)
+	}
+	if _, err := s.expected(t.Context(), co, manifest.Warm{Students: "file:class/none.txt"}, time.Now()); err == nil {
+		t.Error("a missing list gave no error")
+	}
+	if _, err := s.expected(t.Context(), co, manifest.Warm{Students: "recent(30d)"}, time.Now()); err == nil {
+		t.Error("recent() without a history gave no error")
 	}
 }
