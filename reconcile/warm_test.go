@@ -183,3 +183,21 @@ func TestWarmWindowStory(t *testing.T) {
 		t.Errorf("warm-ups after the window: %v", as)
 	}
 }
+
+// A freeze window keeps the servers of students at work; a warm server
+// nobody opened has nobody at work on it, so a commit still replaces it.
+func TestWarmReplacedInFreeze(t *testing.T) {
+	st := warmCourse(0)
+	st.Course.Freeze = []manifest.Freeze{{Cron: "0 7 * * mon", For: manifest.Duration(4 * time.Hour)}}
+	d := warmDesired(st, 0)
+	open := monday(7, 50)
+	obs := []containers.Container{up("ann", v1, open), up("bob", v1, open)}
+	act := map[string]activity.Result{"ann": visitedAt(monday(8, 0)), "bob": unvisited(open)}
+	as := Plan(d, obs, act, monday(8, 40))
+	if a := find(t, as, "bob", Remove); !strings.Contains(a.Reason, "never visited") {
+		t.Errorf("bob: %+v", a)
+	}
+	if a := find(t, as, "ann", ""); a.Kind != Stop || !strings.Contains(a.Reason, "not removed") {
+		t.Errorf("ann, idle 40m in a freeze: %+v", a)
+	}
+}
