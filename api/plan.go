@@ -89,8 +89,10 @@ type PlanBuild struct {
 // it, and why.
 type PlanAction struct {
 	// Kind is "keep", "report-stale" (kept, on a stale image), "stop",
-	// "remove" or "hold" (a guard withheld a stop or remove: Held says
-	// which, Guard which guard: "freeze", "mass-prune", "retire-limit", "suspended").
+	// "remove", "warm" (start an expected student's server for a warm
+	// window) or "hold" (a guard withheld a stop, remove or warm: Held
+	// says which, Guard which guard: "freeze", "mass-prune",
+	// "retire-limit", "suspended", "warm", "warm-max").
 	Kind      string `json:"kind"`
 	Course    string `json:"course"`
 	Student   string `json:"student"`
@@ -99,6 +101,8 @@ type PlanAction struct {
 	Reason    string `json:"reason"`
 	Held      string `json:"held,omitempty"`
 	Guard     string `json:"guard,omitempty"`
+	// Warm marks a warm-up, or a warm server kept unvisited in its window.
+	Warm bool `json:"warm,omitempty"`
 	// State and ImageID are what the plan saw of the container.
 	State   string `json:"state"`
 	ImageID string `json:"image_id"`

@@ -18,7 +18,7 @@
 #   BENCH_SERVERS=1000     bench/probe: running servers probed per round
 #   BENCH_ENGINE=10        bench/probe: real containers for the engine CPU reads (0: skip)
 #   BENCH_WEBSOCKETS=1000  bench/frontdoor: idle websockets held open
-#   BENCH_CLASS=100        bench/frontdoor class: students starting at once
+#   BENCH_CLASS=100        bench/frontdoor class and warmclass: students starting at once
 #   BENCH_STUDENTS=1000    bench/workspace: workspaces merged after a push (and git clones beside)
 #   BENCH_ONLY="pass spawn" run only these
 #   BENCH_OUT=DIR          where the full outputs go (default: a temp dir)
@@ -31,7 +31,7 @@ export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 GO=${GO:-go}
 OUT=${BENCH_OUT:-$(mktemp -d -t nbh-bench.XXXXXX)}
 mkdir -p "$OUT"
-ONLY=${BENCH_ONLY:-gitpoll spawn returning build cascade pass probe memory frontdoor class workspace}
+ONLY=${BENCH_ONLY:-gitpoll spawn returning build cascade pass probe memory frontdoor class warmclass workspace}
 REPOS=${BENCH_REPOS:-1000} TRANSPORT=${BENCH_TRANSPORT:-http} ROUNDS=${BENCH_ROUNDS:-3} SPAWN=${BENCH_SPAWN:-10}
 CONTAINERS=${BENCH_CONTAINERS:-1000 10000} RUNNING=${BENCH_RUNNING:-50} NAIVE_MAX=${BENCH_NAIVE_MAX:-1000}
 COURSES=${BENCH_COURSES:-500} MEM_CONTAINERS=${BENCH_MEM_CONTAINERS:-10000} CASCADE=${BENCH_CASCADE:-20}
@@ -155,6 +155,11 @@ fi
 if bench class "$GO" test -run XXX -bench ClassStart -benchtime 1x -count 1 ./bench/frontdoor/; then
 	read -r fd dr served ratio < <(awk '/^BenchmarkClassStart/ {for (i=1;i<=NF;i++) {if ($i=="frontdoor-p99-ms") f=$(i-1); if ($i=="dockerrun-p99-ms") d=$(i-1); if ($i=="served") s=$(i-1); if ($i=="p99-ratio") r=$(i-1)}; print f, d, s, r}' "$OUT/class.txt")
 	row class "$BENCH_CLASS students at once, TTFB" "p99 ${fd} ms, ${served} served" "p99 ${dr} ms (docker run -d + wait)" "p99 $ratio"
+fi
+
+if bench warmclass "$GO" test -run XXX -bench WarmClass -benchtime 1x -count 1 ./bench/frontdoor/; then
+	read -r w c served ratio up < <(awk '/^BenchmarkWarmClass/ {for (i=1;i<=NF;i++) {if ($i=="warm-p99-ms") w=$(i-1); if ($i=="cold-p99-ms") c=$(i-1); if ($i=="served") s=$(i-1); if ($i=="p99-ratio") r=$(i-1); if ($i=="warmup-s") u=$(i-1)}; print w, c, s, r, u}' "$OUT/warmclass.txt")
+	row warmclass "$BENCH_CLASS students, warmed, TTFB" "p99 ${w} ms, ${served} served" "p99 ${c} ms (cold, on demand)" "p99 $ratio; warm-up ${up} s"
 fi
 
 if bench workspace "$GO" run ./bench/workspace -notebooks 200 -rounds "$ROUNDS" -students "$STUDENTS"; then

@@ -345,6 +345,15 @@ func (d *daemon) configured(ctx context.Context) {
 	if err := d.sched.Update(sch); err != nil {
 		d.log.ErrorContext(ctx, "schedules not updated", "err", err)
 	}
+	var warm []string
+	for _, co := range cfg.Courses {
+		for _, w := range co.Warm {
+			warm = append(warm, w.Cron)
+		}
+	}
+	if err := d.sched.SetWarm(warm); err != nil {
+		d.log.ErrorContext(ctx, "warm windows not scheduled", "err", err)
+	}
 	d.watch(ctx, localRepos(d.site.Location(), cfg))
 }
 

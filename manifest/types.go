@@ -7,6 +7,7 @@
 package manifest
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,10 @@ type Defaults struct {
 	RetireLimit int       `json:"retire-limit,omitempty"`
 	Container   Container `json:"container,omitempty"`
 	Freeze      []Freeze  `json:"freeze,omitempty"`
+	// WarmMax caps the servers warm windows keep started across the whole
+	// site at once (DefaultWarmMax when zero): warm servers hold memory
+	// nobody uses yet.
+	WarmMax int `json:"warm-max,omitempty"`
 	// Workspace is how much of the course each student's own copy (their
 	// workspace, their work folder) is given: copy (every file on the
 	// first visit; the default), lazy (a file when the student first opens
@@ -113,6 +118,50 @@ const PresetNbhosting = "nbhosting"
 type Freeze struct {
 	Cron string   `json:"cron"`
 	For  Duration `json:"for"`
+}
+
+// Warm is a warm window of a course: from each activation of Cron and for
+// For, the servers of the expected students (Students) are kept started,
+// at most Max of them.
+type Warm struct {
+	Cron string   `json:"cron"`
+	For  Duration `json:"for"`
+	// Students says who is expected: "recent(30d)" (students who had a
+	// server of the course in the last 30 days) or "file:PATH" (one
+	// student a line in the course checkout, # comments allowed).
+	Students string `json:"students"`
+	// Max caps the course's warm servers (DefaultWarmMax when zero).
+	Max int `json:"max,omitempty"`
+}
+
+// WarmStudents is what a Warm's Students says: either Recent (a look-back)
+// or File (a path in the course checkout).
+type WarmStudents struct {
+	Recent time.Duration
+	File   string
+}
+
+// ParseWarmStudents reads a warm window's students: value.
+func ParseWarmStudents(s string) (WarmStudents, error) {
+	if f, ok := strings.CutPrefix(s, "file:"); ok {
+		if f == "" {
+			return WarmStudents{}, fmt.Errorf("file: needs a path in the course, e.g. file:students.txt")
+		}
+		return WarmStudents{File: f}, nil
+	}
+	if d, ok := strings.CutPrefix(s, "recent("); ok {
+		if d, ok := strings.CutSuffix(d, ")"); ok {
+			v, err := ParseDuration(d)
+			if err != nil {
+				return WarmStudents{}, err
+			}
+			if v <= 0 {
+				return WarmStudents{}, fmt.Errorf("recent() needs a positive look-back, e.g. recent(30d)")
+			}
+			return WarmStudents{Recent: v}, nil
+		}
+	}
+	return WarmStudents{}, fmt.Errorf("unknown students %q (want recent(30d) or file:PATH)", s)
 }
 
 // Schedules are robfig/cron expressions (descriptors such as "@every 1m"
@@ -194,6 +243,9 @@ type Course struct {
 	RetireLimit int       `json:"retire-limit,omitempty"`
 	Container   Container `json:"container,omitempty"`
 	Freeze      []Freeze  `json:"freeze,omitempty"`
+	// Warm are the windows before which the expected students' servers
+	// are started, so that a class opens at the speed of a warm server.
+	Warm []Warm `json:"warm,omitempty"`
 	// Archived courses get no new containers; existing ones are removed
 	// once idle.
 	Archived bool `json:"archived,omitempty"`
@@ -257,6 +309,9 @@ const (
 	DefaultMinUID  = 1000
 	DefaultKeep    = 3
 	DefaultBuildTO = time.Hour
+	// DefaultWarmMax caps warm servers, per course and per site, when
+	// courses.yaml says nothing: a class, not a school.
+	DefaultWarmMax = 100
 	// DefaultWorkspaceRetention keeps two weeks of what merges replaced:
 	// long enough for a student to notice over a week-end and a week.
 	DefaultWorkspaceRetention = 14 * 24 * time.Hour

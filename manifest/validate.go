@@ -133,6 +133,9 @@ func (v *validator) defaults(p string, d Defaults) {
 	v.limits(p, d.Idle, d.Lingering, d.RetireLimit)
 	v.container(p+".container", d.Container)
 	v.freeze(p+".freeze", d.Freeze)
+	if d.WarmMax < 0 {
+		v.errorf(p+".warm-max", "must not be negative")
+	}
 	v.workspace(p, d.Workspace, d.WorkspaceExclude, d.WorkspaceRetention)
 }
 
@@ -162,6 +165,7 @@ func (v *validator) course(p string, co Course) {
 	v.limits(p, co.Idle, co.Lingering, co.RetireLimit)
 	v.container(p+".container", co.Container)
 	v.freeze(p+".freeze", co.Freeze)
+	v.warm(p+".warm", co.Warm)
 	v.workspace(p, co.Workspace, co.WorkspaceExclude, co.WorkspaceRetention)
 	if co.Suspend && co.Archived {
 		// Both are allowed (an archived course put on hold keeps its last
@@ -494,6 +498,30 @@ func (v *validator) freeze(p string, fs []Freeze) {
 		}
 		if f.For <= 0 {
 			v.errorf(q+".for", "missing: how long the window lasts, e.g. 4h")
+		}
+	}
+}
+
+func (v *validator) warm(p string, ws []Warm) {
+	for i, w := range ws {
+		q := fmt.Sprintf("%s[%d]", p, i)
+		if w.Cron == "" {
+			v.errorf(q+".cron", "missing: when the window starts, as a cron expression")
+		} else {
+			v.cronExpr(q+".cron", w.Cron)
+		}
+		if w.For <= 0 {
+			v.errorf(q+".for", "missing: how long the window lasts, e.g. 2h")
+		}
+		if w.Students == "" {
+			v.errorf(q+".students", "missing: who is expected, recent(30d) or file:PATH")
+		} else if st, err := ParseWarmStudents(w.Students); err != nil {
+			v.errorf(q+".students", "%v", err)
+		} else if st.File != "" {
+			v.relPath(q+".students", st.File)
+		}
+		if w.Max < 0 {
+			v.errorf(q+".max", "must not be negative")
 		}
 	}
 }

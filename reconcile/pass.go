@@ -50,6 +50,9 @@ type Pass struct {
 	// Suspended holds the courses on hold at run time, with why: their
 	// containers are not retired (see Desired.Suspended).
 	Suspended map[string]string
+	// Expected says who is expected in a course's open warm window w (see
+	// CourseState.Expected); nil expects nobody, so nothing is warmed.
+	Expected func(ctx context.Context, co manifest.Course, w manifest.Warm, now time.Time) ([]string, error)
 }
 
 // Result is what one pass saw, decided and did.
@@ -168,7 +171,33 @@ func (p *Pass) Preview(ctx context.Context, cfg *manifest.Config, allowMassPrune
 	if err != nil {
 		return Result{At: at}, &ObserveError{Err: err}
 	}
+	p.expect(ctx, obs.Desired, at)
 	return Result{At: at, Observed: obs, Actions: Plan(obs.Desired, obs.Containers, obs.Activity, at)}, nil
+}
+
+// expect fills in the expected students of the courses whose warm window
+// is open at now. A list that cannot be read warms nobody in that course
+// (it is logged): a warm window is a convenience, never a reason to fail
+// the pass.
+func (p *Pass) expect(ctx context.Context, d Desired, now time.Time) {
+	if p.Expected == nil {
+		return
+	}
+	for name, st := range d.Courses {
+		w, _, open := WarmWindow(st.Course, now)
+		if !open || st.Course.Archived {
+			continue
+		}
+		students, err := p.Expected(ctx, st.Course, w, now)
+		if err != nil {
+			if p.Log != nil {
+				p.Log.WarnContext(ctx, "warm window: expected students unknown", "course", name, "err", err)
+			}
+			continue
+		}
+		st.Expected = students
+		d.Courses[name] = st
+	}
 }
 
 // Run does one pass: observe, plan, apply, Concurrency retirements at a

@@ -20,13 +20,14 @@ import (
 // Kind is what an action does.
 type Kind string
 
-// The kinds of action. Only Stop and Remove change anything.
+// The kinds of action. Only Stop and Remove change anything here; a WarmUp
+// (warm.go) is carried out by the site, which spawns.
 const (
 	Keep        Kind = "keep"
 	Stop        Kind = "stop"
 	Remove      Kind = "remove"
 	ReportStale Kind = "report-stale" // kept, but running a stale image
-	Hold        Kind = "hold"         // a Stop or Remove withheld by a guard
+	Hold        Kind = "hold"         // a Stop, Remove or WarmUp withheld by a guard
 )
 
 // Action is one decision about one container, with its reason.
@@ -44,6 +45,9 @@ type Action struct {
 	// State and ImageID are what the plan saw; Apply re-checks them.
 	State   containers.State `json:"state"`
 	ImageID string           `json:"image_id"`
+	// Warm marks a warm server nobody has visited yet, kept or held in its
+	// window, and a warm-up that will start one (what status counts).
+	Warm bool `json:"warm,omitempty"`
 	// At is the time of the plan: a container handed out after it is left
 	// alone by Apply.
 	At time.Time `json:"at"`
@@ -58,6 +62,10 @@ type CourseState struct {
 	// ImageID is the course's current image (what <image>:latest resolves
 	// to); empty when it is not built yet, and then nothing is stale.
 	ImageID string
+	// Expected are the students expected in the course's open warm window
+	// (the site reads them from its history or the course's list); empty
+	// outside a window.
+	Expected []string
 }
 
 // Desired is the state the pass drives toward.
@@ -117,7 +125,8 @@ func NewDesired(cfg *manifest.Config, current map[string]string) Desired {
 }
 
 // Plan decides what to do with every observed container. It is pure:
-// the same inputs give the same sorted actions, one per container.
+// the same inputs give the same sorted actions, one per container, then
+// the warm-ups of open warm windows (PlanWarm).
 //
 // The rules, in order: a container of a removed or archived course is
 // removed once idle; a stopped one is removed if its image is stale, kept
@@ -131,7 +140,9 @@ func NewDesired(cfg *manifest.Config, current map[string]string) Desired {
 // whose activity cannot be read is kept. Then the guards: freeze windows
 // suspend retirement for staleness and lingering; the mass-prune guard holds
 // the removal of more than half of the courses; the per-course retire limit
-// holds the excess of a pass.
+// holds the excess of a pass. In an open warm window, an expected student's
+// server nobody has visited is spared the idle rule, or replaced when its
+// image is stale (see decideWarm).
 func Plan(desired Desired, observed []containers.Container, act map[string]activity.Result, now time.Time) []Action {
 	cs := slices.Clone(observed)
 	slices.SortFunc(cs, func(a, b containers.Container) int {
@@ -147,7 +158,7 @@ func Plan(desired Desired, observed []containers.Container, act map[string]activ
 	massPrune(desired, cs, actions)
 	suspended(desired, actions)
 	retireLimit(desired, cs, act, actions)
-	return actions
+	return append(actions, PlanWarm(desired, cs, act, actions, now, 0)...)
 }
 
 func decide(d Desired, c containers.Container, act map[string]activity.Result, now time.Time) Action {
@@ -201,6 +212,9 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 		}
 	}
 
+	if warmServer(st, c, r, probed, now) {
+		return decideWarm(st, r, now, stale, staleText)
+	}
 	switch {
 	case probed && r.Idle(now, idleFor):
 		switch {
@@ -231,7 +245,8 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 	}
 }
 
-// Guard names what withholds a Stop or Remove (an Action of kind Hold).
+// Guard names what withholds a Stop, Remove or WarmUp (an Action of kind
+// Hold).
 type Guard string
 
 // The guards of a plan.
@@ -303,11 +318,7 @@ func activityText(r activity.Result, probed bool, now time.Time) string {
 // now-for is the only candidate.
 func frozen(fs []manifest.Freeze, now time.Time) (bool, string) {
 	for _, f := range fs {
-		sched, err := manifest.CronParser.Parse(f.Cron)
-		if err != nil || f.For <= 0 {
-			continue // validation rejects these; a plan never fails
-		}
-		if t := sched.Next(now.Add(-f.For.Std())); !t.After(now) {
+		if t, ok := openWindow(f.Cron, f.For.Std(), now); ok {
 			return true, fmt.Sprintf("freeze window %q for %s open since %s", f.Cron, f.For, t.Format(time.RFC3339))
 		}
 	}

@@ -48,7 +48,7 @@ type PassOptions struct {
 func (s *Site) pass(ctx context.Context, ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
 	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
 		Concurrency: reconcile.DefaultConcurrency, Now: s.planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
-		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic, Suspended: s.suspensions(cfg)}
+		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic, Suspended: s.suspensions(cfg), Expected: s.expected}
 }
 
 // newProber is the activity probe of a site: it reads each container's CPU
@@ -85,6 +85,9 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 		// taken just before the engine was read.
 		s.opts.Observed(obs.Containers, res.At)
 	}
+	// Warm-ups come after the retirements: a stale warm server nobody
+	// opened is removed first, then started again on the current image.
+	res.Outcomes = append(res.Outcomes, s.warmUp(ctx, res.Actions)...)
 	if s.opts.Sampled != nil {
 		s.opts.Sampled(obs.Containers, obs.Activity, res.At)
 	}
@@ -213,6 +216,12 @@ func (s *Site) spawnOptions(cfg *manifest.Config, uid string) containers.SpawnOp
 // in force. An empty uid means the uid of the host account named student,
 // else the one the site allocated to the student (students.uids).
 func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containers.Spawned, error) {
+	return s.spawn(ctx, course, student, uid, "spawn")
+}
+
+// spawn is Spawn, recording a server it starts as action in the history
+// unless action is empty (a warm-up: the pass records it).
+func (s *Site) spawn(ctx context.Context, course, student, uid, action string) (containers.Spawned, error) {
 	cfg, err := s.Config(ctx)
 	if err != nil {
 		return containers.Spawned{}, err
@@ -233,9 +242,9 @@ func (s *Site) Spawn(ctx context.Context, course, student, uid string) (containe
 		return nil
 	}
 	sp, err := ctrs.Spawn(ctx, co, student, opts)
-	if err == nil && sp.State != containers.Existing {
+	if err == nil && sp.State != containers.Existing && action != "" {
 		s.record(ctx, history.Record{Kind: history.KindAction, Course: course, Student: student,
-			Action: "spawn", Result: string(sp.State), Message: fmt.Sprintf("%s on port %d", sp.Name, sp.Port)})
+			Action: action, Result: string(sp.State), Message: fmt.Sprintf("%s on port %d", sp.Name, sp.Port)})
 	}
 	return sp, err
 }

@@ -75,7 +75,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 	}
 	for _, a := range pre.Actions {
 		rep.Actions = append(rep.Actions, planAction(a))
-		if a.Retires() {
+		if a.Retires() || a.Kind == reconcile.WarmUp {
 			rep.Changes++
 		}
 	}
@@ -243,7 +243,7 @@ func (s *Site) planPulls(_ context.Context, rev *configrepo.Revision) ([]api.Pla
 // planAction is a container action as the plan document carries it.
 func planAction(a reconcile.Action) api.PlanAction {
 	return api.PlanAction{Kind: string(a.Kind), Course: a.Course, Student: a.Student, Container: a.Container, ID: a.ID,
-		Reason: a.Reason, Held: string(a.Held), Guard: string(a.Guard), State: string(a.State), ImageID: a.ImageID, At: a.At}
+		Reason: a.Reason, Held: string(a.Held), Guard: string(a.Guard), Warm: a.Warm, State: string(a.State), ImageID: a.ImageID, At: a.At}
 }
 
 // rejection is a rejected config commit as the plan document carries it

@@ -131,6 +131,10 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 				st.Errors = append(st.Errors, fmt.Sprintf("course %s: %s", name, p.Error))
 			}
 		}
+		v.NextWarm = reconcile.NextWarm(co, s.planAt())
+		if last != nil {
+			v.Warm, v.WarmHeld = warmCounts(last, name)
+		}
 		cur := current[co.ImageOf()]
 		for _, c := range ctrs {
 			if c.Course != name {
@@ -160,6 +164,27 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// warmCounts says, from a pass, how many servers of course were warm after
+// it (kept unvisited in their window, or warmed up by it) and how many
+// warm-ups a cap held back.
+func warmCounts(p *PassReport, course string) (warm, held int) {
+	for _, a := range p.Actions {
+		switch {
+		case a.Course != course:
+		case a.Kind == reconcile.Hold && a.Guard == reconcile.GuardWarmMax:
+			held++
+		case a.Warm && a.Kind != reconcile.WarmUp:
+			warm++
+		}
+	}
+	for _, o := range p.Outcomes {
+		if o.Action.Course == course && o.Action.Kind == reconcile.WarmUp && o.Done {
+			warm++
+		}
+	}
+	return warm, held
 }
 
 // heldPrune describes the mass-prune guard's hold in a plan, if any.

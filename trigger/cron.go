@@ -22,6 +22,9 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	entries map[Kinds]entry
+	// warm are the passes fired at the start of warm windows, by cron
+	// expression.
+	warm map[string]cron.EntryID
 }
 
 type entry struct {
@@ -44,6 +47,7 @@ func NewScheduler(fire func(k Kinds), loc *time.Location, logger *slog.Logger) *
 		log:     logger,
 		c:       cron.New(cron.WithParser(manifest.CronParser), cron.WithLocation(loc)),
 		entries: map[Kinds]entry{},
+		warm:    map[string]cron.EntryID{},
 	}
 }
 
@@ -85,6 +89,40 @@ func (s *Scheduler) Update(sch manifest.Schedules) error {
 		}))
 		s.entries[k] = entry{spec: spec, id: id}
 		s.log.Info("schedule set", "kind", k.String(), "spec", spec)
+	}
+	return nil
+}
+
+// SetWarm fires a container pass at each start of the given warm windows
+// (the cron expressions of the courses' warm:), so that a class's servers
+// start when its window opens, not at the next scheduled pass. Like
+// Update, it changes nothing when an expression is invalid, and keeps the
+// entries whose expression is still there.
+func (s *Scheduler) SetWarm(specs []string) error {
+	parsed := map[string]cron.Schedule{}
+	for _, spec := range specs {
+		p, err := manifest.CronParser.Parse(spec)
+		if err != nil {
+			return fmt.Errorf("warm window %q: %w", spec, err)
+		}
+		parsed[spec] = p
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for spec, id := range s.warm {
+		if _, keep := parsed[spec]; !keep {
+			s.c.Remove(id)
+			delete(s.warm, spec)
+		}
+	}
+	for spec, p := range parsed {
+		if _, had := s.warm[spec]; had {
+			continue
+		}
+		s.warm[spec] = s.c.Schedule(p, cron.FuncJob(func() {
+			s.log.Debug("warm window opens", "spec", spec)
+			s.fire(Reconcile)
+		}))
 	}
 	return nil
 }

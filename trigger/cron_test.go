@@ -91,3 +91,26 @@ func TestSchedulerFiresIntoQueue(t *testing.T) {
 		t.Error("Next has no time for reconcile")
 	}
 }
+
+func TestSchedulerSetWarm(t *testing.T) {
+	s := NewScheduler(func(Kinds) {}, time.UTC, nil)
+	if err := s.SetWarm([]string{"50 7 * * mon", "0 14 * * 3"}); err != nil {
+		t.Fatal(err)
+	}
+	id := s.warm["50 7 * * mon"]
+	if err := s.SetWarm([]string{"50 7 * * mon", "not cron"}); err == nil {
+		t.Fatal("an invalid window was taken")
+	}
+	if len(s.c.Entries()) != 2 {
+		t.Fatalf("%d entries after a refused update, want 2", len(s.c.Entries()))
+	}
+	if err := s.SetWarm([]string{"50 7 * * mon"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.c.Entries()) != 1 || s.warm["50 7 * * mon"] != id {
+		t.Errorf("entries %d (want 1), kept window replaced: %v", len(s.c.Entries()), s.warm["50 7 * * mon"] != id)
+	}
+	if err := s.SetWarm(nil); err != nil || len(s.c.Entries()) != 0 {
+		t.Errorf("SetWarm(nil) = %v, %d entries left", err, len(s.c.Entries()))
+	}
+}

@@ -26,19 +26,26 @@ import (
 	"github.com/nbhosting/nbh-sync/proxy"
 )
 
-// BenchmarkClassStart is a class starting at once: BENCH_CLASS (100)
-// students open their servers through the front door at the same moment —
-// a launch, then page loads that follow the "starting" page as a browser
-// does (reloading after its Retry-After) until the server's page comes —
-// each spawned on demand by containers.Manager.Spawn (the daemon's path),
-// from a FROM-scratch image of the fake Jupyter. Baseline, same run: the
-// same number of `docker run -d` of that image in parallel, each followed
-// by the same readiness wait. It reports the time to the first byte of
-// each student's page (p50, p99, slowest), how many were served, and the
-// p99 ratio.
-//
-//	go test -run XXX -bench ClassStart -benchtime 1x ./bench/frontdoor/
-func BenchmarkClassStart(b *testing.B) {
+// classRig is a course of fake Jupyter servers behind a front door, and
+// the ways of starting a class on it.
+type classRig struct {
+	n int
+	// student opens student i's server through the front door: a launch,
+	// then page loads until the server's page; it returns the time to the
+	// first byte of that page.
+	student func(i int) (time.Duration, error)
+	// dockerRun is the baseline: one docker run -d and the readiness wait.
+	dockerRun func(i int) (time.Duration, error)
+	// class runs one for n students at once, sorted times and failures.
+	class func(one func(int) (time.Duration, error)) ([]time.Duration, int)
+	// removeAll removes the course's containers.
+	removeAll func()
+	m         *containers.Manager
+	co        manifest.Course
+	root      string
+}
+
+func newClassRig(b *testing.B) *classRig {
 	n := 100
 	if v, err := strconv.Atoi(os.Getenv("BENCH_CLASS")); err == nil && v > 0 {
 		n = v
@@ -52,7 +59,7 @@ func BenchmarkClassStart(b *testing.B) {
 		b.Fatal(err)
 	}
 	front := httptest.NewServer(p)
-	defer front.Close()
+	b.Cleanup(front.Close) // the rig outlives this function
 	ctx := b.Context()
 
 	removeAll := func() {
@@ -139,12 +146,32 @@ func BenchmarkClassStart(b *testing.B) {
 		slices.Sort(ts)
 		return ts, failed
 	}
-	at := func(ts []time.Duration, p int) float64 {
-		if len(ts) == 0 {
-			return 0
-		}
-		return float64(ts[min(len(ts)-1, len(ts)*p/100)]) / 1e6
+	return &classRig{n: n, student: student, dockerRun: dockerRun, class: class, removeAll: removeAll, m: m, co: co, root: root}
+}
+
+// at is the p-th percentile of sorted ts, in ms.
+func at(ts []time.Duration, p int) float64 {
+	if len(ts) == 0 {
+		return 0
 	}
+	return float64(ts[min(len(ts)-1, len(ts)*p/100)]) / 1e6
+}
+
+// BenchmarkClassStart is a class starting at once: BENCH_CLASS (100)
+// students open their servers through the front door at the same moment —
+// a launch, then page loads that follow the "starting" page as a browser
+// does (reloading after its Retry-After) until the server's page comes —
+// each spawned on demand by containers.Manager.Spawn (the daemon's path),
+// from a FROM-scratch image of the fake Jupyter. Baseline, same run: the
+// same number of `docker run -d` of that image in parallel, each followed
+// by the same readiness wait. It reports the time to the first byte of
+// each student's page (p50, p99, slowest), how many were served, and the
+// p99 ratio.
+//
+//	go test -run XXX -bench ClassStart -benchtime 1x ./bench/frontdoor/
+func BenchmarkClassStart(b *testing.B) {
+	r := newClassRig(b)
+	class, student, dockerRun, removeAll := r.class, r.student, r.dockerRun, r.removeAll
 	for b.Loop() {
 		fd, fdFail := class(student)
 		removeAll()
@@ -160,6 +187,58 @@ func BenchmarkClassStart(b *testing.B) {
 		b.ReportMetric(at(fd, 99)/at(dr, 99), "p99-ratio")
 		if fdFail+drFail > 0 {
 			b.Errorf("%d students not served through the front door, %d docker runs failed", fdFail, drFail)
+		}
+	}
+}
+
+// BenchmarkWarmClass is the class of BenchmarkClassStart on a warmed
+// course: before the class, its BENCH_CLASS (100) servers are started as a
+// warm window's pass starts them (containers.Manager.Spawn, two at a time,
+// as site's warm-up does), then every student opens theirs through the
+// front door at once. Baseline, same run: the same class cold (spawned on
+// demand). It reports the time to the first byte of each student's page
+// warm and cold (p50, p99), the warm-up's duration, and the warm/cold p99
+// ratio.
+//
+//	go test -run XXX -bench WarmClass -benchtime 1x ./bench/frontdoor/
+func BenchmarkWarmClass(b *testing.B) {
+	r := newClassRig(b)
+	warmUp := func() (time.Duration, int) {
+		start := time.Now()
+		sem := make(chan struct{}, 2)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		failed := 0
+		for i := range r.n {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				if _, err := r.m.Spawn(b.Context(), r.co, fmt.Sprintf("s%d", i), containers.SpawnOptions{Root: r.root, UID: "1000"}); err != nil {
+					mu.Lock()
+					failed++
+					mu.Unlock()
+					b.Log(err)
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start), failed
+	}
+	for b.Loop() {
+		cold, coldFail := r.class(r.student)
+		r.removeAll()
+		took, warmFail := warmUp()
+		warm, fail := r.class(r.student)
+		r.removeAll()
+		b.ReportMetric(at(warm, 50), "warm-p50-ms")
+		b.ReportMetric(at(warm, 99), "warm-p99-ms")
+		b.ReportMetric(float64(len(warm)), "served")
+		b.ReportMetric(at(cold, 50), "cold-p50-ms")
+		b.ReportMetric(at(cold, 99), "cold-p99-ms")
+		b.ReportMetric(took.Seconds(), "warmup-s")
+		b.ReportMetric(at(warm, 99)/at(cold, 99), "p99-ratio")
+		if coldFail+warmFail+fail > 0 {
+			b.Errorf("%d cold and %d warm students not served, %d warm-ups failed", coldFail, fail, warmFail)
 		}
 	}
 }

@@ -127,6 +127,18 @@ func printStatus(w io.Writer, st api.Status) {
 			fmt.Fprintf(w, "\n--- %s: %s failed at %s; end of its log:\n  %s\n", im.Name, f.Stage, f.Time.Local().Format(time.DateTime), strings.ReplaceAll(f.LogTail, "\n", "\n  "))
 		}
 	}
+	for _, c := range st.Courses {
+		if !c.NextWarm.IsZero() || c.Warm > 0 {
+			line := fmt.Sprintf("warm in %s: %d warm", c.Name, c.Warm)
+			if c.WarmHeld > 0 {
+				line += fmt.Sprintf(", %d held back by a cap (max, warm-max or per pass)", c.WarmHeld)
+			}
+			if !c.NextWarm.IsZero() {
+				line += ", next window " + c.NextWarm.Local().Format("Mon 2006-01-02 15:04")
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 	if st.HeldPrune != "" {
 		fmt.Fprintf(w, "\nHELD: %s\n", st.HeldPrune)
 	}
