@@ -18,7 +18,7 @@ const maxREADME = 10 * 1024
 func pages(t *testing.T, root string) []Page {
 	t.Helper()
 	var names []string
-	for _, glob := range []string{"README.md", "docs/*.md", "bench/README.md", "bench/*/README.md"} {
+	for _, glob := range []string{"README.md", "docs/*.md", "bench/README.md", "bench/*/README.md", "e2e/README.md"} {
 		m, err := filepath.Glob(filepath.Join(root, glob))
 		if err != nil {
 			t.Fatal(err)
