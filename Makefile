@@ -39,7 +39,8 @@ GOTEST = $(GO) test -race -count=1 -p $(TEST_P) -parallel $(TEST_PARALLEL) $(GOT
 .PHONY: help build test test-podman lint verify run bench e2e fuzz image clean
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' -v listen='$(LISTEN)' -v proxy='$(PROXY_LISTEN)' \
+		'{ gsub(/\$$\(LISTEN\)/, listen, $$2); gsub(/\$$\(PROXY_LISTEN\)/, proxy, $$2); printf "  %-11s %s\n", $$1, $$2 }'
 
 build: ## build bin/nbh-sync, version stamped
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nbh-sync
@@ -64,7 +65,7 @@ run: build ## the demo site of examples/: dashboard on http://$(LISTEN), front d
 	@if docker image inspect $(RUN_BASE) >/dev/null 2>&1; then \
 		echo "make run: base image $(RUN_BASE) (Debian trixie, jupyter_server 2.15, built by testimages/jupyter/build.sh --gen 2)"; \
 	else \
-		echo "make run: base image $(RUN_BASE) missing: building it once from Debian packages (about 70 s)"; \
+		echo "make run: base image $(RUN_BASE) missing: building it once from Debian packages (about 1 min with a warm mirror, up to 10 on a busy machine; needs root, mmdebstrap and a Debian mirror)"; \
 		bash testimages/jupyter/build.sh --gen 2; \
 	fi
 	@mkdir -p $(RUN_ROOT)

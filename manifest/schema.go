@@ -7,7 +7,7 @@ import (
 )
 
 // SchemaFile is where the JSON Schema of courses.yaml is kept in the
-// repository, for editors (see the README). A test fails when it no longer
+// repository, for editors (see docs/configuration.md, "Editor support"). A test fails when it no longer
 // matches Schema().
 const SchemaFile = "courses.schema.json"
 

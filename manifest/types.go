@@ -96,7 +96,7 @@ type Container struct {
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	// Token is the Jupyter token the server is started with; the activity
 	// probe sends it. It may hold placeholders. Unset, each container gets
-	// a secret derived from a site key (see the README).
+	// a secret derived from a site key (see docs/operations.md, "Jupyter tokens").
 	Token string `json:"token,omitempty"`
 	// Preset adds a known environment to the container: "nbhosting" gives
 	// a course's notebooks what they expect under nbhosting (modules/ on

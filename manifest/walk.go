@@ -37,7 +37,7 @@ func (w *walker) errorf(n *yaml.Node, path, format string, args ...any) {
 }
 
 // valueErrorf reports a bad value at the place its key was written, as
-// the README's example shows (the key is what the reader looks for).
+// the validate example of docs/cli.md shows (the key is what the reader looks for).
 // The value is then blanked.
 func (w *walker) valueErrorf(n *yaml.Node, path, format string, args ...any) {
 	at := n
