@@ -8,6 +8,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/configrepo"
+	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/dockerfile"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
@@ -65,14 +66,22 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		st.Errors = append(st.Errors, "engine: "+err.Error())
 		mgr = s.ctrs
 	}
-	current, err := mgr.CurrentImages(ctx, cfg.ImageNames())
-	if err != nil {
-		st.Errors = append(st.Errors, "engine: "+err.Error())
-	}
+	// The containers — the engine's longest answer — are listed while the
+	// images are looked up.
 	d := reconcile.NewDesired(cfg, nil)
 	d.Had = s.knownCourses(ctx, cfg, false)
-	ctrs, err := mgr.List(ctx, d.Adopts)
-	if err != nil && !strings.Contains(strings.Join(st.Errors, "\n"), "engine:") {
+	type listed struct {
+		ctrs []containers.Container
+		err  error
+	}
+	lists := make(chan listed, 1)
+	s.negotiate(ctx)
+	go func() {
+		ctrs, err := mgr.List(ctx, d.Adopts)
+		lists <- listed{ctrs, err}
+	}()
+	current, err := mgr.CurrentImages(ctx, cfg.ImageNames())
+	if err != nil {
 		st.Errors = append(st.Errors, "engine: "+err.Error())
 	}
 
@@ -113,6 +122,11 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		st.Images = append(st.Images, v)
 	}
 
+	l := <-lists
+	ctrs := l.ctrs
+	if l.err != nil && !strings.Contains(strings.Join(st.Errors, "\n"), "engine:") {
+		st.Errors = append(st.Errors, "engine: "+l.err.Error())
+	}
 	for _, name := range cfg.CourseNames() {
 		co := cfg.Courses[name]
 		v := api.CourseView{Name: name, Repo: gitwatch.RedactURL(co.Repo), Branch: co.Branch, Image: co.ImageOf(),
