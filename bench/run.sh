@@ -20,6 +20,7 @@
 #   BENCH_WEBSOCKETS=1000  bench/frontdoor: idle websockets held open
 #   BENCH_CLASS=100        bench/frontdoor class and warmclass: students starting at once
 #   BENCH_STUDENTS=1000    bench/workspace: workspaces merged after a push (and git clones beside)
+#   BENCH_CMDS="1000 10000"  bench/cmds: containers plan/status/why read, one run per size (grown in place)
 #   BENCH_ONLY="pass spawn" run only these
 #   BENCH_OUT=DIR          where the full outputs go (default: a temp dir)
 #
@@ -31,7 +32,7 @@ export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 GO=${GO:-go}
 OUT=${BENCH_OUT:-$(mktemp -d -t nbh-bench.XXXXXX)}
 mkdir -p "$OUT"
-ONLY=${BENCH_ONLY:-gitpoll spawn returning build cascade pass probe memory frontdoor class warmclass workspace}
+ONLY=${BENCH_ONLY:-gitpoll spawn returning build cascade pass cmds probe memory frontdoor class warmclass workspace}
 REPOS=${BENCH_REPOS:-1000} TRANSPORT=${BENCH_TRANSPORT:-http} ROUNDS=${BENCH_ROUNDS:-3} SPAWN=${BENCH_SPAWN:-10}
 CONTAINERS=${BENCH_CONTAINERS:-1000 10000} RUNNING=${BENCH_RUNNING:-50} NAIVE_MAX=${BENCH_NAIVE_MAX:-1000}
 COURSES=${BENCH_COURSES:-500} MEM_CONTAINERS=${BENCH_MEM_CONTAINERS:-10000} CASCADE=${BENCH_CASCADE:-20}
@@ -126,6 +127,16 @@ for n in $CONTAINERS; do
 		l=$one; row pass "apply, $n ctrs, $r retired" "$w, $k calls (conc. $c)" "$(get wall) (one at a time)" "$(sed -n 's/^ratio concurrency [0-9]* \/ 1: \(.*\)/\1/p' "$f")"
 	fi
 done
+
+# The read-only commands as whole processes, beside one docker ps of the
+# same containers (best of BENCH_ROUNDS each, interleaved).
+if bench cmds "$GO" run ./bench/cmds -n "${BENCH_CMDS:-1000 10000}" -runs "$ROUNDS"; then
+	while read -r l; do
+		get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
+		c=$(sed -n 's/.* cmd="\([^"]*\)".*/\1/p' <<<"$l")
+		row cmds "$c, $(get n) ctrs" "$(get nbh), $(get calls) calls" "$(get base) (docker ps -a --filter)" "wall $(get ratio), cpu $(get cpu_ratio)"
+	done < <(grep '^RESULT cmds ' "$OUT/cmds.txt")
+fi
 
 if bench probe "$GO" run ./bench/probe -n "$SERVERS" -rounds "$ROUNDS" -engine "$ENGINE"; then
 	l=$(grep '^RESULT probe' "$OUT/probe.txt")

@@ -46,6 +46,23 @@ func DialDocker(opts ...client.Opt) (*Docker, error) {
 	return NewDocker(cli), nil
 }
 
+// Negotiate agrees on the API version with the engine, once, for List's
+// own requests and the SDK's calls alike: one ping (the SDK's own
+// negotiation is then done). A caller that makes its first engine calls
+// concurrently negotiates first; else List and the SDK could each ping.
+func (d *Docker) Negotiate(ctx context.Context) error {
+	if d.negotiated.Load() {
+		return nil
+	}
+	ping, err := d.cli.Ping(ctx)
+	if err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	d.cli.NegotiateAPIVersionPing(ping)
+	d.negotiated.Store(true)
+	return nil
+}
+
 // Close releases the client's connections.
 func (d *Docker) Close() error { return d.cli.Close() }
 

@@ -33,7 +33,7 @@ func (d *Docker) List(ctx context.Context) ([]Raw, error) {
 		out := make([]Raw, 0, len(cs))
 		var in interner
 		for i := range cs {
-			out = append(out, in.raw(&cs[i]))
+			out = append(out, in.rawOf(&cs[i]))
 		}
 		return out, nil
 	}
@@ -48,15 +48,8 @@ func (d *Docker) List(ctx context.Context) ([]Raw, error) {
 // HTTP client (its socket dialer, and any transport a caller gave it),
 // decoded with a streaming decoder.
 func (d *Docker) listStream(ctx context.Context) ([]Raw, error) {
-	if !d.negotiated.Load() {
-		// What the SDK does before its first call, once: the client
-		// speaks the engine's API version from then on.
-		ping, err := d.cli.Ping(ctx)
-		if err != nil {
-			return nil, err
-		}
-		d.cli.NegotiateAPIVersionPing(ping)
-		d.negotiated.Store(true)
+	if err := d.Negotiate(ctx); err != nil {
+		return nil, err
 	}
 	u := url.URL{Scheme: "http", Host: client.DummyHost, Path: "/containers/json", RawQuery: "all=1"}
 	if v := d.cli.ClientVersion(); v != "" {
@@ -88,7 +81,7 @@ func (d *Docker) listStream(ctx context.Context) ([]Raw, error) {
 		in  interner
 	)
 	for dec.More() {
-		var c container.Summary
+		var c summary
 		if err := dec.Decode(&c); err != nil {
 			return nil, fmt.Errorf("decode the engine's answer: %w", err)
 		}
@@ -98,6 +91,28 @@ func (d *Docker) listStream(ctx context.Context) ([]Raw, error) {
 		return nil, fmt.Errorf("decode the engine's answer: %w", err)
 	}
 	return out, nil
+}
+
+// summary is the part of the engine's summary of a container that List
+// reads. Decoding into it, not the SDK's container.Summary, skips the
+// mounts, networks and host config of every container, which nothing
+// reads: a third of a command's CPU time at 1,000 containers went there.
+type summary struct {
+	ID      string `json:"Id"`
+	Names   []string
+	ImageID string
+	State   string
+	Status  string
+	Created int64
+	Labels  map[string]string
+	Ports   []port
+}
+
+// port is one published port of a summary.
+type port struct {
+	Type        string
+	PrivatePort uint16
+	PublicPort  uint16
 }
 
 // interner keeps one copy of the strings many containers repeat (image
@@ -117,9 +132,18 @@ func (in *interner) s(v string) string {
 	return v
 }
 
-func (in *interner) raw(c *container.Summary) Raw {
+// rawOf is raw of the SDK's summary of a container.
+func (in *interner) rawOf(c *container.Summary) Raw {
+	sum := summary{ID: c.ID, Names: c.Names, ImageID: c.ImageID, State: string(c.State), Status: c.Status, Created: c.Created, Labels: c.Labels}
+	for _, p := range c.Ports {
+		sum.Ports = append(sum.Ports, port{Type: p.Type, PrivatePort: p.PrivatePort, PublicPort: p.PublicPort})
+	}
+	return in.raw(&sum)
+}
+
+func (in *interner) raw(c *summary) Raw {
 	r := Raw{
-		ID: c.ID, ImageID: in.s(c.ImageID), EngineState: in.s(string(c.State)), Status: in.s(c.Status),
+		ID: c.ID, ImageID: in.s(c.ImageID), EngineState: in.s(c.State), Status: in.s(c.Status),
 		Created: time.Unix(c.Created, 0),
 	}
 	if len(c.Names) > 0 {

@@ -35,7 +35,7 @@ func TestInternerRaw(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var in interner
-			if got := in.raw(tc.in); !reflect.DeepEqual(got, tc.want) {
+			if got := in.rawOf(tc.in); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("raw =\n%+v\nwant\n%+v", got, tc.want)
 			}
 		})
@@ -69,7 +69,7 @@ func TestEngineListStreamMatchesSDK(t *testing.T) {
 	var in interner
 	found := false
 	for i := range sums {
-		want := in.raw(&sums[i])
+		want := in.rawOf(&sums[i])
 		got, ok := byID[want.ID]
 		if !ok {
 			continue // made or removed by another tool between the two calls

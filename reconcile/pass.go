@@ -81,7 +81,22 @@ type Observed struct {
 
 // Observe reads the engine and probes every running managed container.
 func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune bool) (Observed, error) {
+	// The engine's two answers are asked for at once: observing takes as
+	// long as the longer (the list of every container), not their sum.
+	// Which containers are adopted depends on the courses alone.
+	adopt := NewDesired(cfg, nil)
+	adopt.Had = p.Had
+	type listed struct {
+		cs  []containers.Container
+		err error
+	}
+	lists := make(chan listed, 1)
+	go func() {
+		cs, err := p.Containers.List(ctx, adopt.Adopts)
+		lists <- listed{cs, err}
+	}()
 	cur, err := p.Containers.CurrentImages(ctx, cfg.ImageNames())
+	l := <-lists
 	if err != nil {
 		return Observed{}, fmt.Errorf("observe images: %w", err)
 	}
@@ -89,9 +104,9 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 	d.AllowMassPrune = allowMassPrune
 	d.Had = p.Had
 	d.Suspended = p.Suspended
-	cs, err := p.Containers.List(ctx, d.Adopts)
-	if err != nil {
-		return Observed{}, fmt.Errorf("observe containers: %w", err)
+	cs := l.cs
+	if l.err != nil {
+		return Observed{}, fmt.Errorf("observe containers: %w", l.err)
 	}
 	var targets []activity.Target
 	for _, c := range cs {

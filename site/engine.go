@@ -1,6 +1,8 @@
 package site
 
 import (
+	"context"
+
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
@@ -31,4 +33,14 @@ func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 		s.swarm = m
 	}
 	return s.swarm, nil
+}
+
+// negotiate agrees on the API version with the local engine before a read
+// makes its engine calls at once (containers.Docker.Negotiate): one ping
+// for all of them. An engine with nothing to negotiate is passed over, and
+// so is a failure: each call then says what went wrong.
+func (s *Site) negotiate(ctx context.Context) {
+	if n, ok := s.opts.ContainerEngine.(interface{ Negotiate(context.Context) error }); ok {
+		_ = n.Negotiate(ctx)
+	}
 }

@@ -75,6 +75,7 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		return PassReport{}, err
 	}
+	s.negotiate(ctx)
 	res, err := s.pass(ctx, ctrs, cfg, true).Run(ctx, cfg, opts.AllowMassPrune)
 	if _, ok := errors.AsType[*reconcile.ObserveError](err); ok {
 		return PassReport{At: res.At}, err

@@ -48,6 +48,24 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 		rep.Changes++
 	}
 
+	// The container pass's observation — the engine's list of every
+	// container, the longest call of a plan — runs while the pulls and
+	// the builds are planned: a plan takes about as long as that list.
+	type preview struct {
+		res reconcile.Result
+		err error
+	}
+	previewed := make(chan preview, 1)
+	if ctrs, err := s.containersOf(rev.Config); err != nil {
+		previewed <- preview{err: err}
+	} else {
+		s.negotiate(ctx)
+		go func() {
+			res, err := s.pass(ctx, ctrs, rev.Config, false).Preview(ctx, rev.Config, opts.AllowMassPrune)
+			previewed <- preview{res, err}
+		}()
+	}
+
 	pulls, err := s.planPulls(ctx, rev)
 	if err != nil {
 		errs = append(errs, err)
@@ -65,13 +83,10 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 
 	rep.Changes -= holdPlan(&rep, rev.Config, s.suspensions(rev.Config))
 
-	ctrs, err := s.containersOf(rev.Config)
-	var pre reconcile.Result
-	if err == nil {
-		pre, err = s.pass(ctx, ctrs, rev.Config, false).Preview(ctx, rev.Config, opts.AllowMassPrune)
-	}
-	if err != nil {
-		errs = append(errs, err)
+	p := <-previewed
+	pre := p.res
+	if p.err != nil {
+		errs = append(errs, p.err)
 	}
 	for _, a := range pre.Actions {
 		rep.Actions = append(rep.Actions, planAction(a))

@@ -4,6 +4,7 @@
 package site
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +48,12 @@ type Options struct {
 	SafeDirectories []string
 	// Root is the data directory: mirrors, course work trees, state.
 	Root string
-	Log  *slog.Logger
+	// MirrorRoot, when set, is the directory whose mirrors/ holds the
+	// mirrors instead of Root's: a plan of a site whose data directory
+	// does not exist yet fetches into a temporary one, so that a
+	// read-only command never creates Root.
+	MirrorRoot string
+	Log        *slog.Logger
 	// History, Metrics are optional sinks of what passes do.
 	History *history.Store
 	Metrics *metrics.Metrics
@@ -144,7 +150,7 @@ func New(opts Options) (*Site, error) {
 			opts.ContainerEngine = containers.NewDocker(cli)
 		}
 	}
-	m := gitwatch.NewMirrors(opts.Root, opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
+	m := gitwatch.NewMirrors(cmp.Or(opts.MirrorRoot, opts.Root), opts.Log, gitwatch.Options{SafeDirectories: opts.SafeDirectories})
 	ctrs := containers.New(opts.ContainerEngine, nil, opts.Log)
 	ctrs.Site = SiteName(opts.Root)
 	ctrs.Tokens = token.New(rootdir.TokenKey(opts.Root))

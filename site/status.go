@@ -7,6 +7,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/configrepo"
+	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/dockerfile"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
@@ -72,11 +73,21 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		engineErr(err)
 		mgr = s.ctrs
 	}
-	current, err := mgr.CurrentImages(ctx, cfg.ImageNames())
-	engineErr(err)
+	// The containers — the engine's longest answer — are listed while the
+	// images are looked up.
 	d := reconcile.NewDesired(cfg, nil)
 	d.Had = s.knownCourses(ctx, cfg, false)
-	ctrs, err := mgr.List(ctx, d.Adopts)
+	type listed struct {
+		ctrs []containers.Container
+		err  error
+	}
+	lists := make(chan listed, 1)
+	s.negotiate(ctx)
+	go func() {
+		ctrs, err := mgr.List(ctx, d.Adopts)
+		lists <- listed{ctrs, err}
+	}()
+	current, err := mgr.CurrentImages(ctx, cfg.ImageNames())
 	engineErr(err)
 
 	b := s.imageBuilder(cfg)
@@ -116,6 +127,9 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		st.Images = append(st.Images, v)
 	}
 
+	l := <-lists
+	ctrs := l.ctrs
+	engineErr(l.err)
 	wsViews := s.workspaceViews(ctx, cfg)
 	susp := s.suspensions(cfg)
 	for _, name := range cfg.CourseNames() {

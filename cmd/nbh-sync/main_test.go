@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -124,5 +127,34 @@ func TestValidateGitRepo(t *testing.T) {
 	code, out, errOut := runCLI(t, "validate", "file://"+bare)
 	if code != 1 || !strings.Contains(out, `courses.yaml:5:5: courses.intro.idle: invalid duration "2 hours"`) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestReadOnlyCommandsCreateNoRoot: plan, why and status read the site;
+// on a data directory that does not exist they create none (plan fetches
+// into a temporary directory and removes it), with or without an engine.
+func TestReadOnlyCommandsCreateNoRoot(t *testing.T) {
+	cfg := t.TempDir()
+	git(t, cfg, "init", "-q", "-b", "main")
+	write(t, cfg+"/courses.yaml", "version: 1\ncourses:\n  intro:\n    repo: .\n    path: intro\n")
+	write(t, cfg+"/intro/README.md", "# intro\n")
+	git(t, cfg, "add", "-A")
+	git(t, cfg, "commit", "-qm", "site")
+	root := filepath.Join(t.TempDir(), "nbh")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	for _, args := range [][]string{{"plan"}, {"plan", "--json"}, {"why", "intro"}, {"status"}, {"status", "--json"}} {
+		code, out, errOut := runCLI(t, append([]string{"--api", "none", "--config", cfg, "--root", root}, args...)...)
+		if _, err := os.Stat(root); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%v (exit %d) made ROOT: %v\n%s%s", args, code, err, out, errOut)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) > 0 {
+			t.Fatalf("%v (exit %d) left %s in the temporary directory\n%s%s", args, code, left[0].Name(), out, errOut)
+		}
+	}
+	// The plan was made from the config repo all the same.
+	code, out, errOut := runCLI(t, "--api", "none", "--config", cfg, "--root", root, "plan", "--json")
+	if !strings.Contains(out, `"change": "apply"`) {
+		t.Errorf("plan on a new site (exit %d) does not apply the config:\n%s%s", code, out, errOut)
 	}
 }

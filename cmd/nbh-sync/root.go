@@ -81,6 +81,8 @@ func envOr(key, def string) string {
 // run is the whole program but for the process: it parses args, runs the
 // command and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	stopProfiles := startProfiles(stderr)
+	defer stopProfiles()
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCmd(g)
 	root.SetArgs(args)
