@@ -9,7 +9,7 @@ import (
 // local engine's, or — for engine.kind: swarm — one over the Swarm manager
 // of the environment (DOCKER_HOST or the socket), made from the first swarm
 // config seen (changing it takes a restart, as for the builder). Both share
-// the spawn/pass locks.
+// the spawn/pass locks and every setting (site name, tokens, timeouts).
 func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 	if cfg == nil || !cfg.Engine.Swarm() {
 		return s.ctrs, nil
@@ -26,9 +26,7 @@ func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 			eng = sw
 			s.closers = append(s.closers, sw)
 		}
-		m := containers.New(eng, s.ctrs.Locks(), s.log)
-		m.Site = s.ctrs.Site
-		s.swarm = m
+		s.swarm = s.ctrs.Over(eng)
 	}
 	return s.swarm, nil
 }

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/site"
 )
@@ -107,5 +110,69 @@ func TestEngineChosenInCoursesYAML(t *testing.T) {
 				t.Errorf("calls: chosen engine %v, other engine %v", used.got(), unused.got())
 			}
 		})
+	}
+}
+
+// imageEngine is a recordingEngine that has the site's build of every image
+// asked for, and records the spec of the container it is asked to create
+// (then refuses it: the spec is what the test reads).
+type imageEngine struct {
+	recordingEngine
+	specs []containers.Spec
+}
+
+func (e *imageEngine) Images(_ context.Context, refs []string) (map[string]containers.Image, error) {
+	e.rec("Images")
+	out := map[string]containers.Image{}
+	for _, r := range refs {
+		name := r[strings.LastIndex(r[:strings.LastIndex(r, ":")], "/")+1 : strings.LastIndex(r, ":")]
+		out[r] = containers.Image{ID: "127.0.0.1:5000/" + r + "@sha256:0", Labels: map[string]string{
+			images.LabelImage: name, images.LabelBuildKey: "k"}}
+	}
+	return out, nil
+}
+
+func (e *imageEngine) Create(_ context.Context, spec containers.Spec) (string, error) {
+	e.mu.Lock()
+	e.specs = append(e.specs, spec)
+	e.mu.Unlock()
+	return "", errors.New("refused by the test")
+}
+
+// TestSwarmServerHasToken: with every default (no container.token), a
+// student's server on Swarm gets the token the site derives for it, the
+// one the front door and the probe send — not none, which would let
+// Jupyter make up its own and refuse them both.
+func TestSwarmServerHasToken(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "config")
+	if err := os.MkdirAll(config, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := "version: 1\nengine: {kind: swarm, registry: 127.0.0.1:5000}\ncourses:\n  a: {repo: " + filepath.Join(dir, "none") + "}\n"
+	if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, config, "init", "-q", "-b", "main")
+	testenv.Git(t, config, "add", "-A")
+	testenv.Git(t, config, "commit", "-q", "-m", "config")
+	sw := &imageEngine{}
+	st, err := site.New(site.Options{Config: config, Root: filepath.Join(dir, "root"),
+		ContainerEngine: &recordingEngine{}, SwarmEngine: sw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Spawn(t.Context(), "a", "alice", "1000"); err == nil {
+		t.Fatal("spawn succeeded; the test engine refuses every container")
+	}
+	want, err := st.ServerToken(t.Context(), "a", "alice", 0, "1000")
+	if err != nil || want == "" {
+		t.Fatalf("the site's token for alice: %q, %v", want, err)
+	}
+	if len(sw.specs) != 1 {
+		t.Fatalf("containers asked of the Swarm engine: %d, want 1", len(sw.specs))
+	}
+	if !slices.Contains(sw.specs[0].Env, containers.TokenEnv+"="+want) {
+		t.Errorf("service env has no %s with the site's token (%d variables)", containers.TokenEnv, len(sw.specs[0].Env))
 	}
 }
