@@ -49,10 +49,15 @@ type SpawnRequest struct {
 
 // SpawnResult is the answer of POST /api/spawn: the container handed out.
 type SpawnResult struct {
-	Name  string `json:"name"`
+	Name string `json:"name"`
+	// ID is the engine's ID of the container (on Swarm, of the service).
+	ID    string `json:"id"`
 	State string `json:"state"` // existing, started, created
 	Port  int    `json:"port"`
 	URL   string `json:"url"`
+	// Host is the node the server runs on, when the engine places
+	// containers on several hosts (Swarm).
+	Host string `json:"host,omitempty"`
 	// Token is the server's Jupyter token (open URL?token=…).
 	Token string `json:"token,omitempty"`
 	// LaunchURL, when the daemon runs the front door, is where to send

@@ -51,7 +51,7 @@ func (b backend) Spawn(ctx context.Context, req api.SpawnRequest) (api.SpawnResu
 	if err != nil {
 		return api.SpawnResult{}, spawnError(err)
 	}
-	return api.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL, Token: sp.Token,
+	return api.SpawnResult{Name: sp.Name, ID: sp.ID, State: string(sp.State), Port: sp.Port, URL: sp.URL, Host: sp.Host, Token: sp.Token,
 		LaunchURL: b.d.launch(req.Course, req.Student, sp)}, nil
 }
 
