@@ -9,9 +9,8 @@
 package api
 
 import (
-	"encoding/hex"
-
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/internal/githash"
 	"github.com/nbhosting/nbh-sync/livelog"
 )
 
@@ -106,9 +105,6 @@ type DemoResult struct {
 	LaunchURL string `json:"launch_url"`
 }
 
-// Hash is a git commit as the plan document carries it: an array of its 20
-// bytes (the form it always had there, which scripts may read).
-type Hash [20]byte
-
-// String returns the commit's hexadecimal form.
-func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+// Hash is a git commit as the documents carry it: 40 hex digits. (It was
+// an array of 20 numbers, in the plan's rejection and sync's report.)
+type Hash = githash.Hash
