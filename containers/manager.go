@@ -240,7 +240,7 @@ func classify(r Raw, now time.Time) (Container, bool) {
 			c.Port = lp
 		}
 	}
-	c.Host = r.Host
+	c.Host, c.Task = r.Host, r.Task
 	c.BasePath = r.Labels[LabelBasePath]
 	if !validBasePath(c.BasePath) {
 		c.BasePath = ""

@@ -174,6 +174,9 @@ func observe(svcs []swarm.Service, tasks []swarm.Task, nodes []swarm.Node) []Raw
 				r.EngineState = "running"
 				r.StartedAt = t.Status.Timestamp
 				r.Host = addr[t.NodeID]
+				if cs := t.Status.ContainerStatus; cs != nil {
+					r.Task = cs.ContainerID
+				}
 				// With IPv6 on, the engine binds the port twice, IPv4
 				// first (0.0.0.0:P, then [::]:Q) and reports both without
 				// their addresses: the first one is the IPv4 binding the

@@ -27,6 +27,7 @@ func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 			s.closers = append(s.closers, sw)
 		}
 		s.swarm = s.ctrs.Over(eng)
+		s.swarmProber = newProber(eng)
 	}
 	return s.swarm, nil
 }

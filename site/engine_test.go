@@ -3,6 +3,7 @@ package site_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,6 +120,7 @@ func TestEngineChosenInCoursesYAML(t *testing.T) {
 type imageEngine struct {
 	recordingEngine
 	specs []containers.Spec
+	root  string // of the site (for its label)
 }
 
 func (e *imageEngine) Images(_ context.Context, refs []string) (map[string]containers.Image, error) {
@@ -174,5 +176,77 @@ func TestSwarmServerHasToken(t *testing.T) {
 	}
 	if !slices.Contains(sw.specs[0].Env, containers.TokenEnv+"="+want) {
 		t.Errorf("service env has no %s with the site's token (%d variables)", containers.TokenEnv, len(sw.specs[0].Env))
+	}
+}
+
+// cpuEngine is a local engine that can read CPU time (as Docker's can),
+// and records when it is asked.
+type cpuEngine struct{ recordingEngine }
+
+func (e *cpuEngine) CPUTime(context.Context, string) (time.Duration, error) {
+	e.rec("CPUTime")
+	return 0, errors.New("no such container")
+}
+
+// runningServices is a Swarm engine whose List shows n running students'
+// services, each with its task's container.
+type runningServices struct {
+	imageEngine
+	n int
+}
+
+func (e *runningServices) List(context.Context) ([]containers.Raw, error) {
+	e.rec("List")
+	var out []containers.Raw
+	for i := range e.n {
+		student := fmt.Sprintf("s%d", i)
+		out = append(out, containers.Raw{ID: "svc" + student, Name: containers.Name("a", student), EngineState: "running",
+			StartedAt: time.Now(), Ports: map[int]int{8888: 1}, Host: "127.0.0.1", Task: "ctr" + student,
+			Labels: map[string]string{containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: "a",
+				containers.LabelStudent: student, containers.LabelSite: site.SiteName(e.root)}})
+	}
+	return out, nil
+}
+
+// TestSwarmPlanAsksNothingPerStudent: a plan on Swarm lists the services
+// (and the images) once, and asks no engine anything per student — the
+// local engine used to be asked the stats of each service's ID (404).
+func TestSwarmPlanAsksNothingPerStudent(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "config")
+	if err := os.MkdirAll(config, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := "version: 1\nengine: {kind: swarm, registry: 127.0.0.1:5000}\ncourses:\n  a: {repo: .}\n"
+	if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, config, "init", "-q", "-b", "main")
+	testenv.Git(t, config, "add", "-A")
+	testenv.Git(t, config, "commit", "-q", "-m", "config")
+	root := filepath.Join(dir, "root")
+	local, sw := &cpuEngine{}, &runningServices{n: 5}
+	sw.root = root
+	st, err := site.New(site.Options{Config: config, Root: root, ContainerEngine: local, SwarmEngine: sw, ImageEngine: noImages{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pull(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := st.Plan(t.Context(), site.PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Actions) != sw.n {
+		t.Fatalf("plan: %d actions, want one per student (%d): %+v", len(plan.Actions), sw.n, plan.Actions)
+	}
+	if got := local.got(); len(got) != 0 {
+		t.Errorf("the local engine was asked %v during a Swarm plan", got)
+	}
+	got := sw.got()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"Images", "List"}) {
+		t.Errorf("Swarm engine calls: %v, want one Images and one List", got)
 	}
 }

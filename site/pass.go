@@ -45,14 +45,25 @@ type PassOptions struct {
 // site's record of the courses it has had: a pass that applies cfg records
 // them, a plan only reads the record.
 func (s *Site) pass(ctx context.Context, ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
-	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
+	prober := s.prober
+	if ctrs != s.ctrs {
+		prober = s.swarmProber
+	}
+	return &reconcile.Pass{Containers: ctrs, Prober: prober, Root: s.opts.Root,
 		Concurrency: reconcile.DefaultConcurrency, Now: planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
 		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic}
 }
 
-// newProber is the activity probe of a site: it reads each container's CPU
-// time from its cgroup when the engine runs on this host, else (when the
-// engine can tell) from the engine's one-shot stats.
+// newProber is the activity probe of a site's engine: it reads each
+// container's CPU time from its cgroup when the container runs on this
+// host, else (when the engine can tell) from the engine's one-shot stats.
+//
+// The Swarm engine cannot tell: a manager answers stats only of its own
+// node's containers, and a service ID is no container at all (one wasted
+// call per student, answered 404). So on Swarm the CPU time of a task on
+// this host is read from its cgroup, and that of a task on another node is
+// not read: its server is held by what Jupyter and the front door say
+// (kernels, terminals, connections, traffic), not by its CPU use.
 func newProber(eng containers.Engine) *activity.Prober {
 	p := activity.New()
 	cpu := &activity.LocalFirst{Local: activity.Cgroup{}}

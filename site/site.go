@@ -78,7 +78,10 @@ type Site struct {
 	syncer  *gitwatch.Syncer
 	ctrs    *containers.Manager
 	swarm   *containers.Manager // engine.kind: swarm, made on first use
-	prober  *activity.Prober
+	// swarmProber probes the Swarm manager's servers: CPU time from the
+	// cgroups of tasks on this host, and never an engine call per server.
+	swarmProber *activity.Prober
+	prober      *activity.Prober
 
 	failMu   sync.Mutex // serializes writes of the build failures file
 	specMu   sync.Mutex // serializes reads of a revision's git trees
