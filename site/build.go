@@ -55,6 +55,7 @@ func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 		opts.Site = SiteName(s.opts.Root)
 		if cfg.Engine.Swarm() {
 			opts.Registry = cfg.Engine.Registry // nodes pull passed builds from there
+			opts.RegistryAuth = encodedAuth(cfg.Engine)
 		}
 		s.builder = images.NewBuilder(s.opts.ImageEngine, opts)
 		s.builder.RestoreFailures(readFailures(s.opts.Root))

@@ -2,6 +2,7 @@ package site
 
 import (
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/registryauth"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -23,6 +24,7 @@ func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 			if err != nil {
 				return nil, err
 			}
+			sw.Auth = encodedAuth(cfg.Engine)
 			eng = sw
 			s.closers = append(s.closers, sw)
 		}
@@ -30,4 +32,30 @@ func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 		s.swarmProber = newProber(eng)
 	}
 	return s.swarm, nil
+}
+
+// registryCredentials returns what reads the credentials of e's registry
+// from its file, at each call (the file may change while the daemon runs);
+// nil when the registry needs none.
+func registryCredentials(e manifest.Engine) func() (registryauth.Credentials, error) {
+	if e.RegistryAuthFile == "" {
+		return nil
+	}
+	return func() (registryauth.Credentials, error) { return registryauth.Load(e.RegistryAuthFile, e.Registry) }
+}
+
+// encodedAuth is registryCredentials encoded for the engine (pushes and
+// services); nil when the registry needs none.
+func encodedAuth(e manifest.Engine) func() (string, error) {
+	creds := registryCredentials(e)
+	if creds == nil {
+		return nil
+	}
+	return func() (string, error) {
+		c, err := creds()
+		if err != nil {
+			return "", err
+		}
+		return c.Encoded(), nil
+	}
 }
