@@ -3,9 +3,9 @@ package images
 import (
 	"cmp"
 	"context"
-	"errors"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
