@@ -28,8 +28,11 @@ type PassReport struct {
 	// CPUEngineReads counts the engine calls made to read containers' CPU
 	// time, apart from the pass's constant engine calls (none when the
 	// engine runs on this host: cgroups are read instead).
-	CPUEngineReads int    `json:"cpu_engine_reads,omitempty"`
-	Error          string `json:"error,omitempty"`
+	CPUEngineReads int `json:"cpu_engine_reads,omitempty"`
+	// RegistryPruned says what old builds the pass deleted from a Swarm
+	// site's registry, and the space its next garbage-collect reclaims.
+	RegistryPruned []images.RegistryPrune `json:"registry_pruned,omitempty"`
+	Error          string                 `json:"error,omitempty"`
 }
 
 // PassOptions tune a container pass.
@@ -107,7 +110,8 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	for _, c := range obs.Containers {
 		inUse[c.ImageID] = true
 	}
-	if err := s.prune(ctx, cfg, inUse); err != nil {
+	rep.RegistryPruned, err = s.prune(ctx, cfg, inUse)
+	if err != nil {
 		errs = append(errs, fmt.Errorf("prune old builds: %w", err))
 	}
 	err = errors.Join(errs...)

@@ -81,6 +81,7 @@ type Site struct {
 	// swarmProber probes the Swarm manager's servers: CPU time from the
 	// cgroups of tasks on this host, and never an engine call per server.
 	swarmProber *activity.Prober
+	registry    *images.Registry // a Swarm site's, made on first use
 	prober      *activity.Prober
 
 	failMu   sync.Mutex // serializes writes of the build failures file
