@@ -102,7 +102,7 @@ engine:
   registry: %s
   registry-auth-file: %s
 defaults:
-  idle: 20s
+  idle: 1m               # the shortest allowed
 build: {keep: 1}
 schedules:
   pull: "@every 1h"        # pushes come by webhook
@@ -118,7 +118,11 @@ courses:
 	d.start()
 	d.waitReady(5 * time.Minute)
 	eventually(t, 15*time.Minute, "the course image built and pushed", func() (bool, string) {
-		im := imageView(d.mustStatus(), py)
+		st := d.mustStatus()
+		if st.ConfigError != "" {
+			t.Fatalf("config rejected: %s", st.ConfigError)
+		}
+		im := imageView(st, py)
 		if im.Failed != nil {
 			t.Fatalf("build failed: %s", im.Failed.Error)
 		}
@@ -192,7 +196,7 @@ courses:
 	}
 	tm.phase("through the front door: a file saved")
 
-	// Idle (no kernel, no traffic) for 20 s: stopped, not removed.
+	// Idle (no kernel, no traffic) for a minute: stopped, not removed.
 	eventually(t, 5*time.Minute, "alice's idle server stopped", func() (bool, string) {
 		pass()
 		s, _, err := cli.ServiceInspectWithRaw(ctx, alice.ID, swarm.ServiceInspectOptions{})
