@@ -21,6 +21,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/imageref"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
@@ -198,7 +199,8 @@ func TestSwarmStory(t *testing.T) {
 	ctx := t.Context()
 	prefix := fmt.Sprintf("nbhtest-sw%d", time.Now().UnixNano()%1e8)
 	img, course, student := prefix+"-img", prefix+"-c", "alice"
-	cleanupSwarm(t, cli, prefix, img, reg)
+	repo := imageref.Repository(prefix, img) // the site's builds (the site is named prefix)
+	cleanupSwarm(t, cli, prefix, repo, reg)
 
 	// Build and push.
 	cfgDir, root := t.TempDir(), t.TempDir()
@@ -223,12 +225,12 @@ func TestSwarmStory(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer eng.Close()
-		b := images.NewBuilder(eng, images.Options{Concurrency: 1, Registry: reg, Timeout: 10 * time.Minute})
+		b := images.NewBuilder(eng, images.Options{Concurrency: 1, Registry: reg, Timeout: 10 * time.Minute, Site: prefix})
 		res, err := b.Ensure(ctx, spec, images.EnsureOptions{})
 		if err != nil {
 			t.Fatalf("build %s: %v\n%s", version, err, res.Log)
 		}
-		if !strings.Contains(res.Log, "pushed "+reg+"/"+img+"@sha256:") {
+		if !strings.Contains(res.Log, "pushed "+reg+"/"+repo+"@sha256:") {
 			t.Fatalf("build %s was not pushed:\n%s", version, res.Log)
 		}
 		return res, cfg
@@ -246,7 +248,7 @@ func TestSwarmStory(t *testing.T) {
 	m := containers.New(eng, nil, nil)
 	m.Site = prefix
 	cur, err := m.CurrentImages(ctx, []string{img})
-	if err != nil || !strings.HasPrefix(cur[img], reg+"/"+img+"@sha256:") {
+	if err != nil || !strings.HasPrefix(cur[img], reg+"/"+repo+"@sha256:") {
 		t.Fatalf("current image = %q, %v; want the registry digest", cur[img], err)
 	}
 	v1 := cur[img]
@@ -322,7 +324,7 @@ func TestSwarmStory(t *testing.T) {
 	// files kept.
 	build("v2")
 	cur, err = m.CurrentImages(ctx, []string{img})
-	if err != nil || cur[img] == v1 || !strings.HasPrefix(cur[img], reg+"/"+img+"@sha256:") {
+	if err != nil || cur[img] == v1 || !strings.HasPrefix(cur[img], reg+"/"+repo+"@sha256:") {
 		t.Fatalf("current image after v2 = %q, %v; want a new digest", cur[img], err)
 	}
 	plan := runPass(2 * time.Minute)
