@@ -37,6 +37,7 @@
 package activity
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,9 @@ import (
 type Target struct {
 	// ID keys the result (the container ID).
 	ID string
+	// CPUID is the container whose CPU time is read, when not ID (on
+	// Swarm, ID is a service and CPUID its task's container).
+	CPUID string
 	// URL is the server's base URL, ending in "/".
 	URL string
 	// Token is sent as "Authorization: token X" when not empty.
@@ -203,7 +207,7 @@ func (p *Prober) Probe(ctx context.Context, targets []Target) map[string]Result 
 			if p.CPU != nil {
 				select {
 				case cpuSem <- struct{}{}:
-					used, viaEngine, err := p.CPU.Read(ctx, t.ID)
+					used, viaEngine, err := p.CPU.Read(ctx, cmp.Or(t.CPUID, t.ID))
 					<-cpuSem
 					r.CPUEngineCall = viaEngine
 					if err != nil {

@@ -9,9 +9,8 @@
 package api
 
 import (
-	"encoding/hex"
-
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/internal/githash"
 	"github.com/nbhosting/nbh-sync/livelog"
 )
 
@@ -49,10 +48,15 @@ type SpawnRequest struct {
 
 // SpawnResult is the answer of POST /api/spawn: the container handed out.
 type SpawnResult struct {
-	Name  string `json:"name"`
+	Name string `json:"name"`
+	// ID is the engine's ID of the container (on Swarm, of the service).
+	ID    string `json:"id"`
 	State string `json:"state"` // existing, started, created
 	Port  int    `json:"port"`
 	URL   string `json:"url"`
+	// Host is the node the server runs on, when the engine places
+	// containers on several hosts (Swarm).
+	Host string `json:"host,omitempty"`
 	// Token is the server's Jupyter token (open URL?token=…).
 	Token string `json:"token,omitempty"`
 	// LaunchURL, when the daemon runs the front door, is where to send
@@ -139,9 +143,6 @@ type DemoResult struct {
 	LaunchURL string `json:"launch_url"`
 }
 
-// Hash is a git commit as the plan document carries it: an array of its 20
-// bytes (the form it always had there, which scripts may read).
-type Hash [20]byte
-
-// String returns the commit's hexadecimal form.
-func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+// Hash is a git commit as the documents carry it: 40 hex digits. (It was
+// an array of 20 numbers, in the plan's rejection and sync's report.)
+type Hash = githash.Hash

@@ -52,7 +52,7 @@ func TestDocumentsKeepTheirFieldNames(t *testing.T) {
 				Last: &api.WorkspaceEvent{Time: at, Op: "init", Commit: "a", Result: "ok", Message: "m"}}},
 			Changes: 3,
 			Errors:  []string{"e"}},
-			`{"config":{"commit":"k","change":"rejected","rejected":{"commit":[171,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1],` +
+			`{"config":{"commit":"k","change":"rejected","rejected":{"commit":"ab00000000000000000000000000000000000001",` +
 				`"problems":[{"file":"courses.yaml","line":3,"col":5,"path":"courses.x.idle","message":"m","warning":true}],"at":"2026-01-02T03:04:05Z"}},` +
 				`"pulls":[{"course":"c","from":"a","to":"b"}],` +
 				`"builds":[{"image":"i","courses":["c"],"key":"k","dockerfile":"d","base":"b","bases":["b"],"action":"build","reason":"r","cascade":["j"]}],` +
@@ -64,8 +64,8 @@ func TestDocumentsKeepTheirFieldNames(t *testing.T) {
 		{"share request", &api.ShareRequest{Course: "c", Student: "s", Path: "p"}, `{"course":"c","student":"s","path":"p"}`},
 		{"share result", &api.ShareResult{Token: "t", URL: "u", Size: 1}, `{"token":"t","url":"u","size":1}`},
 		{"spawn request", &api.SpawnRequest{Course: "c", Student: "s", UID: &uid}, `{"course":"c","student":"s","uid":1001}`},
-		{"spawn result", &api.SpawnResult{Name: "n", State: "created", Port: 30001, URL: "u", Token: "t", LaunchURL: "l"},
-			`{"name":"n","state":"created","port":30001,"url":"u","token":"t","launch_url":"l"}`},
+		{"spawn result", &api.SpawnResult{Name: "n", ID: "i", State: "created", Port: 30001, URL: "u", Host: "h", Token: "t", LaunchURL: "l"},
+			`{"name":"n","id":"i","state":"created","port":30001,"url":"u","host":"h","token":"t","launch_url":"l"}`},
 		{"sync request", &api.SyncRequest{Course: "c", Kinds: []string{"sync"}, Source: "api"}, `{"course":"c","kinds":["sync"],"source":"api"}`},
 		{"sync result", &api.SyncResult{Courses: []string{"c"}}, `{"courses":["c"]}`},
 		{"confirm prune", &api.ConfirmPruneRequest{Revision: "r"}, `{"revision":"r"}`},

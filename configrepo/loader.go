@@ -24,13 +24,14 @@ import (
 
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
+	"github.com/nbhosting/nbh-sync/internal/githash"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // Revision is a config commit that passed validation.
 type Revision struct {
-	Commit   plumbing.Hash      `json:"commit"`
+	Commit   githash.Hash       `json:"commit"`
 	Config   *manifest.Config   `json:"-"`
 	Warnings []manifest.Problem `json:"warnings,omitempty"`
 	// Sources answers for this revision: the config tree and the course
@@ -42,7 +43,7 @@ type Revision struct {
 
 // Rejection is a config commit that failed validation and is not applied.
 type Rejection struct {
-	Commit   plumbing.Hash      `json:"commit"`
+	Commit   githash.Hash       `json:"commit"`
 	Problems []manifest.Problem `json:"problems"`
 	At       time.Time          `json:"at"`
 }
@@ -63,8 +64,8 @@ type Result struct {
 type record struct {
 	Location gitwatch.ConfigLocation `json:"location"`
 	Good     *struct {
-		Commit plumbing.Hash `json:"commit"`
-		At     time.Time     `json:"at"`
+		Commit githash.Hash `json:"commit"`
+		At     time.Time    `json:"at"`
 	} `json:"good,omitempty"`
 	Rejected *Rejection `json:"rejected,omitempty"`
 }
@@ -178,10 +179,10 @@ func (l *Loader) restoreOnce() {
 // held; no network.
 func (l *Loader) next(head plumbing.Hash) (Result, error) {
 	l.restoreOnce()
-	if l.current != nil && head == l.current.Commit {
+	if l.current != nil && githash.Hash(head) == l.current.Commit {
 		return Result{Current: l.current}, nil
 	}
-	if l.rejected != nil && head == l.rejected.Commit {
+	if l.rejected != nil && githash.Hash(head) == l.rejected.Commit {
 		return Result{Current: l.current, Rejected: l.rejected}, nil
 	}
 	rev, probs, err := l.evaluate(head)
@@ -189,7 +190,7 @@ func (l *Loader) next(head plumbing.Hash) (Result, error) {
 		return Result{Current: l.current, Rejected: l.rejected}, err
 	}
 	if rev == nil {
-		return Result{Current: l.current, Rejected: &Rejection{Commit: head, Problems: probs, At: time.Now()}}, nil
+		return Result{Current: l.current, Rejected: &Rejection{Commit: githash.Hash(head), Problems: probs, At: time.Now()}}, nil
 	}
 	return Result{Current: rev, Changed: true}, nil
 }
@@ -209,7 +210,7 @@ func (l *Loader) restore() {
 	if st.Good == nil {
 		return
 	}
-	rev, probs, err := l.evaluate(st.Good.Commit)
+	rev, probs, err := l.evaluate(plumbing.Hash(st.Good.Commit))
 	if err != nil || rev == nil {
 		l.log.Warn("last good config cannot be restored", "commit", st.Good.Commit.String(), "err", err, "problems", len(probs))
 		return
@@ -267,7 +268,7 @@ func (l *Loader) evaluate(commit plumbing.Hash) (*Revision, []manifest.Problem, 
 	if len(errs) > 0 {
 		return nil, append(errs, warns...), nil
 	}
-	return &Revision{Commit: commit, Config: cfg, Warnings: warns, Sources: src, Location: l.loc, At: time.Now()}, nil, nil
+	return &Revision{Commit: githash.Hash(commit), Config: cfg, Warnings: warns, Sources: src, Location: l.loc, At: time.Now()}, nil, nil
 }
 
 // shown is loc as it may be shown and stored: without user information.
@@ -280,8 +281,8 @@ func (l *Loader) save() error {
 	st := record{Location: shown(l.loc), Rejected: l.rejected}
 	if l.current != nil {
 		st.Good = &struct {
-			Commit plumbing.Hash `json:"commit"`
-			At     time.Time     `json:"at"`
+			Commit githash.Hash `json:"commit"`
+			At     time.Time    `json:"at"`
 		}{l.current.Commit, l.current.At}
 	}
 	return atomicfile.WriteJSON(l.state, st)
@@ -290,7 +291,7 @@ func (l *Loader) save() error {
 // ReadState returns the last good config commit and the last
 // rejection recorded under root, for a status command; a zero hash when
 // none.
-func ReadState(root string) (loc gitwatch.ConfigLocation, good plumbing.Hash, rejected *Rejection, err error) {
+func ReadState(root string) (loc gitwatch.ConfigLocation, good githash.Hash, rejected *Rejection, err error) {
 	b, err := os.ReadFile(rootdir.ConfigState(root))
 	if errors.Is(err, fs.ErrNotExist) {
 		return loc, good, nil, nil

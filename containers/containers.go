@@ -7,6 +7,7 @@
 package containers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,7 +97,14 @@ type Container struct {
 	// places containers on several hosts (Swarm); empty means the
 	// Manager's HostIP.
 	Host string `json:"host,omitempty"`
+	// Task is the engine container that runs the server, when ID names
+	// a service (Swarm): its cgroup holds the server's CPU time.
+	Task string `json:"task_container,omitempty"`
 }
+
+// CPUID is the engine container whose cgroup holds the server's
+// processes: the task's on Swarm, else the container itself.
+func (c Container) CPUID() string { return cmp.Or(c.Task, c.ID) }
 
 // Errors callers branch on (with errors.Is).
 var (
@@ -205,6 +213,10 @@ type Raw struct {
 	// Host is the address of the node the container runs on; empty for
 	// the local engine.
 	Host string
+	// Task is the engine container that runs the server when ID names
+	// something else (Swarm: ID is the service, Task its running task's
+	// container, empty while none runs); empty on a local engine.
+	Task string
 }
 
 // Image is an image as the engine reports it: its ID and labels.

@@ -55,6 +55,17 @@ func New(eng Engine, locks *Locks, log *slog.Logger) *Manager {
 		HostIP: "127.0.0.1", ReadyTimeout: 2 * time.Minute, StopTimeout: 10 * time.Second}
 }
 
+// Over returns a Manager like m — same site, token source, timeouts and
+// locks — over another engine: the Swarm engine of a site whose local
+// manager is m. A copy of every setting, not a list of them, so that a
+// setting added to Manager reaches both engines (the Swarm manager once
+// lacked Tokens, and its servers made up their own).
+func (m *Manager) Over(eng Engine) *Manager {
+	c := *m
+	c.eng = eng
+	return &c
+}
+
 // Locks returns the registry shared by spawns and passes.
 func (m *Manager) Locks() *Locks { return m.locks }
 
@@ -229,7 +240,7 @@ func classify(r Raw, now time.Time) (Container, bool) {
 			c.Port = lp
 		}
 	}
-	c.Host = r.Host
+	c.Host, c.Task = r.Host, r.Task
 	c.BasePath = r.Labels[LabelBasePath]
 	if !validBasePath(c.BasePath) {
 		c.BasePath = ""

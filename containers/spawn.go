@@ -387,6 +387,12 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 		if err != nil {
 			return "", 0, "", "", err
 		}
+		if picks && tok == "" {
+			// Swarm publishes the port on every address of the node
+			// (it cannot bind one): the token is all that keeps the
+			// network out.
+			return "", 0, "", "", errors.New("no Jupyter token for the server: on swarm its port is open on every address of its node, so a server without one is never made")
+		}
 		spec := m.spec(co, student, imageID, v, tok, pre)
 		if picks {
 			delete(spec.Labels, LabelPort)

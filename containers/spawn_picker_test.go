@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,7 +121,8 @@ func TestSpawnOnPortPickingEngine(t *testing.T) {
 				},
 			}}
 			m := New(eng, nil, nil)
-			m.HostIP = "192.0.2.99" // not where the servers are: the node address must win
+			m.Tokens = fixedTokens{"flot/alice": "t"} // a Swarm server is never made without one
+			m.HostIP = "192.0.2.99"                   // not where the servers are: the node address must win
 			m.ReadyTimeout = 20 * time.Second
 			sp, err := m.Spawn(t.Context(), co, "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"})
 			if err != nil {
@@ -143,3 +145,23 @@ func TestSpawnOnPortPickingEngine(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A Swarm server is published on every address of its node: without a
+// token it is never made.
+func TestSwarmSpawnNeedsToken(t *testing.T) {
+	created := false
+	eng := &pickerEngine{fakeEngine{
+		ImagesFn: func(context.Context, []string) (map[string]Image, error) {
+			return map[string]Image{"flot:latest": {ID: "reg/flot@sha256:1", Labels: map[string]string{
+				images.LabelImage: "flot", images.LabelBuildKey: "0123456789abcdef"}}}, nil
+		},
+		InspectFn: func(context.Context, string) (Raw, error) { return Raw{}, ErrNotFound },
+		CreateFn:  func(context.Context, Spec) (string, error) { created = true; return "svc1", nil },
+	}}
+	m := New(eng, nil, nil) // no token source, and the course sets none
+	co := manifest.Course{Name: "flot", Container: manifest.Container{Port: 8888, Command: []string{"x", "{prefix}"}}}
+	_, err := m.Spawn(t.Context(), co, "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"})
+	if err == nil || !strings.Contains(err.Error(), "no Jupyter token") || created {
+		t.Fatalf("spawn without a token: %v (service created: %v)", err, created)
+	}
+}

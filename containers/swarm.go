@@ -41,6 +41,12 @@ type Swarm struct {
 	Poll time.Duration
 	// Calls, when set, counts engine calls (benchmarks).
 	Calls func(op string)
+	// Auth, when set, returns the registry's credentials encoded for the
+	// engine. Services are created (and scaled) with them, and the
+	// engine hands them to the node that pulls the image, so nodes need
+	// no login of their own. The engine keeps them out of what a service
+	// inspect shows.
+	Auth func() (string, error)
 }
 
 var (
@@ -174,6 +180,9 @@ func observe(svcs []swarm.Service, tasks []swarm.Task, nodes []swarm.Node) []Raw
 				r.EngineState = "running"
 				r.StartedAt = t.Status.Timestamp
 				r.Host = addr[t.NodeID]
+				if cs := t.Status.ContainerStatus; cs != nil {
+					r.Task = cs.ContainerID
+				}
 				// With IPv6 on, the engine binds the port twice, IPv4
 				// first (0.0.0.0:P, then [::]:Q) and reports both without
 				// their addresses: the first one is the IPv4 binding the
@@ -285,8 +294,14 @@ func (s *Swarm) Create(ctx context.Context, spec Spec) (string, error) {
 	if s.Network != "" {
 		svc.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: s.Network}}
 	}
+	var opts swarm.ServiceCreateOptions
+	if s.Auth != nil {
+		if opts.EncodedRegistryAuth, err = s.Auth(); err != nil {
+			return "", fmt.Errorf("create service %s: %w", spec.Name, err)
+		}
+	}
 	s.count("ServiceCreate")
-	res, err := s.cli.ServiceCreate(ctx, svc, swarm.ServiceCreateOptions{})
+	res, err := s.cli.ServiceCreate(ctx, svc, opts)
 	if err != nil {
 		if cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "AlreadyExists") {
 			return "", fmt.Errorf("create service %s: %w", spec.Name, ErrConflict)
@@ -425,7 +440,7 @@ func (s *Swarm) scale(ctx context.Context, id string, n uint64, force uint64) er
 		spec.Mode.Replicated.Replicas = &n
 		spec.TaskTemplate.ForceUpdate += force
 		s.count("ServiceUpdate")
-		_, err = s.cli.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{})
+		_, err = s.cli.ServiceUpdate(ctx, svc.ID, svc.Version, spec, s.updateOptions())
 		if err == nil {
 			return nil
 		}
@@ -439,6 +454,19 @@ func (s *Swarm) scale(ctx context.Context, id string, n uint64, force uint64) er
 			return err
 		}
 	}
+}
+
+// updateOptions passes the credentials with an update, so that a changed
+// credentials file reaches the service at its next start; without them (or
+// when they cannot be read now) the engine keeps those the service has.
+func (s *Swarm) updateOptions() swarm.ServiceUpdateOptions {
+	opts := swarm.ServiceUpdateOptions{RegistryAuthFrom: swarm.RegistryAuthFromSpec}
+	if s.Auth != nil {
+		if a, err := s.Auth(); err == nil {
+			opts.EncodedRegistryAuth = a
+		}
+	}
+	return opts
 }
 
 func (s *Swarm) wait(ctx context.Context, attempt int) error {

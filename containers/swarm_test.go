@@ -21,6 +21,7 @@ func task(service, node string, desired, state swarm.TaskState, created time.Tim
 	t.Meta.CreatedAt = created
 	t.Status.State = state
 	t.Status.Timestamp = created.Add(time.Second)
+	t.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: "ctr-" + service + "-" + node}
 	if port != 0 {
 		t.Status.PortStatus.Ports = []swarm.PortConfig{{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 8888, PublishedPort: port}}
 	}
@@ -82,6 +83,13 @@ func TestObserve(t *testing.T) {
 			}
 			if tt.wantState == "running" && !c.StartedAt.Equal(tt.tasks[len(tt.tasks)-1].Status.Timestamp) {
 				t.Errorf("started at %s, want the task's running timestamp", c.StartedAt)
+			}
+			// The CPU time of a running server is its task container's
+			// (ID is the service's, which no engine has stats of).
+			if tt.wantState == "running" {
+				if want := tt.tasks[len(tt.tasks)-1].Status.ContainerStatus.ContainerID; c.CPUID() != want {
+					t.Errorf("CPU read from %q, want the task's container %q", c.CPUID(), want)
+				}
 			}
 		})
 	}

@@ -57,7 +57,7 @@ func (b backend) Spawn(ctx context.Context, req api.SpawnRequest) (api.SpawnResu
 		return api.SpawnResult{}, spawnError(err)
 	}
 	b.d.usage.session(req.Course, req.Student)
-	return api.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL, Token: sp.Token,
+	return api.SpawnResult{Name: sp.Name, ID: sp.ID, State: string(sp.State), Port: sp.Port, URL: sp.URL, Host: sp.Host, Token: sp.Token,
 		LaunchURL: b.d.launch(req.Course, req.Student, sp)}, nil
 }
 

@@ -50,6 +50,7 @@ type engineProxy struct {
 	srv   *http.Server
 	conns map[net.Conn]bool
 	calls int
+	paths []string // "METHOD path" of every request, in order
 }
 
 var containerListPath = regexp.MustCompile(`^(/v[0-9.]+)?/containers/json$`)
@@ -91,6 +92,7 @@ func (p *engineProxy) serve(ln net.Listener) {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p.mu.Lock()
 			p.calls++
+			p.paths = append(p.paths, r.Method+" "+r.URL.Path)
 			p.mu.Unlock()
 			p.proxy.ServeHTTP(w, r)
 		}),
@@ -146,6 +148,13 @@ func (p *engineProxy) requests() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.calls
+}
+
+// pathsSince returns the requests made since the first n ("METHOD path").
+func (p *engineProxy) pathsSince(n int) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.paths[min(n, len(p.paths)):]...)
 }
 
 // filter drops other tests' containers from container lists.

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 
+	"github.com/nbhosting/nbh-sync/internal/githash"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/rootdir"
@@ -264,7 +265,7 @@ func TestTwoServersOneHost(t *testing.T) {
 		"first":  {Name: "first", Repo: urls[0], Branch: "main"},
 		"second": {Name: "second", Repo: urls[1], Branch: "main"},
 	}}
-	if _, err := NewSyncer(m, root, testLogger(t), 2).Sync(t.Context(), cfg, ConfigLocation{}, plumbing.ZeroHash); err != nil {
+	if _, err := NewSyncer(m, root, testLogger(t), 2).Sync(t.Context(), cfg, ConfigLocation{}, githash.Hash{}); err != nil {
 		t.Fatal(err)
 	}
 	for i, course := range []string{"first", "second"} {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
+
+	"github.com/nbhosting/nbh-sync/internal/githash"
 )
 
 // ReadTree hands out the work tree with the commit it is at, from this
@@ -32,7 +34,7 @@ func TestReadTree(t *testing.T) {
 	if err := s.ReadTree("c", func(string, plumbing.Hash) error { return nil }); !errors.Is(err, ErrTreeUnknown) {
 		t.Fatalf("before any checkout: %v, want ErrTreeUnknown", err)
 	}
-	if _, err := s.Sync(t.Context(), cfg, ConfigLocation{}, plumbing.ZeroHash); err != nil {
+	if _, err := s.Sync(t.Context(), cfg, ConfigLocation{}, githash.Hash{}); err != nil {
 		t.Fatal(err)
 	}
 	read := func(s *Syncer) (string, string) {
@@ -72,7 +74,7 @@ func TestReadTree(t *testing.T) {
 	<-inside
 	synced := make(chan error)
 	go func() {
-		_, err := s.Sync(t.Context(), cfg, ConfigLocation{}, plumbing.ZeroHash)
+		_, err := s.Sync(t.Context(), cfg, ConfigLocation{}, githash.Hash{})
 		synced <- err
 	}()
 	select {

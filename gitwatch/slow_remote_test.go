@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
+	"github.com/nbhosting/nbh-sync/internal/githash"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
@@ -75,7 +74,7 @@ func TestSyncMovesOnWithoutAHangingRemote(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			st, err := s.Sync(t.Context(), cfg, ConfigLocation{}, plumbing.ZeroHash)
+			st, err := s.Sync(t.Context(), cfg, ConfigLocation{}, githash.Hash{})
 			done <- result{st, err}
 		}()
 		select {

@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
+	"github.com/nbhosting/nbh-sync/internal/githash"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/rootdir"
 )
@@ -35,7 +36,7 @@ type CourseStatus struct {
 	Branch string `json:"branch"`
 	Path   string `json:"path,omitempty"`
 	// Commit is the revision checked out in {root}/courses/{course}.
-	Commit plumbing.Hash `json:"commit,omitzero"`
+	Commit githash.Hash `json:"commit,omitzero"`
 	// Forced is true when the last change of Commit was a force-push.
 	Forced bool `json:"forced,omitempty"`
 	// CheckedAt is the last successful check of the remote; FetchedAt the
@@ -57,7 +58,7 @@ type CourseStatus struct {
 // rootdir.PullStatus.
 type Status struct {
 	// ConfigCommit is the config revision the pass applied.
-	ConfigCommit plumbing.Hash  `json:"config_commit,omitzero"`
+	ConfigCommit githash.Hash   `json:"config_commit,omitzero"`
 	Courses      []CourseStatus `json:"courses"`
 	At           time.Time      `json:"at"`
 }
@@ -120,7 +121,7 @@ func (s *Syncer) ReadTree(course string, read func(dir string, commit plumbing.H
 			return err
 		}
 		cs, _ := st.Course(course)
-		commit = cs.Commit
+		commit = plumbing.Hash(cs.Commit)
 	}
 	if commit.IsZero() {
 		return fmt.Errorf("course %s: %w", course, ErrTreeUnknown)
@@ -158,7 +159,7 @@ func NewSyncer(m *Mirrors, root string, log *slog.Logger, concurrency int) *Sync
 // at loc, where the courses kept in the config repo itself (repo: .) are
 // checked out from. One course's failure does not stop the others; the
 // error joins them all. A failed course keeps its previous work tree.
-func (s *Syncer) Sync(ctx context.Context, cfg *manifest.Config, loc ConfigLocation, commit plumbing.Hash) (Status, error) {
+func (s *Syncer) Sync(ctx context.Context, cfg *manifest.Config, loc ConfigLocation, commit githash.Hash) (Status, error) {
 	s.pass.Lock()
 	defer s.pass.Unlock()
 	start := time.Now()
@@ -227,7 +228,7 @@ func (s *Syncer) Sync(ctx context.Context, cfg *manifest.Config, loc ConfigLocat
 			}
 			for _, name := range g.courses {
 				old, _ := prev.Course(name)
-				st := s.course(ctx, loc, commit, cfg.Courses[name], old, heads, err)
+				st := s.course(ctx, loc, plumbing.Hash(commit), cfg.Courses[name], old, heads, err)
 				mu.Lock()
 				results[name] = st
 				mu.Unlock()
@@ -326,7 +327,7 @@ func (s *Syncer) course(ctx context.Context, loc ConfigLocation, configCommit pl
 		}
 	}
 	dest := rootdir.Course(s.root, co.Name)
-	if commit == old.Commit && co.Path == old.Path && old.Error == "" {
+	if githash.Hash(commit) == old.Commit && co.Path == old.Path && old.Error == "" {
 		if _, err := os.Stat(dest); err == nil {
 			return st
 		}
@@ -342,12 +343,12 @@ func (s *Syncer) course(ctx context.Context, loc ConfigLocation, configCommit pl
 	if err := s.checkout(ctx, co.Name, repo, commit, subpath, dest); err != nil {
 		return fail(err)
 	}
-	if commit != old.Commit {
-		st.Forced = !old.Commit.IsZero() && !isAncestor(repo, old.Commit, commit)
+	if githash.Hash(commit) != old.Commit {
+		st.Forced = !old.Commit.IsZero() && !isAncestor(repo, plumbing.Hash(old.Commit), commit)
 		st.Changed = true
 		log.InfoContext(ctx, "course checked out", "commit", commit.String(), "forced", st.Forced)
 	}
-	st.Commit = commit
+	st.Commit = githash.Hash(commit)
 	return st
 }
 

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
 	"github.com/nbhosting/nbh-sync/manifest"
+
+	"github.com/nbhosting/nbh-sync/internal/githash"
 )
 
 // A token given as a URL's user name (https://TOKEN@host/x.git) never
@@ -60,7 +60,7 @@ func TestURLUserNeverShown(t *testing.T) {
 			}
 			_, berr := m.Update(t.Context(), url, "main", nil) // in backoff now
 			cfg := &manifest.Config{Courses: map[string]manifest.Course{"c": {Name: "c", Repo: url, Branch: "main"}}}
-			st, serr := NewSyncer(m, root, log, 1).Sync(t.Context(), cfg, ConfigLocation{}, plumbing.ZeroHash)
+			st, serr := NewSyncer(m, root, log, 1).Sync(t.Context(), cfg, ConfigLocation{}, githash.Hash{})
 			stJSON, _ := json.Marshal(st)
 			texts := map[string]string{"error": err.Error(), "backoff error": berr.Error(), "log": logs.String(), "status": string(stJSON)}
 			if serr != nil {

@@ -45,9 +45,13 @@ type Options struct {
 	// Logger gets one line per build decision; nil discards.
 	Logger *slog.Logger
 	// Registry, when set (host[:port]), receives every passed build
-	// before it is published (see push.go); RegistryAuth encodes its
-	// credentials (RegistryAuth()), empty for none.
-	Registry, RegistryAuth string
+	// before it is published (see push.go).
+	Registry string
+	// RegistryAuth returns the registry's credentials encoded for the
+	// engine (X-Registry-Auth), asked at each push so that a changed
+	// credentials file is read again; nil for a registry without
+	// authentication. Its value never appears in a log or an error.
+	RegistryAuth func() (string, error)
 	// Site is the name of the site the builds belong to: they are labelled
 	// with it and tagged in its repositories (imageref.Repository), and
 	// the Builder sees, serves and prunes no other site's builds. Empty

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -60,12 +61,36 @@ func (b *Builder) push(ctx context.Context, image, key, id string, out io.Writer
 	if !ok {
 		return "", fmt.Errorf("push to %s: the engine cannot push images", b.opts.Registry)
 	}
+	auth := RegistryAuth("", "")
+	if b.opts.RegistryAuth != nil {
+		a, err := b.opts.RegistryAuth()
+		if err != nil {
+			return "", fmt.Errorf("push to %s: %w", b.opts.Registry, err)
+		}
+		auth = a
+	}
 	ref := b.registryRef(image, key)
 	if err := b.engine.ImageTag(ctx, id, ref); err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
+	digest, err := b.pushTagged(ctx, p, image, key, ref, auth, out)
+	if err != nil {
+		// The registry tag says "pushed" to the next look (pushed() reads
+		// repository digests, but a tag is what a person sees): a failed
+		// push leaves none behind. Even when ctx ended: it is cleanup.
+		if rerr := b.engine.ImageRemove(context.WithoutCancel(ctx), ref); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+			b.log.WarnContext(ctx, "registry tag of a failed push left behind", "ref", ref, "err", rerr)
+		}
+		return "", err
+	}
+	return digest, nil
+}
+
+// pushTagged pushes ref, tagged already, and reads the engine's stream to
+// the digest the registry stored it under.
+func (b *Builder) pushTagged(ctx context.Context, p Pusher, image, key, ref, auth string, out io.Writer) (string, error) {
 	fmt.Fprintf(out, "pushing %s\n", ref)
-	rc, err := p.ImagePush(ctx, ref, cmp.Or(b.opts.RegistryAuth, RegistryAuth("", "")))
+	rc, err := p.ImagePush(ctx, ref, auth)
 	if err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}

@@ -76,6 +76,29 @@ func TestPushToRegistry(t *testing.T) {
 			if st.tagged("i:latest") != "" || st.tagged("i:aaaaaaaaaaaa") != "" {
 				t.Error("a build that was not pushed got published")
 			}
+			if st.tagged(reg+"/i:aaaaaaaaaaaa") != "" {
+				t.Error("a failed push left its registry tag behind")
+			}
+		}},
+		{"credentials are asked at each push", func(t *testing.T, st *imageStore, p *pushingEngine, b *Builder) {
+			asked := 0
+			b.opts.RegistryAuth = func() (string, error) { asked++; return "ZW5jb2RlZA==", nil }
+			if _, err := b.Ensure(t.Context(), testSpec("i", keyA, goodDockerfile), EnsureOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if asked != 1 || p.auth[0] != "ZW5jb2RlZA==" {
+				t.Errorf("asked %d times, header %q", asked, p.auth[0])
+			}
+		}},
+		{"unreadable credentials: no push, no tag", func(t *testing.T, st *imageStore, p *pushingEngine, b *Builder) {
+			b.opts.RegistryAuth = func() (string, error) { return "", errors.New("/etc/creds.json: readable by others") }
+			_, err := b.Ensure(t.Context(), testSpec("i", keyA, goodDockerfile), EnsureOptions{})
+			if err == nil || !strings.Contains(err.Error(), "readable by others") || len(p.pushed) != 0 {
+				t.Fatalf("err = %v, pushed %q", err, p.pushed)
+			}
+			if st.tagged(reg+"/i:aaaaaaaaaaaa") != "" || st.tagged("i:latest") != "" {
+				t.Error("tagged without a push")
+			}
 		}},
 		{"passed build not in the registry is pushed", func(t *testing.T, st *imageStore, p *pushingEngine, b *Builder) {
 			id := st.add([]string{"i:aaaaaaaaaaaa"}, map[string]string{LabelImage: "i", LabelBuildKey: keyA})

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 )
@@ -25,6 +26,12 @@ type Engine struct {
 	// without them alone — on an engine shared with another tool that
 	// names its containers alike, or once nbhosting's are gone.
 	Adopt *bool `json:"adopt,omitempty"`
+	// RegistryAuthFile is the absolute path, on the daemon's host, of the
+	// registry's credentials (a docker config.json, mode 0600; package
+	// registryauth): builds are pushed with them and services carry them,
+	// so that nodes pull without a login of their own. Not in the config
+	// repo: a secret does not belong in git.
+	RegistryAuthFile string `json:"registry-auth-file,omitempty"`
 }
 
 // Adopts reports whether the site adopts unlabelled nbhosting containers
@@ -64,6 +71,9 @@ func (v *validator) engine(p string, e Engine) {
 		if e.Network != "" {
 			v.errorf(p+".network", "only used with kind: swarm")
 		}
+		if e.RegistryAuthFile != "" {
+			v.errorf(p+".registry-auth-file", "only used with kind: swarm")
+		}
 	case EngineSwarm:
 		switch {
 		case e.Registry == "":
@@ -73,6 +83,12 @@ func (v *validator) engine(p string, e Engine) {
 		}
 		if e.Network != "" && !networkName.MatchString(e.Network) {
 			v.errorf(p+".network", "invalid network name %q", e.Network)
+		}
+		if f := e.RegistryAuthFile; f != "" && (!path.IsAbs(f) || path.Clean(f) != f) {
+			// The file lives on the daemon's host, outside the config
+			// repo; a relative path would depend on the daemon's
+			// working directory.
+			v.errorf(p+".registry-auth-file", "want an absolute path on the daemon's host, e.g. /etc/nbh-sync/registry/config.json")
 		}
 	default:
 		v.errorf(p+".kind", "unknown engine kind %q (want local or swarm)", e.Kind)

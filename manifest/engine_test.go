@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -32,6 +33,35 @@ func TestSwarmDefaults(t *testing.T) {
 			}
 			if !slices.Equal(co.Constraints, tt.wantConstraints) {
 				t.Errorf("constraints = %q, want %q", co.Constraints, tt.wantConstraints)
+			}
+		})
+	}
+}
+
+// TestRegistryAuthFile: the credentials file is named by an absolute path
+// (it lives on the daemon's host, not in the repo), on swarm only; errors
+// give the line.
+func TestRegistryAuthFile(t *testing.T) {
+	tests := []struct{ name, engine, wantErr string }{
+		{"absolute", "engine:\n  kind: swarm\n  registry: reg:5000\n  registry-auth-file: /etc/nbh-sync/registry/config.json\n", ""},
+		{"relative", "engine:\n  kind: swarm\n  registry: reg:5000\n  registry-auth-file: secrets/config.json\n",
+			"courses.yaml:5:3: engine.registry-auth-file: want an absolute path on the daemon's host"},
+		{"unclean", "engine:\n  kind: swarm\n  registry: reg:5000\n  registry-auth-file: /etc/../config.json\n",
+			"courses.yaml:5:3: engine.registry-auth-file: want an absolute path"},
+		{"local engine", "engine:\n  registry-auth-file: /etc/nbh-sync/config.json\n",
+			"courses.yaml:3:3: engine.registry-auth-file: only used with kind: swarm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Parse("courses.yaml", []byte("version: 1\n"+tt.engine+"courses:\n  a: {repo: /srv/a}\n"))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Parse: %v; want %q", err, tt.wantErr)
 			}
 		})
 	}

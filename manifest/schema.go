@@ -79,6 +79,7 @@ var docs = map[string]string{
 	"Course.workspace-exclude":     "Course paths kept out of workspaces (defaults.workspace-exclude).",
 	"Course.workspace-retention":   "How long workspace backups are kept (defaults.workspace-retention).",
 	"Course.suspend":               "On hold: no pulls, builds or container retirements for this course; its students are still served.",
+	"Engine.registry-auth-file":    "Absolute path, on the daemon's host, of the registry's credentials: a docker config.json ({auths: {REGISTRY: {auth}}}), mode 0600 (swarm).",
 }
 
 // Schema returns the JSON Schema (draft 2020-12) of courses.yaml, derived

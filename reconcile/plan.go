@@ -200,7 +200,8 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 	}
 
 	stale := st.ImageID != "" && c.ImageID != st.ImageID
-	staleText := fmt.Sprintf("image %s is stale (current %s)", cmp.Or(shortid.Of(c.ImageID), "(none)"), cmp.Or(shortid.Of(st.ImageID), "(none)"))
+	was, cur := shortid.Images(c.ImageID, st.ImageID)
+	staleText := fmt.Sprintf("image %s is stale (current %s)", cmp.Or(was, "(none)"), cmp.Or(cur, "(none)"))
 	if c.State == containers.Stopped {
 		switch {
 		case !stale:

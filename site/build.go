@@ -55,6 +55,7 @@ func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 		opts.Site = SiteName(s.opts.Root)
 		if cfg.Engine.Swarm() {
 			opts.Registry = cfg.Engine.Registry // nodes pull passed builds from there
+			opts.RegistryAuth = encodedAuth(cfg.Engine)
 		}
 		s.builder = images.NewBuilder(s.opts.ImageEngine, opts)
 		s.builder.RestoreFailures(readFailures(s.opts.Root))
@@ -254,10 +255,13 @@ func (s *Site) BuildAll(ctx context.Context, force bool) ([]images.Result, error
 }
 
 // prune removes old builds of every image beyond build.keep, sparing any
-// image a container uses.
-func (s *Site) prune(ctx context.Context, cfg *manifest.Config, inUse map[string]bool) error {
+// image a container uses; on Swarm, it then deletes from the registry the
+// pushes of the builds no longer kept, and says what that reclaims.
+func (s *Site) prune(ctx context.Context, cfg *manifest.Config, inUse map[string]bool) ([]images.RegistryPrune, error) {
 	b := s.imageBuilder(cfg)
+	reg := s.registryOf(cfg)
 	var errs []error
+	var pruned []images.RegistryPrune
 	for _, name := range cfg.ImageNames() {
 		removed, err := b.Prune(ctx, name, inUse)
 		if err != nil {
@@ -266,6 +270,37 @@ func (s *Site) prune(ctx context.Context, cfg *manifest.Config, inUse map[string
 		if len(removed) > 0 {
 			s.log.InfoContext(ctx, "old builds removed", "image", name, "count", len(removed))
 		}
+		if reg == nil {
+			continue
+		}
+		rp, err := b.PruneRegistry(ctx, reg, name, inUse)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if len(rp.Deleted) > 0 {
+			pruned = append(pruned, rp)
+		}
 	}
-	return errors.Join(errs...)
+	return pruned, errors.Join(errs...)
+}
+
+// registryOf returns the client of the Swarm registry of cfg, made from the
+// first config seen (as the builder is); nil for a local engine.
+func (s *Site) registryOf(cfg *manifest.Config) *images.Registry {
+	if !cfg.Engine.Swarm() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.registry == nil {
+		var creds func() (string, string, error)
+		if load := registryCredentials(cfg.Engine); load != nil {
+			creds = func() (string, string, error) {
+				c, err := load()
+				return c.User, c.Password, err
+			}
+		}
+		s.registry = images.NewRegistry(cfg.Engine.Registry, creds)
+	}
+	return s.registry
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/registryauth"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -11,7 +12,7 @@ import (
 // local engine's, or — for engine.kind: swarm — one over the Swarm manager
 // of the environment (DOCKER_HOST or the socket), made from the first swarm
 // config seen (changing it takes a restart, as for the builder). Both share
-// the spawn/pass locks.
+// the spawn/pass locks and every setting (site name, tokens, timeouts).
 func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 	if cfg == nil || !cfg.Engine.Swarm() {
 		return s.ctrs, nil
@@ -25,12 +26,12 @@ func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 			if err != nil {
 				return nil, err
 			}
+			sw.Auth = encodedAuth(cfg.Engine)
 			eng = sw
 			s.closers = append(s.closers, sw)
 		}
-		m := containers.New(eng, s.ctrs.Locks(), s.log)
-		m.Site = s.ctrs.Site
-		s.swarm = m
+		s.swarm = s.ctrs.Over(eng)
+		s.swarmProber = newProber(eng)
 	}
 	return s.swarm, nil
 }
@@ -42,5 +43,31 @@ func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
 func (s *Site) negotiate(ctx context.Context) {
 	if n, ok := s.opts.ContainerEngine.(interface{ Negotiate(context.Context) error }); ok {
 		_ = n.Negotiate(ctx)
+	}
+}
+
+// registryCredentials returns what reads the credentials of e's registry
+// from its file, at each call (the file may change while the daemon runs);
+// nil when the registry needs none.
+func registryCredentials(e manifest.Engine) func() (registryauth.Credentials, error) {
+	if e.RegistryAuthFile == "" {
+		return nil
+	}
+	return func() (registryauth.Credentials, error) { return registryauth.Load(e.RegistryAuthFile, e.Registry) }
+}
+
+// encodedAuth is registryCredentials encoded for the engine (pushes and
+// services); nil when the registry needs none.
+func encodedAuth(e manifest.Engine) func() (string, error) {
+	creds := registryCredentials(e)
+	if creds == nil {
+		return nil
+	}
+	return func() (string, error) {
+		c, err := creds()
+		if err != nil {
+			return "", err
+		}
+		return c.Encoded(), nil
 	}
 }

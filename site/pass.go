@@ -29,8 +29,11 @@ type PassReport struct {
 	// CPUEngineReads counts the engine calls made to read containers' CPU
 	// time, apart from the pass's constant engine calls (none when the
 	// engine runs on this host: cgroups are read instead).
-	CPUEngineReads int    `json:"cpu_engine_reads,omitempty"`
-	Error          string `json:"error,omitempty"`
+	CPUEngineReads int `json:"cpu_engine_reads,omitempty"`
+	// RegistryPruned says what old builds the pass deleted from a Swarm
+	// site's registry, and the space its next garbage-collect reclaims.
+	RegistryPruned []images.RegistryPrune `json:"registry_pruned,omitempty"`
+	Error          string                 `json:"error,omitempty"`
 }
 
 // PassOptions tune a container pass.
@@ -46,14 +49,25 @@ type PassOptions struct {
 // site's record of the courses it has had: a pass that applies cfg records
 // them, a plan only reads the record.
 func (s *Site) pass(ctx context.Context, ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
-	return &reconcile.Pass{Containers: ctrs, Prober: s.prober, Root: s.opts.Root,
+	prober := s.prober
+	if ctrs != s.ctrs {
+		prober = s.swarmProber
+	}
+	return &reconcile.Pass{Containers: ctrs, Prober: prober, Root: s.opts.Root,
 		Concurrency: reconcile.DefaultConcurrency, Now: s.planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
 		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic, Suspended: s.suspensions(cfg), Expected: s.expected}
 }
 
-// newProber is the activity probe of a site: it reads each container's CPU
-// time from its cgroup when the engine runs on this host, else (when the
-// engine can tell) from the engine's one-shot stats.
+// newProber is the activity probe of a site's engine: it reads each
+// container's CPU time from its cgroup when the container runs on this
+// host, else (when the engine can tell) from the engine's one-shot stats.
+//
+// The Swarm engine cannot tell: a manager answers stats only of its own
+// node's containers, and a service ID is no container at all (one wasted
+// call per student, answered 404). So on Swarm the CPU time of a task on
+// this host is read from its cgroup, and that of a task on another node is
+// not read: its server is held by what Jupyter and the front door say
+// (kernels, terminals, connections, traffic), not by its CPU use.
 func newProber(eng containers.Engine) *activity.Prober {
 	p := activity.New()
 	cpu := &activity.LocalFirst{Local: activity.Cgroup{}}
@@ -107,7 +121,8 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	for _, c := range obs.Containers {
 		inUse[c.ImageID] = true
 	}
-	if err := s.prune(ctx, cfg, inUse); err != nil {
+	rep.RegistryPruned, err = s.prune(ctx, cfg, inUse)
+	if err != nil {
 		errs = append(errs, fmt.Errorf("prune old builds: %w", err))
 	}
 	if n, err := s.PruneTrash(time.Now(), TrashRetention); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/githash"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
@@ -40,7 +41,7 @@ func TestPlanDocumentReadsAsBefore(t *testing.T) {
 		same("action", a, planAction(a))
 	}
 	for _, r := range []*configrepo.Rejection{
-		{Commit: plumbing.NewHash("ab00000000000000000000000000000000000001"), At: at,
+		{Commit: githash.Hash(plumbing.NewHash("ab00000000000000000000000000000000000001")), At: at,
 			Problems: []manifest.Problem{{File: "courses.yaml", Line: 3, Col: 5, Path: "courses.x.idle", Message: "m", Warning: true}, {Message: "n"}}},
 		{Problems: []manifest.Problem{}},
 		{},

@@ -87,8 +87,12 @@ type Site struct {
 	syncer  *gitwatch.Syncer
 	ctrs    *containers.Manager
 	swarm   *containers.Manager // engine.kind: swarm, made on first use
-	prober  *activity.Prober
-	clock   func() time.Time // nil: time.Now (see planAt)
+	// swarmProber probes the Swarm manager's servers: CPU time from the
+	// cgroups of tasks on this host, and never an engine call per server.
+	swarmProber *activity.Prober
+	registry    *images.Registry // a Swarm site's, made on first use
+	prober      *activity.Prober
+	clock       func() time.Time // nil: time.Now (see planAt)
 
 	failMu   sync.Mutex // serializes writes of the build failures file
 	specMu   sync.Mutex // serializes reads of a revision's git trees

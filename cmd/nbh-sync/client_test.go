@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/api"
+	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/server/servertest"
@@ -53,7 +54,8 @@ func fakeDaemon(t *testing.T, ln net.Listener) *recorder {
 			return api.SyncResult{Courses: []string{"a"}}, nil
 		},
 		SpawnFunc: func(_ context.Context, req api.SpawnRequest) (api.SpawnResult, error) {
-			return api.SpawnResult{Name: req.Course + "-x-" + req.Student, State: "created", Port: 30001, URL: "http://127.0.0.1:30001/30001/",
+			return api.SpawnResult{Name: req.Course + "-x-" + req.Student, ID: "c0ffee", State: "created", Port: 30001,
+				URL: "http://127.0.0.1:30001/30001/", Host: "10.0.0.7",
 				Token: "jt", LaunchURL: "https://hub.example.org/u/" + req.Course + "/" + req.Student + "/?nbh-ticket=tk"}, nil
 		},
 	}
@@ -127,8 +129,24 @@ func TestSpawnPrintsLaunchURL(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	if doc["launch_url"] != launch || doc["name"] != "intro-x-alice" || doc["token"] != "jt" || doc["port"] != float64(30001) {
+	if doc["launch_url"] != launch || doc["name"] != "intro-x-alice" || doc["token"] != "jt" || doc["port"] != float64(30001) ||
+		doc["id"] != "c0ffee" || doc["host"] != "10.0.0.7" {
 		t.Errorf("spawn --json: %s", out)
+	}
+	// Through the daemon, the document has every key a direct spawn
+	// prints (it once lost id and host on the way).
+	b, err := json.Marshal(containers.Spawned{Name: "n", ID: "i", State: "s", Port: 1, URL: "u", Host: "h", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var direct map[string]any
+	if err := json.Unmarshal(b, &direct); err != nil {
+		t.Fatal(err)
+	}
+	for k := range direct {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("spawn --json through the daemon has no %q (a direct spawn has): %s", k, out)
+		}
 	}
 }
 

@@ -46,7 +46,8 @@ ticket that lets one browser in, once, within a minute.
 				if err := c.do(ctx, "POST", "/api/spawn", nil, req, &r); err != nil {
 					return err
 				}
-				res = spawnOutput{Spawned: containers.Spawned{Name: r.Name, State: containers.SpawnState(r.State), Port: r.Port, URL: r.URL, Token: r.Token},
+				res = spawnOutput{Spawned: containers.Spawned{Name: r.Name, ID: r.ID, State: containers.SpawnState(r.State),
+					Port: r.Port, URL: r.URL, Host: r.Host, Token: r.Token},
 					LaunchURL: r.LaunchURL}
 			} else {
 				s, done, err := g.openSite(true)
@@ -76,7 +77,7 @@ ticket that lets one browser in, once, within a minute.
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url, token, launch_url}")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document: {name, id, state, port, url, host, token, launch_url}")
 	cmd.Flags().IntVar(&uid, "uid", -1, "uid to run the student's server as (default: the host account's, else the one the site allocated with students.uids; never below students.min-uid)")
 	return cmd
 }

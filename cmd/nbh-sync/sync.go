@@ -48,6 +48,10 @@ one, sync asks it for a pass instead and returns at once. Exit status 1 when any
 				if err := c.do(ctx, "POST", "/api/sync", nil, api.SyncRequest{Kinds: kinds}, &res); err != nil {
 					return err
 				}
+				if asJSON {
+					// The daemon's answer: the pass is queued, not done.
+					return printJSON(g.stdout, res)
+				}
 				fmt.Fprintf(g.stdout, "pass queued by the daemon at %s for %d courses; see nbh-sync status\n", c.where, len(res.Courses))
 				return nil
 			}
@@ -69,7 +73,7 @@ one, sync asks it for a pass instead and returns at once. Exit status 1 when any
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "rebuild every image without the engine's cache")
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "confirm a config revision that removes more than half of the courses")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as one JSON document")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as one JSON document (from a daemon: its answer, {courses})")
 	return cmd
 }
 
