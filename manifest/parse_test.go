@@ -104,6 +104,7 @@ courses:
     repo: /srv/custom
     branch: dev
     idle: 10m
+    ui: classic
     freeze: []
     container:
       memory: 3g
@@ -131,6 +132,8 @@ courses:
 		{"plain.Env", len(plain.Container.Env), 2},
 		{"plain.Freeze", len(plain.Freeze), 1},
 		{"plain.Image", plain.ImageOf(), "plain"},
+		{"plain.UI", plain.UI, UIAuto},
+		{"custom.UI", custom.UI, UIClassic},
 		{"custom.Branch", custom.Branch, "dev"},
 		{"custom.Idle", custom.Idle.Std(), 10 * time.Minute},
 		{"custom.Freeze (explicitly none)", len(custom.Freeze), 0},

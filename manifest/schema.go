@@ -32,6 +32,8 @@ var docs = map[string]string{
 	"Defaults.retire-limit": "At most this many containers of a course stopped or removed per pass.",
 	"Defaults.container":    "How a student's container is made.",
 	"Defaults.freeze":       "Windows during which no container is stopped or removed for staleness or lingering.",
+	"Defaults.ui":           "Notebook interface students land on and deep links open: auto (the image's jupyter lab decides), lab or classic.",
+	"Course.ui":             "Notebook interface students land on and deep links open: auto, lab or classic.",
 	"Container.port":        "The Jupyter server's port inside the container.",
 	"Container.memory":      "Memory limit, e.g. 2g or 512m.",
 	"Container.cpus":        "CPU limit, in CPUs (e.g. 1.5).",
@@ -89,6 +91,12 @@ func schemaOf(t reflect.Type) map[string]any {
 	switch t {
 	case reflect.TypeFor[Duration]():
 		return map[string]any{"type": "string", "pattern": `^([0-9]+d|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`}
+	case reflect.TypeFor[UI]():
+		enum := make([]string, len(UIs))
+		for i, u := range UIs {
+			enum[i] = string(u)
+		}
+		return map[string]any{"type": "string", "enum": enum}
 	case reflect.TypeFor[ByteSize]():
 		return map[string]any{"type": []string{"string", "integer"}, "pattern": `^[0-9.]+\s*([bkmgtBKMGT]([bB]|[iI][bB]?)?)?$`}
 	}

@@ -41,6 +41,39 @@ type Defaults struct {
 	RetireLimit int       `json:"retire-limit,omitempty"`
 	Container   Container `json:"container,omitempty"`
 	Freeze      []Freeze  `json:"freeze,omitempty"`
+	// UI is the notebook interface students land on; auto by default.
+	UI UI `json:"ui,omitempty"`
+}
+
+// UI is the notebook interface a course's students land on and its deep
+// links open: JupyterLab (/lab, lab/tree/PATH), the classic notebook
+// (/tree, notebooks/PATH — nbclassic, Notebook 6, or Notebook 7's UI), or
+// whatever the image's `jupyter lab` starts (auto).
+type UI string
+
+// The values of UI.
+const (
+	// UIAuto adds nothing to the command: the server lands where the
+	// image's `jupyter lab` does, and a deep link asks the running server
+	// whether it has JupyterLab.
+	UIAuto    UI = "auto"
+	UILab     UI = "lab"
+	UIClassic UI = "classic"
+)
+
+// UIs are the known values of UI.
+var UIs = []UI{UIAuto, UILab, UIClassic}
+
+// DefaultURL is the page, under the server's base URL, that a server of
+// this UI lands on ("" for auto: the image's choice).
+func (u UI) DefaultURL() string {
+	switch u {
+	case UILab:
+		return "/lab"
+	case UIClassic:
+		return "/tree"
+	}
+	return ""
 }
 
 // Container says how a student's container is made. Strings may hold the
@@ -137,6 +170,7 @@ type Course struct {
 	RetireLimit int       `json:"retire-limit,omitempty"`
 	Container   Container `json:"container,omitempty"`
 	Freeze      []Freeze  `json:"freeze,omitempty"`
+	UI          UI        `json:"ui,omitempty"`
 	// Archived courses get no new containers; existing ones are removed
 	// once idle.
 	Archived bool `json:"archived,omitempty"`
@@ -179,6 +213,7 @@ const (
 	DefaultConcurrency = 2
 	DefaultKeep        = 3
 	DefaultBuildTO     = time.Hour
+	DefaultUI          = UIAuto
 )
 
 // DefaultCommand and DefaultMounts are the container settings of a course

@@ -131,6 +131,13 @@ func (v *validator) defaults(p string, d Defaults) {
 	v.limits(p, d.Idle, d.Lingering, d.RetireLimit)
 	v.container(p+".container", d.Container)
 	v.freeze(p+".freeze", d.Freeze)
+	v.ui(p+".ui", d.UI)
+}
+
+func (v *validator) ui(p string, u UI) {
+	if u != "" && !slices.Contains(UIs, u) {
+		v.errorf(p, "unknown ui %q (known: auto, lab, classic)", u)
+	}
 }
 
 func (v *validator) course(p string, co Course) {
@@ -159,6 +166,7 @@ func (v *validator) course(p string, co Course) {
 	v.limits(p, co.Idle, co.Lingering, co.RetireLimit)
 	v.container(p+".container", co.Container)
 	v.freeze(p+".freeze", co.Freeze)
+	v.ui(p+".ui", co.UI)
 	if cr := co.Credentials; cr != nil {
 		if cr.PasswordFile != "" && cr.PasswordEnv != "" {
 			v.errorf(p+".credentials", "set one of password-file and password-env, not both")
