@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/api"
+	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/server"
@@ -47,12 +48,19 @@ func (b backend) Plan(ctx context.Context) (api.Plan, error) {
 }
 
 func (b backend) Spawn(ctx context.Context, req api.SpawnRequest) (api.SpawnResult, error) {
-	sp, err := b.d.site.Spawn(ctx, req.Course, req.Student, uidString(req.UID))
+	var sp containers.Spawned
+	var open string
+	var err error
+	if req.Path != "" {
+		sp, open, err = b.d.site.Open(ctx, req.Course, req.Student, uidString(req.UID), req.Path)
+	} else {
+		sp, err = b.d.site.Spawn(ctx, req.Course, req.Student, uidString(req.UID))
+	}
 	if err != nil {
 		return api.SpawnResult{}, spawnError(err)
 	}
 	return api.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL, Token: sp.Token,
-		LaunchURL: b.d.launch(req.Course, req.Student, sp)}, nil
+		Open: open, LaunchURL: b.d.launch(req.Course, req.Student, sp, open)}, nil
 }
 
 func (b backend) Sync(ctx context.Context, req api.SyncRequest) (api.SyncResult, error) {

@@ -162,14 +162,15 @@ func spawnedRoute(course, student string, sp containers.Spawned) proxy.Route {
 }
 
 // launch registers a spawned server with the front door and returns its
-// launch URL ("" without a front door).
-func (d *daemon) launch(course, student string, sp containers.Spawned) string {
+// launch URL, landing on open under the server's prefix ("" without a
+// front door).
+func (d *daemon) launch(course, student string, sp containers.Spawned, open string) string {
 	if d.proxy == nil {
 		return ""
 	}
 	rt := spawnedRoute(course, student, sp)
 	d.proxy.Routes().Set(rt)
-	return d.proxy.LaunchURL(d.publicURL, rt)
+	return d.proxy.LaunchURL(d.publicURL, rt, open)
 }
 
 // proxySpawner starts servers for the front door, as the spawn API does.

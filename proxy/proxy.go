@@ -239,8 +239,13 @@ func (p *Proxy) Traffic(course, student string) (activity.Traffic, bool) {
 // Launch returns a new launch path for r's server: its prefix with a
 // ticket, valid once, for TicketTTL. The front end sends the browser there
 // (after the proxy's public URL: see LaunchURL).
-func (p *Proxy) Launch(r Route) string {
-	return r.BasePath + "?" + TicketParam + "=" + p.tickets.issue(r.Key)
+func (p *Proxy) Launch(r Route) string { return p.LaunchAt(r, "") }
+
+// LaunchAt is Launch landing on open, a path under the server's prefix
+// (a deep link: notebooks/intro.ipynb). A ticket is good on every path of
+// its server, and trading it keeps the path: the browser lands there.
+func (p *Proxy) LaunchAt(r Route, open string) string {
+	return r.BasePath + open + "?" + TicketParam + "=" + p.tickets.issue(r.Key)
 }
 
 // target is what a request resolved to.
@@ -318,7 +323,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store") // nothing may keep the cookie
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		q.Del(TicketParam)
-		http.Redirect(w, r, r.URL.Path+query(q.Encode()), http.StatusSeeOther)
+		// The path as it came, escaped: a notebook named q?.ipynb stays one.
+		http.Redirect(w, r, r.URL.EscapedPath()+query(q.Encode()), http.StatusSeeOther)
 		return
 	}
 

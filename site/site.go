@@ -65,6 +65,9 @@ type Options struct {
 	// Traffic, when set, is what the students' front door saw of each
 	// server: container passes count it as activity.
 	Traffic activity.TrafficSource
+	// Notebooks, when set, makes ready what a deep link opens before the
+	// browser is sent there (see Open); nil opens the path as it is.
+	Notebooks Notebooks
 }
 
 // Site is one course site: its config repo, course repos, images and
