@@ -110,6 +110,11 @@ type Options struct {
 	// SecureCookies marks session cookies Secure even when the request
 	// came in plain HTTP: set it when TLS ends in a proxy in front.
 	SecureCookies bool
+	// FrameAncestors are the origins (scheme://host[:port]: a learning
+	// platform) whose pages may show the front door in a frame; without
+	// them, only pages of its own origin may (see CheckFrameAncestor and
+	// the framing notes in embed.go).
+	FrameAncestors []string
 	// Scheme is the scheme browsers reach the front door by, which the
 	// Origin of a request that changes something must have. By default
 	// https on a TLS connection or with SecureCookies, else http.
@@ -144,8 +149,10 @@ type Proxy struct {
 	sessions sessions
 	traffic  *traffic
 	hosts    *hostTemplate // nil without Options.HostTemplate
-	rp       *httputil.ReverseProxy
-	obs      Observer // never nil
+	// framePolicy is the Content-Security-Policy of every answer.
+	framePolicy string
+	rp          *httputil.ReverseProxy
+	obs         Observer // never nil
 
 	mu   sync.Mutex
 	jobs map[Key]*job
@@ -208,6 +215,13 @@ func New(opts Options) (*Proxy, error) {
 		jobs:     map[Key]*job{},
 		obs:      opts.Observer,
 	}
+	for i, o := range opts.FrameAncestors {
+		var err error
+		if opts.FrameAncestors[i], err = CheckFrameAncestor(o); err != nil {
+			return nil, fmt.Errorf("proxy: frame ancestors: %w", err)
+		}
+	}
+	p.framePolicy = framePolicy(opts.FrameAncestors)
 	if opts.HostTemplate != "" {
 		var err error
 		if p.hosts, err = parseHostTemplate(opts.HostTemplate); err != nil {
@@ -275,6 +289,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	// The wall clock, not Options.Now: the connection's deadline is real.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(p.opts.ReadTimeout))
+	p.setFrameHeaders(w.Header())
 	if r.Method == http.MethodConnect {
 		answer(w, r, http.StatusMethodNotAllowed, page{Title: "Not allowed", Message: "CONNECT is not served here."})
 		return
@@ -302,6 +317,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == strings.TrimSuffix(base, "/") {
 		http.Redirect(w, r, base+query(r.URL.RawQuery), http.StatusMovedPermanently)
+		return
+	}
+	if len(p.opts.FrameAncestors) > 0 && crossSiteSubresource(r) {
+		// Sessions made in frames are SameSite=None: what Lax kept out,
+		// the front door keeps out itself.
+		p.obs.FrontDoorRejected("cross-origin")
+		answer(w, r, http.StatusForbidden, page{Title: "Cross-site request refused",
+			Message: "Pages of other sites may show this server in a frame, and nothing else."})
 		return
 	}
 
@@ -459,14 +482,31 @@ func (p *Proxy) scheme(r *http.Request) string {
 }
 
 func (p *Proxy) setSession(w http.ResponseWriter, r *http.Request, k Key, base string) {
-	http.SetCookie(w, &http.Cookie{
+	c := &http.Cookie{
 		Name: CookieName, Value: p.sessions.value(k), Path: base,
 		MaxAge: int(p.opts.SessionTTL / time.Second), HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: p.opts.SecureCookies || r.TLS != nil,
-	})
+	}
+	if c.Secure && len(p.opts.FrameAncestors) > 0 && inFrame(r) {
+		// In another site's frame a Lax cookie is never sent. None needs
+		// Secure; Partitioned keeps the cookie to pages under the same
+		// top-level site (and is what browsers that block third-party
+		// cookies still accept).
+		c.SameSite, c.Partitioned = http.SameSiteNoneMode, true
+	}
+	http.SetCookie(w, c)
 }
 
 func (p *Proxy) denied(w http.ResponseWriter, r *http.Request) {
+	if inFrame(r) && len(p.opts.FrameAncestors) > 0 {
+		// Most often the browser dropped the cookie of the launch it just
+		// made (third-party cookies blocked): a login page would not help
+		// in the frame, a tab of its own does.
+		answer(w, r, http.StatusForbidden, page{Title: "This notebook cannot open inside this page",
+			Message: "Your browser keeps the notebook's session out of pages of other sites (it blocks third-party cookies), or the session has ended. Open it in a tab of its own, or allow cookies for this site.",
+			Link:    r.URL.RequestURI(), LinkText: "Open the notebook in a new tab"})
+		return
+	}
 	if p.opts.LoginURL != "" && r.Method == http.MethodGet {
 		u := p.opts.LoginURL
 		sep := "?"
@@ -539,6 +579,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	t, _ := resp.Request.Context().Value(ctxKey{}).(target)
 	keepServerHeaders(resp.Header, resp.StatusCode == http.StatusSwitchingProtocols)
+	dropServerFraming(resp.Header)
 	if scs := resp.Header.Values("Set-Cookie"); len(scs) > 0 {
 		var kept []string
 		for _, sc := range scs {
