@@ -10,9 +10,9 @@
 #           image nbhtest-jupyter:latest; `jupyter lab` (a shim: no
 #           JupyterLab) runs Notebook 6.4's classic UI.
 #   --gen 2: Debian trixie, jupyter_server 2.15 (python3-jupyter-server) and
-#           nbclassic, with jupyter-lab / jupyter-server shims running
-#           `python3 -m jupyter_server` (Debian ships neither script; the
-#           jupyter-lab one lands on nbclassic's file browser), image
+#           nbclassic, with jupyter / jupyter-lab / jupyter-server shims
+#           running `python3 -m jupyter[_server]` (Debian ships none of these
+#           scripts; jupyter-lab lands on nbclassic's file browser), image
 #           nbhtest-jupyter2:latest.
 #   Needs root, a running Docker engine, and apt access to a Debian mirror.
 #
@@ -143,6 +143,9 @@ done
 exec python3 -m jupyter_server --ServerApp.default_url=/tree "$@"
 SH
   printf '#!/bin/sh\nexec python3 -m jupyter_server "$@"\n' > "$tmp/shims/jupyter-server"
+  # Debian ships jupyter_core without its `jupyter` command: `jupyter lab`
+  # runs jupyter-lab through jupyter_core's dispatcher, as it does elsewhere.
+  printf '#!/bin/sh\nexec python3 -m jupyter "$@"\n' > "$tmp/shims/jupyter"
 fi
 chmod 755 "$tmp"/shims/*
 shims="cp -p '$tmp'/shims/* \"\$1/usr/local/bin/\""
