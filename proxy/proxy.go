@@ -20,7 +20,8 @@
 // and not only different paths of one.
 //
 // On demand: a page load with a valid session on a server that is down
-// starts (or creates) it behind a "starting your server" page. Scripts and
+// starts (or creates) it behind a "starting your server" page, which
+// reloads itself when an event stream says the start has ended. Scripts and
 // websockets (an open tab reconnecting) do not: else no idle server could
 // ever be stopped while a browser tab stays open somewhere.
 package proxy
@@ -369,6 +370,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		// and it must be this host's. A browser sends only this host's
 		// (host-only) cookies; another client may send any.
 		notFound(w, r)
+		return
+	}
+	if r.URL.Query().Has(WaitParam) {
+		p.waitEvents(w, r, key)
 		return
 	}
 	rt, up := p.routes.Lookup(key)
