@@ -10,8 +10,9 @@
 // to spawn (POST /api/spawn) and sends the browser to the launch URL it
 // gets back, which carries a short-lived single-use ticket bound to
 // (course, student). The proxy trades the ticket for a session cookie
-// scoped to the server's prefix (HttpOnly, SameSite=Lax, Secure under TLS)
-// and forwards requests with the server's Jupyter token added, so the
+// scoped to the server's prefix (HttpOnly, SameSite=Lax, Secure under TLS;
+// None and Partitioned in the frame of a platform allowed to embed it, see
+// embed.go) and forwards requests with the server's Jupyter token added, so the
 // browser never holds the token. The container sees neither the cookie nor
 // anything a client says about forwarding; responses never carry the token,
 // and carry only the headers Jupyter sends (serverHeaders).
