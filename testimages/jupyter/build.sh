@@ -167,9 +167,6 @@ mmdebstrap --mode=root --variant=apt --include="$packages" \
   --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
-  --dpkgopt='path-exclude=/usr/share/javascript/mathjax/*' \
-  --dpkgopt='path-exclude=/usr/share/fonts/truetype/mathjax/*' \
-  --dpkgopt='path-exclude=/usr/share/fonts/opentype/mathjax/*' \
   --dpkgopt='path-exclude=/usr/bin/gdb*' \
   --dpkgopt='path-exclude=/usr/share/gdb/*' \
   --customize-hook='chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash jovyan' \
@@ -179,8 +176,9 @@ mmdebstrap --mode=root --variant=apt --include="$packages" \
   "$suite" "$tmp/rootfs.tar" ${mirrors[@]+"${mirrors[@]}"}
 
 # Files excluded above (dpkg path-exclude keeps the package database
-# consistent): MathJax (browser-side math rendering, ~45 MB) and the gdb
-# binary (pulled in by ipykernel's debugger), neither used by the tests.
+# consistent): the gdb binary (pulled in by ipykernel's debugger), which
+# nothing uses. MathJax (~45 MB) stays: the notebook UI renders math with
+# it, and without it greets every notebook with "Failed to retrieve MathJax".
 # Compiled __pycache__ files are kept: without them every start recompiles.
 #
 # The image runs as root by default, as the product's lint requires of course
