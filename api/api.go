@@ -44,6 +44,9 @@ type SpawnRequest struct {
 	Student string `json:"student"`
 	// UID is the uid to run as; nil means the host account's.
 	UID *int `json:"uid,omitempty"`
+	// Path, when set, is a notebook to open (a deep link), relative to
+	// the server's root: week1/intro.ipynb. Clean, with no "..".
+	Path string `json:"path,omitempty"`
 }
 
 // SpawnResult is the answer of POST /api/spawn: the container handed out.
@@ -59,6 +62,10 @@ type SpawnResult struct {
 	Host string `json:"host,omitempty"`
 	// Token is the server's Jupyter token (open URL?token=…).
 	Token string `json:"token,omitempty"`
+	// Open, for a request with a path, is where that notebook opens under
+	// URL (and the launch URL's prefix), in the course's notebook
+	// interface: notebooks/PATH or lab/tree/PATH.
+	Open string `json:"open,omitempty"`
 	// LaunchURL, when the daemon runs the front door, is where to send
 	// the student's browser: the server's prefix with a ticket that works
 	// once, for a minute.

@@ -516,6 +516,7 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars, toke
 	for _, a := range cc.Command {
 		s.Cmd = append(s.Cmd, v.Expand(a))
 	}
+	s.Cmd = withUI(s.Cmd, co.UI)
 	targets := map[string]bool{}
 	for _, b := range cc.Mounts {
 		b = v.Expand(b)
@@ -603,6 +604,18 @@ func resolvePath(p string) (string, error) {
 		return "", err
 	}
 	return filepath.Join(real, rest), nil
+}
+
+// withUI adds to a command the page a course's ui lands on (lab: /lab,
+// classic: /tree; auto adds nothing), unless the command names
+// default_url itself: the admin's own word wins, and Jupyter refuses a
+// default_url given twice.
+func withUI(cmd []string, ui manifest.UI) []string {
+	u := ui.DefaultURL()
+	if u == "" || slices.ContainsFunc(cmd, func(a string) bool { return strings.Contains(a, "default_url") }) {
+		return cmd
+	}
+	return append(cmd, "--ServerApp.default_url="+u)
 }
 
 // Vars are the values of the placeholders of container settings.

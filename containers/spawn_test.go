@@ -366,6 +366,40 @@ func TestSpecRunsTheWayImagesExpect(t *testing.T) {
 	}
 }
 
+// TestSpecLandsOnTheCoursesUI: ui lab or classic tells the server where
+// to land; auto leaves it to the image, and a command that names
+// default_url itself is left as written (Jupyter refuses it twice).
+func TestSpecLandsOnTheCoursesUI(t *testing.T) {
+	v := Vars{Root: "/srv", Course: "flot", Student: "alice", UID: "1234", Port: 30001}
+	own := []string{"jupyter", "notebook", "--NotebookApp.default_url=/tree"}
+	tests := []struct {
+		ui      manifest.UI
+		command []string
+		want    []string
+	}{
+		{manifest.UIAuto, nil, manifest.DefaultCommand},
+		{"", nil, manifest.DefaultCommand},
+		{manifest.UILab, nil, append(slices.Clone(manifest.DefaultCommand), "--ServerApp.default_url=/lab")},
+		{manifest.UIClassic, nil, append(slices.Clone(manifest.DefaultCommand), "--ServerApp.default_url=/tree")},
+		{manifest.UILab, own, own},
+	}
+	m := New(&fakeEngine{}, nil, nil)
+	for _, tt := range tests {
+		cmd := tt.command
+		if cmd == nil {
+			cmd = manifest.DefaultCommand
+		}
+		s := m.spec(manifest.Course{Name: "flot", UI: tt.ui, Container: manifest.Container{Command: cmd}}, "alice", "sha256:x", v, "", preset.Additions{})
+		want := make([]string, len(tt.want))
+		for i, a := range tt.want {
+			want[i] = v.Expand(a)
+		}
+		if !slices.Equal(s.Cmd, want) {
+			t.Errorf("ui %q, command %q:\n got %q\nwant %q", tt.ui, cmd, s.Cmd, want)
+		}
+	}
+}
+
 // TestTokenOfACourse: the token a spawn hands out and the pass probes with
 // is the one courses.yaml sets, else the one the site key derives.
 func TestTokenOfACourse(t *testing.T) {

@@ -52,13 +52,20 @@ func (b backend) Plan(ctx context.Context) (api.Plan, error) {
 }
 
 func (b backend) Spawn(ctx context.Context, req api.SpawnRequest) (api.SpawnResult, error) {
-	sp, err := b.d.site.Spawn(ctx, req.Course, req.Student, uidString(req.UID))
+	var sp containers.Spawned
+	var open string
+	var err error
+	if req.Path != "" {
+		sp, open, err = b.d.site.Open(ctx, req.Course, req.Student, uidString(req.UID), req.Path)
+	} else {
+		sp, err = b.d.site.Spawn(ctx, req.Course, req.Student, uidString(req.UID))
+	}
 	if err != nil {
 		return api.SpawnResult{}, spawnError(err)
 	}
 	b.d.usage.session(req.Course, req.Student)
 	return api.SpawnResult{Name: sp.Name, ID: sp.ID, State: string(sp.State), Port: sp.Port, URL: sp.URL, Host: sp.Host, Token: sp.Token,
-		LaunchURL: b.d.launch(req.Course, req.Student, sp)}, nil
+		Open: open, LaunchURL: b.d.launch(req.Course, req.Student, sp, open)}, nil
 }
 
 func (b backend) Sync(ctx context.Context, req api.SyncRequest) (api.SyncResult, error) {

@@ -446,7 +446,7 @@ func spawnError(err error) error {
 	switch {
 	case errors.Is(err, containers.ErrUnknownCourse):
 		return fmt.Errorf("%w: %w", server.ErrNotFound, err)
-	case errors.Is(err, containers.ErrBadStudent), errors.Is(err, containers.ErrBadUID):
+	case errors.Is(err, containers.ErrBadStudent), errors.Is(err, containers.ErrBadUID), errors.Is(err, containers.ErrBadPath):
 		return fmt.Errorf("%w: %w", server.ErrInvalid, err)
 	case errors.Is(err, containers.ErrArchived), errors.Is(err, containers.ErrNotManaged):
 		return fmt.Errorf("%w: %w", server.ErrConflict, err)

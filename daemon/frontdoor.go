@@ -38,6 +38,9 @@ type ProxyOptions struct {
 	// as well as under its prefix, e.g. {student}-{course}.nb.example.org
 	// (proxy.Options.HostTemplate); launch URLs then take that host.
 	HostTemplate string
+	// EmbedAllow are the origins whose pages may show the front door in a
+	// frame (proxy.Options.FrameAncestors): a learning platform.
+	EmbedAllow []string
 }
 
 // check refuses URLs that would make broken launch links or redirects,
@@ -51,6 +54,11 @@ func (o ProxyOptions) check() error {
 			// A browser without a session is on a student's host, where
 			// the front door serves nothing but that student's server.
 			return fmt.Errorf("--proxy-login-url %q: with --proxy-host-template, want an absolute URL (https://hub.example.org%s): a path would be looked up on the student's host", o.LoginURL, o.LoginURL)
+		}
+	}
+	for _, o := range o.EmbedAllow {
+		if _, err := proxy.CheckFrameAncestor(o); err != nil {
+			return fmt.Errorf("--proxy-embed-allow: %w", err)
 		}
 	}
 	for _, f := range []struct{ flag, value string }{{"--proxy-public-url", o.PublicURL}, {"--proxy-login-url", o.LoginURL}} {
@@ -89,10 +97,14 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	}
 	d.proxy, err = proxy.New(proxy.Options{
 		Spawner: proxySpawner{d}, Restarter: frontDoorRestarter{d}, Usage: d.usage, Tokens: siteTokens{d}, Scheme: scheme,
-		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, HostTemplate: o.HostTemplate, Observer: d.metrics, Log: d.log.With("part", "proxy"),
+		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, HostTemplate: o.HostTemplate, FrameAncestors: o.EmbedAllow,
+		Observer: d.metrics, Log: d.log.With("part", "proxy"),
 	})
 	if err != nil {
 		return nil, err
+	}
+	if len(o.EmbedAllow) > 0 && !o.SecureCookies && scheme != "https" {
+		d.log.Warn("front door: frames of --proxy-embed-allow get no session without TLS: session cookies of frames must be Secure (--proxy-secure-cookies behind a TLS-ending proxy); students there see a page saying so")
 	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -176,14 +188,15 @@ func spawnedRoute(course, student string, sp containers.Spawned) proxy.Route {
 }
 
 // launch registers a spawned server with the front door and returns its
-// launch URL ("" without a front door).
-func (d *daemon) launch(course, student string, sp containers.Spawned) string {
+// launch URL, landing on open under the server's prefix ("" without a
+// front door).
+func (d *daemon) launch(course, student string, sp containers.Spawned, open string) string {
 	if d.proxy == nil {
 		return ""
 	}
 	rt := spawnedRoute(course, student, sp)
 	d.proxy.Routes().Set(rt)
-	return d.proxy.LaunchURL(d.publicURL, rt)
+	return d.proxy.LaunchURL(d.publicURL, rt, open)
 }
 
 // proxySpawner starts servers for the front door, as the spawn API does.

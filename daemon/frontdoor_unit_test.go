@@ -27,6 +27,11 @@ func TestProxyOptionsCheck(t *testing.T) {
 		{ProxyOptions{HostTemplate: "{student}-{course}.nb.example.org:443"}, "without a port"},
 		{ProxyOptions{HostTemplate: "{student}-{course}.nb.example.org", LoginURL: "/login"}, `--proxy-login-url "/login": with --proxy-host-template, want an absolute URL`},
 		{ProxyOptions{HostTemplate: "{student}-{course}.nb.example.org", LoginURL: "https://hub.example.org/login"}, ""},
+		{ProxyOptions{EmbedAllow: []string{"https://lms.example.org", "http://localhost:8080/"}}, ""},
+		{ProxyOptions{EmbedAllow: []string{"lms.example.org"}}, `--proxy-embed-allow: origin "lms.example.org": want scheme://host[:port]`},
+		{ProxyOptions{EmbedAllow: []string{"https://lms.example.org/course/1"}}, "want scheme://host[:port]"},
+		{ProxyOptions{EmbedAllow: []string{"https://lms.example.org; script-src *"}}, "origin"},
+		{ProxyOptions{EmbedAllow: []string{"https://*.example.org"}}, "want scheme://host[:port]"},
 	} {
 		err := tc.o.check()
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {

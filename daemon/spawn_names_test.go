@@ -15,8 +15,9 @@ import (
 
 // TestSpawnAmbiguousStudent400: a student name that would make a container
 // name readable as another course's student (course a + student x-y and
-// course a-x + student y are both a-x-x-y) is refused by the API with 400
-// and says why; nothing reaches the engine (none is needed here).
+// course a-x + student y are both a-x-x-y), or a deep link's path that
+// leaves the server's root, is refused by the API with 400 and says why;
+// nothing reaches the engine (none is needed here).
 func TestSpawnAmbiguousStudent400(t *testing.T) {
 	dir := t.TempDir()
 	config := filepath.Join(dir, "config")
@@ -47,12 +48,19 @@ func TestSpawnAmbiguousStudent400(t *testing.T) {
 		student string
 		code    int
 		says    string
+		path    string // of a deep link
 	}{
-		{"x-y", http.StatusBadRequest, `must not contain \"-x-\" nor start with \"x-\"`},
-		{"b-x-c", http.StatusBadRequest, `must not contain \"-x-\" nor start with \"x-\"`},
-		{"../b", http.StatusBadRequest, "invalid student name"},
+		{"x-y", http.StatusBadRequest, `must not contain \"-x-\" nor start with \"x-\"`, ""},
+		{"b-x-c", http.StatusBadRequest, `must not contain \"-x-\" nor start with \"x-\"`, ""},
+		{"../b", http.StatusBadRequest, "invalid student name", ""},
+		{"b", http.StatusBadRequest, `invalid notebook path \"../c/x.ipynb\"`, "../c/x.ipynb"},
+		{"b", http.StatusBadRequest, "want a path relative to the server's root", "/etc/passwd"},
 	} {
-		req := httptest.NewRequest(http.MethodPost, "/api/spawn", strings.NewReader(`{"course":"a","student":"`+tt.student+`"}`))
+		body := `{"course":"a","student":"` + tt.student + `"`
+		if tt.path != "" {
+			body += `,"path":"` + tt.path + `"`
+		}
+		req := httptest.NewRequest(http.MethodPost, "/api/spawn", strings.NewReader(body+"}"))
 		req.Header.Set("Authorization", "Bearer tok")
 		rec := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(rec, req)

@@ -25,8 +25,9 @@ import (
 // TestMakeRunSite is the first ten minutes of a new admin: the daemon
 // started as `make run` starts it (examples/ of a fresh clone, its flags,
 // the real engine, images built on nbhtest-jupyter2), the dashboard in a
-// browser, a click on "Open a demo student": the notebook server answers
-// through the front door and the dashboard shows the container.
+// browser, a click on "Open a demo student": the student lands on the
+// notebook UI's file browser through the front door, the notebook server
+// answers, and the dashboard shows the container.
 // Screenshots (desktop, phone) go to $NBH_ARTIFACTS.
 func TestMakeRunSite(t *testing.T) {
 	t.Parallel()
@@ -121,6 +122,11 @@ func TestMakeRunSite(t *testing.T) {
 		}
 		return err == nil && strings.HasPrefix(loc, prefix) && !strings.Contains(loc, "nbh-ticket"), fmt.Sprint(loc, err)
 	})
+	// The student lands on a notebook UI (not on a bare server's page):
+	// its file browser, with the course's folder.
+	if err := chromedp.Do(browser, chromedp.WaitVisible(chromedp.CSS(`#notebook_list a[href$="/tree/course"]`))); err != nil {
+		t.Fatalf("the demo student's page is no file browser listing the course: %v", err)
+	}
 
 	// The notebook server answers the browser through the front door: its
 	// contents API lists the course's files at the top of the file browser

@@ -76,6 +76,7 @@ func (c *Config) mergeDefaults() {
 	d.Idle = cmp.Or(d.Idle, Duration(DefaultIdle))
 	d.Lingering = cmp.Or(d.Lingering, Duration(DefaultLingering))
 	d.RetireLimit = cmp.Or(d.RetireLimit, DefaultRetireLimit)
+	d.UI = cmp.Or(d.UI, DefaultUI)
 	d.Container.Port = cmp.Or(d.Container.Port, DefaultPort)
 	d.Container.User = cmp.Or(d.Container.User, DefaultUser)
 	if d.Container.Command == nil {
@@ -95,6 +96,7 @@ func (c *Config) mergeDefaults() {
 		co.Idle = cmp.Or(co.Idle, d.Idle)
 		co.Lingering = cmp.Or(co.Lingering, d.Lingering)
 		co.RetireLimit = cmp.Or(co.RetireLimit, d.RetireLimit)
+		co.UI = cmp.Or(co.UI, d.UI)
 		if co.Freeze == nil {
 			co.Freeze = d.Freeze
 		}

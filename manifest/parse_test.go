@@ -108,6 +108,7 @@ courses:
     workspace-exclude: []
     workspace-retention: 2d
     idle: 10m
+    ui: classic
     freeze: []
     container:
       memory: 3g
@@ -135,6 +136,8 @@ courses:
 		{"plain.Env", len(plain.Container.Env), 2},
 		{"plain.Freeze", len(plain.Freeze), 1},
 		{"plain.Image", plain.ImageOf(), "plain"},
+		{"plain.UI", plain.UI, UIAuto},
+		{"custom.UI", custom.UI, UIClassic},
 		{"custom.Branch", custom.Branch, "dev"},
 		{"custom.Idle", custom.Idle.Std(), 10 * time.Minute},
 		{"custom.Freeze (explicitly none)", len(custom.Freeze), 0},

@@ -80,6 +80,8 @@ var docs = map[string]string{
 	"Course.workspace-retention":   "How long workspace backups are kept (defaults.workspace-retention).",
 	"Course.suspend":               "On hold: no pulls, builds or container retirements for this course; its students are still served.",
 	"Engine.registry-auth-file":    "Absolute path, on the daemon's host, of the registry's credentials: a docker config.json ({auths: {REGISTRY: {auth}}}), mode 0600 (swarm).",
+	"Defaults.ui":                  "Notebook interface students land on and deep links open: auto (the image's jupyter lab decides), lab or classic.",
+	"Course.ui":                    "Notebook interface students land on and deep links open: auto, lab or classic.",
 }
 
 // Schema returns the JSON Schema (draft 2020-12) of courses.yaml, derived
@@ -112,6 +114,12 @@ func schemaOf(t reflect.Type) map[string]any {
 	switch t {
 	case reflect.TypeFor[Duration]():
 		return map[string]any{"type": "string", "pattern": `^([0-9]+d|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`}
+	case reflect.TypeFor[UI]():
+		enum := make([]string, len(UIs))
+		for i, u := range UIs {
+			enum[i] = string(u)
+		}
+		return map[string]any{"type": "string", "enum": enum}
 	case reflect.TypeFor[ByteSize]():
 		return map[string]any{"type": []string{"string", "integer"}, "pattern": `^[0-9.]+\s*([bkmgtBKMGT]([bB]|[iI][bB]?)?)?$`}
 	}

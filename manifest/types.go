@@ -61,6 +61,39 @@ type Defaults struct {
 	// WorkspaceRetention is how long the backups taken before a merge or
 	// a reset are kept (the latest is always kept).
 	WorkspaceRetention Duration `json:"workspace-retention,omitempty"`
+	// UI is the notebook interface students land on; auto by default.
+	UI UI `json:"ui,omitempty"`
+}
+
+// UI is the notebook interface a course's students land on and its deep
+// links open: JupyterLab (/lab, lab/tree/PATH), the classic notebook
+// (/tree, notebooks/PATH — nbclassic, Notebook 6, or Notebook 7's UI), or
+// whatever the image's `jupyter lab` starts (auto).
+type UI string
+
+// The values of UI.
+const (
+	// UIAuto adds nothing to the command: the server lands where the
+	// image's `jupyter lab` does, and a deep link asks the running server
+	// whether it has JupyterLab.
+	UIAuto    UI = "auto"
+	UILab     UI = "lab"
+	UIClassic UI = "classic"
+)
+
+// UIs are the known values of UI.
+var UIs = []UI{UIAuto, UILab, UIClassic}
+
+// DefaultURL is the page, under the server's base URL, that a server of
+// this UI lands on ("" for auto: the image's choice).
+func (u UI) DefaultURL() string {
+	switch u {
+	case UILab:
+		return "/lab"
+	case UIClassic:
+		return "/tree"
+	}
+	return ""
 }
 
 // The values of workspace:.
@@ -246,6 +279,7 @@ type Course struct {
 	// Warm are the windows before which the expected students' servers
 	// are started, so that a class opens at the speed of a warm server.
 	Warm []Warm `json:"warm,omitempty"`
+	UI   UI     `json:"ui,omitempty"`
 	// Archived courses get no new containers; existing ones are removed
 	// once idle.
 	Archived bool `json:"archived,omitempty"`
@@ -315,6 +349,7 @@ const (
 	// DefaultWorkspaceRetention keeps two weeks of what merges replaced:
 	// long enough for a student to notice over a week-end and a week.
 	DefaultWorkspaceRetention = 14 * 24 * time.Hour
+	DefaultUI                 = UIAuto
 )
 
 // DefaultCommand and DefaultMounts are the container settings of a course

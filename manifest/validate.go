@@ -137,6 +137,13 @@ func (v *validator) defaults(p string, d Defaults) {
 		v.errorf(p+".warm-max", "must not be negative")
 	}
 	v.workspace(p, d.Workspace, d.WorkspaceExclude, d.WorkspaceRetention)
+	v.ui(p+".ui", d.UI)
+}
+
+func (v *validator) ui(p string, u UI) {
+	if u != "" && !slices.Contains(UIs, u) {
+		v.errorf(p, "unknown ui %q (known: auto, lab, classic)", u)
+	}
 }
 
 func (v *validator) course(p string, co Course) {
@@ -172,6 +179,7 @@ func (v *validator) course(p string, co Course) {
 		// containers), but the hold wins, which the admin should know.
 		v.warnf(p+".suspend", "the course is archived and suspended: its containers are kept until suspend is removed")
 	}
+	v.ui(p+".ui", co.UI)
 	if cr := co.Credentials; cr != nil {
 		if cr.PasswordFile != "" && cr.PasswordEnv != "" {
 			v.errorf(p+".credentials", "set one of password-file and password-env, not both")

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -163,5 +164,50 @@ func TestRealNotebookUIInBrowser(t *testing.T) {
 	}
 	if strings.TrimSpace(out) != "42" {
 		t.Errorf("the cell printed %q, want 42", out)
+	}
+}
+
+// The starting page waits for its server in the browser: no timer, an
+// event stream that says "ready", then the page it was asked for.
+func TestStartingPageWaitsForTheServer(t *testing.T) {
+	ctx := testenv.Browser(t, 90*time.Second)
+	alice := studentServer(t, "flot", "alice", nil)
+	release := make(chan struct{})
+	f := newFront(t, Options{StartWait: 10 * time.Millisecond, Spawner: spawnFunc(func(ctx context.Context, c, s string) (Route, error) {
+		select {
+		case <-release:
+			return alice, nil
+		case <-ctx.Done():
+			return Route{}, ctx.Err()
+		}
+	})})
+	launch := f.LaunchAt(Route{Key: alice.Key, BasePath: alice.BasePath}, "notebooks/a.ipynb")
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.URL+launch)); err != nil {
+		t.Fatal(err)
+	}
+	if title, err := chromedp.Run(ctx, chromedp.Title()); err != nil || title != "Starting your server…" {
+		t.Fatalf("title %q, %v; want the starting page", title, err)
+	}
+	// The page holds its event stream open until the server is up.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`ready.readyState === EventSource.OPEN`)); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	waitTitle(t, ctx, "alice notebooks/a.ipynb")
+}
+
+// waitTitle waits until the page's title is want, across the navigations
+// that may happen meanwhile (each one fails an evaluation running then).
+func waitTitle(t *testing.T, ctx context.Context, want string) {
+	t.Helper()
+	var title string
+	var err error
+	for title != want {
+		title, err = chromedp.Run(ctx, chromedp.Title())
+		select {
+		case <-ctx.Done():
+			t.Fatalf("title %q, %v; want %q", title, err, want)
+		case <-time.After(50 * time.Millisecond): // poll interval
+		}
 	}
 }

@@ -141,8 +141,9 @@ func (p *Proxy) onHost(r *http.Request, k Key) bool {
 // front door serves from the root). With a host template, the server's own
 // host takes the place of the public URL's host; the scheme and port stay,
 // since the proxy in front serves every student's host as it serves the
-// public one.
-func (p *Proxy) LaunchURL(public *url.URL, r Route) string {
+// public one. open is a path under the server's prefix to land on (see
+// LaunchAt), "" for the prefix itself.
+func (p *Proxy) LaunchURL(public *url.URL, r Route, open string) string {
 	host := public.Host
 	if p.hosts != nil {
 		host = p.hosts.host(r.Key)
@@ -150,5 +151,5 @@ func (p *Proxy) LaunchURL(public *url.URL, r Route) string {
 			host = net.JoinHostPort(host, port)
 		}
 	}
-	return public.Scheme + "://" + host + p.Launch(r)
+	return public.Scheme + "://" + host + p.LaunchAt(r, open)
 }

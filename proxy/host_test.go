@@ -300,16 +300,19 @@ func TestHostCrossHostRefused(t *testing.T) {
 func TestLaunchURL(t *testing.T) {
 	be := newBackend(t, "/u/flot/alice/")
 	rt := be.route("flot", "alice")
+	const deep = "notebooks/week%201/intro.ipynb"
 	for _, tc := range []struct {
-		tmpl, public, want string // want: the launch URL before its ticket
+		tmpl, public, open, want string // want: the launch URL before its ticket
 	}{
-		{"", "https://hub.example.org", "https://hub.example.org/u/flot/alice/?nbh-ticket="},
-		{"", "http://127.0.0.1:8000", "http://127.0.0.1:8000/u/flot/alice/?nbh-ticket="},
-		{hostTmpl, "https://hub.example.org", "https://alice-flot.nb.example.org/u/flot/alice/?nbh-ticket="},
-		{hostTmpl, "https://hub.example.org/", "https://alice-flot.nb.example.org/u/flot/alice/?nbh-ticket="},
-		{hostTmpl, "http://hub.example.org:8080", "http://alice-flot.nb.example.org:8080/u/flot/alice/?nbh-ticket="},
-		{"{student}-{course}.localhost", "http://127.0.0.1:8000", "http://alice-flot.localhost:8000/u/flot/alice/?nbh-ticket="},
-		{"{student}-{course}.localhost", "http://[::1]:8000", "http://alice-flot.localhost:8000/u/flot/alice/?nbh-ticket="},
+		{"", "https://hub.example.org", "", "https://hub.example.org/u/flot/alice/?nbh-ticket="},
+		{"", "http://127.0.0.1:8000", "", "http://127.0.0.1:8000/u/flot/alice/?nbh-ticket="},
+		{"", "https://hub.example.org", deep, "https://hub.example.org/u/flot/alice/" + deep + "?nbh-ticket="},
+		{hostTmpl, "https://hub.example.org", "", "https://alice-flot.nb.example.org/u/flot/alice/?nbh-ticket="},
+		{hostTmpl, "https://hub.example.org/", "", "https://alice-flot.nb.example.org/u/flot/alice/?nbh-ticket="},
+		{hostTmpl, "http://hub.example.org:8080", "", "http://alice-flot.nb.example.org:8080/u/flot/alice/?nbh-ticket="},
+		{hostTmpl, "https://hub.example.org", "lab/tree/intro.ipynb", "https://alice-flot.nb.example.org/u/flot/alice/lab/tree/intro.ipynb?nbh-ticket="},
+		{"{student}-{course}.localhost", "http://127.0.0.1:8000", "", "http://alice-flot.localhost:8000/u/flot/alice/?nbh-ticket="},
+		{"{student}-{course}.localhost", "http://[::1]:8000", "", "http://alice-flot.localhost:8000/u/flot/alice/?nbh-ticket="},
 	} {
 		f := newFront(t, Options{HostTemplate: tc.tmpl})
 		f.Routes().Set(rt)
@@ -317,15 +320,16 @@ func TestLaunchURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := f.LaunchURL(public, rt)
+		got := f.LaunchURL(public, rt, tc.open)
 		if !strings.HasPrefix(got, tc.want) || len(got) == len(tc.want) {
 			t.Errorf("%q, %s: launch URL %q, want %q and a ticket", tc.tmpl, tc.public, got, tc.want+"…")
 			continue
 		}
-		// The URL works where it points.
+		// The URL works where it points, and lands on its path.
 		u, _ := url.Parse(got)
-		if resp := f.at(t, http.MethodGet, u.Host, u.RequestURI()); resp.StatusCode != http.StatusSeeOther {
-			t.Errorf("%q, %s: launch at %s: %s", tc.tmpl, tc.public, got, resp.Status)
+		resp := f.at(t, http.MethodGet, u.Host, u.RequestURI())
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != u.EscapedPath() {
+			t.Errorf("%q, %s: launch at %s: %s to %q, want %q", tc.tmpl, tc.public, got, resp.Status, resp.Header.Get("Location"), u.EscapedPath())
 		}
 	}
 }

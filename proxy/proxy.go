@@ -10,8 +10,9 @@
 // to spawn (POST /api/spawn) and sends the browser to the launch URL it
 // gets back, which carries a short-lived single-use ticket bound to
 // (course, student). The proxy trades the ticket for a session cookie
-// scoped to the server's prefix (HttpOnly, SameSite=Lax, Secure under TLS)
-// and forwards requests with the server's Jupyter token added, so the
+// scoped to the server's prefix (HttpOnly, SameSite=Lax, Secure under TLS;
+// None and Partitioned in the frame of a platform allowed to embed it, see
+// embed.go) and forwards requests with the server's Jupyter token added, so the
 // browser never holds the token. The container sees neither the cookie nor
 // anything a client says about forwarding; responses never carry the token,
 // and carry only the headers Jupyter sends (serverHeaders).
@@ -20,7 +21,8 @@
 // and not only different paths of one.
 //
 // On demand: a page load with a valid session on a server that is down
-// starts (or creates) it behind a "starting your server" page. Scripts and
+// starts (or creates) it behind a "starting your server" page, which
+// reloads itself when an event stream says the start has ended. Scripts and
 // websockets (an open tab reconnecting) do not: else no idle server could
 // ever be stopped while a browser tab stays open somewhere.
 package proxy
@@ -115,6 +117,11 @@ type Options struct {
 	// SecureCookies marks session cookies Secure even when the request
 	// came in plain HTTP: set it when TLS ends in a proxy in front.
 	SecureCookies bool
+	// FrameAncestors are the origins (scheme://host[:port]: a learning
+	// platform) whose pages may show the front door in a frame; without
+	// them, only pages of its own origin may (see CheckFrameAncestor and
+	// the framing notes in embed.go).
+	FrameAncestors []string
 	// Scheme is the scheme browsers reach the front door by, which the
 	// Origin of a request that changes something must have. By default
 	// https on a TLS connection or with SecureCookies, else http.
@@ -149,8 +156,10 @@ type Proxy struct {
 	sessions sessions
 	traffic  *traffic
 	hosts    *hostTemplate // nil without Options.HostTemplate
-	rp       *httputil.ReverseProxy
-	obs      Observer // never nil
+	// framePolicy is the Content-Security-Policy of every answer.
+	framePolicy string
+	rp          *httputil.ReverseProxy
+	obs         Observer // never nil
 
 	mu   sync.Mutex
 	jobs map[Key]*job
@@ -213,6 +222,13 @@ func New(opts Options) (*Proxy, error) {
 		jobs:     map[Key]*job{},
 		obs:      opts.Observer,
 	}
+	for i, o := range opts.FrameAncestors {
+		var err error
+		if opts.FrameAncestors[i], err = CheckFrameAncestor(o); err != nil {
+			return nil, fmt.Errorf("proxy: frame ancestors: %w", err)
+		}
+	}
+	p.framePolicy = framePolicy(opts.FrameAncestors)
 	if opts.HostTemplate != "" {
 		var err error
 		if p.hosts, err = parseHostTemplate(opts.HostTemplate); err != nil {
@@ -244,8 +260,13 @@ func (p *Proxy) Traffic(course, student string) (activity.Traffic, bool) {
 // Launch returns a new launch path for r's server: its prefix with a
 // ticket, valid once, for TicketTTL. The front end sends the browser there
 // (after the proxy's public URL: see LaunchURL).
-func (p *Proxy) Launch(r Route) string {
-	return r.BasePath + "?" + TicketParam + "=" + p.tickets.issue(r.Key)
+func (p *Proxy) Launch(r Route) string { return p.LaunchAt(r, "") }
+
+// LaunchAt is Launch landing on open, a path under the server's prefix
+// (a deep link: notebooks/intro.ipynb). A ticket is good on every path of
+// its server, and trading it keeps the path: the browser lands there.
+func (p *Proxy) LaunchAt(r Route, open string) string {
+	return r.BasePath + open + "?" + TicketParam + "=" + p.tickets.issue(r.Key)
 }
 
 // target is what a request resolved to.
@@ -275,6 +296,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	// The wall clock, not Options.Now: the connection's deadline is real.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(p.opts.ReadTimeout))
+	p.setFrameHeaders(w.Header())
 	if r.Method == http.MethodConnect {
 		answer(w, r, http.StatusMethodNotAllowed, page{Title: "Not allowed", Message: "CONNECT is not served here."})
 		return
@@ -304,6 +326,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, base+query(r.URL.RawQuery), http.StatusMovedPermanently)
 		return
 	}
+	if len(p.opts.FrameAncestors) > 0 && crossSiteSubresource(r) {
+		// Sessions made in frames are SameSite=None: what Lax kept out,
+		// the front door keeps out itself.
+		p.obs.FrontDoorRejected("cross-origin")
+		answer(w, r, http.StatusForbidden, page{Title: "Cross-site request refused",
+			Message: "Pages of other sites may show this server in a frame, and nothing else."})
+		return
+	}
 
 	// A launch: trade the ticket for a session cookie, then drop the
 	// ticket from the address bar (and from the history).
@@ -323,7 +353,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store") // nothing may keep the cookie
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		q.Del(TicketParam)
-		http.Redirect(w, r, r.URL.Path+query(q.Encode()), http.StatusSeeOther)
+		// The path as it came, escaped: a notebook named q?.ipynb stays one.
+		http.Redirect(w, r, r.URL.EscapedPath()+query(q.Encode()), http.StatusSeeOther)
 		return
 	}
 
@@ -345,6 +376,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		// and it must be this host's. A browser sends only this host's
 		// (host-only) cookies; another client may send any.
 		notFound(w, r)
+		return
+	}
+	if r.URL.Query().Has(WaitParam) {
+		p.waitEvents(w, r, key)
 		return
 	}
 	if p.own(w, r, base, key) {
@@ -462,14 +497,31 @@ func (p *Proxy) scheme(r *http.Request) string {
 }
 
 func (p *Proxy) setSession(w http.ResponseWriter, r *http.Request, k Key, base string) {
-	http.SetCookie(w, &http.Cookie{
+	c := &http.Cookie{
 		Name: CookieName, Value: p.sessions.value(k), Path: base,
 		MaxAge: int(p.opts.SessionTTL / time.Second), HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: p.opts.SecureCookies || r.TLS != nil,
-	})
+	}
+	if c.Secure && len(p.opts.FrameAncestors) > 0 && inFrame(r) {
+		// In another site's frame a Lax cookie is never sent. None needs
+		// Secure; Partitioned keeps the cookie to pages under the same
+		// top-level site (and is what browsers that block third-party
+		// cookies still accept).
+		c.SameSite, c.Partitioned = http.SameSiteNoneMode, true
+	}
+	http.SetCookie(w, c)
 }
 
 func (p *Proxy) denied(w http.ResponseWriter, r *http.Request) {
+	if inFrame(r) && len(p.opts.FrameAncestors) > 0 {
+		// Most often the browser dropped the cookie of the launch it just
+		// made (third-party cookies blocked): a login page would not help
+		// in the frame, a tab of its own does.
+		answer(w, r, http.StatusForbidden, page{Title: "This notebook cannot open inside this page",
+			Message: "Your browser keeps the notebook's session out of pages of other sites (it blocks third-party cookies), or the session has ended. Open it in a tab of its own, or allow cookies for this site.",
+			Link:    r.URL.RequestURI(), LinkText: "Open the notebook in a new tab"})
+		return
+	}
 	if p.opts.LoginURL != "" && r.Method == http.MethodGet {
 		u := p.opts.LoginURL
 		sep := "?"
@@ -542,6 +594,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	t, _ := resp.Request.Context().Value(ctxKey{}).(target)
 	keepServerHeaders(resp.Header, resp.StatusCode == http.StatusSwitchingProtocols)
+	dropServerFraming(resp.Header)
 	if scs := resp.Header.Values("Set-Cookie"); len(scs) > 0 {
 		var kept []string
 		for _, sc := range scs {

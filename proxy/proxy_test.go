@@ -598,11 +598,41 @@ func TestSpawnOnDemand(t *testing.T) {
 		})})
 		cookie := f.login(t, Route{Key: Key{"flot", "alice"}, BasePath: "/u/flot/alice/"})
 		r := f.get(t, "/u/flot/alice/tree", cookie, "Accept: text/html")
-		if b := body(t, r); r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(b, "Starting your server") || !strings.Contains(b, `http-equiv="refresh"`) {
-			t.Fatalf("got %s %q, want the starting page", r.Status, b)
+		if b := body(t, r); r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(b, "Starting your server") ||
+			!strings.Contains(b, `new EventSource("/u/flot/alice/tree?nbh-wait")`) {
+			t.Fatalf("got %s %q, want the starting page, listening to its server's start", r.Status, b)
+		}
+		// The page's event stream says "ready" once the start has ended,
+		// and not before: the first thing it can read after the release.
+		events := f.get(t, "/u/flot/alice/tree?nbh-wait", cookie, "Accept: text/event-stream")
+		if events.StatusCode != http.StatusOK || events.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("event stream: %s %s", events.Status, events.Header.Get("Content-Type"))
 		}
 		close(release)
-		waitFor(t, func() bool { return f.get(t, "/u/flot/alice/echo", cookie).StatusCode == http.StatusOK })
+		if line, err := bufio.NewReader(events.Body).ReadString('\n'); err != nil || line != "event: ready\n" {
+			t.Fatalf("event stream said %q, %v; want ready", line, err)
+		}
+		if r := f.get(t, "/u/flot/alice/echo", cookie); r.StatusCode != http.StatusOK {
+			t.Errorf("after ready: %s", r.Status)
+		}
+	})
+	t.Run("a wait with no start running is ready at once, and only with a session", func(t *testing.T) {
+		be := newBackend(t, "/u/flot/alice/")
+		var spawns atomic.Int32
+		f := newFront(t, Options{Spawner: spawnFunc(func(ctx context.Context, c, s string) (Route, error) {
+			spawns.Add(1)
+			return be.route(c, s), nil
+		})})
+		cookie := f.login(t, Route{Key: Key{"flot", "alice"}, BasePath: "/u/flot/alice/"})
+		if b := body(t, f.get(t, "/u/flot/alice/?nbh-wait", cookie)); b != "event: ready\ndata: \n\n" {
+			t.Errorf("stream %q, want one ready event", b)
+		}
+		if n := spawns.Load(); n != 0 {
+			t.Errorf("a wait started the server %d times: it is a script's request", n)
+		}
+		if r := f.get(t, "/u/flot/alice/?nbh-wait"); r.StatusCode != http.StatusForbidden {
+			t.Errorf("without a session: %s, want 403", r.Status)
+		}
 	})
 	t.Run("a server found down is started again, not a 502", func(t *testing.T) {
 		dead := newBackend(t, "/u/flot/alice/")

@@ -30,10 +30,17 @@ import (
 // proxy sees it (session cookie, no token).
 func realFront(t *testing.T, flavor jupytertest.Flavor) (*jupytertest.Server, *jupytertest.Server, *front, *client.Client) {
 	t.Helper()
+	return realFrontWith(t, flavor, Options{})
+}
+
+// realFrontWith is realFront with the proxy's options opts.
+func realFrontWith(t *testing.T, flavor jupytertest.Flavor, opts Options) (*jupytertest.Server, *jupytertest.Server, *front, *client.Client) {
+	t.Helper()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 	srv := jupytertest.Start(t, cli, jupytertest.Options{Flavor: flavor, BaseURL: containers.Prefix("flot", "alice")})
 	rt := Route{Key: Key{"flot", "alice"}, Host: "127.0.0.1:" + strconv.Itoa(srv.HostPort), BasePath: srv.BaseURL, Port: srv.HostPort}
-	f := newFront(t, Options{Tokens: tokens(srv.Token), Spawner: engineStarter{cli, srv.ContainerID, srv.BaseURL}})
+	opts.Tokens, opts.Spawner = tokens(srv.Token), engineStarter{cli, srv.ContainerID, srv.BaseURL}
+	f := newFront(t, opts)
 	f.Routes().Set(rt)
 	cookie := f.login(t, rt)
 	k, v, _ := strings.Cut(cookie, ": ")

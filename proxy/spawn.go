@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
@@ -18,7 +19,7 @@ type job struct {
 }
 
 // failedFor is how long a failed spawn's error is shown before the next
-// request tries again (the starting page reloads every 2s).
+// page load tries again (the error page reloads after that long).
 const failedFor = 10 * time.Second
 
 // start returns the running or recent spawn of k, starting one if needed.
@@ -69,6 +70,66 @@ func (p *Proxy) start(k Key) *job {
 
 var errNoSpawner = errors.New("no spawner")
 
+// WaitParam, on any path of a server, asks for a stream of server-sent
+// events that says when the server's start has ended: the "starting" page
+// listens to it and reloads then, instead of every few seconds.
+const WaitParam = "nbh-wait"
+
+// waitEvents streams, to a browser with a session for k, one "ready" event
+// once no start of k's server is running — at once if none is. It starts
+// nothing itself: like a script, it must not keep a server alive; the
+// page load it was made for started the server, and its reload after the
+// event says what came of it (the server, or why it did not start).
+func (p *Proxy) waitEvents(w http.ResponseWriter, r *http.Request, k Key) {
+	if r.Method != http.MethodGet || r.ContentLength != 0 {
+		answer(w, r, http.StatusBadRequest, page{Title: "Bad request", Message: "Wait with a GET and no body."})
+		return
+	}
+	rc := http.NewResponseController(w)
+	// The request is read; the stream lasts as long as the start, which
+	// SpawnTimeout bounds (an expired read deadline would end it).
+	_ = rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx in front: pass events as they come
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+	done := p.starting(k)
+	// A comment now and then keeps proxies in front from closing an idle
+	// stream.
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case <-done:
+			_, _ = io.WriteString(w, "event: ready\ndata: \n\n")
+			_ = rc.Flush()
+			return
+		case <-keep.C:
+			if _, err := io.WriteString(w, ": starting\n\n"); err != nil {
+				return
+			}
+			_ = rc.Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// starting returns a channel closed when the running start of k's server
+// ends: closed already when none runs.
+func (p *Proxy) starting(k Key) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j, ok := p.jobs[k]; ok {
+		return j.done
+	}
+	ended := make(chan struct{})
+	close(ended)
+	return ended
+}
+
 // waitStart starts k's server and waits StartWait for it. When it is up
 // in time, it returns its route; otherwise it has answered r itself (the
 // starting page, or why it cannot start) and up is false.
@@ -80,7 +141,8 @@ func (p *Proxy) waitStart(w http.ResponseWriter, r *http.Request, k Key) (rt Rou
 	case <-j.done:
 	case <-t.C:
 		answer(w, r, http.StatusServiceUnavailable, page{Title: "Starting your server…",
-			Message: "Your Jupyter server for " + k.Course + " is starting; this page reloads by itself.", Refresh: 2})
+			Message: "Your Jupyter server for " + k.Course + " is starting; this page reloads by itself when it is ready.",
+			Wait:    r.URL.EscapedPath() + "?" + WaitParam})
 		return Route{}, false
 	case <-r.Context().Done():
 		return Route{}, false

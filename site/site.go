@@ -74,6 +74,9 @@ type Options struct {
 	// Sampled, when set, is told what each container pass saw — the
 	// containers and their activity — for the usage record.
 	Sampled func(cs []containers.Container, act map[string]activity.Result, at time.Time)
+	// Notebooks, when set, makes ready what a deep link opens before the
+	// browser is sent there (see Open); nil opens the path as it is.
+	Notebooks Notebooks
 }
 
 // Site is one course site: its config repo, course repos, images and

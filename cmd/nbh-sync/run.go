@@ -41,6 +41,9 @@ With --proxy-host-template each server is also on a host of its own (e.g.
 {student}-{course}.nb.example.org, behind a wildcard DNS record and certificate),
 so that one student's pages can never script another's server; launch URLs
 then take that host, with the scheme and port of --proxy-public-url.
+--proxy-embed-allow names a learning platform whose pages may show the
+students' notebooks in an iframe (TLS, or --proxy-secure-cookies behind a
+TLS-ending proxy, is needed for the session cookie of a frame).
 
 With --demo (make run passes it) each course card of the dashboard has "Open a
 demo student": it starts the course's server of the demo student and sends the
@@ -52,7 +55,8 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 		Example: `  nbh-sync run --config https://git.example.org/site/config.git --root /var/lib/nbh-sync
   nbh-sync run --config ./examples --root ./.run --listen 127.0.0.1:8787
   nbh-sync run --config ... --proxy-listen 127.0.0.1:8000 --proxy-public-url https://hub.example.org --proxy-secure-cookies
-  nbh-sync run --config ... --proxy-listen 127.0.0.1:8000 --proxy-public-url https://hub.example.org --proxy-host-template '{student}-{course}.nb.example.org'`,
+  nbh-sync run --config ... --proxy-listen 127.0.0.1:8000 --proxy-public-url https://hub.example.org --proxy-host-template '{student}-{course}.nb.example.org'
+  nbh-sync run --config ... --proxy-listen 127.0.0.1:8000 --proxy-public-url https://hub.example.org --proxy-secure-cookies --proxy-embed-allow https://lms.example.org`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Config, o.Root, o.Log = g.config, g.root, g.log
@@ -79,6 +83,7 @@ SIGTERM (or Ctrl-C) stops it gracefully: no new pass starts, a running one gets
 	f.StringVar(&o.Proxy.PublicURL, "proxy-public-url", "", "where browsers reach the front door, e.g. https://hub.example.org (default: its address)")
 	f.StringVar(&o.Proxy.LoginURL, "proxy-login-url", "", "where the front door sends a browser without a session (default: a 403 page)")
 	f.StringVar(&o.Proxy.HostTemplate, "proxy-host-template", "", "serve each student's server on its own host, e.g. {student}-{course}.nb.example.org (a wildcard DNS record and certificate for *.nb.example.org): every student's pages get an origin of their own; names that are not short lowercase letters and digits become x+hash")
+	f.StringSliceVar(&o.Proxy.EmbedAllow, "proxy-embed-allow", nil, "an origin whose pages may show the front door in an iframe, e.g. https://lms.example.org (a learning platform; repeatable); without it, only the front door's own pages may")
 	f.BoolVar(&o.Proxy.SecureCookies, "proxy-secure-cookies", false, "mark session cookies Secure: set it when TLS ends in nginx or Caddy in front")
 	f.StringVar(&o.Demo, "demo", "", "a demo on this machine: the dashboard opens this student's notebook with no token (--demo alone: alice); refused unless --listen is loopback; never in production")
 	f.Lookup("demo").NoOptDefVal = "alice"

@@ -7,10 +7,12 @@
 # Usage: testimages/jupyter/build.sh [--force] [--gen 1|2]
 #   Exits 0 at once when the image exists (unless --force).
 #   --gen 1 (default): Debian bookworm, jupyter_server 1.23 and Notebook 6.4,
-#           image nbhtest-jupyter:latest.
-#   --gen 2: Debian trixie, jupyter_server 2.15 (python3-jupyter-server), with
-#           jupyter-lab / jupyter-server shims running `python3 -m
-#           jupyter_server` (Debian ships neither script), image
+#           image nbhtest-jupyter:latest; `jupyter lab` (a shim: no
+#           JupyterLab) runs Notebook 6.4's classic UI.
+#   --gen 2: Debian trixie, jupyter_server 2.15 (python3-jupyter-server) and
+#           nbclassic, with jupyter / jupyter-lab / jupyter-server shims
+#           running `python3 -m jupyter[_server]` (Debian ships none of these
+#           scripts; jupyter-lab lands on nbclassic's file browser), image
 #           nbhtest-jupyter2:latest.
 #   Needs root, a running Docker engine, and apt access to a Debian mirror.
 #
@@ -27,7 +29,7 @@ while (($#)); do
   case $1 in
     --force) force=1 ;;
     --gen) gen=${2:-}; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -98,15 +100,55 @@ fi
 #   here needs, so a customize hook purges them.
 packages=jupyter-server,python3-ipykernel,jupyter-notebook,util-linux,passwd,procps,usr-is-merged,usrmerge-
 cmd='["jupyter", "server", "--ip=0.0.0.0", "--port=8888", "--no-browser"]'
-shims=true
 if [[ $gen == 2 ]]; then
   packages=python3-jupyter-server,python3-ipykernel,python3-nbclassic,util-linux,passwd,procps
   cmd='["python3", "-m", "jupyter_server", "--ip=0.0.0.0", "--port=8888", "--no-browser"]'
-  shims='for s in jupyter-lab jupyter-server; do printf "#!/bin/sh\nexec python3 -m jupyter_server \"\$@\"\n" > "$1/usr/local/bin/$s"; chmod 755 "$1/usr/local/bin/$s"; done'
 fi
 
 tmp=$(mktemp -d /tmp/nbhtest-jupyter-build.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+
+# `jupyter lab` is what nbh-sync's default command runs, and neither image
+# has JupyterLab: the shim puts a notebook UI behind that name, so that the
+# default command lands a student on a file browser and not on the bare
+# "Jupyter Server" page of a server with no UI.
+mkdir "$tmp/shims"
+if [[ $gen == 1 ]]; then
+  # Notebook 6.4: its options are NotebookApp's; root_dir is notebook_dir.
+  cat > "$tmp/shims/jupyter-lab" <<'SH'
+#!/bin/sh
+# `jupyter lab` with no JupyterLab: Notebook 6.4's classic UI, the
+# --ServerApp.* options of nbh-sync's command spelled as NotebookApp's.
+n=$#
+while [ "$n" -gt 0 ]; do
+  a=$1; shift; n=$((n - 1))
+  case $a in
+    --ServerApp.root_dir=*) a=--NotebookApp.notebook_dir=${a#*=} ;;
+    --ServerApp.*) a=--NotebookApp.${a#--ServerApp.} ;;
+  esac
+  set -- "$@" "$a"
+done
+exec jupyter notebook "$@"
+SH
+else
+  # A default_url given twice is an error to traitlets: add it only when
+  # the command does not say where to land (ui: lab or classic does).
+  cat > "$tmp/shims/jupyter-lab" <<'SH'
+#!/bin/sh
+# `jupyter lab` with no JupyterLab: jupyter_server with nbclassic's UI,
+# landing on its file browser unless the command says otherwise.
+for a; do
+  case $a in *default_url*) exec python3 -m jupyter_server "$@" ;; esac
+done
+exec python3 -m jupyter_server --ServerApp.default_url=/tree "$@"
+SH
+  printf '#!/bin/sh\nexec python3 -m jupyter_server "$@"\n' > "$tmp/shims/jupyter-server"
+  # Debian ships jupyter_core without its `jupyter` command: `jupyter lab`
+  # runs jupyter-lab through jupyter_core's dispatcher, as it does elsewhere.
+  printf '#!/bin/sh\nexec python3 -m jupyter "$@"\n' > "$tmp/shims/jupyter"
+fi
+chmod 755 "$tmp"/shims/*
+shims="cp -p '$tmp'/shims/* \"\$1/usr/local/bin/\""
 
 # Purge what the essential stage installed and nothing here needs (perl of
 # whichever version the suite has, usrmerge); only installed ones are named.
@@ -125,9 +167,6 @@ mmdebstrap --mode=root --variant=apt --include="$packages" \
   --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
-  --dpkgopt='path-exclude=/usr/share/javascript/mathjax/*' \
-  --dpkgopt='path-exclude=/usr/share/fonts/truetype/mathjax/*' \
-  --dpkgopt='path-exclude=/usr/share/fonts/opentype/mathjax/*' \
   --dpkgopt='path-exclude=/usr/bin/gdb*' \
   --dpkgopt='path-exclude=/usr/share/gdb/*' \
   --customize-hook='chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash jovyan' \
@@ -137,8 +176,9 @@ mmdebstrap --mode=root --variant=apt --include="$packages" \
   "$suite" "$tmp/rootfs.tar" ${mirrors[@]+"${mirrors[@]}"}
 
 # Files excluded above (dpkg path-exclude keeps the package database
-# consistent): MathJax (browser-side math rendering, ~45 MB) and the gdb
-# binary (pulled in by ipykernel's debugger), neither used by the tests.
+# consistent): the gdb binary (pulled in by ipykernel's debugger), which
+# nothing uses. MathJax (~45 MB) stays: the notebook UI renders math with
+# it, and without it greets every notebook with "Failed to retrieve MathJax".
 # Compiled __pycache__ files are kept: without them every start recompiles.
 #
 # The image runs as root by default, as the product's lint requires of course
