@@ -123,9 +123,9 @@ func TestMakeRunSite(t *testing.T) {
 		return err == nil && strings.HasPrefix(loc, prefix) && !strings.Contains(loc, "nbh-ticket"), fmt.Sprint(loc, err)
 	})
 	// The student lands on a notebook UI (not on a bare server's page):
-	// its file browser, with the course's folder.
-	if err := chromedp.Do(browser, chromedp.WaitVisible(chromedp.CSS(`#notebook_list a[href$="/tree/course"]`))); err != nil {
-		t.Fatalf("the demo student's page is no file browser listing the course: %v", err)
+	// its file browser, with her own copy of the course.s notebooks.
+	if err := chromedp.Do(browser, chromedp.WaitVisible(chromedp.CSS(`#notebook_list a[href$="/notebooks/hello.ipynb"]`))); err != nil {
+		t.Fatalf("the demo student's page is no file browser listing her copy of the course: %v", err)
 	}
 
 	// The notebook server answers the browser through the front door: its
