@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,8 +14,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
@@ -34,16 +31,7 @@ func TestFrontDoorProcess(t *testing.T) {
 	bin := nbhSyncBinary(t)
 	fj := fjtest.Binary(t)
 	course := testPrefix + "fd-" + randHex(4)
-	// Registered first, so it runs after the containers' clean-up: an
-	// image a running container uses cannot be removed.
-	t.Cleanup(func() {
-		ctx := context.Background()
-		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "org.nbhosting.image="+course))})
-		for _, im := range imgs {
-			cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-		}
-	})
-	cleanupContainers(t, cli, course)
+	cleanupCourse(t, cli, course)
 
 	dir := t.TempDir()
 	cfg := newWorkTree(t, filepath.Join(dir, "config"), "")

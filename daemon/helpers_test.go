@@ -204,6 +204,20 @@ func removeImageTree(t *testing.T, cli *client.Client, root string) {
 	}
 }
 
+// cleanupCourse removes, at cleanup, the containers of course and then
+// the images built for it (in that order: an image a container uses
+// cannot be removed).
+func cleanupCourse(t *testing.T, cli *client.Client, course string) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "org.nbhosting.image="+course))})
+		for _, im := range imgs {
+			cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+		}
+	})
+	cleanupContainers(t, cli, course)
+}
+
 // cleanupContainers removes, at cleanup, the containers named with prefix.
 func cleanupContainers(t *testing.T, cli *client.Client, prefix string) {
 	t.Cleanup(func() {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,8 +16,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/api"
@@ -43,14 +40,7 @@ func startOpsDaemon(t *testing.T) *opsDaemon {
 	jupytertest.RequireImage(t, cli, jupytertest.Image)
 	bin := nbhSyncBinary(t)
 	course := testPrefix + "ops-" + randHex(4)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "org.nbhosting.image="+course))})
-		for _, im := range imgs {
-			cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-		}
-	})
-	cleanupContainers(t, cli, course)
+	cleanupCourse(t, cli, course)
 
 	dir := t.TempDir()
 	cfg := newWorkTree(t, filepath.Join(dir, "config"), "")

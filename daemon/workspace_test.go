@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,9 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
@@ -33,14 +29,7 @@ func TestResetAndShareProcess(t *testing.T) {
 	jupytertest.RequireImage(t, cli, jupytertest.Image2)
 	bin := nbhSyncBinary(t)
 	course := testPrefix + "ws-" + randHex(4)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "org.nbhosting.image="+course))})
-		for _, im := range imgs {
-			cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-		}
-	})
-	cleanupContainers(t, cli, course)
+	cleanupCourse(t, cli, course)
 
 	dir := t.TempDir()
 	cfg := newWorkTree(t, filepath.Join(dir, "config"), "")
