@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/imageref"
-	"github.com/nbhosting/nbh-sync/images"
 )
 
 // Manager reads and spawns student containers. Its zero value is not
@@ -165,17 +164,17 @@ func (m *Manager) URLOf(c Container) string { return c.URL(cmp.Or(c.Host, m.Host
 
 // BuiltHere returns nil when im, what name:latest resolves to, was built by
 // nbh-sync for that image: it carries the build labels the builder sets
-// (images.LabelBuildKey, and images.LabelImage naming it). A same-named
+// (imageref.LabelBuildKey, and imageref.LabelImage naming it). A same-named
 // image from elsewhere (a docker import, a pull, another tool's build)
 // gives an error wrapping ErrImageNotBuilt that says what to do.
 func BuiltHere(name string, im Image) error {
-	switch got := im.Labels[images.LabelImage]; {
-	case im.Labels[images.LabelBuildKey] == "":
+	switch got := im.Labels[imageref.LabelImage]; {
+	case im.Labels[imageref.LabelBuildKey] == "":
 		return fmt.Errorf("%w: image %s:latest was not built by this site (no %s label) — run `nbh-sync build %s`",
-			ErrImageNotBuilt, name, images.LabelBuildKey, name)
+			ErrImageNotBuilt, name, imageref.LabelBuildKey, name)
 	case got != name:
 		return fmt.Errorf("%w: image %s:latest was not built by this site (its %s label says %q) — run `nbh-sync build %s`",
-			ErrImageNotBuilt, name, images.LabelImage, got, name)
+			ErrImageNotBuilt, name, imageref.LabelImage, got, name)
 	}
 	return nil
 }

@@ -33,6 +33,15 @@ func ListRaced(err error) bool {
 // ListRaced.
 const ListRetries = 5
 
+// Labels every build of nbh-sync carries: the image's name, its build key
+// (a digest of every input), and where its Dockerfile came from
+// (repo@commit:path).
+const (
+	LabelImage    = "org.nbhosting.image"
+	LabelBuildKey = "org.nbhosting.build-key"
+	LabelSource   = "org.nbhosting.source"
+)
+
 // LabelSite names the site an object belongs to: the value is the site's
 // name (the cleaned absolute path of its data directory). Containers and
 // images both carry it.

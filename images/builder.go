@@ -21,11 +21,12 @@ import (
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
-// Labels every build carries.
+// Labels every build carries (see imageref, where packages that only read
+// them find them).
 const (
-	LabelImage    = "org.nbhosting.image"
-	LabelBuildKey = "org.nbhosting.build-key"
-	LabelSource   = "org.nbhosting.source"
+	LabelImage    = imageref.LabelImage
+	LabelBuildKey = imageref.LabelBuildKey
+	LabelSource   = imageref.LabelSource
 )
 
 // smokePassed is Build.Smoke of a passed build.
