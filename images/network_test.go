@@ -33,6 +33,13 @@ func TestBuildCannotReachHostLoopback(t *testing.T) {
 		{"RUN", `RUN ["/bin/tool", "get", "` + srv.URL + `/api/status"]` + "\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.stage == "" && isPodman(t, eng) {
+				// podman's Docker-compatible build runs RUN steps in the
+				// host's network namespace whatever the build's network
+				// mode (checked with podman 4.3: bridge, private, none);
+				// docs/trust-model.md says what that exposes.
+				t.Skip("podman's compatible build API ignores the network mode: RUN shares the host's network")
+			}
 			name := testName(t, "net")
 			cleanupImage(t, eng, name)
 			df := "FROM " + base + "\n" + tc.step + "COPY start-in-dir-as-uid.sh /usr/local/bin/\n"
