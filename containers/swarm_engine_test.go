@@ -24,7 +24,7 @@ func TestSwarmEngineContract(t *testing.T) {
 	prefix := fmt.Sprintf("nbhtest-swc%d", time.Now().UnixNano()%1e8)
 	img := prefix + "-img"
 	cleanupSwarm(t, cli, prefix, img, reg)
-	ref := pushFakeImage(t, cli, reg, img)
+	ref := pushFakeImage(t, cli, reg, img, img)
 	eng := containers.NewSwarm(cli, reg, "")
 	name := containers.Name(prefix, "alice")
 

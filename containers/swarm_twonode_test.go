@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/imageref"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
@@ -55,8 +56,9 @@ func TestSwarmTwoNodes(t *testing.T) {
 
 	prefix := fmt.Sprintf("nbhtest-sw2n%d", time.Now().UnixNano()%1e8)
 	img := prefix + "-img"
-	cleanupSwarm(t, cli, prefix, img, reg)
-	pushFakeImage(t, cli, reg, img)
+	repo := imageref.Repository(prefix, img) // the site's repository (the site is named prefix)
+	cleanupSwarm(t, cli, prefix, repo, reg)
+	pushFakeImage(t, cli, reg, img, repo)
 
 	yaml := fmt.Sprintf(`version: 1
 engine: {kind: swarm, registry: %[1]s}
@@ -136,9 +138,10 @@ courses:
 	}
 }
 
-// pushFakeImage builds the fake Jupyter server into img:latest (FROM
-// scratch), pushes it to reg and returns the digest reference services run.
-func pushFakeImage(t *testing.T, cli *client.Client, reg, img string) string {
+// pushFakeImage builds the fake Jupyter server as image img into
+// repo:latest (FROM scratch), pushes it to reg and returns the digest
+// reference services run.
+func pushFakeImage(t *testing.T, cli *client.Client, reg, img, repo string) string {
 	t.Helper()
 	ctx := t.Context()
 	bin, err := os.ReadFile(fjtest.Binary(t))
@@ -148,8 +151,8 @@ func pushFakeImage(t *testing.T, cli *client.Client, reg, img string) string {
 	// The build labels make it an image the site built: no other is served.
 	df := fmt.Sprintf("FROM scratch\nCOPY fakejupyter /fakejupyter\nLABEL %s=%s %s=%s\nCMD [\"/fakejupyter\"]\n",
 		images.LabelImage, img, images.LabelBuildKey, strings.Repeat("c", 64))
-	ref := reg + "/" + img + ":k1"
-	if _, err := testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(df)}, {Name: "fakejupyter", Mode: 0o755, Data: bin}}, img+":latest", ref); err != nil {
+	ref := reg + "/" + repo + ":k1"
+	if _, err := testenv.BuildImage(ctx, cli, []testenv.File{{Name: "Dockerfile", Data: []byte(df)}, {Name: "fakejupyter", Mode: 0o755, Data: bin}}, repo+":latest", ref); err != nil {
 		t.Fatal(err)
 	}
 	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: images.RegistryAuth("", "")})
@@ -161,11 +164,11 @@ func pushFakeImage(t *testing.T, cli *client.Client, reg, img string) string {
 	if strings.Contains(string(out), `"error"`) {
 		t.Fatalf("push %s: %s", ref, out)
 	}
-	refs, err := containers.NewSwarm(cli, reg, "").Images(ctx, []string{img + ":latest"})
-	if err != nil || refs[img+":latest"].ID == "" {
-		t.Fatalf("no digest for %s after the push: %v, %v", img, refs, err)
+	refs, err := containers.NewSwarm(cli, reg, "").Images(ctx, []string{repo + ":latest"})
+	if err != nil || refs[repo+":latest"].ID == "" {
+		t.Fatalf("no digest for %s after the push: %v, %v", repo, refs, err)
 	}
-	return refs[img+":latest"].ID
+	return refs[repo+":latest"].ID
 }
 
 // studentTokens derives a token from the student's name.

@@ -108,7 +108,9 @@ schedules:
   pull: "@every 1h"        # pushes come by webhook
   reconcile: "@every 1h"   # passes come when the test asks: it counts engine calls
 courses:
-  %s: {repo: %s}
+  # On the manager: the registry is on its loopback, where a worker node
+  # (CI joins one) could not pull from.
+  %s: {repo: %s, container: {constraints: [node.role==manager]}}
 `, registry, authFile, py, pyRepo.url)})
 	proxy := newEngineProxy(t, prefix)
 	d := newDaemon(t, cfgRepo.url, proxy.host())
