@@ -191,7 +191,10 @@ func holdsOf(t *testing.T, flavor jupytertest.Flavor) {
 	if a := actionOf(plan, "reader"); a.Kind != reconcile.Keep || !strings.Contains(a.Reason, "1 open connection") {
 		t.Errorf("reader: %s (%s), want keep, 1 open connection", a.Kind, a.Reason)
 	}
-	if a := actionOf(plan, "cruncher"); a.Kind != reconcile.Keep || !strings.Contains(a.Reason, "% CPU over the last") {
+	// Held by its CPU use: measured over the last interval, or since the
+	// container started when this is the first look long enough to say
+	// (a pass soon after the start, as on a busy machine).
+	if a := actionOf(plan, "cruncher"); a.Kind != reconcile.Keep || !strings.Contains(a.Reason, "% CPU ") {
 		t.Errorf("cruncher: %s (%s), want keep, CPU", a.Kind, a.Reason)
 	}
 	// lingering is the hard cap: the reader's open tab does not outlive it.
