@@ -124,7 +124,7 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 				t.Fatal(err)
 			}
 			connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
-			if _, err := chromedp.Run(browser, chromedp.Poll[bool](connected)); err != nil {
+			if _, err := chromedp.Run(browser, chromedp.Poll[bool](connected, testenv.SlowPoll)); err != nil {
 				t.Fatalf("the notebook's kernel did not connect: %v", err)
 			}
 			if name, err := chromedp.Run(browser, chromedp.Evaluate[string](`Jupyter.notebook.notebook_path`)); err != nil || name != "week 1/lesson.ipynb" {
@@ -133,7 +133,7 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 			if _, err := chromedp.Run(browser, chromedp.Evaluate[any](`Jupyter.notebook.execute_all_cells()`)); err != nil {
 				t.Fatal(err)
 			}
-			out2, err := chromedp.Run(browser, chromedp.Poll[string](`document.querySelector(".output_area pre")?.textContent`))
+			out2, err := chromedp.Run(browser, chromedp.Poll[string](`document.querySelector(".output_area pre")?.textContent`, testenv.SlowPoll))
 			if err != nil || strings.TrimSpace(out2) != "42" {
 				t.Fatalf("the cell printed %q, %v; want 42", out2, err)
 			}

@@ -111,7 +111,7 @@ func TestServiceWorkerStaysInItsPrefix(t *testing.T) {
 	if got := title(t, alice.BasePath); got != "alice" {
 		t.Fatalf("alice's page shows %q", got)
 	}
-	res, err := chromedp.Run(ctx, chromedp.Poll[[]string](`window.swResult`))
+	res, err := chromedp.Run(ctx, chromedp.Poll[[]string](`window.swResult`, testenv.SlowPoll))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,13 +152,13 @@ func TestRealNotebookUIInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](connected)); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](connected, testenv.SlowPoll)); err != nil {
 		t.Fatalf("the kernel's websocket did not connect: %v", err)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`Jupyter.notebook.execute_all_cells()`)); err != nil {
 		t.Fatal(err)
 	}
-	out, err := chromedp.Run(ctx, chromedp.Poll[string](`document.querySelector(".output_area pre")?.textContent`))
+	out, err := chromedp.Run(ctx, chromedp.Poll[string](`document.querySelector(".output_area pre")?.textContent`, testenv.SlowPoll))
 	if err != nil {
 		t.Fatalf("no output: %v", err)
 	}
@@ -189,7 +189,7 @@ func TestStartingPageWaitsForTheServer(t *testing.T) {
 		t.Fatalf("title %q, %v; want the starting page", title, err)
 	}
 	// The page holds its event stream open until the server is up.
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`ready.readyState === EventSource.OPEN`)); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`ready.readyState === EventSource.OPEN`, testenv.SlowPoll)); err != nil {
 		t.Fatal(err)
 	}
 	close(release)

@@ -42,13 +42,13 @@ func TestNotebookInAnLMSFrame(t *testing.T) {
 		*lmsFrame = f.URL + f.LaunchAt(rt, "notebooks/lesson.ipynb")
 		frame := openFramed(t, browser, lmsOrigin+"/course", f.URL+rt.BasePath)
 		connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
-		if _, err := chromedp.Run(frame, chromedp.Poll[bool](connected)); err != nil {
+		if _, err := chromedp.Run(frame, chromedp.Poll[bool](connected, testenv.SlowPoll)); err != nil {
 			t.Fatalf("the notebook's kernel did not connect inside the frame: %v", err)
 		}
 		if _, err := chromedp.Run(frame, chromedp.Evaluate[any](`Jupyter.notebook.execute_all_cells()`)); err != nil {
 			t.Fatal(err)
 		}
-		out, err := chromedp.Run(frame, chromedp.Poll[string](`document.querySelector(".output_area pre")?.textContent`))
+		out, err := chromedp.Run(frame, chromedp.Poll[string](`document.querySelector(".output_area pre")?.textContent`, testenv.SlowPoll))
 		if err != nil || strings.TrimSpace(out) != "42" {
 			t.Errorf("the cell printed %q, %v; want 42", out, err)
 		}
@@ -57,7 +57,7 @@ func TestNotebookInAnLMSFrame(t *testing.T) {
 		*otherFrame = f.URL + f.LaunchAt(rt, "notebooks/lesson.ipynb")
 		frame := openFramed(t, browser, other.URL+"/course", f.URL+rt.BasePath)
 		// Chromium puts an error page of its own in a frame it refused.
-		if _, err := chromedp.Run(frame, chromedp.Poll[bool](`location.href === "chrome-error://chromewebdata/"`)); err != nil {
+		if _, err := chromedp.Run(frame, chromedp.Poll[bool](`location.href === "chrome-error://chromewebdata/"`, testenv.SlowPoll)); err != nil {
 			href, _ := chromedp.Run(frame, chromedp.Evaluate[string](`location.href + " " + document.title`))
 			t.Fatalf("the frame shows %q, want chromium's refusal: %v", href, err)
 		}
