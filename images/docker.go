@@ -163,6 +163,9 @@ func (d *DockerEngine) ImageTag(ctx context.Context, source, target string) erro
 // ImageRemove implements Engine; it never forces.
 func (d *DockerEngine) ImageRemove(ctx context.Context, ref string) error {
 	if _, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil {
+		if errdefs.IsConflict(err) {
+			err = fmt.Errorf("%w: %w", ErrInUse, err)
+		}
 		return fmt.Errorf("docker image remove %s: %w", ref, notFound(err))
 	}
 	return nil

@@ -45,6 +45,11 @@ type Engine interface {
 // container or path.
 var ErrNotFound = errors.New("not found")
 
+// ErrInUse is matched by an ImageRemove error about an image a container
+// uses (one the site does not know of: a smoke test's left by a process
+// killed during it, say).
+var ErrInUse = errors.New("in use by a container")
+
 // BuildOptions are the engine-side options of one build.
 type BuildOptions struct {
 	// Tags are repo:tag references given to the image when the build

@@ -129,6 +129,12 @@ func (b *Builder) Prune(ctx context.Context, image string, inUse map[string]bool
 			continue
 		}
 		if err := b.remove(ctx, bd); err != nil {
+			if errors.Is(err, ErrInUse) {
+				// A container nbh-sync did not count uses it: left for a
+				// later prune, not an error of the pass.
+				b.log.InfoContext(ctx, "old build still in use", "image", image, "key", bd.Key, "id", bd.ImageID, "err", err)
+				continue
+			}
 			errs = append(errs, err)
 			continue
 		}
