@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/imageref"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
@@ -66,7 +67,11 @@ func TestMakeRunSite(t *testing.T) {
 		for _, c := range cs {
 			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
 		}
-		testenv.RemoveImagesWhere(cli, func(l map[string]string) bool { return strings.Contains(l[images.LabelSource], clone) })
+		// The site's images carry its name (root); a build cut short may
+		// carry only its source.
+		testenv.RemoveImagesWhere(cli, func(l map[string]string) bool {
+			return l[imageref.LabelSite] == root || strings.Contains(l[images.LabelSource], clone)
+		})
 	})
 
 	student := "nbhtest-" + fjtest.Suffix()

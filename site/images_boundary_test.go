@@ -105,11 +105,13 @@ func (s *imageSite) buildAll(t *testing.T) (built []string) {
 }
 
 // removeImagesOf removes, at the end of the test, every image labelled as
-// a build of one of names, whatever its tags.
+// a build of one of names, whatever its tags. Names are in build order
+// (bases first), so they are removed the other way round: an image with
+// children cannot be.
 func removeImagesOf(t *testing.T, cli *client.Client, names ...string) {
 	t.Cleanup(func() {
 		ctx := context.Background()
-		for _, n := range names {
+		for _, n := range slices.Backward(names) {
 			list, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", images.LabelImage+"="+n))})
 			for _, im := range list {
 				_, _ = cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
