@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
-	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -82,17 +80,8 @@ func TestEngineChosenInCoursesYAML(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			config := filepath.Join(dir, "config")
-			if err := os.MkdirAll(config, 0o755); err != nil {
-				t.Fatal(err)
-			}
 			yaml := "version: 1\n" + tt.engine + "courses:\n  a: {repo: " + filepath.Join(dir, "none") + "}\n"
-			if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(yaml), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			testenv.Git(t, config, "init", "-q", "-b", "main")
-			testenv.Git(t, config, "add", "-A")
-			testenv.Git(t, config, "commit", "-q", "-m", "config")
+			config := commitConfig(t, filepath.Join(dir, "config"), map[string]string{"courses.yaml": yaml})
 			local, sw := &recordingEngine{}, &recordingEngine{}
 			st, err := site.New(site.Options{Config: config, Root: filepath.Join(dir, "root"),
 				ContainerEngine: local, SwarmEngine: sw})
@@ -147,17 +136,8 @@ func (e *imageEngine) Create(_ context.Context, spec containers.Spec) (string, e
 // Jupyter make up its own and refuse them both.
 func TestSwarmServerHasToken(t *testing.T) {
 	dir := t.TempDir()
-	config := filepath.Join(dir, "config")
-	if err := os.MkdirAll(config, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	yaml := "version: 1\nengine: {kind: swarm, registry: 127.0.0.1:5000}\ncourses:\n  a: {repo: " + filepath.Join(dir, "none") + "}\n"
-	if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Git(t, config, "init", "-q", "-b", "main")
-	testenv.Git(t, config, "add", "-A")
-	testenv.Git(t, config, "commit", "-q", "-m", "config")
+	config := commitConfig(t, filepath.Join(dir, "config"), map[string]string{"courses.yaml": yaml})
 	sw := &imageEngine{}
 	st, err := site.New(site.Options{Config: config, Root: filepath.Join(dir, "root"),
 		ContainerEngine: &recordingEngine{}, SwarmEngine: sw})
@@ -213,17 +193,8 @@ func (e *runningServices) List(context.Context) ([]containers.Raw, error) {
 // local engine used to be asked the stats of each service's ID (404).
 func TestSwarmPlanAsksNothingPerStudent(t *testing.T) {
 	dir := t.TempDir()
-	config := filepath.Join(dir, "config")
-	if err := os.MkdirAll(config, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	yaml := "version: 1\nengine: {kind: swarm, registry: 127.0.0.1:5000}\ncourses:\n  a: {repo: .}\n"
-	if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Git(t, config, "init", "-q", "-b", "main")
-	testenv.Git(t, config, "add", "-A")
-	testenv.Git(t, config, "commit", "-q", "-m", "config")
+	config := commitConfig(t, filepath.Join(dir, "config"), map[string]string{"courses.yaml": yaml})
 	root := filepath.Join(dir, "root")
 	local, sw := &cpuEngine{}, &runningServices{n: 5}
 	sw.root = root

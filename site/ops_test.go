@@ -13,7 +13,6 @@ import (
 
 	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/containers"
-	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/site"
@@ -46,22 +45,11 @@ func (e *opsEngine) Remove(_ context.Context, id string) error {
 // per student given, and a running one for "runner" in intro.
 func opsSite(t *testing.T, students ...string) (*site.Site, *opsEngine, string) {
 	t.Helper()
-	cfg := t.TempDir()
-	testenv.Git(t, cfg, "init", "-q", "-b", "main")
-	for name, content := range map[string]string{
+	cfg := commitConfig(t, t.TempDir(), map[string]string{
 		"courses.yaml": "version: 1\ncourses:\n  intro:\n    repo: .\n    path: intro\n  exam:\n    repo: .\n    path: exam\n    suspend: true\n",
 		"intro/docker-image/nbhosting.Dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
 		"exam/docker-image/nbhosting.Dockerfile":  "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
-	} {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(cfg, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(cfg, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testenv.Git(t, cfg, "add", "-A")
-	testenv.Git(t, cfg, "commit", "-qm", "site")
+	})
 	root := t.TempDir()
 	e := &opsEngine{stopGate: stopGate{removed: map[string]bool{}}}
 	raw := func(course, student, state string) containers.Raw {

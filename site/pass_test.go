@@ -99,21 +99,10 @@ func (noImages) ImageList(context.Context, ...string) ([]images.ImageInfo, error
 // concurrency, so a roll-out over many idle containers stopped them one at
 // a time.
 func TestPassAppliesConcurrently(t *testing.T) {
-	cfg := t.TempDir()
-	testenv.Git(t, cfg, "init", "-q", "-b", "main")
-	for name, content := range map[string]string{
+	cfg := commitConfig(t, t.TempDir(), map[string]string{
 		"courses.yaml": "version: 1\ncourses:\n  intro:\n    repo: .\n    path: intro\n",
 		"intro/docker-image/nbhosting.Dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
-	} {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(cfg, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(cfg, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testenv.Git(t, cfg, "add", "-A")
-	testenv.Git(t, cfg, "commit", "-qm", "site")
+	})
 
 	root := t.TempDir()
 	g := &stopGate{want: 2, removed: map[string]bool{}}
@@ -148,4 +137,22 @@ func TestPassAppliesConcurrently(t *testing.T) {
 	if g.peak < g.want {
 		t.Errorf("at most %d stop in flight at once, want %d: the site's pass applies one action at a time", g.peak, g.want)
 	}
+}
+
+// commitConfig writes files (path → content) into dir, makes dir a git
+// repository and commits them: a config repo at HEAD. It returns dir.
+func commitConfig(t *testing.T, dir string, files map[string]string) string {
+	t.Helper()
+	for name, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Git(t, dir, "init", "-q", "-b", "main")
+	testenv.Git(t, dir, "add", "-A")
+	testenv.Git(t, dir, "commit", "-q", "-m", "config")
+	return dir
 }

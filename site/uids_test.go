@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
-	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -87,17 +85,8 @@ func TestSpawnAllocatesUIDs(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	config := filepath.Join(dir, "config")
-	if err := os.MkdirAll(config, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	yaml := "version: 1\nstudents: {uids: 100000-199999}\ncourses:\n  a: {repo: " + filepath.Join(dir, "none") + "}\n"
-	if err := os.WriteFile(filepath.Join(config, "courses.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Git(t, config, "init", "-q", "-b", "main")
-	testenv.Git(t, config, "add", "-A")
-	testenv.Git(t, config, "commit", "-q", "-m", "config")
+	config := commitConfig(t, filepath.Join(dir, "config"), map[string]string{"courses.yaml": yaml})
 	root := filepath.Join(dir, "root")
 	eng := &serverEngine{t: t, specs: map[string]containers.Spec{}}
 	open := func() *site.Site {
