@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -287,6 +288,25 @@ type proc struct {
 }
 
 // startDaemon runs nbh-sync with args and waits for its listening line.
+// startFrontDoorDaemon starts `nbh-sync run` on config and root with its
+// API on a free loopback port, the token "api-tok" in a file beside root,
+// and the front door on a port of its own. It returns the daemon, the
+// token file and the front door's URL.
+func startFrontDoorDaemon(t *testing.T, bin, config, root string) (p *proc, tokenFile, front string) {
+	t.Helper()
+	tokenFile = filepath.Join(filepath.Dir(root), "api-token")
+	if err := os.WriteFile(tokenFile, []byte("api-tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = startDaemon(t, bin, "run", "--config", config, "--root", root, "--listen", "127.0.0.1:0", "--api-token-file", tokenFile,
+		"--log-format", "json", "--grace", testGrace.String(), "--proxy-listen", "127.0.0.1:"+strconv.Itoa(port))
+	return p, tokenFile, "http://127.0.0.1:" + strconv.Itoa(port)
+}
+
 func startDaemon(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(bin, args...), more: make(chan struct{}), exited: make(chan struct{})}

@@ -53,16 +53,7 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 	cfg.commit(t, files, "site")
 
 	root := filepath.Join(dir, "root")
-	tokenFile := filepath.Join(dir, "api-token")
-	if err := os.WriteFile(tokenFile, []byte("api-tok\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := startDaemon(t, bin, "run", "--config", cfg.dir, "--root", root, "--listen", "127.0.0.1:0", "--api-token-file", tokenFile,
-		"--log-format", "json", "--grace", testGrace.String(), "--proxy-listen", "127.0.0.1:"+strconv.Itoa(port))
+	p, tokenFile, _ := startFrontDoorDaemon(t, bin, cfg.dir, root)
 	waitFor(t, 5*time.Minute, "both images built", func() bool {
 		var st api.Status
 		if p.getJSON("/api/status", &st) != http.StatusOK || len(st.Images) != 2 {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,17 +63,7 @@ courses:
 		"course/docker-image/nbhosting.Dockerfile": "FROM " + jupytertest.Image + "\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
 	}, "site")
 	root := filepath.Join(dir, "root")
-	tokenFile := filepath.Join(dir, "api-token")
-	if err := os.WriteFile(tokenFile, []byte("api-tok\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := "http://127.0.0.1:" + strconv.Itoa(port)
-	p := startDaemon(t, bin, "run", "--config", cfg.dir, "--root", root, "--listen", "127.0.0.1:0", "--api-token-file", tokenFile,
-		"--log-format", "json", "--grace", testGrace.String(), "--proxy-listen", "127.0.0.1:"+strconv.Itoa(port))
+	p, tokenFile, front := startFrontDoorDaemon(t, bin, cfg.dir, root)
 	waitFor(t, 20*time.Minute, "/readyz 200", func() bool { return p.getJSON("/readyz", nil) == http.StatusOK })
 	return &opsDaemon{proc: p, bin: bin, course: course, root: root, tokenFile: tokenFile, front: front, cli: cli}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,17 +44,7 @@ func TestResetAndShareProcess(t *testing.T) {
 	}, "site")
 
 	root := filepath.Join(dir, "root")
-	tokenFile := filepath.Join(dir, "api-token")
-	if err := os.WriteFile(tokenFile, []byte("api-tok\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := "http://127.0.0.1:" + strconv.Itoa(port)
-	p := startDaemon(t, bin, "run", "--config", cfg.dir, "--root", root, "--listen", "127.0.0.1:0", "--api-token-file", tokenFile,
-		"--log-format", "json", "--grace", testGrace.String(), "--proxy-listen", "127.0.0.1:"+strconv.Itoa(port))
+	p, tokenFile, front := startFrontDoorDaemon(t, bin, cfg.dir, root)
 	waitFor(t, 10*time.Minute, "/readyz 200", func() bool { return p.getJSON("/readyz", nil) == http.StatusOK })
 	auth := map[string]string{"Authorization": "Bearer api-tok"}
 
