@@ -549,14 +549,18 @@ type jsonMessage struct {
 const storeRaceAttempts = 3
 
 // storeRace reports whether a build failed only because an image went
-// from the engine's store while the build looked through it. podman's
-// builder (buildah) lists every image to find a cached step, then reads
-// each one's top layer, and fails the whole build with "layer not known"
-// when one was removed in between — by nbh-sync's own Prune of another
-// image, or by anything else on a shared engine. Nothing of the build is
-// kept, so building again is safe and almost always succeeds.
+// from the engine's store while the build used it. podman's builder
+// (buildah) lists every image to find a cached step, then reads each one's
+// top layer, and fails the whole build with "layer not known" when one was
+// removed in between. Docker's classic builder reuses another build's
+// untagged intermediate image as a cached step; when that build's image is
+// removed meanwhile (with its untagged parents: nbh-sync's own Prune, or
+// another site's, on a shared engine), committing the next step fails with
+// "unknown parent image ID". Nothing of the build is kept, so building
+// again is safe: the step is no longer cached and is run afresh.
 func storeRace(err error) bool {
-	return strings.Contains(err.Error(), "layer not known")
+	msg := err.Error()
+	return strings.Contains(msg, "layer not known") || strings.Contains(msg, "unknown parent image ID")
 }
 
 // runBuild runs one engine build, writing its log to out as plain lines,

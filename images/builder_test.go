@@ -237,7 +237,8 @@ func TestPinAndPrune(t *testing.T) {
 }
 
 // podman fails a build with "layer not known" when an image goes from its
-// store while the build looks for a cached step; the builder builds again,
+// store while the build looks for a cached step, Docker with "unknown
+// parent image ID" when a cached step's image went; the builder builds again,
 // with the whole context each time, a bounded number of times, and never
 // for any other failure.
 func TestEnsureStoreRace(t *testing.T) {
@@ -253,6 +254,9 @@ func TestEnsureStoreRace(t *testing.T) {
 		{name: "once", failures: 1, msg: race, wantCalls: 2, wantRetold: 1},
 		{name: "twice", failures: 2, msg: race, wantCalls: 3, wantRetold: 2},
 		{name: "every time", failures: 9, msg: race, wantCalls: storeRaceAttempts, wantErr: true, wantRetold: storeRaceAttempts - 1},
+		// What CI saw when a test removed its image (and the untagged
+		// intermediates) while another built the same first steps.
+		{name: "docker's cached parent removed", failures: 1, msg: "failed to export image: failed to set parent sha256:a56e7d69: unknown parent image ID sha256:a56e7d69", wantCalls: 2, wantRetold: 1},
 		{name: "another failure", failures: 1, msg: "RUN pip install: exit 1", wantCalls: 1, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
