@@ -3,7 +3,10 @@
 // --filter label=org.nbhosting.site=ROOT` of the same containers (also a
 // process): the floor a command that lists the containers cannot go under.
 // It also counts the engine API calls each command makes, through a
-// counting proxy of the engine's socket. See bench/README.md (cmds).
+// counting proxy of the engine's socket. With a watchtower binary (-watchtower
+// or on PATH) it times watchtower's monitor-only run over the same
+// containers too: the peer issue 28 measures against. See bench/README.md
+// (cmds).
 //
 //	go run ./bench/cmds -n "1000 10000" -runs 3
 package main
@@ -44,6 +47,7 @@ func main() {
 	bin := flag.String("bin", "", "the nbh-sync binary (default: go build ./cmd/nbh-sync)")
 	dir := flag.String("dir", "", "reuse the site a run with -keep left in DIR (its containers too)")
 	keep := flag.Bool("keep", false, "leave the site and its containers for -dir (removal: docker rm -f of the prefix printed)")
+	watchtower := flag.String("watchtower", "watchtower", "the watchtower binary timed beside the commands (skipped when not found; go build in a clone of containrrr/watchtower makes one)")
 	benchenv.Main("bench/cmds", func(ctx context.Context) error {
 		var ns []int
 		for _, f := range strings.Fields(*sizes) {
@@ -53,7 +57,12 @@ func main() {
 			}
 			ns = append(ns, n)
 		}
-		return run(ctx, ns, max(*runs, 1), max(*workers, 1), *bin, *dir, *keep)
+		wt, err := exec.LookPath(*watchtower)
+		if err != nil {
+			fmt.Printf("watchtower: %v: its rows are skipped\n", err)
+			wt = ""
+		}
+		return run(ctx, ns, max(*runs, 1), max(*workers, 1), *bin, *dir, *keep, wt)
 	})
 }
 
@@ -68,7 +77,7 @@ func (f fixture) save() error {
 	return os.WriteFile(filepath.Join(f.dir, "prefix"), []byte(f.prefix), 0o644)
 }
 
-func run(ctx context.Context, ns []int, runs, workers int, bin, reuse string, keep bool) error {
+func run(ctx context.Context, ns []int, runs, workers int, bin, reuse string, keep bool, watchtower string) error {
 	if _, err := exec.LookPath("docker"); err != nil {
 		return errors.New("the baseline needs the docker CLI on PATH")
 	}
@@ -171,6 +180,11 @@ func run(ctx context.Context, ns []int, runs, workers int, bin, reuse string, ke
 		if err := f.measure(ctx, bin, n, runs, proxySock, &counter); err != nil {
 			return err
 		}
+		if watchtower != "" {
+			if err := f.measureWatchtower(ctx, bin, watchtower, n, runs, proxySock, &counter); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -225,6 +239,8 @@ func (f fixture) create(ctx context.Context, cli *client.Client, img string, fro
 		_, err := cli.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"/none"}, Labels: map[string]string{
 			containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: f.course, containers.LabelStudent: student,
 			containers.LabelSite: f.root,
+			// watchtower --label-enable monitors these (and only these).
+			watchtowerEnable: "true",
 		}}, nil, nil, nil, containers.Name(f.course, student))
 		if err != nil {
 			return fmt.Errorf("create container %s: %w", student, err)
@@ -291,6 +307,42 @@ func (f fixture) measure(ctx context.Context, bin string, n, runs int, proxySock
 			c.name, n, best.Round(100*time.Microsecond), bestBase.Round(100*time.Microsecond), float64(best)/float64(bestBase),
 			ratios[len(ratios)/2], cpu, cpuBase, float64(cpu)/float64(max(cpuBase, 1)), benchenv.Total(counts), benchenv.Describe(counts))
 	}
+	return nil
+}
+
+// watchtowerEnable is the label watchtower --label-enable looks for.
+const watchtowerEnable = "com.centurylinklabs.watchtower.enable"
+
+// measureWatchtower times watchtower's one monitor-only pass over the same
+// containers beside nbh-sync plan, interleaved, the best of runs each, and
+// counts its engine calls. watchtower lists every container, then inspects
+// each one and its image before it filters on the enable label; nothing
+// is pulled or changed (--monitor-only --no-pull), the same read-only
+// question plan answers.
+func (f fixture) measureWatchtower(ctx context.Context, bin, watchtower string, n, runs int, proxySock string, counter *benchenv.Counter) error {
+	wtArgs := []string{"--run-once", "--monitor-only", "--no-pull", "--include-stopped", "--label-enable"}
+	planArgs := []string{"plan", "--config", f.config, "--root", f.root}
+	counter.Take()
+	if _, _, out, err := timed(ctx, "DOCKER_HOST=unix://"+proxySock, watchtower, wtArgs...); err != nil {
+		return fmt.Errorf("watchtower: %v\n%s", err, out)
+	}
+	counts := counter.Take()
+	var wt, plan []time.Duration
+	for range runs {
+		a, _, _, err := timed(ctx, "", bin, planArgs...)
+		if err != nil {
+			return fmt.Errorf("nbh-sync plan: %w", err)
+		}
+		b, _, out, err := timed(ctx, "", watchtower, wtArgs...)
+		if err != nil {
+			return fmt.Errorf("watchtower: %v\n%s", err, out)
+		}
+		plan, wt = append(plan, a), append(wt, b)
+	}
+	best, bestWT := slices.Min(plan), slices.Min(wt)
+	fmt.Printf("RESULT cmds cmd=\"plan vs watchtower\" n=%d nbh=%s watchtower=%s speedup=%.1f watchtower_calls=%d engine=%q\n",
+		n, best.Round(100*time.Microsecond), bestWT.Round(100*time.Microsecond), float64(bestWT)/float64(best),
+		benchenv.Total(counts), benchenv.Describe(counts))
 	return nil
 }
 
