@@ -33,6 +33,25 @@ func ListRaced(err error) bool {
 // ListRaced.
 const ListRetries = 5
 
+// BuildRaced reports whether a build failed only because an image went
+// from the engine's store while the build used it; nothing of the build
+// is kept, so building again is safe and almost always succeeds. podman's
+// builder (buildah) lists every image to find a cached step, then reads
+// each one's top layer, and fails the whole build with "layer not known"
+// when one was removed in between. Docker's classic builder reuses
+// another build's untagged intermediate image as a cached step; when that
+// build's image is removed meanwhile with its untagged parents (a prune,
+// this site's or another's on a shared engine), committing the next step
+// fails with "unknown parent image ID". Building again runs the step
+// afresh.
+func BuildRaced(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "layer not known") || strings.Contains(msg, "unknown parent image ID")
+}
+
 // Labels every build of nbh-sync carries: the image's name, its build key
 // (a digest of every input), and where its Dockerfile came from
 // (repo@commit:path).

@@ -40,6 +40,26 @@ func TestListRaced(t *testing.T) {
 	}
 }
 
+func TestBuildRaced(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		// podman (buildah) looking through its cache.
+		{errors.New("checking if cached image exists from a previous build: getting top layer info: layer not known"), true},
+		// Docker's classic builder, as CI saw it.
+		{errors.New("failed to export image: failed to set parent sha256:a56e7d69: unknown parent image ID sha256:a56e7d69"), true},
+		{errors.New("The command '/bin/sh -c pip install x' returned a non-zero code: 1"), false},
+		{errors.New("pull access denied for nbhtest-base, repository does not exist"), false},
+	}
+	for _, tt := range tests {
+		if got := BuildRaced(tt.err); got != tt.want {
+			t.Errorf("BuildRaced(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
 func TestRepository(t *testing.T) {
 	a, b := Repository("/srv/a", "python"), Repository("/srv/b", "python")
 	if a == b {

@@ -403,7 +403,7 @@ func (b *Builder) build(ctx context.Context, spec *Spec, force bool, out io.Writ
 		go func() { pw.CloseWithError(spec.WriteContext(pw, b.latest)) }()
 		id, err = b.runBuild(ctx, pr, opts, out)
 		pr.Close()
-		if err == nil || !storeRace(err) || attempt == storeRaceAttempts {
+		if err == nil || !imageref.BuildRaced(err) || attempt == storeRaceAttempts {
 			break
 		}
 		fmt.Fprintf(out, "the engine's image store changed under the build (an image removed meanwhile): building again (%d of %d)\n", attempt+1, storeRaceAttempts)
@@ -545,23 +545,8 @@ type jsonMessage struct {
 }
 
 // storeRaceAttempts is how many times build runs one spec's build while
-// each attempt fails on a store race (storeRace).
+// each attempt fails on a store race (imageref.BuildRaced).
 const storeRaceAttempts = 3
-
-// storeRace reports whether a build failed only because an image went
-// from the engine's store while the build used it. podman's builder
-// (buildah) lists every image to find a cached step, then reads each one's
-// top layer, and fails the whole build with "layer not known" when one was
-// removed in between. Docker's classic builder reuses another build's
-// untagged intermediate image as a cached step; when that build's image is
-// removed meanwhile (with its untagged parents: nbh-sync's own Prune, or
-// another site's, on a shared engine), committing the next step fails with
-// "unknown parent image ID". Nothing of the build is kept, so building
-// again is safe: the step is no longer cached and is run afresh.
-func storeRace(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "layer not known") || strings.Contains(msg, "unknown parent image ID")
-}
 
 // runBuild runs one engine build, writing its log to out as plain lines,
 // and returns the built image's ID.

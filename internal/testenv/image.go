@@ -13,6 +13,8 @@ import (
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/nbhosting/nbh-sync/imageref"
 )
 
 // File is one file of a build context.
@@ -28,13 +30,12 @@ type File struct {
 // through package images.
 //
 // Test packages run side by side on one engine and remove their images as
-// they end: podman fails a build whose cache lookup meets an image removed
-// meanwhile ("layer not known", see storeRace in package images, which
-// this package cannot import), so such a build runs again, twice at most.
+// they end: a build whose cached step's image is removed meanwhile fails
+// (imageref.BuildRaced), so such a build runs again, twice at most.
 func BuildImage(ctx context.Context, cli *client.Client, files []File, tags ...string) (string, error) {
 	for attempt := 1; ; attempt++ {
 		id, err := buildImage(ctx, cli, files, tags)
-		if err == nil || !strings.Contains(err.Error(), "layer not known") || attempt == 3 {
+		if err == nil || !imageref.BuildRaced(err) || attempt == 3 {
 			return id, err
 		}
 	}
