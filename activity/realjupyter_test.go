@@ -82,26 +82,6 @@ func kernel(t *testing.T, s *jupytertest.Server, id string) jupytertest.Kernel {
 	return jupytertest.Kernel{}
 }
 
-// eventually polls cond every 50ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (last: %s)", timeout, what, last)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("context ended waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 // probesLeaveNoTrace probes n times and checks that the probes did not
 // move the server's global last_activity (/api/status, which Jupyter's own
 // culler reads) and, when the kernels are settled (nothing runs in them),
@@ -201,7 +181,7 @@ func TestRealJupyter(t *testing.T) {
 
 			// A settled kernel: its last_activity is the server's, and
 			// probing moves neither.
-			eventually(t, 30*time.Second, "kernel listed idle after a cell", func() (bool, string) {
+			testenv.Eventually(t, 30*time.Second, "kernel listed idle after a cell", func() (bool, string) {
 				if _, err := s.Execute(t.Context(), k.ID, "x = 1"); err != nil {
 					return false, err.Error()
 				}
@@ -228,7 +208,7 @@ func TestRealJupyter(t *testing.T) {
 			if err := s.StartExecution(t.Context(), k.ID, "import time; time.sleep(600)"); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, "probe sees the kernel busy", func() (bool, string) {
+			testenv.Eventually(t, 10*time.Second, "probe sees the kernel busy", func() (bool, string) {
 				r = probe(t, p, tg)
 				return r.Busy, fmt.Sprintf("%+v", r)
 			})
@@ -329,7 +309,7 @@ func TestRealJupyterTerminal(t *testing.T) {
 			// means 10 s without a move.
 			const rest = 10 * time.Second
 			var settled time.Time
-			eventually(t, 90*time.Second, "the terminal's last_activity at rest", func() (bool, string) {
+			testenv.Eventually(t, 90*time.Second, "the terminal's last_activity at rest", func() (bool, string) {
 				var ts []struct {
 					LastActivity time.Time `json:"last_activity"`
 				}

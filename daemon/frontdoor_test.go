@@ -28,7 +28,6 @@ import (
 func TestFrontDoorProcess(t *testing.T) {
 	t.Parallel()
 	cli := requireDocker(t)
-	bin := nbhSyncBinary(t)
 	fj := fjtest.Binary(t)
 	course := testPrefix + "fd-" + randHex(4)
 	cleanupCourse(t, cli, course)
@@ -70,8 +69,8 @@ courses:
 	front := "http://127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"run", "--config", cfg.dir, "--root", root, "--listen", "127.0.0.1:0", "--api-token-file", tokenFile,
 		"--log-format", "json", "--grace", testGrace.String(), "--proxy-listen", "127.0.0.1:" + strconv.Itoa(port)}
-	p := startDaemon(t, bin, args...)
-	waitFor(t, 120*time.Second, "/readyz 200", func() bool { return p.getJSON("/readyz", nil) == http.StatusOK })
+	p := startDaemon(t, args...)
+	p.waitReadyz(120*time.Second, "/readyz 200")
 
 	spawn := func(student string) string {
 		t.Helper()
@@ -82,7 +81,7 @@ courses:
 		// loaded machine the config may come with a later one.
 		var code int
 		var body string
-		waitFor(t, 120*time.Second, "spawn "+student, func() bool {
+		testenv.WaitFor(t, 120*time.Second, "spawn "+student, func() bool {
 			code, body = p.post("/api/spawn", fmt.Appendf(nil, `{"course":%q,"student":%q}`, course, student),
 				map[string]string{"Authorization": "Bearer api-tok"})
 			return code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout
@@ -137,16 +136,16 @@ courses:
 	if err := cli.ContainerStop(t.Context(), course+"-x-alice", container.StopOptions{Timeout: &timeout}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "alice's server back through the front door", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "alice's server back through the front door", func() bool {
 		code, _ := get(alice+"api/status", "Accept: text/html")
 		return code == http.StatusOK
 	})
 
 	// A restart: the session key is kept, and the first container pass
 	// gives the new process its routes (a script's request does not spawn).
-	p.terminate(testGrace + 10*time.Second)
-	p = startDaemon(t, bin, args...)
-	waitFor(t, 60*time.Second, "alice's route from the first pass after a restart", func() bool {
+	p.Terminate(testGrace + 10*time.Second)
+	p = startDaemon(t, args...)
+	testenv.WaitFor(t, 60*time.Second, "alice's route from the first pass after a restart", func() bool {
 		code, _ := get(alice + "api/status")
 		return code == http.StatusOK
 	})

@@ -1,27 +1,22 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
-	gobuild "go/build"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,22 +35,6 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("test ended waiting for %s", what)
-		case <-time.After(100 * time.Millisecond): // poll interval
-		}
-	}
 }
 
 // --- git fixtures (the git CLI is fine in tests; the product uses go-git) ---
@@ -239,60 +218,21 @@ func cleanupContainers(t *testing.T, cli *client.Client, prefix string) {
 
 // --- the daemon as a process ---
 
-// nbhSyncBinary compiles ./cmd/nbh-sync, with the race detector when the
-// test has it.
-func nbhSyncBinary(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "nbh-sync")
-	args := []string{"build", "-o", out}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command(filepath.Join(gobuild.Default.GOROOT, "bin", "go"), append(args, "../cmd/nbh-sync")...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/nbh-sync: %v\n%s", err, b)
-	}
-	return out
-}
+// logLine is one log line of the daemon.
+type logLine = testenv.LogLine
 
-// logLine is one JSON log line of the daemon, with the time it was read.
-type logLine struct {
-	Read   time.Time
-	Fields map[string]any
-	Raw    string
-}
-
-func (l logLine) str(key string) string {
-	s, _ := l.Fields[key].(string)
-	return s
-}
-
-// time is the time the daemon wrote on the line.
-func (l logLine) time() time.Time {
-	tm, _ := time.Parse(time.RFC3339Nano, l.str("time"))
-	return tm
-}
-
-// proc is a running `nbh-sync run`.
+// proc is one run of `nbh-sync run`.
 type proc struct {
+	*testenv.Daemon
 	t    *testing.T
-	cmd  *exec.Cmd
 	addr string
-
-	mu    sync.Mutex
-	lines []logLine
-	more  chan struct{} // closed and replaced at each new line
-
-	exited chan struct{}
-	state  *os.ProcessState
 }
 
-// startDaemon runs nbh-sync with args and waits for its listening line.
 // startFrontDoorDaemon starts `nbh-sync run` on config and root with its
 // API on a free loopback port, the token "api-tok" in a file beside root,
 // and the front door on a port of its own. It returns the daemon, the
 // token file and the front door's URL.
-func startFrontDoorDaemon(t *testing.T, bin, config, root string) (p *proc, tokenFile, front string) {
+func startFrontDoorDaemon(t *testing.T, config, root string) (p *proc, tokenFile, front string) {
 	t.Helper()
 	tokenFile = filepath.Join(filepath.Dir(root), "api-token")
 	if err := os.WriteFile(tokenFile, []byte("api-tok\n"), 0o600); err != nil {
@@ -302,146 +242,32 @@ func startFrontDoorDaemon(t *testing.T, bin, config, root string) (p *proc, toke
 	if err != nil {
 		t.Fatal(err)
 	}
-	p = startDaemon(t, bin, "run", "--config", config, "--root", root, "--listen", "127.0.0.1:0", "--api-token-file", tokenFile,
+	p = startDaemon(t, "run", "--config", config, "--root", root, "--listen", "127.0.0.1:0", "--api-token-file", tokenFile,
 		"--log-format", "json", "--grace", testGrace.String(), "--proxy-listen", "127.0.0.1:"+strconv.Itoa(port))
 	return p, tokenFile, "http://127.0.0.1:" + strconv.Itoa(port)
 }
 
-func startDaemon(t *testing.T, bin string, args ...string) *proc {
+// startDaemon runs nbh-sync with args and waits for its listening line.
+func startDaemon(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(bin, args...), more: make(chan struct{}), exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), testenv.GitEnv...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			l := logLine{Read: time.Now(), Raw: sc.Text()}
-			_ = json.Unmarshal(sc.Bytes(), &l.Fields)
-			p.mu.Lock()
-			p.lines = append(p.lines, l)
-			close(p.more)
-			p.more = make(chan struct{})
-			p.mu.Unlock()
-		}
-	}()
-	go func() {
-		<-read // Wait must follow the last read of the pipe
-		_ = p.cmd.Wait()
-		p.mu.Lock()
-		p.state = p.cmd.ProcessState
-		p.mu.Unlock()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if n := p.count(0, func(l logLine) bool { return strings.Contains(l.Raw, "WARNING: DATA RACE") }); n > 0 {
-			t.Errorf("the daemon reported %d data races", n)
-		}
-		if t.Failed() {
-			p.mu.Lock()
-			for _, l := range p.lines {
-				t.Log("daemon: " + l.Raw)
-			}
-			p.mu.Unlock()
-		}
-	})
-	l := p.waitLog(30*time.Second, "listening line", func(l logLine) bool { return l.str("msg") == "listening" })
-	p.addr = l.str("addr")
+	p := &proc{Daemon: testenv.NewDaemon(t), t: t}
+	p.Start(args...)
+	l := p.WaitLog(0, 30*time.Second, "listening line", func(l logLine) bool { return l.Msg == "listening" })
+	p.addr = l.Str("addr")
 	if p.addr == "" {
 		t.Fatalf("listening line without addr: %s", l.Raw)
 	}
 	return p
 }
 
-// waitLog returns the first log line since the start that matches, waiting
-// for it up to timeout.
-func (p *proc) waitLog(timeout time.Duration, what string, match func(logLine) bool) logLine {
+// waitReadyz waits up to timeout for /readyz to answer 200 (the first
+// pass is over).
+func (p *proc) waitReadyz(timeout time.Duration, what string) {
 	p.t.Helper()
-	return p.waitLogFrom(0, timeout, what, match)
-}
-
-// mark is the number of lines read so far: waitLogFrom(mark, ...) looks
-// only at lines written after it.
-func (p *proc) mark() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.lines)
-}
-
-func (p *proc) waitLogFrom(from int, timeout time.Duration, what string, match func(logLine) bool) logLine {
-	p.t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		p.mu.Lock()
-		for ; from < len(p.lines); from++ {
-			if match(p.lines[from]) {
-				l := p.lines[from]
-				p.mu.Unlock()
-				return l
-			}
-		}
-		more := p.more
-		p.mu.Unlock()
-		select {
-		case <-more:
-		case <-p.exited:
-			p.mu.Lock()
-			n := len(p.lines)
-			p.mu.Unlock()
-			if from == n {
-				p.t.Fatalf("daemon exited (%v) while waiting for %s", p.state, what)
-			}
-		case <-deadline.C:
-			p.t.Fatalf("timed out after %s waiting for %s in the daemon's log", timeout, what)
-		}
-	}
-}
-
-// count returns how many lines since from match.
-func (p *proc) count(from int, match func(logLine) bool) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, l := range p.lines[from:] {
-		if match(l) {
-			n++
-		}
-	}
-	return n
-}
-
-// terminate sends SIGTERM and waits up to timeout for the process to exit,
-// returning how long it took.
-func (p *proc) terminate(timeout time.Duration) (time.Duration, *os.ProcessState) {
-	p.t.Helper()
-	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		p.t.Fatalf("SIGTERM: %v", err)
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		p.t.Fatalf("daemon still running %s after SIGTERM", timeout)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return time.Since(start), p.state
+	p.WaitReady(timeout, what, func() (bool, string) {
+		code := p.getJSON("/readyz", nil)
+		return code == http.StatusOK, strconv.Itoa(code)
+	})
 }
 
 func (p *proc) url(path string) string { return "http://" + p.addr + path }

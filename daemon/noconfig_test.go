@@ -13,14 +13,13 @@ import (
 func TestNoConfigAtStartIsRetried(t *testing.T) {
 	t.Parallel()
 	requireDocker(t)
-	bin := nbhSyncBinary(t)
 	dir := t.TempDir()
 	cfg := newWorkTree(t, filepath.Join(dir, "config"), "")
 	cfg.commit(t, map[string]string{"courses.yaml": "version: 1\ncourses:\n  a:\n    repo: .\n    idel: 1h\n"}, "a typo")
-	p := startDaemon(t, bin, "run", "--config", cfg.dir, "--root", filepath.Join(dir, "root"), "--listen", "127.0.0.1:0",
+	p := startDaemon(t, "run", "--config", cfg.dir, "--root", filepath.Join(dir, "root"), "--listen", "127.0.0.1:0",
 		"--log-format", "json", "--grace", testGrace.String())
-	p.waitLog(time.Minute, "the first pass, with no config", func(l logLine) bool { return l.str("msg") == "pass finished with errors" })
-	mark := p.mark()
+	p.WaitLog(0, time.Minute, "the first pass, with no config", func(l logLine) bool { return l.Msg == "pass finished with errors" })
+	mark := p.Mark()
 	cfg.commit(t, map[string]string{"courses.yaml": "version: 1\ncourses: {}\n"}, "fixed")
-	p.waitLogFrom(mark, time.Minute, "the fixed config applied", func(l logLine) bool { return l.str("msg") == "config applied" })
+	p.WaitLog(mark, time.Minute, "the fixed config applied", func(l logLine) bool { return l.Msg == "config applied" })
 }

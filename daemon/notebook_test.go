@@ -35,7 +35,7 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 	for _, ref := range gens {
 		jupytertest.RequireImage(t, cli, ref)
 	}
-	bin := nbhSyncBinary(t)
+	bin := testenv.DaemonBinary(t)
 	suffix := randHex(4)
 	course := func(gen string) string { return testPrefix + gen + "-" + suffix }
 	t.Cleanup(func() { testenv.RemoveImagesLabelled(cli, images.LabelImage, course("gen1"), course("gen2")) })
@@ -53,8 +53,8 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 	cfg.commit(t, files, "site")
 
 	root := filepath.Join(dir, "root")
-	p, tokenFile, _ := startFrontDoorDaemon(t, bin, cfg.dir, root)
-	waitFor(t, 5*time.Minute, "both images built", func() bool {
+	p, tokenFile, _ := startFrontDoorDaemon(t, cfg.dir, root)
+	testenv.WaitFor(t, 5*time.Minute, "both images built", func() bool {
 		var st api.Status
 		if p.getJSON("/api/status", &st) != http.StatusOK || len(st.Images) != 2 {
 			return false

@@ -37,7 +37,7 @@ func startOpsDaemon(t *testing.T) *opsDaemon {
 	t.Helper()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 	jupytertest.RequireImage(t, cli, jupytertest.Image)
-	bin := nbhSyncBinary(t)
+	bin := testenv.DaemonBinary(t)
 	course := testPrefix + "ops-" + randHex(4)
 	cleanupCourse(t, cli, course)
 
@@ -63,8 +63,8 @@ courses:
 		"course/docker-image/nbhosting.Dockerfile": "FROM " + jupytertest.Image + "\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
 	}, "site")
 	root := filepath.Join(dir, "root")
-	p, tokenFile, front := startFrontDoorDaemon(t, bin, cfg.dir, root)
-	waitFor(t, 20*time.Minute, "/readyz 200", func() bool { return p.getJSON("/readyz", nil) == http.StatusOK })
+	p, tokenFile, front := startFrontDoorDaemon(t, cfg.dir, root)
+	p.waitReadyz(20*time.Minute, "/readyz 200")
 	return &opsDaemon{proc: p, bin: bin, course: course, root: root, tokenFile: tokenFile, front: front, cli: cli}
 }
 
@@ -76,7 +76,7 @@ func (d *opsDaemon) spawn(student string, uid int) api.SpawnResult {
 	var res api.SpawnResult
 	var code int
 	var body string
-	waitFor(d.t, 5*time.Minute, "spawn "+student, func() bool {
+	testenv.WaitFor(d.t, 5*time.Minute, "spawn "+student, func() bool {
 		code, body = d.post("/api/spawn", fmt.Appendf(nil, `{"course":%q,"student":%q,"uid":%d}`, d.course, student, uid), bearer)
 		return code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout
 	})
@@ -311,7 +311,7 @@ func dashboardActions(t *testing.T, d *opsDaemon) {
 	wait := func(want string) {
 		t.Helper()
 		var got string
-		waitFor(t, 2*time.Minute, "admin message "+want, func() bool {
+		testenv.WaitFor(t, 2*time.Minute, "admin message "+want, func() bool {
 			got = eval(`document.getElementById("admin-msg").textContent`)
 			return strings.Contains(got, want)
 		})

@@ -44,7 +44,6 @@ const (
 func TestProcessDaemon(t *testing.T) {
 	t.Parallel()
 	cli := requireDocker(t)
-	bin := nbhSyncBinary(t)
 	base := busyboxBase(t, cli) // its cleanup removes every build made on it
 
 	dir := t.TempDir()
@@ -99,8 +98,8 @@ courses:
 		"--grace", testGrace.String()}
 
 	// --- start: the first pass builds the shared image and checks out both courses.
-	p := startDaemon(t, bin, args...)
-	waitFor(t, 90*time.Second, "/readyz 200 (first pass done)", func() bool { return p.getJSON("/readyz", nil) == http.StatusOK })
+	p := startDaemon(t, args...)
+	p.waitReadyz(90*time.Second, "/readyz 200 (first pass done)")
 	first := p.builds(webCourse)
 	if len(first) != 1 || first[0].Result != "ok" {
 		t.Fatalf("after the first pass, builds of %s: %+v", webCourse, first)
@@ -123,23 +122,23 @@ courses:
 	if code, body := p.post("/api/sync", []byte(`{}`), map[string]string{"Authorization": "Bearer wrong"}); code != http.StatusUnauthorized {
 		t.Errorf("POST /api/sync with a wrong token: %d %s, want 401", code, body)
 	}
-	m := p.mark()
+	m := p.Mark()
 	if code, body := p.post("/api/sync", []byte(`{}`), map[string]string{"Authorization": "Bearer " + token}); code != http.StatusAccepted {
 		t.Errorf("POST /api/sync with the token: %d %s, want 202", code, body)
 	}
-	p.waitLogFrom(m, 30*time.Second, "the pass asked by the API", func(l logLine) bool { return l.str("msg") == "pass" && hasReason(l, "api") })
+	p.WaitLog(m, 30*time.Second, "the pass asked by the API", func(l logLine) bool { return l.Msg == "pass" && hasReason(l, "api") })
 
 	// --- cron: schedules.reconcile fires every 2s; passes counted in /metrics.
 	before := p.reconcilePasses()
 	cronStart := time.Now()
-	waitFor(t, 15*time.Second, "two cron reconcile passes in /metrics", func() bool { return p.reconcilePasses() >= before+2 })
+	testenv.WaitFor(t, 15*time.Second, "two cron reconcile passes in /metrics", func() bool { return p.reconcilePasses() >= before+2 })
 	t.Logf("cron: 2 reconcile passes in %s", time.Since(cronStart).Round(time.Millisecond))
 
 	// --- webhook: a bad signature triggers nothing.
 	v2 := web.commit(t, map[string]string{"docker-image/data.txt": "v2\n"}, "v2: new image input")
 	payload := fmt.Appendf(nil, `{"ref":"refs/heads/main","after":%q,"repository":{"clone_url":%q,"html_url":%q}}`,
 		v2, webURL, strings.TrimSuffix(webURL, ".git"))
-	m = p.mark()
+	m = p.Mark()
 	for name, h := range map[string]map[string]string{
 		"bad signature": {"X-Hub-Signature-256": sign("not-the-secret", payload), "X-GitHub-Event": "push"},
 		"no signature":  {"X-GitHub-Event": "push"},
@@ -149,10 +148,10 @@ courses:
 		}
 	}
 	// Two reconcile passes later, still no pull, no build, no new commit.
-	waitFor(t, 15*time.Second, "two reconcile passes after the refused webhooks", func() bool {
-		return p.count(m, func(l logLine) bool { return l.str("msg") == "pass" && l.str("kinds") == "reconcile" }) >= 2
+	testenv.WaitFor(t, 15*time.Second, "two reconcile passes after the refused webhooks", func() bool {
+		return p.Count(m, func(l logLine) bool { return l.Msg == "pass" && l.Str("kinds") == "reconcile" }) >= 2
 	})
-	if n := p.count(m, func(l logLine) bool { return l.str("msg") == "pass" && strings.Contains(l.str("kinds"), "pull") }); n != 0 {
+	if n := p.Count(m, func(l logLine) bool { return l.Msg == "pass" && strings.Contains(l.Str("kinds"), "pull") }); n != 0 {
 		t.Errorf("%d pull passes after refused webhooks, want 0", n)
 	}
 	if got := p.builds(webCourse); len(got) != 1 {
@@ -163,15 +162,15 @@ courses:
 	}
 
 	// --- webhook: a good signature starts the build at once.
-	m = p.mark()
+	m = p.Mark()
 	posted := time.Now()
 	code, body := p.post("/hooks/github", payload, map[string]string{"X-Hub-Signature-256": sign(secret, payload), "X-GitHub-Event": "push", "Content-Type": "application/json"})
 	if code != http.StatusAccepted || !strings.Contains(body, webCourse) {
 		t.Fatalf("signed webhook: %d %s, want 202 naming %s", code, body, webCourse)
 	}
-	passLine := p.waitLogFrom(m, 30*time.Second, "the pass of the webhook", func(l logLine) bool { return l.str("msg") == "pass" && hasReason(l, "hook:github") })
+	passLine := p.WaitLog(m, 30*time.Second, "the pass of the webhook", func(l logLine) bool { return l.Msg == "pass" && hasReason(l, "hook:github") })
 	var b2 history.Record
-	waitFor(t, 90*time.Second, "the build of the pushed commit", func() bool {
+	testenv.WaitFor(t, 90*time.Second, "the build of the pushed commit", func() bool {
 		got := p.builds(webCourse)
 		if len(got) > 1 && got[0].BuildKey != key1 {
 			b2 = got[0]
@@ -184,7 +183,7 @@ courses:
 	}
 	buildStart := b2.Time.Add(-b2.Duration)
 	t.Logf("MEASURED webhook POST → pass start %s, → build start %s, → build done %s (build %s)",
-		passLine.time().Sub(posted).Round(time.Millisecond), buildStart.Sub(posted).Round(time.Millisecond),
+		passLine.Time().Sub(posted).Round(time.Millisecond), buildStart.Sub(posted).Round(time.Millisecond),
 		b2.Time.Sub(posted).Round(time.Millisecond), b2.Duration.Round(time.Millisecond))
 	checkServing(t, cli, webRepo, b2.BuildKey)
 
@@ -203,15 +202,15 @@ courses:
 	committed := time.Now()
 	lc := local.commit(t, map[string]string{"notebooks/new.ipynb": `{"cells":[]}`}, "new notebook")
 	newFile := filepath.Join(root, "courses", localCourse, "notebooks", "new.ipynb")
-	waitFor(t, 10*time.Second, "the local commit checked out under ROOT/courses", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the local commit checked out under ROOT/courses", func() bool {
 		_, err := os.Stat(newFile)
 		return err == nil
 	})
 	seen := time.Now()
-	p.waitLog(5*time.Second, "fsnotify's log line", func(l logLine) bool { return l.str("msg") == "local repo changed" && l.str("path") == local.dir })
-	fsPass := p.waitLog(5*time.Second, "the pass of fsnotify", func(l logLine) bool { return l.str("msg") == "pass" && hasReason(l, "fsnotify:"+local.dir) })
-	p.waitLog(30*time.Second, "the end of the pass of fsnotify", func(l logLine) bool {
-		return strings.HasPrefix(l.str("msg"), "pass finished") && l.Fields["pass"] == fsPass.Fields["pass"]
+	p.WaitLog(0, 5*time.Second, "fsnotify's log line", func(l logLine) bool { return l.Msg == "local repo changed" && l.Str("path") == local.dir })
+	fsPass := p.WaitLog(0, 5*time.Second, "the pass of fsnotify", func(l logLine) bool { return l.Msg == "pass" && hasReason(l, "fsnotify:"+local.dir) })
+	p.WaitLog(0, 30*time.Second, "the end of the pass of fsnotify", func(l logLine) bool {
+		return strings.HasPrefix(l.Msg, "pass finished") && l.Fields["pass"] == fsPass.Fields["pass"]
 	})
 	if c := p.courseCommit(localCourse); c != lc {
 		t.Errorf("status of %s: commit %s, want %s", localCourse, c, lc)
@@ -230,16 +229,16 @@ courses:
 	if code, body := p.post("/hooks/github", payload, map[string]string{"X-Hub-Signature-256": sign(secret, payload), "X-GitHub-Event": "push"}); code != http.StatusAccepted {
 		t.Fatalf("signed webhook: %d %s", code, body)
 	}
-	waitFor(t, 60*time.Second, "the slow RUN step to run", func() bool { return len(runContainers(t, cli, marker)) > 0 })
+	testenv.WaitFor(t, 60*time.Second, "the slow RUN step to run", func() bool { return len(runContainers(t, cli, marker)) > 0 })
 	latestBefore := inspect(t, cli, webRepo+":latest").ID
-	took, state := p.terminate(testGrace + testAbandon + 3*time.Second)
+	took, state := p.Terminate(testGrace + testAbandon + 3*time.Second)
 	t.Logf("MEASURED SIGTERM mid-build → exit %s (grace %s + abandon %s), %v", took.Round(time.Millisecond), testGrace, testAbandon, state)
 	if !state.Exited() || state.ExitCode() != 0 {
 		t.Errorf("daemon did not exit by itself with status 0 (a graceful stop is not a failure): %v", state)
 	}
-	p.waitLog(time.Second, "the graceful stop", func(l logLine) bool { return l.str("msg") == "grace period over, cancelling passes" })
-	cut := p.waitLog(time.Second, "the cancelled pass", func(l logLine) bool { return l.str("msg") == "pass finished with errors" })
-	t.Logf("cancelled pass: %s", cut.str("err"))
+	p.WaitLog(0, time.Second, "the graceful stop", func(l logLine) bool { return l.Msg == "grace period over, cancelling passes" })
+	cut := p.WaitLog(0, time.Second, "the cancelled pass", func(l logLine) bool { return l.Msg == "pass finished with errors" })
+	t.Logf("cancelled pass: %s", cut.Str("err"))
 
 	// The state left: latest unmoved, the interrupted build recorded as
 	// failed, no tag on anything that did not pass its smoke test, and the
@@ -259,12 +258,12 @@ courses:
 	key3 := recs[0].BuildKey
 	t.Logf("interrupted build: %s", recs[0].Message)
 	checkNoHalfBuild(t, cli, webCourse, webRepo, key3)
-	waitFor(t, 30*time.Second, "the engine to remove the interrupted RUN container", func() bool { return len(runContainers(t, cli, marker)) == 0 })
+	testenv.WaitFor(t, 30*time.Second, "the engine to remove the interrupted RUN container", func() bool { return len(runContainers(t, cli, marker)) == 0 })
 
 	// --- restart: the startup pass completes the interrupted build.
-	p2 := startDaemon(t, bin, args...)
+	p2 := startDaemon(t, args...)
 	var b3 history.Record
-	waitFor(t, 90*time.Second, "the interrupted build completed after restart", func() bool {
+	testenv.WaitFor(t, 90*time.Second, "the interrupted build completed after restart", func() bool {
 		got := p2.builds(webCourse)
 		if len(got) > 0 && got[0].BuildKey == key3 && got[0].Result == "ok" {
 			b3 = got[0]
@@ -278,8 +277,8 @@ courses:
 	}
 	checkServing(t, cli, webRepo, key3)
 	checkNoHalfBuild(t, cli, webCourse, webRepo, "")
-	waitFor(t, 30*time.Second, "/readyz after restart", func() bool { return p2.getJSON("/readyz", nil) == http.StatusOK })
-	took, state = p2.terminate(testGrace + testAbandon + 3*time.Second)
+	p2.waitReadyz(30*time.Second, "/readyz after restart")
+	took, state = p2.Terminate(testGrace + testAbandon + 3*time.Second)
 	t.Logf("idle daemon: SIGTERM → exit %s, %v", took.Round(time.Millisecond), state)
 	if state.ExitCode() != 0 {
 		t.Errorf("idle daemon exited with %v after SIGTERM, want 0", state)

@@ -26,7 +26,7 @@ import (
 func TestResetAndShareProcess(t *testing.T) {
 	cli := requireDocker(t)
 	jupytertest.RequireImage(t, cli, jupytertest.Image2)
-	bin := nbhSyncBinary(t)
+	bin := testenv.DaemonBinary(t)
 	course := testPrefix + "ws-" + randHex(4)
 	cleanupCourse(t, cli, course)
 
@@ -44,13 +44,13 @@ func TestResetAndShareProcess(t *testing.T) {
 	}, "site")
 
 	root := filepath.Join(dir, "root")
-	p, tokenFile, front := startFrontDoorDaemon(t, bin, cfg.dir, root)
-	waitFor(t, 10*time.Minute, "/readyz 200", func() bool { return p.getJSON("/readyz", nil) == http.StatusOK })
+	p, tokenFile, front := startFrontDoorDaemon(t, cfg.dir, root)
+	p.waitReadyz(10*time.Minute, "/readyz 200")
 	auth := map[string]string{"Authorization": "Bearer api-tok"}
 
 	var code int
 	var body string
-	waitFor(t, 10*time.Minute, "spawn", func() bool {
+	testenv.WaitFor(t, 10*time.Minute, "spawn", func() bool {
 		code, body = p.post("/api/spawn", fmt.Appendf(nil, `{"course":%q,"student":"alice","uid":1234}`, course), auth)
 		return code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout
 	})

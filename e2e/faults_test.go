@@ -44,22 +44,22 @@ func TestEngineOutage(t *testing.T) {
 
 	// A push; the engine goes away as soon as the pass checks it out,
 	// while the new image builds.
-	mark := d.mark()
+	mark := d.Mark()
 	commit := r.Commit(t, map[string]string{"docker-image/marker.txt": "v2\n"}, "v2")
-	if _, err := d.waitLog(ctx, mark, func(l logLine) bool { return l.Msg == "course checked out" }); err != nil {
+	if _, err := d.NextLog(ctx, mark, func(l logLine) bool { return l.Msg == "course checked out" }); err != nil {
 		t.Fatal(err)
 	}
 	proxy.cut()
-	cutAt := d.mark()
+	cutAt := d.Mark()
 	for range 3 { // three passes fail, the daemon lives on
-		l, err := d.waitLog(ctx, cutAt, func(l logLine) bool { return l.Msg == "pass finished with errors" })
+		l, err := d.NextLog(ctx, cutAt, func(l logLine) bool { return l.Msg == "pass finished with errors" })
 		if err != nil {
 			t.Fatal(err)
 		}
-		cutAt = d.mark()
+		cutAt = d.Mark()
 		t.Logf("pass during the outage: %.300s", l.Raw)
 	}
-	if !d.alive() {
+	if !d.Alive() {
 		t.Fatal("the daemon died with the engine")
 	}
 	if err := d.call(ctx, http.MethodGet, "/healthz", nil, nil); err != nil {
@@ -73,7 +73,7 @@ func TestEngineOutage(t *testing.T) {
 	tm.phase("outage: 3 failed passes, daemon alive, errors reported")
 
 	proxy.restore(t)
-	eventually(t, 2*time.Minute, "converged after the engine came back", func() (bool, string) {
+	testenv.Eventually(t, 2*time.Minute, "converged after the engine came back", func() (bool, string) {
 		st, err := d.status(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -124,7 +124,7 @@ func TestBadRemotes(t *testing.T) {
 		t.Errorf("spawn in the course whose remote hangs (its image is fine): %v", err)
 	}
 
-	eventually(t, time.Minute, "errors and backoff of the bad remotes in status", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "errors and backoff of the bad remotes in status", func() (bool, string) {
 		st, err := d.status(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -145,7 +145,7 @@ func TestBadRemotes(t *testing.T) {
 	// The instructor of the good course pushes: it still gets built.
 	commit := goodRepo.Commit(t, map[string]string{"docker-image/marker.txt": "v2\n"}, "v2")
 	d.hook(goodRepo.url)
-	waited := eventually(t, 4*time.Minute, "the good course built after its push", func() (bool, string) {
+	waited := testenv.Eventually(t, 4*time.Minute, "the good course built after its push", func() (bool, string) {
 		st, err := d.status(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -160,7 +160,7 @@ func TestBadRemotes(t *testing.T) {
 	s.git.set("failing.git", serve)
 	fc := failRepo.Commit(t, map[string]string{"intro.md": "# repaired\n"}, "repaired")
 	d.hook(failRepo.url)
-	eventually(t, 2*time.Minute, "the repaired course synced", func() (bool, string) {
+	testenv.Eventually(t, 2*time.Minute, "the repaired course synced", func() (bool, string) {
 		st, err := d.status(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -169,7 +169,7 @@ func TestBadRemotes(t *testing.T) {
 		return c.Commit == fc && c.Error == "", fmt.Sprintf("%+v", c)
 	})
 	tm.phase("failing remote repaired + webhook -> synced")
-	if !d.alive() {
+	if !d.Alive() {
 		t.Fatal("daemon died")
 	}
 	t.Logf("requests to the hung remote: %d, to the failing one: %d", s.git.requests("hung.git"), s.git.requests("failing.git"))

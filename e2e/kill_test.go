@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -75,10 +76,10 @@ func TestKillRestart(t *testing.T) {
 		if round%3 != 0 { // a new image version two rounds in three
 			last = r.Commit(t, map[string]string{"docker-image/marker.txt": fmt.Sprintf("v%d\n", round+1)}, fmt.Sprintf("v%d", round+1))
 		}
-		if !d.alive() {
+		if !d.Alive() {
 			d.start()
 		}
-		mark := d.mark()
+		mark := d.Mark()
 		// Students keep coming, through the kills.
 		sctx, stopSpawns := context.WithCancel(ctx)
 		go func() {
@@ -94,18 +95,18 @@ func TestKillRestart(t *testing.T) {
 		case 0:
 			sleep(wctx, time.Duration(rand.IntN(2500))*time.Millisecond)
 		case 1:
-			_, _ = d.waitLog(wctx, mark, func(l logLine) bool { return l.Msg == "course checked out" })
+			_, _ = d.NextLog(wctx, mark, func(l logLine) bool { return l.Msg == "course checked out" })
 			sleep(wctx, time.Duration(rand.IntN(1500))*time.Millisecond)
 		case 2:
-			_, _ = d.waitLog(wctx, mark, func(l logLine) bool {
+			_, _ = d.NextLog(wctx, mark, func(l logLine) bool {
 				return l.Msg == "container action" || l.Msg == "created container" || l.Msg == "built"
 			})
 			sleep(wctx, time.Duration(rand.IntN(200))*time.Millisecond)
 		}
 		cancel()
-		d.kill()
+		d.Kill()
 		stopSpawns()
-		phases[phaseAt(d.logSince(mark))]++
+		phases[phaseAt(d.Lines(mark))]++
 		checkInvariants(t, s, idle, d.repo(idle), busy, busyIDs, files)
 	}
 	t.Logf("%d kills, by what the daemon was doing: %v", killRounds, phases)
@@ -114,7 +115,7 @@ func TestKillRestart(t *testing.T) {
 	// The last start: it converges.
 	d.start()
 	d.waitReady(2 * time.Minute)
-	eventually(t, 3*time.Minute, "converged after the last restart", func() (bool, string) {
+	testenv.Eventually(t, 3*time.Minute, "converged after the last restart", func() (bool, string) {
 		st, err := d.status(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -125,9 +126,9 @@ func TestKillRestart(t *testing.T) {
 			fmt.Sprintf("image %+v, course %+v, errors %v", im, c, st.Errors)
 	})
 	// One more full pass, so that its prune has run on the final state.
-	mark := d.mark()
+	mark := d.Mark()
 	d.sync()
-	if _, err := d.waitLog(ctx, mark, func(l logLine) bool { return strings.HasPrefix(l.Msg, "pass finished") }); err != nil {
+	if _, err := d.NextLog(ctx, mark, func(l logLine) bool { return strings.HasPrefix(l.Msg, "pass finished") }); err != nil {
 		t.Fatal(err)
 	}
 	tm.phase("last restart -> converged")

@@ -85,7 +85,7 @@ func TestMakeRunSite(t *testing.T) {
 	// The first pass fetches the repo and builds the three images: a
 	// minute on a quiet machine, far more on a busy one; a pull that fails
 	// is retried.
-	eventually(t, 15*time.Minute, "the demo's images built", func() (bool, string) {
+	testenv.Eventually(t, 15*time.Minute, "the demo's images built", func() (bool, string) {
 		st, err := d.status(t.Context())
 		if err != nil || len(st.Images) == 0 {
 			return false, fmt.Sprint("no config yet: ", err, st.Errors)
@@ -120,7 +120,7 @@ func TestMakeRunSite(t *testing.T) {
 	// The page starts the server, then goes to the launch URL: ticket,
 	// cookie, the student's server behind the front door.
 	prefix := "http://" + door + "/u/demo/" + student + "/"
-	eventually(t, 2*time.Minute, "the browser at the demo student's server", func() (bool, string) {
+	testenv.Eventually(t, 2*time.Minute, "the browser at the demo student's server", func() (bool, string) {
 		loc, err := chromedp.Run(browser, chromedp.Location())
 		if msg, _ := chromedp.Run(browser, chromedp.Evaluate[string](`(document.querySelector(".demo-msg") || {}).textContent || ""`)); msg != "" && !strings.Contains(msg, "starting") {
 			t.Fatalf("the demo action failed: %s", msg)

@@ -22,6 +22,7 @@ import (
 	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // jupyterDockerfile is a course image on the real Jupyter server; marker
@@ -185,9 +186,9 @@ func TestStory(t *testing.T) {
 	// The admin removes the course "gone": its containers stay while in
 	// use.
 	cfgRev := cfgRepo.Commit(t, map[string]string{"courses.yaml": storyConfig(map[string]string{py: pyRepo.url}, shared)}, "drop "+gone)
-	mark := d.mark()
+	mark := d.Mark()
 	d.sync()
-	eventually(t, time.Minute, "config revision without "+gone+" applied", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "config revision without "+gone+" applied", func() (bool, string) {
 		st, err := d.status(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -196,10 +197,10 @@ func TestStory(t *testing.T) {
 		return st.Revision == cfgRev && !still, "revision " + st.Revision
 	})
 	for range 2 { // the pass that applied it and a scheduled one
-		if _, err := d.waitLog(ctx, mark, func(l logLine) bool { return strings.HasPrefix(l.Msg, "pass finished") }); err != nil {
+		if _, err := d.NextLog(ctx, mark, func(l logLine) bool { return strings.HasPrefix(l.Msg, "pass finished") }); err != nil {
 			t.Fatal(err)
 		}
-		mark = d.mark()
+		mark = d.Mark()
 	}
 	requireRunning(t, cli, gone+"-x-dave", ids["dave"], "dave is busy in a removed course")
 	requireRunning(t, cli, gone+"-x-carol", ids["carol"], "carol was active less than 1m ago")
@@ -217,7 +218,7 @@ func TestStory(t *testing.T) {
 		t.Fatalf("webhook triggered courses %v, want [%s]", res.Courses, py)
 	}
 	var key2 string
-	eventually(t, 4*time.Minute, "the image rebuilt after the push", func() (bool, string) {
+	testenv.Eventually(t, 4*time.Minute, "the image rebuilt after the push", func() (bool, string) {
 		st, err := d.status(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -229,7 +230,7 @@ func TestStory(t *testing.T) {
 
 	// The cohort goes idle: bob (stale) and carol, dave (removed course)
 	// are retired once idle for 1m; alice, busy, is never touched.
-	eventually(t, 3*time.Minute, "idle students retired", func() (bool, string) {
+	testenv.Eventually(t, 3*time.Minute, "idle students retired", func() (bool, string) {
 		requireRunning(t, cli, py+"-x-alice", ids["alice"], "alice is busy")
 		var left []string
 		for _, name := range []string{py + "-x-bob", gone + "-x-carol", gone + "-x-dave"} {
@@ -242,7 +243,7 @@ func TestStory(t *testing.T) {
 	if since := time.Since(daveIdle); since < time.Minute {
 		t.Errorf("dave's container removed %s after his kernel went idle, before idle (1m)", since)
 	}
-	eventually(t, 30*time.Second, "alice reported stale", func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "alice reported stale", func() (bool, string) {
 		st := d.mustStatus()
 		c, _ := course(st, py)
 		return c.Containers == 1 && c.Stale == 1 && c.Running == 1, fmt.Sprintf("%+v", c)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // requireAuthSwarm returns the registry with TLS and htpasswd that
@@ -119,7 +120,7 @@ courses:
 		"--webhook-secret-file", filepath.Join(filepath.Dir(d.root), "secret"), "--grace", "2s", "--proxy-listen", door}
 	d.start()
 	d.waitReady(5 * time.Minute)
-	eventually(t, 15*time.Minute, "the course image built and pushed", func() (bool, string) {
+	testenv.Eventually(t, 15*time.Minute, "the course image built and pushed", func() (bool, string) {
 		st := d.mustStatus()
 		if st.ConfigError != "" {
 			t.Fatalf("config rejected: %s", st.ConfigError)
@@ -137,7 +138,7 @@ courses:
 		t.Helper()
 		before := d.mustStatus().LastPass
 		d.sync("reconcile")
-		eventually(t, 3*time.Minute, "a container pass", func() (bool, string) {
+		testenv.Eventually(t, 3*time.Minute, "a container pass", func() (bool, string) {
 			return d.mustStatus().LastPass.After(before), ""
 		})
 	}
@@ -199,7 +200,7 @@ courses:
 	tm.phase("through the front door: a file saved")
 
 	// Idle (no kernel, no traffic) for a minute: stopped, not removed.
-	eventually(t, 5*time.Minute, "alice's idle server stopped", func() (bool, string) {
+	testenv.Eventually(t, 5*time.Minute, "alice's idle server stopped", func() (bool, string) {
 		pass()
 		s, _, err := cli.ServiceInspectWithRaw(ctx, alice.ID, swarm.ServiceInspectOptions{})
 		if err != nil {
@@ -263,7 +264,7 @@ courses:
 	pyRepo.Commit(t, map[string]string{"docker-image/marker.txt": "v2\n"}, "v2")
 	d.hook(pyRepo.url)
 	var v2 string
-	eventually(t, 15*time.Minute, "the new build served", func() (bool, string) {
+	testenv.Eventually(t, 15*time.Minute, "the new build served", func() (bool, string) {
 		im := imageView(d.mustStatus(), py)
 		if im.Failed != nil {
 			t.Fatalf("rebuild failed: %s", im.Failed.Error)
@@ -279,7 +280,7 @@ courses:
 		return v2 != "", fmt.Sprintf("%+v", im)
 	})
 	tm.phase("rebuild and push")
-	eventually(t, 5*time.Minute, "alice rolled onto the new build, bob kept", func() (bool, string) {
+	testenv.Eventually(t, 5*time.Minute, "alice rolled onto the new build, bob kept", func() (bool, string) {
 		pass()
 		var p api.Plan
 		if err := d.call(ctx, http.MethodGet, "/api/plan", nil, &p); err != nil {
@@ -327,7 +328,7 @@ courses:
 		}
 		outputs = append(outputs, "service "+id+": "+string(raw))
 	}
-	for _, l := range d.logSince(0) {
+	for _, l := range d.Lines(0) {
 		outputs = append(outputs, "log: "+l.Raw)
 	}
 	for _, secret := range secretsOf(t, authFile, registry) {

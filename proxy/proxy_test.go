@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 func TestLaunchSetsScopedCookieAndForwardsWithToken(t *testing.T) {
@@ -711,17 +712,6 @@ func TestSpawnOnDemand(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestTrafficAndWebsockets(t *testing.T) {
 	be := newBackend(t, "/u/flot/alice/")
 	f := newFront(t, Options{})
@@ -756,7 +746,7 @@ func TestTrafficAndWebsockets(t *testing.T) {
 		t.Errorf("with a websocket open: %+v, want 1 open since %v", tr, opened)
 	}
 	ws.Close()
-	waitFor(t, func() bool { tr, _ := f.Traffic("flot", "alice"); return tr.Websockets == 0 })
+	testenv.WaitFor(t, 10*time.Second, "the closed websocket counted", func() bool { tr, _ := f.Traffic("flot", "alice"); return tr.Websockets == 0 })
 	if tr, _ := f.Traffic("flot", "alice"); !tr.Last.Equal(f.clock.now()) {
 		t.Errorf("after the websocket closed: %+v, want its closing time as the last request", tr)
 	}
@@ -787,7 +777,7 @@ func TestObserverCounts(t *testing.T) {
 		t.Errorf("%d websockets counted open, want 1", n)
 	}
 	ws.Close()
-	waitFor(t, func() bool { req, n, _ := obs.counts(); return n == 0 && req["1xx"] == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the closed websocket counted as a 1xx", func() bool { req, n, _ := obs.counts(); return n == 0 && req["1xx"] == 1 })
 	req, _, spawns := obs.counts()
 	if want := map[string]int{"1xx": 1, "2xx": 1, "3xx": 1, "4xx": 3}; !maps.Equal(req, want) {
 		t.Errorf("requests by class %v, want %v", req, want)

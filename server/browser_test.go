@@ -88,7 +88,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/canary")); err != nil {
 		t.Fatalf("navigate canary: %v", err)
 	}
-	waitFor(t, "the canary's console messages", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the canary's console messages", func() bool {
 		p := strings.Join(con.problems(), "\n")
 		return strings.Contains(p, "canary-error") && strings.Contains(p, "canary-exception")
 	})
@@ -206,19 +206,8 @@ func TestDashboardRefreshesItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := statusCalls.Load()
-	waitFor(t, "two self-refreshes", func() bool { return statusCalls.Load() >= first+2 })
+	testenv.WaitFor(t, 30*time.Second, "two self-refreshes", func() bool { return statusCalls.Load() >= first+2 })
 	if p := con.problems(); len(p) > 0 {
 		t.Errorf("console problems:\n%s", strings.Join(p, "\n"))
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

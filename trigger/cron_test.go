@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
@@ -80,7 +81,7 @@ func TestSchedulerFiresIntoQueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	waitFor(t, "a cron pass", func() bool { return rec.n() >= 1 })
+	testenv.WaitFor(t, 10*time.Second, "a cron pass", func() bool { return rec.n() >= 1 })
 	cancel()
 	<-done
 	p, err := rec.get(0)

@@ -16,20 +16,9 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/internal/logctx"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/retry"
 )
-
-// waitFor polls cond until it holds or the test times out; no bare sleeps.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // recorder collects the outcome of every pass through Options.Done.
 type recorder struct {
@@ -112,7 +101,7 @@ func TestBurstBeforeRunIsOnePass(t *testing.T) {
 		t.Errorf("Pending = %s", got)
 	}
 	start(t, q)
-	waitFor(t, "the pass", func() bool { return rec.n() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the pass", func() bool { return rec.n() == 1 })
 	p, _ := rec.get(0)
 	if p.Kinds != Pull|Rebuild || strings.Join(p.Reasons, ",") != "poll,cron rebuild" {
 		t.Errorf("pass = %+v", p)
@@ -148,13 +137,13 @@ func TestBurstDuringPassIsOneMorePass(t *testing.T) {
 	}
 	wg.Wait()
 	close(release)
-	waitFor(t, "two passes", func() bool { return rec.n() == 2 })
+	testenv.WaitFor(t, 10*time.Second, "two passes", func() bool { return rec.n() == 2 })
 	// Nothing else is pending, so no third pass can come.
 	if q.Pending("a") != 0 {
 		t.Fatalf("pending after burst: %s", q.Pending("a"))
 	}
 	if q.Active() != 0 {
-		waitFor(t, "idle", func() bool { return q.Active() == 0 })
+		testenv.WaitFor(t, 10*time.Second, "idle", func() bool { return q.Active() == 0 })
 	}
 	if rec.n() != 2 {
 		t.Fatalf("%d passes, want 2", rec.n())
@@ -200,7 +189,7 @@ func TestPerKeySerializedKeysConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, "quiet", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "quiet", func() bool {
 		for k := 0; k < keys; k++ {
 			if q.Pending(string(rune('a'+k))) != 0 {
 				return false
@@ -238,7 +227,7 @@ func TestConcurrencyBound(t *testing.T) {
 	for k := 0; k < keys; k++ {
 		q.Trigger(fmt.Sprint("course-", k), Reconcile, "")
 	}
-	waitFor(t, "the bound reached", func() bool { return q.Active() == bound })
+	testenv.WaitFor(t, 10*time.Second, "the bound reached", func() bool { return q.Active() == bound })
 	// Give the other workers every chance to exceed the bound.
 	for i := 0; i < 50; i++ {
 		if q.Active() > bound {
@@ -247,7 +236,7 @@ func TestConcurrencyBound(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	close(release)
-	waitFor(t, "all passes", func() bool { return rec.n() == keys })
+	testenv.WaitFor(t, 10*time.Second, "all passes", func() bool { return rec.n() == keys })
 	if peak.Load() != bound {
 		t.Errorf("peak concurrency %d, want %d", peak.Load(), bound)
 	}
@@ -263,14 +252,14 @@ func TestPanicIsReportedAndQueueGoesOn(t *testing.T) {
 	}, Options{Done: rec.done})
 	start(t, q)
 	q.Trigger("a", Pull, "")
-	waitFor(t, "the panicking pass", func() bool { return rec.n() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the panicking pass", func() bool { return rec.n() == 1 })
 	_, err := rec.get(0)
 	var pe *PanicError
 	if !errors.As(err, &pe) || pe.Value != "kaboom" || !strings.Contains(string(pe.Stack), "queue_test.go") {
 		t.Fatalf("err = %v, want a PanicError with a stack", err)
 	}
 	q.Trigger("a", Pull, "")
-	waitFor(t, "the next pass", func() bool { return rec.n() == 2 })
+	testenv.WaitFor(t, 10*time.Second, "the next pass", func() bool { return rec.n() == 2 })
 	if _, err := rec.get(1); err != nil {
 		t.Errorf("next pass: %v", err)
 	}
@@ -284,7 +273,7 @@ func TestTimeout(t *testing.T) {
 	}, Options{Timeout: 30 * time.Millisecond, Done: rec.done})
 	start(t, q)
 	q.Trigger("a", Pull, "")
-	waitFor(t, "the pass", func() bool { return rec.n() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the pass", func() bool { return rec.n() == 1 })
 	_, err := rec.get(0)
 	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
@@ -311,7 +300,7 @@ func TestStopLetsRunningPassFinish(t *testing.T) {
 	q.Trigger("b", Pull, "") // waits for the semaphore, then is dropped
 	errc := make(chan error, 1)
 	go func() { errc <- stop() }()
-	waitFor(t, "stopped", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return q.stopped })
+	testenv.WaitFor(t, 10*time.Second, "stopped", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return q.stopped })
 	if q.Trigger("c", Pull, "") {
 		t.Error("Trigger after stop reported a pending pass")
 	}
@@ -365,7 +354,7 @@ func TestStopAbandonsStuckPass(t *testing.T) {
 func TestRunTwice(t *testing.T) {
 	q := New(func(context.Context, Pass) error { return nil }, Options{})
 	start(t, q)
-	waitFor(t, "running", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return q.running })
+	testenv.WaitFor(t, 10*time.Second, "running", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return q.running })
 	if err := q.Run(t.Context()); err == nil {
 		t.Error("second Run succeeded")
 	}
@@ -461,7 +450,7 @@ func TestRetryAfterFailure(t *testing.T) {
 			}, Options{RetryBase: 20 * time.Millisecond, RetryMax: time.Second, Done: rec.done})
 			q.Trigger("pull", Pull|Rebuild, "cron rebuild")
 			start(t, q)
-			waitFor(t, "the first pass", func() bool { return rec.n() == 1 })
+			testenv.WaitFor(t, 10*time.Second, "the first pass", func() bool { return rec.n() == 1 })
 			s := q.slots["pull"]
 			s.mu.Lock()
 			timer := s.retry
@@ -472,7 +461,7 @@ func TestRetryAfterFailure(t *testing.T) {
 				}
 				return
 			}
-			waitFor(t, "the retry", func() bool { return rec.n() == 2 })
+			testenv.WaitFor(t, 10*time.Second, "the retry", func() bool { return rec.n() == 2 })
 			p, err := rec.get(1)
 			if err != nil || p.Kinds != Pull|Rebuild || !slices.Equal(p.Reasons, []string{"retry after error"}) {
 				t.Errorf("retry: %+v, %v", p, err)

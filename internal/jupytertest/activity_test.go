@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
 
 // These tests establish, against the real servers, what moves which
@@ -25,18 +27,18 @@ func settledKernel(t *testing.T, s *Server) Kernel {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "kernel listed idle after a cell", func() (bool, error) {
+	testenv.Eventually(t, 60*time.Second, "kernel listed idle after a cell", func() (bool, string) {
 		if out, err := s.Execute(t.Context(), k.ID, "print(6*7)"); err != nil || out != "42\n" {
-			return false, fmt.Errorf("execute: out %q, err %w", out, err)
+			return false, fmt.Sprintf("execute: out %q, err %v", out, err)
 		}
 		deadline := time.Now().Add(time.Second)
 		for time.Now().Before(deadline) {
 			if mustKernel(t, s, k.ID).ExecutionState == "idle" {
-				return true, nil
+				return true, ""
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		return false, fmt.Errorf("listed %+v", mustKernel(t, s, k.ID))
+		return false, fmt.Sprintf("listed %+v", mustKernel(t, s, k.ID))
 	})
 	return mustKernel(t, s, k.ID)
 }
@@ -190,9 +192,9 @@ func TestKernelActivityFromStudentActions(t *testing.T) {
 				if err := s.InterruptKernel(t.Context(), k.ID); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 60*time.Second, "kernel idle after interrupt", func() (bool, error) {
+				testenv.WaitFor(t, 60*time.Second, "kernel idle after interrupt", func() bool {
 					after := mustKernel(t, s, k.ID)
-					return after.ExecutionState == "idle" && after.LastActivity.After(before.LastActivity), nil
+					return after.ExecutionState == "idle" && after.LastActivity.After(before.LastActivity)
 				})
 			})
 			t.Run("restart moves the kernel", func(t *testing.T) {
@@ -201,8 +203,8 @@ func TestKernelActivityFromStudentActions(t *testing.T) {
 				if _, err := s.RestartKernel(t.Context(), k.ID); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 60*time.Second, "kernel activity after restart", func() (bool, error) {
-					return mustKernel(t, s, k.ID).LastActivity.After(before.LastActivity), nil
+				testenv.WaitFor(t, 60*time.Second, "kernel activity after restart", func() bool {
+					return mustKernel(t, s, k.ID).LastActivity.After(before.LastActivity)
 				})
 			})
 			t.Run("delete removes the kernel", func(t *testing.T) {

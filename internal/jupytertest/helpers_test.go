@@ -28,28 +28,6 @@ func waitPast(t *testing.T, ts time.Time) {
 	}
 }
 
-// eventually polls cond every 50ms until it returns true or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (last error: %v)", timeout, what, lastErr)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("context ended waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 // listedBusy waits until the server lists kernel id busy. Jupyter's REST
 // view of a kernel comes from the kernel's status messages, and under load
 // the server can miss one: then the fact cannot be observed in this run,

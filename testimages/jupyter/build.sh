@@ -53,9 +53,17 @@ fi
 start=$(date +%s)
 old_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 
+# mmdebstrap --mode=root: without root it fails, but only after its set-up.
+if [[ $EUID != 0 ]]; then
+  echo "build.sh: run as root (mmdebstrap builds the root file system in root mode)" >&2
+  exit 1
+fi
 if ! command -v mmdebstrap >/dev/null 2>&1; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
+  echo "build.sh: mmdebstrap not found; installing it with apt-get"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; }; then
+    echo "build.sh: could not install mmdebstrap (see apt-get's errors above); install Debian's mmdebstrap package and run again" >&2
+    exit 1
+  fi
 fi
 
 # Use the mirror(s) this machine is configured with: they are the ones known
@@ -72,14 +80,23 @@ else
     fi
   done
 fi
+if ((${#mirrors[@]} == 0)); then
+  echo "build.sh: no Debian entry under /etc/apt; using http://deb.debian.org/debian (set NBH_DEBIAN_SOURCES to a sources file to choose)"
+fi
+# The first Debian URI of the entries: the trixie list of --gen 2 is on it,
+# and the mirror check below asks it.
+uri=$(grep -hvE '^[[:space:]]*#' ${mirrors[@]+"${mirrors[@]}"} /dev/null | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -1 || true)
+uri=${uri% }
+# Entries whose mirror is not spelled .../debian (a local mirror) are not
+# checked: the check would ask deb.debian.org, which may be unreachable.
+check_mirror=1
+if [[ -z $uri ]] && ((${#mirrors[@]} > 0)); then check_mirror=0; fi
+uri=${uri:-http://deb.debian.org/debian}
 suite=${NBH_DEBIAN_SUITE:-}
 if [[ $gen == 2 ]]; then
   # The host's entries name its own suite: give trixie a list of its own,
   # on the host's first Debian mirror.
   suite=trixie
-  uri=$(grep -hvE '^[[:space:]]*#' ${mirrors[@]+"${mirrors[@]}"} /dev/null | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -1)
-  uri=${uri% }
-  uri=${uri:-http://deb.debian.org/debian}
   mirrors=("deb ${uri%/} trixie main")
 fi
 if [[ -z $suite ]]; then
@@ -106,7 +123,17 @@ if [[ $gen == 2 ]]; then
 fi
 
 tmp=$(mktemp -d /tmp/nbhtest-jupyter-build.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+beat=
+trap 'if [[ -n $beat ]]; then kill "$beat" 2>/dev/null; fi; rm -rf "$tmp"' EXIT
+
+# A mirror that does not answer makes mmdebstrap fail only after minutes:
+# ask it for the suite's Release file first, through apt's own downloader
+# (it honours the machine's apt proxy settings, as mmdebstrap will).
+if ((check_mirror)) && ! timeout 120 /usr/lib/apt/apt-helper download-file "${uri%/}/dists/$suite/Release" "$tmp/Release" >"$tmp/mirror-check.log" 2>&1; then
+  cat "$tmp/mirror-check.log" >&2
+  echo "build.sh: the Debian mirror ${uri%/} does not serve $suite (above): check the network, or set NBH_DEBIAN_SOURCES to a sources file of a mirror that answers" >&2
+  exit 1
+fi
 
 # `jupyter lab` is what nbh-sync's default command runs, and neither image
 # has JupyterLab: the shim puts a notebook UI behind that name, so that the
@@ -160,7 +187,42 @@ pkgs=$(chroot "$root" dpkg-query -W -f='${Package} ${db:Status-Status}\n' |
 ! chroot "$root" dpkg -s usrmerge >/dev/null 2>&1 || chroot "$root" dpkg --purge usrmerge
 SH
 
-mmdebstrap --mode=root --variant=apt --include="$packages" \
+# On a terminal mmdebstrap draws progress bars; elsewhere (CI, a log) its
+# stages, each one line ("I: downloading packages with apt..."), can be
+# minutes apart: there a heartbeat says every 30 s which stage runs and
+# for how long the build has.
+run_mmdebstrap() {
+  if [[ -t 2 ]]; then
+    mmdebstrap "$@"
+    return
+  fi
+  echo "starting" > "$tmp/stage"
+  (
+    # Killed, the heartbeat takes its sleep along: a sleep left over would
+    # hold the output (a CI step's log) open until it ends.
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    while true; do
+      sleep 30 &
+      nap=$!
+      wait "$nap"
+      el=$(($(date +%s) - start))
+      echo "build.sh: $((el / 60))m$((el % 60))s so far; mmdebstrap: $(cat "$tmp/stage")" >&2
+    done
+  ) &
+  beat=$!
+  local rc=0
+  mmdebstrap "$@" 2>&1 | while IFS= read -r line; do
+    printf '%s\n' "$line" >&2
+    if [[ $line == I:* ]]; then printf '%s\n' "${line#I: }" > "$tmp/stage"; fi
+  done || rc=$?
+  kill "$beat" 2>/dev/null || true
+  wait "$beat" 2>/dev/null || true
+  beat=
+  return "$rc"
+}
+
+echo "build.sh: building $image from Debian $suite with mmdebstrap (5 to 6 minutes on a fresh machine)"
+run_mmdebstrap --mode=root --variant=apt --include="$packages" \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -183,6 +245,7 @@ mmdebstrap --mode=root --variant=apt --include="$packages" \
 #
 # The image runs as root by default, as the product's lint requires of course
 # images; tests choose the user (jovyan, uid 1000) when they run it.
+echo "build.sh: importing the root file system into the engine as $image"
 docker import \
   --change 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'WORKDIR /home/jovyan' \
