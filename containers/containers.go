@@ -177,7 +177,8 @@ func SplitName(name string) (course, student string, ok bool) {
 // error wrapping ErrNotFound when there is no such container; Create returns
 // ErrConflict when the name is taken; Start returns ErrPortInUse when the
 // published port is taken; Stop and Remove succeed on a missing container,
-// and Remove never removes volumes.
+// and Remove never removes volumes. An engine that differs from the local
+// one reports how through a Capabilities method (see CapabilitiesOf).
 type Engine interface {
 	// List returns every container, running or not, in one engine call.
 	List(ctx context.Context) ([]Raw, error)
@@ -245,11 +246,4 @@ type Spec struct {
 	CPUs       float64 // 0 = no limit
 	// Constraints are placement constraints (Swarm).
 	Constraints []string
-}
-
-// hostPortPicker is an Engine that chooses the host port itself, at every
-// start, on a node of its choosing (Swarm): Spawn then reads port and host
-// back from the engine after Start instead of choosing a port first.
-type hostPortPicker interface {
-	picksHostPort()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 	"github.com/nbhosting/nbh-sync/imageref"
+	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 // Docker is the Engine of a real Docker engine. It is the only user of the
@@ -65,6 +66,22 @@ func (d *Docker) Negotiate(ctx context.Context) error {
 
 // Close releases the client's connections.
 func (d *Docker) Close() error { return d.cli.Close() }
+
+// localCapabilities are the zero Capabilities, the local engine's: named so
+// that the kind's registration and the engine say it once.
+var localCapabilities = Capabilities{}
+
+// Capabilities reports localCapabilities.
+func (d *Docker) Capabilities() Capabilities { return localCapabilities }
+
+// openLocal opens the engine of the environment; e has nothing for it.
+func openLocal(manifest.Engine) (Engine, error) {
+	d, err := DialDocker()
+	if err != nil {
+		return nil, err // not a nil *Docker in a non-nil Engine
+	}
+	return d, nil
+}
 
 // Images resolves refs in one ImageList call (reference filters are ORed).
 func (d *Docker) Images(ctx context.Context, refs []string) (map[string]Image, error) {

@@ -165,12 +165,6 @@ func basePathOf(cc manifest.Container, v Vars) string {
 	return BasePath(v.Port)
 }
 
-// picksHostPort reports whether the engine chooses host ports itself.
-func (m *Manager) picksHostPort() bool {
-	_, ok := m.eng.(hostPortPicker)
-	return ok
-}
-
 // LookupCourse returns the course named name, or an ErrUnknownCourse error.
 func LookupCourse(cfg *manifest.Config, name string) (manifest.Course, error) {
 	co, ok := cfg.Courses[name]
@@ -201,6 +195,11 @@ func pause(ctx context.Context, attempt int) error {
 // and returns it: a running container is used as is; a stopped one
 // on the current image is started; a stopped stale one is removed and made
 // again; a missing one is created from the image :latest resolves to now.
+//
+// Each state of the container has its step (spawning's methods): missing,
+// running, stopped and startable, stopped and stale. A step that replaces
+// the container, or loses a race, has the container observed again; what
+// differs between engines is in their Capabilities, not here.
 //
 // Concurrent spawns of one student in this process are serialized by the
 // shared Locks; across processes, the engine's name uniqueness decides and
@@ -241,112 +240,171 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	if err := BuiltHere(img, im); err != nil {
 		return fail(err)
 	}
-	imageID := im.ID
-
+	sp := &spawning{m: m, co: co, student: student, opts: opts, imageID: im.ID,
+		want: uidFrom{opts.UID, "given to spawn"}}
 	var res Spawned
-	picks := m.picksHostPort()
-	var uid string // of the container handed out, for the token
-	// want is the uid to make the container with: the one given, else
-	// that of the container it replaces (recorded in its label: a uid the
-	// API gave has no host account to be found again by).
-	want := uidFrom{opts.UID, "given to spawn"}
 	for attempt := 0; ; attempt++ {
 		if attempt == maxAttempts {
 			return fail(fmt.Errorf("gave up after %d attempts racing other writers", maxAttempts))
 		}
+		var again bool
 		c, err := m.Get(ctx, co.Name, student)
-		if err == nil && c.Adopted && opts.NoAdopt {
-			return fail(fmt.Errorf("container %s: %w: it carries none of nbh-sync's labels and courses.yaml says engine.adopt: false; remove or rename it (it may be another tool's), or set engine.adopt: true if nbhosting made it", c.Name, ErrNotManaged))
-		}
-		if err == nil && c.UID != "" {
-			// Made before the floor, or by hand: never hand it out.
-			if err := checkUID(c.UID, "the "+LabelUID+" label of container "+c.Name, opts.minUID()); err != nil {
-				return fail(fmt.Errorf("%w; remove the container (docker rm -f %s) so that it is made again with an allowed uid", err, c.Name))
-			}
+		if err == nil {
+			err = sp.refused(c)
 		}
 		switch {
 		case errors.Is(err, ErrNotFound):
-			id, port, host, u, err := m.create(ctx, co, student, imageID, opts, want)
-			if errors.Is(err, ErrConflict) {
-				// Another process is making it: use theirs. The engine
-				// reserves the name before the container can be
-				// inspected, so give it a moment.
-				if err := pause(ctx, attempt); err != nil {
-					return fail(err)
-				}
-				continue
-			}
-			if err != nil {
-				return fail(err)
-			}
-			res, uid = Spawned{ID: id, State: Created, Port: port, Host: host,
-				BasePath: basePathOf(co.Container, Vars{Course: co.Name, Student: student, Port: port})}, u
+			res, again, err = sp.missing(ctx, attempt)
 		case err != nil:
-			return fail(err)
 		case c.State == Running:
-			if picks && c.Port == 0 {
-				// Its task is still being scheduled or started.
-				if c, err = m.awaitStarted(ctx, c.Name); err != nil {
-					return fail(err)
-				}
-			}
-			res, uid = Spawned{ID: c.ID, State: Existing, Port: c.Port, Host: c.Host, BasePath: c.BasePath}, c.UID
-		case c.ImageID == imageID && (c.Port != 0 || picks):
-			if err := opts.prepare(ctx, c.UID, c.UID); err != nil {
-				return fail(err)
-			}
-			if err := m.eng.Start(ctx, c.ID); err != nil {
-				if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
-					// Its port went to someone else while it slept
-					// (or it vanished): make it again, the student's
-					// files are on the host.
-					m.log.InfoContext(ctx, "recreating container", "container", c.Name, "reason", err.Error())
-					if err := m.eng.Remove(ctx, c.ID); err != nil {
-						return fail(err)
-					}
-					want = keepUID(want, c)
-					continue
-				}
-				return fail(err)
-			}
-			if picks {
-				// A new port (and maybe node) at every start.
-				if c, err = m.awaitStarted(ctx, c.Name); err != nil {
-					return fail(err)
-				}
-			}
-			res, uid = Spawned{ID: c.ID, State: Started, Port: c.Port, Host: c.Host, BasePath: c.BasePath}, c.UID
+			res, err = sp.running(ctx, c)
+		case sp.startable(c):
+			res, again, err = sp.stopped(ctx, c)
 		default:
-			// Stale, or with no published port to reach it by (made by
-			// nbhosting): make it again; the student's files are on the
-			// host.
-			m.log.InfoContext(ctx, "removing stopped container to recreate it", "container", c.Name, "image", c.ImageID, "current", imageID, "port", c.Port)
-			if err := m.eng.Remove(ctx, c.ID); err != nil {
-				return fail(err)
-			}
-			want = keepUID(want, c)
-			continue
+			again, err = true, sp.stale(ctx, c)
 		}
-		break
+		if err != nil {
+			return fail(err)
+		}
+		if !again {
+			break
+		}
 	}
-	res.Name = Name(co.Name, student)
-	if res.Port == 0 {
-		return fail(fmt.Errorf("container %s publishes no port", res.Name))
-	}
-	res.URL = ServerURL(cmp.Or(res.Host, m.HostIP), res.Port, res.BasePath)
-	res.UID = uid
-	v := Vars{Root: opts.Root, Course: co.Name, Student: student, UID: uid, Port: res.Port}
-	if res.Token, err = m.Token(co.Container, v); err != nil {
+	if res, err = sp.ready(ctx, res); err != nil {
 		return fail(err)
 	}
-	if picks {
-		if res, err = m.awaitServing(ctx, res); err != nil {
-			return fail(fmt.Errorf("container %s: %w", res.Name, err))
-		}
-	} else if err := WaitReady(ctx, res.URL, m.ReadyTimeout); err != nil {
-		return fail(fmt.Errorf("container %s: %w", res.Name, err))
-	}
 	m.locks.MarkHandedOut(co.Name, student, m.now())
+	return res, nil
+}
+
+// spawning is one Spawn under way, its student's lock held: what it makes
+// a container from, and the uid it makes one with.
+type spawning struct {
+	m       *Manager
+	co      manifest.Course
+	student string
+	opts    SpawnOptions
+	imageID string // what the course's :latest resolves to now
+	// want is the uid to make the container with: the one given, else
+	// that of the container it replaces (recorded in its label: a uid the
+	// API gave has no host account to be found again by).
+	want uidFrom
+}
+
+// refused says why the student's container c is never handed out: an
+// unlabelled one where the site adopts none, or one running below the
+// site's uid floor (made before the floor, or by hand).
+func (sp *spawning) refused(c Container) error {
+	if c.Adopted && sp.opts.NoAdopt {
+		return fmt.Errorf("container %s: %w: it carries none of nbh-sync's labels and courses.yaml says engine.adopt: false; remove or rename it (it may be another tool's), or set engine.adopt: true if nbhosting made it", c.Name, ErrNotManaged)
+	}
+	if c.UID != "" {
+		if err := checkUID(c.UID, "the "+LabelUID+" label of container "+c.Name, sp.opts.minUID()); err != nil {
+			return fmt.Errorf("%w; remove the container (docker rm -f %s) so that it is made again with an allowed uid", err, c.Name)
+		}
+	}
+	return nil
+}
+
+// missing creates the container. again is true when another process made
+// it meanwhile: the next attempt uses theirs.
+func (sp *spawning) missing(ctx context.Context, attempt int) (res Spawned, again bool, err error) {
+	id, port, host, uid, err := sp.m.create(ctx, sp.co, sp.student, sp.imageID, sp.opts, sp.want)
+	if errors.Is(err, ErrConflict) {
+		// The engine reserves the name before the container can be
+		// inspected, so give the other process a moment.
+		return Spawned{}, true, pause(ctx, attempt)
+	}
+	if err != nil {
+		return Spawned{}, false, err
+	}
+	return Spawned{ID: id, State: Created, Port: port, Host: host, UID: uid,
+		BasePath: basePathOf(sp.co.Container, Vars{Course: sp.co.Name, Student: sp.student, Port: port})}, false, nil
+}
+
+// running uses the running container c as it is.
+func (sp *spawning) running(ctx context.Context, c Container) (Spawned, error) {
+	if sp.m.Capabilities().PicksHostPort && c.Port == 0 {
+		// Its task is still being scheduled or started.
+		var err error
+		if c, err = sp.m.awaitStarted(ctx, c.Name); err != nil {
+			return Spawned{}, err
+		}
+	}
+	return Spawned{ID: c.ID, State: Existing, Port: c.Port, Host: c.Host, BasePath: c.BasePath, UID: c.UID}, nil
+}
+
+// startable reports whether the stopped container c can be started as it
+// is: it is on the current image, and a port it publishes, or the one the
+// engine picks at start, reaches it.
+func (sp *spawning) startable(c Container) bool {
+	return c.ImageID == sp.imageID && (c.Port != 0 || sp.m.Capabilities().PicksHostPort)
+}
+
+// stopped starts the stopped container c. again is true when it could not
+// be started where it was and was removed: the next attempt makes it anew.
+func (sp *spawning) stopped(ctx context.Context, c Container) (res Spawned, again bool, err error) {
+	if err := sp.opts.prepare(ctx, c.UID, c.UID); err != nil {
+		return Spawned{}, false, err
+	}
+	if err := sp.m.eng.Start(ctx, c.ID); err != nil {
+		if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotFound) {
+			// Its port went to someone else while it slept (or it
+			// vanished): make it again, the student's files are on
+			// the host.
+			sp.m.log.InfoContext(ctx, "recreating container", "container", c.Name, "reason", err.Error())
+			return Spawned{}, true, sp.remove(ctx, c)
+		}
+		return Spawned{}, false, err
+	}
+	if sp.m.Capabilities().PicksHostPort {
+		// A new port (and maybe node) at every start.
+		if c, err = sp.m.awaitStarted(ctx, c.Name); err != nil {
+			return Spawned{}, false, err
+		}
+	}
+	return Spawned{ID: c.ID, State: Started, Port: c.Port, Host: c.Host, BasePath: c.BasePath, UID: c.UID}, false, nil
+}
+
+// stale removes the stopped container c, on an old image or with no
+// published port to reach it by (made by nbhosting), to be made again: the
+// student's files are on the host.
+func (sp *spawning) stale(ctx context.Context, c Container) error {
+	sp.m.log.InfoContext(ctx, "removing stopped container to recreate it", "container", c.Name, "image", c.ImageID, "current", sp.imageID, "port", c.Port)
+	return sp.remove(ctx, c)
+}
+
+// remove removes c, to be made again with its uid.
+func (sp *spawning) remove(ctx context.Context, c Container) error {
+	if err := sp.m.eng.Remove(ctx, c.ID); err != nil {
+		return err
+	}
+	sp.want = keepUID(sp.want, c)
+	return nil
+}
+
+// ready completes res, the running container, with its name, URL and
+// token, once its server answers.
+func (sp *spawning) ready(ctx context.Context, res Spawned) (Spawned, error) {
+	m := sp.m
+	res.Name = Name(sp.co.Name, sp.student)
+	if res.Port == 0 {
+		return res, fmt.Errorf("container %s publishes no port", res.Name)
+	}
+	res.URL = ServerURL(cmp.Or(res.Host, m.HostIP), res.Port, res.BasePath)
+	v := Vars{Root: sp.opts.Root, Course: sp.co.Name, Student: sp.student, UID: res.UID, Port: res.Port}
+	var err error
+	if res.Token, err = m.Token(sp.co.Container, v); err != nil {
+		return res, err
+	}
+	if m.Capabilities().PicksHostPort {
+		res, err = m.awaitServing(ctx, res)
+	} else {
+		err = WaitReady(ctx, res.URL, m.ReadyTimeout)
+	}
+	if err != nil {
+		return res, fmt.Errorf("container %s: %w", res.Name, err)
+	}
 	return res, nil
 }
 
@@ -374,7 +432,7 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 			m.log.WarnContext(ctx, "preset: left out", "course", co.Name, "preset", co.Container.Preset, "note", n)
 		}
 	}
-	picks := m.picksHostPort()
+	picks := m.Capabilities().PicksHostPort
 	for try := 0; ; try++ {
 		port := 0 // the engine picks it, at each start
 		if !picks {
@@ -388,10 +446,10 @@ func (m *Manager) create(ctx context.Context, co manifest.Course, student, image
 			return "", 0, "", "", err
 		}
 		if picks && tok == "" {
-			// Swarm publishes the port on every address of the node
-			// (it cannot bind one): the token is all that keeps the
-			// network out.
-			return "", 0, "", "", errors.New("no Jupyter token for the server: on swarm its port is open on every address of its node, so a server without one is never made")
+			// An engine that picks the port publishes it on every
+			// address of the node (Swarm cannot bind one): the token
+			// is all that keeps the network out.
+			return "", 0, "", "", errors.New("no Jupyter token for the server: its engine (swarm) opens its port on every address of its node, so a server without one is never made")
 		}
 		spec := m.spec(co, student, imageID, v, tok, pre)
 		if picks {

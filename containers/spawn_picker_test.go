@@ -19,9 +19,9 @@ import (
 // pickerEngine is a fakeEngine that picks host ports itself, as Swarm does.
 type pickerEngine struct{ fakeEngine }
 
-func (*pickerEngine) picksHostPort() {}
+func (*pickerEngine) Capabilities() Capabilities { return Capabilities{PicksHostPort: true} }
 
-var _ hostPortPicker = (*pickerEngine)(nil)
+var _ capable = (*pickerEngine)(nil)
 
 // servePrefix serves a fake Jupyter under prefix on a free loopback port
 // and returns the port.

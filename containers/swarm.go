@@ -18,6 +18,9 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+
+	"github.com/nbhosting/nbh-sync/internal/registryauth"
+	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 // Swarm is the Engine of a Docker Swarm cluster, reached through a manager
@@ -49,10 +52,12 @@ type Swarm struct {
 	Auth func() (string, error)
 }
 
-var (
-	_ Engine         = (*Swarm)(nil)
-	_ hostPortPicker = (*Swarm)(nil)
-)
+var _ Engine = (*Swarm)(nil)
+
+// swarmCapabilities: a service's task lands on a node of the cluster's
+// choosing, on a port the engine picks at its every start, from an image
+// the node pulls from the registry.
+var swarmCapabilities = Capabilities{PicksHostPort: true, PullsFromRegistry: true}
 
 // NewSwarm wraps an SDK client connected to a manager node.
 func NewSwarm(cli *client.Client, registry, network string) *Swarm {
@@ -69,10 +74,31 @@ func DialSwarm(registry, network string, opts ...client.Opt) (*Swarm, error) {
 	return NewSwarm(cli, registry, network), nil
 }
 
+// openSwarm opens the Swarm engine e configures: the manager node of the
+// environment, with the registry's credentials read from their file at
+// each use (the file may change while the daemon runs).
+func openSwarm(e manifest.Engine) (Engine, error) {
+	sw, err := DialSwarm(e.Registry, e.Network)
+	if err != nil {
+		return nil, err
+	}
+	if f := e.RegistryAuthFile; f != "" {
+		sw.Auth = func() (string, error) {
+			c, err := registryauth.Load(f, e.Registry)
+			if err != nil {
+				return "", err
+			}
+			return c.Encoded(), nil
+		}
+	}
+	return sw, nil
+}
+
 // Close releases the client's connections.
 func (s *Swarm) Close() error { return s.cli.Close() }
 
-func (s *Swarm) picksHostPort() {}
+// Capabilities reports swarmCapabilities.
+func (s *Swarm) Capabilities() Capabilities { return swarmCapabilities }
 
 func (s *Swarm) count(op string) {
 	if s.Calls != nil {

@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Engine says where student containers run: on the local engine (Docker or
@@ -43,6 +44,12 @@ const (
 	EngineLocal = "local"
 	EngineSwarm = "swarm"
 )
+
+// EngineKinds are the values engine.kind accepts. Package containers
+// registers how to open each (containers.RegisterKind; a test there checks
+// that every kind listed is), and a new kind is added in both places, with
+// its settings' checks in validator.engine.
+var EngineKinds = []string{EngineLocal, EngineSwarm}
 
 // Swarm reports whether student containers run as Swarm services.
 func (e Engine) Swarm() bool { return e.Kind == EngineSwarm }
@@ -91,7 +98,7 @@ func (v *validator) engine(p string, e Engine) {
 			v.errorf(p+".registry-auth-file", "want an absolute path on the daemon's host, e.g. /etc/nbh-sync/registry/config.json")
 		}
 	default:
-		v.errorf(p+".kind", "unknown engine kind %q (want local or swarm)", e.Kind)
+		v.errorf(p+".kind", "unknown engine kind %q (want %s)", e.Kind, strings.Join(EngineKinds, " or "))
 	}
 }
 

@@ -53,7 +53,7 @@ func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 	if s.builder == nil {
 		opts := images.OptionsFrom(cfg.Build, s.log)
 		opts.Site = SiteName(s.opts.Root)
-		if cfg.Engine.Swarm() {
+		if kindOf(cfg).Capabilities.PullsFromRegistry {
 			opts.Registry = cfg.Engine.Registry // nodes pull passed builds from there
 			opts.RegistryAuth = encodedAuth(cfg.Engine)
 		}
@@ -255,8 +255,9 @@ func (s *Site) BuildAll(ctx context.Context, force bool) ([]images.Result, error
 }
 
 // prune removes old builds of every image beyond build.keep, sparing any
-// image a container uses; on Swarm, it then deletes from the registry the
-// pushes of the builds no longer kept, and says what that reclaims.
+// image a container uses; where nodes pull from a registry, it then
+// deletes from it the pushes of the builds no longer kept, and says what
+// that reclaims.
 func (s *Site) prune(ctx context.Context, cfg *manifest.Config, inUse map[string]bool) ([]images.RegistryPrune, error) {
 	b := s.imageBuilder(cfg)
 	reg := s.registryOf(cfg)
@@ -284,10 +285,11 @@ func (s *Site) prune(ctx context.Context, cfg *manifest.Config, inUse map[string
 	return pruned, errors.Join(errs...)
 }
 
-// registryOf returns the client of the Swarm registry of cfg, made from the
-// first config seen (as the builder is); nil for a local engine.
+// registryOf returns the client of the registry cfg's nodes pull from, made
+// from the first config seen (as the builder is); nil for an engine that
+// runs images where they are built.
 func (s *Site) registryOf(cfg *manifest.Config) *images.Registry {
-	if !cfg.Engine.Swarm() {
+	if !kindOf(cfg).Capabilities.PullsFromRegistry {
 		return nil
 	}
 	s.mu.Lock()

@@ -1,39 +1,87 @@
 package site
 
 import (
+	"cmp"
 	"context"
+	"io"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/registryauth"
 	"github.com/nbhosting/nbh-sync/manifest"
 )
 
-// containersOf returns the container manager of the engine cfg names: the
-// local engine's, or — for engine.kind: swarm — one over the Swarm manager
-// of the environment (DOCKER_HOST or the socket), made from the first swarm
-// config seen (changing it takes a restart, as for the builder). Both share
-// the spawn/pass locks and every setting (site name, tokens, timeouts).
+// kindEngine is the engine of one kind as the site uses it: the manager
+// of its containers, and the probe of their servers.
+type kindEngine struct {
+	ctrs *containers.Manager
+	// prober reads a server's CPU time from the engine when it can tell,
+	// else from the cgroup of a container on this host (newProber).
+	prober *activity.Prober
+}
+
+// containersOf returns the container manager of the engine cfg names.
 func (s *Site) containersOf(cfg *manifest.Config) (*containers.Manager, error) {
-	if cfg == nil || !cfg.Engine.Swarm() {
-		return s.ctrs, nil
+	e, err := s.engineOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return e.ctrs, nil
+}
+
+// engineOf returns the engine of the kind cfg names (engine.kind; the
+// local one without a config). Another kind than the local one is the
+// engine Options.Engines gives, else the one its registration in package
+// containers opens, made from the first config of that kind seen
+// (changing it takes a restart, as for the builder). All share the
+// spawn/pass locks and every setting (site name, tokens, timeouts).
+func (s *Site) engineOf(cfg *manifest.Config) (*kindEngine, error) {
+	kind := manifest.EngineLocal
+	if cfg != nil {
+		kind = cmp.Or(cfg.Engine.Kind, kind)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.swarm == nil {
-		eng := s.opts.SwarmEngine
-		if eng == nil {
-			sw, err := containers.DialSwarm(cfg.Engine.Registry, cfg.Engine.Network)
-			if err != nil {
-				return nil, err
-			}
-			sw.Auth = encodedAuth(cfg.Engine)
-			eng = sw
-			s.closers = append(s.closers, sw)
-		}
-		s.swarm = s.ctrs.Over(eng)
-		s.swarmProber = newProber(eng)
+	if e, ok := s.engines[kind]; ok {
+		return e, nil
 	}
-	return s.swarm, nil
+	eng, ok := s.opts.Engines[kind]
+	if !ok {
+		k, err := containers.LookupKind(kind)
+		if err != nil {
+			return nil, err
+		}
+		if eng, err = k.Open(cfg.Engine); err != nil {
+			return nil, err
+		}
+		if c, ok := eng.(io.Closer); ok {
+			s.closers = append(s.closers, c)
+		}
+	}
+	e := &kindEngine{ctrs: s.ctrs.Over(eng), prober: newProber(eng)}
+	s.engines[kind] = e
+	return e, nil
+}
+
+// proberOf returns the probe of the engine ctrs manages (one engineOf
+// made).
+func (s *Site) proberOf(ctrs *containers.Manager) *activity.Prober {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.engines {
+		if e.ctrs == ctrs {
+			return e.prober
+		}
+	}
+	return s.engines[manifest.EngineLocal].prober
+}
+
+// kindOf is the registration of the engine kind cfg names. A kind
+// manifest's validation accepts is registered (a test in package
+// containers holds them together), so a config in force always has one.
+func kindOf(cfg *manifest.Config) containers.Kind {
+	k, _ := containers.LookupKind(cfg.Engine.Kind)
+	return k
 }
 
 // negotiate agrees on the API version with the local engine before a read

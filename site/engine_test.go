@@ -84,7 +84,7 @@ func TestEngineChosenInCoursesYAML(t *testing.T) {
 			config := commitConfig(t, filepath.Join(dir, "config"), map[string]string{"courses.yaml": yaml})
 			local, sw := &recordingEngine{}, &recordingEngine{}
 			st, err := site.New(site.Options{Config: config, Root: filepath.Join(dir, "root"),
-				ContainerEngine: local, SwarmEngine: sw})
+				ContainerEngine: local, Engines: map[string]containers.Engine{"swarm": sw}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +140,7 @@ func TestSwarmServerHasToken(t *testing.T) {
 	config := commitConfig(t, filepath.Join(dir, "config"), map[string]string{"courses.yaml": yaml})
 	sw := &imageEngine{}
 	st, err := site.New(site.Options{Config: config, Root: filepath.Join(dir, "root"),
-		ContainerEngine: &recordingEngine{}, SwarmEngine: sw})
+		ContainerEngine: &recordingEngine{}, Engines: map[string]containers.Engine{"swarm": sw}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestSwarmPlanAsksNothingPerStudent(t *testing.T) {
 	root := filepath.Join(dir, "root")
 	local, sw := &cpuEngine{}, &runningServices{n: 5}
 	sw.root = root
-	st, err := site.New(site.Options{Config: config, Root: root, ContainerEngine: local, SwarmEngine: sw, ImageEngine: noImages{}})
+	st, err := site.New(site.Options{Config: config, Root: root, ContainerEngine: local, Engines: map[string]containers.Engine{"swarm": sw}, ImageEngine: noImages{}})
 	if err != nil {
 		t.Fatal(err)
 	}

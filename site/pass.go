@@ -49,11 +49,7 @@ type PassOptions struct {
 // site's record of the courses it has had: a pass that applies cfg records
 // them, a plan only reads the record.
 func (s *Site) pass(ctx context.Context, ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
-	prober := s.prober
-	if ctrs != s.ctrs {
-		prober = s.swarmProber
-	}
-	return &reconcile.Pass{Containers: ctrs, Prober: prober, Root: s.opts.Root,
+	return &reconcile.Pass{Containers: ctrs, Prober: s.proberOf(ctrs), Root: s.opts.Root,
 		Concurrency: reconcile.DefaultConcurrency, Now: s.planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
 		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic, Suspended: s.suspensions(cfg), Expected: s.expected}
 }

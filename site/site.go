@@ -61,9 +61,11 @@ type Options struct {
 	// (DOCKER_HOST or the socket); tests may swap them.
 	ImageEngine     images.Engine
 	ContainerEngine containers.Engine
-	// SwarmEngine serves a config with engine.kind: swarm; it defaults to
-	// the Swarm manager of the environment (see containersOf).
-	SwarmEngine containers.Engine
+	// Engines are the engines of the kinds other than the local one
+	// (ContainerEngine), by engine.kind; a kind not given here is opened
+	// through the containers package's registry on first use (see
+	// engineOf). Tests swap them.
+	Engines map[string]containers.Engine
 	// Observed, when set, is told the containers each container pass
 	// listed, and when it listed them (the front door's route table
 	// follows them).
@@ -88,14 +90,12 @@ type Site struct {
 	mirrors *gitwatch.Mirrors
 	loader  *configrepo.Loader
 	syncer  *gitwatch.Syncer
-	ctrs    *containers.Manager
-	swarm   *containers.Manager // engine.kind: swarm, made on first use
-	// swarmProber probes the Swarm manager's servers: CPU time from the
-	// cgroups of tasks on this host, and never an engine call per server.
-	swarmProber *activity.Prober
-	registry    *images.Registry // a Swarm site's, made on first use
-	prober      *activity.Prober
-	clock       func() time.Time // nil: time.Now (see planAt)
+	ctrs    *containers.Manager // the local engine's
+	// engines are the engine of each kind in use, by engine.kind: the
+	// local one from the start, another on first use. mu held.
+	engines  map[string]*kindEngine
+	registry *images.Registry // of a site whose nodes pull from one, made on first use
+	clock    func() time.Time // nil: time.Now (see planAt)
 
 	failMu   sync.Mutex // serializes writes of the build failures file
 	specMu   sync.Mutex // serializes reads of a revision's git trees
@@ -169,7 +169,7 @@ func New(opts Options) (*Site, error) {
 		loader:  configrepo.NewLoader(m, opts.Root, loc, opts.ConfigCredentials, opts.Log),
 		syncer:  gitwatch.NewSyncer(m, opts.Root, opts.Log, 0),
 		ctrs:    ctrs,
-		prober:  newProber(opts.ContainerEngine),
+		engines: map[string]*kindEngine{manifest.EngineLocal: {ctrs: ctrs, prober: newProber(opts.ContainerEngine)}},
 		closers: closers,
 		live:    livelog.New(),
 	}
