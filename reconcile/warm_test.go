@@ -74,7 +74,7 @@ func TestPlanWarm(t *testing.T) {
 		{name: "site warm-max", d: warmDesired(warmCourse(0), 1), now: open,
 			want: []string{"warm:ann", "hold:bob:warm-max", "hold:cy:warm-max"}},
 		{name: "a few per pass", d: warmDesired(warmCourse(0), 0), now: open, perPass: 2,
-			want: []string{"warm:ann", "warm:bob", "hold:cy:warm-max"}},
+			want: []string{"warm:ann", "warm:bob", "hold:cy:warm-pace"}},
 		{name: "no image yet, nothing", d: func() Desired { st := warmCourse(0); st.ImageID = ""; return warmDesired(st, 0) }(), now: open},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -271,8 +271,8 @@ func TestPassWarmWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := st.Courses[0]; c.Warm != 2 || c.WarmHeld != 0 || !c.NextWarm.After(time.Now()) {
-		t.Errorf("status: %d warm, %d held, next window %s", c.Warm, c.WarmHeld, c.NextWarm)
+	if c := st.Courses[0]; c.Warm != 2 || c.WarmHeld != 0 || c.WarmPending != 0 || !c.NextWarm.After(time.Now()) {
+		t.Errorf("status: %d warm, %d held, %d pending, next window %s", c.Warm, c.WarmHeld, c.WarmPending, c.NextWarm)
 	}
 
 	// 40 minutes in: ann opened hers 5 minutes ago; bob never came and his
