@@ -290,7 +290,10 @@ func (d *daemon) trigger(kinds trigger.Kinds, reason string) {
 func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
 	if p.Key == passKey {
 		allow := d.allowPrune.Swap(false)
-		_, err := d.site.Pass(ctx, site.PassOptions{AllowMassPrune: allow})
+		rep, err := d.site.Pass(ctx, site.PassOptions{AllowMassPrune: allow})
+		if rep.WarmLeft() && ctx.Err() == nil {
+			d.queue.Trigger(passKey, trigger.Reconcile, "warm-ups left")
+		}
 		return err
 	}
 	var errs []error

@@ -363,3 +363,32 @@ func TestExpectedFromFile(t *testing.T) {
 		t.Error("recent() without a history gave no error")
 	}
 }
+
+// The daemon runs the next pass at once only when this one warmed some
+// servers and left others to it.
+func TestWarmLeft(t *testing.T) {
+	warmUp := reconcile.Action{Kind: reconcile.WarmUp, Student: "ann"}
+	paced := reconcile.Action{Kind: reconcile.Hold, Held: reconcile.WarmUp, Guard: reconcile.GuardWarmPace, Student: "bob"}
+	capped := reconcile.Action{Kind: reconcile.Hold, Held: reconcile.WarmUp, Guard: reconcile.GuardWarmMax, Student: "bob"}
+	done := reconcile.Outcome{Action: warmUp, Done: true}
+	failed := reconcile.Outcome{Action: warmUp, Err: fmt.Errorf("no image")}
+	stopped := reconcile.Outcome{Action: reconcile.Action{Kind: reconcile.Stop, Student: "cy"}, Done: true}
+	for _, tc := range []struct {
+		name string
+		rep  PassReport
+		want bool
+	}{
+		{name: "warmed some, paced the rest", rep: PassReport{Actions: []reconcile.Action{warmUp, paced}, Outcomes: []reconcile.Outcome{done}}, want: true},
+		{name: "warmed all", rep: PassReport{Actions: []reconcile.Action{warmUp}, Outcomes: []reconcile.Outcome{done}}},
+		{name: "the rest held by a cap: a pass changes nothing", rep: PassReport{Actions: []reconcile.Action{warmUp, capped}, Outcomes: []reconcile.Outcome{done}}},
+		{name: "every warm-up failed: the schedule retries", rep: PassReport{Actions: []reconcile.Action{warmUp, paced}, Outcomes: []reconcile.Outcome{failed}}},
+		{name: "only retirements done", rep: PassReport{Actions: []reconcile.Action{paced}, Outcomes: []reconcile.Outcome{stopped}}},
+		{name: "no pass", rep: PassReport{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.rep.WarmLeft(); got != tc.want {
+				t.Errorf("WarmLeft = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
