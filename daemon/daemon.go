@@ -202,7 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics,
-		Observed: d.observed, Traffic: frontDoorTraffic{d}, Sampled: d.usage.sampled})
+		Observed: d.observed, Warmed: d.warmed, Traffic: frontDoorTraffic{d}, Sampled: d.usage.sampled})
 	if err != nil {
 		return err
 	}

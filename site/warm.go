@@ -111,6 +111,9 @@ func (s *Site) warmUp(ctx context.Context, actions []reconcile.Action) []reconci
 				return
 			}
 			out[i].Done = true
+			if s.opts.Warmed != nil {
+				s.opts.Warmed(a.Course, a.Student, sp)
+			}
 			s.log.InfoContext(ctx, "container action", "course", a.Course, "container", sp.Name, "action", string(a.Kind), "reason", a.Reason)
 		})
 	}

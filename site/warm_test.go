@@ -236,7 +236,15 @@ func TestPassWarmWindow(t *testing.T) {
 	}
 	e := &warmEngine{t: t, image: "sha256:v1", raws: map[string]*containers.Raw{}, servers: map[string]*http.Server{}, jups: map[string]*fakejupyter.Server{}}
 	t.Cleanup(e.closeAll)
-	s, err := New(Options{Config: cfg, Root: root, ContainerEngine: e, ImageEngine: warmNoImages{}, History: hist})
+	// What the front door's route table is told of the warm-ups.
+	var warmedMu sync.Mutex
+	warmed := map[string]int{} // student: port
+	s, err := New(Options{Config: cfg, Root: root, ContainerEngine: e, ImageEngine: warmNoImages{}, History: hist,
+		Warmed: func(course, student string, sp containers.Spawned) {
+			warmedMu.Lock()
+			defer warmedMu.Unlock()
+			warmed[student] = sp.Port
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +274,11 @@ func TestPassWarmWindow(t *testing.T) {
 			t.Fatalf("%s: %s on %s, want running on v1", n, st, img)
 		}
 	}
+	warmedMu.Lock()
+	if len(warmed) != 2 || warmed["ann"] == 0 || warmed["bob"] == 0 {
+		t.Errorf("the front door was told of %v, want ann's and bob's servers with their ports", warmed)
+	}
+	warmedMu.Unlock()
 
 	st, err := s.Status(t.Context())
 	if err != nil {

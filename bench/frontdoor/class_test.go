@@ -47,6 +47,7 @@ type classRig struct {
 	root      string
 	cli       *client.Client
 	img       string
+	front     *proxy.Proxy
 }
 
 func newClassRig(b *testing.B) *classRig {
@@ -150,7 +151,7 @@ func newClassRig(b *testing.B) *classRig {
 		slices.Sort(ts)
 		return ts, failed
 	}
-	return &classRig{n: n, student: student, dockerRun: dockerRun, class: class, removeAll: removeAll, m: m, co: co, root: root, cli: cli, img: img}
+	return &classRig{n: n, student: student, dockerRun: dockerRun, class: class, removeAll: removeAll, m: m, co: co, root: root, cli: cli, img: img, front: p}
 }
 
 // at is the p-th percentile of sorted ts, in ms.
@@ -255,20 +256,30 @@ func (r *classRig) engineStart(ctx context.Context, i int) (string, error) {
 // BenchmarkWarmClass is the class of BenchmarkClassStart on a warmed
 // course: before the class, its BENCH_CLASS (100) servers are started as a
 // warm window's pass starts them (containers.Manager.Spawn, two at a time,
-// as site's warm-up does), then every student opens theirs through the
-// front door at once. Baselines, same run: the same class cold (spawned on
-// demand); and, for the warm-up, the engine's own start of as many
-// containers of the image, two at a time (engineStart). It reports the
-// time to the first byte of each student's page warm and cold (p50, p99),
-// the warm/cold p99 ratio, the warm-up's duration, the engine's, and their
-// ratio.
+// as site's warm-up does, each server put in the front door's route table
+// as the daemon's Warmed does), then every student opens theirs through
+// the front door at once. Then the routes are dropped and the class opens
+// the same warm servers again, each launch through a spawn (engine calls
+// and a readiness check on a running server: the front door before the
+// warm-up told it of its servers). Baselines, same run: the same class
+// cold (spawned on demand); and, for the warm-up, the engine's own start of
+// as many containers of the image, two at a time (engineStart). It reports
+// the time to the first byte of each student's page warm (routed, and
+// through a spawn) and cold (p50, p99), the warm/cold p99 ratio, the
+// warm-up's duration, the engine's, and their ratio.
 //
 //	go test -run XXX -bench WarmClass -benchtime 1x ./bench/frontdoor/
 func BenchmarkWarmClass(b *testing.B) {
 	r := newClassRig(b)
+	routes := make([]proxy.Route, r.n)
 	warmUp := func() (time.Duration, int) {
 		return r.paced(b, func(i int) error {
-			_, err := r.m.Spawn(b.Context(), r.co, fmt.Sprintf("s%d", i), containers.SpawnOptions{Root: r.root, UID: "1000"})
+			s := fmt.Sprintf("s%d", i)
+			sp, err := r.m.Spawn(b.Context(), r.co, s, containers.SpawnOptions{Root: r.root, UID: "1000"})
+			if err == nil {
+				routes[i] = proxy.Route{Key: proxy.Key{Course: r.co.Name, Student: s}, Host: "127.0.0.1:" + strconv.Itoa(sp.Port), BasePath: sp.BasePath, Port: sp.Port}
+				r.front.Routes().Set(routes[i])
+			}
 			return err
 		})
 	}
@@ -293,18 +304,24 @@ func BenchmarkWarmClass(b *testing.B) {
 		engineTook, engineFail := engine()
 		took, warmFail := warmUp()
 		warm, fail := r.class(r.student)
+		for _, rt := range routes {
+			r.front.Routes().Drop(rt)
+		}
+		spawned, spawnFail := r.class(r.student)
 		r.removeAll()
 		b.ReportMetric(at(warm, 50), "warm-p50-ms")
 		b.ReportMetric(at(warm, 99), "warm-p99-ms")
 		b.ReportMetric(float64(len(warm)), "served")
+		b.ReportMetric(at(spawned, 50), "warm-spawn-p50-ms")
+		b.ReportMetric(at(spawned, 99), "warm-spawn-p99-ms")
 		b.ReportMetric(at(cold, 50), "cold-p50-ms")
 		b.ReportMetric(at(cold, 99), "cold-p99-ms")
 		b.ReportMetric(at(warm, 99)/at(cold, 99), "p99-ratio")
 		b.ReportMetric(took.Seconds(), "warmup-s")
 		b.ReportMetric(engineTook.Seconds(), "engine-start-s")
 		b.ReportMetric(took.Seconds()/engineTook.Seconds(), "warmup-ratio")
-		if coldFail+warmFail+fail+engineFail > 0 {
-			b.Errorf("%d cold and %d warm students not served, %d warm-ups and %d engine starts failed", coldFail, fail, warmFail, engineFail)
+		if coldFail+warmFail+fail+spawnFail+engineFail > 0 {
+			b.Errorf("%d cold, %d warm and %d warm-through-a-spawn students not served, %d warm-ups and %d engine starts failed", coldFail, fail, spawnFail, warmFail, engineFail)
 		}
 	}
 }
