@@ -92,7 +92,7 @@ type PlanAction struct {
 	// "remove", "warm" (start an expected student's server for a warm
 	// window) or "hold" (a guard withheld a stop, remove or warm: Held
 	// says which, Guard which guard: "freeze", "mass-prune",
-	// "retire-limit", "suspended", "warm", "warm-max").
+	// "retire-limit", "suspended", "warm", "warm-max", "warm-pace").
 	Kind      string `json:"kind"`
 	Course    string `json:"course"`
 	Student   string `json:"student"`

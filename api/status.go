@@ -50,12 +50,14 @@ type CourseView struct {
 	Stale      int `json:"stale"`
 	Running    int `json:"running"`
 	// Warm counts the servers warm at the last pass (started or kept for
-	// a warm window, not visited yet); WarmHeld the warm-ups a cap (max,
-	// warm-max, or the warm-ups of one pass) held back; NextWarm is the
+	// a warm window, not visited yet); WarmHeld the warm-ups a cap (the
+	// window's max, the site's warm-max) held back; WarmPending those left
+	// to the next pass (beyond the warm-ups of one pass); NextWarm is the
 	// next start of one of the course's warm windows.
-	Warm     int       `json:"warm,omitempty"`
-	WarmHeld int       `json:"warm_held,omitempty"`
-	NextWarm time.Time `json:"next_warm,omitzero"`
+	Warm        int       `json:"warm,omitempty"`
+	WarmHeld    int       `json:"warm_held,omitempty"`
+	WarmPending int       `json:"warm_pending,omitempty"`
+	NextWarm    time.Time `json:"next_warm,omitzero"`
 	// Error is the course's last error, if any.
 	Error string `json:"error,omitempty"`
 	// ImageError says why the course's image failed to build, if it did

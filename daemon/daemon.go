@@ -202,7 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics,
-		Observed: d.observed, Traffic: frontDoorTraffic{d}, Sampled: d.usage.sampled})
+		Observed: d.observed, Warmed: d.warmed, Traffic: frontDoorTraffic{d}, Sampled: d.usage.sampled})
 	if err != nil {
 		return err
 	}
@@ -290,7 +290,10 @@ func (d *daemon) trigger(kinds trigger.Kinds, reason string) {
 func (d *daemon) pass(ctx context.Context, p trigger.Pass) error {
 	if p.Key == passKey {
 		allow := d.allowPrune.Swap(false)
-		_, err := d.site.Pass(ctx, site.PassOptions{AllowMassPrune: allow})
+		rep, err := d.site.Pass(ctx, site.PassOptions{AllowMassPrune: allow})
+		if rep.WarmLeft() && ctx.Err() == nil {
+			d.queue.Trigger(passKey, trigger.Reconcile, "warm-ups left")
+		}
 		return err
 	}
 	var errs []error

@@ -166,6 +166,16 @@ func (d *daemon) observed(cs []containers.Container, at time.Time) {
 	d.proxy.Routes().Sync(routes, at)
 }
 
+// warmed puts a server a warm-up started in the route table, as a spawn
+// through the API does (launch): the pass that started it listed the
+// containers before, so without this the student's first click would
+// spawn (engine calls, a readiness check) until the next pass lists it.
+func (d *daemon) warmed(course, student string, sp containers.Spawned) {
+	if d.proxy != nil {
+		d.proxy.Routes().Set(spawnedRoute(course, student, sp))
+	}
+}
+
 // frontDoorTraffic lends the front door's traffic to the container passes
 // (none without a front door). The site is made before the front door,
 // which spawns through it; d.proxy is set before any pass runs.

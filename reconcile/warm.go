@@ -22,9 +22,13 @@ const (
 	// GuardWarm spares an unvisited warm server the idle rule while its
 	// window is open.
 	GuardWarm Guard = "warm"
-	// GuardWarmMax holds back a warm-up beyond the course's max, the
-	// site's warm-max or the warm-ups one pass makes.
+	// GuardWarmMax holds back a warm-up beyond the course's max or the
+	// site's warm-max: what the memory caps keep from starting.
 	GuardWarmMax Guard = "warm-max"
+	// GuardWarmPace holds back a warm-up beyond the ones a pass makes
+	// (DefaultWarmPerPass): a later pass starts it. Kept apart from
+	// GuardWarmMax so that pacing is never read as a cap to raise.
+	GuardWarmPace Guard = "warm-pace"
 )
 
 // DefaultWarmPerPass is how many warm-ups one pass makes at most: servers
@@ -114,9 +118,9 @@ func decideWarm(st CourseState, r activity.Result, now time.Time, stale bool, st
 // PlanWarm decides the warm-ups of a pass, pure like Plan: for each course
 // whose warm window is open, each expected student whose server is not
 // running (or is replaced by actions) gets a WarmUp, in course and student
-// order, unless a cap holds it back (a Hold of guard GuardWarmMax): the
-// window's max for the course, the site's warm-max, or perPass (0 means
-// DefaultWarmPerPass). Unvisited warm servers already running count
+// order, unless a cap holds it back (a Hold of guard GuardWarmMax: the
+// window's max for the course, the site's warm-max) or the pass has made
+// perPass already (guard GuardWarmPace; 0 means DefaultWarmPerPass). Unvisited warm servers already running count
 // against the caps.
 func PlanWarm(d Desired, observed []containers.Container, act map[string]activity.Result, actions []Action, now time.Time, perPass int) []Action {
 	perPass = cmp.Or(perPass, DefaultWarmPerPass)
@@ -162,7 +166,7 @@ func PlanWarm(d Desired, observed []containers.Container, act map[string]activit
 			case siteWarm >= siteMax:
 				a = withhold(a, GuardWarmMax, fmt.Sprintf("the site has %d warm servers, its warm-max", siteMax))
 			case made >= perPass:
-				a = withhold(a, GuardWarmMax, fmt.Sprintf("%d warm-ups in this pass already, next pass", perPass))
+				a = withhold(a, GuardWarmPace, fmt.Sprintf("%d warm-ups in this pass already, next pass", perPass))
 			default:
 				a.Warm = true
 				warm[name]++

@@ -74,7 +74,7 @@ func TestPlanWarm(t *testing.T) {
 		{name: "site warm-max", d: warmDesired(warmCourse(0), 1), now: open,
 			want: []string{"warm:ann", "hold:bob:warm-max", "hold:cy:warm-max"}},
 		{name: "a few per pass", d: warmDesired(warmCourse(0), 0), now: open, perPass: 2,
-			want: []string{"warm:ann", "warm:bob", "hold:cy:warm-max"}},
+			want: []string{"warm:ann", "warm:bob", "hold:cy:warm-pace"}},
 		{name: "no image yet, nothing", d: func() Desired { st := warmCourse(0); st.ImageID = ""; return warmDesired(st, 0) }(), now: open},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,7 +117,8 @@ func find(t *testing.T, as []Action, student string, kind Kind) Action {
 // clock: the window opens and the expected students are warmed; the idle
 // rule spares the unvisited ones; a commit mid-window replaces only the
 // servers nobody opened; at the end of the window the unvisited ones are
-// stopped like any other idle server.
+// stopped like any other idle server (their idle time runs from their
+// start), or removed when stale.
 func TestWarmWindowStory(t *testing.T) {
 	open := monday(7, 50)
 	d := warmDesired(warmCourse(0), 0)
@@ -178,6 +179,21 @@ func TestWarmWindowStory(t *testing.T) {
 	}
 	if a := find(t, as, "ann", ""); a.Kind != ReportStale {
 		t.Errorf("ann at the end: %+v", a)
+	}
+	if len(as) != 3 {
+		t.Errorf("warm-ups after the window: %v", as)
+	}
+
+	// The same pass, had a commit made v4 current meanwhile: the unvisited
+	// servers, idle since their start and stale, are removed like any
+	// other, and not warmed again (the window is over).
+	st.ImageID = "sha256:4444444444444444"
+	d.Courses["py"] = st
+	as = Plan(d, obs, act, monday(9, 50))
+	for _, s := range []string{"bob", "cy"} {
+		if a := find(t, as, s, ""); a.Kind != Remove || a.Warm || !strings.Contains(a.Reason, "idle") {
+			t.Errorf("%s, stale at the end of the window: %+v", s, a)
+		}
 	}
 	if len(as) != 3 {
 		t.Errorf("warm-ups after the window: %v", as)

@@ -1,10 +1,12 @@
 package server
 
 import (
-	"github.com/nbhosting/nbh-sync/api"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nbhosting/nbh-sync/api"
 )
 
 // Each error is shown once, where it belongs.
@@ -90,5 +92,42 @@ func TestDashboardActionResults(t *testing.T) {
 		if got := strings.Count(body, want); got != n {
 			t.Errorf("%d × %s, want %d", got, want, n)
 		}
+	}
+}
+
+// A course card says how many servers are warm, what the caps hold back,
+// what waits for the next pass and when the next window opens; a course
+// without warm windows says nothing of them.
+func TestDashboardWarm(t *testing.T) {
+	now := time.Date(2025, 3, 3, 7, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		co   api.CourseView
+		want string // the card's warm line, "" for none
+	}{
+		{name: "no warm window", co: api.CourseView{Name: "a"}},
+		{name: "before the window", co: api.CourseView{Name: "a", NextWarm: now.Add(50 * time.Minute)},
+			want: `<div class="warm">0 warm · next window <time datetime="2025-03-03T07:50:00Z" title="2025-03-03T07:50:00Z">in 50m</time></div>`},
+		{name: "in the window, capped and paced", co: api.CourseView{Name: "a", Warm: 8, WarmHeld: 12, WarmPending: 20, NextWarm: now.Add(7 * 24 * time.Hour)},
+			want: `<div class="warm">8 warm · <span class="badge warn warm-held" title="warm-ups the window's max or the site's warm-max hold back">12 held back by max</span> · 20 to start at the next pass · next window <time datetime="2025-03-10T07:00:00Z" title="2025-03-10T07:00:00Z">in 7d</time></div>`},
+		{name: "warm servers of a window gone from the config", co: api.CourseView{Name: "a", Warm: 3},
+			want: `<div class="warm">3 warm</div>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := api.Status{Courses: []api.CourseView{tc.co}}
+			cards, site := placeErrors(st)
+			var buf strings.Builder
+			if err := dashboardTemplate.Execute(&buf, page{Status: normalize(st), Courses: cards, SiteErrors: site, Now: now}); err != nil {
+				t.Fatal(err)
+			}
+			body := buf.String()
+			got := ""
+			if i := strings.Index(body, `<div class="warm">`); i >= 0 {
+				got = body[i : i+strings.Index(body[i:], "</div>")+len("</div>")]
+			}
+			if got != tc.want {
+				t.Errorf("warm line\n got %s\nwant %s", got, tc.want)
+			}
+		})
 	}
 }

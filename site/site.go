@@ -70,6 +70,10 @@ type Options struct {
 	// listed, and when it listed them (the front door's route table
 	// follows them).
 	Observed func(cs []containers.Container, at time.Time)
+	// Warmed, when set, is told of each server a warm-up started, once it
+	// answers: the front door then routes the student's first click to it
+	// straight away, without a spawn's engine calls and readiness check.
+	Warmed func(course, student string, sp containers.Spawned)
 	// Traffic, when set, is what the students' front door saw of each
 	// server: container passes count it as activity.
 	Traffic activity.TrafficSource

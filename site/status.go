@@ -147,7 +147,7 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		}
 		v.NextWarm = reconcile.NextWarm(co, s.planAt())
 		if last != nil {
-			v.Warm, v.WarmHeld = warmCounts(last, name)
+			v.Warm, v.WarmHeld, v.WarmPending = warmCounts(last, name)
 		}
 		cur := current[co.ImageOf()]
 		for _, c := range ctrs {
@@ -181,14 +181,16 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 }
 
 // warmCounts says, from a pass, how many servers of course were warm after
-// it (kept unvisited in their window, or warmed up by it) and how many
-// warm-ups a cap held back.
-func warmCounts(p *PassReport, course string) (warm, held int) {
+// it (kept unvisited in their window, or warmed up by it), how many
+// warm-ups a cap held back and how many were left to the next pass.
+func warmCounts(p *PassReport, course string) (warm, held, pending int) {
 	for _, a := range p.Actions {
 		switch {
 		case a.Course != course:
 		case a.Kind == reconcile.Hold && a.Guard == reconcile.GuardWarmMax:
 			held++
+		case a.Kind == reconcile.Hold && a.Guard == reconcile.GuardWarmPace:
+			pending++
 		case a.Warm && a.Kind != reconcile.WarmUp:
 			warm++
 		}
@@ -198,7 +200,7 @@ func warmCounts(p *PassReport, course string) (warm, held int) {
 			warm++
 		}
 	}
-	return warm, held
+	return warm, held, pending
 }
 
 // heldPrune describes the mass-prune guard's hold in a plan, if any.

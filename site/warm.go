@@ -111,9 +111,27 @@ func (s *Site) warmUp(ctx context.Context, actions []reconcile.Action) []reconci
 				return
 			}
 			out[i].Done = true
+			if s.opts.Warmed != nil {
+				s.opts.Warmed(a.Course, a.Student, sp)
+			}
 			s.log.InfoContext(ctx, "container action", "course", a.Course, "container", sp.Name, "action", string(a.Kind), "reason", a.Reason)
 		})
 	}
 	wg.Wait()
 	return out
+}
+
+// WarmLeft reports whether the pass started warm-ups and left others to the
+// next pass (guard warm-pace): the daemon runs that pass at once, so that a
+// class is warmed at the engine's pace, a pass's share after another, not
+// one share per scheduled pass (8 every 5 minutes would take an hour for
+// 100 students). A pass whose warm-ups all failed leaves the rest to the
+// schedule, so that a broken image does not keep passes running.
+func (r PassReport) WarmLeft() bool {
+	left := slices.ContainsFunc(r.Actions, func(a reconcile.Action) bool {
+		return a.Kind == reconcile.Hold && a.Guard == reconcile.GuardWarmPace
+	})
+	return left && slices.ContainsFunc(r.Outcomes, func(o reconcile.Outcome) bool {
+		return o.Action.Kind == reconcile.WarmUp && o.Done
+	})
 }

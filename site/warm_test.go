@@ -236,7 +236,15 @@ func TestPassWarmWindow(t *testing.T) {
 	}
 	e := &warmEngine{t: t, image: "sha256:v1", raws: map[string]*containers.Raw{}, servers: map[string]*http.Server{}, jups: map[string]*fakejupyter.Server{}}
 	t.Cleanup(e.closeAll)
-	s, err := New(Options{Config: cfg, Root: root, ContainerEngine: e, ImageEngine: warmNoImages{}, History: hist})
+	// What the front door's route table is told of the warm-ups.
+	var warmedMu sync.Mutex
+	warmed := map[string]int{} // student: port
+	s, err := New(Options{Config: cfg, Root: root, ContainerEngine: e, ImageEngine: warmNoImages{}, History: hist,
+		Warmed: func(course, student string, sp containers.Spawned) {
+			warmedMu.Lock()
+			defer warmedMu.Unlock()
+			warmed[student] = sp.Port
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,13 +274,18 @@ func TestPassWarmWindow(t *testing.T) {
 			t.Fatalf("%s: %s on %s, want running on v1", n, st, img)
 		}
 	}
+	warmedMu.Lock()
+	if len(warmed) != 2 || warmed["ann"] == 0 || warmed["bob"] == 0 {
+		t.Errorf("the front door was told of %v, want ann's and bob's servers with their ports", warmed)
+	}
+	warmedMu.Unlock()
 
 	st, err := s.Status(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := st.Courses[0]; c.Warm != 2 || c.WarmHeld != 0 || !c.NextWarm.After(time.Now()) {
-		t.Errorf("status: %d warm, %d held, next window %s", c.Warm, c.WarmHeld, c.NextWarm)
+	if c := st.Courses[0]; c.Warm != 2 || c.WarmHeld != 0 || c.WarmPending != 0 || !c.NextWarm.After(time.Now()) {
+		t.Errorf("status: %d warm, %d held, %d pending, next window %s", c.Warm, c.WarmHeld, c.WarmPending, c.NextWarm)
 	}
 
 	// 40 minutes in: ann opened hers 5 minutes ago; bob never came and his
@@ -361,5 +374,34 @@ func TestExpectedFromFile(t *testing.T) {
 	}
 	if _, err := s.expected(t.Context(), co, manifest.Warm{Students: "recent(30d)"}, time.Now()); err == nil {
 		t.Error("recent() without a history gave no error")
+	}
+}
+
+// The daemon runs the next pass at once only when this one warmed some
+// servers and left others to it.
+func TestWarmLeft(t *testing.T) {
+	warmUp := reconcile.Action{Kind: reconcile.WarmUp, Student: "ann"}
+	paced := reconcile.Action{Kind: reconcile.Hold, Held: reconcile.WarmUp, Guard: reconcile.GuardWarmPace, Student: "bob"}
+	capped := reconcile.Action{Kind: reconcile.Hold, Held: reconcile.WarmUp, Guard: reconcile.GuardWarmMax, Student: "bob"}
+	done := reconcile.Outcome{Action: warmUp, Done: true}
+	failed := reconcile.Outcome{Action: warmUp, Err: fmt.Errorf("no image")}
+	stopped := reconcile.Outcome{Action: reconcile.Action{Kind: reconcile.Stop, Student: "cy"}, Done: true}
+	for _, tc := range []struct {
+		name string
+		rep  PassReport
+		want bool
+	}{
+		{name: "warmed some, paced the rest", rep: PassReport{Actions: []reconcile.Action{warmUp, paced}, Outcomes: []reconcile.Outcome{done}}, want: true},
+		{name: "warmed all", rep: PassReport{Actions: []reconcile.Action{warmUp}, Outcomes: []reconcile.Outcome{done}}},
+		{name: "the rest held by a cap: a pass changes nothing", rep: PassReport{Actions: []reconcile.Action{warmUp, capped}, Outcomes: []reconcile.Outcome{done}}},
+		{name: "every warm-up failed: the schedule retries", rep: PassReport{Actions: []reconcile.Action{warmUp, paced}, Outcomes: []reconcile.Outcome{failed}}},
+		{name: "only retirements done", rep: PassReport{Actions: []reconcile.Action{paced}, Outcomes: []reconcile.Outcome{stopped}}},
+		{name: "no pass", rep: PassReport{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.rep.WarmLeft(); got != tc.want {
+				t.Errorf("WarmLeft = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

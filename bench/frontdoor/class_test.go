@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
 
 	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
@@ -43,6 +45,9 @@ type classRig struct {
 	m         *containers.Manager
 	co        manifest.Course
 	root      string
+	cli       *client.Client
+	img       string
+	front     *proxy.Proxy
 }
 
 func newClassRig(b *testing.B) *classRig {
@@ -146,7 +151,7 @@ func newClassRig(b *testing.B) *classRig {
 		slices.Sort(ts)
 		return ts, failed
 	}
-	return &classRig{n: n, student: student, dockerRun: dockerRun, class: class, removeAll: removeAll, m: m, co: co, root: root}
+	return &classRig{n: n, student: student, dockerRun: dockerRun, class: class, removeAll: removeAll, m: m, co: co, root: root, cli: cli, img: img, front: p}
 }
 
 // at is the p-th percentile of sorted ts, in ms.
@@ -191,54 +196,132 @@ func BenchmarkClassStart(b *testing.B) {
 	}
 }
 
+// warmConcurrency is site's warm-up concurrency: a pass starts two
+// servers at a time.
+const warmConcurrency = 2
+
+// paced runs one(i) for the rig's n students, warmConcurrency at a time,
+// and returns how long they all took and how many failed.
+func (r *classRig) paced(b *testing.B, one func(i int) error) (time.Duration, int) {
+	start := time.Now()
+	sem := make(chan struct{}, warmConcurrency)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := 0
+	for i := range r.n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := one(i); err != nil {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				b.Log(err)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), failed
+}
+
+// engineStart is the warm-up's baseline: the same servers made the way
+// `docker run -d` makes them (the engine API's create then start, same
+// image, command, port binding, mount and memory limit), each followed by
+// the readiness wait Spawn makes; it returns the IDs made, to be removed.
+func (r *classRig) engineStart(ctx context.Context, i int) (string, error) {
+	port, err := testenv.FreePort()
+	if err != nil {
+		return "", err
+	}
+	ps := strconv.Itoa(port)
+	dir := filepath.Join(r.root, "students", fmt.Sprintf("e%d", i), r.co.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	p := nat.Port("8888/tcp")
+	made, err := r.cli.ContainerCreate(ctx,
+		&container.Config{Image: r.img, Cmd: []string{"/fakejupyter", "--port=8888", "--base-url=/" + ps + "/"}, ExposedPorts: nat.PortSet{p: {}}},
+		&container.HostConfig{PortBindings: nat.PortMap{p: {{HostIP: "127.0.0.1", HostPort: ps}}},
+			Binds: []string{dir + ":/home/jovyan/work"}, Resources: container.Resources{Memory: 64 << 20}},
+		nil, nil, fmt.Sprintf("%s-x-e%d", r.co.Name, i))
+	if err != nil {
+		return "", err
+	}
+	if err := r.cli.ContainerStart(ctx, made.ID, container.StartOptions{}); err != nil {
+		return made.ID, err
+	}
+	return made.ID, containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", port, containers.BasePath(port)), 2*time.Minute)
+}
+
 // BenchmarkWarmClass is the class of BenchmarkClassStart on a warmed
 // course: before the class, its BENCH_CLASS (100) servers are started as a
 // warm window's pass starts them (containers.Manager.Spawn, two at a time,
-// as site's warm-up does), then every student opens theirs through the
-// front door at once. Baseline, same run: the same class cold (spawned on
-// demand). It reports the time to the first byte of each student's page
-// warm and cold (p50, p99), the warm-up's duration, and the warm/cold p99
-// ratio.
+// as site's warm-up does, each server put in the front door's route table
+// as the daemon's Warmed does), then every student opens theirs through
+// the front door at once. Then the routes are dropped and the class opens
+// the same warm servers again, each launch through a spawn (engine calls
+// and a readiness check on a running server: the front door before the
+// warm-up told it of its servers). Baselines, same run: the same class
+// cold (spawned on demand); and, for the warm-up, the engine's own start of
+// as many containers of the image, two at a time (engineStart). It reports
+// the time to the first byte of each student's page warm (routed, and
+// through a spawn) and cold (p50, p99), the warm/cold p99 ratio, the
+// warm-up's duration, the engine's, and their ratio.
 //
 //	go test -run XXX -bench WarmClass -benchtime 1x ./bench/frontdoor/
 func BenchmarkWarmClass(b *testing.B) {
 	r := newClassRig(b)
+	routes := make([]proxy.Route, r.n)
 	warmUp := func() (time.Duration, int) {
-		start := time.Now()
-		sem := make(chan struct{}, 2)
+		return r.paced(b, func(i int) error {
+			s := fmt.Sprintf("s%d", i)
+			sp, err := r.m.Spawn(b.Context(), r.co, s, containers.SpawnOptions{Root: r.root, UID: "1000"})
+			if err == nil {
+				routes[i] = proxy.Route{Key: proxy.Key{Course: r.co.Name, Student: s}, Host: "127.0.0.1:" + strconv.Itoa(sp.Port), BasePath: sp.BasePath, Port: sp.Port}
+				r.front.Routes().Set(routes[i])
+			}
+			return err
+		})
+	}
+	engine := func() (time.Duration, int) {
+		ids := make([]string, r.n)
+		took, failed := r.paced(b, func(i int) (err error) {
+			ids[i], err = r.engineStart(b.Context(), i)
+			return err
+		})
 		var wg sync.WaitGroup
-		var mu sync.Mutex
-		failed := 0
-		for i := range r.n {
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				if _, err := r.m.Spawn(b.Context(), r.co, fmt.Sprintf("s%d", i), containers.SpawnOptions{Root: r.root, UID: "1000"}); err != nil {
-					mu.Lock()
-					failed++
-					mu.Unlock()
-					b.Log(err)
-				}
-			})
+		for _, id := range ids {
+			if id != "" {
+				wg.Go(func() { _ = r.cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true}) })
+			}
 		}
 		wg.Wait()
-		return time.Since(start), failed
+		return took, failed
 	}
 	for b.Loop() {
 		cold, coldFail := r.class(r.student)
 		r.removeAll()
+		engineTook, engineFail := engine()
 		took, warmFail := warmUp()
 		warm, fail := r.class(r.student)
+		for _, rt := range routes {
+			r.front.Routes().Drop(rt)
+		}
+		spawned, spawnFail := r.class(r.student)
 		r.removeAll()
 		b.ReportMetric(at(warm, 50), "warm-p50-ms")
 		b.ReportMetric(at(warm, 99), "warm-p99-ms")
 		b.ReportMetric(float64(len(warm)), "served")
+		b.ReportMetric(at(spawned, 50), "warm-spawn-p50-ms")
+		b.ReportMetric(at(spawned, 99), "warm-spawn-p99-ms")
 		b.ReportMetric(at(cold, 50), "cold-p50-ms")
 		b.ReportMetric(at(cold, 99), "cold-p99-ms")
-		b.ReportMetric(took.Seconds(), "warmup-s")
 		b.ReportMetric(at(warm, 99)/at(cold, 99), "p99-ratio")
-		if coldFail+warmFail+fail > 0 {
-			b.Errorf("%d cold and %d warm students not served, %d warm-ups failed", coldFail, fail, warmFail)
+		b.ReportMetric(took.Seconds(), "warmup-s")
+		b.ReportMetric(engineTook.Seconds(), "engine-start-s")
+		b.ReportMetric(took.Seconds()/engineTook.Seconds(), "warmup-ratio")
+		if coldFail+warmFail+fail+spawnFail+engineFail > 0 {
+			b.Errorf("%d cold, %d warm and %d warm-through-a-spawn students not served, %d warm-ups and %d engine starts failed", coldFail, fail, spawnFail, warmFail, engineFail)
 		}
 	}
 }

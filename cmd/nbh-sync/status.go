@@ -131,7 +131,10 @@ func printStatus(w io.Writer, st api.Status) {
 		if !c.NextWarm.IsZero() || c.Warm > 0 {
 			line := fmt.Sprintf("warm in %s: %d warm", c.Name, c.Warm)
 			if c.WarmHeld > 0 {
-				line += fmt.Sprintf(", %d held back by a cap (max, warm-max or per pass)", c.WarmHeld)
+				line += fmt.Sprintf(", %d held back by a cap (max or warm-max)", c.WarmHeld)
+			}
+			if c.WarmPending > 0 {
+				line += fmt.Sprintf(", %d to start at the next pass", c.WarmPending)
 			}
 			if !c.NextWarm.IsZero() {
 				line += ", next window " + c.NextWarm.Local().Format("Mon 2006-01-02 15:04")
