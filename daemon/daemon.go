@@ -27,6 +27,7 @@ import (
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/proxy"
 	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/server"
@@ -444,11 +445,11 @@ func warnIfReadable(log *slog.Logger, path string) {
 // spawnError maps a spawn failure onto the HTTP status the API answers.
 func spawnError(err error) error {
 	switch {
-	case errors.Is(err, containers.ErrUnknownCourse):
+	case errors.Is(err, manifest.ErrUnknownCourse):
 		return fmt.Errorf("%w: %w", server.ErrNotFound, err)
-	case errors.Is(err, containers.ErrBadStudent), errors.Is(err, containers.ErrBadUID), errors.Is(err, containers.ErrBadPath):
+	case errors.Is(err, naming.ErrBadStudent), errors.Is(err, containers.ErrBadUID), errors.Is(err, containers.ErrBadPath):
 		return fmt.Errorf("%w: %w", server.ErrInvalid, err)
-	case errors.Is(err, containers.ErrArchived), errors.Is(err, containers.ErrNotManaged):
+	case errors.Is(err, manifest.ErrArchived), errors.Is(err, containers.ErrNotManaged):
 		return fmt.Errorf("%w: %w", server.ErrConflict, err)
 	case errors.Is(err, containers.ErrImageNotBuilt):
 		return fmt.Errorf("%w: %w", server.ErrNotReady, err)

@@ -44,7 +44,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/activity"
-	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // Names the browser sees.
@@ -58,7 +58,7 @@ const (
 // Spawner starts a student's server.
 type Spawner interface {
 	// Spawn makes sure the server runs and answers, and returns its route.
-	// Errors wrapping containers.ErrArchived or ErrUnknownCourse get a
+	// Errors wrapping manifest.ErrArchived or ErrUnknownCourse get a
 	// page saying so.
 	Spawn(ctx context.Context, course, student string) (Route, error)
 }
@@ -432,7 +432,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 // resolve maps a path to its prefix and, when the path names it, the
 // student. ok is false for a path no server can live under.
 func (p *Proxy) resolve(path string) (base string, k Key, known, ok bool) {
-	if rest, found := strings.CutPrefix(path, containers.PrefixRoot); found {
+	if rest, found := strings.CutPrefix(path, naming.PrefixRoot); found {
 		c, rest, ok := strings.Cut(rest, "/")
 		s, _, _ := strings.Cut(rest, "/")
 		k := Key{c, s}
@@ -442,21 +442,21 @@ func (p *Proxy) resolve(path string) (base string, k Key, known, ok bool) {
 		// A route's names were checked when it was made; others are
 		// checked here, as container names.
 		if _, routed := p.routes.Lookup(k); !routed {
-			if cc, ss, valid := containers.SplitName(containers.Name(c, s)); !valid || cc != c || ss != s {
+			if cc, ss, valid := naming.Split(naming.Container(c, s)); !valid || cc != c || ss != s {
 				return "", Key{}, false, false
 			}
 		}
-		if n := len(containers.PrefixRoot) + len(c) + len(s) + 2; len(path) >= n {
+		if n := len(naming.PrefixRoot) + len(c) + len(s) + 2; len(path) >= n {
 			return path[:n], k, true, true // the prefix itself, as it starts path
 		}
-		return containers.Prefix(c, s), k, true, true
+		return naming.Prefix(c, s), k, true, true
 	}
 	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	port, err := strconv.Atoi(first)
 	if err != nil || port <= 0 || port > 65535 || strconv.Itoa(port) != first {
 		return "", Key{}, false, false
 	}
-	base = containers.BasePath(port)
+	base = naming.BasePath(port)
 	if rt, found := p.routes.ByBase(base); found {
 		return base, rt.Key, true, true
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/api"
-	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/atomicfile"
@@ -128,7 +127,7 @@ func (s *Site) Holds(ctx context.Context) ([]api.Hold, error) {
 
 // Suspend puts course on hold at run time; it is idempotent (a second call
 // keeps the first one's record). The course must be in courses.yaml
-// (containers.ErrUnknownCourse otherwise).
+// (manifest.ErrUnknownCourse otherwise).
 func (s *Site) Suspend(ctx context.Context, course, by, reason string) ([]api.Hold, error) {
 	return s.changeHolds(ctx, course, by, reason, true)
 }
@@ -147,7 +146,7 @@ func (s *Site) changeHolds(ctx context.Context, course, by, reason string, suspe
 	}
 	co, ok := cfg.Courses[course]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s is not in courses.yaml", containers.ErrUnknownCourse, course)
+		return nil, fmt.Errorf("%w: %s is not in courses.yaml", manifest.ErrUnknownCourse, course)
 	}
 	s.holdMu.Lock()
 	h := s.readHolds()

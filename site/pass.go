@@ -242,7 +242,7 @@ func (s *Site) spawn(ctx context.Context, course, student, uid, action string) (
 	if err != nil {
 		return containers.Spawned{}, err
 	}
-	co, err := containers.LookupCourse(cfg, course)
+	co, err := cfg.Course(course)
 	if err != nil {
 		return containers.Spawned{}, err
 	}
