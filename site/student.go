@@ -92,7 +92,7 @@ func (s *Site) Student(ctx context.Context, course, student, action string, opts
 		return rep, err
 	}
 	co, known := cfg.Courses[course]
-	if !known && !s.knownCourses(ctx, cfg, false)[course] {
+	if !known && !s.known.update(ctx, cfg, false)[course] {
 		return rep, fmt.Errorf("course %q: %w", course, manifest.ErrUnknownCourse)
 	}
 	if !known && action == api.StudentRestart {
@@ -262,7 +262,7 @@ func (s *Site) Students(ctx context.Context, q string) (api.Students, error) {
 		return out, err
 	}
 	d := reconcile.NewDesired(cfg, nil)
-	d.Had = s.knownCourses(ctx, cfg, false)
+	d.Had = s.known.update(ctx, cfg, false)
 	cs, err := mgr.List(ctx, d.Adopts)
 	if err != nil {
 		return out, err
