@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
@@ -145,6 +146,9 @@ type daemon struct {
 	publicURL *url.URL
 	// usage keeps what students use (sessions, notebooks, servers, disk).
 	usage *usageRecorder
+	// outside is what sources outside the servers (the front door) saw
+	// of them; the container passes count it as activity.
+	outside *activity.Outside
 
 	ready      atomic.Bool
 	allowPrune atomic.Bool // one-shot confirmation of a mass prune
@@ -178,7 +182,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer hist.Close()
 
-	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New(), replays: newReplays()}
+	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New(), replays: newReplays(), outside: activity.NewOutside(nil)}
 	us, err := usage.Open(rootdir.Usage(root))
 	if err != nil {
 		return err
@@ -203,7 +207,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics,
-		Observed: d.observed, Traffic: frontDoorTraffic{d}, Sampled: d.usage.sampled})
+		Observed: d.observed, Traffic: d.outside, Sampled: d.usage.sampled})
 	if err != nil {
 		return err
 	}

@@ -145,6 +145,10 @@ type Options struct {
 	Log      *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Outside, when set, is where the front door records its traffic
+	// (requests, open websockets) for the idle rule: the site's, shared
+	// with its other outside sources. Nil records into one of its own.
+	Outside *activity.Outside
 }
 
 // Proxy is the front door; it is an http.Handler.
@@ -154,7 +158,7 @@ type Proxy struct {
 	routes   *Table
 	tickets  *tickets
 	sessions sessions
-	traffic  *traffic
+	traffic  *activity.Outside
 	hosts    *hostTemplate // nil without Options.HostTemplate
 	// framePolicy is the Content-Security-Policy of every answer.
 	framePolicy string
@@ -193,6 +197,9 @@ func New(opts Options) (*Proxy, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Outside == nil {
+		opts.Outside = activity.NewOutside(opts.Now)
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -218,7 +225,7 @@ func New(opts Options) (*Proxy, error) {
 		routes:   opts.Routes,
 		tickets:  newTickets(opts.TicketTTL, opts.Now),
 		sessions: newSessions(opts.Key, opts.SessionTTL, opts.Now),
-		traffic:  &traffic{m: map[Key]activity.Traffic{}, now: opts.Now},
+		traffic:  opts.Outside,
 		jobs:     map[Key]*job{},
 		obs:      opts.Observer,
 	}
@@ -254,7 +261,7 @@ func (p *Proxy) Routes() *Table { return p.routes }
 
 // Traffic implements activity.TrafficSource.
 func (p *Proxy) Traffic(course, student string) (activity.Traffic, bool) {
-	return p.traffic.get(Key{course, student})
+	return p.traffic.Traffic(course, student)
 }
 
 // Launch returns a new launch path for r's server: its prefix with a
@@ -421,9 +428,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 	if isWebsocket(r) {
 		p.obs.FrontDoorWebsockets(1)
 		defer p.obs.FrontDoorWebsockets(-1)
-		defer p.traffic.websocket(rt.Key)()
+		defer p.traffic.Opened(rt.Key.Course, rt.Key.Student)()
 	} else {
-		p.traffic.request(rt.Key)
+		p.traffic.Seen(rt.Key.Course, rt.Key.Student)
 		p.noteNotebook(r, rt)
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
