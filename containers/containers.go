@@ -10,9 +10,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/imageref"
@@ -45,16 +42,6 @@ const (
 
 // readLabels are the labels a pass reads; List keeps only these.
 var readLabels = []string{LabelCourse, LabelStudent, LabelManagedBy, LabelPort, LabelUID, LabelBasePath, LabelSite}
-
-// NameSep joins course and student in a container name, as nbhosting does.
-const NameSep = "-x-"
-
-// Name returns the container name of a student in a course. It is
-// unambiguous because a course name neither contains NameSep nor ends in
-// "-x" (manifest validation) and a student name neither contains NameSep
-// nor starts with "x-" (CheckStudent): the first NameSep of a name is the
-// one Name put there.
-func Name(course, student string) string { return course + NameSep + student }
 
 // State is the coarse state of a container.
 type State string
@@ -118,16 +105,10 @@ var (
 	// ErrPortInUse: the chosen host port was taken before the engine
 	// could bind it.
 	ErrPortInUse = errors.New("host port already in use")
-	// ErrUnknownCourse: the course is not in courses.yaml.
-	ErrUnknownCourse = errors.New("unknown course")
-	// ErrArchived: the course is archived; it gets no new containers.
-	ErrArchived = errors.New("course is archived")
 	// ErrImageNotBuilt: the course's image has no :latest tag yet, or the
 	// one it has was not built by nbh-sync (a foreign image of that name
 	// is never run).
 	ErrImageNotBuilt = errors.New("image not built yet")
-	// ErrBadStudent: the student name is not acceptable.
-	ErrBadStudent = errors.New("invalid student name")
 	// ErrBadUID: the uid a server would run as is root's or a system
 	// account's (below the site's floor, SpawnOptions.MinUID), or no
 	// number.
@@ -135,42 +116,6 @@ var (
 	// ErrTimeout: the server did not answer in time.
 	ErrTimeout = errors.New("server did not answer in time")
 )
-
-// MaxStudentLen bounds student names: they become container names and path
-// components.
-const MaxStudentLen = 63
-
-var namePart = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*$`)
-
-// CheckStudent returns an ErrBadStudent error unless s is a usable student
-// name: lowercase letters, digits, -, _ and ., not starting with . or -,
-// no "..", at most MaxStudentLen characters; and, so that container names
-// stay unambiguous (course a + student x-y and course a-x + student y
-// would both be a-x-x-y), no "-x-" and no leading "x-".
-func CheckStudent(s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("%w: empty", ErrBadStudent)
-	case len(s) > MaxStudentLen:
-		return fmt.Errorf("%w %q: longer than %d characters", ErrBadStudent, s, MaxStudentLen)
-	case !namePart.MatchString(s) || strings.Contains(s, ".."):
-		return fmt.Errorf("%w %q: want lowercase letters, digits, -, _ and . (no leading . or -, no double dot)", ErrBadStudent, s)
-	case strings.Contains(s, NameSep) || strings.HasPrefix(s, "x-"):
-		return fmt.Errorf("%w %q: must not contain %q nor start with \"x-\": container names are COURSE%sSTUDENT and must name one student of one course", ErrBadStudent, s, NameSep, NameSep)
-	}
-	return nil
-}
-
-// SplitName splits an nbhosting container name into course and student. ok
-// is false when name does not have the pattern <course>-x-<student> with two
-// valid parts.
-func SplitName(name string) (course, student string, ok bool) {
-	course, student, ok = strings.Cut(strings.TrimPrefix(name, "/"), NameSep)
-	if !ok || len(course) > 63 || !namePart.MatchString(course) || CheckStudent(student) != nil {
-		return "", "", false
-	}
-	return course, student, true
-}
 
 // Engine is what this package needs from the container engine. Contracts:
 // methods that name a container accept an ID or a name; Inspect returns an

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // requireDocker returns a client of the real engine; it skips without one,
@@ -30,7 +31,7 @@ func testSite(t *testing.T) (manifest.Course, string, *Manager, *client.Client) 
 	cli := requireDocker(t)
 	name := "nbhtest-ctr-" + fjtest.Suffix()
 	id := fjtest.Build(t, cli, fjtest.Binary(t), name+":latest")
-	fjtest.CleanupContainers(t, cli, name+NameSep)
+	fjtest.CleanupContainers(t, cli, name+naming.Sep)
 	co := manifest.Course{Name: name, Container: manifest.Container{
 		Port:    8888,
 		Memory:  64 << 20,
@@ -258,7 +259,7 @@ func TestEngineRefusesForeignImage(t *testing.T) {
 		if !errors.Is(err, ErrImageNotBuilt) || !strings.Contains(err.Error(), want) {
 			t.Errorf("spawn from a foreign %s:latest = %v, want %q", course.Name, err, want)
 		}
-		if _, err := cli.ContainerInspect(ctx, Name(course.Name, "eve")); err == nil {
+		if _, err := cli.ContainerInspect(ctx, naming.Container(course.Name, "eve")); err == nil {
 			t.Errorf("a container was made from the foreign image")
 		}
 	}
@@ -266,7 +267,7 @@ func TestEngineRefusesForeignImage(t *testing.T) {
 	// Only a foreign image of that name.
 	other := co
 	other.Name = co.Name + "-imp"
-	fjtest.CleanupContainers(t, cli, other.Name+NameSep)
+	fjtest.CleanupContainers(t, cli, other.Name+naming.Sep)
 	imported(other.Name + ":latest")
 	spawnRefused(other)
 

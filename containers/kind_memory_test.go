@@ -14,6 +14,7 @@ import (
 	"github.com/nbhosting/nbh-sync/imageref"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // A third kind of engine is one registration away: nothing else in the
@@ -174,7 +175,7 @@ func TestThirdEngineKind(t *testing.T) {
 	co := manifest.Course{Name: "flot", Container: manifest.Container{Port: 8888, Token: "secret", Command: []string{"jupyter", "--base-url={prefix}"}}}
 	opts := containers.SpawnOptions{Root: t.TempDir(), UID: "1000"}
 	t.Cleanup(func() {
-		if err := m.Remove(context.WithoutCancel(t.Context()), containers.Name("flot", "alice")); err != nil {
+		if err := m.Remove(context.WithoutCancel(t.Context()), naming.Container("flot", "alice")); err != nil {
 			t.Error(err)
 		}
 	})

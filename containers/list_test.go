@@ -7,6 +7,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 func TestInternerRaw(t *testing.T) {
@@ -88,7 +90,7 @@ func TestEngineListStreamMatchesSDK(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("container %s:\nstreamed %+v\nSDK      %+v", want.Name, got, want)
 		}
-		if want.Name == Name(co.Name, "alice") {
+		if want.Name == naming.Container(co.Name, "alice") {
 			found = true
 			if got.ImageID != imageID || got.Labels[LabelCourse] != co.Name || len(got.Ports) != 1 {
 				t.Errorf("alice's container = %+v", got)

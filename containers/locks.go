@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // Locks serializes work on one student's container within the process: a
@@ -25,7 +27,7 @@ type lockEntry struct {
 // NewLocks returns an empty registry.
 func NewLocks() *Locks { return &Locks{entries: map[string]*lockEntry{}} }
 
-func lockKey(course, student string) string { return Name(course, student) }
+func lockKey(course, student string) string { return naming.Container(course, student) }
 
 // Lock waits for the lock of (course, student), or for ctx to end. The
 // returned func releases it; call it exactly once.

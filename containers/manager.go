@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/imageref"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // Manager reads and spawns student containers. Its zero value is not
@@ -104,7 +105,7 @@ func (m *Manager) List(ctx context.Context, adopt func(course string) bool) ([]C
 // course is one of the site's (spawn takes it from courses.yaml, Apply
 // from a listed container).
 func (m *Manager) Get(ctx context.Context, course, student string) (Container, error) {
-	name := Name(course, student)
+	name := naming.Container(course, student)
 	r, err := m.eng.Inspect(ctx, name)
 	if err != nil {
 		return Container{}, err
@@ -216,7 +217,7 @@ func classify(r Raw, now time.Time) (Container, bool) {
 			// Someone else's labels: not ours, not nbhosting's.
 			return Container{}, false
 		}
-		course, student, ok := SplitName(r.Name)
+		course, student, ok := naming.Split(r.Name)
 		if !ok {
 			return Container{}, false
 		}
@@ -241,10 +242,10 @@ func classify(r Raw, now time.Time) (Container, bool) {
 	}
 	c.Host, c.Task = r.Host, r.Task
 	c.BasePath = r.Labels[LabelBasePath]
-	if !validBasePath(c.BasePath) {
+	if !naming.ValidBasePath(c.BasePath) {
 		c.BasePath = ""
 		if c.Port != 0 {
-			c.BasePath = BasePath(c.Port)
+			c.BasePath = naming.BasePath(c.Port)
 		}
 	}
 	c.StartedAt = r.StartedAt

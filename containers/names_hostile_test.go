@@ -11,6 +11,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // hostileNames are built to escape paths or container names, or to be
@@ -18,7 +19,7 @@ import (
 var hostileNames = []string{
 	"", ".", "..", "../x", "..x", "x/../..", "a/b", `a\b`, "/abs", "-rf", "--help", ".hidden",
 	"UPPER", "Mixed", "a\x00b", "a\nb", "a b", "é", "a..b", "a:b", "a@b", "a$(id)", "a;b", "*",
-	strings.Repeat("a", containers.MaxStudentLen+1),
+	strings.Repeat("a", naming.MaxStudentLen+1),
 }
 
 // recorder is an Engine that records every call and makes none succeed.
@@ -70,7 +71,7 @@ func (r *recorder) Remove(_ context.Context, id string) error {
 // any engine call, lock or directory.
 func TestHostileStudentNames(t *testing.T) {
 	for _, name := range hostileNames {
-		if err := containers.CheckStudent(name); !errors.Is(err, containers.ErrBadStudent) {
+		if err := naming.CheckStudent(name); !errors.Is(err, naming.ErrBadStudent) {
 			t.Errorf("CheckStudent(%q) = %v, want ErrBadStudent", name, err)
 		}
 		root := t.TempDir()
@@ -78,7 +79,7 @@ func TestHostileStudentNames(t *testing.T) {
 		m := containers.New(eng, nil, nil)
 		co := manifest.Course{Name: "course", Container: manifest.Container{Mounts: manifest.DefaultMounts}}
 		_, err := m.Spawn(t.Context(), co, name, containers.SpawnOptions{Root: root, UID: "1000"})
-		if !errors.Is(err, containers.ErrBadStudent) {
+		if !errors.Is(err, naming.ErrBadStudent) {
 			t.Errorf("Spawn(%q) = %v, want ErrBadStudent", name, err)
 		}
 		if len(eng.calls) > 0 {
@@ -94,18 +95,18 @@ func TestHostileStudentNames(t *testing.T) {
 // the container name splits back unambiguously.
 func TestHostileSeparatorInStudent(t *testing.T) {
 	for _, student := range []string{"x-x-y", "a-x-", "-x-b"[1:], "x-x-x-x"} {
-		if containers.CheckStudent(student) != nil {
+		if naming.CheckStudent(student) != nil {
 			continue
 		}
-		course, st, ok := containers.SplitName(containers.Name("c", student))
+		course, st, ok := naming.Split(naming.Container("c", student))
 		if !ok || course != "c" || st != student {
-			t.Errorf("SplitName(Name(c, %q)) = %q, %q, %v", student, course, st, ok)
+			t.Errorf("naming.Split(naming.Container(c, %q)) = %q, %q, %v", student, course, st, ok)
 		}
 	}
 	// Nor do container names that are not a course-x-student pair split.
 	for _, name := range append(hostileNames, "c-x-../x", "c-x-a/b", "../c-x-s", "C-x-s", "c-x-S", "c-x-") {
-		if c, s, ok := containers.SplitName(name); ok && (containers.CheckStudent(s) != nil || strings.ContainsAny(c+s, "/\\\x00")) {
-			t.Errorf("SplitName(%q) = %q, %q: accepted a bad part", name, c, s)
+		if c, s, ok := naming.Split(name); ok && (naming.CheckStudent(s) != nil || strings.ContainsAny(c+s, "/\\\x00")) {
+			t.Errorf("naming.Split(%q) = %q, %q: accepted a bad part", name, c, s)
 		}
 	}
 }
@@ -133,8 +134,8 @@ func TestHostileCourseNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range names {
-		if _, err := containers.LookupCourse(cfg, name); !errors.Is(err, containers.ErrUnknownCourse) {
-			t.Errorf("LookupCourse(%q) = %v, want ErrUnknownCourse", name, err)
+		if _, err := cfg.Course(name); !errors.Is(err, manifest.ErrUnknownCourse) {
+			t.Errorf("cfg.Course(%q) = %v, want ErrUnknownCourse", name, err)
 		}
 	}
 }

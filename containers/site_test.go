@@ -5,12 +5,14 @@ import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // siteRaws are containers of several owners on one engine.
 func siteRaws() []Raw {
 	managed := func(name, site string) Raw {
-		course, student, _ := SplitName(name)
+		course, student, _ := naming.Split(name)
 		l := map[string]string{LabelCourse: course, LabelStudent: student, LabelManagedBy: ManagedBy}
 		if site != "" {
 			l[LabelSite] = site

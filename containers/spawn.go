@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/preset"
 	"github.com/nbhosting/nbh-sync/rootdir"
 )
@@ -122,10 +123,6 @@ func (m *Manager) Token(cc manifest.Container, v Vars) (string, error) {
 	return m.Tokens.For(v.Course, v.Student)
 }
 
-// BasePath is the URL prefix of a student's server, as in nbhosting: the
-// host port names it.
-func BasePath(port int) string { return "/" + strconv.Itoa(port) + "/" }
-
 // ServerURL returns the base URL of a server published on hostIP:port that
 // serves under base (a path with slashes at both ends).
 func ServerURL(hostIP string, port int, base string) string {
@@ -135,44 +132,13 @@ func ServerURL(hostIP string, port int, base string) string {
 // URL returns the container's server URL on hostIP, under its own prefix.
 func (c Container) URL(hostIP string) string { return ServerURL(hostIP, c.Port, c.BasePath) }
 
-// PrefixRoot starts every stable student prefix.
-const PrefixRoot = "/u/"
-
-// Prefix is the stable URL prefix of a student's server behind the front
-// door, what {prefix} stands for: unlike /{port}/ it survives the container
-// being made again on another port.
-func Prefix(course, student string) string { return PrefixRoot + course + "/" + student + "/" }
-
-// validBasePath accepts a recorded base path: /{port}/ or a stable prefix.
-func validBasePath(p string) bool {
-	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
-		return false
-	}
-	if rest, ok := strings.CutPrefix(p, PrefixRoot); ok {
-		course, student, ok := strings.Cut(strings.TrimSuffix(rest, "/"), "/")
-		return ok && namePart.MatchString(course) && len(course) <= 63 && CheckStudent(student) == nil
-	}
-	n, err := strconv.Atoi(strings.Trim(p, "/"))
-	return err == nil && n > 0 && n < 65536
-}
-
 // basePathOf is the prefix a server made from cc serves under: the stable
 // prefix when the command uses {prefix}, else /{port}/.
 func basePathOf(cc manifest.Container, v Vars) string {
 	if slices.ContainsFunc(cc.Command, func(a string) bool { return strings.Contains(a, "{prefix}") }) {
-		return Prefix(v.Course, v.Student)
+		return naming.Prefix(v.Course, v.Student)
 	}
-	return BasePath(v.Port)
-}
-
-// LookupCourse returns the course named name, or an ErrUnknownCourse error.
-func LookupCourse(cfg *manifest.Config, name string) (manifest.Course, error) {
-	co, ok := cfg.Courses[name]
-	if !ok {
-		return manifest.Course{}, fmt.Errorf("course %q: %w (known: %s)", name, ErrUnknownCourse, strings.Join(cfg.CourseNames(), ", "))
-	}
-	co.Name = name
-	return co, nil
+	return naming.BasePath(v.Port)
 }
 
 // maxAttempts bounds the re-reads after losing a race (a name conflict with
@@ -210,13 +176,13 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	}
 	switch {
 	case co.Name == "":
-		return fail(ErrUnknownCourse)
+		return fail(manifest.ErrUnknownCourse)
 	case co.Archived:
-		return fail(ErrArchived)
+		return fail(manifest.ErrArchived)
 	case !filepath.IsAbs(opts.Root):
 		return fail(fmt.Errorf("root %q is not an absolute path", opts.Root))
 	}
-	if err := CheckStudent(student); err != nil {
+	if err := naming.CheckStudent(student); err != nil {
 		return fail(err)
 	}
 	unlock, err := m.locks.Lock(ctx, co.Name, student)
@@ -387,7 +353,7 @@ func (sp *spawning) remove(ctx context.Context, c Container) error {
 // token, once its server answers.
 func (sp *spawning) ready(ctx context.Context, res Spawned) (Spawned, error) {
 	m := sp.m
-	res.Name = Name(sp.co.Name, sp.student)
+	res.Name = naming.Container(sp.co.Name, sp.student)
 	if res.Port == 0 {
 		return res, fmt.Errorf("container %s publishes no port", res.Name)
 	}
@@ -542,7 +508,7 @@ func (m *Manager) awaitStarted(ctx context.Context, name string) (Container, err
 func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars, token string, pre preset.Additions) Spec {
 	cc := co.Container
 	s := Spec{
-		Name:  Name(co.Name, student),
+		Name:  naming.Container(co.Name, student),
 		Image: imageID,
 		Labels: map[string]string{
 			LabelCourse: co.Name, LabelStudent: student, LabelManagedBy: ManagedBy,
@@ -689,7 +655,7 @@ func (v Vars) Expand(s string) string {
 		return s
 	}
 	return strings.NewReplacer("{root}", v.Root, "{course}", v.Course, "{student}", v.Student,
-		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port), "{prefix}", Prefix(v.Course, v.Student)).Replace(s)
+		"{uid}", v.UID, "{port}", strconv.Itoa(v.Port), "{prefix}", naming.Prefix(v.Course, v.Student)).Replace(s)
 }
 
 // keepUID is the uid to make a container again with, in place of c: the

@@ -17,6 +17,7 @@ import (
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/preset"
 )
 
@@ -28,7 +29,7 @@ func serveFake(t *testing.T, port int) {
 	if err != nil {
 		t.Fatalf("serve fake on %d: %v", port, err)
 	}
-	srv := &http.Server{Handler: fakejupyter.New(BasePath(port), "", nil)}
+	srv := &http.Server{Handler: fakejupyter.New(naming.BasePath(port), "", nil)}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 }
@@ -224,9 +225,9 @@ func TestSpawnErrors(t *testing.T) {
 		eng     *fakeEngine
 		want    error
 	}{
-		{"unknown course", manifest.Course{}, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrUnknownCourse},
-		{"archived", archived, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrArchived},
-		{"path escape", testCourse(), "../root", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
+		{"unknown course", manifest.Course{}, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, manifest.ErrUnknownCourse},
+		{"archived", archived, "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{}, manifest.ErrArchived},
+		{"path escape", testCourse(), "../root", SpawnOptions{Root: "/srv"}, &fakeEngine{}, naming.ErrBadStudent},
 		{"not built", testCourse(), "alice", SpawnOptions{Root: "/srv"}, &fakeEngine{ImagesFn: latestImage("")}, ErrImageNotBuilt},
 		// A same-named image nbh-sync did not build (a docker import, a
 		// pull) is never run, nor one built for another image name.
@@ -236,8 +237,8 @@ func TestSpawnErrors(t *testing.T) {
 			&fakeEngine{ImagesFn: imagesLabelled("sha256:f", map[string]string{images.LabelImage: "other", images.LabelBuildKey: "0123456789abcdef"})}, ErrImageNotBuilt},
 		// Names that would collide with another course's (a + x-y and
 		// a-x + y are both a-x-x-y).
-		{"student starting x-", testCourse(), "x-y", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
-		{"student with -x-", testCourse(), "b-x-c", SpawnOptions{Root: "/srv"}, &fakeEngine{}, ErrBadStudent},
+		{"student starting x-", testCourse(), "x-y", SpawnOptions{Root: "/srv"}, &fakeEngine{}, naming.ErrBadStudent},
+		{"student with -x-", testCourse(), "b-x-c", SpawnOptions{Root: "/srv"}, &fakeEngine{}, naming.ErrBadStudent},
 		// A mount validation would refuse is refused once expanded too,
 		// before anything is made (the fake has no Create).
 		{"engine socket mount", socketMount, "alice", SpawnOptions{Root: t.TempDir(), UID: "1000"},

@@ -9,6 +9,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // TestSwarmEngineContract holds the Swarm engine to the Engine contract on
@@ -26,7 +27,7 @@ func TestSwarmEngineContract(t *testing.T) {
 	cleanupSwarm(t, cli, prefix, img, reg)
 	ref := pushFakeImage(t, cli, reg, img, img)
 	eng := containers.NewSwarm(cli, reg, "")
-	name := containers.Name(prefix, "alice")
+	name := naming.Container(prefix, "alice")
 
 	if _, err := eng.Inspect(ctx, name); !errors.Is(err, containers.ErrNotFound) {
 		t.Fatalf("inspect of a missing service: %v, want ErrNotFound", err)

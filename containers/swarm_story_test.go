@@ -237,7 +237,7 @@ func TestSwarmStory(t *testing.T) {
 		return res, cfg
 	}
 	_, cfg := build("v1")
-	co, err := containers.LookupCourse(cfg, course)
+	co, err := cfg.Course(course)
 	if err != nil {
 		t.Fatal(err)
 	}

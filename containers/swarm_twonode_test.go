@@ -85,7 +85,7 @@ courses:
 
 	want := map[string]string{prefix + "-w": addr[swarm.NodeRoleWorker], prefix + "-m": addr[swarm.NodeRoleManager]}
 	for course, host := range want {
-		co, err := containers.LookupCourse(cfg, course)
+		co, err := cfg.Course(course)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ courses:
 	if err := m.Stop(ctx, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	co, _ := containers.LookupCourse(cfg, w)
+	co, _ := cfg.Course(w)
 	sp, err := m.Spawn(ctx, co, "alice", opts)
 	if err != nil || sp.State != containers.Started || sp.Host != addr[swarm.NodeRoleWorker] {
 		t.Fatalf("respawn on the worker: %+v, %v", sp, err)

@@ -10,12 +10,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // rawOf is a managed container of student in flot, with the uid label
 // when uid is not empty.
 func rawOf(student, id, state, image, uid string, port int) Raw {
-	r := Raw{ID: id, Name: Name("flot", student), ImageID: image, EngineState: state,
+	r := Raw{ID: id, Name: naming.Container("flot", student), ImageID: image, EngineState: state,
 		Labels: map[string]string{LabelManagedBy: ManagedBy, LabelCourse: "flot", LabelStudent: student, LabelPort: strconv.Itoa(port)},
 		Ports:  map[int]int{8888: port}}
 	if uid != "" {

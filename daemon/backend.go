@@ -13,6 +13,8 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/server"
 	"github.com/nbhosting/nbh-sync/share"
 	"github.com/nbhosting/nbh-sync/site"
@@ -177,9 +179,9 @@ func (b backend) Share(ctx context.Context, req api.ShareRequest) (api.ShareResu
 // workspaceError maps the errors of workspace operations to the API's.
 func workspaceError(err error) error {
 	switch {
-	case errors.Is(err, workspace.ErrBadPath), errors.Is(err, containers.ErrBadStudent):
+	case errors.Is(err, workspace.ErrBadPath), errors.Is(err, naming.ErrBadStudent):
 		return fmt.Errorf("%w: %w", server.ErrInvalid, err)
-	case errors.Is(err, containers.ErrUnknownCourse), errors.Is(err, workspace.ErrNotInCourse),
+	case errors.Is(err, manifest.ErrUnknownCourse), errors.Is(err, workspace.ErrNotInCourse),
 		errors.Is(err, workspace.ErrNotInitialized), errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: %w", server.ErrNotFound, err)
 	case errors.Is(err, workspace.ErrBusy), errors.Is(err, workspace.ErrInTheWay), errors.Is(err, workspace.ErrBadMode),

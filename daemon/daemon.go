@@ -21,12 +21,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/gitwatch/webhook"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/proxy"
 	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/server"
@@ -144,6 +146,9 @@ type daemon struct {
 	publicURL *url.URL
 	// usage keeps what students use (sessions, notebooks, servers, disk).
 	usage *usageRecorder
+	// outside is what sources outside the servers (the front door) saw
+	// of them; the container passes count it as activity.
+	outside *activity.Outside
 
 	ready      atomic.Bool
 	allowPrune atomic.Bool // one-shot confirmation of a mass prune
@@ -177,7 +182,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer hist.Close()
 
-	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New(), replays: newReplays()}
+	d := &daemon{opts: opts, log: opts.Log, hist: hist, metrics: metrics.New(), replays: newReplays(), outside: activity.NewOutside(nil)}
 	us, err := usage.Open(rootdir.Usage(root))
 	if err != nil {
 		return err
@@ -202,7 +207,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	d.site, err = site.New(site.Options{Config: opts.Config, ConfigCredentials: opts.ConfigCredentials, SafeDirectories: opts.SafeDirectories, Root: root, Log: opts.Log, History: hist, Metrics: d.metrics,
-		Observed: d.observed, Warmed: d.warmed, Traffic: frontDoorTraffic{d}, Sampled: d.usage.sampled})
+		Observed: d.observed, Warmed: d.warmed, Traffic: d.outside, Sampled: d.usage.sampled})
 	if err != nil {
 		return err
 	}
@@ -447,11 +452,11 @@ func warnIfReadable(log *slog.Logger, path string) {
 // spawnError maps a spawn failure onto the HTTP status the API answers.
 func spawnError(err error) error {
 	switch {
-	case errors.Is(err, containers.ErrUnknownCourse):
+	case errors.Is(err, manifest.ErrUnknownCourse):
 		return fmt.Errorf("%w: %w", server.ErrNotFound, err)
-	case errors.Is(err, containers.ErrBadStudent), errors.Is(err, containers.ErrBadUID), errors.Is(err, containers.ErrBadPath):
+	case errors.Is(err, naming.ErrBadStudent), errors.Is(err, containers.ErrBadUID), errors.Is(err, containers.ErrBadPath):
 		return fmt.Errorf("%w: %w", server.ErrInvalid, err)
-	case errors.Is(err, containers.ErrArchived), errors.Is(err, containers.ErrNotManaged):
+	case errors.Is(err, manifest.ErrArchived), errors.Is(err, containers.ErrNotManaged):
 		return fmt.Errorf("%w: %w", server.ErrConflict, err)
 	case errors.Is(err, containers.ErrImageNotBuilt):
 		return fmt.Errorf("%w: %w", server.ErrNotReady, err)

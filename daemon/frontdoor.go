@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/proxy"
 	"github.com/nbhosting/nbh-sync/rootdir"
@@ -98,7 +97,7 @@ func (d *daemon) startFrontDoor(ctx context.Context) (wait func(), err error) {
 	d.proxy, err = proxy.New(proxy.Options{
 		Spawner: proxySpawner{d}, Restarter: frontDoorRestarter{d}, Usage: d.usage, Tokens: siteTokens{d}, Scheme: scheme,
 		Key: key, LoginURL: o.LoginURL, SecureCookies: o.SecureCookies, HostTemplate: o.HostTemplate, FrameAncestors: o.EmbedAllow,
-		Observer: d.metrics, Log: d.log.With("part", "proxy"),
+		Observer: d.metrics, Log: d.log.With("part", "proxy"), Outside: d.outside,
 	})
 	if err != nil {
 		return nil, err
@@ -174,18 +173,6 @@ func (d *daemon) warmed(course, student string, sp containers.Spawned) {
 	if d.proxy != nil {
 		d.proxy.Routes().Set(spawnedRoute(course, student, sp))
 	}
-}
-
-// frontDoorTraffic lends the front door's traffic to the container passes
-// (none without a front door). The site is made before the front door,
-// which spawns through it; d.proxy is set before any pass runs.
-type frontDoorTraffic struct{ d *daemon }
-
-func (t frontDoorTraffic) Traffic(course, student string) (activity.Traffic, bool) {
-	if t.d.proxy == nil {
-		return activity.Traffic{}, false
-	}
-	return t.d.proxy.Traffic(course, student)
 }
 
 // spawnedRoute is the route of a server Spawn handed out.

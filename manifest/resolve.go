@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -142,6 +143,27 @@ func (c *Config) CourseNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// Errors about a course name callers branch on (with errors.Is). They are
+// the config's facts, not an engine's, so the front door can tell a student
+// why no server starts without importing what starts one.
+var (
+	// ErrUnknownCourse: the course is not in courses.yaml.
+	ErrUnknownCourse = errors.New("unknown course")
+	// ErrArchived: the course is archived; it gets no new containers.
+	ErrArchived = errors.New("course is archived")
+)
+
+// Course returns the course named name, with its Name set, or an
+// ErrUnknownCourse error.
+func (c *Config) Course(name string) (Course, error) {
+	co, ok := c.Courses[name]
+	if !ok {
+		return Course{}, fmt.Errorf("course %q: %w (known: %s)", name, ErrUnknownCourse, strings.Join(c.CourseNames(), ", "))
+	}
+	co.Name = name
+	return co, nil
 }
 
 // CoursesUsing returns, sorted, the courses whose image is name.

@@ -44,7 +44,7 @@ import (
 	"time"
 
 	"github.com/nbhosting/nbh-sync/activity"
-	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // Names the browser sees.
@@ -58,7 +58,7 @@ const (
 // Spawner starts a student's server.
 type Spawner interface {
 	// Spawn makes sure the server runs and answers, and returns its route.
-	// Errors wrapping containers.ErrArchived or ErrUnknownCourse get a
+	// Errors wrapping manifest.ErrArchived or ErrUnknownCourse get a
 	// page saying so.
 	Spawn(ctx context.Context, course, student string) (Route, error)
 }
@@ -145,6 +145,10 @@ type Options struct {
 	Log      *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Outside, when set, is where the front door records its traffic
+	// (requests, open websockets) for the idle rule: the site's, shared
+	// with its other outside sources. Nil records into one of its own.
+	Outside *activity.Outside
 }
 
 // Proxy is the front door; it is an http.Handler.
@@ -154,7 +158,7 @@ type Proxy struct {
 	routes   *Table
 	tickets  *tickets
 	sessions sessions
-	traffic  *traffic
+	traffic  *activity.Outside
 	hosts    *hostTemplate // nil without Options.HostTemplate
 	// framePolicy is the Content-Security-Policy of every answer.
 	framePolicy string
@@ -193,6 +197,9 @@ func New(opts Options) (*Proxy, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Outside == nil {
+		opts.Outside = activity.NewOutside(opts.Now)
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -218,7 +225,7 @@ func New(opts Options) (*Proxy, error) {
 		routes:   opts.Routes,
 		tickets:  newTickets(opts.TicketTTL, opts.Now),
 		sessions: newSessions(opts.Key, opts.SessionTTL, opts.Now),
-		traffic:  &traffic{m: map[Key]activity.Traffic{}, now: opts.Now},
+		traffic:  opts.Outside,
 		jobs:     map[Key]*job{},
 		obs:      opts.Observer,
 	}
@@ -254,7 +261,7 @@ func (p *Proxy) Routes() *Table { return p.routes }
 
 // Traffic implements activity.TrafficSource.
 func (p *Proxy) Traffic(course, student string) (activity.Traffic, bool) {
-	return p.traffic.get(Key{course, student})
+	return p.traffic.Traffic(course, student)
 }
 
 // Launch returns a new launch path for r's server: its prefix with a
@@ -421,9 +428,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 	if isWebsocket(r) {
 		p.obs.FrontDoorWebsockets(1)
 		defer p.obs.FrontDoorWebsockets(-1)
-		defer p.traffic.websocket(rt.Key)()
+		defer p.traffic.Opened(rt.Key.Course, rt.Key.Student)()
 	} else {
-		p.traffic.request(rt.Key)
+		p.traffic.Seen(rt.Key.Course, rt.Key.Student)
 		p.noteNotebook(r, rt)
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
@@ -432,7 +439,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
 // resolve maps a path to its prefix and, when the path names it, the
 // student. ok is false for a path no server can live under.
 func (p *Proxy) resolve(path string) (base string, k Key, known, ok bool) {
-	if rest, found := strings.CutPrefix(path, containers.PrefixRoot); found {
+	if rest, found := strings.CutPrefix(path, naming.PrefixRoot); found {
 		c, rest, ok := strings.Cut(rest, "/")
 		s, _, _ := strings.Cut(rest, "/")
 		k := Key{c, s}
@@ -442,21 +449,21 @@ func (p *Proxy) resolve(path string) (base string, k Key, known, ok bool) {
 		// A route's names were checked when it was made; others are
 		// checked here, as container names.
 		if _, routed := p.routes.Lookup(k); !routed {
-			if cc, ss, valid := containers.SplitName(containers.Name(c, s)); !valid || cc != c || ss != s {
+			if cc, ss, valid := naming.Split(naming.Container(c, s)); !valid || cc != c || ss != s {
 				return "", Key{}, false, false
 			}
 		}
-		if n := len(containers.PrefixRoot) + len(c) + len(s) + 2; len(path) >= n {
+		if n := len(naming.PrefixRoot) + len(c) + len(s) + 2; len(path) >= n {
 			return path[:n], k, true, true // the prefix itself, as it starts path
 		}
-		return containers.Prefix(c, s), k, true, true
+		return naming.Prefix(c, s), k, true, true
 	}
 	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	port, err := strconv.Atoi(first)
 	if err != nil || port <= 0 || port > 65535 || strconv.Itoa(port) != first {
 		return "", Key{}, false, false
 	}
-	base = containers.BasePath(port)
+	base = naming.BasePath(port)
 	if rt, found := p.routes.ByBase(base); found {
 		return base, rt.Key, true, true
 	}

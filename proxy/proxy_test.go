@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/net/websocket"
 
-	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 func TestLaunchSetsScopedCookieAndForwardsWithToken(t *testing.T) {
@@ -697,8 +697,8 @@ func TestSpawnOnDemand(t *testing.T) {
 		status int
 		text   string
 	}{
-		{"archived course", fmt.Errorf("spawn: %w", containers.ErrArchived), http.StatusGone, "archived"},
-		{"removed course", fmt.Errorf("spawn: %w", containers.ErrUnknownCourse), http.StatusNotFound, "not (or no longer) offered"},
+		{"archived course", fmt.Errorf("spawn: %w", manifest.ErrArchived), http.StatusGone, "archived"},
+		{"removed course", fmt.Errorf("spawn: %w", manifest.ErrUnknownCourse), http.StatusNotFound, "not (or no longer) offered"},
 		{"engine trouble", errors.New("engine down"), http.StatusServiceUnavailable, "could not start"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

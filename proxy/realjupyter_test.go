@@ -23,6 +23,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // realFront puts a proxy in front of a real Jupyter server serving under
@@ -37,7 +38,7 @@ func realFront(t *testing.T, flavor jupytertest.Flavor) (*jupytertest.Server, *j
 func realFrontWith(t *testing.T, flavor jupytertest.Flavor, opts Options) (*jupytertest.Server, *jupytertest.Server, *front, *client.Client) {
 	t.Helper()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
-	srv := jupytertest.Start(t, cli, jupytertest.Options{Flavor: flavor, BaseURL: containers.Prefix("flot", "alice")})
+	srv := jupytertest.Start(t, cli, jupytertest.Options{Flavor: flavor, BaseURL: naming.Prefix("flot", "alice")})
 	rt := Route{Key: Key{"flot", "alice"}, Host: "127.0.0.1:" + strconv.Itoa(srv.HostPort), BasePath: srv.BaseURL, Port: srv.HostPort}
 	opts.Tokens, opts.Spawner = tokens(srv.Token), engineStarter{cli, srv.ContainerID, srv.BaseURL}
 	f := newFront(t, opts)
@@ -291,7 +292,7 @@ func TestRealJupyterOnItsOwnHost(t *testing.T) {
 		t.Run(string(flavor), func(t *testing.T) {
 			t.Parallel()
 			cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
-			srv := jupytertest.Start(t, cli, jupytertest.Options{Flavor: flavor, BaseURL: containers.Prefix("flot", "alice")})
+			srv := jupytertest.Start(t, cli, jupytertest.Options{Flavor: flavor, BaseURL: naming.Prefix("flot", "alice")})
 			rt := Route{Key: Key{"flot", "alice"}, Host: "127.0.0.1:" + strconv.Itoa(srv.HostPort), BasePath: srv.BaseURL, Port: srv.HostPort}
 			f := newFront(t, Options{Tokens: tokens(srv.Token), HostTemplate: "{student}-{course}.nb.example.org"})
 			f.Routes().Set(rt)

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 // job is one on-demand spawn; requests for the same server share it.
@@ -150,10 +150,10 @@ func (p *Proxy) waitStart(w http.ResponseWriter, r *http.Request, k Key) (rt Rou
 	switch err := j.err; {
 	case err == nil:
 		return j.route, true
-	case errors.Is(err, containers.ErrArchived):
+	case errors.Is(err, manifest.ErrArchived):
 		answer(w, r, http.StatusGone, page{Title: "This course is archived",
 			Message: "The course " + k.Course + " is archived: its servers are not started any more. Your files are kept; ask your teacher for them."})
-	case errors.Is(err, containers.ErrUnknownCourse):
+	case errors.Is(err, manifest.ErrUnknownCourse):
 		answer(w, r, http.StatusNotFound, page{Title: "No such course",
 			Message: "The course " + k.Course + " is not (or no longer) offered on this site. Your files are kept; ask your teacher for them."})
 	case errors.Is(err, errNoSpawner):
@@ -171,9 +171,9 @@ func spawnResult(err error) string {
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.Is(err, containers.ErrArchived):
+	case errors.Is(err, manifest.ErrArchived):
 		return "archived"
-	case errors.Is(err, containers.ErrUnknownCourse):
+	case errors.Is(err, manifest.ErrUnknownCourse):
 		return "unknown-course"
 	default:
 		return "error"

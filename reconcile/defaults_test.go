@@ -20,6 +20,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/token"
@@ -79,7 +80,7 @@ func TestDefaultsServeTheStudentAndRetireWhenIdle(t *testing.T) {
 	ctx := t.Context()
 	course := "nbhtest-def-" + fjtest.Suffix()
 	courseImage(t, cli, course)
-	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
+	fjtest.CleanupContainers(t, cli, course+naming.Sep)
 
 	cfg := defaultsConfig(t, course, "")
 	co := cfg.Courses[course]
@@ -94,7 +95,7 @@ func TestDefaultsServeTheStudentAndRetireWhenIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	eng := scoped{containers.NewDocker(cli), course + containers.NameSep}
+	eng := scoped{containers.NewDocker(cli), course + naming.Sep}
 	m := containers.New(eng, nil, log)
 	m.StopTimeout = 5 * time.Second
 	m.Tokens = token.New(rootdir.TokenKey(root))
@@ -191,7 +192,7 @@ func TestPresetNbhosting(t *testing.T) {
 	ctx := t.Context()
 	course := "nbhtest-pre-" + fjtest.Suffix()
 	courseImage(t, cli, course)
-	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
+	fjtest.CleanupContainers(t, cli, course+naming.Sep)
 	cfg := defaultsConfig(t, course, "    container: {preset: nbhosting}\n")
 	co := cfg.Courses[course]
 
@@ -213,7 +214,7 @@ func TestPresetNbhosting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := containers.New(scoped{containers.NewDocker(cli), course + containers.NameSep}, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	m := containers.New(scoped{containers.NewDocker(cli), course + naming.Sep}, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	m.Tokens = token.New(rootdir.TokenKey(root))
 	sp, err := m.Spawn(ctx, co, "alice", containers.SpawnOptions{Root: root, UID: "1234"})
 	if err != nil {

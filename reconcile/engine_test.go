@@ -22,6 +22,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // requireDocker returns a client of the real engine; it skips without one,
@@ -53,7 +54,7 @@ func (o ownContainers) List(ctx context.Context) ([]containers.Raw, error) {
 	all, err := o.Engine.List(ctx)
 	var out []containers.Raw
 	for _, r := range all {
-		_, _, student := containers.SplitName(r.Name)
+		_, _, student := naming.Split(r.Name)
 		if strings.HasPrefix(r.Name, o.prefix) || (!student && r.Labels[containers.LabelManagedBy] == "") {
 			out = append(out, r)
 		}
@@ -70,7 +71,7 @@ func newSite(t *testing.T, cli *client.Client) *site {
 	s := &site{cli: cli, root: t.TempDir()}
 	s.v1 = fjtest.Build(t, cli, bin, name+":v1", name+":latest")
 	s.v2 = fjtest.Build(t, cli, bin, name+":v2")
-	fjtest.CleanupContainers(t, cli, name+containers.NameSep)
+	fjtest.CleanupContainers(t, cli, name+naming.Sep)
 	s.co = manifest.Course{Name: name, Idle: manifest.Duration(2 * time.Hour), Lingering: manifest.Duration(48 * time.Hour), RetireLimit: 50,
 		Container: manifest.Container{
 			Port: 8888, Memory: 64 << 20,
@@ -81,7 +82,7 @@ func newSite(t *testing.T, cli *client.Client) *site {
 	s.cfg = &manifest.Config{Version: 1, Courses: map[string]manifest.Course{name: s.co}, Defaults: manifest.Defaults{
 		Idle: manifest.Duration(2 * time.Hour), Lingering: manifest.Duration(48 * time.Hour), RetireLimit: 50}}
 	// Only this test's containers: the engine is shared with other tests.
-	s.m = containers.New(ownContainers{containers.NewDocker(cli), name + containers.NameSep}, nil, nil)
+	s.m = containers.New(ownContainers{containers.NewDocker(cli), name + naming.Sep}, nil, nil)
 	p := activity.New()
 	p.SecondLook = 50 * time.Millisecond
 	s.pass = &Pass{Containers: s.m, Prober: p, Root: s.root, Concurrency: 4}
@@ -337,7 +338,7 @@ func TestEngineCallsDoNotGrowWithContainers(t *testing.T) {
 		}}}
 	counted := requireDocker(t, client.WithHTTPClient(&http.Client{Transport: ct}))
 	s := newSite(t, requireDocker(t))
-	s.m = containers.New(ownContainers{containers.NewDocker(counted), s.co.Name + containers.NameSep}, nil, nil)
+	s.m = containers.New(ownContainers{containers.NewDocker(counted), s.co.Name + naming.Sep}, nil, nil)
 	s.pass.Containers = s.m
 	ctx := t.Context()
 	made := 0
@@ -346,7 +347,7 @@ func TestEngineCallsDoNotGrowWithContainers(t *testing.T) {
 			student := fmt.Sprintf("s%02d", made)
 			_, err := s.cli.ContainerCreate(ctx, &container.Config{Image: s.v1, Cmd: []string{"/fakejupyter"}, Labels: map[string]string{
 				containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: s.co.Name, containers.LabelStudent: student,
-			}}, nil, nil, nil, containers.Name(s.co.Name, student))
+			}}, nil, nil, nil, naming.Container(s.co.Name, student))
 			if err != nil {
 				t.Fatal(err)
 			}

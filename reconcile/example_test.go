@@ -7,6 +7,7 @@ import (
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
@@ -29,7 +30,7 @@ courses:
 
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	ctr := func(student string, state containers.State, image string) containers.Container {
-		c := containers.Container{ID: student, Name: containers.Name("intro", student), Course: "intro", Student: student,
+		c := containers.Container{ID: student, Name: naming.Container("intro", student), Course: "intro", Student: student,
 			State: state, ImageID: image, Created: now.Add(-24 * time.Hour)}
 		if state == containers.Running {
 			c.StartedAt, c.Port = now.Add(-5*time.Hour), 30000

@@ -19,6 +19,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
@@ -59,7 +60,7 @@ func holdsOf(t *testing.T, flavor jupytertest.Flavor) {
 	})
 	start := func(student string) *jupytertest.Server {
 		return jupytertest.Start(t, cli, jupytertest.Options{
-			Flavor: flavor, Name: containers.Name(course, student), BaseURL: "/{port}/", Token: student + "-tok",
+			Flavor: flavor, Name: naming.Container(course, student), BaseURL: "/{port}/", Token: student + "-tok",
 			Labels: map[string]string{
 				containers.LabelCourse: course, containers.LabelStudent: student,
 				containers.LabelManagedBy: containers.ManagedBy, containers.LabelPort: "{port}",
@@ -113,7 +114,7 @@ func holdsOf(t *testing.T, flavor jupytertest.Flavor) {
 		Defaults: manifest.Defaults{Idle: manifest.Duration(2 * time.Hour), Lingering: manifest.Duration(48 * time.Hour), RetireLimit: 10}}
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	docker := containers.NewDocker(cli)
-	m := containers.New(scoped{docker, course + containers.NameSep}, nil, log)
+	m := containers.New(scoped{docker, course + naming.Sep}, nil, log)
 	p := activity.New()
 	p.SecondLook = 200 * time.Millisecond
 	p.CPU = &activity.LocalFirst{Local: activity.Cgroup{}, Engine: docker}

@@ -16,6 +16,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
@@ -90,7 +91,7 @@ func TestPassRealJupyter(t *testing.T) {
 
 	start := func(student string) *jupytertest.Server {
 		return jupytertest.Start(t, cli, jupytertest.Options{
-			Name:    containers.Name(course, student),
+			Name:    naming.Container(course, student),
 			BaseURL: "/{port}/",
 			Token:   student + "-tok",
 			Labels: map[string]string{
@@ -125,7 +126,7 @@ func TestPassRealJupyter(t *testing.T) {
 	cfg := &manifest.Config{Version: 1, Courses: map[string]manifest.Course{course: co},
 		Defaults: manifest.Defaults{Idle: manifest.Duration(2 * time.Hour), Lingering: manifest.Duration(48 * time.Hour), RetireLimit: 10}}
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	m := containers.New(scoped{containers.NewDocker(cli), course + containers.NameSep}, nil, log)
+	m := containers.New(scoped{containers.NewDocker(cli), course + naming.Sep}, nil, log)
 	m.StopTimeout = 5 * time.Second
 	p := activity.New()
 	p.SecondLook = 200 * time.Millisecond

@@ -10,6 +10,7 @@ import (
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // WarmUp is the kind of a warm-up: start an expected student's server
@@ -158,7 +159,7 @@ func PlanWarm(d Desired, observed []containers.Container, act map[string]activit
 			if running[[2]string{name, s}] {
 				continue
 			}
-			a := Action{Kind: WarmUp, Course: name, Student: s, Container: containers.Name(name, s), At: now, ImageID: st.ImageID,
+			a := Action{Kind: WarmUp, Course: name, Student: s, Container: naming.Container(name, s), At: now, ImageID: st.ImageID,
 				Reason: "expected student, " + warmText(w, start)}
 			switch {
 			case warm[name] >= max:

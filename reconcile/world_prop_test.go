@@ -31,6 +31,7 @@ import (
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
@@ -250,7 +251,7 @@ func newWorld(t *testing.T, seed uint64) *world {
 	// published port, so their activity cannot be read.
 	for range r.IntN(4) {
 		co, st := w.randomCourse(), w.randomStudent()
-		if _, taken := w.byName[containers.Name(co, st)]; taken {
+		if _, taken := w.byName[naming.Container(co, st)]; taken {
 			continue
 		}
 		c := w.create(co, st, "sha256:nbhosting-old", w.now.Add(-time.Duration(r.IntN(60))*time.Hour))
@@ -302,7 +303,7 @@ func (w *world) randomizeCourse(name string) {
 // create makes a running container (the engine part of a spawn). w.mu held
 // or not needed.
 func (w *world) create(course, student, image string, at time.Time) *simCtr {
-	name := containers.Name(course, student)
+	name := naming.Container(course, student)
 	if _, ok := w.byName[name]; ok {
 		w.violate("engine: name %s already in use", name)
 		return nil
@@ -343,7 +344,7 @@ func (w *world) spawn(ctx context.Context, course, student string, at time.Time,
 	defer unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c := w.ctrs[w.byName[containers.Name(course, student)]]
+	c := w.ctrs[w.byName[naming.Container(course, student)]]
 	how := "existing"
 	switch {
 	case c == nil:

@@ -19,6 +19,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -86,7 +87,7 @@ func TestSiteBoundaryOnSharedEngine(t *testing.T) {
 	}
 
 	mk := func(course, student string, labels map[string]string) string {
-		res, err := cli.ContainerCreate(ctx, &container.Config{Image: imgID, Labels: labels}, nil, nil, nil, containers.Name(course, student))
+		res, err := cli.ContainerCreate(ctx, &container.Config{Image: imgID, Labels: labels}, nil, nil, nil, naming.Container(course, student))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,11 +2,9 @@ package site
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sync"
 
@@ -15,10 +13,8 @@ import (
 	"github.com/nbhosting/nbh-sync/configrepo"
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/images"
-	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
 	"github.com/nbhosting/nbh-sync/manifest"
-	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // trees gives images the git trees of rev: the config folder at the config
@@ -58,30 +54,9 @@ func (s *Site) imageBuilder(cfg *manifest.Config) *images.Builder {
 			opts.RegistryAuth = encodedAuth(cfg.Engine)
 		}
 		s.builder = images.NewBuilder(s.opts.ImageEngine, opts)
-		s.builder.RestoreFailures(readFailures(s.opts.Root))
+		s.builder.RestoreFailures(s.failures.load())
 	}
 	return s.builder
-}
-
-func readFailures(root string) []images.Failure {
-	b, err := os.ReadFile(rootdir.BuildFailures(root))
-	if err != nil {
-		return nil
-	}
-	var fs []images.Failure
-	if json.Unmarshal(b, &fs) != nil {
-		return nil
-	}
-	return fs
-}
-
-// saveFailures writes the builder's failures under root.
-func (s *Site) saveFailures(ctx context.Context, b *images.Builder) {
-	s.failMu.Lock()
-	defer s.failMu.Unlock()
-	if err := atomicfile.WriteJSON(rootdir.BuildFailures(s.opts.Root), b.Failures()); err != nil {
-		s.log.WarnContext(ctx, "build failures not recorded", "err", err)
-	}
 }
 
 // specs returns the build specs of every image of rev, in build order,
@@ -168,7 +143,7 @@ func (s *Site) ensure(ctx context.Context, spec *images.Spec, opts images.Ensure
 		return res, err // nothing ran; the failure was reported when it happened
 	}
 	if after, _ := b.Failure(spec.Image); after != before {
-		s.saveFailures(ctx, b)
+		s.failures.save(ctx, b.Failures())
 	}
 	s.buildEvents(ctx, cfg, res, err)
 	return res, err
@@ -186,7 +161,7 @@ func (s *Site) specFailed(ctx context.Context, cfg *manifest.Config, err error) 
 		return // the same trouble as last pass: said already
 	}
 	b.Fail(be)
-	s.saveFailures(ctx, b)
+	s.failures.save(ctx, b.Failures())
 	s.buildEvents(ctx, cfg, images.Result{Image: be.Image, Err: be.Error()}, be)
 }
 

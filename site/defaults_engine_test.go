@@ -15,6 +15,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/jupytertest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/token"
@@ -32,7 +33,7 @@ func TestSiteDefaultsEndToEnd(t *testing.T) {
 	base := jupytertest.Stacks(t, cli)
 	course := "nbhtest-sdef-" + fjtest.Suffix()
 	t.Cleanup(func() { testenv.RemoveImagesLabelled(cli, images.LabelImage, course) })
-	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
+	fjtest.CleanupContainers(t, cli, course+naming.Sep)
 
 	cfgDir, root := t.TempDir(), t.TempDir()
 	for p, content := range map[string]string{
@@ -182,7 +183,7 @@ func TestNbhostingCourseOnStacksWithDefaults(t *testing.T) {
 	ns := "nbhtest-" + fjtest.Suffix()
 	scipy, course := ns+"/scipy-notebook", ns+"-sample"
 	t.Cleanup(func() { testenv.RemoveImagesLabelled(cli, images.LabelImage, scipy, course) })
-	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
+	fjtest.CleanupContainers(t, cli, course+naming.Sep)
 
 	dir := t.TempDir()
 	cfgDir, courseDir, root := filepath.Join(dir, "config"), filepath.Join(dir, "course"), filepath.Join(dir, "root")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -180,7 +181,7 @@ func (e *runningServices) List(context.Context) ([]containers.Raw, error) {
 	var out []containers.Raw
 	for i := range e.n {
 		student := fmt.Sprintf("s%d", i)
-		out = append(out, containers.Raw{ID: "svc" + student, Name: containers.Name("a", student), EngineState: "running",
+		out = append(out, containers.Raw{ID: "svc" + student, Name: naming.Container("a", student), EngineState: "running",
 			StartedAt: time.Now(), Ports: map[int]int{8888: 1}, Host: "127.0.0.1", Task: "ctr" + student,
 			Labels: map[string]string{containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: "a",
 				containers.LabelStudent: student, containers.LabelSite: site.SiteName(e.root)}})

@@ -20,6 +20,7 @@ import (
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/proxy"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
@@ -45,7 +46,7 @@ func TestFrontDoorTrafficHoldsServer(t *testing.T) {
 	}
 	course := "nbhtest-fdt-" + fjtest.Suffix()
 	t.Cleanup(func() { testenv.RemoveImagesLabelled(cli, images.LabelImage, course) })
-	fjtest.CleanupContainers(t, cli, course+containers.NameSep)
+	fjtest.CleanupContainers(t, cli, course+naming.Sep)
 
 	cfgDir, root := t.TempDir(), t.TempDir()
 	for p, content := range map[string]string{

@@ -2,24 +2,18 @@ package site
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/api"
-	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
-	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/reconcile"
-	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // A course on hold gets no pulls, no builds and no retirements of its
@@ -48,31 +42,13 @@ var ErrNotHeld = errors.New("course is not suspended")
 // only a commit can lift.
 var ErrHeldInConfig = errors.New("course is suspended in courses.yaml")
 
-func (s *Site) readHolds() holdsFile {
-	h := holdsFile{Courses: map[string]runtimeHold{}}
-	b, err := os.ReadFile(rootdir.Holds(s.opts.Root))
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("course holds unreadable: none applied", "err", err)
-		}
-		return h
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		s.log.Warn("course holds unreadable: none applied", "err", err)
-	}
-	if h.Courses == nil {
-		h.Courses = map[string]runtimeHold{}
-	}
-	return h
-}
-
 // suspensions maps every course of cfg on hold to why, in the words a plan
 // and a status show: courses.yaml's suspend: true, else the hold made at
 // run time. A runtime hold of a course no longer in courses.yaml is
 // ignored (there is nothing left to hold).
 func (s *Site) suspensions(cfg *manifest.Config) map[string]string {
 	out := map[string]string{}
-	h := s.readHolds()
+	h := s.holds.read()
 	for name, co := range cfg.Courses {
 		if co.Suspend {
 			out[name] = "course " + name + " is suspended in courses.yaml"
@@ -104,7 +80,7 @@ func (s *Site) held(course string) bool {
 	if rev != nil && rev.Config.Courses[course].Suspend {
 		return true
 	}
-	_, ok := s.readHolds().Courses[course]
+	_, ok := s.holds.read().Courses[course]
 	return ok
 }
 
@@ -114,7 +90,7 @@ func (s *Site) Holds(ctx context.Context) ([]api.Hold, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := s.readHolds()
+	h := s.holds.read()
 	out := []api.Hold{}
 	for _, name := range cfg.CourseNames() {
 		if cfg.Courses[name].Suspend {
@@ -128,7 +104,7 @@ func (s *Site) Holds(ctx context.Context) ([]api.Hold, error) {
 
 // Suspend puts course on hold at run time; it is idempotent (a second call
 // keeps the first one's record). The course must be in courses.yaml
-// (containers.ErrUnknownCourse otherwise).
+// (manifest.ErrUnknownCourse otherwise).
 func (s *Site) Suspend(ctx context.Context, course, by, reason string) ([]api.Hold, error) {
 	return s.changeHolds(ctx, course, by, reason, true)
 }
@@ -147,35 +123,36 @@ func (s *Site) changeHolds(ctx context.Context, course, by, reason string, suspe
 	}
 	co, ok := cfg.Courses[course]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s is not in courses.yaml", containers.ErrUnknownCourse, course)
+		return nil, fmt.Errorf("%w: %s is not in courses.yaml", manifest.ErrUnknownCourse, course)
 	}
-	s.holdMu.Lock()
-	h := s.readHolds()
-	_, had := h.Courses[course]
+	var rh runtimeHold // the course's hold after the change
+	changed := false
+	err = s.holds.update(func(h holdsFile) (bool, error) {
+		_, had := h.Courses[course]
+		switch {
+		case suspend && !had:
+			h.Courses[course] = runtimeHold{By: by, Reason: reason, Since: time.Now().UTC()}
+		case !suspend && !had && co.Suspend:
+			return false, fmt.Errorf("%w: set suspend: false (or remove it) for %s and commit", ErrHeldInConfig, course)
+		case !suspend && !had:
+			return false, fmt.Errorf("%w: %s", ErrNotHeld, course)
+		case !suspend:
+			delete(h.Courses, course)
+		}
+		rh, changed = h.Courses[course], suspend != had
+		return changed, nil
+	})
 	switch {
-	case suspend && !had:
-		h.Courses[course] = runtimeHold{By: by, Reason: reason, Since: time.Now().UTC()}
-	case !suspend && !had && co.Suspend:
-		s.holdMu.Unlock()
-		return nil, fmt.Errorf("%w: set suspend: false (or remove it) for %s and commit", ErrHeldInConfig, course)
-	case !suspend && !had:
-		s.holdMu.Unlock()
-		return nil, fmt.Errorf("%w: %s", ErrNotHeld, course)
-	case !suspend:
-		delete(h.Courses, course)
-	}
-	if suspend == had {
-		s.holdMu.Unlock() // already as asked
-		return s.Holds(ctx)
-	}
-	if err := atomicfile.WriteJSON(rootdir.Holds(s.opts.Root), h); err != nil {
-		s.holdMu.Unlock()
+	case err != nil && changed:
 		return nil, fmt.Errorf("record the hold of %s: %w", course, err)
+	case err != nil:
+		return nil, err
+	case !changed:
+		return s.Holds(ctx) // already as asked
 	}
-	s.holdMu.Unlock()
 	action, msg := "resume", "course resumed"
 	if suspend {
-		action, msg = "suspend", holdText(course, h.Courses[course])
+		action, msg = "suspend", holdText(course, rh)
 	}
 	if by != "" && !suspend {
 		msg += " by " + by

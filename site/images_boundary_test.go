@@ -21,6 +21,7 @@ import (
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/site"
 )
@@ -147,7 +148,7 @@ func TestTwoSitesSameImageNames(t *testing.T) {
 	// A student's container of A's, stopped, on A's current image.
 	ctr, err := cli.ContainerCreate(ctx, &container.Config{Image: aID, Cmd: []string{"/never-run"}, Labels: map[string]string{
 		containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: course, containers.LabelStudent: "ann",
-		containers.LabelSite: site.SiteName(a.root)}}, nil, nil, nil, containers.Name(course, "ann"))
+		containers.LabelSite: site.SiteName(a.root)}}, nil, nil, nil, naming.Container(course, "ann"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func TestUnscopedImagesAdopted(t *testing.T) {
 	}
 	ctr, err := cli.ContainerCreate(ctx, &container.Config{Image: legacy[course], Cmd: []string{"/never-run"}, Labels: map[string]string{
 		containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: course, containers.LabelStudent: "ann",
-		containers.LabelSite: site.SiteName(s.root)}}, nil, nil, nil, containers.Name(course, "ann"))
+		containers.LabelSite: site.SiteName(s.root)}}, nil, nil, nil, naming.Container(course, "ann"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,8 @@ func TestKnownCourses(t *testing.T) {
 		return c
 	}
 	root := t.TempDir()
-	s := &Site{opts: Options{Root: root}, log: slog.New(slog.DiscardHandler)}
 	file := rootdir.KnownCourses(root)
+	rec := &knownRecord{path: file, log: slog.New(slog.DiscardHandler)}
 	for _, step := range []struct {
 		desc    string
 		cfg     *manifest.Config
@@ -52,7 +52,7 @@ func TestKnownCourses(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		got := slices.Sorted(maps.Keys(s.knownCourses(t.Context(), step.cfg, step.record)))
+		got := slices.Sorted(maps.Keys(rec.update(t.Context(), step.cfg, step.record)))
 		if !slices.Equal(got, step.want) {
 			t.Errorf("%s: had %v, want %v", step.desc, got, step.want)
 		}

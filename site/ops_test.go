@@ -13,6 +13,8 @@ import (
 
 	"github.com/nbhosting/nbh-sync/api"
 	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/site"
@@ -53,7 +55,7 @@ func opsSite(t *testing.T, students ...string) (*site.Site, *opsEngine, string) 
 	root := t.TempDir()
 	e := &opsEngine{stopGate: stopGate{removed: map[string]bool{}}}
 	raw := func(course, student, state string) containers.Raw {
-		return containers.Raw{ID: "id-" + course + "-" + student, Name: containers.Name(course, student), ImageID: "sha256:old", EngineState: state,
+		return containers.Raw{ID: "id-" + course + "-" + student, Name: naming.Container(course, student), ImageID: "sha256:old", EngineState: state,
 			Created: time.Now().Add(-time.Hour), StartedAt: time.Now().Add(-time.Hour),
 			Labels: map[string]string{containers.LabelManagedBy: containers.ManagedBy,
 				containers.LabelCourse: course, containers.LabelStudent: student, containers.LabelSite: site.SiteName(root)}}
@@ -92,7 +94,7 @@ func TestCourseHolds(t *testing.T) {
 	ctx := t.Context()
 	s, e, root := opsSite(t, "ann")
 
-	if _, err := s.Suspend(ctx, "nope", "ops", ""); !errors.Is(err, containers.ErrUnknownCourse) {
+	if _, err := s.Suspend(ctx, "nope", "ops", ""); !errors.Is(err, manifest.ErrUnknownCourse) {
 		t.Errorf("suspend of an unknown course: %v, want ErrUnknownCourse", err)
 	}
 	holds, err := s.Suspend(ctx, "intro", "ops", "term break")

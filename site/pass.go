@@ -2,17 +2,14 @@ package site
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/images"
-	"github.com/nbhosting/nbh-sync/internal/atomicfile"
 	"github.com/nbhosting/nbh-sync/manifest"
 	"github.com/nbhosting/nbh-sync/metrics"
 	"github.com/nbhosting/nbh-sync/reconcile"
@@ -50,7 +47,7 @@ type PassOptions struct {
 // them, a plan only reads the record.
 func (s *Site) pass(ctx context.Context, ctrs *containers.Manager, cfg *manifest.Config, record bool) *reconcile.Pass {
 	return &reconcile.Pass{Containers: ctrs, Prober: s.proberOf(ctrs), Root: s.opts.Root,
-		Concurrency: reconcile.DefaultConcurrency, Now: s.planAt, Log: s.log, Had: s.knownCourses(ctx, cfg, record),
+		Concurrency: reconcile.DefaultConcurrency, Now: s.planAt, Log: s.log, Had: s.known.update(ctx, cfg, record),
 		MemoryFile: rootdir.ActivityMemory(s.opts.Root), Traffic: s.opts.Traffic, Suspended: s.suspensions(cfg), Expected: s.expected}
 }
 
@@ -130,28 +127,11 @@ func (s *Site) Pass(ctx context.Context, opts PassOptions) (PassReport, error) {
 	if err != nil {
 		rep.Error = err.Error()
 	}
-	s.mu.Lock()
-	s.lastPass = &rep
-	s.mu.Unlock()
-	if werr := atomicfile.WriteJSON(rootdir.LastPass(s.opts.Root), rep); werr != nil {
-		s.log.WarnContext(ctx, "last pass not recorded", "err", werr)
-	}
+	s.lastPass.set(ctx, rep)
 	return rep, err
 }
 
 // readLastPass returns the last pass recorded under root, or nil.
-func readLastPass(root string) *PassReport {
-	b, err := os.ReadFile(rootdir.LastPass(root))
-	if err != nil {
-		return nil
-	}
-	var rep PassReport
-	if json.Unmarshal(b, &rep) != nil {
-		return nil
-	}
-	return &rep
-}
-
 func (s *Site) containerMetrics(obs reconcile.Observed) {
 	if s.opts.Metrics == nil {
 		return
@@ -238,7 +218,7 @@ func (s *Site) spawn(ctx context.Context, course, student, uid, action string) (
 	if err != nil {
 		return containers.Spawned{}, err
 	}
-	co, err := containers.LookupCourse(cfg, course)
+	co, err := cfg.Course(course)
 	if err != nil {
 		return containers.Spawned{}, err
 	}

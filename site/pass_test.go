@@ -12,6 +12,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -109,7 +110,7 @@ func TestPassAppliesConcurrently(t *testing.T) {
 	g.cond = sync.NewCond(&g.mu)
 	for _, student := range []string{"ann", "ben", "cid", "dot"} {
 		g.raws = append(g.raws, containers.Raw{
-			ID: "id-" + student, Name: containers.Name("intro", student), ImageID: "sha256:old", EngineState: "exited",
+			ID: "id-" + student, Name: naming.Container("intro", student), ImageID: "sha256:old", EngineState: "exited",
 			Created: time.Now().Add(-time.Hour),
 			Labels: map[string]string{containers.LabelManagedBy: containers.ManagedBy,
 				containers.LabelCourse: "intro", containers.LabelStudent: student, containers.LabelSite: site.SiteName(root)},

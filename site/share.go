@@ -16,6 +16,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/share"
 	"github.com/nbhosting/nbh-sync/workspace"
@@ -63,11 +64,11 @@ func (s *Site) share(ctx context.Context, course, student, p string) (string, in
 	if err != nil {
 		return "", 0, err
 	}
-	co, err := containers.LookupCourse(cfg, course)
+	co, err := cfg.Course(course)
 	if err != nil {
 		return "", 0, err
 	}
-	if err := containers.CheckStudent(student); err != nil {
+	if err := naming.CheckStudent(student); err != nil {
 		return "", 0, err
 	}
 	dir := rootdir.StudentCourse(s.opts.Root, student, course)

@@ -101,7 +101,6 @@ type Site struct {
 	registry *images.Registry // of a site whose nodes pull from one, made on first use
 	clock    func() time.Time // nil: time.Now (see planAt)
 
-	failMu   sync.Mutex // serializes writes of the build failures file
 	specMu   sync.Mutex // serializes reads of a revision's git trees
 	mu       sync.Mutex
 	rev      *configrepo.Revision // the config revision in force, once pulled
@@ -110,14 +109,16 @@ type Site struct {
 	notifier *notify.Notifier
 	notifyOf []manifest.Notifier // the notify: section notifier was made from
 	notifyOK bool                // notifier was made (nil when notify: is broken)
-	lastPass *PassReport
 
 	// closers are the engine clients the site opened itself (not those
 	// given in Options): Close releases them. mu held.
 	closers []io.Closer
 
-	knownMu sync.Mutex // serializes the known-courses record
-	holdMu  sync.Mutex // serializes changes of the course holds
+	// The records in the data directory (records.go), each with its lock.
+	failures failuresRecord
+	known    knownRecord
+	holds    holdsRecord
+	lastPass lastPassRecord
 
 	stores stores // the workspace store of each course
 
@@ -176,6 +177,11 @@ func New(opts Options) (*Site, error) {
 		engines: map[string]*kindEngine{manifest.EngineLocal: {ctrs: ctrs, prober: newProber(opts.ContainerEngine)}},
 		closers: closers,
 		live:    livelog.New(),
+
+		failures: failuresRecord{path: rootdir.BuildFailures(opts.Root), log: opts.Log},
+		known:    knownRecord{path: rootdir.KnownCourses(opts.Root), log: opts.Log},
+		holds:    holdsRecord{path: rootdir.Holds(opts.Root), log: opts.Log},
+		lastPass: lastPassRecord{path: rootdir.LastPass(opts.Root), log: opts.Log},
 	}
 	s.syncer.Held = s.held // courses on hold are not pulled
 	return s, nil

@@ -27,7 +27,7 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 	st := api.Status{Courses: []api.CourseView{}, Images: []api.ImageView{}, Builds: []api.BuildView{},
 		Actions: []api.ActionView{}, Errors: []string{}}
 	s.mu.Lock()
-	rev, rejected, last := s.rev, s.rejected, s.lastPass
+	rev, rejected := s.rev, s.rejected
 	s.mu.Unlock()
 	if rev == nil {
 		rev = s.loader.Restored()
@@ -45,9 +45,7 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 	}
 	st.Revision = rev.Commit.String()
 	cfg := rev.Config
-	if last == nil {
-		last = readLastPass(s.opts.Root)
-	}
+	last := s.lastPass.get()
 	if last != nil {
 		st.LastPass = last.At.Add(last.Duration)
 		if last.Error != "" {
@@ -76,7 +74,7 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 	// The containers — the engine's longest answer — are listed while the
 	// images are looked up.
 	d := reconcile.NewDesired(cfg, nil)
-	d.Had = s.knownCourses(ctx, cfg, false)
+	d.Had = s.known.update(ctx, cfg, false)
 	type listed struct {
 		ctrs []containers.Container
 		err  error

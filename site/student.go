@@ -16,6 +16,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/rootdir"
 )
@@ -70,7 +71,7 @@ var ErrBadAction = errors.New("invalid action")
 
 // Student carries out action (api.StudentStop, StudentRestart,
 // StudentRemove) on the server of student in course. Errors: a
-// containers.ErrBadStudent or ErrUnknownCourse error for bad names (a
+// naming.ErrBadStudent or ErrUnknownCourse error for bad names (a
 // course no longer in courses.yaml is accepted while the site has had it);
 // *ActiveError when the server is active and opts.Force is not set;
 // ErrBadAction.
@@ -83,7 +84,7 @@ func (s *Site) Student(ctx context.Context, course, student, action string, opts
 	case opts.Workspace && action != api.StudentRemove:
 		return rep, fmt.Errorf("%w: --workspace goes with remove only", ErrBadAction)
 	}
-	if err := containers.CheckStudent(student); err != nil {
+	if err := naming.CheckStudent(student); err != nil {
 		return rep, err
 	}
 	cfg, err := s.Config(ctx)
@@ -91,12 +92,12 @@ func (s *Site) Student(ctx context.Context, course, student, action string, opts
 		return rep, err
 	}
 	co, known := cfg.Courses[course]
-	if !known && !s.knownCourses(ctx, cfg, false)[course] {
-		return rep, fmt.Errorf("course %q: %w", course, containers.ErrUnknownCourse)
+	if !known && !s.known.update(ctx, cfg, false)[course] {
+		return rep, fmt.Errorf("course %q: %w", course, manifest.ErrUnknownCourse)
 	}
 	if !known && action == api.StudentRestart {
 		// Its server could be stopped, never started again.
-		return rep, fmt.Errorf("restart: course %q is no longer in courses.yaml: %w", course, containers.ErrUnknownCourse)
+		return rep, fmt.Errorf("restart: course %q is no longer in courses.yaml: %w", course, manifest.ErrUnknownCourse)
 	}
 	if !known {
 		co = manifest.Course{Idle: cfg.Defaults.Idle}
@@ -156,7 +157,7 @@ func (s *Site) Student(ctx context.Context, course, student, action string, opts
 		sp, err := s.Spawn(ctx, course, student, c.UID)
 		if err != nil {
 			s.recordStudent(ctx, *res, opts, err)
-			return rep, fmt.Errorf("restart %s: %w", containers.Name(course, student), err)
+			return rep, fmt.Errorf("restart %s: %w", naming.Container(course, student), err)
 		}
 		res.Result, res.Container = "restarted", sp.Name
 		res.Spawn = &api.SpawnResult{Name: sp.Name, State: string(sp.State), Port: sp.Port, URL: sp.URL}
@@ -261,7 +262,7 @@ func (s *Site) Students(ctx context.Context, q string) (api.Students, error) {
 		return out, err
 	}
 	d := reconcile.NewDesired(cfg, nil)
-	d.Had = s.knownCourses(ctx, cfg, false)
+	d.Had = s.known.update(ctx, cfg, false)
 	cs, err := mgr.List(ctx, d.Adopts)
 	if err != nil {
 		return out, err
@@ -282,7 +283,7 @@ func (s *Site) Students(ctx context.Context, q string) (api.Students, error) {
 	dirs, _ := filepath.Glob(filepath.Join(rootdir.Student(s.opts.Root, "*"), "*"))
 	for _, dir := range dirs {
 		k := key{filepath.Base(dir), filepath.Base(filepath.Dir(dir))}
-		if seen[k] || !strings.Contains(containers.Name(k.course, k.student), q) {
+		if seen[k] || !strings.Contains(naming.Container(k.course, k.student), q) {
 			continue
 		}
 		if _, ok := cfg.Courses[k.course]; !ok && !d.Had[k.course] {

@@ -15,6 +15,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/site"
 )
 
@@ -65,7 +66,7 @@ func (e *serverEngine) Start(_ context.Context, id string) error {
 	if err != nil {
 		return containers.ErrPortInUse
 	}
-	srv := &http.Server{Handler: fakejupyter.New(containers.BasePath(s.HostPort), "", nil)}
+	srv := &http.Server{Handler: fakejupyter.New(naming.BasePath(s.HostPort), "", nil)}
 	go srv.Serve(l)
 	e.t.Cleanup(func() { srv.Close() })
 	return nil
@@ -121,7 +122,7 @@ func TestSpawnAllocatesUIDs(t *testing.T) {
 			t.Errorf("nbhtest-s%d: uid %q, want a uid of its own in 100000-199999", i, uid)
 		}
 		seen[uid] = true
-		if l := eng.specs[containers.Name("a", fmt.Sprintf("nbhtest-s%d", i))].Labels[containers.LabelUID]; l != uid {
+		if l := eng.specs[naming.Container("a", fmt.Sprintf("nbhtest-s%d", i))].Labels[containers.LabelUID]; l != uid {
 			t.Errorf("nbhtest-s%d: container labelled uid %q, spawn says %q", i, l, uid)
 		}
 	}

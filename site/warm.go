@@ -5,6 +5,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
+	"github.com/nbhosting/nbh-sync/reconcile"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,12 +17,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/nbhosting/nbh-sync/containers"
-	"github.com/nbhosting/nbh-sync/history"
-	"github.com/nbhosting/nbh-sync/manifest"
-	"github.com/nbhosting/nbh-sync/reconcile"
-	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // warmConcurrency is how many warm-ups a pass starts at once: a server's
@@ -64,7 +63,7 @@ func (s *Site) expected(ctx context.Context, co manifest.Course, w manifest.Warm
 			}
 		}
 	}
-	names = slices.DeleteFunc(names, func(n string) bool { return containers.CheckStudent(n) != nil })
+	names = slices.DeleteFunc(names, func(n string) bool { return naming.CheckStudent(n) != nil })
 	slices.Sort(names)
 	return slices.Compact(names), nil
 }

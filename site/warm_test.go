@@ -19,6 +19,7 @@ import (
 	"github.com/nbhosting/nbh-sync/internal/fakejupyter"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/rootdir"
 )
@@ -260,7 +261,7 @@ func TestPassWarmWindow(t *testing.T) {
 		}
 		return rep
 	}
-	ann, bob := containers.Name("intro", "ann"), containers.Name("intro", "bob")
+	ann, bob := naming.Container("intro", "ann"), naming.Container("intro", "bob")
 
 	// The window opens: ann and bob came this month, so both are warmed
 	// on the current image.

@@ -21,6 +21,7 @@ import (
 	"github.com/nbhosting/nbh-sync/gitwatch"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 	"github.com/nbhosting/nbh-sync/rootdir"
 	"github.com/nbhosting/nbh-sync/workspace"
@@ -177,7 +178,7 @@ func (s *Site) studentWorkspaces(course string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.IsDir() && containers.CheckStudent(e.Name()) == nil {
+		if e.IsDir() && naming.CheckStudent(e.Name()) == nil {
 			out = append(out, e.Name())
 		}
 	}
@@ -372,11 +373,11 @@ func (s *Site) lookupWorkspace(ctx context.Context, course, student string) (man
 	if err != nil {
 		return manifest.Course{}, err
 	}
-	co, err := containers.LookupCourse(cfg, course)
+	co, err := cfg.Course(course)
 	if err != nil {
 		return manifest.Course{}, err
 	}
-	if err := containers.CheckStudent(student); err != nil {
+	if err := naming.CheckStudent(student); err != nil {
 		return manifest.Course{}, err
 	}
 	if _, err := os.Stat(rootdir.WorkspaceState(s.opts.Root, course, student)); errors.Is(err, fs.ErrNotExist) {

@@ -3,6 +3,13 @@ package site
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/nbhosting/nbh-sync/history"
+	"github.com/nbhosting/nbh-sync/images"
+	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
+	"github.com/nbhosting/nbh-sync/internal/jupytertest"
+	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
+	"github.com/nbhosting/nbh-sync/rootdir"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,14 +17,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/nbhosting/nbh-sync/containers"
-	"github.com/nbhosting/nbh-sync/history"
-	"github.com/nbhosting/nbh-sync/images"
-	"github.com/nbhosting/nbh-sync/internal/fakejupyter/fjtest"
-	"github.com/nbhosting/nbh-sync/internal/jupytertest"
-	"github.com/nbhosting/nbh-sync/internal/testenv"
-	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
 // notebook is a notebook as Jupyter writes one (nbformat 4.5, cell ids),
@@ -113,7 +112,7 @@ func TestWorkspaceOnRealJupyter(t *testing.T) {
 			jupytertest.RequireImage(t, cli, gen.image)
 			course := "nbhtest-ws" + gen.name + "-" + fjtest.Suffix()
 			t.Cleanup(func() { testenv.RemoveImagesLabelled(cli, images.LabelImage, course) })
-			fjtest.CleanupContainers(t, cli, course+containers.NameSep)
+			fjtest.CleanupContainers(t, cli, course+naming.Sep)
 			workspaceDay(t, course, gen.image, gen.dockerfile, gen.container)
 		})
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 func main() {
@@ -241,7 +242,7 @@ func (f fixture) create(ctx context.Context, cli *client.Client, img string, fro
 			containers.LabelSite: f.root,
 			// watchtower --label-enable monitors these (and only these).
 			watchtowerEnable: "true",
-		}}, nil, nil, nil, containers.Name(f.course, student))
+		}}, nil, nil, nil, naming.Container(f.course, student))
 		if err != nil {
 			return fmt.Errorf("create container %s: %w", student, err)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/proxy"
 )
 
@@ -84,14 +85,14 @@ func newClassRig(b *testing.B) *classRig {
 		jar, _ := cookiejar.New(nil)
 		c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		start := time.Now()
-		launch := p.Launch(proxy.Route{Key: proxy.Key{Course: name, Student: s}, BasePath: containers.Prefix(name, s)})
+		launch := p.Launch(proxy.Route{Key: proxy.Key{Course: name, Student: s}, BasePath: naming.Prefix(name, s)})
 		resp, err := c.Get(front.URL + launch)
 		if err != nil {
 			return 0, err
 		}
 		resp.Body.Close()
 		for {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front.URL+containers.Prefix(name, s)+"api", nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front.URL+naming.Prefix(name, s)+"api", nil)
 			req.Header.Set("Accept", "text/html")
 			resp, err := c.Do(req)
 			if err != nil {
@@ -126,7 +127,7 @@ func newClassRig(b *testing.B) *classRig {
 		if err != nil {
 			return 0, fmt.Errorf("docker run: %v: %s", err, out)
 		}
-		if err := containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", port, containers.BasePath(port)), 2*time.Minute); err != nil {
+		if err := containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", port, naming.BasePath(port)), 2*time.Minute); err != nil {
 			return 0, err
 		}
 		return time.Since(start), nil
@@ -250,7 +251,7 @@ func (r *classRig) engineStart(ctx context.Context, i int) (string, error) {
 	if err := r.cli.ContainerStart(ctx, made.ID, container.StartOptions{}); err != nil {
 		return made.ID, err
 	}
-	return made.ID, containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", port, containers.BasePath(port)), 2*time.Minute)
+	return made.ID, containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", port, naming.BasePath(port)), 2*time.Minute)
 }
 
 // BenchmarkWarmClass is the class of BenchmarkClassStart on a warmed

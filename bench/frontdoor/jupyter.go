@@ -16,7 +16,7 @@ import (
 	"github.com/docker/go-connections/nat"
 	"golang.org/x/net/websocket"
 
-	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 // jupyter is a real Jupyter server in a container, for the latency figure
@@ -47,7 +47,7 @@ func startJupyter() (*jupyter, error) {
 	b := make([]byte, 8)
 	rand.Read(b)
 	j := &jupyter{cli: cli, token: hex.EncodeToString(b)}
-	base := containers.Prefix("bench", "jupyter")
+	base := naming.Prefix("bench", "jupyter")
 	created, err := cli.ContainerCreate(ctx, &container.Config{
 		Image: jupyterImage, User: "jovyan", WorkingDir: "/home/jovyan",
 		Cmd: []string{"jupyter", "server", "--ip=0.0.0.0", "--port=8888", "--no-browser",
@@ -104,7 +104,7 @@ type kernel struct {
 
 // openKernel starts a kernel and opens its channels both ways.
 func (j *jupyter) openKernel(front, cookie string) (*kernel, error) {
-	base := containers.Prefix("bench", "jupyter")
+	base := naming.Prefix("bench", "jupyter")
 	req, _ := http.NewRequest(http.MethodPost, "http://"+j.host+base+"api/kernels", strings.NewReader(`{"name":"python3"}`))
 	req.Header.Set("Authorization", "token "+j.token)
 	resp, err := http.DefaultClient.Do(req)

@@ -31,10 +31,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/websocket"
-
-	"github.com/nbhosting/nbh-sync/containers"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/proxy"
+	"golang.org/x/net/websocket"
 )
 
 var useJupyter bool
@@ -92,7 +91,7 @@ func child() error {
 		who, rest, _ := strings.Cut(a, "@")
 		host, tok, _ := strings.Cut(rest, "#")
 		course, student, _ := strings.Cut(who, "/")
-		rt := proxy.Route{Key: proxy.Key{Course: course, Student: student}, Host: host, BasePath: containers.Prefix(course, student)}
+		rt := proxy.Route{Key: proxy.Key{Course: course, Student: student}, Host: host, BasePath: naming.Prefix(course, student)}
 		p.Routes().Set(rt)
 		toks[rt.Key] = tok
 		out = append(out, p.Launch(rt))
@@ -199,7 +198,7 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 			resp.Body.Close()
 		}
 		jdirect := &http.Client{}
-		jbase := containers.Prefix("bench", "jupyter")
+		jbase := naming.Prefix("bench", "jupyter")
 		var dj, vj []time.Duration
 		for i := 0; i < nreq/4+50; i++ {
 			t0 := time.Now()

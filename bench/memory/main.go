@@ -35,6 +35,7 @@ import (
 	"github.com/nbhosting/nbh-sync/bench/internal/benchenv"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 var binFlag, transport string
@@ -209,7 +210,7 @@ func run(ctx context.Context, nCourses, nCtrs int, cmdline string, readyTimeout,
 		co, student := course(i%nCourses), fmt.Sprintf("s%04d", i)
 		_, err := cli.ContainerCreate(ctx, &container.Config{Image: dummy, Cmd: []string{"/none"}, Labels: map[string]string{
 			containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: co, containers.LabelStudent: student,
-		}}, nil, nil, nil, containers.Name(co, student))
+		}}, nil, nil, nil, naming.Container(co, student))
 		if err != nil {
 			return fmt.Errorf("create container %d: %w", i, err)
 		}

@@ -41,6 +41,7 @@ import (
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
@@ -177,7 +178,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 			hc = &container.HostConfig{PortBindings: nat.PortMap{"8888/tcp": {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(port)}}},
 				Resources: container.Resources{Memory: 32 << 20}}
 		}
-		res, err := cli.ContainerCreate(ctx, cc, hc, nil, nil, containers.Name(course, student))
+		res, err := cli.ContainerCreate(ctx, cc, hc, nil, nil, naming.Container(course, student))
 		if err != nil {
 			return fmt.Errorf("create container %d: %w", i, err)
 		}
@@ -383,7 +384,7 @@ func applyHalves(ctx context.Context, pass *reconcile.Pass, docker containers.En
 		var prefixes []string
 		for i := half; i < nCourses; i += 2 {
 			sub.Courses[courseName(i)] = cfg.Courses[courseName(i)]
-			prefixes = append(prefixes, courseName(i)+containers.NameSep)
+			prefixes = append(prefixes, courseName(i)+naming.Sep)
 		}
 		p := *pass
 		p.Containers = containers.New(ownContainers{docker, prefixes}, nil, nil)

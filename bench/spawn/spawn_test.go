@@ -3,6 +3,7 @@ package spawn
 import (
 	"fmt"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
+	"github.com/nbhosting/nbh-sync/naming"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -47,7 +48,7 @@ func BenchmarkSpawnVsDockerRun(b *testing.B) {
 		if err != nil {
 			b.Fatalf("docker run: %v\n%s", err, out)
 		}
-		if err := containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", l, containers.BasePath(l)), time.Minute); err != nil {
+		if err := containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", l, naming.BasePath(l)), time.Minute); err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(start)

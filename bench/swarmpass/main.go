@@ -33,6 +33,7 @@ import (
 	"github.com/nbhosting/nbh-sync/images"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/reconcile"
 )
 
@@ -85,9 +86,9 @@ func run(ctx context.Context, n, running, courses, rounds, workers int, registry
 			for i := range jobs {
 				course := fmt.Sprintf("%s-c%d", prefix, i%courses)
 				student := "s" + strconv.Itoa(i)
-				pfx := containers.Prefix(course, student)
+				pfx := naming.Prefix(course, student)
 				id, err := eng.Create(ctx, containers.Spec{
-					Name: containers.Name(course, student), Image: ref,
+					Name: naming.Container(course, student), Image: ref,
 					Cmd: []string{"/fakejupyter", "--port=8888", "--base-url=" + pfx},
 					Labels: map[string]string{containers.LabelCourse: course, containers.LabelStudent: student,
 						containers.LabelManagedBy: containers.ManagedBy, containers.LabelSite: site, containers.LabelBasePath: pfx},

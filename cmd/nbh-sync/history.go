@@ -15,9 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nbhosting/nbh-sync/api"
-	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/history"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
+	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
@@ -119,7 +119,7 @@ func printHistory(w io.Writer, recs []history.Record) {
 	for _, r := range recs {
 		subject := r.Course
 		if r.Student != "" {
-			subject = containers.Name(r.Course, r.Student)
+			subject = naming.Container(r.Course, r.Student)
 		}
 		if r.Image != "" {
 			subject = r.Image

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nbhosting/nbh-sync/api"
-	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/internal/shortid"
+	"github.com/nbhosting/nbh-sync/naming"
 )
 
 func newWhyCmd(g *globals) *cobra.Command {
@@ -44,7 +44,7 @@ last operation on it (merge, reset, share) with its outcome.`,
 				return err
 			}
 			if len(w.Actions) == 0 && len(w.Workspaces) == 0 && len(args) == 2 {
-				return fmt.Errorf("no container %s", containers.Name(args[0], args[1]))
+				return fmt.Errorf("no container %s", naming.Container(args[0], args[1]))
 			}
 			return nil
 		},
