@@ -7,8 +7,10 @@
 // daemon: proxy.New behind an http.Server. The server behind it is a small
 // fake in this process: a 100-byte answer, a websocket echo, a large
 // download. Direct and proxied measurements alternate, so that noise on the
-// machine falls on both. Then the child's resident memory is read from
-// /proc before and after 1,000 idle websockets are opened through it.
+// machine falls on both; JupyterHub's configurable-http-proxy, when
+// installed, is timed in the same alternation. Then the child's resident
+// memory is read from /proc before and after 1,000 idle websockets are
+// opened through it.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -148,6 +151,8 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if jup, err = startJupyter(); err != nil {
 			return err
 		}
+	}
+	if jup != nil { // nil without the image
 		defer jup.stop()
 		routes = append(routes, "bench/jupyter@"+jup.host+"#"+jup.token)
 	}
@@ -188,6 +193,24 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 
 	fmt.Printf("%s, proxy pid %d\n", strings.TrimSpace(goVersion()), cmd.Process.Pid)
 
+	// JupyterHub's proxy, to the same servers: the fake one by default, the
+	// real Jupyter under its prefix.
+	chpRoutes := map[string]string{}
+	if jup != nil {
+		chpRoutes[containers.Prefix("bench", "jupyter")] = jup.host
+	}
+	ch, err := startCHP(ln.Addr().String(), chpRoutes)
+	if err != nil {
+		return err
+	}
+	if ch != nil {
+		defer ch.stop()
+	}
+	chpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	// vsCHP holds the front door's figures over configurable-http-proxy's:
+	// times (below 1: the front door is faster) and throughputs (above 1).
+	vsCHP := map[string]float64{}
+
 	// 0. A real Jupyter server (GET api/status), when there is one.
 	jupRatio := map[int]float64{} // api/status p50, p99; a cell's round trip at -50, -99
 	var jupTput float64
@@ -200,7 +223,7 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		}
 		jdirect := &http.Client{}
 		jbase := containers.Prefix("bench", "jupyter")
-		var dj, vj []time.Duration
+		var dj, vj, cj []time.Duration
 		for i := 0; i < nreq/4+50; i++ {
 			t0 := time.Now()
 			req, _ := http.NewRequest(http.MethodGet, "http://"+jup.host+jbase+"api/status", nil)
@@ -222,12 +245,26 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 			if resp.StatusCode != 200 {
 				return fmt.Errorf("jupyter through the front door: %s", resp.Status)
 			}
+			v := time.Since(t0)
+			if ch != nil {
+				// The hub's proxy passes credentials on as they come.
+				c, err := timedGet(chpClient, "http://"+ch.addr+jbase+"api/status", "token "+jup.token)
+				if err != nil {
+					return err
+				}
+				if i >= 50 {
+					cj = append(cj, c)
+				}
+			}
 			if i >= 50 {
-				dj, vj = append(dj, d), append(vj, time.Since(t0))
+				dj, vj = append(dj, d), append(vj, v)
 			}
 		}
 		jupRatio[50], jupRatio[99] = ratio(pct(vj, 50), pct(dj, 50)), ratio(pct(vj, 99), pct(dj, 99))
-		fmt.Printf("real Jupyter api/status, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", len(dj), pct(dj, 50), pct(dj, 99), pct(vj, 50), pct(vj, 99))
+		fmt.Printf("real Jupyter api/status, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v%s\n", len(dj), pct(dj, 50), pct(dj, 99), pct(vj, 50), pct(vj, 99), chpLatency(cj))
+		if ch != nil {
+			vsCHP["jupyter_p50"], vsCHP["jupyter_p99"] = ratio(pct(vj, 50), pct(cj, 50)), ratio(pct(vj, 99), pct(cj, 99))
+		}
 
 		// A cell's round trip: execute_request to execute_reply on one
 		// kernel, over a websocket held open each way.
@@ -236,11 +273,15 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if len(jcookie) == 0 {
 			return errors.New("no session cookie for the Jupyter server")
 		}
-		k, err := jup.openKernel(front, jcookie[0].Name+"="+jcookie[0].Value)
+		chpAddr := ""
+		if ch != nil {
+			chpAddr = ch.addr
+		}
+		k, err := jup.openKernel(front, jcookie[0].Name+"="+jcookie[0].Value, chpAddr)
 		if err != nil {
 			return err
 		}
-		var dk, vk []time.Duration
+		var dk, vk, ck []time.Duration
 		for i := 0; i < nrt/4+20; i++ {
 			d, err := k.execute(k.direct, "1")
 			if err != nil {
@@ -250,19 +291,31 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 			if err != nil {
 				return err
 			}
+			if k.chp != nil {
+				c, err := k.execute(k.chp, "1")
+				if err != nil {
+					return err
+				}
+				if i >= 20 {
+					ck = append(ck, c)
+				}
+			}
 			if i >= 20 {
 				dk, vk = append(dk, d), append(vk, v)
 			}
 		}
 		jupRatio[-50], jupRatio[-99] = ratio(pct(vk, 50), pct(dk, 50)), ratio(pct(vk, 99), pct(dk, 99))
-		fmt.Printf("real Jupyter cell round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", len(dk), pct(dk, 50), pct(dk, 99), pct(vk, 50), pct(vk, 99))
+		fmt.Printf("real Jupyter cell round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v%s\n", len(dk), pct(dk, 50), pct(dk, 99), pct(vk, 50), pct(vk, 99), chpLatency(ck))
+		if ch != nil {
+			vsCHP["cell_p50"], vsCHP["cell_p99"] = ratio(pct(vk, 50), pct(ck, 50)), ratio(pct(vk, 99), pct(ck, 99))
+		}
 
 		// A download from the server's /files/: a file the kernel writes.
 		if _, err := k.execute(k.direct, fmt.Sprintf("import os\nwith open('big.bin', 'wb') as f: f.write(os.urandom(%d))", mb<<20)); err != nil {
 			return err
 		}
 		k.close()
-		var dt, vt []float64
+		var dt, vt, ct []float64
 		for range rounds {
 			d, err := timedGet(jdirect, "http://"+jup.host+jbase+"files/big.bin", "token "+jup.token)
 			if err != nil {
@@ -272,15 +325,25 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 			if err != nil {
 				return err
 			}
+			if ch != nil {
+				c, err := timedGet(chpClient, "http://"+ch.addr+jbase+"files/big.bin", "token "+jup.token)
+				if err != nil {
+					return err
+				}
+				ct = append(ct, float64(mb<<20)/c.Seconds()/1e6)
+			}
 			dt, vt = append(dt, float64(mb<<20)/d.Seconds()/1e6), append(vt, float64(mb<<20)/v.Seconds()/1e6)
 		}
 		jupTput = median(vt) / median(dt)
-		fmt.Printf("real Jupyter download of %d MB from /files/, median of %d: direct %.0f MB/s; front door %.0f MB/s\n", mb, rounds, median(dt), median(vt))
+		fmt.Printf("real Jupyter download of %d MB from /files/, median of %d: direct %.0f MB/s; front door %.0f MB/s%s\n", mb, rounds, median(dt), median(vt), chpTput(ct))
+		if ch != nil {
+			vsCHP["jupyter_tput"] = median(vt) / median(ct)
+		}
 	}
 
 	// 1. Small requests, alternating.
 	bareClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	var dl, vl, bl []time.Duration
+	var dl, vl, bl, cl []time.Duration
 	for i := 0; i < nreq+100; i++ {
 		d, err := timedGet(directClient, direct+base+"small", "")
 		if err != nil {
@@ -294,12 +357,24 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if err != nil {
 			return err
 		}
+		if ch != nil {
+			c, err := timedGet(chpClient, "http://"+ch.addr+base+"small", "")
+			if err != nil {
+				return err
+			}
+			if i >= 100 {
+				cl = append(cl, c)
+			}
+		}
 		if i >= 100 { // warm-up
 			dl, vl, bl = append(dl, d), append(vl, v), append(bl, b)
 		}
 	}
 	dp50, dp99, vp50, vp99 := pct(dl, 50), pct(dl, 99), pct(vl, 50), pct(vl, 99)
-	fmt.Printf("request latency, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v\n", nreq, dp50, dp99, vp50, vp99, pct(bl, 50), pct(bl, 99))
+	fmt.Printf("request latency, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v%s\n", nreq, dp50, dp99, vp50, vp99, pct(bl, 50), pct(bl, 99), chpLatency(cl))
+	if ch != nil {
+		vsCHP["p50"], vsCHP["p99"] = ratio(vp50, pct(cl, 50)), ratio(vp99, pct(cl, 99))
+	}
 
 	// 2. Websocket round trips.
 	dialWS := func(host string, hdr http.Header) (*websocket.Conn, error) {
@@ -322,6 +397,13 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	if err != nil {
 		return err
 	}
+	var cws *websocket.Conn
+	if ch != nil {
+		if cws, err = dialWS(ch.addr, http.Header{}); err != nil {
+			return err
+		}
+		defer cws.Close()
+	}
 	rtt := func(c *websocket.Conn) (time.Duration, error) {
 		msg := []byte(`{"header":{"msg_type":"execute_request"},"content":{"code":"1+1"}}`)
 		buf := make([]byte, len(msg))
@@ -332,7 +414,7 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		_, err := io.ReadFull(c, buf)
 		return time.Since(t0), err
 	}
-	var dr, vr, br []time.Duration
+	var dr, vr, br, cr []time.Duration
 	for i := 0; i < nrt+100; i++ {
 		d, err := rtt(dws)
 		if err != nil {
@@ -346,6 +428,15 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if err != nil {
 			return err
 		}
+		if cws != nil {
+			c, err := rtt(cws)
+			if err != nil {
+				return err
+			}
+			if i >= 100 {
+				cr = append(cr, c)
+			}
+		}
 		if i >= 100 {
 			dr, vr, br = append(dr, d), append(vr, v), append(br, b)
 		}
@@ -353,11 +444,14 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	dws.Close()
 	vws.Close()
 	bws.Close()
-	fmt.Printf("websocket round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v\n", nrt, pct(dr, 50), pct(dr, 99), pct(vr, 50), pct(vr, 99), pct(br, 50), pct(br, 99))
+	fmt.Printf("websocket round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v%s\n", nrt, pct(dr, 50), pct(dr, 99), pct(vr, 50), pct(vr, 99), pct(br, 50), pct(br, 99), chpLatency(cr))
+	if ch != nil {
+		vsCHP["ws_p50"], vsCHP["ws_p99"] = ratio(pct(vr, 50), pct(cr, 50)), ratio(pct(vr, 99), pct(cr, 99))
+	}
 
 	// 3. Downloads.
 	n := mb << 20
-	var dt, vt, bt []float64
+	var dt, vt, bt, ct []float64
 	for range rounds {
 		d, err := timedGet(directClient, direct+base+"big?n="+strconv.Itoa(n), "")
 		if err != nil {
@@ -371,10 +465,20 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if err != nil {
 			return err
 		}
+		if ch != nil {
+			c, err := timedGet(chpClient, "http://"+ch.addr+base+"big?n="+strconv.Itoa(n), "")
+			if err != nil {
+				return err
+			}
+			ct = append(ct, float64(n)/c.Seconds()/1e6)
+		}
 		dt, vt, bt = append(dt, float64(n)/d.Seconds()/1e6), append(vt, float64(n)/v.Seconds()/1e6), append(bt, float64(n)/b.Seconds()/1e6)
 	}
 	dTput, vTput, bTput := median(dt), median(vt), median(bt)
-	fmt.Printf("download %d MB, median of %d: direct %.0f MB/s; front door %.0f MB/s; bare ReverseProxy %.0f MB/s\n", mb, rounds, dTput, vTput, bTput)
+	fmt.Printf("download %d MB, median of %d: direct %.0f MB/s; front door %.0f MB/s; bare ReverseProxy %.0f MB/s%s\n", mb, rounds, dTput, vTput, bTput, chpTput(ct))
+	if ch != nil {
+		vsCHP["tput"] = vTput / median(ct)
+	}
 
 	// 4. Memory with idle websockets.
 	time.Sleep(time.Second) // let the child's heap settle after the downloads
@@ -410,7 +514,33 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	fmt.Printf("RESULT frontdoor p50_ratio=%.2f p99_ratio=%.2f jupyter_p50_ratio=%.2f jupyter_p99_ratio=%.2f jupyter_cell_p50_ratio=%.2f jupyter_cell_p99_ratio=%.2f jupyter_tput_ratio=%.2f ws_p50_ratio=%.2f ws_p99_ratio=%.2f tput_ratio=%.2f bare_p50_ratio=%.2f bare_ws_p50_ratio=%.2f bare_tput_ratio=%.2f rss_idle_kb=%d rss_ws_kb=%d websockets=%d per_ws_kb=%.1f added_p50=%v\n",
 		ratio(vp50, dp50), ratio(vp99, dp99), jupRatio[50], jupRatio[99], jupRatio[-50], jupRatio[-99], jupTput, ratio(pct(vr, 50), pct(dr, 50)), ratio(pct(vr, 99), pct(dr, 99)), vTput/dTput,
 		ratio(pct(bl, 50), pct(dl, 50)), ratio(pct(br, 50), pct(dr, 50)), bTput/dTput, rssIdle, rssWS, nws, perWS, vp50-dp50)
+	if ch != nil {
+		// The front door's figures over configurable-http-proxy's.
+		fmt.Print("RESULT frontdoor_vs_chp")
+		for _, k := range slices.Sorted(maps.Keys(vsCHP)) {
+			fmt.Printf(" %s_ratio=%.2f", k, vsCHP[k])
+		}
+		fmt.Println()
+	}
 	return nil
+}
+
+// chpLatency is the part of a line on configurable-http-proxy's times, if
+// it ran.
+func chpLatency(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; configurable-http-proxy p50 %v p99 %v", pct(ds, 50), pct(ds, 99))
+}
+
+// chpTput is the part of a line on configurable-http-proxy's throughput,
+// if it ran.
+func chpTput(xs []float64) string {
+	if len(xs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; configurable-http-proxy %.0f MB/s", median(xs))
 }
 
 func pct(ds []time.Duration, p int) time.Duration {
