@@ -225,47 +225,27 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		}
 		jdirect := &http.Client{}
 		jbase := containers.Prefix("bench", "jupyter")
-		var dj, vj, cj []time.Duration
-		for i := 0; i < nreq/4+50; i++ {
-			t0 := time.Now()
-			req, _ := http.NewRequest(http.MethodGet, "http://"+jup.host+jbase+"api/status", nil)
-			req.Header.Set("Authorization", "token "+jup.token)
-			resp, err := jdirect.Do(req)
-			if err != nil {
-				return err
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			d := time.Since(t0)
-			t0 = time.Now()
-			resp, err = jc.Get(front + jbase + "api/status")
-			if err != nil {
-				return err
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("jupyter through the front door: %s", resp.Status)
-			}
-			v := time.Since(t0)
-			if ch != nil {
-				// The hub's proxy passes credentials on as they come.
-				c, err := timedGet(chpClient, "http://"+ch.addr+jbase+"api/status", "token "+jup.token)
-				if err != nil {
-					return err
-				}
-				if i >= 50 {
-					cj = append(cj, c)
-				}
-			}
-			if i >= 50 {
-				dj, vj = append(dj, d), append(vj, v)
-			}
+		ways := []func() (time.Duration, error){
+			func() (time.Duration, error) {
+				return timedGet(jdirect, "http://"+jup.host+jbase+"api/status", "token "+jup.token)
+			},
+			func() (time.Duration, error) { return timedGet(jc, front+jbase+"api/status", "") },
 		}
-		jupRatio[50], jupRatio[99] = ratio(pct(vj, 50), pct(dj, 50)), ratio(pct(vj, 99), pct(dj, 99))
-		fmt.Printf("real Jupyter api/status, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v%s\n", len(dj), pct(dj, 50), pct(dj, 99), pct(vj, 50), pct(vj, 99), chpLatency(cj))
 		if ch != nil {
-			vsCHP["jupyter_p50"], vsCHP["jupyter_p99"] = ratio(pct(vj, 50), pct(cj, 50)), ratio(pct(vj, 99), pct(cj, 99))
+			// The hub's proxy passes credentials on as they come.
+			ways = append(ways, func() (time.Duration, error) {
+				return timedGet(chpClient, "http://"+ch.addr+jbase+"api/status", "token "+jup.token)
+			})
+		}
+		t, err := alternate(nreq/4, 50, ways...)
+		if err != nil {
+			return err
+		}
+		dj, vj := t[0], t[1]
+		jupRatio[50], jupRatio[99] = ratio(pct(vj, 50), pct(dj, 50)), ratio(pct(vj, 99), pct(dj, 99))
+		fmt.Printf("real Jupyter api/status, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v%s\n", len(dj), pct(dj, 50), pct(dj, 99), pct(vj, 50), pct(vj, 99), chpLatency(ch.times(t)))
+		if ch != nil {
+			vsCHP["jupyter_p50"], vsCHP["jupyter_p99"] = ratio(pct(vj, 50), pct(ch.times(t), 50)), ratio(pct(vj, 99), pct(ch.times(t), 99))
 		}
 
 		// A cell's round trip: execute_request to execute_reply on one
@@ -283,33 +263,21 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if err != nil {
 			return err
 		}
-		var dk, vk, ck []time.Duration
-		for i := 0; i < nrt/4+20; i++ {
-			d, err := k.execute(k.direct, "1")
-			if err != nil {
-				return err
-			}
-			v, err := k.execute(k.via, "1")
-			if err != nil {
-				return err
-			}
-			if k.chp != nil {
-				c, err := k.execute(k.chp, "1")
-				if err != nil {
-					return err
-				}
-				if i >= 20 {
-					ck = append(ck, c)
-				}
-			}
-			if i >= 20 {
-				dk, vk = append(dk, d), append(vk, v)
-			}
+		ways = []func() (time.Duration, error){
+			func() (time.Duration, error) { return k.execute(k.direct, "1") },
+			func() (time.Duration, error) { return k.execute(k.via, "1") },
 		}
+		if k.chp != nil {
+			ways = append(ways, func() (time.Duration, error) { return k.execute(k.chp, "1") })
+		}
+		if t, err = alternate(nrt/4, 20, ways...); err != nil {
+			return err
+		}
+		dk, vk := t[0], t[1]
 		jupRatio[-50], jupRatio[-99] = ratio(pct(vk, 50), pct(dk, 50)), ratio(pct(vk, 99), pct(dk, 99))
-		fmt.Printf("real Jupyter cell round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v%s\n", len(dk), pct(dk, 50), pct(dk, 99), pct(vk, 50), pct(vk, 99), chpLatency(ck))
+		fmt.Printf("real Jupyter cell round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v%s\n", len(dk), pct(dk, 50), pct(dk, 99), pct(vk, 50), pct(vk, 99), chpLatency(ch.times(t)))
 		if ch != nil {
-			vsCHP["cell_p50"], vsCHP["cell_p99"] = ratio(pct(vk, 50), pct(ck, 50)), ratio(pct(vk, 99), pct(ck, 99))
+			vsCHP["cell_p50"], vsCHP["cell_p99"] = ratio(pct(vk, 50), pct(ch.times(t), 50)), ratio(pct(vk, 99), pct(ch.times(t), 99))
 		}
 
 		// A download from the server's /files/: a file the kernel writes.
@@ -317,65 +285,46 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 			return err
 		}
 		k.close()
-		var dt, vt, ct []float64
-		for range rounds {
-			d, err := timedGet(jdirect, "http://"+jup.host+jbase+"files/big.bin", "token "+jup.token)
-			if err != nil {
-				return err
-			}
-			v, err := timedGet(jc, front+jbase+"files/big.bin", "")
-			if err != nil {
-				return err
-			}
-			if ch != nil {
-				c, err := timedGet(chpClient, "http://"+ch.addr+jbase+"files/big.bin", "token "+jup.token)
-				if err != nil {
-					return err
-				}
-				ct = append(ct, float64(mb<<20)/c.Seconds()/1e6)
-			}
-			dt, vt = append(dt, float64(mb<<20)/d.Seconds()/1e6), append(vt, float64(mb<<20)/v.Seconds()/1e6)
+		ways = []func() (time.Duration, error){
+			func() (time.Duration, error) {
+				return timedGet(jdirect, "http://"+jup.host+jbase+"files/big.bin", "token "+jup.token)
+			},
+			func() (time.Duration, error) { return timedGet(jc, front+jbase+"files/big.bin", "") },
 		}
-		jupTput = median(vt) / median(dt)
-		fmt.Printf("real Jupyter download of %d MB from /files/, median of %d: direct %.0f MB/s; front door %.0f MB/s%s\n", mb, rounds, median(dt), median(vt), chpTput(ct))
 		if ch != nil {
-			vsCHP["jupyter_tput"] = median(vt) / median(ct)
+			ways = append(ways, func() (time.Duration, error) {
+				return timedGet(chpClient, "http://"+ch.addr+jbase+"files/big.bin", "token "+jup.token)
+			})
+		}
+		if t, err = alternate(rounds, 0, ways...); err != nil {
+			return err
+		}
+		jupTput = mbps(mb<<20, t[1]) / mbps(mb<<20, t[0])
+		fmt.Printf("real Jupyter download of %d MB from /files/, median of %d: direct %.0f MB/s; front door %.0f MB/s%s\n", mb, rounds, mbps(mb<<20, t[0]), mbps(mb<<20, t[1]), chpTput(mb<<20, ch.times(t)))
+		if ch != nil {
+			vsCHP["jupyter_tput"] = mbps(mb<<20, t[1]) / mbps(mb<<20, ch.times(t))
 		}
 	}
 
 	// 1. Small requests, alternating.
 	bareClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	var dl, vl, bl, cl []time.Duration
-	for i := 0; i < nreq+100; i++ {
-		d, err := timedGet(directClient, direct+base+"small", "")
-		if err != nil {
-			return err
-		}
-		v, err := timedGet(viaClient, front+base+"small", "")
-		if err != nil {
-			return err
-		}
-		b, err := timedGet(bareClient, bareURL+base+"small", "")
-		if err != nil {
-			return err
-		}
-		if ch != nil {
-			c, err := timedGet(chpClient, "http://"+ch.addr+base+"small", "")
-			if err != nil {
-				return err
-			}
-			if i >= 100 {
-				cl = append(cl, c)
-			}
-		}
-		if i >= 100 { // warm-up
-			dl, vl, bl = append(dl, d), append(vl, v), append(bl, b)
-		}
+	ways := []func() (time.Duration, error){
+		func() (time.Duration, error) { return timedGet(directClient, direct+base+"small", "") },
+		func() (time.Duration, error) { return timedGet(viaClient, front+base+"small", "") },
+		func() (time.Duration, error) { return timedGet(bareClient, bareURL+base+"small", "") },
 	}
-	dp50, dp99, vp50, vp99 := pct(dl, 50), pct(dl, 99), pct(vl, 50), pct(vl, 99)
-	fmt.Printf("request latency, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v%s\n", nreq, dp50, dp99, vp50, vp99, pct(bl, 50), pct(bl, 99), chpLatency(cl))
 	if ch != nil {
-		vsCHP["p50"], vsCHP["p99"] = ratio(vp50, pct(cl, 50)), ratio(vp99, pct(cl, 99))
+		ways = append(ways, func() (time.Duration, error) { return timedGet(chpClient, "http://"+ch.addr+base+"small", "") })
+	}
+	t, err := alternate(nreq, 100, ways...)
+	if err != nil {
+		return err
+	}
+	dl, vl, bl := t[0], t[1], t[2]
+	dp50, dp99, vp50, vp99 := pct(dl, 50), pct(dl, 99), pct(vl, 50), pct(vl, 99)
+	fmt.Printf("request latency, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v%s\n", nreq, dp50, dp99, vp50, vp99, pct(bl, 50), pct(bl, 99), chpLatency(ch.times(t)))
+	if ch != nil {
+		vsCHP["p50"], vsCHP["p99"] = ratio(vp50, pct(ch.times(t), 50)), ratio(vp99, pct(ch.times(t), 99))
 	}
 
 	// 2. Websocket round trips.
@@ -416,70 +365,44 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		_, err := io.ReadFull(c, buf)
 		return time.Since(t0), err
 	}
-	var dr, vr, br, cr []time.Duration
-	for i := 0; i < nrt+100; i++ {
-		d, err := rtt(dws)
-		if err != nil {
-			return err
-		}
-		v, err := rtt(vws)
-		if err != nil {
-			return err
-		}
-		b, err := rtt(bws)
-		if err != nil {
-			return err
-		}
-		if cws != nil {
-			c, err := rtt(cws)
-			if err != nil {
-				return err
-			}
-			if i >= 100 {
-				cr = append(cr, c)
-			}
-		}
-		if i >= 100 {
-			dr, vr, br = append(dr, d), append(vr, v), append(br, b)
-		}
+	ways = []func() (time.Duration, error){
+		func() (time.Duration, error) { return rtt(dws) },
+		func() (time.Duration, error) { return rtt(vws) },
+		func() (time.Duration, error) { return rtt(bws) },
 	}
+	if cws != nil {
+		ways = append(ways, func() (time.Duration, error) { return rtt(cws) })
+	}
+	if t, err = alternate(nrt, 100, ways...); err != nil {
+		return err
+	}
+	dr, vr, br := t[0], t[1], t[2]
 	dws.Close()
 	vws.Close()
 	bws.Close()
-	fmt.Printf("websocket round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v%s\n", nrt, pct(dr, 50), pct(dr, 99), pct(vr, 50), pct(vr, 99), pct(br, 50), pct(br, 99), chpLatency(cr))
+	fmt.Printf("websocket round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v%s\n", nrt, pct(dr, 50), pct(dr, 99), pct(vr, 50), pct(vr, 99), pct(br, 50), pct(br, 99), chpLatency(ch.times(t)))
 	if ch != nil {
-		vsCHP["ws_p50"], vsCHP["ws_p99"] = ratio(pct(vr, 50), pct(cr, 50)), ratio(pct(vr, 99), pct(cr, 99))
+		vsCHP["ws_p50"], vsCHP["ws_p99"] = ratio(pct(vr, 50), pct(ch.times(t), 50)), ratio(pct(vr, 99), pct(ch.times(t), 99))
 	}
 
 	// 3. Downloads.
 	n := mb << 20
-	var dt, vt, bt, ct []float64
-	for range rounds {
-		d, err := timedGet(directClient, direct+base+"big?n="+strconv.Itoa(n), "")
-		if err != nil {
-			return err
-		}
-		v, err := timedGet(viaClient, front+base+"big?n="+strconv.Itoa(n), "")
-		if err != nil {
-			return err
-		}
-		b, err := timedGet(bareClient, bareURL+base+"big?n="+strconv.Itoa(n), "")
-		if err != nil {
-			return err
-		}
-		if ch != nil {
-			c, err := timedGet(chpClient, "http://"+ch.addr+base+"big?n="+strconv.Itoa(n), "")
-			if err != nil {
-				return err
-			}
-			ct = append(ct, float64(n)/c.Seconds()/1e6)
-		}
-		dt, vt, bt = append(dt, float64(n)/d.Seconds()/1e6), append(vt, float64(n)/v.Seconds()/1e6), append(bt, float64(n)/b.Seconds()/1e6)
+	big := "big?n=" + strconv.Itoa(n)
+	ways = []func() (time.Duration, error){
+		func() (time.Duration, error) { return timedGet(directClient, direct+base+big, "") },
+		func() (time.Duration, error) { return timedGet(viaClient, front+base+big, "") },
+		func() (time.Duration, error) { return timedGet(bareClient, bareURL+base+big, "") },
 	}
-	dTput, vTput, bTput := median(dt), median(vt), median(bt)
-	fmt.Printf("download %d MB, median of %d: direct %.0f MB/s; front door %.0f MB/s; bare ReverseProxy %.0f MB/s%s\n", mb, rounds, dTput, vTput, bTput, chpTput(ct))
 	if ch != nil {
-		vsCHP["tput"] = vTput / median(ct)
+		ways = append(ways, func() (time.Duration, error) { return timedGet(chpClient, "http://"+ch.addr+base+big, "") })
+	}
+	if t, err = alternate(rounds, 0, ways...); err != nil {
+		return err
+	}
+	dTput, vTput, bTput := mbps(n, t[0]), mbps(n, t[1]), mbps(n, t[2])
+	fmt.Printf("download %d MB, median of %d: direct %.0f MB/s; front door %.0f MB/s; bare ReverseProxy %.0f MB/s%s\n", mb, rounds, dTput, vTput, bTput, chpTput(n, ch.times(t)))
+	if ch != nil {
+		vsCHP["tput"] = vTput / mbps(n, ch.times(t))
 	}
 
 	// 4. Memory with idle websockets.
@@ -527,6 +450,27 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	return nil
 }
 
+// alternate runs each of ways warm+n times, one after another, and
+// returns the times of each after the first warm rounds. The order turns
+// round by round, so that no way always runs right after another: a
+// process that sat idle meanwhile wakes up slower.
+func alternate(n, warm int, ways ...func() (time.Duration, error)) ([][]time.Duration, error) {
+	t := make([][]time.Duration, len(ways))
+	for i := range warm + n {
+		for j := range ways {
+			k := (i + j) % len(ways)
+			d, err := ways[k]()
+			if err != nil {
+				return nil, err
+			}
+			if i >= warm {
+				t[k] = append(t[k], d)
+			}
+		}
+	}
+	return t, nil
+}
+
 // chpLatency is the part of a line on configurable-http-proxy's times, if
 // it ran.
 func chpLatency(ds []time.Duration) string {
@@ -536,13 +480,22 @@ func chpLatency(ds []time.Duration) string {
 	return fmt.Sprintf("; configurable-http-proxy p50 %v p99 %v", pct(ds, 50), pct(ds, 99))
 }
 
-// chpTput is the part of a line on configurable-http-proxy's throughput,
-// if it ran.
-func chpTput(xs []float64) string {
-	if len(xs) == 0 {
+// chpTput is the part of a line on configurable-http-proxy's throughput
+// in downloads of n bytes, if it ran.
+func chpTput(n int, ds []time.Duration) string {
+	if len(ds) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("; configurable-http-proxy %.0f MB/s", median(xs))
+	return fmt.Sprintf("; configurable-http-proxy %.0f MB/s", mbps(n, ds))
+}
+
+// mbps is the median throughput of downloads of n bytes that took ds.
+func mbps(n int, ds []time.Duration) float64 {
+	xs := make([]float64, len(ds))
+	for i, d := range ds {
+		xs[i] = float64(n) / d.Seconds() / 1e6
+	}
+	return median(xs)
 }
 
 func pct(ds []time.Duration, p int) time.Duration {
