@@ -152,7 +152,7 @@ fi
 
 if bench frontdoor "$GO" run ./bench/frontdoor -websockets "$WEBSOCKETS" -rounds "$ROUNDS"; then
 	f=$OUT/frontdoor.txt
-	l=$(grep '^RESULT frontdoor' "$f")
+	l=$(grep '^RESULT frontdoor ' "$f")
 	get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$l"; }
 	row frontdoor "small request, fake server" "+$(get added_p50) p50" "direct" "p50 $(get p50_ratio), p99 $(get p99_ratio)"
 	if [ "$(get jupyter_p50_ratio)" != "0.00" ]; then
@@ -161,6 +161,13 @@ if bench frontdoor "$GO" run ./bench/frontdoor -websockets "$WEBSOCKETS" -rounds
 	row frontdoor "websocket round trip" "" "direct" "p50 $(get ws_p50_ratio), p99 $(get ws_p99_ratio)"
 	row frontdoor "100 MB download" "" "direct" "throughput x$(get tput_ratio)"
 	row frontdoor "$(get websockets) idle websockets" "$(get rss_ws_kb) kB RSS" "$(get rss_idle_kb) kB (proxy, none open)" "$(get per_ws_kb) kB each"
+	l=$(grep '^RESULT frontdoor_vs_chp ' "$f")
+	if [ -n "$l" ]; then
+		row frontdoor "beside configurable-http-proxy, fake server" "" "CHP, same run" "p50 $(get p50_ratio), ws p50 $(get ws_p50_ratio), download x$(get tput_ratio)"
+		if [ -n "$(get cell_p50_ratio)" ]; then
+			row frontdoor "beside configurable-http-proxy, real Jupyter" "" "CHP, same run" "api/status p50 $(get jupyter_p50_ratio), p99 $(get jupyter_p99_ratio); cell p50 $(get cell_p50_ratio), p99 $(get cell_p99_ratio); download x$(get jupyter_tput_ratio)"
+		fi
+	fi
 fi
 
 if bench class "$GO" test -run XXX -bench ClassStart -benchtime 1x -count 1 ./bench/frontdoor/; then

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // wsFrame is one websocket frame, as a server sends it (never masked).
@@ -149,5 +150,53 @@ func TestFrameRedactorFragments(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// writes records each Write as it came.
+type writes struct{ got chan string }
+
+func (w writes) Write(p []byte) (int, error) { w.got <- string(p); return len(p), nil }
+
+// Frames read together go out in one write, headers unmasked (a length
+// byte may be a letter of the secret); a frame that has arrived is sent
+// without waiting for the next.
+func TestFrameRedactorJoinsFrames(t *testing.T) {
+	stars := strings.Repeat("*", len(secret))
+	// Its length byte is the secret's first letter, its payload the rest.
+	straddle := wsFrame{true, 1, secret[1:] + strings.Repeat("z", int(secret[0])-len(secret)+1)}
+	in := []wsFrame{{true, 1, "busy"}, {true, 1, "TOKEN=" + secret}, straddle, {true, 0x9, "ping"}, {true, 2, strings.Repeat("r", 300)}}
+	raw := encodeFrames(in)
+	if !bytes.Contains(raw, []byte(secret)) {
+		t.Fatal("the straddling frame does not straddle")
+	}
+	pr, pw := io.Pipe()
+	conn := struct {
+		io.Reader
+		io.Writer
+		io.Closer
+	}{pr, io.Discard, io.NopCloser(nil)}
+	w := writes{got: make(chan string, 10)}
+	done := make(chan error, 1)
+	go func() { _, err := newFrameRedactor(conn, secret).WriteTo(w); done <- err }()
+
+	pw.Write(raw)
+	want := bytes.Replace(raw, []byte("TOKEN="+secret), []byte("TOKEN="+stars), 1)
+	if got := <-w.got; got != string(want) {
+		t.Errorf("first write: %d bytes, want the %d of all five frames; differ at %d", len(got), len(want), firstDiff(got, string(want)))
+	}
+	last := encodeFrames([]wsFrame{{true, 1, "idle"}})
+	pw.Write(last)
+	select {
+	case got := <-w.got:
+		if got != string(last) {
+			t.Errorf("second write %q, want %q", got, last)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a frame that arrived waits for more")
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

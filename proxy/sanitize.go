@@ -306,6 +306,13 @@ func mask(b, secret []byte) {
 // A compressed frame would hide the secret: rewrite strips
 // permessage-deflate from upgrade requests, so that none is negotiated.
 // Writes (the browser's frames) pass through.
+//
+// A frame goes out in one write, its header with its payload, and so do
+// the whole frames that came in the same read after it (a kernel answers a
+// cell with five): each write is a packet on the wire and a wake-up at the
+// other end, and they were most of what the front door added to a cell's
+// round trip. Nothing that has arrived waits for more: frames are joined
+// only while the next is already read.
 type frameRedactor struct {
 	io.ReadWriteCloser // the server's side of the websocket
 	r                  *bufio.Reader
@@ -313,6 +320,7 @@ type frameRedactor struct {
 	hdr                [14]byte
 	left               uint64 // payload bytes of the current frame not read yet
 	data               bool   // the current frame's payload is scanned
+	from               int    // buf[from:] is the current frame's payload, the part to scan
 	buf                []byte // read, not handed out yet
 	ready              int    // buf[:ready] may be handed out
 	err                error
@@ -369,19 +377,21 @@ func (f *frameRedactor) ReadFrom(r io.Reader) (int64, error) {
 
 func (f *frameRedactor) consume(n int) {
 	f.ready -= n
+	f.from = max(0, f.from-n)
 	f.buf = f.buf[:copy(f.buf, f.buf[n:])]
 }
 
 // maxFrameHeader is the longest header of a frame from a server.
 const maxFrameHeader = 10
 
-// fill reads until some bytes are ready or an error is kept.
+// fill reads until some bytes are ready or an error is kept, and then on
+// as long as more can be read without waiting (see more).
 func (f *frameRedactor) fill() {
-	for f.ready == 0 && f.err == nil {
+	for f.err == nil && (f.ready == 0 || f.more()) {
 		switch {
 		case f.frag && f.left == 0 && f.final:
 			f.fragment(nil) // the message's end: its held bytes
-		case f.left == 0 && len(f.buf) > 0:
+		case f.left == 0 && f.ready < len(f.buf):
 			f.ready = len(f.buf) // the end of a frame: its held bytes too
 		case f.left == 0:
 			f.err = f.header()
@@ -400,14 +410,46 @@ func (f *frameRedactor) fill() {
 				f.ready = len(f.buf)
 				break
 			}
-			mask(f.buf, f.secret)
+			mask(f.buf[f.from:], f.secret)
 			if f.left == 0 || err != nil {
 				f.ready = len(f.buf)
 			} else {
-				f.ready = max(0, len(f.buf)-(len(f.secret)-1))
+				f.ready = max(f.ready, len(f.buf)-(len(f.secret)-1))
 			}
 		}
 	}
+}
+
+// more reports whether fill can add to the bytes ready without waiting
+// for the server: the rest of the current frame as far as it is read, or
+// the next frame when its header is read whole and it is not a fragment
+// (fragment frames a message anew from an empty buf). A fragment's bytes
+// go out as they come.
+func (f *frameRedactor) more() bool {
+	room := cap(f.buf) - len(f.buf)
+	switch {
+	case f.frag || room == 0:
+		return false
+	case f.left > 0:
+		return f.r.Buffered() > 0
+	case f.ready < len(f.buf):
+		return true // the end of a frame, held bytes to let go
+	case f.r.Buffered() < 2:
+		return false
+	}
+	h, _ := f.r.Peek(2)
+	n := 2
+	switch h[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if h[1]&0x80 != 0 {
+		n += 4
+	}
+	whole := h[0]&0x80 != 0 && h[0]&0x0f != 0 // FIN, not a continuation
+	return whole && f.r.Buffered() >= n && room > n
 }
 
 // fragment sends what a fragmented message has read so far, chunk just
@@ -457,8 +499,8 @@ func frameHeader(dst []byte, fin bool, op byte, size int) []byte {
 }
 
 // header reads a frame header (RFC 6455 section 5.2). It is handed on as it
-// is (into buf, ready), but for a fragment of a message, which fragment
-// frames anew.
+// is (into buf, ahead of its payload), but for a fragment of a message,
+// which fragment frames anew.
 func (f *frameRedactor) header() error {
 	if _, err := io.ReadFull(f.r, f.hdr[:2]); err != nil {
 		return err
@@ -499,7 +541,8 @@ func (f *frameRedactor) header() error {
 		f.frag, f.final = true, fin
 		return nil
 	}
+	// Handed on with the payload that follows (see fill).
 	f.buf = append(f.buf, f.hdr[:n]...)
-	f.ready = len(f.buf)
+	f.from = len(f.buf)
 	return nil
 }

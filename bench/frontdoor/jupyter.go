@@ -94,16 +94,18 @@ func (j *jupyter) stop() {
 }
 
 // kernel is a kernel of the real server with one websocket held open to it
-// directly and one through the front door.
+// directly, one through the front door and, when it runs, one through
+// configurable-http-proxy (chp).
 type kernel struct {
-	direct, via *websocket.Conn
+	direct, via, chp *websocket.Conn
 	// Each connection is its own session: a second connection of one
 	// session makes Jupyter close the first as stale.
 	sessions map[*websocket.Conn]string
 }
 
-// openKernel starts a kernel and opens its channels both ways.
-func (j *jupyter) openKernel(front, cookie string) (*kernel, error) {
+// openKernel starts a kernel and opens its channels each way (through
+// configurable-http-proxy at chpAddr unless it is "").
+func (j *jupyter) openKernel(front, cookie, chpAddr string) (*kernel, error) {
 	base := naming.Prefix("bench", "jupyter")
 	req, _ := http.NewRequest(http.MethodPost, "http://"+j.host+base+"api/kernels", strings.NewReader(`{"name":"python3"}`))
 	req.Header.Set("Authorization", "token "+j.token)
@@ -137,6 +139,14 @@ func (j *jupyter) openKernel(front, cookie string) (*kernel, error) {
 		kn.direct.Close()
 		return nil, fmt.Errorf("kernel websocket, through the front door: %w", err)
 	}
+	if chpAddr != "" {
+		// The hub's proxy passes credentials on as they come.
+		if kn.chp, err = dial(chpAddr, http.Header{"Authorization": {"token " + j.token}}); err != nil {
+			kn.direct.Close()
+			kn.via.Close()
+			return nil, fmt.Errorf("kernel websocket, through %s: %w", chpBinary, err)
+		}
+	}
 	// The first execution of a fresh kernel is slow: not timed.
 	if _, err := kn.execute(kn.direct, "1"); err != nil {
 		kn.close()
@@ -145,7 +155,13 @@ func (j *jupyter) openKernel(front, cookie string) (*kernel, error) {
 	return kn, nil
 }
 
-func (k *kernel) close() { k.direct.Close(); k.via.Close() }
+func (k *kernel) close() {
+	k.direct.Close()
+	k.via.Close()
+	if k.chp != nil {
+		k.chp.Close()
+	}
+}
 
 // execute runs code and returns when its execute_reply arrives: what a
 // student's Shift-Enter waits for.

@@ -7,8 +7,10 @@
 // daemon: proxy.New behind an http.Server. The server behind it is a small
 // fake in this process: a 100-byte answer, a websocket echo, a large
 // download. Direct and proxied measurements alternate, so that noise on the
-// machine falls on both. Then the child's resident memory is read from
-// /proc before and after 1,000 idle websockets are opened through it.
+// machine falls on both; JupyterHub's configurable-http-proxy, when
+// installed, is timed in the same alternation. Then the child's resident
+// memory is read from /proc before and after 1,000 idle websockets are
+// opened through it.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -31,9 +34,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/websocket"
+
 	"github.com/nbhosting/nbh-sync/naming"
 	"github.com/nbhosting/nbh-sync/proxy"
-	"golang.org/x/net/websocket"
 )
 
 var useJupyter bool
@@ -141,12 +145,16 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	if err != nil {
 		return err
 	}
-	routes := []string{"bench/alice@" + ln.Addr().String() + "#" + os.Getenv("BENCH_TOKEN")}
+	// A token, as every server has in production: the front door masks
+	// it in every answer and websocket frame.
+	routes := []string{"bench/alice@" + ln.Addr().String() + "#" + randomHex()}
 	var jup *jupyter
 	if useJupyter {
 		if jup, err = startJupyter(); err != nil {
 			return err
 		}
+	}
+	if jup != nil { // nil without the image
 		defer jup.stop()
 		routes = append(routes, "bench/jupyter@"+jup.host+"#"+jup.token)
 	}
@@ -187,6 +195,24 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 
 	fmt.Printf("%s, proxy pid %d\n", strings.TrimSpace(goVersion()), cmd.Process.Pid)
 
+	// JupyterHub's proxy, to the same servers: the fake one by default, the
+	// real Jupyter under its prefix.
+	chpRoutes := map[string]string{}
+	if jup != nil {
+		chpRoutes[naming.Prefix("bench", "jupyter")] = jup.host
+	}
+	ch, err := startCHP(ln.Addr().String(), chpRoutes)
+	if err != nil {
+		return err
+	}
+	if ch != nil {
+		defer ch.stop()
+	}
+	chpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	// vsCHP holds the front door's figures over configurable-http-proxy's:
+	// times (below 1: the front door is faster) and throughputs (above 1).
+	vsCHP := map[string]float64{}
+
 	// 0. A real Jupyter server (GET api/status), when there is one.
 	jupRatio := map[int]float64{} // api/status p50, p99; a cell's round trip at -50, -99
 	var jupTput float64
@@ -199,34 +225,28 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		}
 		jdirect := &http.Client{}
 		jbase := naming.Prefix("bench", "jupyter")
-		var dj, vj []time.Duration
-		for i := 0; i < nreq/4+50; i++ {
-			t0 := time.Now()
-			req, _ := http.NewRequest(http.MethodGet, "http://"+jup.host+jbase+"api/status", nil)
-			req.Header.Set("Authorization", "token "+jup.token)
-			resp, err := jdirect.Do(req)
-			if err != nil {
-				return err
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			d := time.Since(t0)
-			t0 = time.Now()
-			resp, err = jc.Get(front + jbase + "api/status")
-			if err != nil {
-				return err
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("jupyter through the front door: %s", resp.Status)
-			}
-			if i >= 50 {
-				dj, vj = append(dj, d), append(vj, time.Since(t0))
-			}
+		ways := []func() (time.Duration, error){
+			func() (time.Duration, error) {
+				return timedGet(jdirect, "http://"+jup.host+jbase+"api/status", "token "+jup.token)
+			},
+			func() (time.Duration, error) { return timedGet(jc, front+jbase+"api/status", "") },
 		}
+		if ch != nil {
+			// The hub's proxy passes credentials on as they come.
+			ways = append(ways, func() (time.Duration, error) {
+				return timedGet(chpClient, "http://"+ch.addr+jbase+"api/status", "token "+jup.token)
+			})
+		}
+		t, err := alternate(nreq/4, 50, ways...)
+		if err != nil {
+			return err
+		}
+		dj, vj := t[0], t[1]
 		jupRatio[50], jupRatio[99] = ratio(pct(vj, 50), pct(dj, 50)), ratio(pct(vj, 99), pct(dj, 99))
-		fmt.Printf("real Jupyter api/status, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", len(dj), pct(dj, 50), pct(dj, 99), pct(vj, 50), pct(vj, 99))
+		fmt.Printf("real Jupyter api/status, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v%s\n", len(dj), pct(dj, 50), pct(dj, 99), pct(vj, 50), pct(vj, 99), chpLatency(ch.times(t)))
+		if ch != nil {
+			vsCHP["jupyter_p50"], vsCHP["jupyter_p99"] = ratio(pct(vj, 50), pct(ch.times(t), 50)), ratio(pct(vj, 99), pct(ch.times(t), 99))
+		}
 
 		// A cell's round trip: execute_request to execute_reply on one
 		// kernel, over a websocket held open each way.
@@ -235,70 +255,77 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		if len(jcookie) == 0 {
 			return errors.New("no session cookie for the Jupyter server")
 		}
-		k, err := jup.openKernel(front, jcookie[0].Name+"="+jcookie[0].Value)
+		chpAddr := ""
+		if ch != nil {
+			chpAddr = ch.addr
+		}
+		k, err := jup.openKernel(front, jcookie[0].Name+"="+jcookie[0].Value, chpAddr)
 		if err != nil {
 			return err
 		}
-		var dk, vk []time.Duration
-		for i := 0; i < nrt/4+20; i++ {
-			d, err := k.execute(k.direct, "1")
-			if err != nil {
-				return err
-			}
-			v, err := k.execute(k.via, "1")
-			if err != nil {
-				return err
-			}
-			if i >= 20 {
-				dk, vk = append(dk, d), append(vk, v)
-			}
+		ways = []func() (time.Duration, error){
+			func() (time.Duration, error) { return k.execute(k.direct, "1") },
+			func() (time.Duration, error) { return k.execute(k.via, "1") },
 		}
+		if k.chp != nil {
+			ways = append(ways, func() (time.Duration, error) { return k.execute(k.chp, "1") })
+		}
+		if t, err = alternate(nrt/4, 20, ways...); err != nil {
+			return err
+		}
+		dk, vk := t[0], t[1]
 		jupRatio[-50], jupRatio[-99] = ratio(pct(vk, 50), pct(dk, 50)), ratio(pct(vk, 99), pct(dk, 99))
-		fmt.Printf("real Jupyter cell round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v\n", len(dk), pct(dk, 50), pct(dk, 99), pct(vk, 50), pct(vk, 99))
+		fmt.Printf("real Jupyter cell round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v%s\n", len(dk), pct(dk, 50), pct(dk, 99), pct(vk, 50), pct(vk, 99), chpLatency(ch.times(t)))
+		if ch != nil {
+			vsCHP["cell_p50"], vsCHP["cell_p99"] = ratio(pct(vk, 50), pct(ch.times(t), 50)), ratio(pct(vk, 99), pct(ch.times(t), 99))
+		}
 
 		// A download from the server's /files/: a file the kernel writes.
 		if _, err := k.execute(k.direct, fmt.Sprintf("import os\nwith open('big.bin', 'wb') as f: f.write(os.urandom(%d))", mb<<20)); err != nil {
 			return err
 		}
 		k.close()
-		var dt, vt []float64
-		for range rounds {
-			d, err := timedGet(jdirect, "http://"+jup.host+jbase+"files/big.bin", "token "+jup.token)
-			if err != nil {
-				return err
-			}
-			v, err := timedGet(jc, front+jbase+"files/big.bin", "")
-			if err != nil {
-				return err
-			}
-			dt, vt = append(dt, float64(mb<<20)/d.Seconds()/1e6), append(vt, float64(mb<<20)/v.Seconds()/1e6)
+		ways = []func() (time.Duration, error){
+			func() (time.Duration, error) {
+				return timedGet(jdirect, "http://"+jup.host+jbase+"files/big.bin", "token "+jup.token)
+			},
+			func() (time.Duration, error) { return timedGet(jc, front+jbase+"files/big.bin", "") },
 		}
-		jupTput = median(vt) / median(dt)
-		fmt.Printf("real Jupyter download of %d MB from /files/, median of %d: direct %.0f MB/s; front door %.0f MB/s\n", mb, rounds, median(dt), median(vt))
+		if ch != nil {
+			ways = append(ways, func() (time.Duration, error) {
+				return timedGet(chpClient, "http://"+ch.addr+jbase+"files/big.bin", "token "+jup.token)
+			})
+		}
+		if t, err = alternate(rounds, 0, ways...); err != nil {
+			return err
+		}
+		jupTput = mbps(mb<<20, t[1]) / mbps(mb<<20, t[0])
+		fmt.Printf("real Jupyter download of %d MB from /files/, median of %d: direct %.0f MB/s; front door %.0f MB/s%s\n", mb, rounds, mbps(mb<<20, t[0]), mbps(mb<<20, t[1]), chpTput(mb<<20, ch.times(t)))
+		if ch != nil {
+			vsCHP["jupyter_tput"] = mbps(mb<<20, t[1]) / mbps(mb<<20, ch.times(t))
+		}
 	}
 
 	// 1. Small requests, alternating.
 	bareClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	var dl, vl, bl []time.Duration
-	for i := 0; i < nreq+100; i++ {
-		d, err := timedGet(directClient, direct+base+"small", "")
-		if err != nil {
-			return err
-		}
-		v, err := timedGet(viaClient, front+base+"small", "")
-		if err != nil {
-			return err
-		}
-		b, err := timedGet(bareClient, bareURL+base+"small", "")
-		if err != nil {
-			return err
-		}
-		if i >= 100 { // warm-up
-			dl, vl, bl = append(dl, d), append(vl, v), append(bl, b)
-		}
+	ways := []func() (time.Duration, error){
+		func() (time.Duration, error) { return timedGet(directClient, direct+base+"small", "") },
+		func() (time.Duration, error) { return timedGet(viaClient, front+base+"small", "") },
+		func() (time.Duration, error) { return timedGet(bareClient, bareURL+base+"small", "") },
 	}
+	if ch != nil {
+		ways = append(ways, func() (time.Duration, error) { return timedGet(chpClient, "http://"+ch.addr+base+"small", "") })
+	}
+	t, err := alternate(nreq, 100, ways...)
+	if err != nil {
+		return err
+	}
+	dl, vl, bl := t[0], t[1], t[2]
 	dp50, dp99, vp50, vp99 := pct(dl, 50), pct(dl, 99), pct(vl, 50), pct(vl, 99)
-	fmt.Printf("request latency, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v\n", nreq, dp50, dp99, vp50, vp99, pct(bl, 50), pct(bl, 99))
+	fmt.Printf("request latency, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v%s\n", nreq, dp50, dp99, vp50, vp99, pct(bl, 50), pct(bl, 99), chpLatency(ch.times(t)))
+	if ch != nil {
+		vsCHP["p50"], vsCHP["p99"] = ratio(vp50, pct(ch.times(t), 50)), ratio(vp99, pct(ch.times(t), 99))
+	}
 
 	// 2. Websocket round trips.
 	dialWS := func(host string, hdr http.Header) (*websocket.Conn, error) {
@@ -321,6 +348,13 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	if err != nil {
 		return err
 	}
+	var cws *websocket.Conn
+	if ch != nil {
+		if cws, err = dialWS(ch.addr, http.Header{}); err != nil {
+			return err
+		}
+		defer cws.Close()
+	}
 	rtt := func(c *websocket.Conn) (time.Duration, error) {
 		msg := []byte(`{"header":{"msg_type":"execute_request"},"content":{"code":"1+1"}}`)
 		buf := make([]byte, len(msg))
@@ -331,49 +365,45 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		_, err := io.ReadFull(c, buf)
 		return time.Since(t0), err
 	}
-	var dr, vr, br []time.Duration
-	for i := 0; i < nrt+100; i++ {
-		d, err := rtt(dws)
-		if err != nil {
-			return err
-		}
-		v, err := rtt(vws)
-		if err != nil {
-			return err
-		}
-		b, err := rtt(bws)
-		if err != nil {
-			return err
-		}
-		if i >= 100 {
-			dr, vr, br = append(dr, d), append(vr, v), append(br, b)
-		}
+	ways = []func() (time.Duration, error){
+		func() (time.Duration, error) { return rtt(dws) },
+		func() (time.Duration, error) { return rtt(vws) },
+		func() (time.Duration, error) { return rtt(bws) },
 	}
+	if cws != nil {
+		ways = append(ways, func() (time.Duration, error) { return rtt(cws) })
+	}
+	if t, err = alternate(nrt, 100, ways...); err != nil {
+		return err
+	}
+	dr, vr, br := t[0], t[1], t[2]
 	dws.Close()
 	vws.Close()
 	bws.Close()
-	fmt.Printf("websocket round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v\n", nrt, pct(dr, 50), pct(dr, 99), pct(vr, 50), pct(vr, 99), pct(br, 50), pct(br, 99))
+	fmt.Printf("websocket round trip, %d each: direct p50 %v p99 %v; front door p50 %v p99 %v; bare ReverseProxy p50 %v p99 %v%s\n", nrt, pct(dr, 50), pct(dr, 99), pct(vr, 50), pct(vr, 99), pct(br, 50), pct(br, 99), chpLatency(ch.times(t)))
+	if ch != nil {
+		vsCHP["ws_p50"], vsCHP["ws_p99"] = ratio(pct(vr, 50), pct(ch.times(t), 50)), ratio(pct(vr, 99), pct(ch.times(t), 99))
+	}
 
 	// 3. Downloads.
 	n := mb << 20
-	var dt, vt, bt []float64
-	for range rounds {
-		d, err := timedGet(directClient, direct+base+"big?n="+strconv.Itoa(n), "")
-		if err != nil {
-			return err
-		}
-		v, err := timedGet(viaClient, front+base+"big?n="+strconv.Itoa(n), "")
-		if err != nil {
-			return err
-		}
-		b, err := timedGet(bareClient, bareURL+base+"big?n="+strconv.Itoa(n), "")
-		if err != nil {
-			return err
-		}
-		dt, vt, bt = append(dt, float64(n)/d.Seconds()/1e6), append(vt, float64(n)/v.Seconds()/1e6), append(bt, float64(n)/b.Seconds()/1e6)
+	big := "big?n=" + strconv.Itoa(n)
+	ways = []func() (time.Duration, error){
+		func() (time.Duration, error) { return timedGet(directClient, direct+base+big, "") },
+		func() (time.Duration, error) { return timedGet(viaClient, front+base+big, "") },
+		func() (time.Duration, error) { return timedGet(bareClient, bareURL+base+big, "") },
 	}
-	dTput, vTput, bTput := median(dt), median(vt), median(bt)
-	fmt.Printf("download %d MB, median of %d: direct %.0f MB/s; front door %.0f MB/s; bare ReverseProxy %.0f MB/s\n", mb, rounds, dTput, vTput, bTput)
+	if ch != nil {
+		ways = append(ways, func() (time.Duration, error) { return timedGet(chpClient, "http://"+ch.addr+base+big, "") })
+	}
+	if t, err = alternate(rounds, 0, ways...); err != nil {
+		return err
+	}
+	dTput, vTput, bTput := mbps(n, t[0]), mbps(n, t[1]), mbps(n, t[2])
+	fmt.Printf("download %d MB, median of %d: direct %.0f MB/s; front door %.0f MB/s; bare ReverseProxy %.0f MB/s%s\n", mb, rounds, dTput, vTput, bTput, chpTput(n, ch.times(t)))
+	if ch != nil {
+		vsCHP["tput"] = vTput / mbps(n, ch.times(t))
+	}
 
 	// 4. Memory with idle websockets.
 	time.Sleep(time.Second) // let the child's heap settle after the downloads
@@ -409,7 +439,63 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 	fmt.Printf("RESULT frontdoor p50_ratio=%.2f p99_ratio=%.2f jupyter_p50_ratio=%.2f jupyter_p99_ratio=%.2f jupyter_cell_p50_ratio=%.2f jupyter_cell_p99_ratio=%.2f jupyter_tput_ratio=%.2f ws_p50_ratio=%.2f ws_p99_ratio=%.2f tput_ratio=%.2f bare_p50_ratio=%.2f bare_ws_p50_ratio=%.2f bare_tput_ratio=%.2f rss_idle_kb=%d rss_ws_kb=%d websockets=%d per_ws_kb=%.1f added_p50=%v\n",
 		ratio(vp50, dp50), ratio(vp99, dp99), jupRatio[50], jupRatio[99], jupRatio[-50], jupRatio[-99], jupTput, ratio(pct(vr, 50), pct(dr, 50)), ratio(pct(vr, 99), pct(dr, 99)), vTput/dTput,
 		ratio(pct(bl, 50), pct(dl, 50)), ratio(pct(br, 50), pct(dr, 50)), bTput/dTput, rssIdle, rssWS, nws, perWS, vp50-dp50)
+	if ch != nil {
+		// The front door's figures over configurable-http-proxy's.
+		fmt.Print("RESULT frontdoor_vs_chp")
+		for _, k := range slices.Sorted(maps.Keys(vsCHP)) {
+			fmt.Printf(" %s_ratio=%.2f", k, vsCHP[k])
+		}
+		fmt.Println()
+	}
 	return nil
+}
+
+// alternate runs each of ways warm+n times, one after another, and
+// returns the times of each after the first warm rounds. The order turns
+// round by round, so that no way always runs right after another: a
+// process that sat idle meanwhile wakes up slower.
+func alternate(n, warm int, ways ...func() (time.Duration, error)) ([][]time.Duration, error) {
+	t := make([][]time.Duration, len(ways))
+	for i := range warm + n {
+		for j := range ways {
+			k := (i + j) % len(ways)
+			d, err := ways[k]()
+			if err != nil {
+				return nil, err
+			}
+			if i >= warm {
+				t[k] = append(t[k], d)
+			}
+		}
+	}
+	return t, nil
+}
+
+// chpLatency is the part of a line on configurable-http-proxy's times, if
+// it ran.
+func chpLatency(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; configurable-http-proxy p50 %v p99 %v", pct(ds, 50), pct(ds, 99))
+}
+
+// chpTput is the part of a line on configurable-http-proxy's throughput
+// in downloads of n bytes, if it ran.
+func chpTput(n int, ds []time.Duration) string {
+	if len(ds) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; configurable-http-proxy %.0f MB/s", mbps(n, ds))
+}
+
+// mbps is the median throughput of downloads of n bytes that took ds.
+func mbps(n int, ds []time.Duration) float64 {
+	xs := make([]float64, len(ds))
+	for i, d := range ds {
+		xs[i] = float64(n) / d.Seconds() / 1e6
+	}
+	return median(xs)
 }
 
 func pct(ds []time.Duration, p int) time.Duration {
