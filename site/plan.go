@@ -88,6 +88,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 	if p.err != nil {
 		errs = append(errs, p.err)
 	}
+	rep.Actions = slices.Grow(rep.Actions, len(pre.Actions))
 	for _, a := range pre.Actions {
 		rep.Actions = append(rep.Actions, planAction(a))
 		if a.Retires() || a.Kind == reconcile.WarmUp {
