@@ -82,7 +82,7 @@ func (m *Manager) List(ctx context.Context, adopt func(course string) bool) ([]C
 		return nil, err
 	}
 	now := m.now()
-	var out []Container
+	out := make([]Container, 0, len(raws))
 	for _, r := range raws {
 		c, ok := classify(r, now)
 		if !ok || !m.ours(r, c) {

@@ -205,7 +205,7 @@ func (b *Builder) RestoreFailures(fs []Failure) {
 
 // Decide returns what Ensure would do about spec now, doing nothing.
 func (b *Builder) Decide(ctx context.Context, spec *Spec, opts DecideOptions) (Decision, error) {
-	builds, unscoped, err := b.builds(ctx, spec.Image)
+	builds, unscoped, err := b.builds(ctx, spec.Image, opts.Listing)
 	if err != nil {
 		return Decision{}, err
 	}

@@ -60,6 +60,9 @@ type DecideOptions struct {
 	// nbh-sync build).
 	Retry bool
 	Now   time.Time
+	// Listing, for Builder.Decide, is the builds listed once (Builder.List)
+	// for deciding about many images; nil lists the image's own.
+	Listing *Listing
 }
 
 // Decision is what to do about one image, and why.

@@ -116,8 +116,9 @@ func newStore() (*imageStore, *fakeEngine) {
 			for _, im := range s.images {
 				ok := true
 				for _, l := range labels {
-					k, v, _ := strings.Cut(l, "=")
-					ok = ok && im.Labels[k] == v
+					k, v, withValue := strings.Cut(l, "=")
+					got, has := im.Labels[k]
+					ok = ok && has && (!withValue || got == v)
 				}
 				if ok {
 					c := *im

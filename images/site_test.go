@@ -157,3 +157,61 @@ func TestPruneSkipsBuildInUse(t *testing.T) {
 		t.Errorf("prune: removed %v, %v; want nothing removed and no error", removed, err)
 	}
 }
+
+// One List serves the decisions and current builds of every image as one
+// list per image does, with one engine call for them all: the site's own
+// builds, another site's, and an unscoped build to adopt, sorted out the
+// same way.
+func TestListingAsListsPerImage(t *testing.T) {
+	st, eng := newStore()
+	ctx := t.Context()
+	a := NewBuilder(eng, Options{Site: "/srv/a", Keep: 1})
+	b := NewBuilder(eng, Options{Site: "/srv/b", Keep: 1})
+	for _, s := range []struct {
+		bl    *Builder
+		image string
+		key   string
+	}{{a, "py", keyA}, {b, "py", keyB}, {b, "r", keyA}} {
+		if _, err := s.bl.Ensure(ctx, testSpec(s.image, s.key, goodDockerfile), EnsureOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.add([]string{"r:" + keyB[:ShortKeyLen], "r:latest"}, map[string]string{LabelImage: "r", LabelBuildKey: keyB, LabelSource: "repo@abc:"})
+	st.add([]string{"unrelated:latest"}, map[string]string{"other": "x"})
+
+	list := eng.ImageListFn
+	calls := 0
+	eng.ImageListFn = func(ctx context.Context, labels ...string) ([]ImageInfo, error) {
+		calls++
+		return list(ctx, labels...)
+	}
+	listed, err := a.List(ctx)
+	if err != nil || calls != 1 {
+		t.Fatalf("List: %d calls: %v", calls, err)
+	}
+	for _, image := range []string{"py", "r", "none"} {
+		for _, key := range []string{keyA, keyB} {
+			spec := testSpec(image, key, goodDockerfile)
+			want, err1 := a.Decide(ctx, spec, DecideOptions{})
+			got, err2 := a.Decide(ctx, spec, DecideOptions{Listing: listed})
+			if decision(got, err2) != decision(want, err1) {
+				t.Errorf("%s %s: listed %s, by image %s", image, key[:4], decision(got, err2), decision(want, err1))
+			}
+		}
+		want, err1 := a.Current(ctx, image)
+		got, err2 := a.CurrentIn(ctx, image, listed)
+		if fmt.Sprint(got, err2) != fmt.Sprint(want, err1) {
+			t.Errorf("current %s: listed %+v %v, by image %+v %v", image, got, err2, want, err1)
+		}
+	}
+	if calls != 1+3*3 {
+		t.Errorf("%d image lists, want 1 for the listing and 9 for the decisions without it", calls)
+	}
+}
+
+func decision(d Decision, err error) string {
+	if d.Build != nil {
+		return fmt.Sprintf("%s (%s) %+v %v", d.Action, d.Reason, *d.Build, err)
+	}
+	return fmt.Sprintf("%s (%s) %v", d.Action, d.Reason, err)
+}

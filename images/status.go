@@ -38,8 +38,32 @@ var ErrNoImage = errors.New("no image built yet")
 
 // Builds lists this site's builds of image the engine holds, newest first.
 func (b *Builder) Builds(ctx context.Context, image string) ([]Build, error) {
-	own, _, err := b.builds(ctx, image)
+	own, _, err := b.builds(ctx, image, nil)
 	return own, err
+}
+
+// Listing is the builds of every image the engine held at one list: what
+// a plan or a status reads about each of its images for one engine call
+// instead of one per image. It holds every site's builds, sorted out per
+// Builder as builds does.
+type Listing struct {
+	byImage map[string][]ImageInfo
+}
+
+// List lists the builds of every image in one engine call: the images
+// labelled with any image name, the union of what builds lists image by
+// image.
+func (b *Builder) List(ctx context.Context) (*Listing, error) {
+	list, err := b.engine.ImageList(ctx, LabelImage)
+	if err != nil {
+		return nil, fmt.Errorf("list builds: %w", err)
+	}
+	l := &Listing{byImage: map[string][]ImageInfo{}}
+	for _, im := range list {
+		name := im.Labels[LabelImage]
+		l.byImage[name] = append(l.byImage[name], im)
+	}
+	return l, nil
 }
 
 // builds lists the builds of image the engine holds, newest first, in one
@@ -47,10 +71,13 @@ func (b *Builder) Builds(ctx context.Context, image string) ([]Build, error) {
 // carry no site label, made before images were site-scoped. An unscoped
 // build is not the site's until adopted (Build.Adopt), and only when its
 // key is the one the site wants: a build key digests every input, so such
-// a build is exactly what the site would build.
-func (b *Builder) builds(ctx context.Context, image string) (own, unscoped []Build, err error) {
-	list, err := b.engine.ImageList(ctx, LabelImage+"="+image)
-	if err != nil {
+// a build is exactly what the site would build. With a listing (List), it
+// reads image's builds there and makes no engine call.
+func (b *Builder) builds(ctx context.Context, image string, listed *Listing) (own, unscoped []Build, err error) {
+	var list []ImageInfo
+	if listed != nil {
+		list = listed.byImage[image]
+	} else if list, err = b.engine.ImageList(ctx, LabelImage+"="+image); err != nil {
 		return nil, nil, fmt.Errorf("list builds of %s: %w", image, err)
 	}
 	repo := b.repo(image)
@@ -89,7 +116,13 @@ func (b *Builder) owns(repo string, im ImageInfo) bool {
 
 // Current returns the build I:latest points at, or ErrNoImage.
 func (b *Builder) Current(ctx context.Context, image string) (Build, error) {
-	builds, err := b.Builds(ctx, image)
+	return b.CurrentIn(ctx, image, nil)
+}
+
+// CurrentIn is Current read in a listing (List), with no engine call; a
+// nil listing lists image's builds as Current does.
+func (b *Builder) CurrentIn(ctx context.Context, image string, listed *Listing) (Build, error) {
+	builds, _, err := b.builds(ctx, image, listed)
 	if err != nil {
 		return Build{}, err
 	}

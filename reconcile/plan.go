@@ -149,8 +149,9 @@ func Plan(desired Desired, observed []containers.Container, act map[string]activ
 		return cmp.Or(cmp.Compare(a.Course, b.Course), cmp.Compare(a.Student, b.Student), cmp.Compare(a.Name, b.Name))
 	})
 	actions := make([]Action, 0, len(cs))
+	fz := freezes{}
 	for _, c := range cs {
-		a := decide(desired, c, act, now)
+		a := decide(desired, c, act, fz, now)
 		a.Course, a.Student, a.Container, a.ID = c.Course, c.Student, c.Name, c.ID
 		a.State, a.ImageID, a.At = c.State, c.ImageID, now
 		actions = append(actions, a)
@@ -161,7 +162,7 @@ func Plan(desired Desired, observed []containers.Container, act map[string]activ
 	return append(actions, PlanWarm(desired, cs, act, actions, now, 0)...)
 }
 
-func decide(d Desired, c containers.Container, act map[string]activity.Result, now time.Time) Action {
+func decide(d Desired, c containers.Container, act map[string]activity.Result, fz freezes, now time.Time) Action {
 	if c.Adopted && !d.Adopts(c.Course) {
 		// Observe never lists these; a plan made from other inputs still
 		// never touches them.
@@ -176,7 +177,7 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, n
 		co = manifest.Course{Name: c.Course, Idle: d.Defaults.Idle, Lingering: d.Defaults.Lingering, Freeze: d.Defaults.Freeze}
 	}
 	idleFor := cmp.Or(co.Idle.Std(), manifest.DefaultIdle)
-	frozen, window := frozen(co.Freeze, now)
+	frozen, window := fz.of(c.Course, co.Freeze, now)
 	r, probed := act[c.ID]
 
 	if !known || co.Archived {
@@ -324,6 +325,29 @@ func frozen(fs []manifest.Freeze, now time.Time) (bool, string) {
 		}
 	}
 	return false, ""
+}
+
+// parseCron parses a window's cron spec: a variable so that a test can
+// count the parses of a plan.
+var parseCron = manifest.CronParser.Parse
+
+// freezes memoizes frozen per course for one plan: every container of a
+// course has the same freeze windows and the same now, and parsing a cron
+// spec costs more than deciding about a container.
+type freezes map[string]freeze
+
+type freeze struct {
+	frozen bool
+	window string
+}
+
+func (fz freezes) of(course string, fs []manifest.Freeze, now time.Time) (bool, string) {
+	f, ok := fz[course]
+	if !ok {
+		f.frozen, f.window = frozen(fs, now)
+		fz[course] = f
+	}
+	return f.frozen, f.window
 }
 
 // massPrune holds the retirements of removed courses when the revision

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 	"github.com/nbhosting/nbh-sync/manifest"
+	"github.com/robfig/cron/v3"
 )
 
 // now is a Monday, 10:00 UTC.
@@ -371,6 +373,36 @@ func TestFrozen(t *testing.T) {
 		got, _ := frozen([]manifest.Freeze{{Cron: tc.cron, For: manifest.Duration(tc.dur)}}, tc.at)
 		if got != tc.want {
 			t.Errorf("frozen(%q for %s) at %s = %v, want %v", tc.cron, tc.dur, tc.at.Format(time.RFC3339Nano), got, tc.want)
+		}
+	}
+}
+
+// A plan parses each course's freeze windows once, however many
+// containers the course has: at 1,000 containers the parses were the most
+// of a plan's time. Not parallel: it swaps parseCron.
+func TestPlanParsesFreezeOncePerCourse(t *testing.T) {
+	parses := 0
+	parseCron = func(spec string) (cron.Schedule, error) {
+		parses++
+		return manifest.CronParser.Parse(spec)
+	}
+	t.Cleanup(func() { parseCron = manifest.CronParser.Parse })
+	d := desired(course("a", frozenMonday), course("b", frozenTuesday))
+	d.Defaults.Freeze = []manifest.Freeze{{Cron: "0 8 * * 3", For: manifest.Duration(time.Hour)}}
+	for _, n := range []int{3, 300} {
+		var cs []containers.Container
+		for i := range n {
+			for _, co := range []string{"a", "b", "gone"} {
+				cs = append(cs, ctr(co, fmt.Sprint(i), containers.Running, v1, 72*time.Hour))
+			}
+		}
+		parses = 0
+		p := Plan(d, cs, nil, now)
+		if parses != 3 {
+			t.Errorf("%d containers a course: %d cron parses, want 3 (one per course)", n, parses)
+		}
+		if p[0].Kind != Hold || p[0].Guard != GuardFreeze || p[n].Kind != Remove {
+			t.Errorf("%d containers a course: %s:%s %s:%s", n, p[0].Kind, p[0].Reason, p[n].Kind, p[n].Reason)
 		}
 	}
 }

@@ -40,7 +40,7 @@ const DefaultWarmPerPass = 8
 // openWindow reports the start of the activation of cron whose window of
 // length d holds now (start <= now < start+d).
 func openWindow(cron string, d time.Duration, now time.Time) (time.Time, bool) {
-	sched, err := manifest.CronParser.Parse(cron)
+	sched, err := parseCron(cron)
 	if err != nil || d <= 0 {
 		return time.Time{}, false // validation rejects these; a plan never fails
 	}

@@ -88,6 +88,7 @@ func (s *Site) Plan(ctx context.Context, opts PassOptions) (api.Plan, error) {
 	if p.err != nil {
 		errs = append(errs, p.err)
 	}
+	rep.Actions = slices.Grow(rep.Actions, len(pre.Actions))
 	for _, a := range pre.Actions {
 		rep.Actions = append(rep.Actions, planAction(a))
 		if a.Retires() || a.Kind == reconcile.WarmUp {
@@ -127,6 +128,12 @@ func (s *Site) planBuilds(ctx context.Context, rev *configrepo.Revision) []api.P
 		}
 	}
 	now := s.planAt()
+	// Every image's builds in one engine call; should it fail, each image
+	// lists its own and tells its error.
+	var listed *images.Listing
+	if len(specs) > 0 {
+		listed, _ = b.List(ctx)
+	}
 	for _, spec := range specs {
 		pb := api.PlanBuild{Image: spec.Image, Courses: rev.Config.CoursesUsing(spec.Image), Key: spec.Key,
 			Dockerfile: spec.Origin.String(), Base: spec.Base, Bases: spec.Bases}
@@ -139,7 +146,7 @@ func (s *Site) planBuilds(ctx context.Context, rev *configrepo.Revision) []api.P
 				blocked = append(blocked, base+" ("+out[at[base]].Action+")")
 			}
 		}
-		d, err := b.Decide(ctx, spec, images.DecideOptions{Now: now})
+		d, err := b.Decide(ctx, spec, images.DecideOptions{Now: now, Listing: listed})
 		switch {
 		case len(blocked) > 0:
 			pb.Action, pb.Reason = string(images.ActionError), fmt.Sprintf("%v: %s", images.ErrBaseFailed, strings.Join(blocked, ", "))

@@ -89,6 +89,12 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 	engineErr(err)
 
 	b := s.imageBuilder(cfg)
+	// Every image's builds in one engine call; should it fail, each image
+	// lists its own and tells its error.
+	var builds *images.Listing
+	if len(cfg.ImageNames()) > 0 {
+		builds, _ = b.List(ctx)
+	}
 	keys := map[string]string{}
 	imageErrs := map[string]string{}
 	specs, _ := s.specs(rev) // for the bases; errors show as failures
@@ -103,7 +109,7 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 	}
 	for _, name := range cfg.ImageNames() {
 		v := api.ImageView{Name: name, Base: bases[name], From: froms[name], Courses: cfg.CoursesUsing(name), Pinned: cfg.Images[name].Pin != ""}
-		cur, err := b.Current(ctx, name)
+		cur, err := b.CurrentIn(ctx, name, builds)
 		switch {
 		case err == nil:
 			v.BuildKey, v.Source, v.Built = cur.Key, cur.Source, cur.Created
