@@ -29,7 +29,6 @@ import (
 // output. Screenshots of the notebook (desktop, phone) go to
 // $NBH_ARTIFACTS.
 func TestSpawnPathOpensNotebook(t *testing.T) {
-	t.Parallel()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 	testenv.RequireBrowser(t)
 	gens := map[string]string{"gen1": jupytertest.Image, "gen2": jupytertest.Image2}

@@ -24,7 +24,6 @@ import (
 // front door serves nbconvert's HTML at the address answered, in a
 // sandbox, and nothing at a guessed one.
 func TestResetAndShareProcess(t *testing.T) {
-	t.Parallel()
 	cli := requireDocker(t)
 	jupytertest.RequireImage(t, cli, jupytertest.Image2)
 	bin := testenv.DaemonBinary(t)

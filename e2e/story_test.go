@@ -118,7 +118,7 @@ func TestStory(t *testing.T) {
 	tm.phase("setup: repos over HTTP, engine proxy")
 
 	d.start()
-	d.waitReady(5 * time.Minute)
+	d.waitReady(12 * time.Minute) // the first pass builds the course image
 	st := d.mustStatus()
 	key1 := imageView(st, py).BuildKey
 	if key1 == "" {

@@ -119,7 +119,10 @@ courses:
 	d.runFlags = []string{"--listen", d.addr, "--api-token-file", d.tokenFile(),
 		"--webhook-secret-file", filepath.Join(filepath.Dir(d.root), "secret"), "--grace", "2s", "--proxy-listen", door}
 	d.start()
-	d.waitReady(5 * time.Minute)
+	// Ready means the first pass ended, and the first pass builds the
+	// course image on the Jupyter base and pushes it: minutes on a
+	// busy 2-core machine.
+	d.waitReady(12 * time.Minute)
 	testenv.Eventually(t, 15*time.Minute, "the course image built and pushed", func() (bool, string) {
 		st := d.mustStatus()
 		if st.ConfigError != "" {

@@ -31,9 +31,11 @@ import (
 	"github.com/nbhosting/nbh-sync/rootdir"
 )
 
-// Defaults of Options.
+// Defaults of Options. A fetch may take minutes for a good reason (a
+// course's first clone, datasets and all, over a slow link; a busy host);
+// a hanging remote is caught sooner by the head check.
 const (
-	DefaultTimeout      = time.Minute
+	DefaultTimeout      = 5 * time.Minute
 	DefaultCheckTimeout = 10 * time.Second
 	DefaultBackoffBase  = 10 * time.Second
 	DefaultBackoffMax   = 15 * time.Minute

@@ -127,7 +127,6 @@ func removeImagesOf(t *testing.T, cli *client.Client, names ...string) {
 // calls the other's build current (so its own students' containers are not
 // stale because of it), and prunes only its own.
 func TestTwoSitesSameImageNames(t *testing.T) {
-	t.Parallel()
 	cli := testenv.RequireDocker(t)
 	ctx := t.Context()
 	b := make([]byte, 4)
@@ -204,7 +203,6 @@ func TestTwoSitesSameImageNames(t *testing.T) {
 // (a core and a course image FROM it): nothing is rebuilt, and a
 // student's container on the old build is not stale.
 func TestUnscopedImagesAdopted(t *testing.T) {
-	t.Parallel()
 	cli := testenv.RequireDocker(t)
 	ctx := t.Context()
 	b := make([]byte, 4)

@@ -90,7 +90,6 @@ func lessonCells(seven string) []string {
 // untouched, both versions of the conflicting notebook. Then a reset, and
 // a share made by nbconvert in the student's container.
 func TestWorkspaceOnRealJupyter(t *testing.T) {
-	t.Parallel()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 	for _, gen := range []struct {
 		name, image string

@@ -45,7 +45,9 @@ func Binary(t testing.TB) string {
 	_, here, _, _ := runtime.Caller(0)
 	pkg := filepath.Join(filepath.Dir(here), "..", "cmd", "fakejupyter")
 	out := filepath.Join(t.TempDir(), "fakejupyter")
-	cmd := exec.Command("go", "build", "-o", out, ".")
+	// Stripped: tests commit it into config repos that go-git then
+	// fetches, packs and checks out.
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
 	cmd.Dir = pkg
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
