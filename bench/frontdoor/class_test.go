@@ -254,6 +254,43 @@ func (r *classRig) engineStart(ctx context.Context, i int) (string, error) {
 	return made.ID, containers.WaitReady(ctx, containers.ServerURL("127.0.0.1", port, naming.BasePath(port)), 2*time.Minute)
 }
 
+// coldAmongWarm is how many students nobody expected (BENCH_COLD, 20)
+// arrive with the warmed class in BenchmarkWarmClass's mixed round.
+func coldAmongWarm() int {
+	if v, err := strconv.Atoi(os.Getenv("BENCH_COLD")); err == nil && v >= 0 {
+		return v
+	}
+	return 20
+}
+
+// mixed opens, at the same moment, the pages of the rig's n warmed
+// students and of cold more students (s<n>…, never warmed: spawned on
+// demand), and returns each group's sorted times and the failures.
+func (r *classRig) mixed(b *testing.B, cold int) (warm, spawned []time.Duration, failed int) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range r.n + cold {
+		wg.Go(func() {
+			d, err := r.student(i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				failed++
+				b.Log(err)
+			case i < r.n:
+				warm = append(warm, d)
+			default:
+				spawned = append(spawned, d)
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(warm)
+	slices.Sort(spawned)
+	return warm, spawned, failed
+}
+
 // BenchmarkWarmClass is the class of BenchmarkClassStart on a warmed
 // course: before the class, its BENCH_CLASS (100) servers are started as a
 // warm window's pass starts them (containers.Manager.Spawn, two at a time,
@@ -262,7 +299,9 @@ func (r *classRig) engineStart(ctx context.Context, i int) (string, error) {
 // the front door at once. Then the routes are dropped and the class opens
 // the same warm servers again, each launch through a spawn (engine calls
 // and a readiness check on a running server: the front door before the
-// warm-up told it of its servers). Baselines, same run: the same class
+// warm-up told it of its servers). Between the two, a mixed round: the
+// warm class again with BENCH_COLD (20) students nobody expected arriving
+// at the same moment, their servers spawned on demand. Baselines, same run: the same class
 // cold (spawned on demand); and, for the warm-up, the engine's own start of
 // as many containers of the image, two at a time (engineStart). It reports
 // the time to the first byte of each student's page warm (routed, and
@@ -305,6 +344,7 @@ func BenchmarkWarmClass(b *testing.B) {
 		engineTook, engineFail := engine()
 		took, warmFail := warmUp()
 		warm, fail := r.class(r.student)
+		mixedWarm, mixedCold, mixedFail := r.mixed(b, coldAmongWarm())
 		for _, rt := range routes {
 			r.front.Routes().Drop(rt)
 		}
@@ -318,11 +358,14 @@ func BenchmarkWarmClass(b *testing.B) {
 		b.ReportMetric(at(cold, 50), "cold-p50-ms")
 		b.ReportMetric(at(cold, 99), "cold-p99-ms")
 		b.ReportMetric(at(warm, 99)/at(cold, 99), "p99-ratio")
+		b.ReportMetric(at(mixedWarm, 99), "mixed-warm-p99-ms")
+		b.ReportMetric(at(mixedCold, 99), "mixed-cold-p99-ms")
 		b.ReportMetric(took.Seconds(), "warmup-s")
 		b.ReportMetric(engineTook.Seconds(), "engine-start-s")
 		b.ReportMetric(took.Seconds()/engineTook.Seconds(), "warmup-ratio")
-		if coldFail+warmFail+fail+spawnFail+engineFail > 0 {
-			b.Errorf("%d cold, %d warm and %d warm-through-a-spawn students not served, %d warm-ups and %d engine starts failed", coldFail, fail, spawnFail, warmFail, engineFail)
+		if coldFail+warmFail+fail+mixedFail+spawnFail+engineFail > 0 {
+			b.Errorf("%d cold, %d warm, %d of the mixed round and %d warm-through-a-spawn students not served, %d warm-ups and %d engine starts failed",
+				coldFail, fail, mixedFail, spawnFail, warmFail, engineFail)
 		}
 	}
 }
