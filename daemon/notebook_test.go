@@ -92,7 +92,7 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 			if code != http.StatusOK || json.Unmarshal([]byte(body), &res) != nil {
 				t.Fatalf("spawn: %d %s", code, body)
 			}
-			if err := chromedp.Do(browser, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(res.LaunchURL),
+			if err := chromedp.Do(browser, chromedp.EmulateViewport(1280, 900), testenv.Navigate(res.LaunchURL),
 				chromedp.WaitVisible(chromedp.CSS(`#notebook_list a[href$="/tree/week%201"]`))); err != nil {
 				t.Fatalf("the launch did not land on the file browser listing week 1: %v", err)
 			}
@@ -111,7 +111,7 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 			if sp.Open != wantOpen || !strings.Contains(sp.LaunchURL, sp.URL[strings.Index(sp.URL, "/"+strconv.Itoa(res.Port)+"/"):]+wantOpen+"?nbh-ticket=") {
 				t.Fatalf("spawn --path: open %q, launch_url %q; want %s under the server's prefix", sp.Open, sp.LaunchURL, wantOpen)
 			}
-			if err := chromedp.Do(browser, chromedp.Navigate(sp.LaunchURL)); err != nil {
+			if err := chromedp.Do(browser, testenv.Navigate(sp.LaunchURL)); err != nil {
 				t.Fatal(err)
 			}
 			connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`

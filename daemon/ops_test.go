@@ -296,7 +296,7 @@ func TestOperatorsOnRealJupyter(t *testing.T) {
 func dashboardActions(t *testing.T, d *opsDaemon) {
 	t.Helper()
 	ctx := testenv.Browser(t, 3*time.Minute)
-	if err := chromedp.Do(ctx, chromedp.Navigate(d.url("/")), chromedp.Click(chromedp.CSS(`#admin summary`)),
+	if err := chromedp.Do(ctx, testenv.Navigate(d.url("/")), chromedp.Click(chromedp.CSS(`#admin summary`)),
 		chromedp.WaitVisible(chromedp.CSS(`#admin-form`))); err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func TestMakeRunSite(t *testing.T) {
 	demo := `button.demo-open[data-course="demo"]`
 	if err := chromedp.Do(browser,
 		chromedp.EmulateViewport(1280, 900),
-		chromedp.Navigate(d.url("/")),
+		testenv.Navigate(d.url("/")),
 		chromedp.WaitVisible(chromedp.CSS(demo)),
 		chromedp.Click(chromedp.CSS(demo)),
 	); err != nil {
@@ -147,7 +147,7 @@ func TestMakeRunSite(t *testing.T) {
 
 	// The dashboard follows: the demo course has a running container.
 	card := `article.course[data-course="demo"] .rollout`
-	if err := chromedp.Do(browser, chromedp.Navigate(d.url("/")), chromedp.WaitVisible(chromedp.CSS(card))); err != nil {
+	if err := chromedp.Do(browser, testenv.Navigate(d.url("/")), chromedp.WaitVisible(chromedp.CSS(card))); err != nil {
 		t.Fatal(err)
 	}
 	text, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(card)))

@@ -88,7 +88,7 @@ func TestServiceWorkerStaysInItsPrefix(t *testing.T) {
 
 	title := func(t *testing.T, path string) string {
 		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Navigate(f.URL+path)); err != nil {
+		if err := chromedp.Do(ctx, testenv.Navigate(f.URL+path)); err != nil {
 			t.Fatal(err)
 		}
 		got, err := chromedp.Run(ctx, chromedp.Title())
@@ -145,9 +145,9 @@ func TestRealNotebookUIInBrowser(t *testing.T) {
 	}
 	rt, _ := f.Routes().Lookup(Key{"flot", "alice"})
 	ctx := testenv.Browser(t, 2*time.Minute)
-	if err := chromedp.Do(ctx, chromedp.Navigate(f.URL+f.Launch(rt)),
+	if err := chromedp.Do(ctx, testenv.Navigate(f.URL+f.Launch(rt)),
 		chromedp.WaitVisible(chromedp.CSS(`#notebook_list`)),
-		chromedp.Navigate(f.URL+rt.BasePath+"notebooks/ui.ipynb"),
+		testenv.Navigate(f.URL+rt.BasePath+"notebooks/ui.ipynb"),
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestStartingPageWaitsForTheServer(t *testing.T) {
 		}
 	})})
 	launch := f.LaunchAt(Route{Key: alice.Key, BasePath: alice.BasePath}, "notebooks/a.ipynb")
-	if err := chromedp.Do(ctx, chromedp.Navigate(f.URL+launch)); err != nil {
+	if err := chromedp.Do(ctx, testenv.Navigate(f.URL+launch)); err != nil {
 		t.Fatal(err)
 	}
 	if title, err := chromedp.Run(ctx, chromedp.Title()); err != nil || title != "Starting your server…" {

@@ -90,7 +90,7 @@ func openFramed(t *testing.T, browser context.Context, page, prefix string) cont
 	t.Helper()
 	tab, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
-	if err := chromedp.Do(tab, chromedp.Navigate(page)); err != nil {
+	if err := chromedp.Do(tab, testenv.Navigate(page)); err != nil {
 		t.Fatal(err)
 	}
 	for {

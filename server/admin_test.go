@@ -82,7 +82,7 @@ func TestAdminViewInBrowser(t *testing.T) {
 	defer hs.Close()
 	var con console
 	con.collect(ctx)
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(hs.URL+"/"),
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), testenv.Navigate(hs.URL+"/"),
 		chromedp.Click(chromedp.CSS(`#admin summary`)), chromedp.WaitVisible(chromedp.CSS(`#admin-form`))); err != nil {
 		t.Fatal(err)
 	}

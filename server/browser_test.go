@@ -85,7 +85,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	con.collect(ctx)
 
 	// Canary first.
-	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/canary")); err != nil {
+	if err := chromedp.Do(ctx, testenv.Navigate(ts.URL+"/canary")); err != nil {
 		t.Fatalf("navigate canary: %v", err)
 	}
 	testenv.WaitFor(t, 30*time.Second, "the canary's console messages", func() bool {
@@ -97,7 +97,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// The dashboard, desktop size.
 	if err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(1280, 900),
-		chromedp.Navigate(ts.URL+"/"),
+		testenv.Navigate(ts.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`article.course[data-course="python-intro"]`)),
 	); err != nil {
 		t.Fatalf("load dashboard: %v", err)
@@ -202,7 +202,7 @@ func TestDashboardRefreshesItself(t *testing.T) {
 	defer ts.Close()
 	con := &console{}
 	con.collect(ctx)
-	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/")); err != nil {
+	if err := chromedp.Do(ctx, testenv.Navigate(ts.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
 	first := statusCalls.Load()

@@ -209,7 +209,7 @@ func TestUsageChartsInBrowser(t *testing.T) {
 		{"usage-desktop.png", chromedp.EmulateViewport(1280, 900)},
 		{"usage-phone.png", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile)},
 	} {
-		if err := chromedp.Do(ctx, vp.do, chromedp.Navigate(hs.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#usage svg`))); err != nil {
+		if err := chromedp.Do(ctx, vp.do, testenv.Navigate(hs.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#usage svg`))); err != nil {
 			t.Fatalf("%s: %v", vp.name, err)
 		}
 		drawn, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {

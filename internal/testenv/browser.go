@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,23 @@ func Browser(t testing.TB, timeout time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() { cancel(); cancelTab(); cancelAlloc() })
 	return ctx
+}
+
+// Navigate is chromedp.Navigate, tried again (4 more times at most) when
+// chromium drops the load with net::ERR_NETWORK_CHANGED. chromium aborts
+// page loads whenever the host's network interfaces change, and each
+// container the engine starts or removes adds or removes one (its veth):
+// on a machine running engine tests beside the browser, that is often.
+func Navigate(url string) chromedp.Action[chromedp.Void] {
+	nav := chromedp.Navigate(url)
+	return func(ctx context.Context, t *chromedp.Target) (v chromedp.Void, err error) {
+		for range 5 {
+			if v, err = nav(ctx, t); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+				return v, err
+			}
+		}
+		return v, err
+	}
 }
 
 // ArtifactDir is where a test puts what a person should look at after the
