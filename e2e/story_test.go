@@ -133,42 +133,56 @@ func TestStory(t *testing.T) {
 	uid := 1000
 	type who struct{ course, name string }
 	cohort := []who{{py, "alice"}, {py, "bob"}, {gone, "carol"}, {gone, "dave"}}
+	// Each student starts work as soon as their server is handed out, as
+	// a student does: on a busy machine the four spawns take a minute and
+	// more, the course's idle time (a server handed out and left alone
+	// for 1m is stopped).
 	spawned := make([]struct {
-		res api.SpawnResult
-		err error
+		res    api.SpawnResult
+		server *jupytertest.Server
+		kernel string
+		err    error
 	}, len(cohort))
 	var wg sync.WaitGroup
 	for i, s := range cohort {
-		wg.Go(func() { spawned[i].res, spawned[i].err = d.spawn(ctx, s.course, s.name, &uid) })
+		wg.Go(func() {
+			r := &spawned[i]
+			if r.res, r.err = d.spawn(ctx, s.course, s.name, &uid); r.err != nil {
+				return
+			}
+			if r.server, r.err = jupytertest.Dial(r.res.URL, fmt.Sprintf("tok-%s-%d", s.name, r.res.Port)); r.err != nil {
+				return
+			}
+			if r.err = putFile(ctx, r.server, "work/"+s.name+".txt", s.name+"'s notes\n"); r.err != nil {
+				r.err = fmt.Errorf("saves a file: %w", r.err)
+				return
+			}
+			if s.name != "carol" { // carol only saves a file
+				if r.kernel, r.err = settledKernel(ctx, r.server); r.err != nil {
+					r.err = fmt.Errorf("opens a notebook: %w", r.err)
+				}
+			}
+		})
 	}
 	wg.Wait()
 	ids := map[string]string{}
 	students := map[string]*jupytertest.Server{}
+	busy := map[string]string{}
 	for i, s := range cohort {
 		r := spawned[i]
 		if r.err != nil || r.res.State != "created" {
 			t.Fatalf("spawn %s/%s: state %q, err %v", s.course, s.name, r.res.State, r.err)
 		}
-		students[s.name] = dialStudent(t, r.res.URL, fmt.Sprintf("tok-%s-%d", s.name, r.res.Port))
+		students[s.name] = r.server
+		if r.kernel != "" {
+			busy[s.name] = r.kernel
+		}
 		ids[s.name] = containerID(t, cli, s.course+"-x-"+s.name)
 	}
-	tm.phase("4 concurrent spawns through POST /api/spawn (real servers)")
+	tm.phase("4 concurrent spawns through POST /api/spawn (real servers), each student saves a file and opens a notebook")
 
-	// They work: files through the contents API, cells in kernels; alice
-	// and dave leave a long computation running.
-	for _, name := range []string{"alice", "bob", "carol", "dave"} {
-		if err := putFile(ctx, students[name], "work/"+name+".txt", name+"'s notes\n"); err != nil {
-			t.Fatalf("%s saves a file: %v", name, err)
-		}
-	}
-	busy := map[string]string{}
-	for _, name := range []string{"alice", "bob", "dave"} {
-		k, err := settledKernel(ctx, students[name])
-		if err != nil {
-			t.Fatalf("%s opens a notebook: %v", name, err)
-		}
-		busy[name] = k
-	}
+	// They work: cells in kernels; alice and dave leave a long
+	// computation running.
 	out, err := students["bob"].Execute(ctx, busy["bob"], "open('/home/jovyan/work/from-kernel.txt', 'w').write('written as uid %d' % __import__('os').getuid()); print('ok')")
 	if err != nil || out != "ok\n" {
 		t.Fatalf("bob runs a cell: %q, %v", out, err)
