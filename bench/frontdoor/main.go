@@ -225,18 +225,24 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 		}
 		jdirect := &http.Client{}
 		jbase := naming.Prefix("bench", "jupyter")
-		ways := []func() (time.Duration, error){
-			func() (time.Duration, error) {
-				return timedGet(jdirect, "http://"+jup.host+jbase+"api/status", "token "+jup.token)
-			},
-			func() (time.Duration, error) { return timedGet(jc, front+jbase+"api/status", "") },
+		// getWays GETs path of the real server directly, through the
+		// front door and through the hub's proxy (which passes
+		// credentials on as they come).
+		getWays := func(path string) []func() (time.Duration, error) {
+			ways := []func() (time.Duration, error){
+				func() (time.Duration, error) {
+					return timedGet(jdirect, "http://"+jup.host+jbase+path, "token "+jup.token)
+				},
+				func() (time.Duration, error) { return timedGet(jc, front+jbase+path, "") },
+			}
+			if ch != nil {
+				ways = append(ways, func() (time.Duration, error) {
+					return timedGet(chpClient, "http://"+ch.addr+jbase+path, "token "+jup.token)
+				})
+			}
+			return ways
 		}
-		if ch != nil {
-			// The hub's proxy passes credentials on as they come.
-			ways = append(ways, func() (time.Duration, error) {
-				return timedGet(chpClient, "http://"+ch.addr+jbase+"api/status", "token "+jup.token)
-			})
-		}
+		ways := getWays("api/status")
 		t, err := alternate(nreq/4, 50, ways...)
 		if err != nil {
 			return err
@@ -285,17 +291,7 @@ func run(nreq, nrt, mb, rounds, nws int) error {
 			return err
 		}
 		k.close()
-		ways = []func() (time.Duration, error){
-			func() (time.Duration, error) {
-				return timedGet(jdirect, "http://"+jup.host+jbase+"files/big.bin", "token "+jup.token)
-			},
-			func() (time.Duration, error) { return timedGet(jc, front+jbase+"files/big.bin", "") },
-		}
-		if ch != nil {
-			ways = append(ways, func() (time.Duration, error) {
-				return timedGet(chpClient, "http://"+ch.addr+jbase+"files/big.bin", "token "+jup.token)
-			})
-		}
+		ways = getWays("files/big.bin")
 		if t, err = alternate(rounds, 0, ways...); err != nil {
 			return err
 		}
