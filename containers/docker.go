@@ -94,7 +94,7 @@ func (d *Docker) Images(ctx context.Context, refs []string) (map[string]Image, e
 		f.Add("reference", r)
 	}
 	imgs, err := d.cli.ImageList(ctx, image.ListOptions{Filters: f})
-	for try := 0; imageref.ListRaced(err) && try < imageref.ListRetries; try++ {
+	for try := 0; imageref.ListAgain(ctx, err, try); try++ {
 		imgs, err = d.cli.ImageList(ctx, image.ListOptions{Filters: f})
 	}
 	if err != nil {

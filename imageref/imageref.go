@@ -3,9 +3,11 @@
 package imageref
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"time"
 )
 
 // Familiar returns ref the way Docker shows it. podman lists the image
@@ -31,7 +33,26 @@ func ListRaced(err error) bool {
 
 // ListRetries bounds how often an image list is asked again after
 // ListRaced.
-const ListRetries = 5
+const ListRetries = 8
+
+// ListAgain reports whether an image list that failed with err, after try
+// earlier retries, is worth asking again, having waited a little longer
+// each time (100 ms, 200 ms, …: 3.6 s in all). A burst of removals on a
+// busy podman (a prune, a test package cleaning up) outlasts retries made
+// back to back: CI saw six in a row fail.
+func ListAgain(ctx context.Context, err error, try int) bool {
+	if !ListRaced(err) || try >= ListRetries {
+		return false
+	}
+	t := time.NewTimer(time.Duration(try+1) * 100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
 
 // BuildRaced reports whether a build failed only because an image went
 // from the engine's store while the build used it; nothing of the build

@@ -1,6 +1,7 @@
 package imageref
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -37,6 +38,24 @@ func TestListRaced(t *testing.T) {
 		if got := ListRaced(tt.err); got != tt.want {
 			t.Errorf("ListRaced(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestListAgain(t *testing.T) {
+	raced := errors.New(`Error response from daemon: reading image "a705": locating image with ID "a705": image not known`)
+	if !ListAgain(t.Context(), raced, 0) {
+		t.Error("a raced list is not asked again")
+	}
+	if ListAgain(t.Context(), raced, ListRetries) {
+		t.Error("asked again past ListRetries")
+	}
+	if ListAgain(t.Context(), errors.New("connection refused"), 0) {
+		t.Error("another error is asked again")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if ListAgain(ctx, raced, 0) {
+		t.Error("asked again after the context ended")
 	}
 }
 

@@ -89,7 +89,7 @@ func (d *DockerEngine) ImageList(ctx context.Context, labels ...string) ([]Image
 		f.Add("label", l)
 	}
 	list, err := d.cli.ImageList(ctx, image.ListOptions{Filters: f})
-	for try := 0; imageref.ListRaced(err) && try < imageref.ListRetries; try++ {
+	for try := 0; imageref.ListAgain(ctx, err, try); try++ {
 		list, err = d.cli.ImageList(ctx, image.ListOptions{Filters: f})
 	}
 	if err != nil {
