@@ -144,7 +144,7 @@ func TestRealNotebookUIInBrowser(t *testing.T) {
 		t.Fatalf("save: %v", err)
 	}
 	rt, _ := f.Routes().Lookup(Key{"flot", "alice"})
-	ctx := testenv.Browser(t, 2*time.Minute)
+	ctx := testenv.Browser(t, 5*time.Minute) // chromium, the classic UI and a kernel, on a loaded machine
 	if err := chromedp.Do(ctx, testenv.Navigate(f.URL+f.Launch(rt)),
 		chromedp.WaitVisible(chromedp.CSS(`#notebook_list`)),
 		testenv.Navigate(f.URL+rt.BasePath+"notebooks/ui.ipynb"),
