@@ -36,7 +36,7 @@ func TestNotebookInAnLMSFrame(t *testing.T) {
 		t.Fatalf("save: %v", err)
 	}
 	rt, _ := f.Routes().Lookup(Key{"flot", "alice"})
-	browser := testenv.Browser(t, 5*time.Minute)
+	browser := testenv.Browser(t, 8*time.Minute)
 
 	t.Run("allowed", func(t *testing.T) {
 		*lmsFrame = f.URL + f.LaunchAt(rt, "notebooks/lesson.ipynb")

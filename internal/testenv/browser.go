@@ -79,7 +79,7 @@ func ArtifactDir(t testing.TB) string {
 	return t.TempDir()
 }
 
-// SlowPoll gives a chromedp.Poll two minutes instead of its default 30 s:
+// SlowPoll gives a chromedp.Poll four minutes instead of its default 30 s:
 // a kernel that connects on a machine CI keeps busy takes longer, and the
 // test's own budget (Browser's) still bounds the whole.
-var SlowPoll = chromedp.WithPollingTimeout(2 * time.Minute)
+var SlowPoll = chromedp.WithPollingTimeout(4 * time.Minute)
