@@ -16,10 +16,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,13 +146,13 @@ func run(ctx context.Context, ns []int, runs, workers int, bin, reuse string, ke
 			return fmt.Errorf("nbh-sync sync: %v\n%s", err, out)
 		}
 	}
-	sock, err := engineSocket()
+	sock, err := benchenv.EngineSocket()
 	if err != nil {
 		return err
 	}
 	proxySock := filepath.Join(f.dir, "docker.sock")
 	var counter benchenv.Counter
-	stop, err := countingProxy(proxySock, sock, &counter)
+	stop, err := benchenv.CountingProxy(proxySock, sock, &counter, nil)
 	if err != nil {
 		return err
 	}
@@ -241,7 +237,7 @@ func (f fixture) create(ctx context.Context, cli *client.Client, img string, fro
 			containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: f.course, containers.LabelStudent: student,
 			containers.LabelSite: f.root,
 			// watchtower --label-enable monitors these (and only these).
-			watchtowerEnable: "true",
+			benchenv.WatchtowerEnable: "true",
 		}}, nil, nil, nil, naming.Container(f.course, student))
 		if err != nil {
 			return fmt.Errorf("create container %s: %w", student, err)
@@ -311,9 +307,6 @@ func (f fixture) measure(ctx context.Context, bin string, n, runs int, proxySock
 	return nil
 }
 
-// watchtowerEnable is the label watchtower --label-enable looks for.
-const watchtowerEnable = "com.centurylinklabs.watchtower.enable"
-
 // measureWatchtower times watchtower's one monitor-only pass over the same
 // containers beside nbh-sync plan, interleaved, the best of runs each, and
 // counts its engine calls. watchtower lists every container, then inspects
@@ -369,35 +362,4 @@ func timed(ctx context.Context, env, name string, args ...string) (wall, cpu tim
 		err = nil
 	}
 	return wall, cpu, errb.String(), err
-}
-
-func engineSocket() (string, error) {
-	h := os.Getenv("DOCKER_HOST")
-	if h == "" {
-		return "/var/run/docker.sock", nil
-	}
-	if p, ok := strings.CutPrefix(h, "unix://"); ok {
-		return p, nil
-	}
-	return "", fmt.Errorf("DOCKER_HOST=%s: counting needs the engine on a unix socket", h)
-}
-
-// countingProxy serves the engine's API on a unix socket at path, counting
-// every request in c; it returns a stop function.
-func countingProxy(path, engine string, c *benchenv.Counter) (func(), error) {
-	_ = os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	target, _ := url.Parse("http://docker")
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = benchenv.UnixTransport(engine)
-	rp.FlushInterval = -1
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.Count(r)
-		rp.ServeHTTP(w, r)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }, nil
 }

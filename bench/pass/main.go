@@ -17,10 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,17 +56,6 @@ func main() {
 	})
 }
 
-func socketPath() (string, error) {
-	h := os.Getenv("DOCKER_HOST")
-	if h == "" {
-		return "/var/run/docker.sock", nil
-	}
-	if p, ok := strings.CutPrefix(h, "unix://"); ok {
-		return p, nil
-	}
-	return "", fmt.Errorf("DOCKER_HOST=%s: counting needs the engine on a unix socket", h)
-}
-
 // ownContainers shows a pass only the containers whose name starts with
 // one of prefixes: the engine is shared (with other benchmarks, tests, a
 // real site), and this pass applies its plan.
@@ -95,15 +81,14 @@ type baselines struct {
 	watchtower string // the watchtower binary, if any
 }
 
-// watchtowerLabel is the label watchtower's --label-enable looks for: the
+// benchenv.WatchtowerEnable is the label watchtower's --label-enable looks for: the
 // bench's containers carry it, so that watchtower scans them and no other.
-const watchtowerLabel = "com.centurylinklabs.watchtower.enable"
 
 func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply bool, base baselines) error {
 	if _, err := exec.LookPath("docker"); err != nil {
 		return errors.New("the baseline needs the docker CLI on PATH")
 	}
-	sock, err := socketPath()
+	sock, err := benchenv.EngineSocket()
 	if err != nil {
 		return err
 	}
@@ -164,7 +149,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 			id = cur // half stale, half current, in every course
 		}
 		labels := map[string]string{containers.LabelManagedBy: containers.ManagedBy, containers.LabelCourse: course, containers.LabelStudent: student,
-			watchtowerLabel: "true"}
+			benchenv.WatchtowerEnable: "true"}
 		cc := &container.Config{Image: id, Cmd: []string{"/fakejupyter"}, Labels: labels}
 		var hc *container.HostConfig
 		if i < running {
@@ -219,7 +204,7 @@ func run(ctx context.Context, n, running, nCourses, rounds, workers int, apply b
 	// The baseline: the docker CLI through a counting proxy of the socket.
 	proxySock := filepath.Join(tmp, "docker.sock")
 	pc := &benchenv.Counter{}
-	stopProxy, err := countingProxy(proxySock, sock, prefix, pc)
+	stopProxy, err := benchenv.CountingProxy(proxySock, sock, pc, ownList(prefix))
 	if err != nil {
 		return err
 	}
@@ -442,22 +427,12 @@ func waitServers(ctx context.Context, pass *reconcile.Pass, cfg *manifest.Config
 	}
 }
 
-// countingProxy serves the engine's API on a unix socket at path, counting
-// every request in c, for the baselines. Its container lists hold only the
-// containers whose name starts with prefix, as the pass sees them
-// (ownContainers): watchtower lists every container of the shared engine
-// and inspects each before it reads their labels. It returns a stop
-// function.
-func countingProxy(path, engine, prefix string, c *benchenv.Counter) (func(), error) {
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	target, _ := url.Parse("http://docker")
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = benchenv.UnixTransport(engine)
-	rp.FlushInterval = -1
-	rp.ModifyResponse = func(resp *http.Response) error {
+// ownList is the baselines' counting proxy's answer rewrite: its
+// container lists hold only the containers whose name starts with prefix,
+// as the pass sees them (ownContainers): watchtower lists every container
+// of the shared engine and inspects each before it reads their labels.
+func ownList(prefix string) func(*http.Response) error {
+	return func(resp *http.Response) error {
 		if resp.Request.Method != http.MethodGet || !strings.HasSuffix(resp.Request.URL.Path, "/containers/json") || resp.StatusCode != http.StatusOK {
 			return nil
 		}
@@ -487,12 +462,6 @@ func countingProxy(path, engine, prefix string, c *benchenv.Counter) (func(), er
 		resp.Header.Del("Transfer-Encoding")
 		return nil
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.Count(r)
-		rp.ServeHTTP(w, r)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }, nil
 }
 
 // buildImage builds FROM scratch an image holding the fake server, with a
