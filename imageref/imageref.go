@@ -25,10 +25,17 @@ func Familiar(ref string) string {
 }
 
 // ListRaced reports whether err is podman failing a whole image list
-// because one image was removed while it listed ("locating image with ID
-// …: image not known"); the list is worth asking again.
+// because one image was removed while it listed: its record gone
+// ("locating image with ID …: image not known") or, a moment later in the
+// removal, its manifest file gone ("locating item named \"manifest\" for
+// image with ID …: file does not exist"). The list is worth asking again.
 func ListRaced(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "locating image") && strings.Contains(err.Error(), "image not known")
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "locating image") && strings.Contains(msg, "image not known") ||
+		strings.Contains(msg, "locating item named") && strings.Contains(msg, "file does not exist")
 }
 
 // ListRetries bounds how often an image list is asked again after

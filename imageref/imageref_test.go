@@ -32,6 +32,8 @@ func TestListRaced(t *testing.T) {
 		{nil, false},
 		{errors.New(`Error response from daemon: locating image with ID "3273331daf1f": image not known`), true},
 		{errors.New("Error response from daemon: image not known"), false},
+		{errors.New(`docker image list: Error response from daemon: locating item named "manifest" for image with ID "2f723a1eddc7" (consider removing the image to resolve the issue): file does not exist`), true},
+		{errors.New("open /etc/x: file does not exist"), false},
 		{errors.New("connection refused"), false},
 	}
 	for _, tt := range tests {
