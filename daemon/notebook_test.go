@@ -29,6 +29,7 @@ import (
 // output. Screenshots of the notebook (desktop, phone) go to
 // $NBH_ARTIFACTS.
 func TestSpawnPathOpensNotebook(t *testing.T) {
+	t.Parallel()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 	testenv.RequireBrowser(t)
 	gens := map[string]string{"gen1": jupytertest.Image, "gen2": jupytertest.Image2}
@@ -39,7 +40,9 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 	suffix := randHex(4)
 	course := func(gen string) string { return testPrefix + gen + "-" + suffix }
 	t.Cleanup(func() { testenv.RemoveImagesLabelled(cli, images.LabelImage, course("gen1"), course("gen2")) })
-	cleanupContainers(t, cli, testPrefix+"gen")
+	for gen := range gens {
+		cleanupContainers(t, cli, course(gen))
+	}
 
 	dir := t.TempDir()
 	cfg := newWorkTree(t, filepath.Join(dir, "config"), "")
@@ -92,8 +95,10 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 			if code != http.StatusOK || json.Unmarshal([]byte(body), &res) != nil {
 				t.Fatalf("spawn: %d %s", code, body)
 			}
-			if err := chromedp.Do(browser, chromedp.EmulateViewport(1280, 900), testenv.Navigate(res.LaunchURL),
-				chromedp.WaitVisible(chromedp.CSS(`#notebook_list a[href$="/tree/week%201"]`))); err != nil {
+			if err := chromedp.Do(browser, chromedp.EmulateViewport(1280, 900)); err != nil {
+				t.Fatal(err)
+			}
+			if err := testenv.Land(browser, t, res.LaunchURL, `#notebook_list a[href$="/tree/week%201"]`, 2*time.Minute, 3); err != nil {
 				t.Fatalf("the launch did not land on the file browser listing week 1: %v", err)
 			}
 

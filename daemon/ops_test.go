@@ -138,6 +138,7 @@ func (d *opsDaemon) cliRun(tokenFile string, args ...string) (int, string) {
 // active student — a kernel just started — is refused without --force,
 // with the reason said.
 func TestOperatorsOnRealJupyter(t *testing.T) {
+	t.Parallel()
 	d := startOpsDaemon(t)
 	alice, bob := d.spawn("alice", 1000), d.spawn("bob", 1001)
 	d.startKernel("alice", alice)

@@ -24,6 +24,7 @@ import (
 // front door serves nbconvert's HTML at the address answered, in a
 // sandbox, and nothing at a guessed one.
 func TestResetAndShareProcess(t *testing.T) {
+	t.Parallel()
 	cli := requireDocker(t)
 	jupytertest.RequireImage(t, cli, jupytertest.Image2)
 	bin := testenv.DaemonBinary(t)
@@ -36,11 +37,9 @@ func TestResetAndShareProcess(t *testing.T) {
  "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 `
 	cfg.commit(t, map[string]string{
-		"courses.yaml": fmt.Sprintf("version: 1\nschedules:\n  pull: \"@every 1h\"\n  reconcile: \"@every 1h\"\ncourses:\n  %s:\n    repo: .\n    path: course\n", course),
-		"course/.nbhosting/Dockerfile": "FROM " + jupytertest.Image2 + "\nUSER root\n" +
-			"RUN printf '#!/bin/sh\\nsub=$1\\nshift\\nexec \"jupyter-$sub\" \"$@\"\\n' >/usr/local/bin/jupyter && chmod 755 /usr/local/bin/jupyter\n" +
-			"COPY start-in-dir-as-uid.sh /usr/local/bin/\n",
-		"course/lesson.ipynb": lesson,
+		"courses.yaml":                 fmt.Sprintf("version: 1\nschedules:\n  pull: \"@every 1h\"\n  reconcile: \"@every 1h\"\ncourses:\n  %s:\n    repo: .\n    path: course\n", course),
+		"course/.nbhosting/Dockerfile": "FROM " + jupytertest.Image2 + "\n" + "COPY start-in-dir-as-uid.sh /usr/local/bin/\n",
+		"course/lesson.ipynb":          lesson,
 	}, "site")
 
 	root := filepath.Join(dir, "root")

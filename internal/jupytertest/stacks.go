@@ -1,13 +1,13 @@
 package jupytertest
 
 import (
-	"context"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/nbhosting/nbh-sync/internal/testenv"
 )
@@ -39,20 +39,37 @@ func StacksFiles(t testing.TB) []testenv.File {
 	return files
 }
 
-// Stacks builds testimages/stacks on cli's engine under a tag of its own
-// (NamePrefix and a random suffix), untagged when the test ends, and
-// returns the tag. It skips the test when Image2 is missing (fails when
-// NBH_REQUIRE_JUPYTER=1).
+// Stacks returns the tag of testimages/stacks built on cli's engine:
+// nbhtest-stacks:<digest of Image2's ID and the build context>. Like Image2
+// it is a fixture that stays on the engine, built by the first test that
+// needs it and reused by the others until its inputs change: its seven
+// steps each walk Image2's whole tree on Docker's fuse-overlayfs, and a
+// copy per test (removed with its untagged parents at the end, the cache
+// with it) cost CI minutes. It skips the test when Image2 is missing
+// (fails when NBH_REQUIRE_JUPYTER=1).
 func Stacks(t testing.TB, cli *client.Client) string {
 	t.Helper()
 	RequireImage(t, cli, Image2)
-	tag := NamePrefix + "stacks-" + randomHex(4) + ":latest"
-	if _, err := testenv.BuildImage(t.Context(), cli, StacksFiles(t), tag); err != nil {
+	base, err := cli.ImageInspect(t.Context(), Image2)
+	if err != nil {
+		t.Fatalf("jupytertest: %v", err)
+	}
+	files := StacksFiles(t)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", base.ID)
+	for _, f := range files {
+		fmt.Fprintf(h, "%s %o %d\n", f.Name, f.Mode, len(f.Data))
+		h.Write(f.Data)
+	}
+	tag := fmt.Sprintf("nbhtest-stacks:%.12x", h.Sum(nil))
+	if _, err := cli.ImageInspect(t.Context(), tag); err == nil {
+		return tag
+	}
+	// Tests that find it missing at once all build it: the engine's layer
+	// cache makes the later builds cheap, and they tag the same image.
+	if _, err := testenv.BuildImage(t.Context(), cli, files, tag); err != nil {
 		t.Fatalf("jupytertest: build the docker-stacks-like base: %v", err)
 	}
-	t.Cleanup(func() {
-		_, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{PruneChildren: true})
-	})
 	return tag
 }
 

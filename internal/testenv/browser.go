@@ -65,6 +65,35 @@ func Navigate(url string) chromedp.Action[chromedp.Void] {
 	}
 }
 
+// Land opens url in the tab of ctx and waits until the element sel is
+// visible, for at most each; when it is not, it logs what the tab shows
+// (address, load state, title, the start of the text) and reloads the
+// page, tries times in all. A student on a stuck page reloads it (a launch
+// URL's ticket works once: the reload is of where it led); a test that
+// waits out its whole budget on one load tells nothing and holds its
+// package's other tests. The log says how often that happened: a reload
+// that helps is a finding to look into, not a pass to forget.
+func Land(ctx context.Context, t testing.TB, url, sel string, each time.Duration, tries int) error {
+	t.Helper()
+	var err error
+	for try := 1; try <= tries; try++ {
+		load := Navigate(url)
+		if try > 1 {
+			load = chromedp.Reload()
+		}
+		tctx, cancel := context.WithTimeout(ctx, each)
+		err = chromedp.Do(tctx, load, chromedp.WaitVisible(chromedp.CSS(sel)))
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`JSON.stringify({url: location.href, ready: document.readyState, title: document.title, text: (document.body ? document.body.innerText : "").slice(0, 300)})`))
+		t.Logf("browser: %s not visible after %s (try %d of %d): %v; the tab shows %s", sel, each, try, tries, err, state)
+	}
+	return err
+}
+
 // ArtifactDir is where a test puts what a person should look at after the
 // run (screenshots): $NBH_ARTIFACTS when set, kept after the run, else a
 // temporary directory.

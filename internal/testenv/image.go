@@ -104,14 +104,44 @@ func RemoveImagesWhere(cli *client.Client, mine func(labels map[string]string) b
 		removed = false
 		imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true})
 		for _, im := range imgs {
-			if !mine(im.Labels) {
-				continue
-			}
-			if _, err := cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err == nil {
+			if mine(im.Labels) && removeImage(ctx, cli, im.ID) == nil {
 				removed = true
 			}
 		}
 	}
+}
+
+// FixtureLabel marks the Jupyter images of testimages/jupyter/build.sh;
+// every image built on them inherits it.
+const FixtureLabel = "org.nbhosting.test-image"
+
+// removeImage removes image id, then its untagged parents (a build's
+// intermediate images), up to the first that is shared: tagged, or built
+// on a Jupyter fixture (FixtureLabel). Those stay as the engine's build
+// cache: the next test's build of the same steps on the same fixture
+// reuses them instead of walking the fixture's 20,000 files once a step
+// (as Docker's fuse-overlayfs driver does on each commit). .ci/run sweeps
+// them at the end (docker image prune --filter label=FixtureLabel).
+func removeImage(ctx context.Context, cli *client.Client, id string) error {
+	insp, err := cli.ImageInspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true}); err != nil {
+		return err
+	}
+	for p := insp.Parent; p != ""; {
+		parent, err := cli.ImageInspect(ctx, p)
+		if err != nil || len(parent.RepoTags) > 0 || parent.Config != nil && parent.Config.Labels[FixtureLabel] != "" {
+			return nil
+		}
+		// Refused while another image still grows from it: it stays.
+		if _, err := cli.ImageRemove(ctx, p, image.RemoveOptions{}); err != nil {
+			return nil
+		}
+		p = parent.Parent
+	}
+	return nil
 }
 
 // Served reports whether any of tags serves image: any tag but the scratch
