@@ -123,23 +123,30 @@ const FixtureLabel = "org.nbhosting.test-image"
 // (as Docker's fuse-overlayfs driver does on each commit). .ci/run sweeps
 // them at the end (docker image prune --filter label=FixtureLabel).
 func removeImage(ctx context.Context, cli *client.Client, id string) error {
-	insp, err := cli.ImageInspect(ctx, id)
+	// The history lists the image, then each parent the engine has (the
+	// others are "<missing>"), before the removal takes the chain apart.
+	hist, err := cli.ImageHistory(ctx, id)
 	if err != nil {
 		return err
 	}
 	if _, err := cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true}); err != nil {
 		return err
 	}
-	for p := insp.Parent; p != ""; {
-		parent, err := cli.ImageInspect(ctx, p)
-		if err != nil || len(parent.RepoTags) > 0 || parent.Config != nil && parent.Config.Labels[FixtureLabel] != "" {
+	if len(hist) > 0 {
+		hist = hist[1:]
+	}
+	for _, h := range hist {
+		if h.ID == "" || h.ID == "<missing>" || len(h.Tags) > 0 {
+			return nil
+		}
+		parent, err := cli.ImageInspect(ctx, h.ID)
+		if err != nil || parent.Config != nil && parent.Config.Labels[FixtureLabel] != "" {
 			return nil
 		}
 		// Refused while another image still grows from it: it stays.
-		if _, err := cli.ImageRemove(ctx, p, image.RemoveOptions{}); err != nil {
+		if _, err := cli.ImageRemove(ctx, h.ID, image.RemoveOptions{}); err != nil {
 			return nil
 		}
-		p = parent.Parent
 	}
 	return nil
 }
