@@ -189,6 +189,7 @@ const storyDockerfile = "FROM " + jupytertest.Image + "\nCOPY start-in-dir-as-ui
 // pass stops it when idle (scale to 0); it comes back with the same files;
 // a new build rolls out by digest once the student is idle.
 func TestSwarmStory(t *testing.T) {
+	t.Parallel()
 	cli, reg := requireSwarm(t)
 	if _, err := cli.ImageInspect(t.Context(), jupytertest.Image); err != nil {
 		if os.Getenv(jupytertest.RequireEnv) == "1" || os.Getenv(RequireSwarmEnv) == "1" {

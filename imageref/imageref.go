@@ -89,6 +89,12 @@ const (
 	LabelSource   = "org.nbhosting.source"
 )
 
+// LabelSmokeOf marks a build's smoke-test container; the value is the
+// repository of the image it tests (see Repository: the site's namespace
+// and the image), so that a site finds the ones an interrupted build of
+// its own left, and no other site's.
+const LabelSmokeOf = "org.nbhosting.smoke-of"
+
 // LabelSite names the site an object belongs to: the value is the site's
 // name (the cleaned absolute path of its data directory). Containers and
 // images both carry it.

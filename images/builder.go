@@ -90,6 +90,7 @@ type Builder struct {
 	locks    map[string]chan struct{} // per image, capacity 1
 	last     map[string]Result        // last build result per image
 	failures map[string]Failure       // last failure per image, until a success
+	swept    map[string]bool          // images whose smoke leftovers Prune removed
 }
 
 // NewBuilder returns a Builder over engine.
@@ -110,6 +111,7 @@ func NewBuilder(engine Engine, opts Options) *Builder {
 		locks:    map[string]chan struct{}{},
 		last:     map[string]Result{},
 		failures: map[string]Failure{},
+		swept:    map[string]bool{},
 	}
 }
 
@@ -468,7 +470,9 @@ func (b *Builder) smoke(ctx context.Context, spec *Spec, id string, out io.Write
 	// A namespaced image (nbhosting/scipy-notebook) has a / that no
 	// container name may hold.
 	name := fmt.Sprintf("%s-smoke-%s-%s", strings.ReplaceAll(spec.Image, "/", "_"), spec.ShortKey(), randHex(4))
-	cfg := ContainerConfig{Name: name, Image: id, Labels: map[string]string{LabelImage: spec.Image, LabelBuildKey: spec.Key}}
+	b.sweepSmoke(ctx, spec.Image)
+	cfg := ContainerConfig{Name: name, Image: id, Labels: map[string]string{
+		LabelImage: spec.Image, LabelBuildKey: spec.Key, imageref.LabelSmokeOf: b.repo(spec.Image)}}
 	if len(spec.Smoke) > 0 {
 		cfg.Entrypoint, cfg.Cmd = spec.Smoke[:1], spec.Smoke[1:]
 	} else {
@@ -504,6 +508,27 @@ func (b *Builder) smoke(ctx context.Context, spec *Spec, id string, out io.Write
 		return fmt.Errorf("smoke command %q exited with status %d", spec.Smoke, code)
 	}
 	return nil
+}
+
+// sweepSmoke removes the smoke-test containers of image that a build cut
+// short (the process killed between creating one and removing it) left:
+// each keeps its unpassed build from being pruned. The caller holds
+// image's lock, so no build of image is testing one now. A failure only
+// leaves them for the next sweep: before the image's next smoke test, or
+// the first prune of another process.
+func (b *Builder) sweepSmoke(ctx context.Context, image string) {
+	ids, err := b.engine.ContainerList(ctx, imageref.LabelSmokeOf+"="+b.repo(image))
+	if err != nil {
+		b.log.WarnContext(ctx, "list smoke-test containers", "image", image, "err", err)
+		return
+	}
+	for _, id := range ids {
+		if err := b.engine.ContainerRemove(context.WithoutCancel(ctx), id); err != nil {
+			b.log.WarnContext(ctx, "remove smoke-test container", "image", image, "container", id, "err", err)
+			continue
+		}
+		b.log.InfoContext(ctx, "removed a smoke-test container an interrupted build left", "image", image, "container", id)
+	}
 }
 
 // checkExecutable checks that p is an executable regular file in the

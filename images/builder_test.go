@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nbhosting/nbh-sync/imageref"
 )
 
 func testSpec(image, key, df string) *Spec {
@@ -283,6 +286,77 @@ func TestEnsureStoreRace(t *testing.T) {
 			}
 			if !tc.wantErr && (res.ImageID == "" || st.tagged("i:latest") != res.ImageID) {
 				t.Errorf("after the retry: %+v, latest %s", res, st.tagged("i:latest"))
+			}
+		})
+	}
+}
+
+// A smoke-test container that a killed process left is removed at the
+// image's next build and at its prune, found by its label: the site's
+// repository of the image, so another site's (or another image's) stays.
+func TestSmokeLeftoversSwept(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(b *Builder) error
+	}{
+		{"build", func(b *Builder) error {
+			_, err := b.Ensure(t.Context(), testSpec("i", keyA, goodDockerfile), EnsureOptions{})
+			return err
+		}},
+		{"prune", func(b *Builder) error {
+			_, err := b.Prune(t.Context(), "i", nil)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, eng := newStore()
+			const site = "/srv/a"
+			repo := imageref.Repository(site, "i")
+			containers := map[string]string{ // ID → its LabelSmokeOf
+				"left": repo, "other-site": imageref.Repository("/srv/b", "i"), "other-image": imageref.Repository(site, "j"),
+			}
+			var mu sync.Mutex
+			var created ContainerConfig
+			lists := 0
+			eng.ContainerListFn = func(_ context.Context, labels ...string) ([]string, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				lists++
+				var ids []string
+				for id, of := range containers {
+					if slices.Equal(labels, []string{imageref.LabelSmokeOf + "=" + of}) {
+						ids = append(ids, id)
+					}
+				}
+				return ids, nil
+			}
+			eng.ContainerCreateFn = func(_ context.Context, c ContainerConfig) (string, error) { created = c; return "new", nil }
+			eng.ContainerRemoveFn = func(_ context.Context, id string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				delete(containers, id)
+				return nil
+			}
+			b := NewBuilder(eng, Options{Site: site})
+			if err := tc.run(b); err != nil {
+				t.Fatal(err)
+			}
+			// Passes prune every image: only a process's first looks.
+			before := lists
+			if _, err := b.Prune(t.Context(), "i", nil); err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "prune" && lists != before {
+				t.Errorf("a second prune listed containers again (%d lists, then %d)", before, lists)
+			}
+			if _, ok := containers["left"]; ok {
+				t.Error("the leftover smoke-test container is still there")
+			}
+			if len(containers) != 2 {
+				t.Errorf("containers left: %v, want the other site's and the other image's", containers)
+			}
+			if tc.name == "build" && created.Labels[imageref.LabelSmokeOf] != repo {
+				t.Errorf("the new smoke-test container's labels: %v", created.Labels)
 			}
 		})
 	}

@@ -182,6 +182,23 @@ func (d *DockerEngine) ContainerCreate(ctx context.Context, cfg ContainerConfig)
 	return resp.ID, nil
 }
 
+// ContainerList implements Engine.
+func (d *DockerEngine) ContainerList(ctx context.Context, labels ...string) ([]string, error) {
+	f := filters.NewArgs()
+	for _, l := range labels {
+		f.Add("label", l)
+	}
+	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker container list: %w", err)
+	}
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	return ids, nil
+}
+
 // ContainerStart implements Engine.
 func (d *DockerEngine) ContainerStart(ctx context.Context, id string) error {
 	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {

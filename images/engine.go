@@ -32,6 +32,9 @@ type Engine interface {
 	ContainerWait(ctx context.Context, id string) (int64, error)
 	// ContainerLogs returns the container's stdout and stderr, interleaved.
 	ContainerLogs(ctx context.Context, id string) (string, error)
+	// ContainerList returns the IDs of the containers, in any state, that
+	// carry every one of labels (each "key=value").
+	ContainerList(ctx context.Context, labels ...string) ([]string, error)
 	// ContainerRemove removes a container, running or not; a missing one is
 	// not an error.
 	ContainerRemove(ctx context.Context, id string) error

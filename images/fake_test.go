@@ -23,6 +23,7 @@ type fakeEngine struct {
 	ContainerStartFn    func(ctx context.Context, id string) error
 	ContainerWaitFn     func(ctx context.Context, id string) (int64, error)
 	ContainerLogsFn     func(ctx context.Context, id string) (string, error)
+	ContainerListFn     func(ctx context.Context, labels ...string) ([]string, error)
 	ContainerRemoveFn   func(ctx context.Context, id string) error
 	ContainerStatPathFn func(ctx context.Context, id, path string) (FileStat, error)
 }
@@ -78,6 +79,14 @@ func (f *fakeEngine) ContainerLogs(ctx context.Context, id string) (string, erro
 		return "", errUnset
 	}
 	return f.ContainerLogsFn(ctx, id)
+}
+
+// ContainerList finds no container unless set.
+func (f *fakeEngine) ContainerList(ctx context.Context, labels ...string) ([]string, error) {
+	if f.ContainerListFn == nil {
+		return nil, nil
+	}
+	return f.ContainerListFn(ctx, labels...)
 }
 func (f *fakeEngine) ContainerRemove(ctx context.Context, id string) error {
 	if f.ContainerRemoveFn == nil {

@@ -144,6 +144,15 @@ func (b *Builder) Prune(ctx context.Context, image string, inUse map[string]bool
 		return nil, err
 	}
 	defer unlock()
+	// Leftovers come from an earlier process (this one removes its own):
+	// one look per image in a process's life, not one per pass.
+	b.mu.Lock()
+	sweep := !b.swept[image]
+	b.swept[image] = true
+	b.mu.Unlock()
+	if sweep {
+		b.sweepSmoke(ctx, image)
+	}
 	builds, err := b.Builds(ctx, image)
 	if err != nil {
 		return nil, err

@@ -127,6 +127,7 @@ func removeImagesOf(t *testing.T, cli *client.Client, names ...string) {
 // calls the other's build current (so its own students' containers are not
 // stale because of it), and prunes only its own.
 func TestTwoSitesSameImageNames(t *testing.T) {
+	t.Parallel()
 	cli := testenv.RequireDocker(t)
 	ctx := t.Context()
 	b := make([]byte, 4)

@@ -90,6 +90,7 @@ func lessonCells(seven string) []string {
 // untouched, both versions of the conflicting notebook. Then a reset, and
 // a share made by nbconvert in the student's container.
 func TestWorkspaceOnRealJupyter(t *testing.T) {
+	t.Parallel()
 	cli := testenv.RequireDockerFor(t, jupytertest.RequireEnv)
 	for _, gen := range []struct {
 		name, image string
@@ -106,6 +107,7 @@ func TestWorkspaceOnRealJupyter(t *testing.T) {
 		{name: "gen2", image: jupytertest.Image2},
 	} {
 		t.Run(gen.name, func(t *testing.T) {
+			t.Parallel()
 			jupytertest.RequireImage(t, cli, gen.image)
 			course := "nbhtest-ws" + gen.name + "-" + fjtest.Suffix()
 			t.Cleanup(func() { testenv.RemoveImagesLabelled(cli, images.LabelImage, course) })
