@@ -61,7 +61,7 @@ func Stacks(t testing.TB, cli *client.Client) string {
 		fmt.Fprintf(h, "%s %o %d\n", f.Name, f.Mode, len(f.Data))
 		h.Write(f.Data)
 	}
-	tag := fmt.Sprintf("nbhtest-stacks:%.12x", h.Sum(nil))
+	tag := fmt.Sprintf("nbhtest-stacks:%x", h.Sum(nil)[:6])
 	if _, err := cli.ImageInspect(t.Context(), tag); err == nil {
 		return tag
 	}
