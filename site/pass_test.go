@@ -95,6 +95,8 @@ type noImages struct{ images.Engine }
 
 func (noImages) ImageList(context.Context, ...string) ([]images.ImageInfo, error) { return nil, nil }
 
+func (noImages) ContainerList(context.Context, ...string) ([]string, error) { return nil, nil }
+
 // The site's pass is the one production runs: it must apply its
 // retirements concurrently. It used to build its own Applier with no
 // concurrency, so a roll-out over many idle containers stopped them one at

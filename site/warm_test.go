@@ -170,13 +170,15 @@ func (e *warmEngine) visit(name string, t time.Time) {
 	e.jups[name].SetKernels([]fakejupyter.Kernel{{ID: "k1", Name: "python3", LastActivity: t.UTC(), ExecutionState: "idle"}})
 }
 
-// warmNoImages is an image engine with no images: the pass's pruning of
-// old builds finds nothing to do.
+// warmNoImages is an image engine with no images and no containers: the
+// pass's pruning of old builds finds nothing to do.
 type warmNoImages struct{ images.Engine }
 
 func (warmNoImages) ImageList(context.Context, ...string) ([]images.ImageInfo, error) {
 	return nil, nil
 }
+
+func (warmNoImages) ContainerList(context.Context, ...string) ([]string, error) { return nil, nil }
 
 func kinds(rep PassReport) map[string]string {
 	out := map[string]string{}
