@@ -359,8 +359,8 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 		return unknown(err)
 	}
 	r := Result{State: Answered, Kernels: len(ks)}
-	// A kernel's (or terminal's) last_activity is never older than its
-	// server, so they alone say when the server was last used.
+	// The kernels' (and terminals') last_activity say when the server was
+	// last used (bounded by its start, at the end).
 	for _, k := range ks {
 		// A kernel whose activity cannot be read could be the active one:
 		// nothing can be concluded about the server.
@@ -400,7 +400,11 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 			}
 		}
 	}
-	if r.Kernels == 0 && r.Terminals == 0 {
+	// A server is not idle for longer than it has run: with no kernel and
+	// no terminal it was last used when it started, and a timestamp older
+	// than its start (a kernel's clock, a server that reports what it had
+	// before a restart) says no more than that.
+	if r.LastActivity.Before(t.StartedAt) {
 		r.LastActivity = t.StartedAt
 	}
 	return r, nil

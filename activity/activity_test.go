@@ -65,6 +65,8 @@ func TestProbe(t *testing.T) {
 			Result{State: Answered, Kernels: 2, LastActivity: t0.Add(-20 * time.Minute)}},
 		{"no kernel: idle since start", Target{URL: none.URL + "/30000/", StartedAt: t0.Add(-5 * time.Hour)},
 			Result{State: Answered, LastActivity: t0.Add(-5 * time.Hour)}},
+		{"kernels older than the server: idle since start", Target{URL: idle.URL + "/30000/", StartedAt: t0.Add(-time.Minute)},
+			Result{State: Answered, Kernels: 2, LastActivity: t0.Add(-time.Minute)}},
 		{"token sent", Target{URL: tok.URL + "/30000/", Token: "s3cret", StartedAt: t0.Add(-time.Hour)},
 			Result{State: Answered, Kernels: 1, LastActivity: t0.Add(-time.Minute)}},
 		{"recent and not answering: starting", Target{URL: down, StartedAt: t0.Add(-30 * time.Second)},
