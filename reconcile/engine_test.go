@@ -154,6 +154,8 @@ func TestEngineRollout(t *testing.T) {
 	unrelatedID := mk(unrelated)
 
 	fjtest.Tag(t, s.cli, s.v2, s.co.Name+":latest")
+	// Three hours later (a server is idle since its start at the most).
+	s.pass.Now = func() time.Time { return time.Now().Add(3 * time.Hour) }
 	res, err = s.pass.Run(ctx, s.cfg, false)
 	plan, out = res.Actions, res.Outcomes
 	if err != nil {
@@ -228,7 +230,8 @@ func TestEngineRemovedCourseProbedWithDefaultToken(t *testing.T) {
 	if r := obs.Activity[bob.ID]; r.State != activity.Answered {
 		t.Fatalf("probe of a removed course's server: %+v, want answered", r)
 	}
-	a := byStudent(Plan(obs.Desired, obs.Containers, obs.Activity, time.Now()))["bob"]
+	// Three hours later (a server is idle since its start at the most).
+	a := byStudent(Plan(obs.Desired, obs.Containers, obs.Activity, time.Now().Add(3*time.Hour)))["bob"]
 	if a.Kind != Remove {
 		t.Errorf("bob's container in a removed course, idle 3h: %s (%s), want remove", a.Kind, a.Reason)
 	}
@@ -272,6 +275,11 @@ func TestEngineSpawnRacesPass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As seen three hours after its start (a server is idle since its
+	// start at the most): the plan is made now, the hand-out after it.
+	r := obs.Activity[sp.ID]
+	r.LastActivity = time.Now().Add(-3 * time.Hour)
+	obs.Activity[sp.ID] = r
 	plan := Plan(obs.Desired, obs.Containers, obs.Activity, time.Now())
 	if a := byStudent(plan)["dan"]; a.Kind != Stop {
 		t.Fatalf("dan: %s (%s), want stop", a.Kind, a.Reason)
