@@ -101,7 +101,7 @@ func TestMakeRunSite(t *testing.T) {
 		return true, ""
 	})
 	t.Logf("images built %s after the start", time.Since(start).Round(time.Second))
-	browser := testenv.Browser(t, 5*time.Minute)
+	browser := testenv.Browser(t, 10*time.Minute)
 	st := d.mustStatus()
 	// The dashboard says which base the core image is built on.
 	if from := imageView(st, "nbhosting/minimal-notebook").From; from != "nbhtest-jupyter2:latest" {
@@ -129,7 +129,7 @@ func TestMakeRunSite(t *testing.T) {
 	})
 	// The student lands on a notebook UI (not on a bare server's page):
 	// its file browser, with her own copy of the course.s notebooks.
-	if err := chromedp.Do(browser, chromedp.WaitVisible(chromedp.CSS(`#notebook_list a[href$="/notebooks/hello.ipynb"]`))); err != nil {
+	if err := testenv.Visible(browser, t, `#notebook_list a[href$="/notebooks/hello.ipynb"]`, 2*time.Minute, 3); err != nil {
 		t.Fatalf("the demo student's page is no file browser listing her copy of the course: %v", err)
 	}
 

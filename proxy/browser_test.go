@@ -144,11 +144,11 @@ func TestRealNotebookUIInBrowser(t *testing.T) {
 		t.Fatalf("save: %v", err)
 	}
 	rt, _ := f.Routes().Lookup(Key{"flot", "alice"})
-	ctx := testenv.Browser(t, 5*time.Minute) // chromium, the classic UI and a kernel, on a loaded machine
-	if err := chromedp.Do(ctx, testenv.Navigate(f.URL+f.Launch(rt)),
-		chromedp.WaitVisible(chromedp.CSS(`#notebook_list`)),
-		testenv.Navigate(f.URL+rt.BasePath+"notebooks/ui.ipynb"),
-	); err != nil {
+	ctx := testenv.Browser(t, 10*time.Minute) // chromium, the classic UI and a kernel, on a loaded machine
+	if err := testenv.Land(ctx, t, f.URL+f.Launch(rt), `#notebook_list`, 2*time.Minute, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, testenv.Navigate(f.URL+rt.BasePath+"notebooks/ui.ipynb")); err != nil {
 		t.Fatal(err)
 	}
 	connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`

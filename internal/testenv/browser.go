@@ -69,20 +69,37 @@ func Navigate(url string) chromedp.Action[chromedp.Void] {
 // visible, for at most each; when it is not, it logs what the tab shows
 // (address, load state, title, the start of the text) and reloads the
 // page, tries times in all. A student on a stuck page reloads it (a launch
-// URL's ticket works once: the reload is of where it led); a test that
-// waits out its whole budget on one load tells nothing and holds its
-// package's other tests. The log says how often that happened: a reload
-// that helps is a finding to look into, not a pass to forget.
+// URL's ticket works once: the reload is of where it led). Stuck pages
+// happen here: chromium drops loads when the host's interfaces change
+// (each container started or removed), and a notebook UI whose scripts
+// lost one stays blank, its file list hidden, while the test waits out its
+// whole budget and holds its package's other tests. The log says how often
+// a reload was needed.
 func Land(ctx context.Context, t testing.TB, url, sel string, each time.Duration, tries int) error {
+	t.Helper()
+	return visible(ctx, t, Navigate(url), sel, each, tries)
+}
+
+// Visible is Land for the page the tab is on already (a page that went
+// there by itself): it waits for sel, reloading as Land does.
+func Visible(ctx context.Context, t testing.TB, sel string, each time.Duration, tries int) error {
+	t.Helper()
+	return visible(ctx, t, nil, sel, each, tries)
+}
+
+func visible(ctx context.Context, t testing.TB, load chromedp.Action[chromedp.Void], sel string, each time.Duration, tries int) error {
 	t.Helper()
 	var err error
 	for try := 1; try <= tries; try++ {
-		load := Navigate(url)
-		if try > 1 {
-			load = chromedp.Reload()
+		steps := []chromedp.Action[chromedp.Void]{chromedp.WaitVisible(chromedp.CSS(sel))}
+		switch {
+		case try > 1:
+			steps = append([]chromedp.Action[chromedp.Void]{chromedp.Reload()}, steps...)
+		case load != nil:
+			steps = append([]chromedp.Action[chromedp.Void]{load}, steps...)
 		}
 		tctx, cancel := context.WithTimeout(ctx, each)
-		err = chromedp.Do(tctx, load, chromedp.WaitVisible(chromedp.CSS(sel)))
+		err = chromedp.Do(tctx, steps...)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
