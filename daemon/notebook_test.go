@@ -75,7 +75,7 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 
 	// The browser's budget covers both generations' pages, on a machine
 	// that CI keeps busy with other suites: a bound, not a wait.
-	browser := testenv.Browser(t, 15*time.Minute)
+	browser := testenv.Browser(t, 25*time.Minute)
 	for _, gen := range []string{"gen1", "gen2"} {
 		t.Run(gen, func(t *testing.T) {
 			// A tab of its own: leaving a notebook with a cell run asks
@@ -120,7 +120,7 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 				t.Fatal(err)
 			}
 			connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
-			if _, err := chromedp.Run(browser, chromedp.Poll[bool](connected, testenv.SlowPoll)); err != nil {
+			if err := testenv.Until(browser, t, connected, 2*time.Minute, 3); err != nil {
 				t.Fatalf("the notebook's kernel did not connect: %v", err)
 			}
 			if name, err := chromedp.Run(browser, chromedp.Evaluate[string](`Jupyter.notebook.notebook_path`)); err != nil || name != "week 1/lesson.ipynb" {

@@ -144,7 +144,7 @@ func TestRealNotebookUIInBrowser(t *testing.T) {
 		t.Fatalf("save: %v", err)
 	}
 	rt, _ := f.Routes().Lookup(Key{"flot", "alice"})
-	ctx := testenv.Browser(t, 10*time.Minute) // chromium, the classic UI and a kernel, on a loaded machine
+	ctx := testenv.Browser(t, 15*time.Minute) // chromium, the classic UI and a kernel, on a loaded machine
 	if err := testenv.Land(ctx, t, f.URL+f.Launch(rt), `#notebook_list`, 2*time.Minute, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestRealNotebookUIInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](connected, testenv.SlowPoll)); err != nil {
+	if err := testenv.Until(ctx, t, connected, 2*time.Minute, 3); err != nil {
 		t.Fatalf("the kernel's websocket did not connect: %v", err)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`Jupyter.notebook.execute_all_cells()`)); err != nil {

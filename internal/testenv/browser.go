@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -89,7 +90,10 @@ func Visible(ctx context.Context, t testing.TB, sel string, each time.Duration, 
 
 func visible(ctx context.Context, t testing.TB, load chromedp.Action[chromedp.Void], sel string, each time.Duration, tries int) error {
 	t.Helper()
-	var err error
+	err := attach(ctx)
+	if err != nil {
+		return err
+	}
 	for try := 1; try <= tries; try++ {
 		steps := []chromedp.Action[chromedp.Void]{chromedp.WaitVisible(chromedp.CSS(sel))}
 		switch {
@@ -104,11 +108,52 @@ func visible(ctx context.Context, t testing.TB, load chromedp.Action[chromedp.Vo
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](
-			`JSON.stringify({url: location.href, ready: document.readyState, title: document.title, text: (document.body ? document.body.innerText : "").slice(0, 300)})`))
-		t.Logf("browser: %s not visible after %s (try %d of %d): %v; the tab shows %s", sel, each, try, tries, err, state)
+		logTab(ctx, t, fmt.Sprintf("%s not visible after %s (try %d of %d): %v", sel, each, try, tries, err))
 	}
 	return err
+}
+
+// Until waits until the JavaScript expression expr is true in the tab of
+// ctx, for at most each, then reloads the page and waits again, tries
+// times in all, logging what the tab showed: Land's way, for a page whose
+// app starts after its load (a notebook's kernel connecting).
+func Until(ctx context.Context, t testing.TB, expr string, each time.Duration, tries int) error {
+	t.Helper()
+	err := attach(ctx)
+	if err != nil {
+		return err
+	}
+	for try := 1; try <= tries; try++ {
+		var steps []chromedp.Action[chromedp.Void]
+		if try > 1 {
+			steps = append(steps, chromedp.Reload())
+		}
+		tctx, cancel := context.WithTimeout(ctx, each)
+		if err = chromedp.Do(tctx, steps...); err == nil {
+			_, err = chromedp.Run(tctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(each)))
+		}
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		logTab(ctx, t, fmt.Sprintf("%s not true after %s (try %d of %d): %v", expr, each, try, tries, err))
+	}
+	return err
+}
+
+// attach makes sure the tab (or frame) of ctx is open before the waits
+// run under shorter deadlines: chromedp opens or attaches a target at its
+// first action and closes it when that action's context ends.
+func attach(ctx context.Context) error {
+	return chromedp.Do(ctx)
+}
+
+// logTab logs what, and where, the tab of ctx shows.
+func logTab(ctx context.Context, t testing.TB, what string) {
+	t.Helper()
+	state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`JSON.stringify({url: location.href, ready: document.readyState, title: document.title, text: (document.body ? document.body.innerText : "").slice(0, 300)})`))
+	t.Logf("browser: %s; the tab shows %s", what, state)
 }
 
 // ArtifactDir is where a test puts what a person should look at after the
