@@ -57,9 +57,16 @@ func Browser(t testing.TB, timeout time.Duration) context.Context {
 func Navigate(url string) chromedp.Action[chromedp.Void] {
 	nav := chromedp.Navigate(url)
 	return func(ctx context.Context, t *chromedp.Target) (v chromedp.Void, err error) {
-		for range 5 {
+		for try := range 5 {
 			if v, err = nav(ctx, t); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
 				return v, err
+			}
+			// Containers come and go in bursts: wait a little longer
+			// each time (1 s, 2 s, …) for the interfaces to settle.
+			select {
+			case <-ctx.Done():
+				return v, err
+			case <-time.After(time.Duration(try+1) * time.Second):
 			}
 		}
 		return v, err
@@ -124,12 +131,12 @@ func Until(ctx context.Context, t testing.TB, expr string, each time.Duration, t
 		return err
 	}
 	for try := 1; try <= tries; try++ {
-		var steps []chromedp.Action[chromedp.Void]
-		if try > 1 {
-			steps = append(steps, chromedp.Reload())
-		}
 		tctx, cancel := context.WithTimeout(ctx, each)
-		if err = chromedp.Do(tctx, steps...); err == nil {
+		if try > 1 {
+			// By script: a frame's target cannot be reloaded by command.
+			_, err = chromedp.Run(tctx, chromedp.Evaluate[any](`location.reload()`))
+		}
+		if err == nil {
 			_, err = chromedp.Run(tctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(each)))
 		}
 		cancel()
