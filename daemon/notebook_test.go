@@ -119,8 +119,7 @@ func TestSpawnPathOpensNotebook(t *testing.T) {
 			if err := chromedp.Do(browser, testenv.Navigate(sp.LaunchURL)); err != nil {
 				t.Fatal(err)
 			}
-			connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
-			if err := testenv.Until(browser, t, connected, 2*time.Minute, 3); err != nil {
+			if err := testenv.Until(browser, t, testenv.NotebookKernelConnected, 2*time.Minute, 3); err != nil {
 				t.Fatalf("the notebook's kernel did not connect: %v", err)
 			}
 			if name, err := chromedp.Run(browser, chromedp.Evaluate[string](`Jupyter.notebook.notebook_path`)); err != nil || name != "week 1/lesson.ipynb" {

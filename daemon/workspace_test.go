@@ -38,7 +38,7 @@ func TestResetAndShareProcess(t *testing.T) {
 `
 	cfg.commit(t, map[string]string{
 		"courses.yaml":                 fmt.Sprintf("version: 1\nschedules:\n  pull: \"@every 1h\"\n  reconcile: \"@every 1h\"\ncourses:\n  %s:\n    repo: .\n    path: course\n", course),
-		"course/.nbhosting/Dockerfile": "FROM " + jupytertest.Image2 + "\n" + "COPY start-in-dir-as-uid.sh /usr/local/bin/\n",
+		"course/.nbhosting/Dockerfile": "FROM " + jupytertest.Image2 + "\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
 		"course/lesson.ipynb":          lesson,
 	}, "site")
 

@@ -151,8 +151,7 @@ func TestRealNotebookUIInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, testenv.Navigate(f.URL+rt.BasePath+"notebooks/ui.ipynb")); err != nil {
 		t.Fatal(err)
 	}
-	connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
-	if err := testenv.Until(ctx, t, connected, 2*time.Minute, 3); err != nil {
+	if err := testenv.Until(ctx, t, testenv.NotebookKernelConnected, 2*time.Minute, 3); err != nil {
 		t.Fatalf("the kernel's websocket did not connect: %v", err)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`Jupyter.notebook.execute_all_cells()`)); err != nil {

@@ -41,8 +41,7 @@ func TestNotebookInAnLMSFrame(t *testing.T) {
 	t.Run("allowed", func(t *testing.T) {
 		*lmsFrame = f.URL + f.LaunchAt(rt, "notebooks/lesson.ipynb")
 		frame := openFramed(t, browser, lmsOrigin+"/course", f.URL+rt.BasePath)
-		connected := `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
-		if err := testenv.Until(frame, t, connected, 2*time.Minute, 3); err != nil {
+		if err := testenv.Until(frame, t, testenv.NotebookKernelConnected, 2*time.Minute, 3); err != nil {
 			t.Fatalf("the notebook's kernel did not connect inside the frame: %v", err)
 		}
 		if _, err := chromedp.Run(frame, chromedp.Evaluate[any](`Jupyter.notebook.execute_all_cells()`)); err != nil {

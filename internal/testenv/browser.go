@@ -97,28 +97,21 @@ func Visible(ctx context.Context, t testing.TB, sel string, each time.Duration, 
 
 func visible(ctx context.Context, t testing.TB, load chromedp.Action[chromedp.Void], sel string, each time.Duration, tries int) error {
 	t.Helper()
-	err := attach(ctx)
-	if err != nil {
-		return err
-	}
-	for try := 1; try <= tries; try++ {
-		steps := []chromedp.Action[chromedp.Void]{chromedp.WaitVisible(chromedp.CSS(sel))}
+	wait := chromedp.WaitVisible(chromedp.CSS(sel))
+	return retry(ctx, t, sel+" not visible", each, tries, func(try int) []chromedp.Action[chromedp.Void] {
 		switch {
 		case try > 1:
-			steps = append([]chromedp.Action[chromedp.Void]{chromedp.Reload()}, steps...)
+			return []chromedp.Action[chromedp.Void]{chromedp.Reload(), wait}
 		case load != nil:
-			steps = append([]chromedp.Action[chromedp.Void]{load}, steps...)
+			return []chromedp.Action[chromedp.Void]{load, wait}
 		}
-		tctx, cancel := context.WithTimeout(ctx, each)
-		err = chromedp.Do(tctx, steps...)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		logTab(ctx, t, fmt.Sprintf("%s not visible after %s (try %d of %d): %v", sel, each, try, tries, err))
-	}
-	return err
+		return []chromedp.Action[chromedp.Void]{wait}
+	})
 }
+
+// NotebookKernelConnected is true in a classic notebook page (Notebook 6,
+// nbclassic) once its kernel's websocket is open.
+const NotebookKernelConnected = `window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()`
 
 // Until waits until the JavaScript expression expr is true in the tab of
 // ctx, for at most each, then reloads the page and waits again, tries
@@ -126,33 +119,46 @@ func visible(ctx context.Context, t testing.TB, load chromedp.Action[chromedp.Vo
 // app starts after its load (a notebook's kernel connecting).
 func Until(ctx context.Context, t testing.TB, expr string, each time.Duration, tries int) error {
 	t.Helper()
-	err := attach(ctx)
-	if err != nil {
+	wait := discard(chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(each)))
+	// By script: a frame's target cannot be reloaded by command.
+	reload := discard(chromedp.Evaluate[any](`location.reload()`))
+	return retry(ctx, t, expr+" not true", each, tries, func(try int) []chromedp.Action[chromedp.Void] {
+		if try > 1 {
+			return []chromedp.Action[chromedp.Void]{reload, wait}
+		}
+		return []chromedp.Action[chromedp.Void]{wait}
+	})
+}
+
+// discard is action a, its value dropped: a step of chromedp.Do.
+func discard[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := a(ctx, tg)
+		return err
+	})
+}
+
+// retry runs the steps of each try under a deadline of each, tries times
+// at most, and logs what the tab showed after each try that failed. The
+// tab (or frame) of ctx is opened first, under the test's own deadline:
+// chromedp opens or attaches a target at its first action and closes it
+// when that action's context ends.
+func retry(ctx context.Context, t testing.TB, what string, each time.Duration, tries int, steps func(try int) []chromedp.Action[chromedp.Void]) error {
+	t.Helper()
+	if err := chromedp.Do(ctx); err != nil {
 		return err
 	}
+	var err error
 	for try := 1; try <= tries; try++ {
 		tctx, cancel := context.WithTimeout(ctx, each)
-		if try > 1 {
-			// By script: a frame's target cannot be reloaded by command.
-			_, err = chromedp.Run(tctx, chromedp.Evaluate[any](`location.reload()`))
-		}
-		if err == nil {
-			_, err = chromedp.Run(tctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(each)))
-		}
+		err = chromedp.Do(tctx, steps(try)...)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		logTab(ctx, t, fmt.Sprintf("%s not true after %s (try %d of %d): %v", expr, each, try, tries, err))
+		logTab(ctx, t, fmt.Sprintf("%s after %s (try %d of %d): %v", what, each, try, tries, err))
 	}
 	return err
-}
-
-// attach makes sure the tab (or frame) of ctx is open before the waits
-// run under shorter deadlines: chromedp opens or attaches a target at its
-// first action and closes it when that action's context ends.
-func attach(ctx context.Context) error {
-	return chromedp.Do(ctx)
 }
 
 // logTab logs what, and where, the tab of ctx shows.
