@@ -109,6 +109,64 @@ func TestCLITalksToTheDaemonOfItsRoot(t *testing.T) {
 	}
 }
 
+// sync --allow-mass-prune through a daemon confirms the held revision
+// before it queues the pass (the flag was once dropped on the way).
+func TestSyncConfirmsMassPruneToTheDaemon(t *testing.T) {
+	root := t.TempDir()
+	ln, err := server.ListenSocket(t.Context(), rootdir.APISocket(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var calls []string
+	record := func(c string) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, c)
+	}
+	be := &servertest.Backend{
+		ReadyFunc: func() error { return nil },
+		ConfirmPruneFunc: func(_ context.Context, rev string) error {
+			record("confirm " + rev)
+			return nil
+		},
+		SyncFunc: func(context.Context, api.SyncRequest) (api.SyncResult, error) {
+			record("sync")
+			return api.SyncResult{Courses: []string{"a"}}, nil
+		},
+	}
+	srv, err := server.New(server.Config{Backend: be, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { hs.Close() })
+
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"sync"}, []string{"sync"}},
+		{[]string{"sync", "--allow-mass-prune"}, []string{"confirm ", "sync"}},
+	} {
+		calls = nil
+		code, out, errOut := runCLI(t, append([]string{"--root", root, "--api-token-file", tokenFile(t)}, tc.args...)...)
+		if code != 0 || !strings.Contains(out, "pass queued") {
+			t.Fatalf("%v: exit %d\nstdout: %s\nstderr: %s", tc.args, code, out, errOut)
+		}
+		mu.Lock()
+		got := strings.Join(calls, ",")
+		mu.Unlock()
+		if got != strings.Join(tc.want, ",") {
+			t.Errorf("%v: the daemon was asked %q, want %q", tc.args, got, tc.want)
+		}
+		if confirmed := strings.Contains(errOut, "mass prune confirmed"); confirmed != (len(tc.want) == 2) {
+			t.Errorf("%v: stderr %q", tc.args, errOut)
+		}
+	}
+}
+
 // spawn prints the launch URL a daemon running the front door answers, in
 // words and in its JSON document.
 func TestSpawnPrintsLaunchURL(t *testing.T) {

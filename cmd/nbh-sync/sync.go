@@ -29,7 +29,8 @@ func newSyncCmd(g *globals) *cobra.Command {
      active students left alone; every action with its reason.
 
 When a daemon runs on --root (it listens on ROOT/state/api.sock), or --api names
-one, sync asks it for a pass instead and returns at once. Exit status 1 when any part failed (the rest still ran).`,
+one, sync asks it for a pass instead and returns at once (--allow-mass-prune
+confirms the held revision to it first). Exit status 1 when any part failed (the rest still ran).`,
 		Example: `  nbh-sync sync --config https://git.example.org/site/config.git
   nbh-sync sync --force           # rebuild every image without cache`,
 		Args: cobra.NoArgs,
@@ -43,6 +44,14 @@ one, sync asks it for a pass instead and returns at once. Exit status 1 when any
 				kinds := []string{"sync"}
 				if force {
 					kinds = []string{"sync", "rebuild"}
+				}
+				if allowMassPrune {
+					// The daemon holds the revision until confirmed; its
+					// next container pass acts on it.
+					if err := c.do(ctx, "POST", "/api/confirm-prune", nil, api.ConfirmPruneRequest{}, nil); err != nil {
+						return err
+					}
+					fmt.Fprintf(g.stderr, "mass prune confirmed to the daemon at %s\n", c.where)
 				}
 				var res api.SyncResult
 				if err := c.do(ctx, "POST", "/api/sync", nil, api.SyncRequest{Kinds: kinds}, &res); err != nil {
