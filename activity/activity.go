@@ -64,6 +64,10 @@ type Target struct {
 	// has been idle since then, and one that does not answer yet is only
 	// starting while it is recent.
 	StartedAt time.Time
+	// HandedOut is when the server was last given to its student (a
+	// spawn; zero if unknown): it was in use then, so it has been idle
+	// since then at most, however long its start took.
+	HandedOut time.Time
 }
 
 // State says how much a probe could tell.
@@ -403,9 +407,18 @@ func (p *Prober) kernels(ctx context.Context, t Target) (Result, error) {
 	// A server is not idle for longer than it has run: with no kernel and
 	// no terminal it was last used when it started, and a timestamp older
 	// than its start (a kernel's clock, a server that reports what it had
-	// before a restart) says no more than that.
-	if r.LastActivity.Before(t.StartedAt) {
-		r.LastActivity = t.StartedAt
+	// before a restart) says no more than that. Nor for longer than since
+	// its student was handed it.
+	if since := latest(t.StartedAt, t.HandedOut); r.LastActivity.Before(since) {
+		r.LastActivity = since
 	}
 	return r, nil
+}
+
+// latest returns the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -57,6 +57,10 @@ type SpawnOptions struct {
 	// student's name, which Spawn otherwise takes for nbhosting's and uses
 	// (engine.adopt: false).
 	NoAdopt bool
+	// Warm starts the server for a student who has not asked for it (a
+	// warm window): it is not handed out, so it neither counts as a visit
+	// nor keeps a pass planned before it from acting.
+	Warm bool
 }
 
 // prepare runs opts.Prepare, if any.
@@ -239,7 +243,9 @@ func (m *Manager) Spawn(ctx context.Context, co manifest.Course, student string,
 	if res, err = sp.ready(ctx, res); err != nil {
 		return fail(err)
 	}
-	m.locks.MarkHandedOut(co.Name, student, m.now())
+	if !opts.Warm {
+		m.locks.MarkHandedOut(co.Name, student, m.now())
+	}
 	return res, nil
 }
 

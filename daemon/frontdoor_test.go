@@ -70,7 +70,7 @@ courses:
 	args := []string{"run", "--config", cfg.dir, "--root", root, "--listen", "127.0.0.1:0", "--api-token-file", tokenFile,
 		"--log-format", "json", "--grace", testGrace.String(), "--proxy-listen", "127.0.0.1:" + strconv.Itoa(port)}
 	p := startDaemon(t, args...)
-	p.waitReadyz(120*time.Second, "/readyz 200")
+	p.waitReadyz(10*time.Minute, "/readyz 200")
 
 	spawn := func(student string) string {
 		t.Helper()

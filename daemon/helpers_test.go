@@ -252,7 +252,7 @@ func startDaemon(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := &proc{Daemon: testenv.NewDaemon(t), t: t}
 	p.Start(args...)
-	l := p.WaitLog(0, 30*time.Second, "listening line", func(l logLine) bool { return l.Msg == "listening" })
+	l := p.WaitLog(0, 2*time.Minute, "listening line", func(l logLine) bool { return l.Msg == "listening" })
 	p.addr = l.Str("addr")
 	if p.addr == "" {
 		t.Fatalf("listening line without addr: %s", l.Raw)

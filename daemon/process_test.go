@@ -99,7 +99,7 @@ courses:
 
 	// --- start: the first pass builds the shared image and checks out both courses.
 	p := startDaemon(t, args...)
-	p.waitReadyz(90*time.Second, "/readyz 200 (first pass done)")
+	p.waitReadyz(10*time.Minute, "/readyz 200 (first pass done)")
 	first := p.builds(webCourse)
 	if len(first) != 1 || first[0].Result != "ok" {
 		t.Fatalf("after the first pass, builds of %s: %+v", webCourse, first)
@@ -277,7 +277,7 @@ courses:
 	}
 	checkServing(t, cli, webRepo, key3)
 	checkNoHalfBuild(t, cli, webCourse, webRepo, "")
-	p2.waitReadyz(30*time.Second, "/readyz after restart")
+	p2.waitReadyz(5*time.Minute, "/readyz after restart")
 	took, state = p2.Terminate(testGrace + testAbandon + 3*time.Second)
 	t.Logf("idle daemon: SIGTERM → exit %s, %v", took.Round(time.Millisecond), state)
 	if state.ExitCode() != 0 {

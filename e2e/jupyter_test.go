@@ -39,8 +39,10 @@ func getFile(ctx context.Context, s *jupytertest.Server, path string) (string, e
 // settledKernel opens a notebook: a kernel whose first cell ran, listed
 // idle. A real student's first cell comes seconds after the kernel starts,
 // by when the server has caught up with it (see internal/jupytertest).
+// The wait is long: on a starved machine four fresh kernels at once took
+// over 30 s to run their first cell.
 func settledKernel(ctx context.Context, s *jupytertest.Server) (string, error) {
-	k, err := s.SettledKernel(ctx, 30*time.Second)
+	k, err := s.SettledKernel(ctx, 2*time.Minute)
 	return k.ID, err
 }
 

@@ -159,7 +159,7 @@ func TestStory(t *testing.T) {
 			}
 			if s.name != "carol" { // carol only saves a file
 				if r.kernel, r.err = settledKernel(ctx, r.server); r.err != nil {
-					r.err = fmt.Errorf("opens a notebook: %w", r.err)
+					r.err = fmt.Errorf("opens a notebook: %w\nthe server's log:\n%s", r.err, containerLog(cli, s.course+"-x-"+s.name))
 				}
 			}
 		})

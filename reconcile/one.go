@@ -24,7 +24,7 @@ func (p *Pass) ObserveOne(ctx context.Context, cfg *manifest.Config, c container
 	if co, ok := cfg.Courses[c.Course]; ok {
 		cc = co.Container
 	}
-	t := activity.Target{ID: c.ID, URL: p.Containers.URLOf(c), StartedAt: c.StartedAt}
+	t := p.target(c)
 	// Without its token the server refuses the probe, and a refused probe
 	// is never idle: the student counts as active, which errs on the safe
 	// side.
@@ -54,4 +54,12 @@ func Active(co manifest.Course, c containers.Container, r activity.Result, probe
 		return false, idleText(r, now) + " (idle: " + idleFor.String() + ")"
 	}
 	return true, activityText(r, probed, now)
+}
+
+// target is what the probe needs of running container c, but its token.
+// On Swarm the server is on its node (Host), not on HostIP, and its CPU
+// time is its task's.
+func (p *Pass) target(c containers.Container) activity.Target {
+	return activity.Target{ID: c.ID, CPUID: c.CPUID(), URL: p.Containers.URLOf(c), StartedAt: c.StartedAt,
+		HandedOut: p.Containers.Locks().HandedOut(c.Course, c.Student)}
 }

@@ -113,8 +113,7 @@ func (p *Pass) Observe(ctx context.Context, cfg *manifest.Config, allowMassPrune
 		if c.State != containers.Running || c.Port == 0 {
 			continue
 		}
-		// On Swarm the server is on its node (Host), not on HostIP.
-		t := activity.Target{ID: c.ID, CPUID: c.CPUID(), URL: p.Containers.URLOf(c), StartedAt: c.StartedAt}
+		t := p.target(c)
 		// A course gone from courses.yaml has only the defaults left to
 		// say its token. A server that refuses the token never looks
 		// idle, so it is never removed.

@@ -37,7 +37,7 @@ func TestSiteDefaultsEndToEnd(t *testing.T) {
 
 	cfgDir, root := t.TempDir(), t.TempDir()
 	for p, content := range map[string]string{
-		"courses.yaml": fmt.Sprintf("version: 1\ndefaults:\n  idle: 1m\ncourses:\n  %s:\n    repo: .\n    path: course\n", course),
+		"courses.yaml": fmt.Sprintf("version: 1\ndefaults:\n  idle: %s\ncourses:\n  %s:\n    repo: .\n    path: course\n", testIdle, course),
 		"course/docker-image/nbhosting.Dockerfile": fmt.Sprintf("FROM %s\nUSER root\nCOPY start-in-dir-as-uid.sh %s\n", base, images.StartScriptPath),
 		"course/lesson.ipynb":                      "{}\n",
 	} {
@@ -83,7 +83,7 @@ func TestSiteDefaultsEndToEnd(t *testing.T) {
 	}
 
 	// Restarted: a new Site on the same ROOT. At once, the pass keeps
-	// alice's server (idle: 1m has not passed); two minutes on, it stops it.
+	// alice's server (testIdle has not passed); pastIdle on, it stops it.
 	s = open()
 	stopsWhenIdle(t, s, "alice")
 	c, err := s.ctrs.Get(ctx, course, "alice")
@@ -92,20 +92,30 @@ func TestSiteDefaultsEndToEnd(t *testing.T) {
 	}
 }
 
+// testIdle is the idle time of the site engine tests that watch a server
+// go idle, and pastIdle the time a pass's clock is moved on to pass it.
+// testIdle is long enough that a fresh server is still young at the first
+// pass on a starved machine: a 1m idle once stopped one there before the
+// test's first pass (spawn, checks and the pass took longer than a minute).
+const (
+	testIdle = "10m"
+	pastIdle = 15 * time.Minute
+)
+
 // stopsWhenIdle checks that the student's server, fresh and without a
-// kernel, is stopped as idle by a pass two minutes on (the tests' idle is 1m).
+// kernel, is stopped as idle by a pass pastIdle on.
 func stopsWhenIdle(t *testing.T, s *Site, student string) {
 	t.Helper()
 	settled(t, s, student)
 	defer func(old func() time.Time) { s.clock = old }(s.clock)
-	s.clock = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	s.clock = func() time.Time { return time.Now().Add(pastIdle) }
 	rep, err := s.Pass(t.Context(), PassOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := actionFor(rep.Actions, student)
 	if a.Kind != reconcile.Stop || !strings.Contains(a.Reason, "no kernel, idle") || len(rep.Outcomes) != 1 || !rep.Outcomes[0].Done {
-		t.Fatalf("two minutes on: %s (%s), outcomes %+v; want %s's server stopped as idle", a.Kind, a.Reason, rep.Outcomes, student)
+		t.Fatalf("%s on: %s (%s), outcomes %+v; want %s's server stopped as idle", pastIdle, a.Kind, a.Reason, rep.Outcomes, student)
 	}
 }
 
@@ -196,7 +206,7 @@ func TestNbhostingCourseOnStacksWithDefaults(t *testing.T) {
 	testenv.Git(t, courseDir, "init", "-q", "-b", "main")
 	testenv.Git(t, courseDir, "add", "-A")
 	testenv.Git(t, courseDir, "commit", "-qm", "course")
-	writeTestFile(t, filepath.Join(cfgDir, "courses.yaml"), "version: 1\ndefaults:\n  idle: 1m\n  container: {preset: nbhosting}\n"+
+	writeTestFile(t, filepath.Join(cfgDir, "courses.yaml"), "version: 1\ndefaults:\n  idle: "+testIdle+"\n  container: {preset: nbhosting}\n"+
 		"images:\n  "+scipy+":\n    dockerfile: images/nbhosting-scipy-notebook.Dockerfile\n"+
 		"courses:\n  "+course+":\n    repo: "+courseDir+"\n")
 	testenv.Git(t, cfgDir, "init", "-q", "-b", "main")

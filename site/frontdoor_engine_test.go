@@ -52,7 +52,7 @@ func TestFrontDoorTrafficHoldsServer(t *testing.T) {
 	for p, content := range map[string]string{
 		"courses.yaml": fmt.Sprintf(`version: 1
 defaults:
-  idle: 1m
+  idle: %s
 courses:
   %s:
     repo: .
@@ -60,7 +60,7 @@ courses:
     container:
       command: [/fakejupyter, "--base-url={prefix}", "--token=tok-{student}"]
       token: "tok-{student}"
-`, course),
+`, testIdle, course),
 		"course/docker-image/nbhosting.Dockerfile": "FROM scratch\nCOPY fakejupyter /fakejupyter\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
 		"course/docker-image/fakejupyter":          string(fj),
 	} {
@@ -143,7 +143,7 @@ courses:
 	}
 
 	defer func(old func() time.Time) { s.clock = old }(s.clock)
-	s.clock = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	s.clock = func() time.Time { return time.Now().Add(pastIdle) }
 	pass := func() reconcile.Action {
 		t.Helper()
 		rep, err := s.Pass(ctx, PassOptions{})
@@ -152,8 +152,8 @@ courses:
 		}
 		return actionFor(rep.Actions, "alice")
 	}
-	if a := pass(); a.Kind != reconcile.Keep || !strings.Contains(a.Reason, "front door: last request 2 min ago, 1 websocket open") {
-		t.Fatalf("two minutes on (idle: 1m) with a websocket open: %s (%s); want keep, held by the front door", a.Kind, a.Reason)
+	if a := pass(); a.Kind != reconcile.Keep || !strings.Contains(a.Reason, "front door: last request 15 min ago, 1 websocket open") {
+		t.Fatalf("%s on (idle: %s) with a websocket open: %s (%s); want keep, held by the front door", pastIdle, testIdle, a.Kind, a.Reason)
 	}
 	if c, err := s.ctrs.Get(ctx, course, "alice"); err != nil || c.State != containers.Running {
 		t.Fatalf("after the pass that kept it: %+v, %v", c, err)
@@ -168,8 +168,8 @@ courses:
 		time.Sleep(10 * time.Millisecond)
 	}
 	a := pass()
-	if a.Kind != reconcile.Stop || !strings.Contains(a.Reason, "no kernel, idle for 2m0s (front door: last request 2 min ago)") {
-		t.Fatalf("two minutes after the websocket closed: %s (%s); want stop as idle", a.Kind, a.Reason)
+	if a.Kind != reconcile.Stop || !strings.Contains(a.Reason, "no kernel, idle for 15m0s (front door: last request 15 min ago)") {
+		t.Fatalf("%s after the websocket closed: %s (%s); want stop as idle", pastIdle, a.Kind, a.Reason)
 	}
 	if c, err := s.ctrs.Get(ctx, course, "alice"); err != nil || c.State != containers.Stopped {
 		t.Fatalf("after the pass: %+v, %v; want stopped", c, err)

@@ -229,6 +229,7 @@ func (s *Site) spawn(ctx context.Context, course, student, uid, action string) (
 	// The student's workspace is made before their server first starts,
 	// owned by the uid the spawn resolved.
 	opts := s.spawnOptions(cfg, uid)
+	opts.Warm = action == ""
 	opts.Prepare = func(ctx context.Context, uid, gid string) error {
 		s.initWorkspace(ctx, co, student, uid, gid)
 		return nil

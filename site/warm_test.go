@@ -408,3 +408,65 @@ func TestWarmLeft(t *testing.T) {
 		})
 	}
 }
+
+// TestHandOutCountsAsUse: a student handed a server that has run for
+// hours (no kernel) is not idle since its start, only since the hand-out;
+// a warm-up is not a hand-out.
+func TestHandOutCountsAsUse(t *testing.T) {
+	cfg := t.TempDir()
+	testenv.Git(t, cfg, "init", "-q", "-b", "main")
+	yaml := "version: 1\ncourses:\n  intro:\n    repo: .\n    path: intro\n    idle: 30m\n" +
+		"    container: {command: [jupyter, lab, \"--ServerApp.base_url=/{port}/\"]}\n"
+	for name, content := range map[string]string{
+		"courses.yaml": yaml,
+		"intro/docker-image/nbhosting.Dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(cfg, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfg, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Git(t, cfg, "add", "-A")
+	testenv.Git(t, cfg, "commit", "-qm", "site")
+	e := &warmEngine{t: t, image: "sha256:v1", raws: map[string]*containers.Raw{}, servers: map[string]*http.Server{}, jups: map[string]*fakejupyter.Server{}}
+	t.Cleanup(e.closeAll)
+	s, err := New(Options{Config: cfg, Root: t.TempDir(), ContainerEngine: e, ImageEngine: warmNoImages{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := naming.Container("intro", "alice"), naming.Container("intro", "bob")
+	// Both servers have run for 3 hours, unused; alice's is handed to her
+	// now, bob's is started as a warm-up would.
+	for _, student := range []string{"alice", "bob"} {
+		if _, err := s.spawn(t.Context(), "intro", student, "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mu.Lock()
+	for _, n := range []string{alice, bob} {
+		r := e.raws[n]
+		r.Created, r.StartedAt, r.Status = r.Created.Add(-3*time.Hour), r.StartedAt.Add(-3*time.Hour), "Up 3 hours"
+	}
+	e.mu.Unlock()
+	if _, err := s.Spawn(t.Context(), "intro", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		after      time.Duration
+		alice, bob string
+	}{
+		{10 * time.Minute, "keep ", "stop "},
+		{40 * time.Minute, "stop ", "keep "}, // bob's, stopped, stays
+	} {
+		s.clock = func() time.Time { return time.Now().Add(tc.after) }
+		rep, err := s.Pass(t.Context(), PassOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := kinds(rep); k["alice"] != tc.alice || k["bob"] != tc.bob {
+			t.Errorf("%s after the hand-out: %v, want alice %q, bob %q", tc.after, k, tc.alice, tc.bob)
+		}
+	}
+}

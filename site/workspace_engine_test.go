@@ -121,7 +121,7 @@ func workspaceDay(t *testing.T, course, image, container string) {
 	ctx := t.Context()
 	cfgDir, root := t.TempDir(), t.TempDir()
 	for p, content := range map[string]string{
-		"courses.yaml":                  fmt.Sprintf("version: 1\ndefaults:\n  idle: 1m\ncourses:\n  %s:\n    repo: .\n    path: course\n    workspace-exclude: [solutions/]%s\n", course, container),
+		"courses.yaml":                  fmt.Sprintf("version: 1\ndefaults:\n  idle: %s\ncourses:\n  %s:\n    repo: .\n    path: course\n    workspace-exclude: [solutions/]%s\n", testIdle, course, container),
 		"course/.nbhosting/Dockerfile":  fmt.Sprintf("FROM %s\nCOPY start-in-dir-as-uid.sh %s\n", image, images.StartScriptPath),
 		"course/lesson.ipynb":           notebook(lessonCells("")...),
 		"course/quiz.ipynb":             notebook("answer = None"),

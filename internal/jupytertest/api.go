@@ -13,6 +13,11 @@ import (
 	"time"
 )
 
+// requestTimeout bounds one request to a server. Generous: on a starved
+// machine jupyter_server 1.23 took over 30 s to answer POST api/kernels,
+// which it answers once the kernel's process is up.
+const requestTimeout = 2 * time.Minute
+
 // Kernel is one kernel as the REST API reports it (GET /api/kernels,
 // GET /api/kernels/ID, POST /api/kernels).
 type Kernel struct {
@@ -53,7 +58,7 @@ func Dial(serverURL, token string) (*Server, error) {
 		base = "/"
 	}
 	return &Server{URL: "http://" + u.Host + base, HostPort: port, Token: token, BaseURL: base,
-		http: &http.Client{Timeout: 30 * time.Second}}, nil
+		http: &http.Client{Timeout: requestTimeout}}, nil
 }
 
 // HTTPError is a non-2xx answer from the server.

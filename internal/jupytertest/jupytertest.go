@@ -278,7 +278,7 @@ func create(ctx context.Context, t testing.TB, cli *client.Client, opts Options)
 		BaseURL:       opts.BaseURL,
 		ContainerID:   created.ID,
 		ContainerName: opts.Name,
-		http:          &http.Client{Timeout: 30 * time.Second},
+		http:          &http.Client{Timeout: requestTimeout},
 	}
 	if err := cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
