@@ -36,9 +36,10 @@ const dockerSocket = "/var/run/docker.sock"
 // DOCKER_HOST. It does two things the tests need:
 //
 //   - it shows the daemon only the containers whose names start with the
-//     test's prefix: the engine is shared with other tests, and a daemon
-//     retires every managed container of a course its courses.yaml does
-//     not name (and counts them in its mass-prune guard);
+//     test's prefix: the engine is shared with other tests, and what a
+//     test counts (the daemon's engine calls, the containers it lists)
+//     must be its own (a site acts only on containers with its own site
+//     label in any case);
 //   - it can be cut (the port refuses connections and open ones are
 //     closed: the engine is unreachable) and restored on the same port.
 type engineProxy struct {
