@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 )
 
@@ -29,6 +30,11 @@ type Applier struct {
 	// Locks is shared with spawns: an action waits for a spawn of the same
 	// student to finish, and then re-checks.
 	Locks *containers.Locks
+	// Traffic is the front door's record (nil without one): a server it
+	// forwarded a request to since the plan, or with a websocket open
+	// through it now, is in use and left alone — a student working in an
+	// open session never goes through a spawn.
+	Traffic activity.TrafficSource
 	// Concurrency bounds the actions in flight.
 	Concurrency int
 	Log         *slog.Logger
@@ -47,8 +53,8 @@ type Outcome struct {
 
 // Apply carries out the retirements of a plan, Concurrency at a time. Right
 // before each one it takes the student's lock and looks at the container
-// again: gone, replaced, changed state, or handed out since the plan means
-// the action is skipped. Errors are joined; one course's failure never
+// again: gone, replaced, changed state, handed out or used through the
+// front door since the plan means the action is skipped. Errors are joined; one course's failure never
 // stops another's.
 func (ap *Applier) Apply(ctx context.Context, actions []Action) ([]Outcome, error) {
 	log := ap.Log
@@ -109,6 +115,16 @@ func (ap *Applier) one(ctx context.Context, a Action) Outcome {
 		defer unlock()
 		if t := ap.Locks.HandedOut(a.Course, a.Student); t.After(a.At) {
 			o.Skipped = "handed out to the student since the plan"
+			return o
+		}
+	}
+	if ap.Traffic != nil {
+		switch tr, _ := ap.Traffic.Traffic(a.Course, a.Student); {
+		case tr.Websockets > 0:
+			o.Skipped = "a websocket open through the front door"
+			return o
+		case tr.Last.After(a.At):
+			o.Skipped = "used through the front door since the plan"
 			return o
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbhosting/nbh-sync/activity"
 	"github.com/nbhosting/nbh-sync/containers"
 )
 
@@ -31,12 +32,14 @@ func TestApply(t *testing.T) {
 	const R, S = containers.Running, containers.Stopped
 	// What the engine shows at apply time, by student.
 	live := map[string]containers.Container{
-		"same":    ctr("c", "same", S, v1, 0),
-		"stopme":  ctr("c", "stopme", R, v2, time.Hour),
-		"newid":   {ID: "other", Course: "c", Student: "newid", State: S},
-		"started": ctr("c", "started", R, v1, time.Minute),
-		"handed":  ctr("c", "handed", R, v2, time.Hour),
-		"broken":  ctr("d", "broken", S, v1, 0),
+		"same":      ctr("c", "same", S, v1, 0),
+		"stopme":    ctr("c", "stopme", R, v2, time.Hour),
+		"newid":     {ID: "other", Course: "c", Student: "newid", State: S},
+		"started":   ctr("c", "started", R, v1, time.Minute),
+		"handed":    ctr("c", "handed", R, v2, time.Hour),
+		"browsing":  ctr("c", "browsing", R, v2, time.Hour),
+		"websocket": ctr("c", "websocket", R, v2, time.Hour),
+		"broken":    ctr("d", "broken", S, v1, 0),
 	}
 	var mu sync.Mutex
 	var did []string
@@ -76,12 +79,18 @@ func TestApply(t *testing.T) {
 		act(Remove, ctr("c", "newid", S, v1, 0)),
 		act(Remove, ctr("c", "started", S, v1, 0)),
 		act(Stop, ctr("c", "handed", R, v2, time.Hour)),
+		act(Stop, ctr("c", "browsing", R, v2, time.Hour)),
+		act(Stop, ctr("c", "websocket", R, v2, time.Hour)),
 		act(Remove, ctr("d", "broken", S, v1, 0)),
 		act(Keep, ctr("c", "kept", S, v2, 0)),
 		act(ReportStale, ctr("c", "stale", R, v1, 0)),
 		{Kind: Hold, Held: Remove, Course: "c", Student: "held", ID: "held", State: S, At: now},
 	}
-	ap := &Applier{Exec: exec, Locks: locks, Concurrency: 3}
+	ap := &Applier{Exec: exec, Locks: locks, Traffic: traffic{
+		"browsing":  {Last: now.Add(time.Second)},
+		"websocket": {Last: now.Add(-time.Hour), Websockets: 1},
+		"stopme":    {Last: now.Add(-time.Hour)},
+	}, Concurrency: 3}
 	out, err := ap.Apply(t.Context(), plan)
 	if err == nil || !strings.Contains(err.Error(), "course d: remove d-x-broken: engine says no") {
 		t.Errorf("err = %v", err)
@@ -96,12 +105,21 @@ func TestApply(t *testing.T) {
 			skipped[o.Action.Student] = o.Skipped
 		}
 	}
-	for student, why := range map[string]string{"gone": "gone", "newid": "replaced", "started": "running since", "handed": "handed out"} {
+	for student, why := range map[string]string{"gone": "gone", "newid": "replaced", "started": "running since", "handed": "handed out",
+		"browsing": "used through the front door", "websocket": "websocket open"} {
 		if !strings.Contains(skipped[student], why) {
 			t.Errorf("%s: skipped %q, want %q", student, skipped[student], why)
 		}
 	}
-	if len(out) != 7 {
-		t.Errorf("%d outcomes, want one per retirement (7)", len(out))
+	if len(out) != 9 {
+		t.Errorf("%d outcomes, want one per retirement (9)", len(out))
 	}
+}
+
+// traffic is a front door's record, by student.
+type traffic map[string]activity.Traffic
+
+func (tr traffic) Traffic(_, student string) (activity.Traffic, bool) {
+	t, ok := tr[student]
+	return t, ok
 }

@@ -226,7 +226,7 @@ func (p *Pass) Run(ctx context.Context, cfg *manifest.Config, allowMassPrune boo
 	if err := p.Remember(res.Observed); err != nil && p.Log != nil {
 		p.Log.WarnContext(ctx, "activity memory not kept", "err", err)
 	}
-	ap := &Applier{Exec: p.Containers, Locks: p.Containers.Locks(), Concurrency: cmp.Or(p.Concurrency, DefaultConcurrency), Log: p.Log}
+	ap := &Applier{Exec: p.Containers, Locks: p.Containers.Locks(), Traffic: p.Traffic, Concurrency: cmp.Or(p.Concurrency, DefaultConcurrency), Log: p.Log}
 	res.Outcomes, err = ap.Apply(ctx, res.Actions)
 	return res, err
 }
