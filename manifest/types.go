@@ -198,7 +198,9 @@ func ParseWarmStudents(s string) (WarmStudents, error) {
 }
 
 // Schedules are robfig/cron expressions (descriptors such as "@every 1m"
-// allowed). An empty schedule is off.
+// allowed). An empty rebuild is off; an empty pull or reconcile is the
+// daemon's default (every 5 minutes): a site without polling would miss
+// every push its webhooks lose.
 type Schedules struct {
 	Pull      string `json:"pull,omitempty"`
 	Reconcile string `json:"reconcile,omitempty"`
