@@ -192,21 +192,15 @@ func kinds(rep PassReport) map[string]string {
 	return out
 }
 
-// TestPassWarmWindow runs the site's pass over a fake engine with a test
-// clock through a warm window: at its opening the students who came in
-// the last 30 days are warmed (and nobody else); in the window the idle
-// rule spares the unvisited ones; a commit mid-window replaces only the
-// servers nobody opened; after the window the unvisited ones are stopped.
-func TestPassWarmWindow(t *testing.T) {
-	real := time.Now().UTC().Truncate(time.Minute)
-	// The window opens at this minute of every day, for 2h.
-	window := fmt.Sprintf("%d %d * * *", real.Minute(), real.Hour())
+// introSite returns a config repo of one course, intro (idle: 30m), with
+// more of its settings.
+func introSite(t *testing.T, more string) string {
+	t.Helper()
 	cfg := t.TempDir()
 	testenv.Git(t, cfg, "init", "-q", "-b", "main")
 	yaml := "version: 1\ncourses:\n  intro:\n    repo: .\n    path: intro\n    idle: 30m\n" +
 		// No {uid}: the students have no host account here.
-		"    container: {command: [jupyter, lab, \"--ServerApp.base_url=/{port}/\"]}\n" +
-		"    warm:\n      - {cron: \"" + window + "\", for: 2h, students: recent(30d), max: 10}\n"
+		"    container: {command: [jupyter, lab, \"--ServerApp.base_url=/{port}/\"]}\n" + more
 	for name, content := range map[string]string{
 		"courses.yaml": yaml,
 		"intro/docker-image/nbhosting.Dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
@@ -220,6 +214,19 @@ func TestPassWarmWindow(t *testing.T) {
 	}
 	testenv.Git(t, cfg, "add", "-A")
 	testenv.Git(t, cfg, "commit", "-qm", "site")
+	return cfg
+}
+
+// TestPassWarmWindow runs the site's pass over a fake engine with a test
+// clock through a warm window: at its opening the students who came in
+// the last 30 days are warmed (and nobody else); in the window the idle
+// rule spares the unvisited ones; a commit mid-window replaces only the
+// servers nobody opened; after the window the unvisited ones are stopped.
+func TestPassWarmWindow(t *testing.T) {
+	real := time.Now().UTC().Truncate(time.Minute)
+	// The window opens at this minute of every day, for 2h.
+	window := fmt.Sprintf("%d %d * * *", real.Minute(), real.Hour())
+	cfg := introSite(t, "    warm:\n      - {cron: \""+window+"\", for: 2h, students: recent(30d), max: 10}\n")
 
 	root := t.TempDir()
 	hist, err := history.Open(filepath.Join(t.TempDir(), "history.db"), history.Options{})
@@ -413,23 +420,7 @@ func TestWarmLeft(t *testing.T) {
 // hours (no kernel) is not idle since its start, only since the hand-out;
 // a warm-up is not a hand-out.
 func TestHandOutCountsAsUse(t *testing.T) {
-	cfg := t.TempDir()
-	testenv.Git(t, cfg, "init", "-q", "-b", "main")
-	yaml := "version: 1\ncourses:\n  intro:\n    repo: .\n    path: intro\n    idle: 30m\n" +
-		"    container: {command: [jupyter, lab, \"--ServerApp.base_url=/{port}/\"]}\n"
-	for name, content := range map[string]string{
-		"courses.yaml": yaml,
-		"intro/docker-image/nbhosting.Dockerfile": "FROM scratch\nCOPY start-in-dir-as-uid.sh /usr/local/bin/\n",
-	} {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(cfg, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(cfg, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testenv.Git(t, cfg, "add", "-A")
-	testenv.Git(t, cfg, "commit", "-qm", "site")
+	cfg := introSite(t, "")
 	e := &warmEngine{t: t, image: "sha256:v1", raws: map[string]*containers.Raw{}, servers: map[string]*http.Server{}, jups: map[string]*fakejupyter.Server{}}
 	t.Cleanup(e.closeAll)
 	s, err := New(Options{Config: cfg, Root: t.TempDir(), ContainerEngine: e, ImageEngine: warmNoImages{}})
