@@ -9,10 +9,14 @@ package containers
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/nbhosting/nbh-sync/imageref"
+	"github.com/nbhosting/nbh-sync/manifest"
 )
 
 // Labels set on every container nbh-sync creates.
@@ -36,12 +40,16 @@ const (
 	// leave each other alone. A site acts only on containers carrying its
 	// own name here, and on unlabelled nbhosting containers it adopts.
 	LabelSite = imageref.LabelSite
+	// LabelSettings records a digest of the container: settings the
+	// container was made with (SettingsKey), so that an edit of them in
+	// courses.yaml makes it stale, as a new image does.
+	LabelSettings = "org.nbhosting.settings"
 	// ManagedBy is the value of LabelManagedBy.
 	ManagedBy = "nbh-sync"
 )
 
 // readLabels are the labels a pass reads; List keeps only these.
-var readLabels = []string{LabelCourse, LabelStudent, LabelManagedBy, LabelPort, LabelUID, LabelBasePath, LabelSite}
+var readLabels = []string{LabelCourse, LabelStudent, LabelManagedBy, LabelPort, LabelUID, LabelBasePath, LabelSite, LabelSettings}
 
 // State is the coarse state of a container.
 type State string
@@ -77,6 +85,9 @@ type Container struct {
 	BasePath string `json:"base_path,omitempty"`
 	// UID is the uid recorded at creation ("" for adopted containers).
 	UID string `json:"uid,omitempty"`
+	// Settings is the SettingsKey of the container: settings it was made
+	// with ("" for adopted containers and those made before the label).
+	Settings string `json:"settings,omitempty"`
 	// Adopted is true for a container made by nbhosting itself: it has the
 	// name pattern but not our labels.
 	Adopted bool `json:"adopted,omitempty"`
@@ -87,6 +98,17 @@ type Container struct {
 	// Task is the engine container that runs the server, when ID names
 	// a service (Swarm): its cgroup holds the server's CPU time.
 	Task string `json:"task_container,omitempty"`
+}
+
+// SettingsKey is a digest of a course's container: settings (12 hex
+// digits): what a container made from them records in LabelSettings.
+func SettingsKey(cc manifest.Container) string {
+	b, err := json.Marshal(cc)
+	if err != nil {
+		panic(err) // a struct of plain fields always marshals
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
 }
 
 // CPUID is the engine container whose cgroup holds the server's

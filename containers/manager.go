@@ -210,7 +210,7 @@ func classify(r Raw, now time.Time) (Container, bool) {
 		if c.Course == "" || c.Student == "" {
 			return Container{}, false
 		}
-		c.UID = r.Labels[LabelUID]
+		c.UID, c.Settings = r.Labels[LabelUID], r.Labels[LabelSettings]
 		c.Port, _ = strconv.Atoi(r.Labels[LabelPort])
 	} else {
 		if r.Labels[LabelCourse] != "" || r.Labels[LabelStudent] != "" || r.Labels[LabelManagedBy] != "" || r.Labels[LabelSite] != "" {

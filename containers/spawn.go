@@ -307,10 +307,13 @@ func (sp *spawning) running(ctx context.Context, c Container) (Spawned, error) {
 }
 
 // startable reports whether the stopped container c can be started as it
-// is: it is on the current image, and a port it publishes, or the one the
-// engine picks at start, reaches it.
+// is: it is on the current image, was made with the course's container:
+// settings as they are (or did not record them: adopted, or made before
+// the label), and a port it publishes, or the one the engine picks at
+// start, reaches it.
 func (sp *spawning) startable(c Container) bool {
-	return c.ImageID == sp.imageID && (c.Port != 0 || sp.m.Capabilities().PicksHostPort)
+	return c.ImageID == sp.imageID && (c.Settings == "" || c.Settings == SettingsKey(sp.co.Container)) &&
+		(c.Port != 0 || sp.m.Capabilities().PicksHostPort)
 }
 
 // stopped starts the stopped container c. again is true when it could not
@@ -519,6 +522,7 @@ func (m *Manager) spec(co manifest.Course, student, imageID string, v Vars, toke
 		Labels: map[string]string{
 			LabelCourse: co.Name, LabelStudent: student, LabelManagedBy: ManagedBy,
 			LabelPort: strconv.Itoa(v.Port), LabelBasePath: basePathOf(cc, v),
+			LabelSettings: SettingsKey(cc),
 		},
 		Port:     cc.Port,
 		HostIP:   m.HostIP,

@@ -121,10 +121,12 @@ func TestSpawnExistingAndStarted(t *testing.T) {
 			t.Fatalf("Spawn = %+v, %v", got, err)
 		}
 	})
-	t.Run("stopped on current image is started", func(t *testing.T) {
+	t.Run("stopped on current image and settings is started", func(t *testing.T) {
 		var started []string
+		r := managedRaw("c1", "exited", "sha256:v1", p)
+		r.Labels[LabelSettings] = SettingsKey(testCourse().Container)
 		eng := &fakeEngine{ImagesFn: latestImage("sha256:v1"),
-			InspectFn: func(context.Context, string) (Raw, error) { return managedRaw("c1", "exited", "sha256:v1", p), nil },
+			InspectFn: func(context.Context, string) (Raw, error) { return r, nil },
 			StartFn:   func(_ context.Context, id string) error { started = append(started, id); return nil }}
 		got, err := New(eng, nil, nil).Spawn(t.Context(), testCourse(), "alice", SpawnOptions{Root: t.TempDir()})
 		if err != nil || got.State != Started || !slices.Equal(started, []string{"c1"}) {
@@ -133,7 +135,18 @@ func TestSpawnExistingAndStarted(t *testing.T) {
 	})
 }
 
+// A stopped container on an old image, or made with container: settings
+// edited since, is made anew (the student's files are on the host).
 func TestSpawnStaleIsRecreated(t *testing.T) {
+	t.Run("old image", func(t *testing.T) { spawnRecreates(t, managedRaw("old", "exited", "sha256:v1", 1)) })
+	t.Run("settings edited since", func(t *testing.T) {
+		old := managedRaw("old", "exited", "sha256:v2", 1)
+		old.Labels[LabelSettings] = "0123456789ab"
+		spawnRecreates(t, old)
+	})
+}
+
+func spawnRecreates(t *testing.T, old Raw) {
 	var calls []string
 	gone := false
 	var spec Spec
@@ -142,7 +155,7 @@ func TestSpawnStaleIsRecreated(t *testing.T) {
 			if gone {
 				return Raw{}, ErrNotFound
 			}
-			return managedRaw("old", "exited", "sha256:v1", 1), nil
+			return old, nil
 		},
 		RemoveFn: func(_ context.Context, id string) error { calls = append(calls, "remove "+id); gone = true; return nil },
 		CreateFn: func(_ context.Context, s Spec) (string, error) {
@@ -162,6 +175,9 @@ func TestSpawnStaleIsRecreated(t *testing.T) {
 	}
 	if want := []string{"remove old", "create sha256:v2", "start new"}; !slices.Equal(calls, want) {
 		t.Errorf("calls = %v, want %v", calls, want)
+	}
+	if spec.Labels[LabelSettings] != SettingsKey(testCourse().Container) {
+		t.Errorf("settings label %q, want the course's key", spec.Labels[LabelSettings])
 	}
 }
 

@@ -62,6 +62,10 @@ type CourseState struct {
 	// ImageID is the course's current image (what <image>:latest resolves
 	// to); empty when it is not built yet, and then nothing is stale.
 	ImageID string
+	// Settings is the containers.SettingsKey of the course's container:
+	// settings; a container made with others is stale. Empty: not known
+	// (nothing is stale for its settings).
+	Settings string
 	// Expected are the students expected in the course's open warm window
 	// (the site reads them from its history or the course's list); empty
 	// outside a window.
@@ -119,9 +123,31 @@ func NewDesired(cfg *manifest.Config, current map[string]string) Desired {
 	d := Desired{Courses: map[string]CourseState{}, Defaults: cfg.Defaults, NoAdopt: !cfg.Engine.Adopts()}
 	for name, co := range cfg.Courses {
 		co.Name = name
-		d.Courses[name] = CourseState{Course: co, ImageID: current[co.ImageOf()]}
+		d.Courses[name] = NewCourseState(co, current[co.ImageOf()])
 	}
 	return d
+}
+
+// NewCourseState is the desired state of course co whose current image is
+// imageID ("" when not built yet).
+func NewCourseState(co manifest.Course, imageID string) CourseState {
+	return CourseState{Course: co, ImageID: imageID, Settings: containers.SettingsKey(co.Container)}
+}
+
+// Stale says what makes container c stale in its course, empty when it is
+// current: it was made from another image than the current one, or with
+// other container: settings. Nothing is stale before a first build.
+func (st CourseState) Stale(c containers.Container) string {
+	switch {
+	case st.ImageID == "":
+		return ""
+	case c.ImageID != st.ImageID:
+		was, cur := shortid.Images(c.ImageID, st.ImageID)
+		return fmt.Sprintf("image %s is stale (current %s)", cmp.Or(was, "(none)"), cmp.Or(cur, "(none)"))
+	case st.Settings != "" && c.Settings != "" && c.Settings != st.Settings:
+		return fmt.Sprintf("container settings %s are stale (courses.yaml has %s)", c.Settings, st.Settings)
+	}
+	return ""
 }
 
 // Plan decides what to do with every observed container. It is pure:
@@ -200,9 +226,8 @@ func decide(d Desired, c containers.Container, act map[string]activity.Result, f
 		}
 	}
 
-	stale := st.ImageID != "" && c.ImageID != st.ImageID
-	was, cur := shortid.Images(c.ImageID, st.ImageID)
-	staleText := fmt.Sprintf("image %s is stale (current %s)", cmp.Or(was, "(none)"), cmp.Or(cur, "(none)"))
+	staleText := st.Stale(c)
+	stale := staleText != ""
 	if c.State == containers.Stopped {
 		switch {
 		case !stale:

@@ -28,9 +28,15 @@ func course(name string, mod ...func(*manifest.Course)) manifest.Course {
 func desired(cos ...manifest.Course) Desired {
 	d := Desired{Courses: map[string]CourseState{}, Defaults: manifest.Defaults{Idle: manifest.Duration(2 * time.Hour), Lingering: manifest.Duration(48 * time.Hour), RetireLimit: 50}}
 	for _, co := range cos {
-		d.Courses[co.Name] = CourseState{Course: co, ImageID: v2}
+		d.Courses[co.Name] = NewCourseState(co, v2)
 	}
 	return d
+}
+
+// madeWith is c as made with the container: settings of key.
+func madeWith(key string, c containers.Container) containers.Container {
+	c.Settings = key
+	return c
 }
 
 // ctr makes a container; id is also the student's name.
@@ -97,6 +103,19 @@ func TestPlanRules(t *testing.T) {
 			map[string]activity.Result{"a": lastActive(3 * time.Hour)}, want{Remove, "", "stale"}},
 		{"stopped, stale: remove", desired(course("c")), ctr("c", "a", S, v1, 0), nil, want{Remove, "", "stopped, image 111111111111 is stale (current 222222222222)"}},
 		{"stopped, current: keep", desired(course("c")), ctr("c", "a", S, v2, 0), nil, want{Keep, "", "stopped, image current"}},
+		// container: settings edited in courses.yaml make a container
+		// stale as a new image does; one that did not record them is not.
+		{"stopped, other settings: remove", desired(course("c")), madeWith("0123456789ab", ctr("c", "a", S, v2, 0)), nil,
+			want{Remove, "", "stopped, container settings 0123456789ab are stale (courses.yaml has " + containers.SettingsKey(manifest.Container{}) + ")"}},
+		{"stopped, same settings: keep", desired(course("c")), madeWith(containers.SettingsKey(manifest.Container{}), ctr("c", "a", S, v2, 0)), nil,
+			want{Keep, "", "stopped, image current"}},
+		{"running, idle, other settings: remove", desired(course("c")), madeWith("0123456789ab", ctr("c", "a", R, v2, 5*time.Hour)),
+			map[string]activity.Result{"a": lastActive(3 * time.Hour)}, want{Remove, "", "container settings 0123456789ab are stale"}},
+		{"running, active, other settings: report", desired(course("c")), madeWith("0123456789ab", ctr("c", "a", R, v2, time.Hour)),
+			map[string]activity.Result{"a": lastActive(10 * time.Minute)}, want{ReportStale, "", "container settings 0123456789ab are stale"}},
+		{"running, memory raised since: report", desired(course("c", func(co *manifest.Course) { co.Container.Memory = 4 << 30 })),
+			madeWith(containers.SettingsKey(manifest.Container{}), ctr("c", "a", R, v2, time.Hour)),
+			map[string]activity.Result{"a": lastActive(10 * time.Minute)}, want{ReportStale, "", "settings"}},
 		{"running, active, stale: report", desired(course("c")), ctr("c", "a", R, v1, time.Hour),
 			map[string]activity.Result{"a": busy()}, want{ReportStale, "", "removed once idle"}},
 		// Kernel-less and unreachable servers.

@@ -142,8 +142,7 @@ func (s *Site) containerMetrics(obs reconcile.Observed) {
 	}
 	counts := map[k]int{}
 	for _, c := range obs.Containers {
-		cur := obs.Desired.Courses[c.Course].ImageID
-		counts[k{c.Course, string(c.State), cur != "" && c.ImageID != cur}]++
+		counts[k{c.Course, string(c.State), obs.Desired.Courses[c.Course].Stale(c) != ""}]++
 	}
 	var out []metrics.ContainerCount
 	for key, n := range counts {

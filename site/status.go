@@ -153,7 +153,7 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 		if last != nil {
 			v.Warm, v.WarmHeld, v.WarmPending = warmCounts(last, name)
 		}
-		cur := current[co.ImageOf()]
+		want := reconcile.NewCourseState(co, current[co.ImageOf()])
 		for _, c := range ctrs {
 			if c.Course != name {
 				continue
@@ -162,7 +162,7 @@ func (s *Site) Status(ctx context.Context) (api.Status, error) {
 			if c.State == "running" {
 				v.Running++
 			}
-			if cur == "" || c.ImageID == cur { // nothing is stale before a first build
+			if want.Stale(c) == "" {
 				v.OnCurrent++
 			} else {
 				v.Stale++
