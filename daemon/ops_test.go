@@ -296,7 +296,7 @@ func TestOperatorsOnRealJupyter(t *testing.T) {
 // until "force" is ticked; then restart brings her server back.
 func dashboardActions(t *testing.T, d *opsDaemon) {
 	t.Helper()
-	ctx := testenv.Browser(t, 3*time.Minute)
+	ctx := testenv.Browser(t, 15*time.Minute)
 	if err := chromedp.Do(ctx, testenv.Navigate(d.url("/")), chromedp.Click(chromedp.CSS(`#admin summary`)),
 		chromedp.WaitVisible(chromedp.CSS(`#admin-form`))); err != nil {
 		t.Fatal(err)
@@ -309,12 +309,13 @@ func dashboardActions(t *testing.T, d *opsDaemon) {
 		}
 		return v
 	}
+	// An action on a real server takes seconds; on a starved machine a
+	// forced stop took over two minutes.
 	wait := func(want string) {
 		t.Helper()
-		var got string
-		testenv.WaitFor(t, 2*time.Minute, "admin message "+want, func() bool {
-			got = eval(`document.getElementById("admin-msg").textContent`)
-			return strings.Contains(got, want)
+		testenv.Eventually(t, 5*time.Minute, "admin message "+want, func() (bool, string) {
+			got := eval(`document.getElementById("admin-msg").textContent`)
+			return strings.Contains(got, want), got
 		})
 	}
 	search := func(tok, q string) {
