@@ -22,7 +22,7 @@ var docs = map[string]string{
 	"Config.courses":               "The courses of the site; the key is the course name (lowercase letters, digits, -, _, .).",
 	"Config.engine":                "Where student containers run: the local engine (default) or a Docker Swarm cluster.",
 	"Config.students":              "Which uids students' servers run as.",
-	"Students.uids":                "Range FIRST-LAST (e.g. 100000-199999) the site allocates a stable uid from to each student with no host account; kept in ROOT/state/uids.json.",
+	"Students.uids":                "Range FIRST-LAST the site allocates a stable uid from to each student with no host account (default 100000-199999); kept in ROOT/state/uids.json.",
 	"Students.min-uid":             "Lowest uid a student's server may run as, whatever gave it (default 1000: below are root and the system accounts).",
 	"Engine.kind":                  "local (Docker or podman on this host, the default) or swarm (one service per student).",
 	"Engine.registry":              "Registry (host[:port]) new builds are pushed to; swarm nodes pull from it.",

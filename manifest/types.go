@@ -7,6 +7,7 @@
 package manifest
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -222,7 +223,7 @@ type Build struct {
 type Students struct {
 	// UIDs is the range FIRST-LAST (e.g. 100000-199999) the site
 	// allocates a stable uid from to each student with no host account
-	// (and no uid given to spawn). Empty: such a student needs a uid.
+	// (and no uid given to spawn); DefaultStudentUIDs when empty.
 	UIDs string `json:"uids,omitempty"`
 	// MinUID is the lowest uid a server may run as, whatever gave it: a
 	// host account, the API, a container's label, the allocation
@@ -230,10 +231,15 @@ type Students struct {
 	MinUID int `json:"min-uid,omitempty"`
 }
 
-// UIDRange returns the bounds of UIDs; ok is false when it is empty or
-// not FIRST-LAST.
+// DefaultStudentUIDs is the range uids are allocated from when
+// students.uids says none: students need no host account, and these sit
+// far above ordinary ones (which start at 1000).
+const DefaultStudentUIDs = "100000-199999"
+
+// UIDRange returns the bounds of UIDs (DefaultStudentUIDs when empty); ok
+// is false when it is not FIRST-LAST.
 func (s Students) UIDRange() (first, last int, ok bool) {
-	a, b, found := strings.Cut(s.UIDs, "-")
+	a, b, found := strings.Cut(cmp.Or(s.UIDs, DefaultStudentUIDs), "-")
 	if !found {
 		return 0, 0, false
 	}

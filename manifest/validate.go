@@ -283,10 +283,13 @@ func (v *validator) students(p string, s Students) {
 	if s.MinUID < 0 || s.MinUID > maxUID {
 		v.errorf(p+".min-uid", "must be between 1 and %d, got %d", maxUID, s.MinUID)
 	}
+	first, last, ok := s.UIDRange()
 	if s.UIDs == "" {
+		if floor := s.Floor(); first < floor {
+			v.errorf(p+".uids", "the default range %s starts below min-uid %d: set uids to a range of %d or more", DefaultStudentUIDs, floor, floor)
+		}
 		return
 	}
-	first, last, ok := s.UIDRange()
 	switch floor := s.Floor(); {
 	case !ok:
 		v.errorf(p+".uids", "invalid range %q: want FIRST-LAST, e.g. 100000-199999", s.UIDs)

@@ -75,9 +75,9 @@ func (e *serverEngine) Start(_ context.Context, id string) error {
 func (e *serverEngine) Stop(context.Context, string, time.Duration) error { return nil }
 func (e *serverEngine) Remove(context.Context, string) error              { return nil }
 
-// With students.uids, students with no host account spawn, each with a uid
-// of their own from the range, the same at every spawn and after a
-// restart; a student with a host account keeps that account's uid.
+// Students with no host account spawn, each with a uid of their own from
+// students.uids (100000-199999 when it says none), the same at every spawn
+// and after a restart.
 func TestSpawnAllocatesUIDs(t *testing.T) {
 	const n = 6
 	for i := range n {
@@ -85,8 +85,14 @@ func TestSpawnAllocatesUIDs(t *testing.T) {
 			t.Skipf("host account nbhtest-s%d exists", i)
 		}
 	}
+	for name, students := range map[string]string{"students.uids": "students: {uids: 100000-199999}\n", "the default range": ""} {
+		t.Run(name, func(t *testing.T) { spawnAllocatesUIDs(t, n, students) })
+	}
+}
+
+func spawnAllocatesUIDs(t *testing.T, n int, students string) {
 	dir := t.TempDir()
-	yaml := "version: 1\nstudents: {uids: 100000-199999}\ncourses:\n  a: {repo: " + filepath.Join(dir, "none") + "}\n"
+	yaml := "version: 1\n" + students + "courses:\n  a: {repo: " + filepath.Join(dir, "none") + "}\n"
 	config := commitConfig(t, filepath.Join(dir, "config"), map[string]string{"courses.yaml": yaml})
 	root := filepath.Join(dir, "root")
 	eng := &serverEngine{t: t, specs: map[string]containers.Spec{}}
