@@ -33,6 +33,9 @@ SLOW_FIRST := ./daemon ./site ./reconcile ./containers ./proxy ./images
 # make test-podman and make e2e beside it on a shared 2-core machine, the
 # engine's builds and the race-built daemons starved (local git fetches
 # past their minute): hence 4 and 2. GOTESTFLAGS adds flags (.ci/run: -json).
+# The -timeouts (60m) are far above what a run takes (make e2e: 10-13 min on a
+# quiet 2-core machine), for a starved one: a timeout kills a test binary
+# before its clean-ups, and leaves what it made on the shared engine.
 TEST_P ?= 4
 TEST_PARALLEL ?= 2
 # On podman (4.3) an image listing fails ("reading image …: image not
@@ -52,11 +55,11 @@ build: ## build bin/nbh-sync, version stamped
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nbh-sync
 
 test: ## unit and integration tests, race detector on (needs the Docker engine)
-	$(GOTEST) -timeout 40m $(SLOW_FIRST) ./...
+	$(GOTEST) -timeout 60m $(SLOW_FIRST) ./...
 
 test-podman: TEST_PARALLEL = $(TEST_PARALLEL_PODMAN)
 test-podman: ## the engine tests again, against podman's API at NBH_PODMAN_HOST (fixtures imported there)
-	DOCKER_HOST=$(NBH_PODMAN_HOST) NBH_REQUIRE_PODMAN=1 $(GOTEST) -timeout 30m $(ENGINE_PKGS)
+	DOCKER_HOST=$(NBH_PODMAN_HOST) NBH_REQUIRE_PODMAN=1 $(GOTEST) -timeout 60m $(ENGINE_PKGS)
 
 lint: ## go vet and staticcheck
 	$(GO) vet ./...
@@ -88,7 +91,7 @@ bench: ## every performance figure, side by side with its baseline (see bench/RE
 	bash bench/run.sh
 
 e2e: ## end-to-end: the daemon as a process, real engine, real Jupyter (bash testimages/jupyter/build.sh first)
-	$(GOTEST) -tags e2e -timeout 30m ./e2e/...
+	$(GOTEST) -tags e2e -timeout 60m ./e2e/...
 
 fuzz: ## fuzz the courses.yaml parser for FUZZTIME (default 60s)
 	$(GO) test ./manifest -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s}
