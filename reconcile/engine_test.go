@@ -302,7 +302,11 @@ func TestEngineSpawnRacesPass(t *testing.T) {
 	}
 }
 
-// countingTransport counts engine API calls by path.
+// countingTransport counts engine API calls by path: those the engine
+// answered with success. A list the engine fails because another test
+// removed an image meanwhile (podman: "image not known") is asked again
+// (imageref.ListRaced); that retry is the shared engine's, not a call per
+// container.
 type countingTransport struct {
 	base http.RoundTripper
 	mu   sync.Mutex
@@ -310,14 +314,18 @@ type countingTransport struct {
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.mu.Lock()
+	resp, err := c.base.RoundTrip(r)
+	if err != nil || resp.StatusCode >= 300 {
+		return resp, err
+	}
 	p := r.URL.Path
 	if i := strings.Index(p[1:], "/"); strings.HasPrefix(p, "/v1.") && i > 0 {
 		p = p[i+1:] // drop the version prefix
 	}
+	c.mu.Lock()
 	c.n[r.Method+" "+p]++
 	c.mu.Unlock()
-	return c.base.RoundTrip(r)
+	return resp, err
 }
 
 func (c *countingTransport) take() map[string]int {
