@@ -111,6 +111,13 @@ func SettingsKey(cc manifest.Container) string {
 	return hex.EncodeToString(sum[:6])
 }
 
+// SettingsDiffer reports whether c was made with other container: settings
+// than those of key (a SettingsKey); never when either is unknown (c
+// adopted or made before the label, or no key).
+func (c Container) SettingsDiffer(key string) bool {
+	return key != "" && c.Settings != "" && c.Settings != key
+}
+
 // CPUID is the engine container whose cgroup holds the server's
 // processes: the task's on Swarm, else the container itself.
 func (c Container) CPUID() string { return cmp.Or(c.Task, c.ID) }

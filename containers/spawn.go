@@ -312,7 +312,7 @@ func (sp *spawning) running(ctx context.Context, c Container) (Spawned, error) {
 // the label), and a port it publishes, or the one the engine picks at
 // start, reaches it.
 func (sp *spawning) startable(c Container) bool {
-	return c.ImageID == sp.imageID && (c.Settings == "" || c.Settings == SettingsKey(sp.co.Container)) &&
+	return c.ImageID == sp.imageID && !c.SettingsDiffer(SettingsKey(sp.co.Container)) &&
 		(c.Port != 0 || sp.m.Capabilities().PicksHostPort)
 }
 

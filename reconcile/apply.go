@@ -54,8 +54,8 @@ type Outcome struct {
 // Apply carries out the retirements of a plan, Concurrency at a time. Right
 // before each one it takes the student's lock and looks at the container
 // again: gone, replaced, changed state, handed out or used through the
-// front door since the plan means the action is skipped. Errors are joined; one course's failure never
-// stops another's.
+// front door since the plan means the action is skipped. Errors are
+// joined; one course's failure never stops another's.
 func (ap *Applier) Apply(ctx context.Context, actions []Action) ([]Outcome, error) {
 	log := ap.Log
 	if log == nil {

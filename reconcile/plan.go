@@ -144,7 +144,7 @@ func (st CourseState) Stale(c containers.Container) string {
 	case c.ImageID != st.ImageID:
 		was, cur := shortid.Images(c.ImageID, st.ImageID)
 		return fmt.Sprintf("image %s is stale (current %s)", cmp.Or(was, "(none)"), cmp.Or(cur, "(none)"))
-	case st.Settings != "" && c.Settings != "" && c.Settings != st.Settings:
+	case c.SettingsDiffer(st.Settings):
 		return fmt.Sprintf("container settings %s are stale (courses.yaml has %s)", c.Settings, st.Settings)
 	}
 	return ""

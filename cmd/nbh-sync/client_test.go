@@ -59,6 +59,12 @@ func fakeDaemon(t *testing.T, ln net.Listener) *recorder {
 				Token: "jt", LaunchURL: "https://hub.example.org/u/" + req.Course + "/" + req.Student + "/?nbh-ticket=tk"}, nil
 		},
 	}
+	return serveDaemon(t, ln, be)
+}
+
+// serveDaemon serves be on ln as a daemon's API with the token "tok".
+func serveDaemon(t *testing.T, ln net.Listener, be *servertest.Backend) *recorder {
+	t.Helper()
 	srv, err := server.New(server.Config{Backend: be, Token: "tok"})
 	if err != nil {
 		t.Fatal(err)
@@ -135,13 +141,7 @@ func TestSyncConfirmsMassPruneToTheDaemon(t *testing.T) {
 			return api.SyncResult{Courses: []string{"a"}}, nil
 		},
 	}
-	srv, err := server.New(server.Config{Backend: be, Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() { hs.Close() })
+	serveDaemon(t, ln, be)
 
 	for _, tc := range []struct {
 		args []string
